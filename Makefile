@@ -1,0 +1,53 @@
+# pxed: `make demo` (the main job) and `make test`, each doing all set-up on a
+# fresh Debian machine as root.  Debian packages are installed once (stamp file).
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+STAMPS    := $(VENV)/.stamps
+DEBIAN_PACKAGES := python3-venv iproute2 nftables tcpdump tshark curl tftp-hpa \
+	busybox-static isc-dhcp-client dnsmasq-base tftpd-hpa kea-admin \
+	qemu-system-x86 ipxe-qemu pxelinux syslinux-common syslinux-efi ovmf
+# The Hypothesis fuzz tests run this many examples per grammar.
+PXED_FUZZ_EXAMPLES ?= 20000
+export PXED_FUZZ_EXAMPLES
+
+.PHONY: test lint unit demo debs venv bench clean
+
+test: venv debs lint
+	$(PY) -bb -m pytest
+
+unit: venv
+	$(PY) -bb -m pytest -m "not interop and not netns and not e2e"
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+demo: venv debs
+	$(PY) -m pxed.demo
+
+venv: $(STAMPS)/venv
+debs: $(STAMPS)/debs
+
+$(STAMPS)/debs:
+	@if [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEBIAN_PACKAGES); \
+	else \
+		echo "not root: skipping Debian packages; tests that need them will skip"; \
+	fi
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/venv: setup.cfg pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# compat mode puts the checkout on sys.path, so twistd finds twisted/plugins/.
+	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@mkdir -p $(STAMPS) && touch $@
+
+bench: venv debs
+	$(PY) benchmarks/codec.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from pxed.cli import main
+
+sys.exit(main())

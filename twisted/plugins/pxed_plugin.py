@@ -1,0 +1,3 @@
+from twisted.application.service import ServiceMaker
+
+pxed = ServiceMaker("pxed", "pxed.tap", "PXE boot and install server (DHCP, TFTP, HTTP)", "pxed")
