@@ -1,6 +1,8 @@
 """``twistd pxed``: command-line options and the service tree.
 
 twistd imports this module lazily through ``twisted/plugins/pxed_plugin.py``.
+The config is loaded while options are parsed so that a bad file stops twistd
+with the loader's list of problems instead of a traceback.
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
-from pxed.config import load_config
+from pxed.config import ConfigError, load_config
+from pxed.service import add_services
 
 
 class Options(usage.Options):
@@ -16,14 +19,17 @@ class Options(usage.Options):
         ["config", "c", "/etc/pxed/pxed.yaml", "The pxed YAML configuration file."],
     ]
 
+    def postOptions(self) -> None:
+        try:
+            self["loaded"] = load_config(self["config"])
+        except ConfigError as error:
+            raise usage.UsageError(f"{self['config']} has errors:\n{error}") from None
+        except OSError as error:
+            raise usage.UsageError(f"cannot read {self['config']}: {error.strerror}") from None
+
 
 def makeService(options: Options) -> IService:
-    """Load the config (every error reported at once) and build the services it enables."""
-    config = load_config(options["config"])
     top = MultiService()
     top.setName("pxed")
-    # Services (TFTP, DHCP, HTTP) attach here as they land; see pxed/service.py.
-    from pxed.service import add_services
-
-    add_services(top, config)
+    add_services(top, options["loaded"])
     return top
