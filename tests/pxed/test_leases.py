@@ -1,0 +1,258 @@
+"""Lease bookkeeping: the in-memory store's contract, and SQLite's durability on top of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+
+from protocols.dhcp.leases import (
+    Lease,
+    LeaseConflict,
+    LeaseState,
+    MemoryLeaseStore,
+    normalise_mac,
+)
+from pxed.leases import DATABASE_NAME, LeaseDatabaseError, SqliteLeaseStore
+
+ROOT = Path(__file__).resolve().parents[2]
+MAC_A = "52:54:00:00:00:0a"
+MAC_B = "52:54:00:00:00:0b"
+IP_1 = IPv4Address("10.213.7.101")
+IP_2 = IPv4Address("10.213.7.102")
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    if request.param == "memory":
+        yield MemoryLeaseStore()
+    else:
+        sqlite_store = SqliteLeaseStore.open(tmp_path)
+        yield sqlite_store
+        sqlite_store.close()
+
+
+def bound(mac=MAC_A, ip=IP_1, expires: float | None = 100.0, hostname=None) -> Lease:
+    return Lease(mac, ip, expires, LeaseState.BOUND, hostname)
+
+
+def offered(mac=MAC_A, ip=IP_1, expires=100.0) -> Lease:
+    return Lease(mac, ip, expires, LeaseState.OFFERED)
+
+
+def test_bound_lease_is_found_by_mac_and_address(store):
+    store.bind(bound(), now=0)
+    assert store.lease_for(MAC_A, 50) == bound()
+    assert store.holder_of(IP_1, 50) == MAC_A
+
+
+def test_expired_lease_is_ignored_by_queries(store):
+    store.bind(bound(expires=100.0), now=0)
+    assert store.lease_for(MAC_A, 100) is None
+    assert store.holder_of(IP_1, 100) is None
+
+
+def test_bootp_lease_without_expiry_never_expires(store):
+    store.bind(bound(expires=None), now=0)
+    assert store.lease_for(MAC_A, 10**12) is not None
+    assert store.expire(10**12) == []
+
+
+def test_offer_holds_its_address_against_other_clients(store):
+    store.offer(offered(), now=0)
+    assert store.holder_of(IP_1, 1) == MAC_A
+    with pytest.raises(LeaseConflict):
+        store.bind(bound(mac=MAC_B), now=1)
+
+
+def test_expired_offer_frees_its_address(store):
+    store.offer(offered(expires=10), now=0)
+    store.bind(bound(mac=MAC_B), now=10)
+    assert store.holder_of(IP_1, 10) == MAC_B
+    assert store.lease_for(MAC_A, 10) is None
+
+
+def test_bound_lease_wins_over_pending_offer_for_same_client(store):
+    store.bind(bound(ip=IP_1), now=0)
+    store.offer(offered(ip=IP_2), now=0)
+    assert store.lease_for(MAC_A, 1) == bound(ip=IP_1)
+
+
+def test_binding_replaces_the_clients_offer_and_old_address(store):
+    store.bind(bound(ip=IP_1), now=0)
+    store.offer(offered(ip=IP_2), now=0)
+    store.bind(bound(ip=IP_2), now=1)
+    assert store.holder_of(IP_1, 1) is None
+    assert store.holder_of(IP_2, 1) == MAC_A
+    assert store.leases() == [bound(ip=IP_2)]
+
+
+def test_forget_offer_keeps_the_bound_lease(store):
+    store.bind(bound(ip=IP_1), now=0)
+    store.offer(offered(ip=IP_2), now=0)
+    store.forget_offer(MAC_A)
+    assert store.holder_of(IP_2, 1) is None
+    assert store.lease_for(MAC_A, 1) == bound(ip=IP_1)
+
+
+def test_release_frees_the_address(store):
+    store.bind(bound(), now=0)
+    store.release(MAC_A)
+    assert store.lease_for(MAC_A, 1) is None
+    assert store.holder_of(IP_1, 1) is None
+
+
+def test_release_of_unknown_client_is_harmless(store):
+    store.release(MAC_B)
+    assert store.leases() == []
+
+
+def test_quarantine_drops_the_lease_and_blocks_the_address_until_it_ends(store):
+    store.bind(bound(), now=0)
+    store.quarantine(IP_1, until=50)
+    assert store.holder_of(IP_1, 1) is None
+    assert store.quarantined(IP_1, 49)
+    assert not store.quarantined(IP_1, 50)
+
+
+def test_expire_drops_expired_leases_offers_and_quarantines(store):
+    store.bind(bound(mac=MAC_A, ip=IP_1, expires=10), now=0)
+    store.bind(bound(mac=MAC_B, ip=IP_2, expires=100), now=0)
+    store.offer(offered(mac="52:54:00:00:00:0c", ip=IPv4Address("10.213.7.103"), expires=5), 0)
+    store.quarantine(IPv4Address("10.213.7.104"), until=10)
+    assert store.expire(20) == [bound(mac=MAC_A, ip=IP_1, expires=10)]
+    assert store.leases() == [bound(mac=MAC_B, ip=IP_2, expires=100)]
+    assert store.quarantines() == {}
+
+
+def test_an_expired_lease_address_can_go_to_another_client(store):
+    store.bind(bound(mac=MAC_A, ip=IP_1, expires=10), now=0)
+    store.bind(bound(mac=MAC_B, ip=IP_1, expires=100), now=20)
+    assert store.lease_for(MAC_A, 20) is None
+    assert store.leases() == [bound(mac=MAC_B, ip=IP_1, expires=100)]
+
+
+def test_normalise_mac_accepts_config_spellings_and_chaddr_bytes():
+    """Config MACs, dash-separated MACs and raw chaddr all key the same lease."""
+    assert normalise_mac("52-54-00-AB-CD-EF") == "52:54:00:ab:cd:ef"
+    assert normalise_mac(bytes.fromhex("525400abcdef")) == "52:54:00:ab:cd:ef"
+
+
+# -- SQLite durability ------------------------------------------------------
+
+
+def test_leases_and_quarantines_survive_reopen(tmp_path):
+    store = SqliteLeaseStore.open(tmp_path)
+    store.bind(bound(hostname="web01"), now=0)
+    store.bind(bound(mac=MAC_B, ip=IP_2, expires=None), now=0)
+    store.quarantine(IPv4Address("10.213.7.150"), until=500)
+    store.commit()
+    store.close()
+    again = SqliteLeaseStore.open(tmp_path)
+    assert again.leases() == [bound(hostname="web01"), bound(mac=MAC_B, ip=IP_2, expires=None)]
+    assert again.quarantined(IPv4Address("10.213.7.150"), 499)
+    again.close()
+
+
+def test_offers_are_not_written_to_disk(tmp_path):
+    """A DISCOVER must cost no fsync: offers live in memory only."""
+    store = SqliteLeaseStore.open(tmp_path)
+    store.offer(offered(), now=0)
+    assert not store.pending
+    store.close()
+    assert SqliteLeaseStore.open(tmp_path).lease_for(MAC_A, 1) is None
+
+
+def test_writes_wait_for_commit_so_a_batch_shares_one_fsync(tmp_path):
+    store = SqliteLeaseStore.open(tmp_path)
+    store.bind(bound(), now=0)
+    store.bind(bound(mac=MAC_B, ip=IP_2), now=0)
+    assert store.pending
+    other = sqlite3.connect(tmp_path / DATABASE_NAME)
+    assert other.execute("SELECT count(*) FROM leases").fetchone() == (0,)
+    store.commit()
+    assert not store.pending
+    assert other.execute("SELECT count(*) FROM leases").fetchone() == (2,)
+    other.close()
+    store.close()
+
+
+def test_database_uses_wal_and_full_synchronous(tmp_path):
+    store = SqliteLeaseStore.open(tmp_path)
+    conn = store._conn
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # 2 = FULL
+    store.close()
+
+
+def test_schema_version_is_recorded(tmp_path):
+    SqliteLeaseStore.open(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / DATABASE_NAME)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    conn.close()
+
+
+def test_newer_schema_is_refused_with_a_clear_message(tmp_path):
+    SqliteLeaseStore.open(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / DATABASE_NAME)
+    conn.execute("UPDATE schema_version SET version = 99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(LeaseDatabaseError, match="schema 99 is newer"):
+        SqliteLeaseStore.open(tmp_path)
+
+
+def test_unusable_state_dir_raises_lease_database_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(LeaseDatabaseError, match="cannot open the lease database"):
+        SqliteLeaseStore.open(blocker / "state")
+
+
+def test_state_dir_is_created(tmp_path):
+    SqliteLeaseStore.open(tmp_path / "a" / "b").close()
+    assert (tmp_path / "a" / "b" / DATABASE_NAME).exists()
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from ipaddress import IPv4Address
+    from protocols.dhcp.leases import Lease
+    from pxed.leases import SqliteLeaseStore
+
+    store = SqliteLeaseStore.open(sys.argv[1])
+    store.bind(Lease("52:54:00:00:00:0a", IPv4Address("10.213.7.101"), None), now=0)
+    store.commit()
+    store.bind(Lease("52:54:00:00:00:0b", IPv4Address("10.213.7.102"), None), now=0)
+    print("committed", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_committed_lease_survives_sigkill(tmp_path):
+    """A lease committed (the moment its ACK may leave) is there after the process is killed."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "committed\n"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    store = SqliteLeaseStore.open(tmp_path)
+    assert [lease.mac for lease in store.leases()] == [MAC_A]
+    store.close()
