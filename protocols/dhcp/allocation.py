@@ -1,0 +1,121 @@
+"""Subnets, reservations and the choice of an address for a client.
+
+Allocation order (issue 4): the client's reservation; else the address it
+already holds or was offered; else the address it asks for, if free; else a
+free pool address, probing from a start point hashed from the MAC so that a
+client usually gets the same address back even after its lease is gone.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from protocols.dhcp.leases import LeaseStore
+from protocols.dhcp.policy import BootFamily
+
+
+@dataclass(frozen=True)
+class Subnet:
+    """One ``dhcp.subnets`` entry; ``pool`` is the inclusive ``range`` (None: reservations only)."""
+
+    network: IPv4Network
+    pool: tuple[IPv4Address, IPv4Address] | None = None
+    routers: tuple[IPv4Address, ...] = ()
+    dns: tuple[IPv4Address, ...] = ()
+    domain: str | None = None
+    lease_time: int = 3600
+
+    def __post_init__(self) -> None:
+        if self.pool is not None:
+            first, last = self.pool
+            if first > last or first not in self.network or last not in self.network:
+                raise ValueError(
+                    f"subnet {self.network}: range {first} - {last} is not an ascending "
+                    "range inside the network"
+                )
+
+    def in_pool(self, ip: IPv4Address) -> bool:
+        return self.pool is not None and self.pool[0] <= ip <= self.pool[1]
+
+    def usable(self, ip: IPv4Address) -> bool:
+        """Inside the network and neither its network nor broadcast address."""
+        return ip in self.network and ip not in (
+            self.network.network_address,
+            self.network.broadcast_address,
+        )
+
+
+@dataclass(frozen=True)
+class Host:
+    """A ``hosts`` entry as the DHCP engine needs it; ``ip`` is its reservation."""
+
+    mac: str
+    ip: IPv4Address | None = None
+    hostname: str | None = None
+    loader: Mapping[BootFamily, str] = field(default_factory=dict)
+
+
+def subnet_for(subnets: tuple[Subnet, ...], address: IPv4Address) -> Subnet | None:
+    """The subnet serving ``address`` (giaddr for relayed requests, else the interface's)."""
+    for subnet in subnets:
+        if address in subnet.network:
+            return subnet
+    return None
+
+
+@dataclass(frozen=True)
+class Allocator:
+    """Decides which address a client may have; reads the lease store, never writes it."""
+
+    store: LeaseStore
+    hosts: Mapping[str, Host]
+    reserved: Mapping[IPv4Address, str]  # reservation address -> its MAC
+
+    @classmethod
+    def build(cls, store: LeaseStore, hosts: Mapping[str, Host]) -> Allocator:
+        reserved = {host.ip: mac for mac, host in hosts.items() if host.ip is not None}
+        return cls(store, hosts, reserved)
+
+    def acceptable(self, mac: str, ip: IPv4Address, subnet: Subnet, now: float) -> bool:
+        """Whether ``mac`` may hold ``ip`` on ``subnet`` right now."""
+        host = self.hosts.get(mac)
+        if host is not None and host.ip is not None:
+            return ip == host.ip and subnet.usable(ip) and self._free_for(mac, ip, now)
+        return (
+            subnet.in_pool(ip)
+            and subnet.usable(ip)
+            and self.reserved.get(ip, mac) == mac
+            and self._free_for(mac, ip, now)
+        )
+
+    def choose(
+        self, mac: str, subnet: Subnet, requested: IPv4Address | None, now: float
+    ) -> IPv4Address | None:
+        """The address to offer ``mac``, or None when the pool (or its reservation) cannot serve."""
+        host = self.hosts.get(mac)
+        if host is not None and host.ip is not None:
+            return host.ip if self.acceptable(mac, host.ip, subnet, now) else None
+        current = self.store.lease_for(mac, now)
+        for candidate in (current.ip if current else None, requested):
+            if candidate is not None and self.acceptable(mac, candidate, subnet, now):
+                return candidate
+        return self._probe(mac, subnet, now)
+
+    def _probe(self, mac: str, subnet: Subnet, now: float) -> IPv4Address | None:
+        if subnet.pool is None:
+            return None
+        first, last = int(subnet.pool[0]), int(subnet.pool[1])
+        size = last - first + 1
+        start = zlib.crc32(mac.encode()) % size
+        for step in range(size):
+            ip = IPv4Address(first + (start + step) % size)
+            if self.acceptable(mac, ip, subnet, now):
+                return ip
+        return None
+
+    def _free_for(self, mac: str, ip: IPv4Address, now: float) -> bool:
+        holder = self.store.holder_of(ip, now)
+        return (holder is None or holder == mac) and not self.store.quarantined(ip, now)
