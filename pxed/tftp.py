@@ -1,0 +1,473 @@
+"""The TFTP server's Twisted side: listeners, one port per transfer, timers, logs, counters.
+
+The engine (``protocols.tftp.session``) decides every byte; this module only
+decodes requests, opens what they ask for, binds a port, writes what the
+engine says, arms the timer it asks for and logs one event when it is done.
+
+Choices worth knowing:
+
+* One listener per ``tftp.listen`` address, so a reply leaves from the
+  address the request came to. Each transfer gets its own ephemeral port
+  bound to that address (its TID). The port is *not* connected: a connected
+  socket makes the kernel drop a stranger's datagram silently, and RFC 1350
+  wants the stranger told ERROR 5 while the transfer goes on.
+* Refusals (file not found, busy, read-only, malformed) also come from a
+  fresh port, like every reply; CLIENTS.md saw every firmware accept that.
+* Past ``max_sessions``, or ``max_per_client`` transfers for one client IP,
+  a new request gets ERROR 0 "server busy, try again" at once: PXE ROMs
+  retry the whole boot, and a queue would only hold their timers hostage.
+* A repeated RRQ from the same client port while its transfer has not heard
+  back yet is the client's retransmission: the running transfer answers it.
+  Any other RRQ from a port with a transfer running is a rebooted client
+  reusing its port: the old transfer ends and the new one starts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from protocols.errors import MalformedPacket
+from protocols.tftp.session import Finish, ReadSession, Send, SessionLimits, TransferStats
+from protocols.tftp.wire import (
+    Error,
+    ErrorCode,
+    Opcode,
+    ReadRequest,
+    WriteRequest,
+    decode_tftp,
+    encode_tftp,
+)
+from pxed.sources import BlockSource, Client, FileRefused, Netascii
+
+MAX_DATAGRAM = 65536  # ARCHITECTURE.md pitfall 1: the 8192 default truncates big blocks
+MODES = ("octet", "netascii")
+BUSY = "server busy, try again"
+
+log = Logger(namespace="pxed.tftp")
+
+
+class Reactor(Protocol):
+    """What the adapter needs of a reactor: IReactorTime and IReactorUDP (or a test's fake)."""
+
+    def seconds(self) -> float: ...
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any
+    ) -> IDelayedCall: ...
+
+    def listenUDP(
+        self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192
+    ) -> Any: ...
+
+
+class Files(Protocol):
+    """Where transfers get their bytes: a ``pxed.sources.ProviderChain``."""
+
+    def open(self, path: str, client: Client) -> BlockSource: ...
+
+
+@dataclass(frozen=True)
+class TftpSettings:
+    """The ``tftp:`` config section as the adapter uses it."""
+
+    listen: tuple[str, ...]
+    port: int = 69
+    max_blksize: int = 1468
+    max_windowsize: int = 16
+    max_sessions: int = 1000
+    max_per_client: int = 16
+    timeout: float = 1.0
+    retries: int = 5
+
+    @classmethod
+    def from_config(cls, tftp: Any) -> TftpSettings:
+        """Take the validated ``config.tftp`` section."""
+        return cls(
+            listen=tuple(str(address) for address in tftp.listen),
+            port=tftp.port,
+            max_blksize=tftp.max_blksize,
+            max_windowsize=tftp.max_windowsize,
+            max_sessions=tftp.max_sessions,
+            timeout=tftp.timeout,
+            retries=tftp.retries,
+        )
+
+    def limits(self) -> SessionLimits:
+        return SessionLimits(
+            max_blksize=self.max_blksize,
+            max_windowsize=self.max_windowsize,
+            max_retries=self.retries,
+            initial_timeout=self.timeout,
+        )
+
+
+@dataclass
+class TftpStats:
+    """Counters for /metrics: requests by outcome, bytes and retransmits sent, sessions open."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    bytes_sent: int = 0
+    retransmits: int = 0
+    active_sessions: int = 0
+
+
+def _client_text(client: Client) -> str:
+    return f"{client[0]}:{client[1]}"
+
+
+class _Listener(DatagramProtocol):
+    """Port ``tftp.port`` on one address: takes requests, never carries a transfer."""
+
+    noisy = False
+
+    def __init__(self, server: TftpService, address: str) -> None:
+        self.server = server
+        self.address = address
+
+    def datagramReceived(self, datagram: bytes, addr: Client) -> None:
+        try:
+            self.server.request(self.address, datagram, addr)
+        except Exception:
+            log.failure("tftp: request from {client} dropped", client=_client_text(addr))
+
+
+class _OneShot(DatagramProtocol):
+    """The fresh port a refusal is sent from; closed right after."""
+
+    noisy = False
+
+
+class _Transfer(DatagramProtocol):
+    """One read transfer on its own port: feeds the engine, performs its actions."""
+
+    noisy = False
+
+    def __init__(
+        self,
+        server: TftpService,
+        client: Client,
+        request: ReadRequest,
+        source: BlockSource,
+        session: ReadSession,
+    ) -> None:
+        self.server = server
+        self.client = client
+        self.request = request
+        self.source = source
+        self.session = session
+        self.heard = False  # has the client answered yet? (else a repeated RRQ is a retransmit)
+        self.done = False
+        self.stopped: Deferred[None] | None = None
+        self._timer: IDelayedCall | None = None
+
+    def begin(self) -> None:
+        self._guarded(lambda now: self.session.start(now))
+
+    def datagramReceived(self, datagram: bytes, addr: Client) -> None:
+        if self.done:
+            return
+        if addr != self.client:
+            # RFC 1350: tell the stranger, keep the transfer going.
+            unknown = Error(ErrorCode.UNKNOWN_TID, "unknown transfer ID")
+            self.transport.write(encode_tftp(unknown), addr)
+            return
+        self.heard = True
+        self._guarded(lambda now: self.session.receive(datagram, now))
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._guarded(self.session.expire)
+
+    def _guarded(self, step: Any) -> None:
+        """Run one engine step; an exception ends this transfer, never the listener."""
+        try:
+            self._perform(step(self.server.reactor.seconds()))
+        except Exception:
+            log.failure(
+                "tftp: transfer of {file} to {client} failed inside pxed",
+                file=self.request.filename,
+                client=_client_text(self.client),
+            )
+            self.abort("error", "internal error", tell_client=True)
+
+    def _perform(self, actions: list[Send | Finish]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self.transport.write(action.datagram, self.client)
+            else:
+                self._close()
+                self.server.finished(self, action.stats)
+                return
+        self._arm()
+
+    def _arm(self) -> None:
+        deadline = self.session.deadline
+        if deadline is None:
+            self._cancel_timer()
+            return
+        delay = max(0.0, deadline - self.server.reactor.seconds())
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(delay)
+        else:
+            self._timer = self.server.reactor.callLater(delay, self._expire)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def abort(self, outcome: str, message: str, tell_client: bool) -> None:
+        """End without the engine (shutdown, superseded, internal error)."""
+        if self.done:
+            return
+        if tell_client:
+            self.transport.write(encode_tftp(Error(ErrorCode.NOT_DEFINED, message)), self.client)
+        self._close()
+        self.server.aborted(self, outcome, message)
+
+    def _close(self) -> None:
+        self.done = True
+        self._cancel_timer()
+        self.source.close()
+        self.stopped = self.transport.stopListening()
+
+
+class TftpService(Service):
+    """Serves read requests on every ``settings.listen`` address."""
+
+    name = "tftp"
+
+    def __init__(
+        self,
+        settings: TftpSettings,
+        files: Files,
+        reactor: Reactor,
+        stats: TftpStats | None = None,
+    ) -> None:
+        self.settings = settings
+        self.files = files
+        self.reactor = reactor
+        self.stats = stats or TftpStats()
+        self.limits = settings.limits()
+        self._listeners: list[Any] = []
+        self._transfers: dict[Client, _Transfer] = {}
+        self._per_ip: Counter[str] = Counter()
+        self._closing: list[Deferred[None]] = []
+
+    def privilegedStartService(self) -> None:
+        """Bind the listeners here: twistd calls this before it drops root (port 69)."""
+        super().privilegedStartService()
+        for address in self.settings.listen:
+            self._listeners.append(
+                self.reactor.listenUDP(
+                    self.settings.port,
+                    _Listener(self, address),
+                    interface=address,
+                    maxPacketSize=MAX_DATAGRAM,
+                )
+            )
+
+    def startService(self) -> None:
+        if not self._listeners:
+            self.privilegedStartService()
+        super().startService()
+
+    def stopService(self) -> Deferred[Any]:
+        """Stop taking requests, end every transfer, and fire when every port is closed."""
+        super().stopService()
+        closing = [listener.stopListening() for listener in self._listeners]
+        self._listeners = []
+        for transfer in list(self._transfers.values()):
+            transfer.abort("shutdown", "server shutting down", tell_client=True)
+        closing += [d for d in self._closing if not d.called]
+        self._closing = []
+        return gatherResults([d for d in closing if d is not None])
+
+    # --- requests ------------------------------------------------------------------------
+
+    def request(self, address: str, datagram: bytes, client: Client) -> None:
+        """One datagram at a listener: start a transfer or answer why not."""
+        try:
+            message = decode_tftp(datagram)
+        except MalformedPacket as bad:
+            self._malformed(address, datagram, client, bad)
+            return
+        if isinstance(message, WriteRequest):
+            self._refuse(
+                address,
+                client,
+                message.filename,
+                ErrorCode.ACCESS_VIOLATION,
+                "pxed is read-only",
+                "write-refused",
+            )
+        elif isinstance(message, ReadRequest):
+            self._read(address, message, client)
+        else:
+            log.debug(
+                "tftp: ignored {kind} at the listener from {client}",
+                kind=type(message).__name__,
+                client=_client_text(client),
+            )
+
+    def _malformed(self, address: str, datagram: bytes, client: Client, bad: Exception) -> None:
+        opcode = int.from_bytes(datagram[:2], "big") if len(datagram) >= 2 else None
+        if opcode in (Opcode.RRQ, Opcode.WRQ):
+            self._refuse(address, client, "", ErrorCode.ILLEGAL_OPERATION, str(bad), "malformed")
+        else:
+            # Not a request: answering stray ERRORs or junk could start an error ping-pong.
+            self.stats.outcomes["dropped"] += 1
+            log.debug(
+                "tftp: dropped datagram from {client}: {reason}",
+                client=_client_text(client),
+                reason=str(bad),
+            )
+
+    def _read(self, address: str, request: ReadRequest, client: Client) -> None:
+        running = self._transfers.get(client)
+        if running is not None:
+            if not running.heard and running.request == request:
+                return  # the client's own retransmission; the running transfer answers it
+            # Silently: an ERROR from the old port could reach the client before our
+            # answer to its new request and be taken for it.
+            running.abort("superseded", "a new request came from the same port", tell_client=False)
+        if request.mode_name not in MODES:
+            self._refuse(
+                address,
+                client,
+                request.filename,
+                ErrorCode.ILLEGAL_OPERATION,
+                f"unsupported mode {request.mode!r}",
+                "malformed",
+            )
+            return
+        if (
+            self.stats.active_sessions >= self.settings.max_sessions
+            or self._per_ip[client[0]] >= self.settings.max_per_client
+        ):
+            self._refuse(address, client, request.filename, ErrorCode.NOT_DEFINED, BUSY, "busy")
+            return
+        source = self._open(address, request, client)
+        if source is not None:
+            self._start(address, request, client, source)
+
+    def _open(self, address: str, request: ReadRequest, client: Client) -> BlockSource | None:
+        try:
+            source = self.files.open(request.filename, client)
+            return Netascii(source) if request.mode_name == "netascii" else source
+        except FileRefused as refusal:
+            outcome = "not-found" if refusal.code == ErrorCode.FILE_NOT_FOUND else "refused"
+            self._refuse(address, client, request.filename, refusal.code, refusal.message, outcome)
+        except OSError as err:
+            log.failure("tftp: cannot open {file}", file=request.filename)
+            self._refuse(
+                address,
+                client,
+                request.filename,
+                ErrorCode.NOT_DEFINED,
+                f"cannot read file: {err.strerror}",
+                "error",
+            )
+        return None
+
+    def _start(
+        self, address: str, request: ReadRequest, client: Client, source: BlockSource
+    ) -> None:
+        session = ReadSession(request, source, self.limits, self.reactor.seconds())
+        transfer = _Transfer(self, client, request, source, session)
+        try:
+            self.reactor.listenUDP(0, transfer, interface=address, maxPacketSize=MAX_DATAGRAM)
+        except Exception:
+            source.close()
+            log.failure("tftp: no port for a transfer to {client}", client=_client_text(client))
+            self._refuse(address, client, request.filename, ErrorCode.NOT_DEFINED, BUSY, "busy")
+            return
+        self._transfers[client] = transfer
+        self._per_ip[client[0]] += 1
+        self.stats.active_sessions += 1
+        transfer.begin()
+
+    def _refuse(
+        self, address: str, client: Client, filename: str, code: int, message: str, outcome: str
+    ) -> None:
+        """Answer one ERROR from a fresh port on the listener's address, count and log it."""
+        self.stats.outcomes[outcome] += 1
+        level = log.debug if _expected_miss(filename, outcome) else log.info
+        level(
+            "tftp {outcome}: {client} {file}: {message}",
+            outcome=outcome,
+            client=_client_text(client),
+            file=filename,
+            message=message,
+            code=int(code),
+        )
+        port = self.reactor.listenUDP(0, _OneShot(), interface=address, maxPacketSize=MAX_DATAGRAM)
+        try:
+            port.write(encode_tftp(Error(code, message)), client)
+        finally:
+            self._closing.append(port.stopListening())
+
+    # --- transfers ending ----------------------------------------------------------------
+
+    def _forget(self, transfer: _Transfer) -> None:
+        if self._transfers.get(transfer.client) is transfer:
+            del self._transfers[transfer.client]
+        self._per_ip[transfer.client[0]] -= 1
+        if self._per_ip[transfer.client[0]] <= 0:
+            del self._per_ip[transfer.client[0]]
+        self.stats.active_sessions -= 1
+        self._closing = [d for d in self._closing if not d.called]
+        if transfer.stopped is not None:
+            self._closing.append(transfer.stopped)
+
+    def finished(self, transfer: _Transfer, stats: TransferStats) -> None:
+        """The engine ended the transfer: count it and log its one event."""
+        self._forget(transfer)
+        self.stats.outcomes[stats.outcome] += 1
+        self.stats.bytes_sent += stats.bytes_sent
+        self.stats.retransmits += stats.retransmits
+        level = {
+            "complete": log.info,
+            "size-probe": log.debug,
+            "client-error": log.info,
+        }.get(stats.outcome, log.warn)
+        level(
+            "tftp {outcome}: {client} {file} {size} bytes in {duration:.3f} s, "
+            "blksize {blksize} windowsize {windowsize}, {retransmits} retransmits",
+            outcome=stats.outcome,
+            client=_client_text(transfer.client),
+            file=stats.filename,
+            size=stats.size,
+            blksize=stats.blksize,
+            windowsize=stats.windowsize,
+            duration=stats.ended - stats.started,
+            retransmits=stats.retransmits,
+            bytes_sent=stats.bytes_sent,
+            error=stats.error,
+        )
+
+    def aborted(self, transfer: _Transfer, outcome: str, message: str) -> None:
+        """pxed ended the transfer itself; still one event and one count."""
+        self._forget(transfer)
+        self.stats.outcomes[outcome] += 1
+        log.info(
+            "tftp {outcome}: {client} {file}: {message}",
+            outcome=outcome,
+            client=_client_text(transfer.client),
+            file=transfer.request.filename,
+            message=message,
+        )
+
+
+def _expected_miss(filename: str, outcome: str) -> bool:
+    """pxelinux probes a dozen pxelinux.cfg/ names per boot; missing ones are routine."""
+    return outcome == "not-found" and "pxelinux.cfg" in filename.replace("\\", "/").lower()

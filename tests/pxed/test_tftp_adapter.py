@@ -1,0 +1,446 @@
+"""The Twisted TFTP adapter on a fake UDP reactor: ports, timers, refusals, logs, counters.
+
+Every test ends by checking that only the listeners are still bound and no
+timer is pending, because a leaked port or DelayedCall per transfer is what
+takes a boot server down after a few thousand boots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("protocols.tftp.session", reason="the TFTP engine has not landed yet")
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.logger import LogLevel, capturedLogs
+
+from protocols.tftp.wire import (
+    Ack,
+    Data,
+    Error,
+    ErrorCode,
+    OptionAck,
+    ReadRequest,
+    WriteRequest,
+    decode_tftp,
+    encode_tftp,
+)
+from pxed.sources import BytesSource, FileChanged, ProviderChain, StaticRoot
+from pxed.tftp import MAX_DATAGRAM, TftpService, TftpSettings
+from tests.support.fake_udp import FakeUDPReactor
+from tests.support.fuzz import fuzz_settings
+
+SERVER = ("10.213.7.1", 69)
+OTHER_SERVER = ("10.213.8.1", 69)
+CLIENT = ("10.213.7.50", 2070)
+PAYLOAD = bytes(range(256)) * 5 + b"tail"  # 1284 bytes: DATA 1, 2 full, DATA 3 short
+
+
+class Harness:
+    """A started TftpService on a fake reactor plus a scripted client."""
+
+    def __init__(self, root: Path, **settings: int) -> None:
+        self.reactor = FakeUDPReactor()
+        self.root = StaticRoot(root)
+        self.service = TftpService(
+            TftpSettings(listen=(SERVER[0], OTHER_SERVER[0]), **settings),
+            ProviderChain([self.root]),
+            self.reactor,
+        )
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.cursor = 0
+
+    def request(self, message: object, client=CLIENT, to=SERVER) -> None:
+        datagram = message if isinstance(message, bytes) else encode_tftp(message)
+        self.reactor.deliver(datagram, to, client)
+
+    def send(self, message: object, to: tuple[str, int], client=CLIENT) -> None:
+        datagram = message if isinstance(message, bytes) else encode_tftp(message)
+        self.reactor.deliver(datagram, to, client)
+
+    def replies(self) -> list[tuple[tuple[str, int], object, tuple[str, int]]]:
+        """Everything the server wrote since the last call: (from, message, to)."""
+        new = self.reactor.sent[self.cursor :]
+        self.cursor = len(self.reactor.sent)
+        return [(src, decode_tftp(datagram), dst) for src, datagram, dst in new]
+
+    def only_reply(self):
+        (reply,) = self.replies()
+        return reply
+
+    def run_out_the_clock(self) -> None:
+        """Let every timer fire in turn (one advance only runs calls already due)."""
+        for _ in range(600):
+            self.reactor.advance(1.0)
+
+    def assert_nothing_leaked(self) -> None:
+        bound = sorted(port.address for port in self.reactor.open_ports)
+        assert bound == sorted([SERVER, OTHER_SERVER])
+        assert self.reactor.getDelayedCalls() == []
+        assert self.root.open_files == 0
+        assert self.service.stats.active_sessions == 0
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "pxelinux.0").write_bytes(PAYLOAD)
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "text").write_bytes(b"a\nb\r")
+    return tmp_path
+
+
+@pytest.fixture
+def h(root: Path) -> Iterator[Harness]:
+    yield Harness(root)
+
+
+def _fetch_lockstep(h: Harness, client=CLIENT, to=SERVER) -> tuple[bytes, tuple[str, int]]:
+    """RRQ without options, then ACK every block; returns the data and the transfer's port."""
+    h.request(ReadRequest("pxelinux.0"), client=client, to=to)
+    received = b""
+    while True:
+        src, message, dst = h.only_reply()
+        assert isinstance(message, Data) and dst == client
+        received += message.payload
+        h.send(Ack(message.block), to=src, client=client)
+        if len(message.payload) < 512:
+            return received, src
+
+
+def test_one_listener_per_address_with_large_receive_buffers(h: Harness) -> None:
+    listeners = h.reactor.open_ports
+    assert [(p.address, p.max_packet_size) for p in listeners] == [
+        (SERVER, MAX_DATAGRAM),
+        (OTHER_SERVER, MAX_DATAGRAM),
+    ]
+
+
+def test_listeners_are_bound_in_privileged_start(root: Path) -> None:
+    """twistd binds port 69 as root in privilegedStartService, then drops privileges."""
+    reactor = FakeUDPReactor()
+    service = TftpService(TftpSettings(listen=(SERVER[0],)), ProviderChain([]), reactor)
+    service.privilegedStartService()
+    assert len(reactor.open_ports) == 1
+    service.startService()
+    assert len(reactor.open_ports) == 1
+
+
+def test_lockstep_transfer_runs_on_its_own_port_at_the_request_address(h: Harness) -> None:
+    data, port = _fetch_lockstep(h)
+    assert data == PAYLOAD
+    assert port[0] == SERVER[0] and port != SERVER
+    transfer_port = next(p for p in h.reactor.ports if p.address == port)
+    assert transfer_port.max_packet_size == MAX_DATAGRAM
+    assert transfer_port.protocol.noisy is False
+    assert h.service.stats.outcomes["complete"] == 1
+    assert h.service.stats.bytes_sent == len(PAYLOAD)
+    h.assert_nothing_leaked()
+
+
+def test_request_at_the_second_address_is_answered_from_that_address(h: Harness) -> None:
+    data, port = _fetch_lockstep(h, to=OTHER_SERVER)
+    assert data == PAYLOAD and port[0] == OTHER_SERVER[0]
+    h.assert_nothing_leaked()
+
+
+def test_options_are_acknowledged_and_clamped(h: Harness) -> None:
+    h.request(ReadRequest("pxelinux.0", options=(("tsize", "0"), ("blksize", "9000"))))
+    src, oack, _ = h.only_reply()
+    assert isinstance(oack, OptionAck)
+    assert dict(oack.options) == {"tsize": str(len(PAYLOAD)), "blksize": "1468"}
+    h.send(Ack(0), to=src)
+    _, data, _ = h.only_reply()
+    assert data == Data(1, PAYLOAD)
+    h.send(Ack(1), to=src)
+    assert h.replies() == []
+    h.assert_nothing_leaked()
+
+
+def test_configured_blksize_ceiling_is_used(root: Path) -> None:
+    h = Harness(root, max_blksize=512)
+    h.request(ReadRequest("pxelinux.0", options=(("blksize", "1468"),)))
+    _, oack, _ = h.only_reply()
+    assert dict(oack.options) == {"blksize": "512"}
+
+
+def test_stranger_gets_error_5_and_the_transfer_goes_on(h: Harness) -> None:
+    h.request(ReadRequest("pxelinux.0"))
+    src, _first, _ = h.only_reply()
+    stranger = ("10.213.7.66", 4444)
+    h.send(Ack(1), to=src, client=stranger)
+    reply_src, error, dst = h.only_reply()
+    assert (reply_src, dst) == (src, stranger)
+    assert isinstance(error, Error) and error.code == ErrorCode.UNKNOWN_TID
+    h.send(Ack(1), to=src)
+    _, second, dst = h.only_reply()
+    assert second.block == 2 and dst == CLIENT
+
+
+def test_same_client_ip_from_another_port_is_a_stranger_too(h: Harness) -> None:
+    h.request(ReadRequest("pxelinux.0"))
+    src, _, _ = h.only_reply()
+    h.send(Ack(1), to=src, client=(CLIENT[0], CLIENT[1] + 1))
+    assert h.only_reply()[1].code == ErrorCode.UNKNOWN_TID
+
+
+def test_silent_client_times_out_and_everything_is_released(h: Harness) -> None:
+    h.request(ReadRequest("pxelinux.0"))
+    for _ in range(100):
+        if h.service.stats.active_sessions == 0:
+            break
+        h.reactor.advance(1.0)
+    resent = [m for _, m, _ in h.replies() if isinstance(m, Data)]
+    assert len(resent) >= 2  # the first block went out again before giving up
+    assert h.service.stats.outcomes["timeout"] == 1
+    h.assert_nothing_leaked()
+
+
+def test_client_error_ends_the_transfer(h: Harness) -> None:
+    h.request(ReadRequest("pxelinux.0"))
+    src, _, _ = h.only_reply()
+    h.send(Error(ErrorCode.NOT_DEFINED, "cancelled"), to=src)
+    assert h.replies() == []
+    assert h.service.stats.outcomes["client-error"] == 1
+    h.assert_nothing_leaked()
+
+
+def test_uefi_size_probe_is_logged_at_debug_not_as_a_failure(h: Harness) -> None:
+    """OVMF asks tsize, gets the OACK, then sends ERROR 8 and asks again from a new port."""
+    with capturedLogs() as events:
+        h.request(ReadRequest("pxelinux.0", options=(("tsize", "0"), ("blksize", "1468"))))
+        src, _, _ = h.only_reply()
+        h.send(Error(ErrorCode.OPTION_REFUSED, "User aborted the transfer"), to=src)
+    (event,) = [e for e in events if e.get("outcome")]
+    assert event["outcome"] == "size-probe"
+    assert event["log_level"] == LogLevel.debug
+    h.assert_nothing_leaked()
+
+
+def test_one_structured_event_per_transfer(h: Harness) -> None:
+    with capturedLogs() as events:
+        h.request(ReadRequest("pxelinux.0", options=(("blksize", "1024"), ("windowsize", "4"))))
+        src, _, _ = h.only_reply()
+        h.send(Ack(0), to=src)
+        blocks = [m for _, m, _ in h.replies()]
+        h.send(Ack(blocks[-1].block), to=src)
+    (event,) = [e for e in events if e.get("outcome")]
+    assert event["log_level"] == LogLevel.info
+    assert {k: event[k] for k in ("client", "file", "size", "blksize", "windowsize")} == {
+        "client": "10.213.7.50:2070",
+        "file": "pxelinux.0",
+        "size": len(PAYLOAD),
+        "blksize": 1024,
+        "windowsize": 4,
+    }
+    assert event["retransmits"] == 0 and event["duration"] >= 0
+    assert event["outcome"] == "complete"
+
+
+def test_missing_file_gets_error_1_from_a_fresh_port_that_is_closed(h: Harness) -> None:
+    h.request(ReadRequest("vmlinuz"))
+    src, error, dst = h.only_reply()
+    assert src[0] == SERVER[0] and src != SERVER and dst == CLIENT
+    assert error.code == ErrorCode.FILE_NOT_FOUND
+    assert h.service.stats.outcomes["not-found"] == 1
+    h.assert_nothing_leaked()
+
+
+def test_pxelinux_config_probe_misses_are_debug_but_other_misses_are_info(h: Harness) -> None:
+    with capturedLogs() as events:
+        h.request(ReadRequest("pxelinux.cfg/01-52-54-00-12-34-56"))
+        h.request(ReadRequest("vmlinuz"))
+    levels = [e["log_level"] for e in events if e.get("outcome") == "not-found"]
+    assert levels == [LogLevel.debug, LogLevel.info]
+
+
+@pytest.mark.parametrize("path", ["../etc/passwd", "a/../../x", "..\\x"])
+def test_traversal_gets_access_violation(h: Harness, path: str) -> None:
+    h.request(ReadRequest(path))
+    assert h.only_reply()[1].code == ErrorCode.ACCESS_VIOLATION
+    h.assert_nothing_leaked()
+
+
+def test_write_request_is_refused_read_only(h: Harness) -> None:
+    h.request(WriteRequest("upload.bin"))
+    error = h.only_reply()[1]
+    assert (error.code, error.message) == (ErrorCode.ACCESS_VIOLATION, "pxed is read-only")
+    h.assert_nothing_leaked()
+
+
+def test_malformed_request_gets_error_4_with_the_reason(h: Harness) -> None:
+    h.request(b"\x00\x01pxelinux.0")  # file name without its NUL, no mode
+    error = h.only_reply()[1]
+    assert error.code == ErrorCode.ILLEGAL_OPERATION
+    assert "file name" in error.message
+    h.assert_nothing_leaked()
+
+
+def test_unknown_mode_gets_error_4(h: Harness) -> None:
+    h.request(ReadRequest("pxelinux.0", mode="mail"))
+    assert h.only_reply()[1].code == ErrorCode.ILLEGAL_OPERATION
+    h.assert_nothing_leaked()
+
+
+@pytest.mark.parametrize(
+    "datagram", [b"", b"\x00", b"\x00\x09junk", encode_tftp(Ack(1)), encode_tftp(Error(0, "x"))]
+)
+def test_junk_and_stray_packets_at_the_listener_are_dropped_silently(
+    h: Harness, datagram: bytes
+) -> None:
+    """Answering an ERROR with an ERROR could start a ping-pong with another server."""
+    h.request(datagram)
+    assert h.replies() == []
+    h.assert_nothing_leaked()
+
+
+@fuzz_settings
+@given(st.binary(max_size=80))
+def test_no_datagram_at_the_listener_raises_or_leaks(tmp_path_factory, datagram: bytes) -> None:
+    root = tmp_path_factory.getbasetemp() / "adapter-fuzz"
+    root.mkdir(exist_ok=True)
+    h = Harness(root)
+    h.request(datagram)
+    h.run_out_the_clock()
+    h.assert_nothing_leaked()
+
+
+@fuzz_settings
+@given(st.lists(st.binary(max_size=20), max_size=6))
+def test_no_datagram_inside_a_transfer_raises_or_leaks(tmp_path_factory, datagrams) -> None:
+    root = tmp_path_factory.getbasetemp() / "adapter-fuzz-2"
+    root.mkdir(exist_ok=True)
+    (root / "f").write_bytes(b"x" * 3000)
+    h = Harness(root)
+    h.request(ReadRequest("f", options=(("tsize", "0"),)))
+    src, _, _ = h.only_reply()
+    for datagram in datagrams:
+        h.send(datagram, to=src)
+    h.run_out_the_clock()
+    h.assert_nothing_leaked()
+
+
+def test_sessions_past_the_global_limit_are_told_busy(root: Path) -> None:
+    h = Harness(root, max_sessions=2)
+    for port in (1001, 1002, 1003):
+        h.request(ReadRequest("pxelinux.0"), client=(f"10.213.7.{port - 950}", port))
+    messages = [m for _, m, _ in h.replies()]
+    assert [type(m).__name__ for m in messages] == ["Data", "Data", "Error"]
+    assert (messages[2].code, messages[2].message) == (0, "server busy, try again")
+    assert h.service.stats.outcomes["busy"] == 1
+
+
+def test_sessions_past_the_per_client_limit_are_told_busy(root: Path) -> None:
+    h = Harness(root, max_per_client=2)
+    for port in (1001, 1002, 1003):
+        h.request(ReadRequest("pxelinux.0"), client=("10.213.7.50", port))
+    h.request(ReadRequest("pxelinux.0"), client=("10.213.7.51", 1004))
+    kinds = [type(m).__name__ for _, m, _ in h.replies()]
+    assert kinds == ["Data", "Data", "Error", "Data"]
+
+
+def test_a_finished_session_frees_its_slot(root: Path) -> None:
+    h = Harness(root, max_sessions=1)
+    _fetch_lockstep(h)
+    _fetch_lockstep(h, client=("10.213.7.51", 3000))
+    assert h.service.stats.outcomes == {"complete": 2}
+
+
+def test_retransmitted_request_does_not_start_a_second_transfer(h: Harness) -> None:
+    h.request(ReadRequest("pxelinux.0"))
+    h.request(ReadRequest("pxelinux.0"))
+    assert len(h.replies()) == 1
+    assert h.service.stats.active_sessions == 1
+
+
+def test_new_request_from_a_busy_port_replaces_the_old_transfer(h: Harness) -> None:
+    """A rebooted ROM that reuses its port must not wait for the old transfer to time out."""
+    h.request(ReadRequest("pxelinux.0"))
+    old, _, _ = h.only_reply()
+    h.send(Ack(1), to=old)
+    h.replies()
+    h.request(ReadRequest("pxelinux.0"))
+    ((new, message, _),) = (
+        h.replies()
+    )  # no ERROR from the old port: it could be taken as the answer
+    assert new != old and message == Data(1, PAYLOAD[:512])
+    assert h.service.stats.active_sessions == 1
+    assert h.service.stats.outcomes["superseded"] == 1
+
+
+def test_stopping_the_service_ends_transfers_and_closes_every_port(h: Harness) -> None:
+    h.request(ReadRequest("pxelinux.0"))
+    _src, _, _ = h.only_reply()
+    stopped = h.service.stopService()
+    assert h.only_reply()[1].code == ErrorCode.NOT_DEFINED
+    assert stopped.called
+    assert h.reactor.open_ports == [] and h.reactor.getDelayedCalls() == []
+    assert h.root.open_files == 0 and h.service.stats.outcomes["shutdown"] == 1
+
+
+def test_netascii_mode_converts_and_tsize_is_the_converted_size(h: Harness) -> None:
+    h.request(ReadRequest("text", mode="NetASCII", options=(("tsize", "0"),)))
+    src, oack, _ = h.only_reply()
+    assert dict(oack.options) == {"tsize": "6"}
+    h.send(Ack(0), to=src)
+    assert h.only_reply()[1] == Data(1, b"a\r\nb\r\0")
+
+
+def test_empty_file_is_one_empty_block(h: Harness) -> None:
+    h.request(ReadRequest("empty"))
+    src, data, _ = h.only_reply()
+    assert data == Data(1, b"")
+    h.send(Ack(1), to=src)
+    h.assert_nothing_leaked()
+
+
+class _Shrinking:
+    """A file that vanishes under the transfer (FileChanged from the second block)."""
+
+    def open(self, path: str, client: tuple[str, int]) -> _Shrinking:
+        self.closed = False
+        return self
+
+    def size(self) -> int:
+        return 2000
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset:
+            raise FileChanged(5, "file shrank")
+        return b"x" * length
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_failing_source_ends_the_transfer_with_error_0_and_releases_it() -> None:
+    reactor = FakeUDPReactor()
+    files = _Shrinking()
+    service = TftpService(TftpSettings(listen=(SERVER[0],)), ProviderChain([files]), reactor)
+    service.startService()
+    reactor.deliver(encode_tftp(ReadRequest("f")), SERVER, CLIENT)
+    ((src, _, _),) = reactor.sent
+    reactor.deliver(encode_tftp(Ack(1)), src, CLIENT)
+    error = decode_tftp(reactor.sent[-1][1])
+    assert isinstance(error, Error) and error.code == ErrorCode.NOT_DEFINED
+    assert files.closed and [p.address for p in reactor.open_ports] == [SERVER]
+    assert reactor.getDelayedCalls() == [] and service.stats.outcomes["error"] == 1
+
+
+class _Exploding:
+    def open(self, path: str, client: tuple[str, int]) -> BytesSource:
+        raise RuntimeError("provider bug")
+
+
+def test_a_provider_bug_is_logged_and_never_escapes_the_listener() -> None:
+    reactor = FakeUDPReactor()
+    service = TftpService(TftpSettings(listen=(SERVER[0],)), ProviderChain([_Exploding()]), reactor)
+    service.startService()
+    with capturedLogs() as events:
+        reactor.deliver(encode_tftp(ReadRequest("f")), SERVER, CLIENT)
+    assert any(e.get("log_failure") for e in events)
+    assert [p.address for p in reactor.open_ports] == [SERVER]

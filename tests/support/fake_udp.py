@@ -1,0 +1,109 @@
+"""A deterministic UDP reactor for adapter tests: task.Clock plus recorded datagram ports.
+
+``MemoryReactor`` has no ``listenUDP`` (ARCHITECTURE.md pitfall 7). This one
+records every ``listenUDP``/``adoptDatagramPort`` call with its
+``maxPacketSize``, hands out ephemeral ports from a counter, lets a test
+deliver a datagram to whatever port is bound at an address, and keeps every
+datagram a port wrote so the test can read the server's replies in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import Clock
+
+Address = tuple[str, int]
+
+
+@dataclass
+class FakeDatagramPort:
+    """One bound UDP port: what it was bound with and what it wrote."""
+
+    reactor: FakeUDPReactor
+    protocol: DatagramProtocol
+    interface: str
+    port: int
+    max_packet_size: int
+    adopted_fd: int | None = None
+    written: list[tuple[bytes, Address]] = field(default_factory=list)
+    listening: bool = True
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("UDP", self.interface or "0.0.0.0", self.port)
+
+    def write(self, datagram: bytes, addr: Address | None = None) -> None:
+        if not self.listening:
+            raise AssertionError(f"write on port {self.port} after stopListening")
+        if addr is None:
+            raise AssertionError("write without a destination on an unconnected port")
+        self.written.append((datagram, addr))
+        self.reactor.sent.append((self.address, datagram, addr))
+
+    def setBroadcastAllowed(self, enabled: bool) -> None:
+        self.broadcast = enabled
+
+    def stopListening(self) -> Deferred[None]:
+        if self.listening:
+            self.listening = False
+            self.protocol.doStop()
+        return succeed(None)
+
+    @property
+    def address(self) -> Address:
+        return (self.interface or "0.0.0.0", self.port)
+
+
+class FakeUDPReactor(Clock):
+    """``task.Clock`` that also binds fake UDP ports."""
+
+    def __init__(self, first_ephemeral: int = 40000) -> None:
+        super().__init__()
+        self.ports: list[FakeDatagramPort] = []
+        self.sent: list[tuple[Address, bytes, Address]] = []
+        self._next_port = first_ephemeral
+
+    def listenUDP(
+        self,
+        port: int,
+        protocol: DatagramProtocol,
+        interface: str = "",
+        maxPacketSize: int = 8192,
+    ) -> FakeDatagramPort:
+        if port == 0:
+            port, self._next_port = self._next_port, self._next_port + 1
+        elif any(p.listening and p.address == (interface or "0.0.0.0", port) for p in self.ports):
+            raise CannotListenError(interface, port, OSError("address already in use"))
+        bound = FakeDatagramPort(self, protocol, interface, port, maxPacketSize)
+        self.ports.append(bound)
+        protocol.makeConnection(bound)
+        return bound
+
+    def adoptDatagramPort(
+        self,
+        fileDescriptor: int,
+        addressFamily: object,
+        protocol: DatagramProtocol,
+        maxPacketSize: int = 8192,
+    ) -> FakeDatagramPort:
+        port, self._next_port = self._next_port, self._next_port + 1
+        bound = FakeDatagramPort(self, protocol, "0.0.0.0", port, maxPacketSize, fileDescriptor)
+        self.ports.append(bound)
+        protocol.makeConnection(bound)
+        return bound
+
+    @property
+    def open_ports(self) -> list[FakeDatagramPort]:
+        return [port for port in self.ports if port.listening]
+
+    def port_at(self, address: Address) -> FakeDatagramPort:
+        (port,) = [p for p in self.open_ports if p.address == address]
+        return port
+
+    def deliver(self, datagram: bytes, to: Address, sender: Address) -> None:
+        """A datagram from ``sender`` arrives at the port bound at ``to``."""
+        self.port_at(to).protocol.datagramReceived(datagram, sender)
