@@ -1,0 +1,319 @@
+"""pxed's HTTP file serving: install trees (``/trees/<name>/``) and the TFTP root (``/tftp/``).
+
+Why not twisted.web.static.File: it lists directories, runs ``processors``
+(``.rpy`` is Python code), sends ``.gz`` files with ``Content-Encoding: gzip``
+(so curl and installers unpack ``initrd.gz`` and ``primary.xml.gz`` on the
+fly), derives types from the host's ``/etc/mime.types``, has no ETag or
+If-Range, and copies bytes through Python. An ISO-backed tree is not a
+``FilePath`` at all. So both tree kinds reduce a request path to "a descriptor
+and the extents of the file in it", and one function, :func:`serve`, does the
+HTTP part for both: conditional requests, ranges, headers, the body producer.
+
+Nothing outside a tree is ever readable: request path segments are checked
+(no ``..``, no ``/`` smuggled in as ``%2f``, no NUL), a directory tree's path is
+resolved with ``realpath`` and must stay under the tree's resolved root (so a
+symlink inside the tree pointing inside it works, one pointing out does not),
+and an ISO tree can only name files of its own index.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted.internet.interfaces import IListeningPort, IReactorTCP
+from twisted.web import http
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from pxed import byteranges
+from pxed.iso9660 import IsoDirectory, IsoImage
+from pxed.sendfile import send_body
+
+DEFAULT_TYPE = b"application/octet-stream"
+
+# Fixed here rather than read from /etc/mime.types, so a response does not
+# depend on the host. Compressed files are served as what they are, never with
+# Content-Encoding: installers want the .gz bytes, not their contents.
+CONTENT_TYPES: Mapping[str, bytes] = {
+    ".efi": b"application/efi",  # UEFI HTTP Boot needs this or a .efi path
+    ".cfg": b"text/plain; charset=utf-8",
+    ".ks": b"text/plain; charset=utf-8",
+    ".ipxe": b"text/plain; charset=utf-8",
+    ".txt": b"text/plain; charset=utf-8",
+    ".treeinfo": b"text/plain; charset=utf-8",
+    ".xml": b"application/xml",
+    ".json": b"application/json",
+    ".html": b"text/html; charset=utf-8",
+    ".iso": b"application/vnd.efi.iso",
+    ".img": DEFAULT_TYPE,
+    ".rpm": b"application/x-rpm",
+    ".deb": b"application/vnd.debian.binary-package",
+    ".gz": b"application/gzip",
+    ".xz": b"application/x-xz",
+    ".bz2": b"application/x-bzip2",
+    ".zst": b"application/zstd",
+}
+
+# Segments a path may never contain once percent-decoded.
+_FORBIDDEN_SEGMENTS = (b"..", b".")
+_FORBIDDEN_BYTES = (b"/", b"\0")
+
+
+def content_type(name: bytes) -> bytes:
+    """The Content-Type for a file name; ``.treeinfo`` counts as its own extension."""
+    text = os.fsdecode(name).lower()
+    base = text.rpartition("/")[2]
+    extension = base if base.startswith(".") else os.path.splitext(base)[1]
+    return CONTENT_TYPES.get(extension, DEFAULT_TYPE)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A file located by a tree: where its bytes are and what to call it."""
+
+    fd: int
+    extents: tuple[byteranges.Span, ...]
+    size: int
+    mtime: float
+    etag: bytes
+    name: bytes
+    owns_fd: bool
+
+    def release(self) -> None:
+        if self.owns_fd:
+            os.close(self.fd)
+
+
+class _Tree(Resource):
+    """A read-only file tree; subclasses say how a path becomes a :class:`Found`."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes | int:
+        parts = request.postpath
+        if any(_bad_segment(part) for part in parts):
+            return _error(request, http.NOT_FOUND)
+        try:
+            found = self.locate(parts)
+        except IsADirectoryError:
+            # No listings: an install tree is fetched by known names only.
+            return _error(request, http.FORBIDDEN)
+        except PermissionError:
+            return _error(request, http.FORBIDDEN)
+        except (FileNotFoundError, NotADirectoryError):
+            return _error(request, http.NOT_FOUND)
+        return serve(request, found)
+
+    render_HEAD = render_GET
+
+    def locate(self, parts: Sequence[bytes]) -> Found:
+        """The file at ``parts``; raises FileNotFoundError, IsADirectoryError, PermissionError."""
+        raise NotImplementedError
+
+
+def _bad_segment(part: bytes) -> bool:
+    return part in _FORBIDDEN_SEGMENTS or any(b in part for b in _FORBIDDEN_BYTES)
+
+
+class DirectoryTree(_Tree):
+    """Files under a directory; symlinks followed only while they stay under it."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = os.path.realpath(os.fsencode(root))
+
+    def locate(self, parts: Sequence[bytes]) -> Found:
+        wanted = os.path.join(self.root, *parts)
+        real = os.path.realpath(wanted)
+        if real != self.root and not real.startswith(self.root + b"/"):
+            raise FileNotFoundError(wanted)
+        if parts and parts[-1] == b"" and not os.path.isdir(real):
+            raise NotADirectoryError(wanted)
+        # O_NONBLOCK: opening a FIFO placed in the tree must not hang the reactor.
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError(wanted)
+            raise FileNotFoundError(wanted)
+        etag = b'"%x-%x-%x"' % (info.st_ino, info.st_size, info.st_mtime_ns)
+        return Found(
+            fd=fd,
+            extents=((0, info.st_size),),
+            size=info.st_size,
+            mtime=info.st_mtime,
+            etag=etag,
+            name=real,
+            owns_fd=True,
+        )
+
+
+class IsoTree(_Tree):
+    """Files inside an ISO 9660 image, served from the image file itself."""
+
+    def __init__(self, image: IsoImage) -> None:
+        super().__init__()
+        self.image = image
+
+    def locate(self, parts: Sequence[bytes]) -> Found:
+        node = self.image.lookup(parts)
+        if node is None:
+            raise FileNotFoundError(b"/".join(parts))
+        if isinstance(node, IsoDirectory):
+            raise IsADirectoryError(b"/".join(parts))
+        inode, image_mtime = self.image.identity
+        first = node.extents[0][0] if node.extents else 0
+        etag = b'"%x-%x-%x-%x"' % (inode, image_mtime, first, node.size)
+        return Found(
+            fd=self.image.fd,
+            extents=node.extents,
+            size=node.size,
+            mtime=node.mtime,
+            etag=etag,
+            name=parts[-1] if parts else b"",
+            owns_fd=False,
+        )
+
+
+def serve(request: Request, found: Found) -> bytes | int:
+    """Answer GET or HEAD for ``found``: 200, 206, 304 or 416, then the body."""
+    request.setHeader(b"accept-ranges", b"bytes")
+    request.setHeader(b"etag", found.etag)
+    request.setHeader(b"last-modified", http.datetimeToString(found.mtime))
+    if _not_modified(request, found):
+        found.release()
+        request.setResponseCode(http.NOT_MODIFIED)
+        return b""
+    kind = content_type(found.name)
+    spans = _wanted_spans(request, found)
+    pieces: list[byteranges.Piece]
+    if spans is None:
+        request.setHeader(b"content-type", kind)
+        request.setHeader(b"content-length", b"%d" % found.size)
+        pieces = [(0, found.size)]
+    elif not spans:
+        found.release()
+        request.setResponseCode(http.REQUESTED_RANGE_NOT_SATISFIABLE)
+        request.setHeader(b"content-range", b"bytes */%d" % found.size)
+        return b""
+    elif len(spans) == 1:
+        request.setResponseCode(http.PARTIAL_CONTENT)
+        request.setHeader(b"content-type", kind)
+        request.setHeader(b"content-range", byteranges.content_range(spans[0], found.size))
+        request.setHeader(b"content-length", b"%d" % spans[0][1])
+        pieces = [spans[0]]
+    else:
+        boundary = b"pxed%x" % time.monotonic_ns()
+        pieces, length = byteranges.multipart(spans, found.size, kind, boundary)
+        request.setResponseCode(http.PARTIAL_CONTENT)
+        request.setHeader(b"content-type", b"multipart/byteranges; boundary=" + boundary)
+        request.setHeader(b"content-length", b"%d" % length)
+    if request.method == b"HEAD":
+        found.release()
+        return b""  # twisted keeps our Content-Length for HEAD
+    send_body(request, found.fd, _backing(found, pieces), found.release)
+    return NOT_DONE_YET
+
+
+def _backing(found: Found, pieces: list[byteranges.Piece]) -> list[byteranges.Piece]:
+    """The pieces with file spans turned into spans of the backing descriptor."""
+    out: list[byteranges.Piece] = []
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            out.append(piece)
+        else:
+            out.extend(byteranges.to_segments(found.extents, piece))
+    return out
+
+
+def _not_modified(request: Request, found: Found) -> bool:
+    """RFC 9110 13.2.2: If-None-Match decides when present, else If-Modified-Since."""
+    match = request.getHeader(b"if-none-match")
+    if match is not None:
+        tags = [tag.strip().removeprefix(b"W/") for tag in match.split(b",")]
+        return b"*" in tags or found.etag in tags
+    since = request.getHeader(b"if-modified-since")
+    if since is None:
+        return False
+    try:
+        limit = http.stringToDatetime(since)
+    except ValueError:
+        return False
+    return int(found.mtime) <= limit
+
+
+def _wanted_spans(request: Request, found: Found) -> list[byteranges.Span] | None:
+    """The Range to honour, or None for the whole file (no Range, or If-Range failed)."""
+    header = request.getHeader(b"range")
+    if header is None:
+        return None
+    condition = request.getHeader(b"if-range")
+    if condition is not None and condition.strip() not in (
+        found.etag,
+        http.datetimeToString(found.mtime),
+    ):
+        return None
+    return byteranges.parse_range(header, found.size)
+
+
+def _error(request: Request, code: int) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return b"%d %s\n" % (code, http.RESPONSES[code])
+
+
+class _Trees(Resource):
+    """``/trees/``: one child per configured tree, nothing listed."""
+
+    def __init__(self, trees: Mapping[str, Resource]) -> None:
+        super().__init__()
+        for name, tree in trees.items():
+            self.putChild(name.encode(), tree)
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return _NotFound()
+
+    def render(self, request: Request) -> bytes:
+        return _error(request, http.NOT_FOUND)
+
+
+class _NotFound(Resource):
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        return _error(request, http.NOT_FOUND)
+
+
+def tree_resource(source: Path) -> Resource:
+    """A tree for a directory, or for an ISO image if ``source`` is a file."""
+    if source.is_dir():
+        return DirectoryTree(source)
+    return IsoTree(IsoImage(source))
+
+
+def build_site(trees: Mapping[str, Path], tftp_root: Path | None) -> Site:
+    """The whole HTTP site: ``/trees/<name>/...`` and, if given, ``/tftp/...``.
+
+    ``trees`` maps a tree name to its directory or ISO image. Raises
+    :class:`pxed.iso9660.IsoError` for an image that cannot be read.
+    """
+    root = Resource()
+    root.putChild(b"trees", _Trees({name: tree_resource(path) for name, path in trees.items()}))
+    if tftp_root is not None:
+        root.putChild(b"tftp", DirectoryTree(tftp_root))
+    site = Site(root)
+    site.displayTracebacks = False
+    return site
+
+
+def listen(
+    reactor: IReactorTCP, site: Site, port: int, addresses: Sequence[str]
+) -> list[IListeningPort]:
+    """Listen on ``port`` at each address (like the TFTP listeners: one per address)."""
+    return [reactor.listenTCP(port, site, interface=address) for address in addresses]
