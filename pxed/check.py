@@ -1,4 +1,9 @@
-"""``pxed check FILE``: validate a config without starting anything."""
+"""``pxed check FILE``: validate a config without starting anything.
+
+Prints every error and warning as ``FILE:LINE:COLUMN: key.path: message`` in
+file order and exits 1 if there was any error. Kickstart templates are checked
+to exist; rendering them with pykickstart comes with provisioning.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        load_config(args.file)
+        config = load_config(args.file)
     except ConfigError as error:
-        print(error, file=sys.stderr)
+        for problem in sorted([*error.errors, *error.warnings]):
+            print(problem, file=sys.stderr)
+        count = len(error.errors)
+        print(f"{args.file}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
         return 1
-    print(f"{args.file}: ok")
+    for warning in config.warnings:
+        print(warning, file=sys.stderr)
+    count = len(config.warnings)
+    print(f"{args.file}: ok" + (f" ({count} warning{'s' if count != 1 else ''})" if count else ""))
     return 0

@@ -1,0 +1,573 @@
+"""From a YAML node tree to a Config: each section, then the references between them.
+
+Sections are read in dependency order (trees before the profiles that name
+them, profiles before hosts), not file order; problems are sorted by line at
+the end. A reference is checked against the names defined in the file, even
+ones whose own entry had errors, so one mistake is reported once rather than
+again at every place that names it.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from pathlib import Path
+from types import MappingProxyType
+from typing import cast
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from pxed.config import convert as c
+from pxed.config.model import (
+    Config,
+    DefaultArch,
+    DhcpBoot,
+    DhcpConfig,
+    DhcpMode,
+    Host,
+    HttpConfig,
+    InstallConfig,
+    Loaders,
+    LoggingConfig,
+    LogLevel,
+    Netboot,
+    Profile,
+    ServerConfig,
+    Subnet,
+    TftpConfig,
+    Tree,
+)
+from pxed.config.yamltree import Context, Entry, Fields, describe_node, is_null, suggest
+
+SECTIONS = (
+    "server", "tftp", "dhcp", "http", "install", "logging", "trees", "profiles", "hosts", "vars",
+)  # fmt: skip
+BOOT_PLACEHOLDERS = ("server", "http_port", "mac")
+APPEND_PLACEHOLDERS = ("server", "http_port", "mac", "hostname", "tree_url", "ks_url")
+RESERVED_PROFILE_NAMES = ("ignore", "local")
+LOADER_KEYS = ("bios", "uefi", "ipxe", "uefi_http")
+BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+def build(ctx: Context, root: Node | None, path: Path) -> Config | None:
+    """The Config for ``root``, or None when any error was recorded."""
+    if root is None or is_null(root):
+        if not ctx.problems.errors:
+            ctx.problems.error(None, "", "the file is empty; see etc/pxed.yaml for every key")
+        return None
+    top = Fields(ctx, root, "", SECTIONS)
+    if not top.valid:
+        return None
+    config = _Builder(ctx, top).config(path)
+    return None if ctx.problems.errors else config
+
+
+class _Builder:
+    def __init__(self, ctx: Context, top: Fields) -> None:
+        self.ctx = ctx
+        self.top = top
+        self.error = ctx.problems.error
+        self.warn = ctx.problems.warn
+        self.interfaces_given = False  # even if invalid: one mistake, one error
+        self.tftp_root: Node | None = None  # where to point at when a default file is missing
+
+    def section(self, name: str, keys: tuple[str, ...]) -> Fields:
+        return Fields(self.ctx, self.top.values.get(name), name, keys)
+
+    def config(self, path: Path) -> Config:
+        server = self.server()
+        tftp = self.tftp(server)
+        http = self.http(server)
+        trees, tree_names = self.trees()
+        profiles = self.profiles(trees, tree_names, tftp)
+        dhcp = self.dhcp(server, tftp, profiles)
+        return Config(
+            path=path,
+            server=server,
+            tftp=tftp,
+            dhcp=dhcp,
+            http=http,
+            install=self.install(),
+            logging=self.logging(),
+            trees=MappingProxyType(trees),
+            profiles=MappingProxyType({k: v for k, v in profiles.items() if v is not None}),
+            hosts=self.hosts(dhcp, profiles),
+            vars=self.free_mapping(self.top.values.get("vars"), "vars"),
+            warnings=tuple(sorted(self.ctx.problems.warnings)),
+        )
+
+    # -- server, tftp, http ---------------------------------------------------
+
+    def server(self) -> ServerConfig:
+        f = self.section("server", ("address", "interfaces", "state_dir"))
+        address = f.optional("address", _advertisable)
+        interfaces = f.optional("interfaces", c.sequence(c.interface)) or ()
+        state_dir = f.get("state_dir", c.local_path, Path("/var/lib/pxed"))
+        self.interfaces_given = "interfaces" in f.values
+        if "address" not in f.values and not interfaces:
+            self.error(
+                f.node,
+                "server",
+                "set server.address or server.interfaces: pxed must tell clients an address "
+                "(next-server, HTTP URLs)",
+            )
+        if state_dir.exists() and not state_dir.is_dir():
+            self.error(f.values["state_dir"], f.key("state_dir"), f"{state_dir} is not a folder")
+        return ServerConfig(address, interfaces, state_dir)
+
+    def tftp(self, server: ServerConfig) -> TftpConfig:
+        f = self.section(
+            "tftp",
+            ("enabled", "root", "listen", "port", "max_blksize", "max_windowsize",
+             "max_sessions", "timeout", "retries"),
+        )  # fmt: skip
+        tftp = TftpConfig(
+            enabled=f.get("enabled", c.boolean, True),
+            root=f.get("root", c.local_path, Path("/srv/tftp")),
+            listen=f.get("listen", c.sequence(_tftp_listen), ()),
+            port=f.get("port", c.port, 69),
+            max_blksize=f.get("max_blksize", c.integer(8, 65464), 1468),
+            max_windowsize=f.get("max_windowsize", c.integer(1, 65535), 16),
+            max_sessions=f.get("max_sessions", c.integer(1, 1_000_000), 1000),
+            timeout=f.get("timeout", c.integer(1, 255), 1),
+            retries=f.get("retries", c.integer(1, 100), 5),
+        )
+        self.tftp_root = f.values.get("root")
+        if tftp.enabled:
+            self.need_listen(f, tftp.listen, server)
+            self.check_folder(f, "root", tftp.root, "files cannot be served until it exists")
+        return tftp
+
+    def http(self, server: ServerConfig) -> HttpConfig:
+        f = self.section("http", ("enabled", "listen", "port"))
+        http = HttpConfig(
+            enabled=f.get("enabled", c.boolean, True),
+            listen=f.get("listen", c.sequence(c.ipv4), ()),
+            port=f.get("port", c.port, 80),
+        )
+        if http.enabled:
+            self.need_listen(f, http.listen, server)
+        return http
+
+    def need_listen(self, f: Fields, listen: tuple[IPv4Address, ...], server: ServerConfig) -> None:
+        if not listen and not self.interfaces_given and "listen" not in f.values:
+            self.error(
+                f.node,
+                f.key("listen"),
+                f"{f.path} has nowhere to listen: give {f.path}.listen or server.interfaces "
+                f"(or set {f.path}.enabled: false)",
+            )
+
+    def check_folder(self, f: Fields, key: str, folder: Path, consequence: str) -> None:
+        """A folder that is absent is a warning (it may be mounted later); a file there is not."""
+        node = f.values.get(key, f.node)
+        if not folder.exists():
+            self.warn(node, f.key(key), f"{folder} does not exist (yet); {consequence}")
+        elif not folder.is_dir():
+            self.error(node, f.key(key), f"{folder} is not a folder")
+
+    # -- dhcp -----------------------------------------------------------------
+
+    def dhcp(
+        self, server: ServerConfig, tftp: TftpConfig, profiles: dict[str, Profile | None]
+    ) -> DhcpConfig:
+        f = self.section(
+            "dhcp",
+            ("mode", "authoritative", "allow_unknown", "unknown_hosts", "server_port",
+             "client_port", "subnets", "boot", "deny", "decline_quarantine"),
+        )  # fmt: skip
+        mode = cast(DhcpMode, f.get("mode", _dhcp_mode, "off"))
+        allow_unknown, unknown_hosts = self.unknown_policy(f, profiles)
+        dhcp = DhcpConfig(
+            mode=mode,
+            authoritative=f.get("authoritative", c.boolean, True),
+            allow_unknown=allow_unknown,
+            unknown_hosts=unknown_hosts,
+            server_port=f.get("server_port", c.port, 67),
+            client_port=f.get("client_port", c.port, 68),
+            subnets=self.subnets(f),
+            boot=self.boot(f.values.get("boot"), tftp, check_files=mode != "off"),
+            deny=frozenset(f.optional("deny", c.sequence(c.mac)) or ()),
+            decline_quarantine=f.get("decline_quarantine", c.seconds, 600),
+        )
+        if dhcp.enabled:
+            self.check_dhcp_enabled(f, dhcp, server, tftp)
+        return dhcp
+
+    def check_dhcp_enabled(
+        self, f: Fields, dhcp: DhcpConfig, server: ServerConfig, tftp: TftpConfig
+    ) -> None:
+        mode_node = f.values.get("mode")
+        if not server.interfaces:
+            self.error(
+                mode_node,
+                f.key("mode"),
+                f"dhcp.mode {dhcp.mode} needs server.interfaces (DHCP listens on one socket "
+                "per interface)",
+            )
+        if dhcp.mode == "full" and not dhcp.subnets and "subnets" not in f.values:
+            self.error(mode_node, f.key("mode"), "dhcp.mode full needs at least one subnet")
+        if dhcp.server_port == dhcp.client_port:
+            self.error(f.values.get("client_port"), f.key("client_port"), "equals server_port")
+        if tftp.enabled and dhcp.server_port == tftp.port:
+            self.error(f.values.get("server_port"), f.key("server_port"), "equals tftp.port")
+
+    def unknown_policy(self, f: Fields, profiles: dict[str, Profile | None]) -> tuple[bool, str]:
+        """``allow_unknown`` (the contract's gate) and ``unknown_hosts`` (what unknowns boot)."""
+        allow = f.optional("allow_unknown", c.boolean)
+        policy = f.optional("unknown_hosts", c.text)
+        if policy is not None and policy not in RESERVED_PROFILE_NAMES and policy not in profiles:
+            self.error(
+                f.values["unknown_hosts"],
+                f.key("unknown_hosts"),
+                f"{policy!r} is not ignore, local or a profile name{suggest(policy, profiles)}",
+            )
+        if allow is None:
+            allow = policy is not None and policy != "ignore"
+        if policy is None:
+            policy = "local" if allow else "ignore"
+        if allow != (policy != "ignore"):
+            self.error(
+                f.values.get("unknown_hosts"),
+                f.key("unknown_hosts"),
+                f"{policy} contradicts dhcp.allow_unknown: {str(allow).lower()}",
+            )
+        return allow, policy
+
+    def subnets(self, f: Fields) -> tuple[Subnet, ...]:
+        subnets: list[Subnet] = []
+        for path, item in self.items(f.values.get("subnets"), f.key("subnets")):
+            subnet = self.subnet(item, path)
+            if subnet is None:
+                continue
+            for other in subnets:
+                if subnet.network.overlaps(other.network):
+                    self.error(item, path, f"overlaps subnet {other.network}")
+            subnets.append(subnet)
+        return tuple(subnets)
+
+    def subnet(self, node: Node, path: str) -> Subnet | None:
+        f = Fields(
+            self.ctx, node, path, ("network", "range", "router", "dns", "domain", "lease_time")
+        )
+        network = f.required("network", c.network)
+        pool = f.optional("range", _address_pair)
+        router = f.optional("router", c.ipv4)
+        dns = f.optional("dns", c.sequence(c.ipv4)) or ()
+        domain = f.optional("domain", c.dns_name)
+        lease_time = f.get("lease_time", c.integer(60, 2**31 - 1), 3600)
+        if network is None:
+            return None
+        subnet = Subnet(network, pool, router, dns, domain, lease_time)
+        if pool is not None:
+            for address in pool:
+                self.check_host_address(f.values["range"], f.key("range"), address, subnet)
+        if router is not None:
+            self.check_host_address(f.values["router"], f.key("router"), router, subnet)
+        return subnet
+
+    def check_host_address(
+        self, node: Node, path: str, address: IPv4Address, subnet: Subnet
+    ) -> bool:
+        net = subnet.network
+        if address not in net:
+            self.error(node, path, f"{address} is outside {net}")
+        elif net.prefixlen < 31 and address in (net.network_address, net.broadcast_address):
+            self.error(node, path, f"{address} is the network or broadcast address of {net}")
+        else:
+            return True
+        return False
+
+    def boot(self, node: Node | None, tftp: TftpConfig, *, check_files: bool) -> DhcpBoot:
+        f = Fields(self.ctx, node, "dhcp.boot", (*LOADER_KEYS, "default_arch"))
+        loader = c.template(BOOT_PLACEHOLDERS)
+        boot = DhcpBoot(
+            bios=f.get("bios", loader, "pxelinux.0"),
+            uefi=f.get("uefi", loader, "syslinux.efi"),
+            ipxe=f.get("ipxe", loader, "http://{server}:{http_port}/boot/{mac}.ipxe"),
+            uefi_http=f.get("uefi_http", loader, "http://{server}:{http_port}/tftp/snponly.efi"),
+            default_arch=cast(
+                DefaultArch, f.get("default_arch", c.choice("none", "bios", "uefi"), "none")
+            ),
+        )
+        if check_files:
+            self.check_loaders(f, Loaders(boot.bios, boot.uefi), tftp)
+        return boot
+
+    def check_loaders(self, f: Fields, loaders: Loaders, tftp: TftpConfig) -> None:
+        """Warn about a TFTP loader missing from an existing tftp.root: PXE-E32 at boot time."""
+        if not tftp.enabled or not tftp.root.is_dir():
+            return
+        for key in ("bios", "uefi"):
+            name = getattr(loaders, key)
+            if name is None or "://" in name or c.placeholders_in(name):
+                continue
+            if (tftp.root / name).is_file():
+                continue
+            if key in f.values:
+                self.warn(f.values[key], f.key(key), f"{name} is not in {tftp.root}")
+            else:
+                self.warn(self.tftp_root, f.key(key), f"{name} (default) is not in {tftp.root}")
+
+    # -- inventory -------------------------------------------------------------
+
+    def trees(self) -> tuple[dict[str, Tree], set[str]]:
+        """The valid trees, and every tree name defined (for references to check against)."""
+        trees: dict[str, Tree] = {}
+        entries = self.named(self.top.values.get("trees"), "trees")
+        for entry in entries:
+            tree = self.tree(entry, f"trees.{entry.key}")
+            if tree is not None:
+                trees[entry.key] = tree
+        return trees, {entry.key for entry in entries}
+
+    def tree(self, entry: Entry, path: str) -> Tree | None:
+        f = Fields(self.ctx, entry.value_node, path, ("path", "iso"))
+        folder = f.optional("path", c.local_path)
+        iso = f.optional("iso", c.local_path)
+        if "path" in f.values and "iso" in f.values:
+            self.error(f.values["iso"], f.key("iso"), "give path or iso, not both")
+            return None
+        if "path" not in f.values and "iso" not in f.values:
+            if f.valid:
+                self.error(
+                    entry.value_node,
+                    path,
+                    "needs path (a folder) or iso (an ISO 9660 image, served without mounting)",
+                )
+            return None
+        if folder is not None:
+            self.check_folder(f, "path", folder, "the tree cannot be served until it exists")
+        if iso is not None:
+            if not iso.exists():
+                self.warn(f.values["iso"], f.key("iso"), f"{iso} does not exist (yet)")
+            elif not iso.is_file():
+                self.error(f.values["iso"], f.key("iso"), f"{iso} is not a file")
+        if folder is None and iso is None:
+            return None
+        return Tree(entry.key, folder, iso)
+
+    def profiles(
+        self, trees: dict[str, Tree], tree_names: set[str], tftp: TftpConfig
+    ) -> dict[str, Profile | None]:
+        """Every defined profile name, mapped to its Profile or None if it had errors."""
+        profiles: dict[str, Profile | None] = {}
+        for entry in self.named(self.top.values.get("profiles"), "profiles"):
+            path = f"profiles.{entry.key}"
+            if entry.key in RESERVED_PROFILE_NAMES:
+                self.error(entry.key_node, path, "reserved word (dhcp.unknown_hosts uses it)")
+            profiles[entry.key] = self.profile(entry, path, tree_names, trees, tftp)
+        return profiles
+
+    def profile(
+        self,
+        entry: Entry,
+        path: str,
+        tree_names: set[str],
+        trees: dict[str, Tree],
+        tftp: TftpConfig,
+    ) -> Profile | None:
+        f = Fields(
+            self.ctx,
+            entry.value_node,
+            path,
+            ("tree", "kernel", "initrd", "append", "kickstart", "loader", "vars"),
+        )
+        tree = f.optional("tree", c.text)
+        if tree is not None and tree not in tree_names:
+            self.error(
+                f.values["tree"],
+                f.key("tree"),
+                f"no tree named {tree!r}{suggest(tree, tree_names)}",
+            )
+        kernel = f.required("kernel", c.inner_path)
+        initrd = f.required("initrd", c.inner_path)
+        append = f.get("append", c.template(APPEND_PLACEHOLDERS), "")
+        if tree is None and "tree_url" in c.placeholders_in(append):
+            self.error(f.values["append"], f.key("append"), "uses {tree_url} but has no tree")
+        kickstart = f.optional("kickstart", c.local_path)
+        if kickstart is not None and not kickstart.is_file():
+            self.error(
+                f.values["kickstart"], f.key("kickstart"), f"template {kickstart} does not exist"
+            )
+        loader = self.loaders(f.values.get("loader"), f.key("loader"), tftp)
+        variables = self.free_mapping(f.values.get("vars"), f.key("vars"))
+        if kernel is None or initrd is None:
+            return None
+        base = self.image_folder(trees.get(tree) if tree else None, tftp)
+        for key, image in (("kernel", kernel), ("initrd", initrd)):
+            if base is not None and not (base / image).is_file():
+                self.error(f.values[key], f.key(key), f"{image} is not in {base}")
+        return Profile(entry.key, tree, kernel, initrd, append, kickstart, loader, variables)
+
+    def image_folder(self, tree: Tree | None, tftp: TftpConfig) -> Path | None:
+        """Where a profile's kernel must already be, if pxed can tell today (not inside an ISO)."""
+        folder = tftp.root if tree is None else tree.path
+        return folder if folder is not None and folder.is_dir() else None
+
+    def loaders(self, node: Node | None, path: str, tftp: TftpConfig) -> Loaders:
+        f = Fields(self.ctx, node, path, LOADER_KEYS)
+        loader = c.template(BOOT_PLACEHOLDERS)
+        loaders = Loaders(*(f.optional(key, loader) for key in LOADER_KEYS))
+        self.check_loaders(f, loaders, tftp)
+        return loaders
+
+    def hosts(self, dhcp: DhcpConfig, profiles: dict[str, Profile | None]) -> tuple[Host, ...]:
+        hosts: list[Host] = []
+        seen: dict[tuple[str, object], Node] = {}
+        for path, node in self.items(self.top.values.get("hosts"), "hosts"):
+            f = Fields(
+                self.ctx, node, path, ("mac", "hostname", "ip", "profile", "netboot", "vars")
+            )
+            host = self.host(f, dhcp, profiles)
+            if host is not None:
+                for key, value in (("mac", host.mac), ("hostname", host.hostname), ("ip", host.ip)):
+                    self.once(seen, f, key, value)
+                hosts.append(host)
+        return tuple(hosts)
+
+    def once(
+        self, seen: dict[tuple[str, object], Node], f: Fields, key: str, value: object
+    ) -> None:
+        """Report a MAC, hostname or reserved IP that an earlier host already has."""
+        if value is None:
+            return
+        folded = value.lower() if isinstance(value, str) else value
+        node = f.values[key]
+        first = seen.setdefault((key, folded), node)
+        if first is not node:
+            self.error(
+                node,
+                f.key(key),
+                f"{value} is already used by the host at line {first.start_mark.line + 1}",
+            )
+
+    def host(self, f: Fields, dhcp: DhcpConfig, profiles: dict[str, Profile | None]) -> Host | None:
+        mac = f.required("mac", c.mac)
+        hostname = f.optional("hostname", c.dns_name)
+        ip = f.optional("ip", c.ipv4)
+        profile = f.optional("profile", c.text)
+        netboot = cast(Netboot, f.get("netboot", c.choice("once", "always", "never"), "once"))
+        variables = self.free_mapping(f.values.get("vars"), f.key("vars"))
+        if mac is not None and mac in dhcp.deny:
+            self.error(f.values["mac"], f.key("mac"), f"{mac} is also in dhcp.deny")
+        if profile is not None and profile not in profiles:
+            self.error(
+                f.values["profile"],
+                f.key("profile"),
+                f"no profile named {profile!r}{suggest(profile, profiles)}",
+            )
+        if ip is not None and dhcp.subnets:
+            self.check_reservation(f.values["ip"], f.key("ip"), ip, dhcp)
+        if mac is None or not f.valid:
+            return None
+        return Host(mac, hostname, ip, profile, netboot, variables)
+
+    def check_reservation(self, node: Node, path: str, ip: IPv4Address, dhcp: DhcpConfig) -> None:
+        subnet = dhcp.subnet_for(ip)
+        if subnet is None:
+            networks = ", ".join(str(s.network) for s in dhcp.subnets)
+            self.error(node, path, f"{ip} is in no dhcp subnet ({networks})")
+        elif self.check_host_address(node, path, ip, subnet) and subnet.range:
+            low, high = subnet.range
+            if low <= ip <= high:
+                self.warn(
+                    node,
+                    path,
+                    f"{ip} is inside the dynamic range {low}-{high}; it is kept for this host, "
+                    "but a reservation outside the range is clearer",
+                )
+
+    # -- install, logging ---------------------------------------------------------
+
+    def install(self) -> InstallConfig:
+        f = self.section("install", ("kickstart_open", "loop_fetches", "loop_window"))
+        return InstallConfig(
+            kickstart_open=f.get("kickstart_open", c.boolean, False),
+            loop_fetches=f.get("loop_fetches", c.integer(1, 1000), 3),
+            loop_window=f.get("loop_window", c.seconds, 86400),
+        )
+
+    def logging(self) -> LoggingConfig:
+        f = self.section("logging", ("json", "level"))
+        return LoggingConfig(
+            json=f.get("json", c.boolean, False),
+            level=cast(
+                LogLevel, f.get("level", c.choice("debug", "info", "warn", "error"), "info")
+            ),
+        )
+
+    # -- shapes -------------------------------------------------------------------
+
+    def named(self, node: Node | None, path: str) -> list[Entry]:
+        """The entries of a mapping keyed by names used in URLs (trees, profiles)."""
+        if node is None or is_null(node):
+            return []
+        if not isinstance(node, MappingNode):
+            self.error(node, path, f"expected a mapping of names, got {describe_node(node)}")
+            return []
+        entries = self.ctx.entries(node, path)
+        for entry in entries:
+            c.name(self.ctx, entry.key_node, f"{path}.{entry.key}")
+        return entries
+
+    def items(self, node: Node | None, path: str) -> list[tuple[str, Node]]:
+        if node is None or is_null(node):
+            return []
+        if not isinstance(node, SequenceNode):
+            self.error(node, path, f"expected a list, got {describe_node(node)}")
+            return []
+        return self.ctx.items(node, path)
+
+    def free_mapping(self, node: Node | None, path: str) -> MappingProxyType[str, object]:
+        if node is None:
+            return MappingProxyType({})
+        if not isinstance(node, MappingNode):
+            self.error(node, path, f"expected a mapping, got {describe_node(node)}")
+            return MappingProxyType({})
+        return cast(MappingProxyType[str, object], self.ctx.plain(node, path))
+
+
+def _advertisable(ctx: Context, node: Node, path: str) -> IPv4Address | None:
+    address = c.ipv4(ctx, node, path)
+    if address is not None and (
+        address.is_unspecified or address.is_multicast or address == IPv4Address("255.255.255.255")
+    ):
+        ctx.problems.error(node, path, f"{address} cannot be given to clients as the server")
+        return None
+    return address
+
+
+def _tftp_listen(ctx: Context, node: Node, path: str) -> IPv4Address | None:
+    address = c.ipv4(ctx, node, path)
+    if address is not None and address.is_unspecified:
+        ctx.problems.error(
+            node,
+            path,
+            "0.0.0.0 cannot work for TFTP: each transfer must answer from the address the "
+            "request came to; list the addresses (or leave tftp.listen out)",
+        )
+        return None
+    return address
+
+
+def _dhcp_mode(ctx: Context, node: Node, path: str) -> str | None:
+    """full, proxy or off, taking the boolean false YAML 1.1 makes of an unquoted off."""
+    if isinstance(node, ScalarNode) and node.tag == BOOL_TAG and ctx.scalar(node, path) is False:
+        return "off"
+    return c.choice("full", "proxy", "off")(ctx, node, path)
+
+
+def _address_pair(ctx: Context, node: Node, path: str) -> tuple[IPv4Address, IPv4Address] | None:
+    addresses = c.sequence(c.ipv4)(ctx, node, path)
+    if addresses is None or not isinstance(node, SequenceNode):
+        return None
+    if len(node.value) != 2:
+        ctx.problems.error(node, path, "expected [first, last], two addresses")
+        return None
+    if len(addresses) != 2:
+        return None
+    low, high = addresses
+    if low > high:
+        ctx.problems.error(node, path, f"{low} comes after {high}")
+        return None
+    return low, high

@@ -1,0 +1,223 @@
+"""The validated configuration: frozen objects every pxed service reads its settings from.
+
+Nothing here touches the network or the disk. One value is left for start-up
+to fill in: ``ServerConfig.address`` is None when the file leaves it out,
+meaning "the first IPv4 address of ``server.interfaces[0]``", which only the
+running host can know (the socket layer resolves it with
+``dataclasses.replace``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+from pxed.config.problems import ConfigProblem
+
+DhcpMode = Literal["full", "proxy", "off"]
+Netboot = Literal["once", "always", "never"]
+DefaultArch = Literal["none", "bios", "uefi"]
+LogLevel = Literal["debug", "info", "warn", "error"]
+
+_MAC_FORMS = (
+    re.compile(
+        r"([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})"
+    ),
+    re.compile(
+        r"([0-9a-f]{2})([0-9a-f]{2})\.([0-9a-f]{2})([0-9a-f]{2})\.([0-9a-f]{2})([0-9a-f]{2})"
+    ),
+    re.compile(r"([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})"),
+)
+
+
+def parse_mac(text: str) -> str:
+    """``52:54:00:12:34:56`` from any common spelling (colons, hyphens, Cisco dots, bare hex).
+
+    Lowercase with colons is the one form pxed compares, logs and puts in
+    file names (pxelinux probes ``01-<mac>`` in lowercase).
+    """
+    lowered = text.strip().lower()
+    for form in _MAC_FORMS:
+        match = form.fullmatch(lowered)
+        if match:
+            return ":".join(match.groups())
+    raise ValueError(
+        f"not a MAC address: {text!r} (expected six hex pairs, like 52:54:00:12:34:56)"
+    )
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    address: IPv4Address | None  # None: the first IPv4 address of interfaces[0], found at start-up
+    interfaces: tuple[str, ...]
+    state_dir: Path
+
+
+@dataclass(frozen=True)
+class TftpConfig:
+    enabled: bool
+    root: Path
+    listen: tuple[IPv4Address, ...]  # empty: the addresses of server.interfaces
+    port: int
+    max_blksize: int
+    max_windowsize: int
+    max_sessions: int
+    timeout: int  # seconds before a retransmission, unless the client negotiates one
+    retries: int  # retransmissions of one packet before the transfer is abandoned
+
+
+@dataclass(frozen=True)
+class Subnet:
+    network: IPv4Network
+    range: tuple[IPv4Address, IPv4Address] | None  # None: reservations only
+    router: IPv4Address | None
+    dns: tuple[IPv4Address, ...]
+    domain: str | None
+    lease_time: int
+
+
+@dataclass(frozen=True)
+class Loaders:
+    """Boot files per client kind; a profile's unset ones fall back to ``dhcp.boot``."""
+
+    bios: str | None = None
+    uefi: str | None = None
+    ipxe: str | None = None
+    uefi_http: str | None = None
+
+
+@dataclass(frozen=True)
+class DhcpBoot:
+    bios: str
+    uefi: str
+    ipxe: str
+    uefi_http: str
+    default_arch: DefaultArch  # what a client whose option 93 pxed has no loader for gets
+
+    def with_profile(self, loader: Loaders) -> DhcpBoot:
+        """These defaults overridden by whatever a profile's ``loader`` sets."""
+        return DhcpBoot(
+            bios=loader.bios or self.bios,
+            uefi=loader.uefi or self.uefi,
+            ipxe=loader.ipxe or self.ipxe,
+            uefi_http=loader.uefi_http or self.uefi_http,
+            default_arch=self.default_arch,
+        )
+
+
+@dataclass(frozen=True)
+class DhcpConfig:
+    mode: DhcpMode
+    authoritative: bool
+    allow_unknown: bool
+    unknown_hosts: str  # "ignore", "local" (boot the local disk) or a profile name
+    server_port: int
+    client_port: int
+    subnets: tuple[Subnet, ...]
+    boot: DhcpBoot
+    deny: frozenset[str]  # MACs never answered, in parse_mac form
+    decline_quarantine: int  # seconds an address stays unused after a DHCPDECLINE
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    @property
+    def unknown_profile(self) -> str | None:
+        """The profile unknown MACs install, when ``unknown_hosts`` names one."""
+        return None if self.unknown_hosts in ("ignore", "local") else self.unknown_hosts
+
+    def subnet_for(self, address: IPv4Address) -> Subnet | None:
+        return next((s for s in self.subnets if address in s.network), None)
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    enabled: bool
+    listen: tuple[IPv4Address, ...]  # empty: the addresses of server.interfaces
+    port: int
+
+
+@dataclass(frozen=True)
+class InstallConfig:
+    kickstart_open: bool  # serve /ks/<mac> to any client, not only to that host
+    loop_fetches: int  # more Kickstart fetches than this ...
+    loop_window: int  # ... within this many seconds, without a done callback: looping
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    json: bool
+    level: LogLevel
+
+
+@dataclass(frozen=True)
+class Tree:
+    """An install tree served at ``/trees/<name>/``: a directory or an ISO 9660 image."""
+
+    name: str
+    path: Path | None = None
+    iso: Path | None = None
+
+    @property
+    def source(self) -> Path:
+        source = self.path or self.iso
+        assert source is not None, "validation guarantees exactly one of path and iso"
+        return source
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    tree: str | None
+    kernel: str  # relative POSIX path inside the tree, or inside tftp.root without a tree
+    initrd: str
+    append: str
+    kickstart: Path | None
+    loader: Loaders
+    vars: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Host:
+    mac: str
+    hostname: str | None
+    ip: IPv4Address | None
+    profile: str | None
+    netboot: Netboot
+    vars: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One appliance: every section of the YAML file, validated."""
+
+    path: Path
+    server: ServerConfig
+    tftp: TftpConfig
+    dhcp: DhcpConfig
+    http: HttpConfig
+    install: InstallConfig
+    logging: LoggingConfig
+    trees: Mapping[str, Tree]
+    profiles: Mapping[str, Profile]
+    hosts: tuple[Host, ...]
+    vars: Mapping[str, object]
+    warnings: tuple[ConfigProblem, ...] = ()
+    _by_mac: Mapping[str, Host] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_mac = MappingProxyType({host.mac: host for host in self.hosts})
+        object.__setattr__(self, "_by_mac", by_mac)
+
+    def host(self, mac: str) -> Host | None:
+        """The host entry for ``mac`` in any common spelling, or None for an unknown MAC."""
+        try:
+            return self._by_mac.get(parse_mac(mac))
+        except ValueError:
+            return None
