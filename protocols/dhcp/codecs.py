@@ -1,0 +1,290 @@
+"""Value codecs: how the bytes of one DHCP option (or sub-option) map to a typed value.
+
+A codec checks the length first in plain Python, so a bad option gets a message a
+sysadmin can act on ("length 3, expected 4"), then hands the bytes to a small Construct
+grammar.  Codecs raise ``MalformedPacket`` without an offset; the caller knows which
+option and where, and adds both.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Any
+
+from construct import (
+    Adapter,
+    Bytes,
+    ConstructError,
+    GreedyBytes,
+    GreedyRange,
+    Int8ub,
+    Int16ub,
+    Int32sb,
+    Int32ub,
+    Pass,
+    Prefixed,
+    Struct,
+    Switch,
+    Terminated,
+    this,
+)
+
+from protocols.errors import MalformedPacket
+
+
+class _IPv4(Adapter):  # type: ignore[misc]
+    """Four bytes on the wire, an ``IPv4Address`` in Python."""
+
+    def _decode(self, obj: bytes, context: object, path: str) -> IPv4Address:
+        return IPv4Address(obj)
+
+    def _encode(self, obj: IPv4Address | str, context: object, path: str) -> bytes:
+        return IPv4Address(obj).packed
+
+
+IPV4 = _IPv4(Bytes(4))
+U8 = Int8ub
+U16 = Int16ub
+U32 = Int32ub
+S32 = Int32sb
+# One (length, bytes) item of a length-prefixed list (RFC 3004 user classes, V-I data).
+PASCAL_BYTES = Prefixed(Int8ub, GreedyBytes)
+
+
+def whole(construct: Any) -> Any:
+    """``construct`` followed by end-of-data: a GreedyRange must not drop a truncated tail."""
+    return Struct("value" / construct, Terminated)
+
+
+def parse_whole(grammar: Any, data: bytes) -> Any:
+    """Parse with a grammar built by ``whole``; Construct's errors become MalformedPacket."""
+    try:
+        return grammar.parse(data).value
+    except ConstructError as exc:
+        raise MalformedPacket(_construct_reason(exc)) from None
+
+
+def _construct_reason(exc: ConstructError) -> str:
+    """Construct's message without its '(parsing) -> path' preamble."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 when it is, else Latin-1: never fails, and every byte stays visible."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def show_text(text: str) -> str:
+    """Printable text as is; control characters and NULs escaped so one packet stays one line."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+def show_bytes(data: bytes) -> str:
+    """Colon hex, the way MACs and client identifiers are usually written."""
+    return data.hex(":")
+
+
+class Codec:
+    """Bytes <-> typed value for one option or sub-option."""
+
+    what = "bytes"
+
+    def decode(self, data: bytes) -> object:
+        return data
+
+    def encode(self, value: Any) -> bytes:
+        return bytes(value)
+
+
+RAW = Codec()
+
+
+class Fixed(Codec):
+    """Exactly ``size`` bytes through one Construct field (an address, a 32-bit time)."""
+
+    def __init__(
+        self,
+        construct: Any,
+        size: int,
+        what: str,
+        load: Callable[[Any], object] = lambda v: v,
+    ) -> None:
+        self.grammar = whole(construct)
+        self.construct = construct
+        self.size = size
+        self.what = what
+        self.load = load
+
+    def decode(self, data: bytes) -> object:
+        if len(data) != self.size:
+            raise MalformedPacket(f"length {len(data)}, expected {self.size} ({self.what})")
+        return self.load(parse_whole(self.grammar, data))
+
+    def encode(self, value: Any) -> bytes:
+        return bytes(self.construct.build(value))
+
+
+class Array(Codec):
+    """A run of ``unit``-sized items, at least ``minimum`` of them (routers, PRL, arch list)."""
+
+    def __init__(
+        self,
+        construct: Any,
+        unit: int,
+        what: str,
+        minimum: int = 1,
+        load: Callable[[Any], object] = lambda v: v,
+    ) -> None:
+        self.grammar = whole(GreedyRange(construct))
+        self.construct = construct
+        self.unit = unit
+        self.what = what
+        self.minimum = minimum
+        self.load = load
+
+    def decode(self, data: bytes) -> tuple[object, ...]:
+        size = len(data)
+        if size % self.unit:
+            raise MalformedPacket(
+                f"length {size}, expected a multiple of {self.unit} ({self.what})"
+            )
+        if size < self.minimum * self.unit:
+            raise MalformedPacket(
+                f"length {size}, expected at least {self.minimum * self.unit} ({self.what})"
+            )
+        return tuple(self.load(item) for item in parse_whole(self.grammar, data))
+
+    def encode(self, value: Iterable[Any]) -> bytes:
+        return b"".join(bytes(self.construct.build(item)) for item in value)
+
+
+class Text(Codec):
+    """A string (host name, vendor class, boot file name), kept exactly, NULs included."""
+
+    what = "text"
+
+    def decode(self, data: bytes) -> str:
+        return decode_text(data)
+
+    def encode(self, value: str) -> bytes:
+        return value.encode("utf-8")
+
+
+TEXT = Text()
+
+
+class Grammar(Codec):
+    """Any other shape: a whole-data Construct grammar plus conversion to a dataclass."""
+
+    def __init__(
+        self,
+        construct: Any,
+        what: str,
+        load: Callable[[Any], object],
+        dump: Callable[[Any], object],
+        minimum: int = 0,
+        size: int | None = None,
+    ) -> None:
+        self.grammar = whole(construct)
+        self.construct = construct
+        self.what = what
+        self.load = load
+        self.dump = dump
+        self.minimum = minimum
+        self.size = size
+
+    def decode(self, data: bytes) -> object:
+        if self.size is not None and len(data) != self.size:
+            raise MalformedPacket(f"length {len(data)}, expected {self.size} ({self.what})")
+        if len(data) < self.minimum:
+            raise MalformedPacket(
+                f"length {len(data)}, expected at least {self.minimum} ({self.what})"
+            )
+        return self.load(parse_whole(self.grammar, data))
+
+    def encode(self, value: Any) -> bytes:
+        return bytes(self.construct.build(self.dump(value)))
+
+
+PAD = 0
+END = 255
+
+# One item of an options area (RFC 2132 section 2): Pad and End are a lone code byte,
+# everything else is code, length, data.  Encapsulated spaces without Pad/End (relay
+# agent sub-options, V-I vendor data) use SUBOPTION, where every code has a length.
+OPTION = Struct(
+    "code" / Int8ub,
+    "data" / Switch(this.code, {PAD: Pass, END: Pass}, default=PASCAL_BYTES),
+)
+SUBOPTION = Struct("code" / Int8ub, "data" / PASCAL_BYTES)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing found in an options area: an option (chunk), a run of Pads, or End.
+
+    ``offset`` is absolute in the packet, so error messages match a hex dump.
+    For a Pad run ``data`` is the Pad bytes themselves.
+    """
+
+    code: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Scan:
+    items: tuple[Item, ...]
+    end: bool
+    trailing: bytes
+
+
+def scan(area: bytes, base: int, where: str, pads: bool = True, kind: str = "option") -> Scan:
+    """Split an options area into items, stopping at End when the space has one.
+
+    A length running past the area is the one structural error: nothing after it can be
+    framed, so it raises MalformedPacket pointing at the option that overruns.
+    """
+    grammar = OPTION if pads else SUBOPTION
+    stream = io.BytesIO(area)
+    items: list[Item] = []
+    size = len(area)
+    pos = 0
+    while pos < size:
+        code = area[pos]
+        if pads and code == PAD:
+            run = pos + 1
+            while run < size and area[run] == PAD:
+                run += 1
+            items.append(Item(PAD, base + pos, area[pos:run]))
+            pos = run
+            continue
+        if pads and code == END:
+            return Scan(tuple(items), True, area[pos + 1 :])
+        if pos + 1 >= size:
+            raise MalformedPacket(f"{where}: {kind} {code} has no length byte", base + pos)
+        stream.seek(pos)
+        try:
+            parsed = grammar.parse_stream(stream)
+        except ConstructError:
+            raise MalformedPacket(
+                f"{where}: {kind} {code} length {area[pos + 1]} runs past the end"
+                f" ({size - pos - 2} bytes left)",
+                base + pos,
+            ) from None
+        items.append(Item(code, base + pos, parsed.data))
+        pos = stream.tell()
+    return Scan(tuple(items), False, b"")
+
+
+def build_item(code: int, data: bytes, pads: bool = True) -> bytes:
+    """One option or sub-option (or Pad/End when ``pads``) through the same grammar."""
+    grammar = OPTION if pads else SUBOPTION
+    return bytes(grammar.build({"code": code, "data": data}))

@@ -1,0 +1,500 @@
+"""BOOTP/DHCPv4 messages on the wire (RFC 951, 2131, 2132, 3396): decode, encode, build.
+
+Public API (everything else here is private; Construct containers never leave)::
+
+    decode_dhcp(data: bytes) -> DhcpPacket          # raises only MalformedPacket
+    encode_dhcp(packet, *, max_size=None, min_size=0) -> bytes
+    DhcpPacket(op=..., xid=..., chaddr=..., ..., options=(...))   # frozen, keyword-only
+    DhcpPacket.reply(request, options, *, file="", sname="", **fields)
+    make_options([(53, MessageType.OFFER), (54, server_ip), (3, [gw]), ...])
+    packet.option(code) -> typed value or None (strict: MalformedPacket if bytes don't fit)
+    packet.get(code) -> Option | None  (lenient: Option.value may be InvalidValue)
+    packet.message_type / vendor_class / client_arch / user_class / is_ipxe / ...
+
+Round trip: ``encode_dhcp(decode_dhcp(x)) == x`` for every packet that decodes.  The
+decoder records how options were laid out (Pad runs, how a long option was split into
+repeated codes, which of options/file/sname held each piece, End, bytes after End);
+the encoder replays that layout while the options keep their codes, order and sizes,
+and otherwise lays them out afresh (in order, 255-byte chunks, End).
+
+Typed values (options.py): an option whose bytes don't fit its type still decodes, as an
+``InvalidValue`` carrying the reason and offset; only framing errors (a length running
+past the packet or area, a header cut short) make ``decode_dhcp`` raise.  Plain BOOTP
+(no magic cookie) keeps its vendor area raw in ``vend``.
+
+``max_size`` (from the client's option 57, minus 28 for IP and UDP headers) makes the
+encoder move options that don't fit into ``file`` and then ``sname`` with option 52,
+when those fields are empty; ``min_size`` pads after End (BOOTP relays want 300).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from ipaddress import IPv4Address
+from typing import Any
+
+from construct import Bytes, ConstructError, Int8ub, Int16ub, Int32ub, Struct
+
+from protocols.dhcp.codecs import END, IPV4, PAD, Scan, build_item, decode_text, scan
+from protocols.dhcp.options import (
+    CLIENT_ARCH,
+    CLIENT_ID,
+    CLIENT_UUID,
+    HOSTNAME,
+    IPXE_ENCAP,
+    MAX_MESSAGE_SIZE,
+    MESSAGE_TYPE,
+    OVERLOAD,
+    PARAMETER_REQUEST_LIST,
+    RELAY_AGENT_INFO,
+    REQUESTED_IP,
+    SERVER_ID,
+    USER_CLASS,
+    VENDOR_CLASS,
+    ClientId,
+    ClientUuid,
+    MessageType,
+    Option,
+    Overload,
+    UserClass,
+)
+from protocols.dhcp.suboptions import RelayAgentInfo
+from protocols.errors import MalformedPacket
+
+BOOTREQUEST = 1
+BOOTREPLY = 2
+BROADCAST_FLAG = 0x8000
+MAGIC_COOKIE = b"\x63\x82\x53\x63"
+HEADER_SIZE = 236
+SNAME_OFFSET = 44
+FILE_OFFSET = 108
+SNAME_SIZE = 64
+FILE_SIZE = 128
+_OPTIONS_OFFSET = HEADER_SIZE + len(MAGIC_COOKIE)
+_ZERO = IPv4Address(0)
+
+_HEADER = Struct(
+    "op" / Int8ub,
+    "htype" / Int8ub,
+    "hlen" / Int8ub,
+    "hops" / Int8ub,
+    "xid" / Int32ub,
+    "secs" / Int16ub,
+    "flags" / Int16ub,
+    "ciaddr" / IPV4,
+    "yiaddr" / IPV4,
+    "siaddr" / IPV4,
+    "giaddr" / IPV4,
+    "chaddr" / Bytes(16),
+    "sname" / Bytes(SNAME_SIZE),
+    "file" / Bytes(FILE_SIZE),
+)
+_HEADER_FIELDS = ("op", "htype", "hlen", "hops", "xid", "secs", "flags")
+_ADDRESS_FIELDS = ("ciaddr", "yiaddr", "siaddr", "giaddr")
+
+
+class EncodeError(ValueError):
+    """The options cannot fit in ``max_size`` even using file and sname."""
+
+
+@dataclass(frozen=True)
+class _Area:
+    """How one options area looked: (code, length) per option chunk, (0, n) per Pad run."""
+
+    items: tuple[tuple[int, int], ...]
+    end: bool
+    trailing: bytes
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Everything about a decoded packet's option bytes that the options themselves lose."""
+
+    main: _Area
+    file: _Area | None
+    sname: _Area | None
+    order: tuple[int, ...]
+    sizes: tuple[int, ...]
+
+
+def _pad_field(value: bytes, size: int, name: str) -> bytes:
+    if len(value) > size:
+        raise ValueError(f"{name} is {len(value)} bytes, the field holds {size}")
+    return value.ljust(size, b"\0")
+
+
+def _field_text(raw: bytes) -> str:
+    """A NUL-terminated header string; whatever follows the first NUL is not text."""
+    return decode_text(raw.split(b"\0", 1)[0])
+
+
+@dataclass(frozen=True, kw_only=True)
+class DhcpPacket:
+    """One BOOTP/DHCP message.  ``chaddr``, ``sname`` and ``file`` are the raw fields
+    (shorter values are NUL-padded); ``vend`` is not None only for plain BOOTP (no magic
+    cookie), holding the vendor area as it came.  Equality ignores wire layout."""
+
+    op: int = BOOTREQUEST
+    htype: int = 1
+    hlen: int = 6
+    hops: int = 0
+    xid: int = 0
+    secs: int = 0
+    flags: int = 0
+    ciaddr: IPv4Address = _ZERO
+    yiaddr: IPv4Address = _ZERO
+    siaddr: IPv4Address = _ZERO
+    giaddr: IPv4Address = _ZERO
+    chaddr: bytes = bytes(16)
+    sname: bytes = bytes(SNAME_SIZE)
+    file: bytes = bytes(FILE_SIZE)
+    options: tuple[Option, ...] = ()
+    vend: bytes | None = None
+    layout: _Layout | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, size in (("chaddr", 16), ("sname", SNAME_SIZE), ("file", FILE_SIZE)):
+            value = getattr(self, name)
+            if len(value) != size:
+                object.__setattr__(self, name, _pad_field(value, size, name))
+
+    @classmethod
+    def reply(
+        cls,
+        request: DhcpPacket,
+        options: Iterable[Option | tuple[int, object]],
+        *,
+        file: str = "",
+        sname: str = "",
+        **fields: Any,
+    ) -> DhcpPacket:
+        """A BOOTREPLY to ``request`` (RFC 2131 table 3: xid, flags, giaddr, chaddr,
+        htype and hlen copied); ``fields`` set the rest (yiaddr, siaddr, ciaddr...)."""
+        return cls(
+            op=BOOTREPLY,
+            htype=request.htype,
+            hlen=request.hlen,
+            xid=request.xid,
+            flags=request.flags,
+            giaddr=request.giaddr,
+            chaddr=request.chaddr,
+            file=file.encode(),
+            sname=sname.encode(),
+            options=make_options(options),
+            **fields,
+        )
+
+    @cached_property
+    def _by_code(self) -> dict[int, Option]:
+        return {option.code: option for option in self.options}
+
+    def get(self, code: int) -> Option | None:
+        """The option with this code (lenient: its value may be an InvalidValue)."""
+        return self._by_code.get(code)
+
+    def option(self, code: int) -> object:
+        """Typed value of option ``code``, None if absent; MalformedPacket if its bytes
+        don't fit its type (the engine drops such a request)."""
+        found = self._by_code.get(code)
+        return None if found is None else found.typed()
+
+    @property
+    def is_dhcp(self) -> bool:
+        """False for plain BOOTP (no magic cookie)."""
+        return self.vend is None
+
+    @property
+    def broadcast(self) -> bool:
+        return bool(self.flags & BROADCAST_FLAG)
+
+    @property
+    def hardware_address(self) -> bytes:
+        """The first ``hlen`` bytes of chaddr (the MAC for Ethernet)."""
+        return self.chaddr[: min(self.hlen, 16)]
+
+    @property
+    def mac(self) -> str:
+        return self.hardware_address.hex(":")
+
+    @property
+    def overload(self) -> Overload | None:
+        value = self.get(OVERLOAD)
+        return value.value if value is not None and isinstance(value.value, Overload) else None
+
+    @property
+    def server_name(self) -> str:
+        """sname as text, "" when it carries options (option 52)."""
+        if self.overload in (Overload.SNAME, Overload.BOTH):
+            return ""
+        return _field_text(self.sname)
+
+    @property
+    def boot_file(self) -> str:
+        """file as text, "" when it carries options (option 52)."""
+        if self.overload in (Overload.FILE, Overload.BOTH):
+            return ""
+        return _field_text(self.file)
+
+    @property
+    def message_type(self) -> MessageType | int | None:
+        """Option 53; None for BOOTP."""
+        return self.option(MESSAGE_TYPE)  # type: ignore[return-value]
+
+    @property
+    def vendor_class(self) -> str | None:
+        return self.option(VENDOR_CLASS)  # type: ignore[return-value]
+
+    @property
+    def client_arch(self) -> tuple[int, ...]:
+        """Option 93 (ClientArch members where known); () when absent."""
+        return self.option(CLIENT_ARCH) or ()  # type: ignore[return-value]
+
+    @property
+    def user_class(self) -> UserClass | None:
+        return self.option(USER_CLASS)  # type: ignore[return-value]
+
+    @property
+    def parameter_request_list(self) -> tuple[int, ...]:
+        return self.option(PARAMETER_REQUEST_LIST) or ()  # type: ignore[return-value]
+
+    @property
+    def requested_ip(self) -> IPv4Address | None:
+        return self.option(REQUESTED_IP)  # type: ignore[return-value]
+
+    @property
+    def server_id(self) -> IPv4Address | None:
+        return self.option(SERVER_ID)  # type: ignore[return-value]
+
+    @property
+    def client_id(self) -> ClientId | None:
+        return self.option(CLIENT_ID)  # type: ignore[return-value]
+
+    @property
+    def client_uuid(self) -> ClientUuid | None:
+        return self.option(CLIENT_UUID)  # type: ignore[return-value]
+
+    @property
+    def max_message_size(self) -> int | None:
+        return self.option(MAX_MESSAGE_SIZE)  # type: ignore[return-value]
+
+    @property
+    def hostname(self) -> str | None:
+        return self.option(HOSTNAME)  # type: ignore[return-value]
+
+    @property
+    def relay_agent_info(self) -> RelayAgentInfo | None:
+        return self.option(RELAY_AGENT_INFO)  # type: ignore[return-value]
+
+    @property
+    def is_pxe(self) -> bool:
+        """Vendor class starts with PXEClient (the firmware's PXE client, or iPXE)."""
+        return (self.vendor_class or "").startswith("PXEClient")
+
+    @property
+    def is_ipxe(self) -> bool:
+        """iPXE announces itself with user class ``iPXE`` or its option 175."""
+        user_class = self.user_class
+        return IPXE_ENCAP in self._by_code or (
+            user_class is not None and b"iPXE" in user_class.classes
+        )
+
+
+def make_options(options: Iterable[Option | tuple[int, object]]) -> tuple[Option, ...]:
+    """Options in the given order from ``(code, typed value)`` pairs (or ready Options)."""
+    return tuple(
+        item if isinstance(item, Option) else Option.of(item[0], item[1]) for item in options
+    )
+
+
+# Decoding
+
+
+def decode_dhcp(data: bytes) -> DhcpPacket:
+    """Decode one UDP payload; MalformedPacket is the only exception it raises."""
+    if len(data) < HEADER_SIZE:
+        raise MalformedPacket(f"truncated BOOTP header: {len(data)} bytes, need {HEADER_SIZE}")
+    try:
+        header = _HEADER.parse(data)
+    except ConstructError as exc:  # cannot happen with 236 bytes; kept as the contract
+        raise MalformedPacket(f"BOOTP header: {exc}", 0) from None
+    fields = {name: header[name] for name in (*_HEADER_FIELDS, *_ADDRESS_FIELDS)}
+    fields.update(chaddr=header.chaddr, sname=header.sname, file=header.file)
+    if data[HEADER_SIZE:_OPTIONS_OFFSET] != MAGIC_COOKIE:
+        return DhcpPacket(**fields, vend=data[HEADER_SIZE:])
+    main = scan(data[_OPTIONS_OFFSET:], _OPTIONS_OFFSET, "options")
+    overload = _overload(main)
+    file_area = sname_area = None
+    if overload & Overload.FILE:
+        file_area = scan(header.file, FILE_OFFSET, "options in file (option 52)")
+    if overload & Overload.SNAME:
+        sname_area = scan(header.sname, SNAME_OFFSET, "options in sname (option 52)")
+    options, layout = _join(main, file_area, sname_area)
+    return DhcpPacket(**fields, options=options, layout=layout)
+
+
+def _overload(main: Scan) -> int:
+    """Option 52's value when it is well-formed, else 0 (no overload)."""
+    chunks = [item.data for item in main.items if item.code == OVERLOAD]
+    data = b"".join(chunks)
+    return data[0] if chunks and len(data) == 1 and 1 <= data[0] <= 3 else 0
+
+
+def _join(
+    main: Scan, file_area: Scan | None, sname_area: Scan | None
+) -> tuple[tuple[Option, ...], _Layout]:
+    """RFC 3396: every piece of one code, in options/file/sname order, is one option."""
+    pieces: dict[int, list[bytes]] = {}
+    offsets: dict[int, int] = {}
+    for area in (main, file_area, sname_area):
+        for item in area.items if area else ():
+            if item.code != PAD:
+                pieces.setdefault(item.code, []).append(item.data)
+                offsets.setdefault(item.code, item.offset)
+    joined = {code: b"".join(parts) for code, parts in pieces.items()}
+    vendor_class = joined.get(VENDOR_CLASS, b"")
+    pxe = vendor_class.startswith(b"PXEClient")
+    options = tuple(
+        Option.from_bytes(code, data, pxe, offsets[code]) for code, data in joined.items()
+    )
+    layout = _Layout(
+        main=_area_layout(main),
+        file=_area_layout(file_area) if file_area else None,
+        sname=_area_layout(sname_area) if sname_area else None,
+        order=tuple(joined),
+        sizes=tuple(len(data) for data in joined.values()),
+    )
+    return options, layout
+
+
+def _area_layout(area: Scan) -> _Area:
+    return _Area(tuple((item.code, len(item.data)) for item in area.items), area.end, area.trailing)
+
+
+# Encoding
+
+
+def encode_dhcp(packet: DhcpPacket, *, max_size: int | None = None, min_size: int = 0) -> bytes:
+    """Wire bytes for ``packet``; a decoded, unchanged packet gives back its exact bytes.
+
+    ``max_size`` and ``min_size`` apply only when the options are laid out afresh (a
+    built packet, or a decoded one whose options changed).
+    """
+    sname, file = packet.sname, packet.file
+    if packet.vend is not None:
+        tail = packet.vend
+    elif _layout_fits(packet):
+        assert packet.layout is not None
+        tail, file, sname = _replay(packet, packet.layout)
+    else:
+        tail, file, sname = _lay_out(packet, max_size, min_size)
+    header = {name: getattr(packet, name) for name in (*_HEADER_FIELDS, *_ADDRESS_FIELDS)}
+    try:
+        head = _HEADER.build(dict(header, chaddr=packet.chaddr, sname=sname, file=file))
+    except ConstructError as exc:
+        raise EncodeError(f"BOOTP header: {exc}") from None
+    return bytes(head) + tail
+
+
+def _layout_fits(packet: DhcpPacket) -> bool:
+    layout = packet.layout
+    return (
+        layout is not None
+        and layout.order == tuple(option.code for option in packet.options)
+        and layout.sizes == tuple(len(option.data) for option in packet.options)
+    )
+
+
+def _replay(packet: DhcpPacket, layout: _Layout) -> tuple[bytes, bytes, bytes]:
+    data = {option.code: option.data for option in packet.options}
+    cursor = dict.fromkeys(data, 0)
+
+    def area_bytes(area: _Area) -> bytes:
+        parts = []
+        for code, length in area.items:
+            if code == PAD:
+                parts.append(bytes(length))
+                continue
+            start = cursor[code]
+            cursor[code] = start + length
+            parts.append(build_item(code, data[code][start : start + length]))
+        if area.end:
+            parts.append(bytes([END]))
+            parts.append(area.trailing)
+        return b"".join(parts)
+
+    main = MAGIC_COOKIE + area_bytes(layout.main)
+    file = area_bytes(layout.file) if layout.file else packet.file
+    sname = area_bytes(layout.sname) if layout.sname else packet.sname
+    return main, file, sname
+
+
+def _chunks(option: Option) -> list[bytes]:
+    """An option as items of at most 255 data bytes (RFC 3396), in order."""
+    data = option.data
+    if not data:
+        return [build_item(option.code, b"")]
+    return [build_item(option.code, data[i : i + 255]) for i in range(0, len(data), 255)]
+
+
+def _lay_out(packet: DhcpPacket, max_size: int | None, min_size: int) -> tuple[bytes, bytes, bytes]:
+    items = [b"".join(_chunks(option)) for option in packet.options]
+    main = b"".join(items)
+    limit = None if max_size is None else max_size - _OPTIONS_OFFSET - 1
+    if limit is None or len(main) <= limit:
+        tail = MAGIC_COOKIE + main + bytes([END])
+        return tail.ljust(min_size - HEADER_SIZE, b"\0"), packet.file, packet.sname
+    return _overflow(packet, items, limit, min_size)
+
+
+def _overflow(
+    packet: DhcpPacket, items: list[bytes], limit: int, min_size: int
+) -> tuple[bytes, bytes, bytes]:
+    """Fill options, then an empty file, then an empty sname (option 52 says which)."""
+    rooms = {"options": limit - 3}  # 3: option 52 itself
+    if not any(packet.file):
+        rooms["file"] = FILE_SIZE - 1
+    if not any(packet.sname):
+        rooms["sname"] = SNAME_SIZE - 1
+    placed: dict[str, list[bytes]] = {name: [] for name in rooms}
+    names = iter(rooms)
+    current = next(names)
+    for item in items:
+        while len(item) > rooms[current]:
+            current = next(names, "")
+            if not current:
+                raise EncodeError(
+                    f"options need {sum(map(len, items))} bytes; max_size {limit + 241}"
+                    f" leaves {limit} in options, plus {' and '.join(list(rooms)[1:]) or 'nothing'}"
+                )
+        placed[current].append(item)
+        rooms[current] -= len(item)
+    value = (Overload.FILE if placed.get("file") else 0) | (
+        Overload.SNAME if placed.get("sname") else 0
+    )
+    main = build_item(OVERLOAD, bytes([value])) + b"".join(placed["options"]) + bytes([END])
+    tail = (MAGIC_COOKIE + main).ljust(min_size - HEADER_SIZE, b"\0")
+    return (
+        tail,
+        _field_area(placed.get("file"), packet.file),
+        _field_area(placed.get("sname"), packet.sname),
+    )
+
+
+def _field_area(items: list[bytes] | None, original: bytes) -> bytes:
+    if not items:
+        return original
+    return (b"".join(items) + bytes([END])).ljust(len(original), b"\0")
+
+
+__all__ = [
+    "BOOTREPLY",
+    "BOOTREQUEST",
+    "BROADCAST_FLAG",
+    "DhcpPacket",
+    "EncodeError",
+    "decode_dhcp",
+    "encode_dhcp",
+    "make_options",
+]
