@@ -25,7 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from twisted.internet.interfaces import IListeningPort, IReactorTCP
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
 from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -297,7 +299,7 @@ def tree_resource(source: Path) -> Resource:
     return IsoTree(IsoImage(source))
 
 
-def build_site(trees: Mapping[str, Path], tftp_root: Path | None) -> Site:
+def build_site(reactor: IReactorTime, trees: Mapping[str, Path], tftp_root: Path | None) -> Site:
     """The whole HTTP site: ``/trees/<name>/...`` and, if given, ``/tftp/...``.
 
     ``trees`` maps a tree name to its directory or ISO image. Raises
@@ -307,13 +309,33 @@ def build_site(trees: Mapping[str, Path], tftp_root: Path | None) -> Site:
     root.putChild(b"trees", _Trees({name: tree_resource(path) for name, path in trees.items()}))
     if tftp_root is not None:
         root.putChild(b"tftp", DirectoryTree(tftp_root))
-    site = Site(root)
+    site = Site(root, reactor=reactor)
     site.displayTracebacks = False
     return site
 
 
-def listen(
-    reactor: IReactorTCP, site: Site, port: int, addresses: Sequence[str]
-) -> list[IListeningPort]:
-    """Listen on ``port`` at each address (like the TFTP listeners: one per address)."""
-    return [reactor.listenTCP(port, site, interface=address) for address in addresses]
+class HttpService(Service):
+    """Listens for ``site`` on ``port`` at each address, one listener per address.
+
+    Binds in privilegedStartService because port 80 needs root and twistd
+    drops privileges after that call.
+    """
+
+    def __init__(
+        self, reactor: IReactorTCP, site: Site, port: int, addresses: Sequence[str]
+    ) -> None:
+        self.reactor = reactor
+        self.site = site
+        self.port = port
+        self.addresses = tuple(addresses)
+        self.listening: list[IListeningPort] = []
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        for address in self.addresses:
+            self.listening.append(self.reactor.listenTCP(self.port, self.site, interface=address))
+
+    def stopService(self) -> Deferred[object]:
+        super().stopService()
+        ports, self.listening = self.listening, []
+        return gatherResults([maybeDeferred(port.stopListening) for port in ports])
