@@ -393,15 +393,26 @@ class _Builder:
         variables = self.free_mapping(f.values.get("vars"), f.key("vars"))
         if kernel is None or initrd is None:
             return None
-        base = self.image_folder(trees.get(tree) if tree else None, tftp)
+        base = self.image_folder(tree, trees, tftp)
         for key, image in (("kernel", kernel), ("initrd", initrd)):
             if base is not None and not (base / image).is_file():
                 self.error(f.values[key], f.key(key), f"{image} is not in {base}")
         return Profile(entry.key, tree, kernel, initrd, append, kickstart, loader, variables)
 
-    def image_folder(self, tree: Tree | None, tftp: TftpConfig) -> Path | None:
-        """Where a profile's kernel must already be, if pxed can tell today (not inside an ISO)."""
-        folder = tftp.root if tree is None else tree.path
+    def image_folder(
+        self, tree: str | None, trees: dict[str, Tree], tftp: TftpConfig
+    ) -> Path | None:
+        """The folder a profile's kernel must already be in, when pxed can tell today.
+
+        Not inside an ISO (read when served), not in a folder that is not there
+        yet (a warning already), not in a tree that had errors of its own.
+        """
+        if tree is None:
+            folder: Path | None = tftp.root
+        elif tree in trees:
+            folder = trees[tree].path
+        else:
+            return None
         return folder if folder is not None and folder.is_dir() else None
 
     def loaders(self, node: Node | None, path: str, tftp: TftpConfig) -> Loaders:
