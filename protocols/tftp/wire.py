@@ -71,6 +71,7 @@ __all__ = [
     "Message",
     "Opcode",
     "OptionAck",
+    "Options",
     "ReadRequest",
     "WriteRequest",
     "ack_block",

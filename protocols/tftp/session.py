@@ -1,0 +1,413 @@
+"""The read-transfer engine: one RRQ's life as an explicit (state, input) table, sans I/O.
+
+API
+---
+``ReadSession(request, source, limits, now)`` negotiates options at once (so ``parameters``
+is known before anything is sent).  ``start(now)``, ``receive(datagram, now)`` (datagrams
+from the peer's TID only) and ``expire(now)`` return actions, ``Send(datagram)`` and at most
+one final ``Finish(stats)``; ``deadline`` says when ``expire`` is due next (None once
+finished).  The adapter answers strangers itself with
+``encode_tftp(Error(ErrorCode.UNKNOWN_TID, "unknown transfer ID"))``.
+
+Machine
+-------
+Every call is classified into an ``Input`` and looked up in ``TRANSITIONS[state][input]``,
+which names the handler and the next state (as in h2's stream machine).  Pairs the table does
+not list are ignored, which covers the impossible ones too (a partial ACK while only the OACK
+is in flight).  One exception to the static next state: a block source that returns the
+wrong number of bytes ends the session from whichever handler was reading.
+
+Decisions
+---------
+* Blocks are counted as absolute numbers (1 = first DATA, the OACK is block 0) and put on
+  the wire modulo 65536, so block numbers wrap 65535 -> 0 and ACKs are matched against the
+  window by their distance from the last ACK: that is what makes a 200 MiB transfer at
+  blksize 512 work.  (A window above 32768 blocks could not tell stale ACKs from new ones;
+  max_windowsize stays far below.)
+* ACK semantics are RFC 7440's: an ACK for block n confirms everything up to n.  An ACK
+  for the last block sent ends the window and starts the next; an ACK for an earlier block
+  in the window starts a new window right after it (go-back); a duplicate or older ACK is
+  ignored, never answered with a resend (Sorcerer's Apprentice); an ACK for a block not yet
+  sent is ignored.  Lockstep is simply a window of 1.
+* Timeouts: the retransmit timer adapts to the measured round trip (timer.py), floored at
+  ``limits.min_timeout`` and never above the client's negotiated ``timeout`` (else
+  ``limits.initial_timeout``), doubling on each expiry.  The session gives up when a block or
+  window has had no progress for ``(max_retries + 1) * ceiling`` seconds, the time a
+  fixed-timer server with ``max_retries`` resends would wait: never less patient than
+  one, but retransmitting sooner.  So ``max_retries`` is a patience, counted in
+  ceiling-length tries; the number of resends stays bounded (log2(ceiling/floor) +
+  max_retries + 1 per window).  A timeout ends silently (Finish outcome "timeout", no
+  ERROR): the peer is not listening, and RFC 1350 lets a timeout end a transfer.
+* An ERROR from the client ends the session.  ERROR 8 while the OACK awaits its ACK is the
+  UEFI tsize probe: outcome "size-probe", not a failure.
+* A datagram from the peer that does not decode, or that makes no sense in a read
+  transfer (DATA, RRQ, WRQ, OACK), is answered ERROR 4 and ends the session with outcome
+  "protocol-error" (RFC 1350: an illegal operation terminates).  Strangers never get here.
+* Stats: ``blocks_sent``/``bytes_sent`` count every DATA datagram and payload byte sent,
+  retransmissions included; ``retransmits`` counts datagrams (DATA or OACK) sent again.
+* Exceptions raised by ``source.read`` propagate: the adapter owns the source and its I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from protocols.errors import MalformedPacket
+from protocols.tftp.options import TransferParameters, negotiate
+from protocols.tftp.timer import RetransmitTimer
+from protocols.tftp.wire import (
+    Error,
+    ErrorCode,
+    OptionAck,
+    ReadRequest,
+    ack_block,
+    decode_tftp,
+    encode_data,
+    encode_tftp,
+)
+
+__all__ = [
+    "TRANSITIONS",
+    "Action",
+    "BlockSource",
+    "Finish",
+    "Input",
+    "ReadSession",
+    "Send",
+    "SessionLimits",
+    "State",
+    "TransferStats",
+]
+
+
+class BlockSource(typing.Protocol):
+    def size(self) -> int:
+        """Bytes the transfer sends (after netascii conversion)."""
+        ...
+
+    def read(self, offset: int, length: int) -> bytes:
+        """`length` bytes at `offset`; fewer only at the end of the data."""
+        ...
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_blksize: int = 1468
+    max_windowsize: int = 16
+    max_retries: int = 5  # patience, in ceiling-length tries per block/window (see module doc)
+    initial_timeout: float = (
+        1.0  # seconds, until the client asks for `timeout` or an RTT is measured
+    )
+    min_timeout: float = 0.05  # floor of the adaptive retransmit timer
+
+
+@dataclass(frozen=True)
+class TransferStats:
+    filename: str
+    size: int
+    blksize: int
+    windowsize: int
+    options: dict[str, str]  # negotiated, as in the OACK, names in lower case
+    blocks_sent: int
+    bytes_sent: int
+    retransmits: int
+    started: float
+    ended: float
+    outcome: str  # "complete" | "client-error" | "size-probe" | "timeout" | "protocol-error"
+    error: str | None  # the client's error message or our reason
+    mode: str = "octet"  # as the client spelled it
+
+
+@dataclass(frozen=True)
+class Send:
+    datagram: bytes
+
+
+@dataclass(frozen=True)
+class Finish:
+    stats: TransferStats
+
+
+Action = Send | Finish
+
+
+class State(enum.Enum):
+    IDLE = "idle"  # created, start() not called yet
+    OACK_SENT = "oack-sent"  # waiting for ACK 0
+    SENDING = "sending"  # a window of DATA is in flight
+    DONE = "done"
+
+
+class Input(enum.Enum):
+    START_OACK = "start, options accepted"
+    START_DATA = "start, no option accepted"
+    ACK_ALL = "ACK of the last block sent, more to send"
+    ACK_LAST = "ACK of the file's final block"
+    ACK_PARTIAL = "ACK of an earlier block in the window"
+    ACK_STALE = "duplicate or older ACK"
+    ACK_FUTURE = "ACK of a block not yet sent"
+    ERROR = "ERROR from the client"
+    ILLEGAL = "well-formed datagram that has no place in a read"
+    MALFORMED = "datagram that does not decode"
+    TIMER = "retransmit timer expired"
+    GIVE_UP = "patience exhausted"
+    NOT_DUE = "expire() called before the deadline"
+
+
+# What a handler gets besides `now`: the absolute block an ACK confirms, the client's
+# Error, or the reason a datagram was refused.
+Detail = int | Error | str | None
+Handler = Callable[["ReadSession", float, Detail], list[Action]]
+
+_BLOCK_MASK = 0xFFFF
+_HALF_SPACE = 0x8000
+
+
+class ReadSession:
+    """One read transfer; see the module docstring for the rules it follows."""
+
+    def __init__(
+        self, request: ReadRequest, source: BlockSource, limits: SessionLimits, now: float
+    ) -> None:
+        self._request = request
+        self._source = source
+        self._size = source.size()
+        self.parameters: TransferParameters
+        self._oack, self.parameters = negotiate(request.options, self._size, limits)
+        self._blksize = self.parameters.blksize
+        self._window = self.parameters.windowsize
+        self._final = self._size // self._blksize + 1  # short, maybe empty, last block
+        ceiling = float(self.parameters.timeout or limits.initial_timeout)
+        self._timer = RetransmitTimer(ceiling, limits.min_timeout, ceiling)
+        self._patience = (limits.max_retries + 1) * ceiling
+        self._state = State.IDLE
+        self._acked = self._sent = -1  # absolute block numbers; the OACK is block 0
+        self._window_sent_at = now
+        self._window_resent = False
+        self._give_up_at = now
+        self._deadline: float | None = None
+        self._started = now
+        self._blocks_sent = self._bytes_sent = self._retransmits = 0
+        self.stats: TransferStats | None = None
+
+    # --- public API ---------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def deadline(self) -> float | None:
+        return self._deadline
+
+    @property
+    def finished(self) -> bool:
+        return self._state is State.DONE
+
+    def start(self, now: float) -> list[Action]:
+        return self._dispatch(Input.START_OACK if self._oack else Input.START_DATA, now, None)
+
+    def receive(self, datagram: bytes, now: float) -> list[Action]:
+        block = ack_block(datagram)
+        if block is not None:
+            event, absolute = self._classify_ack(block)
+            return self._dispatch(event, now, absolute)
+        try:
+            message = decode_tftp(datagram)
+        except MalformedPacket as bad:
+            return self._dispatch(Input.MALFORMED, now, f"malformed packet: {bad}")
+        if isinstance(message, Error):
+            return self._dispatch(Input.ERROR, now, message)
+        reason = f"unexpected {type(message).__name__} during a read transfer"
+        return self._dispatch(Input.ILLEGAL, now, reason)
+
+    def expire(self, now: float) -> list[Action]:
+        if self._deadline is None or now < self._deadline:
+            return self._dispatch(Input.NOT_DUE, now, None)
+        if now >= self._give_up_at:
+            return self._dispatch(Input.GIVE_UP, now, None)
+        return self._dispatch(Input.TIMER, now, None)
+
+    # --- classification and dispatch ----------------------------------------------------
+
+    def _classify_ack(self, block: int) -> tuple[Input, int]:
+        distance = (block - self._acked) & _BLOCK_MASK
+        if 0 < distance <= self._sent - self._acked:
+            absolute = self._acked + distance
+            if absolute < self._sent:
+                return Input.ACK_PARTIAL, absolute
+            return (Input.ACK_LAST if absolute == self._final else Input.ACK_ALL), absolute
+        if 0 < distance < _HALF_SPACE:
+            return Input.ACK_FUTURE, block
+        return Input.ACK_STALE, block
+
+    def _dispatch(self, event: Input, now: float, detail: Detail) -> list[Action]:
+        handler, self._state = TRANSITIONS[self._state][event]
+        return handler(self, now, detail)
+
+    # --- handlers -----------------------------------------------------------------------
+
+    def _start_with_oack(self, now: float, detail: Detail) -> list[Action]:
+        self._acked, self._sent = -1, 0
+        self._begin_window(now, resent=False)
+        return [Send(self._oack_datagram())]
+
+    def _start_with_data(self, now: float, detail: Detail) -> list[Action]:
+        self._acked = self._sent = 0
+        return self._send_window(now, progress=True)
+
+    def _on_ack(self, now: float, detail: Detail) -> list[Action]:
+        """Progress: slide the window to just after the acknowledged block."""
+        assert isinstance(detail, int)
+        self._measure(now)
+        self._acked = detail
+        return self._send_window(now, progress=True)
+
+    def _on_final_ack(self, now: float, detail: Detail) -> list[Action]:
+        assert isinstance(detail, int)
+        self._acked = detail
+        return [self._finish(now, "complete", None)]
+
+    def _resend_oack(self, now: float, detail: Detail) -> list[Action]:
+        self._timer.backoff()
+        self._retransmits += 1
+        self._window_resent = True
+        self._arm(now)
+        return [Send(self._oack_datagram())]
+
+    def _resend_window(self, now: float, detail: Detail) -> list[Action]:
+        self._timer.backoff()
+        return self._send_window(now, progress=False)
+
+    def _give_up(self, now: float, detail: Detail) -> list[Action]:
+        waiting = "ACK of the OACK" if self._sent == 0 else f"ACK of block {self._sent}"
+        reason = f"no {waiting} after {self._patience:g} s"
+        return [self._finish(now, "timeout", reason)]
+
+    def _on_error_after_oack(self, now: float, detail: Detail) -> list[Action]:
+        assert isinstance(detail, Error)
+        probe = detail.code == ErrorCode.OPTION_REFUSED
+        return [self._finish(now, "size-probe" if probe else "client-error", _describe(detail))]
+
+    def _on_client_error(self, now: float, detail: Detail) -> list[Action]:
+        assert isinstance(detail, Error)
+        return [self._finish(now, "client-error", _describe(detail))]
+
+    def _on_protocol_error(self, now: float, detail: Detail) -> list[Action]:
+        assert isinstance(detail, str)
+        answer = encode_tftp(Error(ErrorCode.ILLEGAL_OPERATION, detail.replace("\0", " ")))
+        return [Send(answer), self._finish(now, "protocol-error", detail)]
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _oack_datagram(self) -> bytes:
+        return encode_tftp(OptionAck(self._oack))
+
+    def _send_window(self, now: float, progress: bool) -> list[Action]:
+        """(Re)send blocks after the last ACK, up to a window or the final block."""
+        first = self._acked + 1
+        last = min(self._acked + self._window, self._final)
+        resent = max(0, min(last, self._sent) - first + 1)
+        actions: list[Action] = []
+        for absolute in range(first, last + 1):
+            offset = (absolute - 1) * self._blksize
+            payload = self._source.read(offset, self._blksize)
+            if len(payload) != min(self._blksize, self._size - offset):
+                reason = f"file changed size during the transfer (block {absolute})"
+                return [self._finish(now, "protocol-error", reason)]
+            self._bytes_sent += len(payload)
+            actions.append(Send(encode_data(absolute & _BLOCK_MASK, payload)))
+        self._blocks_sent += len(actions)
+        self._retransmits += resent
+        self._sent = last
+        if progress:
+            self._begin_window(now, resent=resent > 0)
+        else:
+            self._window_resent = True
+            self._arm(now)
+        return actions
+
+    def _begin_window(self, now: float, resent: bool) -> None:
+        self._window_sent_at = now
+        self._window_resent = resent
+        self._give_up_at = now + self._patience
+        self._arm(now)
+
+    def _arm(self, now: float) -> None:
+        self._deadline = min(now + self._timer.rto, self._give_up_at)
+
+    def _measure(self, now: float) -> None:
+        if not self._window_resent:  # Karn's rule: an ACK of a resent window is ambiguous
+            self._timer.sample(now - self._window_sent_at)
+
+    def _finish(self, now: float, outcome: str, error: str | None) -> Finish:
+        self._state = State.DONE
+        self._deadline = None
+        self.stats = TransferStats(
+            filename=self._request.filename,
+            size=self._size,
+            blksize=self._blksize,
+            windowsize=self._window,
+            options={name.lower(): value for name, value in self._oack},
+            blocks_sent=self._blocks_sent,
+            bytes_sent=self._bytes_sent,
+            retransmits=self._retransmits,
+            started=self._started,
+            ended=now,
+            outcome=outcome,
+            error=error,
+            mode=self._request.mode,
+        )
+        return Finish(self.stats)
+
+
+def _ignore(session: ReadSession, now: float, detail: Detail) -> list[Action]:
+    return []
+
+
+def _describe(error: Error) -> str:
+    return f"ERROR {int(error.code)}: {error.message}"
+
+
+_S, _I = State, Input
+_REFUSE: dict[Input, tuple[Handler, State]] = {
+    _I.ILLEGAL: (ReadSession._on_protocol_error, _S.DONE),
+    _I.MALFORMED: (ReadSession._on_protocol_error, _S.DONE),
+    _I.GIVE_UP: (ReadSession._give_up, _S.DONE),
+}
+
+
+def _total(
+    state: State, entries: dict[Input, tuple[Handler, State]]
+) -> dict[Input, tuple[Handler, State]]:
+    """Every input not listed is ignored and keeps the state: the table is a total function."""
+    return {event: entries.get(event, (_ignore, state)) for event in Input}
+
+
+_LISTED: dict[State, dict[Input, tuple[Handler, State]]] = {
+    _S.IDLE: {
+        _I.START_OACK: (ReadSession._start_with_oack, _S.OACK_SENT),
+        _I.START_DATA: (ReadSession._start_with_data, _S.SENDING),
+    },
+    _S.OACK_SENT: {
+        _I.ACK_ALL: (ReadSession._on_ack, _S.SENDING),
+        _I.ERROR: (ReadSession._on_error_after_oack, _S.DONE),
+        _I.TIMER: (ReadSession._resend_oack, _S.OACK_SENT),
+        **_REFUSE,
+    },
+    _S.SENDING: {
+        _I.ACK_ALL: (ReadSession._on_ack, _S.SENDING),
+        _I.ACK_LAST: (ReadSession._on_final_ack, _S.DONE),
+        _I.ACK_PARTIAL: (ReadSession._on_ack, _S.SENDING),
+        _I.ERROR: (ReadSession._on_client_error, _S.DONE),
+        _I.TIMER: (ReadSession._resend_window, _S.SENDING),
+        **_REFUSE,
+    },
+    _S.DONE: {},
+}
+
+# (state, input) -> (handler, next state): the pairs listed above, every other input ignored.
+TRANSITIONS = {state: _total(state, entries) for state, entries in _LISTED.items()}

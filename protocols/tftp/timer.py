@@ -1,0 +1,38 @@
+"""An adaptive retransmit timeout for one transfer (RFC 6298's estimator, Karn's rule).
+
+A fixed 1 s timer (dnsmasq, tftpd-hpa) makes every lost datagram on a LAN cost a second;
+measuring the round trip lets a lost block be resent after a few round trips instead.
+The timeout never exceeds `ceiling` (the client's negotiated `timeout`, else the initial
+value), so the server is never slower to retransmit than a fixed-timer one, and never
+drops below `floor`, so a client that pauses briefly is not flooded.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RetransmitTimer"]
+
+
+class RetransmitTimer:
+    """SRTT/RTTVAR smoothing; the caller feeds samples only from unretransmitted sends."""
+
+    __slots__ = ("ceiling", "floor", "rto", "rttvar", "srtt")
+
+    def __init__(self, initial: float, floor: float, ceiling: float) -> None:
+        self.floor = min(floor, ceiling)
+        self.ceiling = ceiling
+        self.rto = max(self.floor, min(initial, ceiling))
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+
+    def sample(self, rtt: float) -> None:
+        """A measured round trip (Karn: never one whose send was repeated)."""
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.rto = max(self.floor, min(self.srtt + 4 * self.rttvar, self.ceiling))
+
+    def backoff(self) -> None:
+        """A timeout fired: double the wait, up to the ceiling (RFC 6298 5.5)."""
+        self.rto = min(self.rto * 2, self.ceiling)
