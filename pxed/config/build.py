@@ -38,13 +38,29 @@ from pxed.config.model import (
 )
 from pxed.config.yamltree import Context, Entry, Fields, describe_node, is_null, suggest
 
-SECTIONS = (
-    "server", "tftp", "dhcp", "http", "install", "logging", "trees", "profiles", "hosts", "vars",
-)  # fmt: skip
+# Every key pxed accepts, by where it sits ("[]": each list item, "*": each named entry).
+# etc/pxed.yaml documents each one; a test holds the two together.
+KEYS: dict[str, tuple[str, ...]] = {
+    "": ("server", "tftp", "dhcp", "http", "install", "logging", "vars", "trees", "profiles",
+         "hosts"),
+    "server": ("address", "interfaces", "state_dir"),
+    "tftp": ("enabled", "root", "listen", "port", "max_blksize", "max_windowsize", "max_sessions",
+             "timeout", "retries"),
+    "dhcp": ("mode", "authoritative", "allow_unknown", "unknown_hosts", "server_port",
+             "client_port", "deny", "decline_quarantine", "subnets", "boot"),
+    "dhcp.subnets[]": ("network", "range", "router", "dns", "domain", "lease_time"),
+    "dhcp.boot": ("bios", "uefi", "ipxe", "uefi_http", "default_arch"),
+    "http": ("enabled", "listen", "port"),
+    "install": ("kickstart_open", "loop_fetches", "loop_window"),
+    "logging": ("json", "level"),
+    "trees.*": ("path", "iso"),
+    "profiles.*": ("tree", "kernel", "initrd", "append", "kickstart", "loader", "vars"),
+    "profiles.*.loader": ("bios", "uefi", "ipxe", "uefi_http"),
+    "hosts[]": ("mac", "hostname", "ip", "profile", "netboot", "vars"),
+}  # fmt: skip
 BOOT_PLACEHOLDERS = ("server", "http_port", "mac")
 APPEND_PLACEHOLDERS = ("server", "http_port", "mac", "hostname", "tree_url", "ks_url")
 RESERVED_PROFILE_NAMES = ("ignore", "local")
-LOADER_KEYS = ("bios", "uefi", "ipxe", "uefi_http")
 BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
@@ -54,7 +70,7 @@ def build(ctx: Context, root: Node | None, path: Path) -> Config | None:
         if not ctx.problems.errors:
             ctx.problems.error(None, "", "the file is empty; see etc/pxed.yaml for every key")
         return None
-    top = Fields(ctx, root, "", SECTIONS)
+    top = Fields(ctx, root, "", KEYS[""])
     if not top.valid:
         return None
     config = _Builder(ctx, top).config(path)
@@ -70,8 +86,8 @@ class _Builder:
         self.interfaces_given = False  # even if invalid: one mistake, one error
         self.tftp_root: Node | None = None  # where to point at when a default file is missing
 
-    def section(self, name: str, keys: tuple[str, ...]) -> Fields:
-        return Fields(self.ctx, self.top.values.get(name), name, keys)
+    def section(self, name: str) -> Fields:
+        return Fields(self.ctx, self.top.values.get(name), name, KEYS[name])
 
     def config(self, path: Path) -> Config:
         server = self.server()
@@ -98,7 +114,7 @@ class _Builder:
     # -- server, tftp, http ---------------------------------------------------
 
     def server(self) -> ServerConfig:
-        f = self.section("server", ("address", "interfaces", "state_dir"))
+        f = self.section("server")
         address = f.optional("address", _advertisable)
         interfaces = f.optional("interfaces", c.sequence(c.interface)) or ()
         state_dir = f.get("state_dir", c.local_path, Path("/var/lib/pxed"))
@@ -115,11 +131,7 @@ class _Builder:
         return ServerConfig(address, interfaces, state_dir)
 
     def tftp(self, server: ServerConfig) -> TftpConfig:
-        f = self.section(
-            "tftp",
-            ("enabled", "root", "listen", "port", "max_blksize", "max_windowsize",
-             "max_sessions", "timeout", "retries"),
-        )  # fmt: skip
+        f = self.section("tftp")
         tftp = TftpConfig(
             enabled=f.get("enabled", c.boolean, True),
             root=f.get("root", c.local_path, Path("/srv/tftp")),
@@ -138,7 +150,7 @@ class _Builder:
         return tftp
 
     def http(self, server: ServerConfig) -> HttpConfig:
-        f = self.section("http", ("enabled", "listen", "port"))
+        f = self.section("http")
         http = HttpConfig(
             enabled=f.get("enabled", c.boolean, True),
             listen=f.get("listen", c.sequence(c.ipv4), ()),
@@ -170,11 +182,7 @@ class _Builder:
     def dhcp(
         self, server: ServerConfig, tftp: TftpConfig, profiles: dict[str, Profile | None]
     ) -> DhcpConfig:
-        f = self.section(
-            "dhcp",
-            ("mode", "authoritative", "allow_unknown", "unknown_hosts", "server_port",
-             "client_port", "subnets", "boot", "deny", "decline_quarantine"),
-        )  # fmt: skip
+        f = self.section("dhcp")
         mode = cast(DhcpMode, f.get("mode", _dhcp_mode, "off"))
         allow_unknown, unknown_hosts = self.unknown_policy(f, profiles)
         dhcp = DhcpConfig(
@@ -246,9 +254,7 @@ class _Builder:
         return tuple(subnets)
 
     def subnet(self, node: Node, path: str) -> Subnet | None:
-        f = Fields(
-            self.ctx, node, path, ("network", "range", "router", "dns", "domain", "lease_time")
-        )
+        f = Fields(self.ctx, node, path, KEYS["dhcp.subnets[]"])
         network = f.required("network", c.network)
         pool = f.optional("range", _address_pair)
         router = f.optional("router", c.ipv4)
@@ -278,7 +284,7 @@ class _Builder:
         return False
 
     def boot(self, node: Node | None, tftp: TftpConfig, *, check_files: bool) -> DhcpBoot:
-        f = Fields(self.ctx, node, "dhcp.boot", (*LOADER_KEYS, "default_arch"))
+        f = Fields(self.ctx, node, "dhcp.boot", KEYS["dhcp.boot"])
         loader = c.template(BOOT_PLACEHOLDERS)
         boot = DhcpBoot(
             bios=f.get("bios", loader, "pxelinux.0"),
@@ -321,7 +327,7 @@ class _Builder:
         return trees, {entry.key for entry in entries}
 
     def tree(self, entry: Entry, path: str) -> Tree | None:
-        f = Fields(self.ctx, entry.value_node, path, ("path", "iso"))
+        f = Fields(self.ctx, entry.value_node, path, KEYS["trees.*"])
         folder = f.optional("path", c.local_path)
         iso = f.optional("iso", c.local_path)
         if "path" in f.values and "iso" in f.values:
@@ -370,7 +376,7 @@ class _Builder:
             self.ctx,
             entry.value_node,
             path,
-            ("tree", "kernel", "initrd", "append", "kickstart", "loader", "vars"),
+            KEYS["profiles.*"],
         )
         tree = f.optional("tree", c.text)
         if tree is not None and tree not in tree_names:
@@ -416,9 +422,9 @@ class _Builder:
         return folder if folder is not None and folder.is_dir() else None
 
     def loaders(self, node: Node | None, path: str, tftp: TftpConfig) -> Loaders:
-        f = Fields(self.ctx, node, path, LOADER_KEYS)
+        f = Fields(self.ctx, node, path, KEYS["profiles.*.loader"])
         loader = c.template(BOOT_PLACEHOLDERS)
-        loaders = Loaders(*(f.optional(key, loader) for key in LOADER_KEYS))
+        loaders = Loaders(*(f.optional(key, loader) for key in KEYS["profiles.*.loader"]))
         self.check_loaders(f, loaders, tftp)
         return loaders
 
@@ -426,9 +432,7 @@ class _Builder:
         hosts: list[Host] = []
         seen: dict[tuple[str, object], Node] = {}
         for path, node in self.items(self.top.values.get("hosts"), "hosts"):
-            f = Fields(
-                self.ctx, node, path, ("mac", "hostname", "ip", "profile", "netboot", "vars")
-            )
+            f = Fields(self.ctx, node, path, KEYS["hosts[]"])
             host = self.host(f, dhcp, profiles)
             if host is not None:
                 for key, value in (("mac", host.mac), ("hostname", host.hostname), ("ip", host.ip)):
@@ -491,7 +495,7 @@ class _Builder:
     # -- install, logging ---------------------------------------------------------
 
     def install(self) -> InstallConfig:
-        f = self.section("install", ("kickstart_open", "loop_fetches", "loop_window"))
+        f = self.section("install")
         return InstallConfig(
             kickstart_open=f.get("kickstart_open", c.boolean, False),
             loop_fetches=f.get("loop_fetches", c.integer(1, 1000), 3),
@@ -499,7 +503,7 @@ class _Builder:
         )
 
     def logging(self) -> LoggingConfig:
-        f = self.section("logging", ("json", "level"))
+        f = self.section("logging")
         return LoggingConfig(
             json=f.get("json", c.boolean, False),
             level=cast(
