@@ -308,11 +308,12 @@ class Capture:
 class NetnsLab:
     """Namespaces, links and processes of one test; `close()` (or `with`) removes them all."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, subnet: IPv4Network | None = None) -> None:
+        """`subnet` pins the addresses (captures want stable ones); default: a fresh /24."""
         self.workdir = workdir
         self.token = secrets.token_hex(2)
         self.prefix = f"pxed-{os.getpid()}-{self.token}"
-        self.subnet = IPv4Network(f"10.213.{next(_subnets) % 250 + 1}.0/24")
+        self.subnet = subnet or IPv4Network(f"10.213.{next(_subnets) % 250 + 1}.0/24")
         self.namespaces: list[Namespace] = []
         self._links = itertools.count()
 
