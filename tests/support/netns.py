@@ -326,7 +326,12 @@ class NetnsLab:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        try:
+            self.close()
+        except ProcessError as cleanup:
+            if exc is None:
+                raise
+            exc.add_note(str(cleanup))  # keep the test's own failure in front
 
     def address(self, host: int) -> IPv4Address:
         """Host number `host` in this lab's /24."""

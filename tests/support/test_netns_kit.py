@@ -175,8 +175,12 @@ def test_tcpdump_is_listening_before_traffic_and_counts_it(
 
 
 @pytest.mark.netns
-def test_impair_drops_every_datagram_at_100_percent(netns_pair: Pair) -> None:
-    netns_pair.client.impair(netns_pair.client_if, drop_percent=100)
+@pytest.mark.parametrize("side", ["sender egress", "receiver ingress"])
+def test_impair_drops_every_datagram_at_100_percent(netns_pair: Pair, side: str) -> None:
+    if side == "sender egress":
+        netns_pair.client.impair(netns_pair.client_if, drop_percent=100)
+    else:
+        netns_pair.server.impair(netns_pair.server_if, drop_percent=100)
     assert count_received(netns_pair, 20) == 0
 
 
