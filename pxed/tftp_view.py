@@ -20,7 +20,7 @@ Options = tuple[tuple[str, str], ...]
 
 def kind(message: Message) -> str:
     """The message type as the opcode's name: RRQ, WRQ, DATA, ACK, ERROR, OACK."""
-    return _opcode(message).name
+    return opcode(message).name
 
 
 def summary(message: Message) -> str:
@@ -41,8 +41,8 @@ def summary(message: Message) -> str:
 
 def detail(message: Message) -> list[str]:
     """Every header field, one `name: value` line each, for -v."""
-    opcode = _opcode(message)
-    lines = [f"opcode: {int(opcode)} ({opcode.name})"]
+    code = opcode(message)
+    lines = [f"opcode: {int(code)} ({code.name})"]
     match message:
         case ReadRequest() | WriteRequest():
             lines += [f"filename: {quoted(message.filename)}", f"mode: {quoted(message.mode)}"]
@@ -61,7 +61,8 @@ def detail(message: Message) -> list[str]:
     return lines + ([f"trailing NUL padding: {padding} bytes"] if padding else [])
 
 
-def _opcode(message: Message) -> Opcode:
+def opcode(message: Message) -> Opcode:
+    """The opcode this message travels with on the wire."""
     match message:
         case ReadRequest():
             return Opcode.RRQ

@@ -1,0 +1,76 @@
+"""Where the replay captures live, and what pxed makes of each packet in them.
+
+Our own recordings are in tests/captures/; the public ones sit beside the
+clone in ../shared/captures/public/ (CI lays them out the same way) and are
+used when that folder exists.  Every *.pcap and *.pcapng found is replayed:
+adding a capture needs no change here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pxed.capture import read_frames
+from pxed.classify import Classifier, Protocol
+from pxed.dissect import Datagram, Dissector
+from pxed.payload import Outcome, judge
+
+ROOT = Path(__file__).resolve().parents[2]
+OWN = ROOT / "tests" / "captures"
+PUBLIC = ROOT.parent / "shared" / "captures" / "public"
+GOLDEN = ROOT / "tests" / "replay" / "golden"
+SUFFIXES = (".pcap", ".pcapng")
+
+
+def _captures_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.suffix in SUFFIXES)
+
+
+OWN_CAPTURES = _captures_in(OWN)
+PUBLIC_CAPTURES = _captures_in(PUBLIC)
+ALL_CAPTURES = OWN_CAPTURES + PUBLIC_CAPTURES
+
+
+def label(path: Path) -> str:
+    """A test id that says which corpus the capture came from."""
+    return f"{'own' if path.parent == OWN else 'public'}/{path.name}"
+
+
+def golden_path(path: Path) -> Path:
+    """Own captures' goldens at the top of golden/, public ones under golden/public/."""
+    return (
+        GOLDEN / (path.name + ".txt")
+        if path.parent == OWN
+        else GOLDEN / "public" / (path.name + ".txt")
+    )
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One DHCP/TFTP payload of a capture and what pxed --strict made of it."""
+
+    datagram: Datagram
+    protocol: Protocol
+    outcome: Outcome
+
+    @property
+    def number(self) -> int:
+        return self.datagram.frame.number
+
+
+def replay(path: Path) -> list[Replayed]:
+    """Every DHCP/TFTP payload in the capture, judged with the round-trip check on."""
+    dissector = Dissector()
+    classifier = Classifier()
+    found = []
+    for frame in read_frames(path):
+        datagram = dissector.dissect(frame)
+        if not isinstance(datagram, Datagram):
+            continue
+        protocol = classifier.classify(datagram)
+        if protocol is not None:
+            found.append(Replayed(datagram, protocol, judge(protocol, datagram, True)))
+    return found
