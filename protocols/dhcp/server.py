@@ -1,0 +1,511 @@
+"""The DHCP/BOOTP/proxyDHCP server engine (RFC 2131, RFC 1534, PXE 2.1), sans-I/O.
+
+``DhcpServer.handle(request, received, now)`` returns what to do: a ``Reply``
+(encoded bytes and where to send them) or ``NoReply`` with the reason for the
+log.  The engine writes leases into its ``LeaseStore`` but never commits: the
+adapter commits the store (one fsync for a batch) before it sends any reply of
+that batch, so an ACK never leaves before its lease is durable.
+
+Decisions worth knowing:
+
+- The server identifier is the address of the interface the request came in
+  on; next-server and boot URLs use ``server_address`` when set.
+- A REQUEST is ACKed whenever the address is one the client may hold (its
+  lease, its reservation, or free in the pool), even without our offer: an
+  offer lost in a crash or restart then costs nothing.  A wrong address gets a
+  NAK in SELECTING (the client chose us), and otherwise when authoritative or
+  when we know the client; else silence (RFC 2131 4.3.2).
+- Retransmissions need no cache: the same request meets the same lease state
+  and gets the same address back.
+- Replies always fit the client's option 57 (at least 576, at most a 1500-byte
+  MTU): the encoder overloads file/sname first, then requested options are
+  dropped from the end of the parameter request list.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from ipaddress import IPv4Address
+
+from protocols.dhcp.allocation import Allocator, Host, Subnet, subnet_for
+from protocols.dhcp.leases import Lease, LeaseState, LeaseStore
+from protocols.dhcp.options import (
+    BOOTFILE,
+    BROADCAST_ADDRESS,
+    DNS_SERVERS,
+    DOMAIN_NAME,
+    HOSTNAME,
+    LEASE_TIME,
+    MAX_MESSAGE_SIZE,
+    MESSAGE,
+    MESSAGE_TYPE,
+    REBINDING_TIME,
+    RELAY_AGENT_INFO,
+    RENEWAL_TIME,
+    ROUTER,
+    SERVER_ID,
+    SUBNET_MASK,
+    TFTP_SERVER,
+    MessageType,
+    Option,
+)
+from protocols.dhcp.policy import (
+    BootChoice,
+    BootSettings,
+    Client,
+    choose_boot,
+    classify,
+    proxy_ack,
+    proxy_offer,
+)
+from protocols.dhcp.wire import (
+    BOOTREQUEST,
+    BROADCAST_FLAG,
+    FILE_SIZE,
+    DhcpPacket,
+    EncodeError,
+    decode_dhcp,
+    encode_dhcp,
+)
+from protocols.errors import MalformedPacket
+
+BROADCAST = IPv4Address("255.255.255.255")
+ZERO = IPv4Address(0)
+MIN_MESSAGE = 576  # RFC 2131: every client takes a 576-byte IP datagram
+MAX_MESSAGE = 1500  # never build a reply that fragments on an Ethernet MTU
+IP_UDP_HEADERS = 28
+BOOTP_MIN_SIZE = 300  # RFC 951 replies; some relays drop anything shorter
+
+
+class Mode(enum.Enum):
+    FULL = "full"
+    PROXY = "proxy"
+    OFF = "off"
+
+
+@dataclass(frozen=True)
+class Ports:
+    server: int = 67
+    client: int = 68
+    proxy: int = 4011
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the engine needs from ``dhcp:`` and ``hosts:``; the adapter builds it from config."""
+
+    boot: BootSettings
+    mode: Mode = Mode.FULL
+    authoritative: bool = True
+    allow_unknown: bool = False
+    deny: frozenset[str] = frozenset()
+    subnets: tuple[Subnet, ...] = ()
+    hosts: Mapping[str, Host] = field(default_factory=dict)
+    server_address: IPv4Address | None = None
+    offer_time: float = 60.0
+    decline_time: float = 600.0
+    ports: Ports = Ports()
+
+
+@dataclass(frozen=True)
+class Received:
+    """Where a request came from: the serving interface's address, the source, the local port."""
+
+    address: IPv4Address
+    source: tuple[IPv4Address, int]
+    port: int = 67
+    interface: str = ""
+
+
+@dataclass(frozen=True)
+class Reply:
+    packet: DhcpPacket
+    data: bytes
+    destination: tuple[IPv4Address, int]
+    reason: str
+
+
+@dataclass(frozen=True)
+class NoReply:
+    reason: str
+
+
+Action = Reply | NoReply
+
+
+def reply_destination(
+    request: DhcpPacket, reply: DhcpPacket, received: Received, ports: Ports
+) -> tuple[IPv4Address, int]:
+    """RFC 2131 section 4.1, plus proxyDHCP's udp/4011 answered to its exact source.
+
+    Unicast to yiaddr would need an ARP entry for a client that cannot answer
+    ARP yet, so broadcast is the fallback for every client-bound reply.
+    """
+    if received.port == ports.proxy:
+        return received.source
+    if request.giaddr != ZERO:
+        return request.giaddr, ports.server
+    if reply.option(MESSAGE_TYPE) != MessageType.NAK and request.ciaddr != ZERO:
+        return request.ciaddr, ports.client
+    return BROADCAST, ports.client
+
+
+class DhcpServer:
+    def __init__(self, settings: Settings, store: LeaseStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.allocator = Allocator.build(store, settings.hosts)
+
+    def handle_datagram(self, data: bytes, received: Received, now: float) -> Action:
+        try:
+            request = decode_dhcp(data)
+        except MalformedPacket as error:
+            return NoReply(f"malformed packet: {error}")
+        return self.handle(request, received, now)
+
+    def handle(self, request: DhcpPacket, received: Received, now: float) -> Action:
+        try:
+            return self._handle(request, received, now)
+        except MalformedPacket as error:
+            return NoReply(f"malformed option: {error}")
+
+    def _handle(self, request: DhcpPacket, received: Received, now: float) -> Action:
+        settings = self.settings
+        if settings.mode is Mode.OFF:
+            return NoReply("dhcp.mode is off")
+        if request.op != BOOTREQUEST:
+            return NoReply(f"op {request.op} is not a BOOTREQUEST")
+        if not 1 <= request.hlen <= 16:
+            return NoReply(f"hardware address length {request.hlen}")
+        mac = request.mac
+        if mac in settings.deny:
+            return NoReply(f"{mac} is on the deny list")
+        if not settings.allow_unknown and mac not in settings.hosts:
+            return NoReply(f"{mac} is not under hosts and allow_unknown is false")
+        if received.port == settings.ports.proxy:
+            return self._boot_server(request, received)
+        kind = request.message_type
+        if settings.mode is Mode.PROXY:
+            return self._proxy(request, received, kind)
+        if kind is None:
+            return self._bootp(request, received, now)
+        handler = self._HANDLERS.get(kind)
+        if handler is None:
+            return NoReply(f"ignoring DHCP message type {kind}")
+        return handler(self, request, received, now)
+
+    # -- full mode ---------------------------------------------------------
+
+    def _discover(self, request: DhcpPacket, received: Received, now: float) -> Action:
+        subnet = self._subnet(request, received)
+        if subnet is None:
+            return self._no_subnet(request, received)
+        ip = self.allocator.choose(request.mac, subnet, request.requested_ip, now)
+        if ip is None:
+            return NoReply(f"no address for {request.mac} in {subnet.network}")
+        lease = Lease(request.mac, ip, now + self.settings.offer_time, LeaseState.OFFERED)
+        self.store.offer(lease, now)
+        return self._lease_reply(request, received, subnet, MessageType.OFFER, ip)
+
+    def _request(self, request: DhcpPacket, received: Received, now: float) -> Action:
+        server_id = request.server_id
+        if server_id is not None and server_id != received.address:
+            self.store.forget_offer(request.mac)
+            return NoReply(f"{request.mac} chose server {server_id}")
+        selecting = server_id is not None
+        ip = request.requested_ip
+        if ip is None and not selecting:
+            ip = request.ciaddr if request.ciaddr != ZERO else None
+        if ip is None:
+            return NoReply("REQUEST names no address (no option 50 or ciaddr)")
+        subnet = self._subnet(request, received)
+        if subnet is None and not selecting:
+            return self._no_subnet(request, received)
+        mac = request.mac
+        lease = self.store.lease_for(mac, now)
+        host = self.settings.hosts.get(mac)
+        reservation = host.ip if host is not None else None
+        has_record = lease is not None or reservation is not None
+        holds = (lease is not None and lease.ip == ip) or reservation == ip
+        acceptable = subnet is not None and self.allocator.acceptable(mac, ip, subnet, now)
+        if subnet is not None and acceptable and (selecting or holds or self._authoritative):
+            hostname = self._hostname(request)
+            expires = now + subnet.lease_time
+            self.store.bind(Lease(mac, ip, expires, LeaseState.BOUND, hostname), now)
+            return self._lease_reply(request, received, subnet, MessageType.ACK, ip)
+        if acceptable:
+            return NoReply(f"not authoritative and no record of {mac} holding {ip}")
+        if selecting or has_record or self._authoritative:
+            return self._nak(request, received, f"{ip} is not available to {mac}")
+        return NoReply(f"{ip} is not available to {mac}; not authoritative, staying silent")
+
+    def _decline(self, request: DhcpPacket, received: Received, now: float) -> Action:
+        ip = request.requested_ip
+        lease = self.store.lease_for(request.mac, now)
+        if not self._for_us(request, received) or lease is None or lease.ip != ip or ip is None:
+            return NoReply(f"DECLINE of {ip} that {request.mac} was not given by us")
+        until = now + self.settings.decline_time
+        self.store.quarantine(ip, until)
+        return NoReply(f"{request.mac} declined {ip}: quarantined until {until:.0f}")
+
+    def _release(self, request: DhcpPacket, received: Received, now: float) -> Action:
+        lease = self.store.lease_for(request.mac, now)
+        if not self._for_us(request, received) or lease is None or lease.ip != request.ciaddr:
+            return NoReply(f"RELEASE of {request.ciaddr} that {request.mac} does not hold")
+        self.store.release(request.mac)
+        return NoReply(f"{request.mac} released {request.ciaddr}")
+
+    def _inform(self, request: DhcpPacket, received: Received, now: float) -> Action:
+        subnet = self._subnet(request, received)
+        if subnet is None:
+            return self._no_subnet(request, received)
+        return self._lease_reply(request, received, subnet, MessageType.ACK, ZERO)
+
+    def _bootp(self, request: DhcpPacket, received: Received, now: float) -> Action:
+        subnet = self._subnet(request, received)
+        if subnet is None:
+            return self._no_subnet(request, received)
+        mac = request.mac
+        ip = self.allocator.choose(mac, subnet, None, now)
+        if ip is None:
+            return NoReply(f"no address for BOOTP client {mac} in {subnet.network}")
+        self.store.bind(Lease(mac, ip, None, LeaseState.BOUND, self._hostname(request)), now)
+        return self._lease_reply(request, received, subnet, None, ip)
+
+    _HANDLERS: Mapping[int, Callable[[DhcpServer, DhcpPacket, Received, float], Action]] = {
+        MessageType.DISCOVER: _discover,
+        MessageType.REQUEST: _request,
+        MessageType.DECLINE: _decline,
+        MessageType.RELEASE: _release,
+        MessageType.INFORM: _inform,
+    }
+
+    # -- proxy mode --------------------------------------------------------
+
+    def _proxy(self, request: DhcpPacket, received: Received, kind: object) -> Action:
+        client = _client(request)
+        if kind != MessageType.DISCOVER or not client.pxe:
+            return NoReply(f"proxy mode answers only PXEClient DISCOVERs (got {kind})")
+        choice = proxy_offer(client, self._next_server(received))
+        assert choice is not None  # client.pxe
+        return self._boot_reply(request, received, MessageType.OFFER, choice)
+
+    def _boot_server(self, request: DhcpPacket, received: Received) -> Action:
+        """udp/4011: the PXE boot server REQUEST, answered with the boot file."""
+        client = _client(request)
+        kind = request.message_type
+        if kind not in (MessageType.REQUEST, MessageType.INFORM) or not client.pxe:
+            return NoReply(f"udp/{received.port} answers only PXEClient REQUESTs (got {kind})")
+        host = self.settings.hosts.get(request.mac)
+        choice = proxy_ack(
+            client,
+            request.mac,
+            self._next_server(received),
+            self.settings.boot,
+            host.loader if host else None,
+        )
+        if choice is None:
+            return NoReply(f"no boot file configured for {request.mac}")
+        return self._boot_reply(request, received, MessageType.ACK, choice)
+
+    def _boot_reply(
+        self, request: DhcpPacket, received: Received, kind: MessageType, choice: BootChoice
+    ) -> Action:
+        head = [(MESSAGE_TYPE, kind), (SERVER_ID, received.address)]
+        options = _options(head, [(code, data) for code, data in choice.options.items()])
+        return self._send(
+            request,
+            received,
+            options,
+            f"proxy {kind.name} {choice.family.value} {choice.file or '(file via 4011)'}",
+            siaddr=choice.next_server,
+            file=choice.file,
+            ciaddr=request.ciaddr,
+        )
+
+    # -- building replies --------------------------------------------------
+
+    def _lease_reply(
+        self,
+        request: DhcpPacket,
+        received: Received,
+        subnet: Subnet,
+        kind: MessageType | None,
+        ip: IPv4Address,
+    ) -> Action:
+        """OFFER, ACK (``ip`` is ZERO for INFORM) or, with ``kind`` None, a BOOTREPLY."""
+        host = self.settings.hosts.get(request.mac)
+        next_server = self._next_server(received)
+        choice = choose_boot(
+            _client(request),
+            request.mac,
+            next_server,
+            self.settings.boot,
+            host.loader if host else None,
+        )
+        head: list[tuple[int, object]] = []
+        if kind is not None:
+            head += [(MESSAGE_TYPE, kind), (SERVER_ID, received.address)]
+        if kind is not None and ip != ZERO:
+            time = subnet.lease_time
+            head += [(LEASE_TIME, time), (RENEWAL_TIME, time // 2), (REBINDING_TIME, time * 7 // 8)]
+        forced: list[tuple[int, object]] = list(choice.options.items()) if choice else []
+        offered = dict(_subnet_options(subnet))
+        if host is not None and host.hostname:
+            offered[HOSTNAME] = Option.of(HOSTNAME, host.hostname)
+        file = ""
+        if choice is not None:
+            offered[TFTP_SERVER] = Option.of(TFTP_SERVER, str(choice.next_server))
+            offered[BOOTFILE] = Option.of(BOOTFILE, choice.file)
+            if len(choice.file.encode()) < FILE_SIZE:
+                file = choice.file
+            else:  # only option 67 can carry it
+                forced.append((BOOTFILE, choice.file))
+        fixed = _options(head, forced)
+        options = _options(fixed, [(option.code, option) for option in _wanted(request, offered)])
+        name = kind.name if kind is not None else "BOOTREPLY"
+        boot = f" boot {choice.family.value} {choice.file}" if choice else ""
+        return self._send(
+            request,
+            received,
+            options,
+            f"{name} {ip} to {request.mac}{boot}",
+            yiaddr=ip,
+            siaddr=next_server if choice else ZERO,
+            ciaddr=request.ciaddr if kind == MessageType.ACK else ZERO,
+            file=file,
+            droppable=len(options) - len(fixed),
+        )
+
+    def _nak(self, request: DhcpPacket, received: Received, why: str) -> Action:
+        options = _options(
+            [(MESSAGE_TYPE, MessageType.NAK), (SERVER_ID, received.address), (MESSAGE, why)], []
+        )
+        # RFC 2131 4.3.2: a relay must broadcast a NAK, the client may have no address.
+        relayed = request.giaddr != ZERO
+        return self._send(request, received, options, f"NAK: {why}", broadcast=relayed)
+
+    def _send(
+        self,
+        request: DhcpPacket,
+        received: Received,
+        options: list[tuple[int, object]],
+        reason: str,
+        *,
+        file: str = "",
+        droppable: int = 0,
+        broadcast: bool = False,
+        yiaddr: IPv4Address = ZERO,
+        siaddr: IPv4Address = ZERO,
+        ciaddr: IPv4Address = ZERO,
+    ) -> Action:
+        """Encode within the client's size limit, dropping trailing requested options if needed."""
+        relay = request.get(RELAY_AGENT_INFO)
+        tail: list[tuple[int, object]] = [(RELAY_AGENT_INFO, relay)] if relay else []
+        budget = _max_payload(request)
+        vend = None if request.is_dhcp else bytes(64)
+        for dropped in range(droppable + 1):
+            kept = options[: len(options) - dropped]
+            reply = DhcpPacket.reply(
+                request,
+                [
+                    value if isinstance(value, Option) else (code, value)
+                    for code, value in kept + tail
+                ],
+                file=file,
+                vend=vend,
+                yiaddr=yiaddr,
+                siaddr=siaddr,
+                ciaddr=ciaddr,
+            )
+            if broadcast:
+                reply = replace(reply, flags=reply.flags | BROADCAST_FLAG)
+            try:
+                data = encode_dhcp(reply, max_size=budget, min_size=BOOTP_MIN_SIZE)
+            except EncodeError:
+                continue
+            destination = reply_destination(request, reply, received, self.settings.ports)
+            return Reply(reply, data, destination, reason)
+        return NoReply(f"reply to {request.mac} does not fit in {budget} bytes")
+
+    # -- helpers -----------------------------------------------------------
+
+    @property
+    def _authoritative(self) -> bool:
+        return self.settings.authoritative
+
+    def _subnet(self, request: DhcpPacket, received: Received) -> Subnet | None:
+        address = request.giaddr if request.giaddr != ZERO else received.address
+        return subnet_for(self.settings.subnets, address)
+
+    def _no_subnet(self, request: DhcpPacket, received: Received) -> NoReply:
+        relay = f"relay {request.giaddr}" if request.giaddr != ZERO else received.address
+        return NoReply(f"no subnet configured for {relay}")
+
+    def _next_server(self, received: Received) -> IPv4Address:
+        return self.settings.server_address or received.address
+
+    def _for_us(self, request: DhcpPacket, received: Received) -> bool:
+        server_id = request.server_id
+        return server_id is None or server_id == received.address
+
+    def _hostname(self, request: DhcpPacket) -> str | None:
+        host = self.settings.hosts.get(request.mac)
+        if host is not None and host.hostname:
+            return host.hostname
+        return request.hostname
+
+
+def _client(request: DhcpPacket) -> Client:
+    return classify({option.code: option.data for option in request.options})
+
+
+def _options(
+    head: list[tuple[int, object]], rest: list[tuple[int, object]]
+) -> list[tuple[int, object]]:
+    """``head`` first, then ``rest`` without codes already present (first one wins)."""
+    seen = {code for code, _ in head}
+    out = list(head)
+    for code, value in rest:
+        if code not in seen:
+            seen.add(code)
+            out.append((code, value))
+    return out
+
+
+def _wanted(request: DhcpPacket, offered: dict[int, Option]) -> list[Option]:
+    """Offered options in parameter-request-list order; all of them (by code) without a PRL.
+
+    Subnet mask and routers follow even when not asked for: PXE ROMs and BOOTP
+    clients often do not ask, and cannot work without them.
+    """
+    prl = [code for code in dict.fromkeys(request.parameter_request_list) if code in offered]
+    if not prl:
+        return [offered[code] for code in sorted(offered)]
+    essentials = [code for code in (SUBNET_MASK, ROUTER) if code in offered and code not in prl]
+    return [offered[code] for code in essentials + prl]
+
+
+def _max_payload(request: DhcpPacket) -> int:
+    option = request.get(MAX_MESSAGE_SIZE)
+    size = option.value if option is not None and isinstance(option.value, int) else MIN_MESSAGE
+    return min(max(size, MIN_MESSAGE), MAX_MESSAGE) - IP_UDP_HEADERS
+
+
+@lru_cache(maxsize=256)
+def _subnet_options(subnet: Subnet) -> tuple[tuple[int, Option], ...]:
+    """A subnet's options, encoded once: they are the same in every reply."""
+    options: list[tuple[int, object]] = [
+        (SUBNET_MASK, subnet.network.netmask),
+        (BROADCAST_ADDRESS, subnet.network.broadcast_address),
+    ]
+    if subnet.routers:
+        options.append((ROUTER, subnet.routers))
+    if subnet.dns:
+        options.append((DNS_SERVERS, subnet.dns))
+    if subnet.domain:
+        options.append((DOMAIN_NAME, subnet.domain))
+    return tuple((code, Option.of(code, value)) for code, value in options)
