@@ -191,7 +191,11 @@ def serve(request: Request, found: Found) -> bytes | int:
     if _not_modified(request, found):
         found.release()
         request.setResponseCode(http.NOT_MODIFIED)
-        return b""
+        # Finished here: returning b"" would make twisted add Content-Length: 0,
+        # which RFC 9110 8.6 forbids on a 304 for a non-empty file.
+        request.write(b"")
+        request.finish()
+        return NOT_DONE_YET
     kind = content_type(found.name)
     spans = _wanted_spans(request, found)
     pieces: list[byteranges.Piece]
@@ -245,7 +249,8 @@ def _not_modified(request: Request, found: Found) -> bool:
         return False
     try:
         limit = http.stringToDatetime(since)
-    except ValueError:
+    except (ValueError, IndexError):
+        # An unparsable date means "no condition" (RFC 9110 13.1.3).
         return False
     return int(found.mtime) <= limit
 

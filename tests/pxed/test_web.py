@@ -149,6 +149,18 @@ def test_if_modified_since_later_than_the_file_gives_304(site: Site) -> None:
     assert response.body == b""
 
 
+def test_304_carries_validators_but_no_zero_content_length(site: Site) -> None:
+    later = http.datetimeToString(2**31).decode()
+    response = fetch(site, VMLINUZ, If_Modified_Since=later)
+    assert response.headers.get(b"content-length") in (None, b"10240")
+    assert b"etag" in response.headers
+
+
+@pytest.mark.parametrize("date", ["", "x", "a b c d e", "Mon, 99 Foo 2020 00:00:00 GMT"])
+def test_an_unparsable_if_modified_since_is_ignored(site: Site, date: str) -> None:
+    assert fetch(site, VMLINUZ, If_Modified_Since=date).status == 200
+
+
 def test_if_modified_since_earlier_than_the_file_gives_the_file(site: Site) -> None:
     response = fetch(site, VMLINUZ, If_Modified_Since="Thu, 01 Jan 1970 00:00:00 GMT")
     assert response.status == 200
