@@ -232,6 +232,12 @@ def _known(kind: type[IntEnum]) -> Any:
     return lambda number: members.get(number, number)
 
 
+def _overload(number: int) -> Overload:
+    if number not in (1, 2, 3):
+        raise MalformedPacket(f"value {number}, expected 1 (file), 2 (sname) or 3 (both)")
+    return Overload(number)
+
+
 @dataclass(frozen=True)
 class ClientId:
     """Option 61: a type byte (1 = Ethernet MAC) and the identifier."""
@@ -462,7 +468,7 @@ CODECS: dict[int, Codec] = {
     44: _IPS,
     REQUESTED_IP: _IP,
     LEASE_TIME: _SECONDS,
-    OVERLOAD: Fixed(U8, 1, "overload 1-3", load=_known(Overload)),
+    OVERLOAD: Fixed(U8, 1, "overload 1-3", load=_overload),
     MESSAGE_TYPE: Fixed(U8, 1, "message type", load=_known(MessageType)),
     SERVER_ID: _IP,
     PARAMETER_REQUEST_LIST: Array(U8, 1, "option codes"),

@@ -318,7 +318,6 @@ class IpxeOptions(SubOptions):
             191: TEXT,
             192: TEXT,
             193: TEXT,
-            235: TEXT,
         },
         pads=True,
     )
