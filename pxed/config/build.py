@@ -91,11 +91,11 @@ class _Builder:
 
     def config(self, path: Path) -> Config:
         server = self.server()
-        tftp = self.tftp(server)
-        http = self.http(server)
+        tftp = self.tftp()
+        http = self.http()
         trees, tree_names = self.trees()
         profiles = self.profiles(trees, tree_names, tftp)
-        dhcp = self.dhcp(server, tftp, profiles)
+        dhcp = self.dhcp(tftp, profiles)
         return Config(
             path=path,
             server=server,
@@ -119,7 +119,7 @@ class _Builder:
         interfaces = f.optional("interfaces", c.sequence(c.interface)) or ()
         state_dir = f.get("state_dir", c.local_path, Path("/var/lib/pxed"))
         self.interfaces_given = "interfaces" in f.values
-        if "address" not in f.values and not interfaces:
+        if "address" not in f.values and not self.interfaces_given:
             self.error(
                 f.node,
                 "server",
@@ -127,10 +127,11 @@ class _Builder:
                 "(next-server, HTTP URLs)",
             )
         if state_dir.exists() and not state_dir.is_dir():
-            self.error(f.values["state_dir"], f.key("state_dir"), f"{state_dir} is not a folder")
+            where = f.values.get("state_dir", f.node)
+            self.error(where, f.key("state_dir"), f"{state_dir} is not a folder")
         return ServerConfig(address, interfaces, state_dir)
 
-    def tftp(self, server: ServerConfig) -> TftpConfig:
+    def tftp(self) -> TftpConfig:
         f = self.section("tftp")
         tftp = TftpConfig(
             enabled=f.get("enabled", c.boolean, True),
@@ -145,11 +146,11 @@ class _Builder:
         )
         self.tftp_root = f.values.get("root")
         if tftp.enabled:
-            self.need_listen(f, tftp.listen, server)
+            self.need_listen(f, tftp.listen)
             self.check_folder(f, "root", tftp.root, "files cannot be served until it exists")
         return tftp
 
-    def http(self, server: ServerConfig) -> HttpConfig:
+    def http(self) -> HttpConfig:
         f = self.section("http")
         http = HttpConfig(
             enabled=f.get("enabled", c.boolean, True),
@@ -157,10 +158,10 @@ class _Builder:
             port=f.get("port", c.port, 80),
         )
         if http.enabled:
-            self.need_listen(f, http.listen, server)
+            self.need_listen(f, http.listen)
         return http
 
-    def need_listen(self, f: Fields, listen: tuple[IPv4Address, ...], server: ServerConfig) -> None:
+    def need_listen(self, f: Fields, listen: tuple[IPv4Address, ...]) -> None:
         if not listen and not self.interfaces_given and "listen" not in f.values:
             self.error(
                 f.node,
@@ -179,9 +180,7 @@ class _Builder:
 
     # -- dhcp -----------------------------------------------------------------
 
-    def dhcp(
-        self, server: ServerConfig, tftp: TftpConfig, profiles: dict[str, Profile | None]
-    ) -> DhcpConfig:
+    def dhcp(self, tftp: TftpConfig, profiles: dict[str, Profile | None]) -> DhcpConfig:
         f = self.section("dhcp")
         mode = cast(DhcpMode, f.get("mode", _dhcp_mode, "off"))
         allow_unknown, unknown_hosts = self.unknown_policy(f, profiles)
@@ -198,14 +197,12 @@ class _Builder:
             decline_quarantine=f.get("decline_quarantine", c.seconds, 600),
         )
         if dhcp.enabled:
-            self.check_dhcp_enabled(f, dhcp, server, tftp)
+            self.check_dhcp_enabled(f, dhcp, tftp)
         return dhcp
 
-    def check_dhcp_enabled(
-        self, f: Fields, dhcp: DhcpConfig, server: ServerConfig, tftp: TftpConfig
-    ) -> None:
+    def check_dhcp_enabled(self, f: Fields, dhcp: DhcpConfig, tftp: TftpConfig) -> None:
         mode_node = f.values.get("mode")
-        if not server.interfaces:
+        if not self.interfaces_given:
             self.error(
                 mode_node,
                 f.key("mode"),

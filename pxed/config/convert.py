@@ -38,7 +38,11 @@ def _scalar(ctx: Context, node: Node, path: str, expected: str) -> object:
 
 
 def text(ctx: Context, node: Node, path: str) -> str | None:
-    """A non-empty string; unquoted text YAML read as something else gets a 'quote it'."""
+    """A non-empty string; unquoted text YAML read as something else gets a 'quote it'.
+
+    A plain scalar node's ``value`` is its text exactly as written, so the
+    message shows ``52:54:00:12:34:56``, not the integer YAML made of it.
+    """
     value = _scalar(ctx, node, path, "a string")
     if value is INVALID:
         return None
@@ -157,11 +161,9 @@ name = _matching(_NAME, "a name of letters, digits, '.', '_' and '-' (it appears
 
 
 def local_path(ctx: Context, node: Node, path: str) -> Path | None:
-    """A filesystem path; relative ones resolve against the config file's folder."""
+    """A filesystem path; relative ones resolve against the config file's (absolute) folder."""
     value = text(ctx, node, path)
-    if value is None:
-        return None
-    return Path(ctx.base, value).absolute() if not Path(value).is_absolute() else Path(value)
+    return None if value is None else ctx.base / value
 
 
 def inner_path(ctx: Context, node: Node, path: str) -> str | None:

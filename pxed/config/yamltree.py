@@ -30,10 +30,6 @@ STANDARD_TAGS: dict[type[Node], str] = {
 }
 
 
-class _Loader(yaml.SafeLoader):
-    """Composes nodes and constructs single scalars; never builds a Python object graph."""
-
-
 class Invalid:
     """The value of a node that was already reported as an error."""
 
@@ -92,12 +88,12 @@ class Context:
     def __init__(self, problems: Problems, base: Path) -> None:
         self.problems = problems
         self.base = base
-        self._loader = _Loader("")
+        self._loader = yaml.SafeLoader("")  # only its scalar constructors are used
 
     def compose(self, text: str) -> Node | None:
         """Parse ``text`` into nodes; a syntax error becomes one problem at its mark."""
         try:
-            return yaml.compose(text, Loader=_Loader)
+            return yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             message = " ".join(part for part in (error.context, error.problem) if part)

@@ -161,6 +161,11 @@ def test_interface_names_are_checked():
     assert "server.interfaces[0]: 'eth0:1' is not a network interface name" in message
 
 
+def test_a_bad_interface_name_is_reported_once_not_again_by_every_service():
+    text = "server:\n  interfaces: [eth0:1]\ndhcp:\n  mode: proxy\n"
+    assert len(errors(text)) == 1
+
+
 def test_server_address_must_be_one_a_client_can_use():
     (message,) = errors("server:\n  address: 0.0.0.0\n  interfaces: [br0]\n")
     assert message.endswith("server.address: 0.0.0.0 cannot be given to clients as the server")
