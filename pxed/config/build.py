@@ -45,7 +45,7 @@ KEYS: dict[str, tuple[str, ...]] = {
          "hosts"),
     "server": ("address", "interfaces", "state_dir"),
     "tftp": ("enabled", "root", "listen", "port", "max_blksize", "max_windowsize", "max_sessions",
-             "timeout", "retries"),
+             "max_per_client", "timeout", "retries"),
     "dhcp": ("mode", "authoritative", "allow_unknown", "unknown_hosts", "server_port",
              "client_port", "deny", "decline_quarantine", "subnets", "boot"),
     "dhcp.subnets[]": ("network", "range", "router", "dns", "domain", "lease_time"),
@@ -141,6 +141,7 @@ class _Builder:
             max_blksize=f.get("max_blksize", c.integer(8, 65464), 1468),
             max_windowsize=f.get("max_windowsize", c.integer(1, 65535), 16),
             max_sessions=f.get("max_sessions", c.integer(1, 1_000_000), 1000),
+            max_per_client=f.get("max_per_client", c.integer(1, 1_000_000), 16),
             timeout=f.get("timeout", c.integer(1, 255), 1),
             retries=f.get("retries", c.integer(1, 100), 5),
         )

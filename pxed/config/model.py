@@ -67,6 +67,7 @@ class TftpConfig:
     max_blksize: int
     max_windowsize: int
     max_sessions: int
+    max_per_client: int  # concurrent transfers from one client IP
     timeout: int  # seconds before a retransmission, unless the client negotiates one
     retries: int  # retransmissions of one packet before the transfer is abandoned
 

@@ -32,7 +32,7 @@ def test_defaults_are_the_ones_config_md_gives():
         69,
     )
     assert (config.tftp.max_blksize, config.tftp.max_windowsize) == (1468, 16)
-    assert config.tftp.max_sessions == 1000
+    assert (config.tftp.max_sessions, config.tftp.max_per_client) == (1000, 16)
     assert (config.tftp.timeout, config.tftp.retries) == (1, 5)
     assert (config.dhcp.server_port, config.dhcp.client_port) == (67, 68)
     assert (config.http.enabled, config.http.port, config.http.listen) == (True, 80, ())
