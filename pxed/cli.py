@@ -1,9 +1,9 @@
 """The ``pxed`` command: tools an operator runs beside the daemon.
 
 Each sub-command lives in the module named for its idea and exposes
-``add_arguments(parser)`` and ``run(args) -> int``; this file only wires them
-up, importing a module when its sub-command is chosen so ``pxed --help`` stays
-fast on a small appliance.
+``add_arguments(parser)`` and ``run(args) -> int``.  Only the chosen
+sub-command's module is imported, so ``pxed check`` works (and stays fast on a
+small appliance) whatever state the other tools are in; ``--help`` imports all.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("pxed.check", "validate a config file and every template it names"),
@@ -19,7 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """Build the parser; with ``chosen``, only that sub-command gets its arguments."""
     parser = argparse.ArgumentParser(
         prog="pxed",
         description="PXE boot and install server tools. Run the server itself with `twistd pxed`.",
@@ -28,16 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, summary) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary)
         sub.set_defaults(module=module_name)
-        _module(module_name).add_arguments(sub)
+        if chosen in (None, name):
+            _module(module_name).add_arguments(sub)
     return parser
 
 
-def _module(name: str):  # type: ignore[no-untyped-def]
+def _module(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    args = build_parser(chosen).parse_args(argv)
     return int(_module(args.module).run(args))
 
 

@@ -8,10 +8,13 @@ with the loader's list of problems instead of a traceback.
 from __future__ import annotations
 
 from twisted.application.service import IService, MultiService
+from twisted.logger import Logger
 from twisted.python import usage
 
 from pxed.config import ConfigError, load_config
 from pxed.service import add_services
+
+log = Logger(namespace="pxed.config")
 
 
 class Options(usage.Options):
@@ -24,12 +27,13 @@ class Options(usage.Options):
             self["loaded"] = load_config(self["config"])
         except ConfigError as error:
             raise usage.UsageError(f"{self['config']} has errors:\n{error}") from None
-        except OSError as error:
-            raise usage.UsageError(f"cannot read {self['config']}: {error.strerror}") from None
 
 
 def makeService(options: Options) -> IService:
+    config = options["loaded"]
+    for warning in config.warnings:
+        log.warn("config warning: {warning}", warning=str(warning))
     top = MultiService()
     top.setName("pxed")
-    add_services(top, options["loaded"])
+    add_services(top, config)
     return top
