@@ -286,11 +286,9 @@ class DhcpServer:
     # -- proxy mode --------------------------------------------------------
 
     def _proxy(self, request: DhcpPacket, received: Received, kind: object) -> Action:
-        client = _client(request)
-        if kind != MessageType.DISCOVER or not client.pxe:
+        choice = proxy_offer(_client(request), self._next_server(received))
+        if kind != MessageType.DISCOVER or choice is None:
             return NoReply(f"proxy mode answers only PXEClient DISCOVERs (got {kind})")
-        choice = proxy_offer(client, self._next_server(received))
-        assert choice is not None  # client.pxe
         return self._boot_reply(request, received, MessageType.OFFER, choice)
 
     def _boot_server(self, request: DhcpPacket, received: Received) -> Action:
@@ -315,14 +313,15 @@ class DhcpServer:
         self, request: DhcpPacket, received: Received, kind: MessageType, choice: BootChoice
     ) -> Action:
         head = [(MESSAGE_TYPE, kind), (SERVER_ID, received.address)]
-        options = _options(head, [(code, data) for code, data in choice.options.items()])
+        file, spilled = _place_file(choice.file)
+        options = _options(head, [*choice.options.items(), *spilled])
         return self._send(
             request,
             received,
             options,
             f"proxy {kind.name} {choice.family.value} {choice.file or '(file via 4011)'}",
             siaddr=choice.next_server,
-            file=choice.file,
+            file=file,
             ciaddr=request.ciaddr,
         )
 
@@ -360,10 +359,8 @@ class DhcpServer:
         if choice is not None:
             offered[TFTP_SERVER] = Option.of(TFTP_SERVER, str(choice.next_server))
             offered[BOOTFILE] = Option.of(BOOTFILE, choice.file)
-            if len(choice.file.encode()) < FILE_SIZE:
-                file = choice.file
-            else:  # only option 67 can carry it
-                forced.append((BOOTFILE, choice.file))
+            file, spilled = _place_file(choice.file)
+            forced += spilled
         fixed = _options(head, forced)
         options = _options(fixed, [(option.code, option) for option in _wanted(request, offered)])
         name = kind.name if kind is not None else "BOOTREPLY"
@@ -461,6 +458,13 @@ class DhcpServer:
 
 def _client(request: DhcpPacket) -> Client:
     return classify({option.code: option.data for option in request.options})
+
+
+def _place_file(file: str) -> tuple[str, list[tuple[int, object]]]:
+    """The boot file in the ``file`` field when it fits (with its NUL), else in option 67."""
+    if len(file.encode()) < FILE_SIZE:
+        return file, []
+    return "", [(BOOTFILE, file)]
 
 
 def _options(

@@ -187,3 +187,14 @@ def test_proxy_mode_never_hands_out_addresses():
 def test_proxy_mode_honours_allow_unknown():
     engine = server(mode=Mode.PROXY, allow_unknown=False)
     assert isinstance(engine.handle_datagram(request(D, options=OVMF), ON_LAB, NOW), NoReply)
+
+
+def test_proxy_ack_with_a_long_url_carries_it_in_option_67():
+    long_url = "http://{server}/" + "x" * 150 + ".ipxe"
+    boot = BootSettings(files={BootFamily.IPXE: long_url})
+    received = Received(SERVER, (IPv4Address("10.213.7.150"), 68), port=4011)
+    action = server(mode=Mode.PROXY, boot=boot).handle_datagram(
+        request(R, options=IPXE_BIOS), received, NOW
+    )
+    ack = reply_packet(action)
+    assert ack.option(67).endswith("x.ipxe") and ack.boot_file == ""
