@@ -23,18 +23,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.netns import NetnsLab, Pair, require_binary, require_netns
-from tests.support.procs import run
+from tests.support.netns import Namespace, NetnsLab, Pair, require_binary, require_netns
+from tests.support.procs import run, wait_until
 
 HERE = Path(__file__).resolve().parent
 SUBNET = IPv4Network("10.213.7.0/24")
 SERVER_MAC = "02:50:58:45:44:01"
 CLIENT_MAC = "02:50:58:45:44:02"
+RELAY_MAC = "02:50:58:45:44:03"
+RELAYED = IPv4Network("10.213.8.0/24")  # the client's side of the DHCP relay
 DHCP_FILTER = "ip and udp and (port 67 or port 68)"
 TFTP_FILTER = "ip and udp"  # transfers move to ephemeral ports (new TIDs)
 
-# Puts the leased address on the client's interface (inside its namespace only), so a
-# later unicast RELEASE has a route; writes no resolv.conf, routes or anything else.
+# Put the leased address (and udhcpc the router) on the client's interface inside its own
+# namespace, so a later unicast RELEASE has a route; they write no resolv.conf or other file.
 DHCLIENT_SCRIPT = """#!/bin/sh
 case "$reason" in
 BOUND|RENEW|REBIND|REBOOT) ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
@@ -45,7 +47,8 @@ exit 0
 UDHCPC_SCRIPT = """#!/bin/sh
 echo "script: $1"
 case "$1" in
-bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;;
+bound|renew) ip addr replace "$ip/$mask" dev "$interface"
+    [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface" ;;
 deconfig) ip addr flush dev "$interface" ;;
 esac
 exit 0
@@ -60,6 +63,7 @@ PXE_UUID = "00" + "0123456789abcdef0123456789abcdef"
 class Session:
     """One recording: the namespaces, a scratch folder and the capture being written."""
 
+    lab: NetnsLab
     net: Pair
     tmp: Path
 
@@ -81,22 +85,27 @@ class Session:
         (root / "window.bin").write_bytes(bytes(i % 241 for i in range(5000)))
         return root
 
-    def dnsmasq(self, *options: str, port: int = 67) -> None:
-        """dnsmasq with `options` and nothing from the system: no DNS, no /etc config."""
-        require_binary("dnsmasq")
-        self.net.server.spawn(
-            ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--user=root",
-             "--group=root", f"--interface={self.net.server_if}", "--bind-interfaces",
-             f"--pid-file={self.tmp / 'dnsmasq.pid'}", "--log-dhcp", *options],
-            self.tmp / "dnsmasq.log",
-        )  # fmt: skip
-        self.net.server.wait_listening(port)
+    def dnsmasq(self, *options: str, port: int = 67, relay: Namespace | None = None) -> None:
+        """dnsmasq with `options` and nothing from the system: no DNS, no /etc config.
 
-    def dhcp_pool(self) -> list[str]:
+        It serves on the server's veth only, unless it is started in `relay`'s namespace.
+        """
+        require_binary("dnsmasq")
+        ns = relay or self.net.server
+        where = [] if relay else [f"--interface={self.net.server_if}", "--bind-interfaces"]
+        ns.spawn(
+            ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--user=root",
+             "--group=root", f"--pid-file={self.tmp / f'dnsmasq-{ns.name}.pid'}", "--log-dhcp",
+             *where, *options],
+            self.tmp / f"dnsmasq-{ns.name}.log",
+        )  # fmt: skip
+        ns.wait_listening(port)
+
+    def dhcp_pool(self, subnet: IPv4Network = SUBNET, lease: str = "1h") -> list[str]:
         """dnsmasq options for a plain address pool, leases kept in the scratch folder."""
-        first, last = SUBNET.network_address + 50, SUBNET.network_address + 99
+        first, last = subnet.network_address + 50, subnet.network_address + 99
         return [
-            f"--dhcp-range={first},{last},255.255.255.0,1h",
+            f"--dhcp-range={first},{last},255.255.255.0,{lease}",
             f"--dhcp-leasefile={self.tmp / 'dnsmasq.leases'}",
             "--no-ping",
         ]
@@ -145,6 +154,50 @@ def udhcpc_dnsmasq(s: Session) -> None:
                                "-i", s.net.client_if, "-s", str(script)])  # fmt: skip
     proc.wait_for_output("script: bound", timeout=30)
     proc.stop()  # SIGTERM: with -R, udhcpc releases the lease as it exits
+
+
+def dhclient_renew_dnsmasq(s: Session) -> None:
+    """DORA with dnsmasq's shortest lease (2 min), the RENEWING REQUEST at T1, then RELEASE."""
+    require_binary("dhclient")
+    s.dnsmasq(*s.dhcp_pool(lease="2m"))
+    script = s.write("dhclient-script", DHCLIENT_SCRIPT, 0o755)
+    leases, pidfile = s.tmp / "dhclient.leases", s.tmp / "dhclient.pid"
+    conf = s.write("dhclient.conf", "request subnet-mask, routers;\n")
+    proc = s.net.client.spawn(
+        ["dhclient", "-d", "-v", "-1", "-cf", str(conf), "-lf", str(leases),
+         "-pf", str(pidfile), "-sf", str(script), s.net.client_if],
+        s.tmp / "dhclient.log",
+    )  # fmt: skip
+    wait_until(lambda: proc.output().count("DHCPACK") >= 2, 100, "dhclient's renewal at T1")
+    proc.stop()
+    pidfile.unlink(missing_ok=True)
+    s.client(["dhclient", "-v", "-r", "-cf", str(conf), "-lf", str(leases),
+              "-pf", str(s.tmp / "release.pid"), "-sf", str(script), s.net.client_if])  # fmt: skip
+
+
+def relay_udhcpc_dnsmasq(s: Session) -> None:
+    """udhcpc behind dnsmasq's DHCP relay: the server sees giaddr 10.213.8.1 and answers it.
+
+    Captured between relay and server; here the `cli` namespace is the relay (.2), and a
+    third namespace on 10.213.8.0/24 holds the client.
+    """
+    require_binary("busybox")
+    relay, pc = s.net.client, s.lab.namespace("pc")
+    relay.ip("link", "set", s.net.client_if, "address", RELAY_MAC)
+    relay.ip("addr", "add", f"{s.net.client_ip}/24", "dev", s.net.client_if)
+    link = s.lab.veth(relay, pc)
+    pc.ip("link", "set", link.b_if, "address", CLIENT_MAC)
+    relay.ip("addr", "add", f"{RELAYED.network_address + 1}/24", "dev", link.a_if)
+    # Forwarding in the relay's own namespace carries the client's unicast RELEASE.
+    relay.run(["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
+    s.net.server.ip("route", "add", str(RELAYED), "via", str(s.net.client_ip))
+    s.dnsmasq(*s.dhcp_pool(RELAYED))
+    s.dnsmasq(f"--dhcp-relay={RELAYED.network_address + 1},{s.net.server_ip}", relay=relay)
+    script = s.write("udhcpc-script", UDHCPC_SCRIPT, 0o755)
+    proc = pc.spawn(["busybox", "udhcpc", "-f", "-n", "-R", "-t", "3", "-T", "2",
+                     "-i", link.b_if, "-s", str(script)])  # fmt: skip
+    proc.wait_for_output("script: bound", timeout=30)
+    proc.stop()
 
 
 def pxe_bios_dnsmasq(s: Session) -> None:
@@ -304,7 +357,9 @@ def atftpd_binary(tmp: Path) -> str:
 
 RECORDINGS: dict[str, tuple[str, Callable[[Session], None]]] = {
     "dhclient-dnsmasq": (DHCP_FILTER, dhclient_dnsmasq),
+    "dhclient-renew-dnsmasq": (DHCP_FILTER, dhclient_renew_dnsmasq),
     "udhcpc-dnsmasq": (DHCP_FILTER, udhcpc_dnsmasq),
+    "relay-udhcpc-dnsmasq": (DHCP_FILTER, relay_udhcpc_dnsmasq),
     "pxe-bios-udhcpc-dnsmasq": (DHCP_FILTER, pxe_bios_dnsmasq),
     "pxe-efi-dhclient-dnsmasq": (DHCP_FILTER, pxe_efi_dhclient_dnsmasq),
     "pxe-proxy-udhcpc-dnsmasq": (DHCP_FILTER, pxe_proxy_dnsmasq),
@@ -334,7 +389,7 @@ def record(name: str) -> int:
                 net.client.ip("addr", "flush", "dev", net.client_if)
             pcap = tmp / f"{name}.pcap"
             capture = net.server.tcpdump(net.server_if, pcap, bpf)
-            scenario(Session(net, tmp))
+            scenario(Session(lab, net, tmp))
             count = capture.stop()
         shutil.copyfile(pcap, HERE / f"{name}.pcap")
     return count
