@@ -187,7 +187,7 @@ def _wrapped(items: list[str]) -> list[str]:
     """Comma-separated items on lines of at most WRAP_WIDTH, never splitting an item."""
     lines = [""]
     for item in items:
-        if lines[-1] and len(lines[-1]) + len(item) + 2 > WRAP_WIDTH:
+        if lines[-1] and len(lines[-1]) + len(", ,") + len(item) > WRAP_WIDTH:
             lines.append("")
         lines[-1] += f"{', ' if lines[-1] else ''}{item}"
     return [line + ("," if index < len(lines) - 1 else "") for index, line in enumerate(lines)]

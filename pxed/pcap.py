@@ -11,6 +11,7 @@ MalformedPacket, or decodes but does not re-encode to the same bytes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tftp-port",
-        type=int,
+        type=_port,
         action="append",
         default=[],
         metavar="PORT",
@@ -70,9 +71,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     status = 0
-    for path in args.captures:
-        status |= _report_file(path, args)
+    try:
+        for path in args.captures:
+            status |= _report_file(path, args)
+    except BrokenPipeError:
+        # `pxed pcap big.pcap | head`: the reader left; stop quietly, not with a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return status
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text} is not a UDP port (1-65535)")
+    return int(text)
 
 
 @dataclass

@@ -87,6 +87,6 @@ def _option_lines(options: Options) -> list[str]:
 
 
 def _error_code(code: int) -> str:
-    if isinstance(code, ErrorCode):
-        return f"{int(code)} ({code.name.lower().replace('_', ' ')})"
-    return f"{code} (not a standard code)"
+    if code not in ErrorCode._value2member_map_:
+        return f"{code} (not a standard code)"
+    return f"{code} ({ErrorCode(code).name.lower().replace('_', ' ')})"

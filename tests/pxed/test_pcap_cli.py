@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -258,3 +260,38 @@ def test_malformed_packet_from_a_truncated_payload_is_not_a_bug(
     whole = _tftp_frame(CLIENT, 40000, SERVER, 69, RRQ)
     status, lines, _ = _run(capsys, "--strict", _capture(tmp_path, [(T0, whole[:-4], len(whole))]))
     assert status == 0 and "MALFORMED TFTP: truncated: 36 of 40" in lines[1]
+
+
+def test_verbose_names_vlans_and_reassembled_fragments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = udp(51000, 40000, b"\0\x03\0\x01" + bytes(1500))
+    first = ipv4(SERVER, CLIENT, body[:1000], ident=9, flags_offset=0x2000)
+    second = ipv4(SERVER, CLIENT, body[1000:], ident=9, flags_offset=1000 // 8)
+    frames = [
+        TRANSFER[0],
+        (T0 + 1, ethernet(first, vlans=((0x8100, 10),)), None),
+        (T0 + 2, ethernet(second, vlans=((0x8100, 10),)), None),
+    ]
+    _, lines, _ = _run(capsys, "-v", _capture(tmp_path, frames))
+    data_line = lines.index(next(line for line in lines if "TFTP DATA" in line))
+    assert lines[data_line].startswith("    3  ") and "block 1 (1500 bytes)" in lines[data_line]
+    assert lines[data_line + 1] == (
+        "        frame 3: 550 of 550 bytes, Ethernet; VLAN 10; "
+        "reassembled from frames 2, 3; UDP payload 1504 bytes"
+    )
+    assert lines[-2] == "-- 3 frames: 2 TFTP"
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`pxed pcap big.pcap | head` must end quietly when head exits."""
+    ack = _tftp_frame(CLIENT, 40000, SERVER, 69, b"\0\x04\0\x01")
+    path = _capture(tmp_path, [TRANSFER[0]] + [(T0, ack, None)] * 3000)
+    command = [sys.executable, "-m", "pxed", "pcap", str(path)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stderr is not None
+        child.stdout.readline()
+        child.stdout.close()
+        error = child.stderr.read()
+        assert child.wait(timeout=60) == 1
+    assert b"Traceback" not in error
