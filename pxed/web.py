@@ -107,7 +107,8 @@ class _Tree(Resource):
             return _error(request, http.FORBIDDEN)
         except PermissionError:
             return _error(request, http.FORBIDDEN)
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:
+            # Missing, a symlink loop (ELOOP), a name too long: all "no such file".
             return _error(request, http.NOT_FOUND)
         return serve(request, found)
 

@@ -63,6 +63,7 @@ def tree(tmp_path: Path) -> Path:
     (tmp_path / "secret").write_text("outside the tree\n")
     (root / "outside").symlink_to(tmp_path / "secret")
     (root / "up").symlink_to("..")
+    (root / "loop").symlink_to("loop")
     os.mkfifo(root / "fifo")
     return root
 
@@ -220,6 +221,11 @@ def test_nothing_outside_the_tree_is_readable(site: Site, path: str) -> None:
 
 def test_symlink_inside_the_tree_to_a_file_inside_is_served(site: Site) -> None:
     assert fetch(site, "/trees/centos/inside").body == DATA
+
+
+@pytest.mark.parametrize("path", ["/trees/centos/loop", "/trees/centos/" + "n" * 5000])
+def test_symlink_loops_and_overlong_names_are_not_found(site: Site, path: str) -> None:
+    assert fetch(site, path).status == 404
 
 
 def test_fifo_in_the_tree_is_not_found_and_does_not_block(site: Site) -> None:
