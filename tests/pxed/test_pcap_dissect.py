@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
-from pxed.capture import Frame
+from pxed.capture import Frame, read_frames
 from pxed.dissect import Datagram, Dissector, Skipped
 from tests.replay.builders import (
     BIG,
     LITTLE,
     bsd_null,
+    epb,
     ethernet,
+    idb,
     ipv4,
     ipv6_packet,
     linux_sll,
     linux_sll2,
     openbsd_loop,
+    pcap_file,
+    shb,
     udp,
 )
 
@@ -219,3 +224,30 @@ def test_cut_short_first_fragment_is_decoded_as_far_as_it_goes() -> None:
     whole = ethernet(ipv4("1.1.1.1", "2.2.2.2", udp(16896, 68, PAYLOAD), flags_offset=0x2000))
     datagram = _datagram(whole[:-20], original=len(whole))
     assert datagram.missing == 20 and datagram.dport == 68
+
+
+@pytest.mark.parametrize(
+    ("link_type", "frame"),
+    [
+        (1, ethernet(PACKET, vlans=((0x8100, 5),))),
+        (113, linux_sll(PACKET)),
+        (276, linux_sll2(PACKET)),
+        (101, PACKET),
+        (0, bsd_null(PACKET)),
+        (108, openbsd_loop(PACKET)),
+    ],
+    ids=["ethernet-vlan", "sll", "sll2", "raw", "null", "loop"],
+)
+@pytest.mark.parametrize("container", ["pcap-be-ns", "pcapng-be"])
+def test_link_types_read_from_files_end_to_end(
+    tmp_path: Path, link_type: int, frame: bytes, container: str
+) -> None:
+    """The link type travels from the file header (or interface block) to the dissector."""
+    path = tmp_path / "x.cap"
+    if container == "pcap-be-ns":
+        path.write_bytes(pcap_file([(5, frame, None)], link_type, BIG, nanoseconds=True))
+    else:
+        path.write_bytes(shb(BIG) + idb(link_type, endian=BIG) + epb(frame, 5, endian=BIG))
+    (read,) = read_frames(path)
+    datagram = Dissector().dissect(read)
+    assert isinstance(datagram, Datagram) and datagram.payload == PAYLOAD
