@@ -354,11 +354,11 @@ class DhcpServer:
         forced: list[tuple[int, object]] = list(choice.options.items()) if choice else []
         offered = dict(_subnet_options(subnet))
         if host is not None and host.hostname:
-            offered[HOSTNAME] = Option.of(HOSTNAME, host.hostname)
+            offered[HOSTNAME] = _option(HOSTNAME, host.hostname)
         file = ""
         if choice is not None:
-            offered[TFTP_SERVER] = Option.of(TFTP_SERVER, str(choice.next_server))
-            offered[BOOTFILE] = Option.of(BOOTFILE, choice.file)
+            offered[TFTP_SERVER] = _option(TFTP_SERVER, str(choice.next_server))
+            offered[BOOTFILE] = _option(BOOTFILE, choice.file)
             file, spilled = _place_file(choice.file)
             forced += spilled
         fixed = _options(head, forced)
@@ -409,7 +409,7 @@ class DhcpServer:
             reply = DhcpPacket.reply(
                 request,
                 [
-                    value if isinstance(value, Option) else (code, value)
+                    value if isinstance(value, Option) else _option(code, value)
                     for code, value in kept + tail
                 ],
                 file=file,
@@ -499,6 +499,13 @@ def _max_payload(request: DhcpPacket) -> int:
     return min(max(size, MIN_MESSAGE), MAX_MESSAGE) - IP_UDP_HEADERS
 
 
+@lru_cache(maxsize=4096)
+def _option(code: int, value: object) -> Option:
+    """Options repeat across replies (message type, server id, lease times, boot files):
+    encoding each distinct one once keeps Construct off the per-packet path."""
+    return Option.of(code, value)
+
+
 @lru_cache(maxsize=256)
 def _subnet_options(subnet: Subnet) -> tuple[tuple[int, Option], ...]:
     """A subnet's options, encoded once: they are the same in every reply."""
@@ -512,4 +519,4 @@ def _subnet_options(subnet: Subnet) -> tuple[tuple[int, Option], ...]:
         options.append((DNS_SERVERS, subnet.dns))
     if subnet.domain:
         options.append((DOMAIN_NAME, subnet.domain))
-    return tuple((code, Option.of(code, value)) for code, value in options)
+    return tuple((code, _option(code, value)) for code, value in options)
