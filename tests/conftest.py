@@ -11,3 +11,5 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "pxed"))
+
+pytest_plugins = ["tests.support.netns"]
