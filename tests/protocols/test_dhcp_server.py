@@ -447,3 +447,44 @@ def test_decoded_replies_round_trip():
     """Every reply the engine sends decodes with the same grammar."""
     action = server().handle_datagram(request(D), ON_LAB, NOW)
     assert decode_dhcp(action.data) == action.packet
+
+
+STRAY = Received(IPv4Address("192.0.2.1"), (ZERO, 68))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        request(R, options=((50, IPv4Address("10.213.7.101")),)),
+        request(MessageType.INFORM, ciaddr=IPv4Address("192.0.2.7")),
+        request(None),
+    ],
+    ids=["init-reboot", "inform", "bootp"],
+)
+def test_requests_on_an_interface_without_subnet_are_not_answered(data):
+    """No NAK either: another server may well serve that network."""
+    action = server().handle_datagram(data, STRAY, NOW)
+    assert isinstance(action, NoReply) and "no subnet" in action.reason
+
+
+def test_bootp_with_an_exhausted_pool_gets_silence_with_a_reason():
+    engine = server()
+    for n in range(10):
+        dora(engine, f"52:54:00:00:10:{n:02x}")
+    action = engine.handle_datagram(request(None), ON_LAB, NOW)
+    assert isinstance(action, NoReply) and "BOOTP" in action.reason
+
+
+def test_subnet_without_routers_or_dns_sends_neither():
+    from protocols.dhcp.allocation import Subnet
+
+    bare = Subnet(LAB.network, pool=LAB.pool)
+    offer = reply_packet(server(subnets=(bare,)).handle_datagram(request(D), ON_LAB, NOW))
+    assert offer.option(3) is None and offer.option(6) is None and offer.option(1) is not None
+
+
+def test_reply_that_cannot_fit_even_with_overload_is_dropped_not_raised():
+    """Echoed PXE options are never trimmed; if they alone overflow, say so and send nothing."""
+    huge = ((60, "PXEClient"), (97, bytes(400)), (94, bytes(250)))
+    action = server().handle_datagram(request(D, options=huge), ON_LAB, NOW)
+    assert isinstance(action, NoReply) and "does not fit" in action.reason

@@ -198,3 +198,12 @@ def test_proxy_ack_with_a_long_url_carries_it_in_option_67():
     )
     ack = reply_packet(action)
     assert ack.option(67).endswith("x.ipxe") and ack.boot_file == ""
+
+
+def test_boot_server_without_a_file_for_the_client_says_so():
+    boot = BootSettings(files={BootFamily.BIOS: "pxelinux.0"})
+    received = Received(SERVER, (IPv4Address("10.213.7.150"), 4011), port=4011)
+    action = server(mode=Mode.PROXY, boot=boot).handle_datagram(
+        request(R, options=OVMF), received, NOW
+    )
+    assert isinstance(action, NoReply) and "no boot file" in action.reason

@@ -256,3 +256,27 @@ def test_committed_lease_survives_sigkill(tmp_path):
     store = SqliteLeaseStore.open(tmp_path)
     assert [lease.mac for lease in store.leases()] == [MAC_A]
     store.close()
+
+
+def test_engine_acks_land_in_sqlite_only_when_the_adapter_commits(tmp_path):
+    """The engine writes, the adapter commits before sending: an ACKed lease survives reopen."""
+    from protocols.dhcp.options import MessageType
+    from protocols.dhcp.server import DhcpServer, Reply
+    from protocols.dhcp.wire import decode_dhcp
+    from tests.protocols.dhcp_engine_support import ON_LAB, SERVER, request, settings
+
+    store = SqliteLeaseStore.open(tmp_path)
+    engine = DhcpServer(settings(), store)
+    offer = decode_dhcp(engine.handle_datagram(request(MessageType.DISCOVER), ON_LAB, 0).data)
+    assert not store.pending  # an OFFER costs no disk write
+    ack = engine.handle_datagram(
+        request(MessageType.REQUEST, options=((54, SERVER), (50, offer.yiaddr))), ON_LAB, 0
+    )
+    assert isinstance(ack, Reply) and store.pending
+    store.commit()
+    store._conn.close()  # no close(): nothing but the commit may have made it durable
+    again = SqliteLeaseStore.open(tmp_path)
+    assert [(lease.mac, lease.ip) for lease in again.leases()] == [
+        ("52:54:00:12:34:56", offer.yiaddr)
+    ]
+    again.close()
