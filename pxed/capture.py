@@ -194,7 +194,7 @@ def _next_block(reader: _Reader, section: _Section) -> tuple[int, bytes]:
         raise reader.error(
             f"pcapng block length {total} is not a multiple of 4 of at least 12", start
         )
-    if total > MAX_RECORD + 64 and block_type != PCAPNG_SHB:
+    if total > MAX_RECORD + 64:
         raise reader.error(f"pcapng block claims {total} bytes", start)
     body = reader.read(total - 12, f"a pcapng block of {total} bytes")
     (trailer,) = struct.unpack(section.endian + "I", reader.read(4, "a pcapng block trailer"))

@@ -140,6 +140,8 @@ class _FileReport:
             return
         self.tally.protocols[protocol.value] += 1
         outcome = judge(protocol, datagram, self.args.strict)
+        self.tally.malformed += isinstance(outcome, Malformed)
+        self.tally.bugs += isinstance(outcome, Bug)
         print(self._line(datagram, protocol, outcome))
         if self.args.verbose:
             for text in _detail(datagram, protocol, outcome):
@@ -156,10 +158,8 @@ class _FileReport:
 
     def _message(self, protocol: Protocol, outcome: Outcome) -> str:
         if isinstance(outcome, Malformed):
-            self.tally.malformed += 1
             return f"MALFORMED {protocol.value}: {outcome.reason}"
         if isinstance(outcome, Bug):
-            self.tally.bugs += 1
             return f"PXED BUG {protocol.value}: {outcome.reason}"
         view = VIEWS[protocol]
         kind = view.kind(outcome.message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from protocols.dhcp.options import MessageType, Option
+from protocols.dhcp.options import MessageType
 from protocols.dhcp.wire import BOOTREPLY, DhcpPacket, decode_dhcp, encode_dhcp, make_options
 from protocols.tftp.wire import Data, Error, OptionAck, ReadRequest
 from pxed import dhcp_view, tftp_view
@@ -57,15 +57,19 @@ def test_bootp_vendor_area_with_data_is_dumped_in_hex() -> None:
     ]
 
 
+def _with_raw_options(raw: bytes) -> DhcpPacket:
+    """A request whose options area is exactly `raw` (then End), decoded like a capture."""
+    header = encode_dhcp(DhcpPacket(chaddr=MAC))[:236]
+    return decode_dhcp(header + b"\x63\x82\x53\x63" + raw + b"\xff")
+
+
 def test_unknown_message_type_is_shown_by_number() -> None:
-    packet = DhcpPacket(chaddr=MAC, options=(Option.from_bytes(53, b"\x63"),))
+    packet = _with_raw_options(b"\x35\x01\x63")
     assert dhcp_view.kind(packet) == "TYPE-99"
 
 
 def test_option_that_does_not_fit_its_type_is_flagged_on_the_line_and_dumped_with_v() -> None:
-    packet = decode_dhcp(
-        encode_dhcp(DhcpPacket(chaddr=MAC, options=(Option.from_bytes(51, b"\x00\x0e\x10"),)))
-    )
+    packet = _with_raw_options(b"\x33\x03\x00\x0e\x10")
     assert dhcp_view.summary(packet).endswith(
         "[option 51 (lease-time): length 3, expected 4 (32-bit seconds)]"
     )
@@ -119,7 +123,7 @@ def test_long_parameter_request_list_wraps_without_splitting_names() -> None:
 
 
 def test_unknown_option_shows_raw_hex() -> None:
-    packet = DhcpPacket(chaddr=MAC, options=(Option.from_bytes(224, b"\x01\x02"),))
+    packet = _with_raw_options(b"\xe0\x02\x01\x02")
     assert dhcp_view.detail(packet)[-1] == "option 224 option-224 (2 bytes): 01 02"
 
 
