@@ -488,3 +488,16 @@ def test_reply_that_cannot_fit_even_with_overload_is_dropped_not_raised():
     huge = ((60, "PXEClient"), (97, bytes(400)), (94, bytes(250)))
     action = server().handle_datagram(request(D, options=huge), ON_LAB, NOW)
     assert isinstance(action, NoReply) and "does not fit" in action.reason
+
+
+def test_options_overflowing_576_bytes_move_into_file_and_sname_with_option_52():
+    dns = tuple(IPv4Address(f"10.213.7.{n}") for n in range(1, 41))
+    roomy = LAB.__class__(LAB.network, LAB.pool, LAB.routers, dns, "x" * 100, LAB.lease_time)
+    prl = (55, [1, 3, 6, 15, 28])
+    action = server(subnets=(roomy,)).handle_datagram(
+        request(D, options=(prl, (57, 576))), ON_LAB, NOW
+    )
+    offer = reply_packet(action)
+    assert len(action.data) <= 576 - 28
+    assert offer.overload is not None
+    assert codes(offer)[-5:] == [1, 3, 6, 15, 28]
