@@ -95,7 +95,11 @@ class Ports:
 
 @dataclass(frozen=True)
 class Settings:
-    """What the engine needs from ``dhcp:`` and ``hosts:``; the adapter builds it from config."""
+    """What the engine needs from ``dhcp:`` and ``hosts:``; the adapter builds it from config.
+
+    MACs in ``deny`` and as ``hosts`` keys are lowercase and colon-separated
+    (``leases.normalise_mac``), the form ``DhcpPacket.mac`` gives.
+    """
 
     boot: BootSettings
     mode: Mode = Mode.FULL
