@@ -94,7 +94,7 @@ class _Tally:
     frames: int = 0
     protocols: Counter[str] = field(default_factory=Counter)
     malformed: int = 0
-    bugs: int = 0
+    bugs: list[int] = field(default_factory=list)  # frame numbers
     skipped: Counter[str] = field(default_factory=Counter)
 
 
@@ -141,7 +141,8 @@ class _FileReport:
         self.tally.protocols[protocol.value] += 1
         outcome = judge(protocol, datagram, self.args.strict)
         self.tally.malformed += isinstance(outcome, Malformed)
-        self.tally.bugs += isinstance(outcome, Bug)
+        if isinstance(outcome, Bug):
+            self.tally.bugs.append(datagram.frame.number)
         print(self._line(datagram, protocol, outcome))
         if self.args.verbose:
             for text in _detail(datagram, protocol, outcome):
@@ -192,6 +193,9 @@ def _report_file(path: Path, args: argparse.Namespace) -> int:
         _note(str(error))
         return 1
     report.finish()
+    if report.tally.bugs:
+        frames = ", ".join(map(str, report.tally.bugs))
+        _note(f"{path}: pxed cannot handle frame(s) {frames} (PXED BUG lines above)")
     return 1 if args.strict and report.tally.bugs else 0
 
 
@@ -224,7 +228,7 @@ def _tally_text(tally: _Tally) -> str:
     if tally.malformed:
         text += f", {tally.malformed} malformed"
     if tally.bugs:
-        text += f", {tally.bugs} PXED BUG" + ("S" if tally.bugs > 1 else "")
+        text += f", {len(tally.bugs)} PXED BUG" + ("S" if len(tally.bugs) > 1 else "")
     return text + _skipped_text(tally.skipped.items())
 
 

@@ -232,10 +232,11 @@ def test_strict_fails_on_a_decoder_bug_and_names_the_packet(
 ) -> None:
     monkeypatch.setitem(payload.CODECS, Protocol.TFTP, codec)
     path = _capture(tmp_path, TRANSFER[:1])
-    status, lines, _ = _run(capsys, "--strict", path)
+    status, lines, err = _run(capsys, "--strict", path)
     assert status == 1
     assert lines[1].startswith("    1  ") and f"PXED BUG TFTP: {reason}" in lines[1]
     assert lines[2] == "-- 1 frames: 1 TFTP, 1 PXED BUG"
+    assert f"{path}: pxed cannot handle frame(s) 1 (PXED BUG lines above)" in err
 
 
 def test_without_strict_a_decoder_bug_is_shown_but_the_exit_status_is_zero(
