@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -697,7 +698,7 @@ def encode_value(code: int, value: object) -> bytes:
     codec = _codec(code, pxe=isinstance(value, SubOptions))
     try:
         return codec.encode(value)
-    except (ConstructError, TypeError, ValueError, AttributeError) as exc:
+    except (ConstructError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise BadOptionValue(
             f"option {code} ({option_name(code)}): cannot encode {value!r}: {exc}"
         ) from None
@@ -708,30 +709,29 @@ class Option:
     """One option as a whole (long options already joined, RFC 3396).
 
     ``data`` is what goes on the wire; ``value`` is its typed reading (or an
-    ``InvalidValue``).  Equality compares code and data only.
+    ``InvalidValue``), decoded on first use so a packet costs only what is read of it.
+    ``pxe`` says option 43 holds PXE sub-options (the packet's vendor class starts with
+    PXEClient); ``offset`` is where the option starts in the packet, for messages.
+    Equality compares code and data only.
     """
 
     code: int
     data: bytes
-    value: object = field(default=None, compare=False)
+    pxe: bool = field(default=False, compare=False, repr=False)
+    offset: int | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, code: int, value: object) -> Option:
         """An option from a typed value (or raw ``bytes``), for building replies."""
-        data = encode_value(code, value)
-        return cls.from_bytes(code, data, pxe=isinstance(value, PxeOptions))
+        return cls(code, encode_value(code, value), pxe=isinstance(value, PxeOptions))
 
-    @classmethod
-    def from_bytes(
-        cls, code: int, data: bytes, pxe: bool = False, offset: int | None = None
-    ) -> Option:
-        """An option from its wire bytes; bytes that don't fit the type give an InvalidValue."""
+    @cached_property
+    def value(self) -> object:
         try:
-            value = decode_value(code, data, pxe)
+            return decode_value(self.code, self.data, self.pxe)
         except MalformedPacket as exc:
-            reason = f"option {code} ({option_name(code)}): {exc.reason}"
-            value = InvalidValue(data, reason, offset)
-        return cls(code, data, value)
+            reason = f"option {self.code} ({option_name(self.code)}): {exc.reason}"
+            return InvalidValue(self.data, reason, self.offset)
 
     @property
     def name(self) -> str:
@@ -740,13 +740,15 @@ class Option:
     @property
     def error(self) -> str | None:
         """Why the bytes don't fit the option's type, or None."""
-        return self.value.reason if isinstance(self.value, InvalidValue) else None
+        value = self.value
+        return value.reason if isinstance(value, InvalidValue) else None
 
     def typed(self) -> object:
         """The typed value, raising MalformedPacket when the bytes don't fit its type."""
-        if isinstance(self.value, InvalidValue):
-            raise MalformedPacket(self.value.reason, self.value.offset)
-        return self.value
+        value = self.value
+        if isinstance(value, InvalidValue):
+            raise MalformedPacket(value.reason, value.offset)
+        return value
 
     def __str__(self) -> str:
         return f"{self.name}={show_value(self.value)}"

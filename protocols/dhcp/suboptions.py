@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any, ClassVar
 
-from construct import GreedyBytes, GreedyRange, Int8sb, PrefixedArray, Struct
+from construct import GreedyBytes, GreedyRange, PrefixedArray, Struct
 
 from protocols.dhcp.codecs import (
     IPV4,
     PASCAL_BYTES,
     RAW,
+    S8,
     SUBOPTION,
     TEXT,
     U8,
@@ -307,7 +308,7 @@ class IpxeOptions(SubOptions):
             235: "version",
         },
         codecs={
-            1: Fixed(Int8sb, 1, "signed 8-bit number"),
+            1: Fixed(S8, 1, "signed 8-bit number"),
             8: _U8,
             9: _U8,
             **dict.fromkeys(_IPXE_FEATURES, _U8),

@@ -53,6 +53,7 @@ from protocols.dhcp.options import (
     SERVER_ID,
     USER_CLASS,
     VENDOR_CLASS,
+    VENDOR_SPECIFIC,
     ClientId,
     ClientUuid,
     MessageType,
@@ -345,25 +346,32 @@ def _join(
     main: Scan, file_area: Scan | None, sname_area: Scan | None
 ) -> tuple[tuple[Option, ...], _Layout]:
     """RFC 3396: every piece of one code, in options/file/sname order, is one option."""
-    pieces: dict[int, list[bytes]] = {}
+    items = [
+        item
+        for area in (main, file_area, sname_area)
+        if area is not None
+        for item in area.items
+        if item.code != PAD
+    ]
+    joined: dict[int, bytes] = {}
     offsets: dict[int, int] = {}
-    for area in (main, file_area, sname_area):
-        for item in area.items if area else ():
-            if item.code != PAD:
-                pieces.setdefault(item.code, []).append(item.data)
-                offsets.setdefault(item.code, item.offset)
-    joined = {code: b"".join(parts) for code, parts in pieces.items()}
-    vendor_class = joined.get(VENDOR_CLASS, b"")
-    pxe = vendor_class.startswith(b"PXEClient")
+    for code, offset, data in items:
+        if code in joined:
+            joined[code] += data
+        else:
+            joined[code] = data
+            offsets[code] = offset
+    pxe = joined.get(VENDOR_CLASS, b"").startswith(b"PXEClient")
     options = tuple(
-        Option.from_bytes(code, data, pxe, offsets[code]) for code, data in joined.items()
+        Option(code, data, pxe and code == VENDOR_SPECIFIC, offsets[code])
+        for code, data in joined.items()
     )
     layout = _Layout(
         main=_area_layout(main),
         file=_area_layout(file_area) if file_area else None,
         sname=_area_layout(sname_area) if sname_area else None,
         order=tuple(joined),
-        sizes=tuple(len(data) for data in joined.values()),
+        sizes=tuple(map(len, joined.values())),
     )
     return options, layout
 

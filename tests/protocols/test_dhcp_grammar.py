@@ -1,0 +1,101 @@
+"""The plain-Python fast paths of protocols/dhcp/codecs.py mean exactly what the
+Construct grammar next to them says (they exist only for speed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from construct import ConstructError
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocols.dhcp.codecs import (
+    FAST_READERS,
+    FAST_WRITERS,
+    OPTION,
+    OPTIONS_AREA,
+    PAD,
+    SUBOPTION,
+    SUBOPTIONS_AREA,
+    build_item,
+    scan,
+)
+from protocols.errors import MalformedPacket
+from tests.support.fuzz import fuzz_settings
+
+# Areas made mostly of plausible items, so both the accepting and rejecting paths run.
+_ITEM = st.one_of(
+    st.just(b"\0"),
+    st.just(b"\xff"),
+    st.tuples(st.integers(1, 254), st.binary(max_size=12)).map(
+        lambda item: bytes([item[0], len(item[1])]) + item[1]
+    ),
+    st.binary(min_size=1, max_size=3),
+)
+_AREA = st.lists(_ITEM, max_size=10).map(b"".join)
+
+
+def _grammar_items(area: bytes) -> tuple[list[tuple[int, bytes]], bool, bytes] | None:
+    try:
+        parsed = OPTIONS_AREA.parse(area)
+    except ConstructError:
+        return None
+    items = [(item.code, item.data or b"") for item in parsed["items"] if item.code != PAD]
+    return items, parsed.end is not None, parsed.trailing
+
+
+@fuzz_settings
+@given(_AREA)
+def test_scan_agrees_with_the_options_area_grammar(area: bytes) -> None:
+    """scan accepts exactly what OPTIONS_AREA accepts, with the same items, End and tail."""
+    expected = _grammar_items(area)
+    try:
+        found = scan(area, 0, "options")
+    except MalformedPacket:
+        assert expected is None
+        return
+    assert expected is not None
+    items = [(item.code, item.data) for item in found.items if item.code != PAD]
+    assert (items, found.end, found.trailing) == expected
+    pads = sum(len(item.data) for item in found.items if item.code == PAD)
+    assert pads == sum(1 for item in OPTIONS_AREA.parse(area)["items"] if item.code == PAD)
+
+
+@fuzz_settings
+@given(_AREA)
+def test_sub_option_scan_agrees_with_the_sub_options_grammar(area: bytes) -> None:
+    """Without Pad/End (relay agent, V-I data) every code, 0 and 255 too, has a length."""
+    try:
+        expected = [(i.code, i.data) for i in SUBOPTIONS_AREA.parse(area).value]
+    except ConstructError:
+        expected = None
+    try:
+        found = scan(area, 0, "sub-options", pads=False)
+    except MalformedPacket:
+        assert expected is None
+        return
+    assert [(item.code, item.data) for item in found.items] == expected
+    assert not found.end
+
+
+@fuzz_settings
+@given(st.integers(0, 255), st.binary(max_size=255), st.booleans())
+def test_build_item_gives_what_the_item_grammar_builds(code: int, data: bytes, pads: bool) -> None:
+    grammar = OPTION if pads else SUBOPTION
+    assert build_item(code, data, pads) == grammar.build({"code": code, "data": data})
+
+
+def test_build_item_refuses_more_than_255_bytes() -> None:
+    with pytest.raises(ValueError, match="255 at most"):
+        build_item(3, bytes(256))
+
+
+@fuzz_settings
+@given(st.sampled_from(list(FAST_READERS)), st.binary(min_size=4, max_size=4))
+def test_fast_readers_and_writers_match_construct(field: Any, data: bytes) -> None:
+    """Addresses and integers read and written in Python equal Construct's parse/build."""
+    size = field.sizeof()
+    value = field.parse(data[:size])
+    assert FAST_READERS[field](data[:size]) == value
+    assert FAST_WRITERS[field](value) == field.build(value)
