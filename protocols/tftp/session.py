@@ -15,7 +15,8 @@ Every call is classified into an ``Input`` and looked up in ``TRANSITIONS[state]
 which names the handler and the next state (as in h2's stream machine).  Pairs the table does
 not list are ignored, which covers the impossible ones too (a partial ACK while only the OACK
 is in flight).  One exception to the static next state: a block source that returns the
-wrong number of bytes ends the session from whichever handler was reading.
+wrong number of bytes (the file changed under us) ends the session with ERROR 0 from
+whichever handler was reading.
 
 Decisions
 ---------
@@ -317,7 +318,8 @@ class ReadSession:
             payload = self._source.read(offset, self._blksize)
             if len(payload) != min(self._blksize, self._size - offset):
                 reason = f"file changed size during the transfer (block {absolute})"
-                return [self._finish(now, "protocol-error", reason)]
+                answer = encode_tftp(Error(ErrorCode.NOT_DEFINED, reason))
+                return [Send(answer), self._finish(now, "protocol-error", reason)]
             self._bytes_sent += len(payload)
             actions.append(Send(encode_data(absolute & _BLOCK_MASK, payload)))
         self._blocks_sent += len(actions)

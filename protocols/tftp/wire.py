@@ -47,14 +47,13 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from construct import (
     Construct,
     ConstructError,
     ExplicitError,
     GreedyBytes,
-    SizeofError,
     Struct,
     Switch,
     this,
@@ -204,9 +203,6 @@ class _CString(Construct):  # type: ignore[misc]
         stream_write(stream, obj + b"\0", len(obj) + 1, path)
         return obj
 
-    def _sizeof(self, context: Any, path: str) -> int:
-        raise SizeofError(path=path)
-
 
 class _OptionPairs(Construct):  # type: ignore[misc]
     """RFC 2347 `name NUL value NUL` pairs, until the data ends or a NUL starts the padding."""
@@ -235,9 +231,6 @@ class _OptionPairs(Construct):  # type: ignore[misc]
             _CString("option value")._build(value, stream, context, path)
         return obj
 
-    def _sizeof(self, context: Any, path: str) -> int:
-        raise SizeofError(path=path)
-
 
 class _NulPadding(Construct):  # type: ignore[misc]
     """Zero or more trailing NULs, kept as a count so the datagram re-encodes exactly."""
@@ -258,9 +251,6 @@ class _NulPadding(Construct):  # type: ignore[misc]
             raise _Bad("negative padding", stream_tell(stream, path))
         stream_write(stream, b"\0" * obj, obj, path)
         return obj
-
-    def _sizeof(self, context: Any, path: str) -> int:
-        raise SizeofError(path=path)
 
 
 class _U16(Construct):  # type: ignore[misc]
@@ -284,9 +274,6 @@ class _U16(Construct):  # type: ignore[misc]
         stream_write(stream, _U16_STRUCT.pack(obj), 2, path)
         return obj
 
-    def _sizeof(self, context: Any, path: str) -> int:
-        return 2
-
 
 class _End(Construct):  # type: ignore[misc]
     """Nothing may follow: unlike `Terminated`, says how much did."""
@@ -305,16 +292,10 @@ class _End(Construct):  # type: ignore[misc]
     def _build(self, obj: None, stream: Any, context: Any, path: str) -> None:
         return None
 
-    def _sizeof(self, context: Any, path: str) -> int:
-        return 0
-
 
 class _UnknownOpcode(Construct):  # type: ignore[misc]
     def _parse(self, stream: Any, context: Any, path: str) -> None:
         raise _Bad(f"unknown opcode {context.opcode} (TFTP has 1-6)", 0)
-
-    def _build(self, obj: None, stream: Any, context: Any, path: str) -> None:
-        raise _Bad(f"unknown opcode {context.opcode}", 0)
 
 
 _U16_STRUCT = struct.Struct("!H")
@@ -416,11 +397,16 @@ def _to_container(message: Message) -> dict[str, Any]:
             opcode, body = Opcode.ACK, {"block": message.block}
         case Error():
             opcode = Opcode.ERROR
-            body = {"code": message.code, "message": _raw(message.message)}
-            body["padding"] = message.padding
+            body = {
+                "code": message.code,
+                "message": _raw(message.message),
+                "padding": message.padding,
+            }
         case OptionAck():
             opcode = Opcode.OACK
             body = {"options": _raw_options(message.options), "padding": message.padding}
+        case _:
+            assert_never(message)
     return {"opcode": opcode, "body": body}
 
 

@@ -1,12 +1,12 @@
 """Option negotiation: what the OACK answers and what the transfer then uses."""
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.tftp.options import TransferParameters, negotiate
 from protocols.tftp.session import SessionLimits
-from tests.support.fuzz import fuzz_settings
+from tests.support.fuzz import FUZZ_EXAMPLES
 
 LIMITS = SessionLimits(max_blksize=1468, max_windowsize=16)
 SIZE = 1_048_576
@@ -71,7 +71,7 @@ _names = st.sampled_from(["blksize", "BLKSIZE", "tsize", "timeout", "windowsize"
 _values = st.one_of(st.integers(-5, 70000).map(str), st.text(max_size=6))
 
 
-@fuzz_settings
+@settings(max_examples=max(100, FUZZ_EXAMPLES // 10), deadline=None)
 @given(st.lists(st.tuples(_names, _values), max_size=8).map(tuple), st.integers(0, 2**40))
 def test_any_option_list_negotiates_within_limits_without_raising(request_options, size):
     oack, params = negotiate(request_options, size, LIMITS)
