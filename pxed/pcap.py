@@ -224,7 +224,8 @@ def _frame_text(datagram: Datagram) -> str:
 
 def _tally_text(tally: _Tally) -> str:
     found = ", ".join(f"{count} {name}" for name, count in sorted(tally.protocols.items()))
-    text = f"{tally.frames} frames: " + (found or "no DHCP/BOOTP/TFTP packets")
+    frames = f"{tally.frames} frame{'' if tally.frames == 1 else 's'}"
+    text = f"{frames}: " + (found or "no DHCP/BOOTP/TFTP packets")
     if tally.malformed:
         text += f", {tally.malformed} malformed"
     if tally.bugs:

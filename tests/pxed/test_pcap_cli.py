@@ -113,7 +113,7 @@ def test_malformed_payload_prints_the_reason_and_strict_still_passes(
     status, lines, _ = _run(capsys, "--strict", _capture(tmp_path, [(T0, bad, None)]))
     assert status == 0
     assert "MALFORMED TFTP: TFTP: unknown opcode 9 (TFTP has 1-6), at offset 0" in lines[1]
-    assert lines[2] == "-- 1 frames: 1 TFTP, 1 malformed"
+    assert lines[2] == "-- 1 frame: 1 TFTP, 1 malformed"
 
 
 def test_verbose_malformed_payload_gets_a_hex_dump(
@@ -172,7 +172,7 @@ def test_broken_file_prints_what_it_could_then_fails_naming_file_and_offset(
     path.write_bytes(pcap_file(TRANSFER[:2])[:-5])
     status, lines, err = _run(capsys, path)
     assert status == 1
-    assert "TFTP RRQ" in lines[1] and lines[2] == "-- 1 frames: 1 TFTP"
+    assert "TFTP RRQ" in lines[1] and lines[2] == "-- 1 frame: 1 TFTP"
     assert f"{path}: file ends inside frame 2" in err and "at byte offset" in err
 
 
@@ -235,7 +235,7 @@ def test_strict_fails_on_a_decoder_bug_and_names_the_packet(
     status, lines, err = _run(capsys, "--strict", path)
     assert status == 1
     assert lines[1].startswith("    1  ") and f"PXED BUG TFTP: {reason}" in lines[1]
-    assert lines[2] == "-- 1 frames: 1 TFTP, 1 PXED BUG"
+    assert lines[2] == "-- 1 frame: 1 TFTP, 1 PXED BUG"
     assert f"{path}: pxed cannot handle frame(s) 1 (PXED BUG lines above)" in err
 
 
