@@ -135,27 +135,28 @@ class Finish:
 Action = Send | Finish
 
 
-class State(enum.Enum):
-    IDLE = "idle"  # created, start() not called yet
-    OACK_SENT = "oack-sent"  # waiting for ACK 0
-    SENDING = "sending"  # a window of DATA is in flight
-    DONE = "done"
+# IntEnum, not Enum: a plain Enum hashes in Python code, and the table is looked up per block.
+class State(enum.IntEnum):
+    IDLE = enum.auto()  # created, start() not called yet
+    OACK_SENT = enum.auto()  # waiting for ACK 0
+    SENDING = enum.auto()  # a window of DATA is in flight
+    DONE = enum.auto()
 
 
-class Input(enum.Enum):
-    START_OACK = "start, options accepted"
-    START_DATA = "start, no option accepted"
-    ACK_ALL = "ACK of the last block sent, more to send"
-    ACK_LAST = "ACK of the file's final block"
-    ACK_PARTIAL = "ACK of an earlier block in the window"
-    ACK_STALE = "duplicate or older ACK"
-    ACK_FUTURE = "ACK of a block not yet sent"
-    ERROR = "ERROR from the client"
-    ILLEGAL = "well-formed datagram that has no place in a read"
-    MALFORMED = "datagram that does not decode"
-    TIMER = "retransmit timer expired"
-    GIVE_UP = "patience exhausted"
-    NOT_DUE = "expire() called before the deadline"
+class Input(enum.IntEnum):
+    START_OACK = enum.auto()  # start, options accepted
+    START_DATA = enum.auto()  # start, no option accepted
+    ACK_ALL = enum.auto()  # ACK of the last block sent, more to send
+    ACK_LAST = enum.auto()  # ACK of the file's final block
+    ACK_PARTIAL = enum.auto()  # ACK of an earlier block in the window
+    ACK_STALE = enum.auto()  # duplicate or older ACK
+    ACK_FUTURE = enum.auto()  # ACK of a block not yet sent
+    ERROR = enum.auto()  # ERROR from the client
+    ILLEGAL = enum.auto()  # well-formed datagram that has no place in a read
+    MALFORMED = enum.auto()  # datagram that does not decode
+    TIMER = enum.auto()  # retransmit timer expired
+    GIVE_UP = enum.auto()  # patience exhausted
+    NOT_DUE = enum.auto()  # expire() called before the deadline
 
 
 # What a handler gets besides `now`: the absolute block an ACK confirms, the client's
@@ -310,18 +311,22 @@ class ReadSession:
     def _send_window(self, now: float, progress: bool) -> list[Action]:
         """(Re)send blocks after the last ACK, up to a window or the final block."""
         first = self._acked + 1
-        last = min(self._acked + self._window, self._final)
-        resent = max(0, min(last, self._sent) - first + 1)
+        last = self._acked + self._window
+        if last > self._final:
+            last = self._final
+        resent = self._sent - first + 1 if self._sent >= first else 0
+        blksize, size, read = self._blksize, self._size, self._source.read
+        offset = (first - 1) * blksize
         actions: list[Action] = []
         for absolute in range(first, last + 1):
-            offset = (absolute - 1) * self._blksize
-            payload = self._source.read(offset, self._blksize)
-            if len(payload) != min(self._blksize, self._size - offset):
+            payload = read(offset, blksize)
+            if len(payload) != (blksize if absolute < self._final else size - offset):
                 reason = f"file changed size during the transfer (block {absolute})"
                 answer = encode_tftp(Error(ErrorCode.NOT_DEFINED, reason))
                 return [Send(answer), self._finish(now, "protocol-error", reason)]
             self._bytes_sent += len(payload)
             actions.append(Send(encode_data(absolute & _BLOCK_MASK, payload)))
+            offset += blksize
         self._blocks_sent += len(actions)
         self._retransmits += resent
         self._sent = last
@@ -339,7 +344,8 @@ class ReadSession:
         self._arm(now)
 
     def _arm(self, now: float) -> None:
-        self._deadline = min(now + self._timer.rto, self._give_up_at)
+        deadline = now + self._timer.rto
+        self._deadline = deadline if deadline < self._give_up_at else self._give_up_at
 
     def _measure(self, now: float) -> None:
         if not self._window_resent:  # Karn's rule: an ACK of a resent window is ambiguous
