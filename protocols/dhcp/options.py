@@ -344,12 +344,18 @@ class InvalidValue:
     """An option whose bytes do not fit its type; the bytes are kept so the packet
     still re-encodes exactly."""
 
+    code: int
     data: bytes
-    reason: str
+    problem: str
     offset: int | None = None
 
+    @property
+    def reason(self) -> str:
+        """The whole story, as MalformedPacket carries it: "option 51 (lease-time): ..."."""
+        return f"option {self.code} ({option_name(self.code)}): {self.problem}"
+
     def __str__(self) -> str:
-        return f"INVALID ({self.reason}) {show_bytes(self.data)}"
+        return f"INVALID ({self.problem}) {show_bytes(self.data)}"
 
 
 def _read_name(data: bytes, pos: int) -> tuple[str, int]:
@@ -730,8 +736,7 @@ class Option:
         try:
             return decode_value(self.code, self.data, self.pxe)
         except MalformedPacket as exc:
-            reason = f"option {self.code} ({option_name(self.code)}): {exc.reason}"
-            return InvalidValue(self.data, reason, self.offset)
+            return InvalidValue(self.code, self.data, exc.reason, self.offset)
 
     @property
     def name(self) -> str:
