@@ -165,6 +165,7 @@ Detail = int | Error | str | None
 Handler = Callable[["ReadSession", float, Detail], list[Action]]
 
 _BLOCK_MASK = 0xFFFF
+_EARLY_OK = 1e-6  # seconds
 _HALF_SPACE = 0x8000
 
 
@@ -193,9 +194,14 @@ class ReadSession:
         self._deadline: float | None = None
         self._started = now
         self._blocks_sent = self._bytes_sent = self._retransmits = 0
-        self.stats: TransferStats | None = None
+        self._stats: TransferStats | None = None
 
     # --- public API ---------------------------------------------------------------------
+
+    @property
+    def stats(self) -> TransferStats | None:
+        """The Finish's stats once the session is over."""
+        return self._stats
 
     @property
     def state(self) -> State:
@@ -227,9 +233,10 @@ class ReadSession:
         return self._dispatch(Input.ILLEGAL, now, reason)
 
     def expire(self, now: float) -> list[Action]:
-        if self._deadline is None or now < self._deadline:
+        # A timer armed for `deadline - now` can fire a rounding error early; that is due.
+        if self._deadline is None or now + _EARLY_OK < self._deadline:
             return self._dispatch(Input.NOT_DUE, now, None)
-        if now >= self._give_up_at:
+        if now + _EARLY_OK >= self._give_up_at:
             return self._dispatch(Input.GIVE_UP, now, None)
         return self._dispatch(Input.TIMER, now, None)
 
@@ -354,7 +361,7 @@ class ReadSession:
     def _finish(self, now: float, outcome: str, error: str | None) -> Finish:
         self._state = State.DONE
         self._deadline = None
-        self.stats = TransferStats(
+        self._stats = TransferStats(
             filename=self._request.filename,
             size=self._size,
             blksize=self._blksize,
@@ -369,7 +376,7 @@ class ReadSession:
             error=error,
             mode=self._request.mode,
         )
-        return Finish(self.stats)
+        return Finish(self._stats)
 
 
 def _ignore(session: ReadSession, now: float, detail: Detail) -> list[Action]:

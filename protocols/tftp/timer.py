@@ -26,6 +26,7 @@ class RetransmitTimer:
 
     def sample(self, rtt: float) -> None:
         """A measured round trip (Karn: never one whose send was repeated)."""
+        rtt = max(rtt, 0.0)  # a wall clock stepped back must not make the estimate negative
         if self.srtt is None:
             self.srtt, self.rttvar = rtt, rtt / 2
         else:

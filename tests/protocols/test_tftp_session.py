@@ -354,6 +354,21 @@ def test_expire_before_the_deadline_does_nothing():
     assert session.expire(0.999) == [] and session.deadline == 1.0
 
 
+def test_expire_a_rounding_error_before_the_deadline_counts_as_due():
+    """callLater(deadline - now) can fire a few ulps early; that must not stall the timer."""
+    session = make(100)
+    session.start(0.1)
+    assert session.deadline is not None
+    assert blocks(session.expire(session.deadline - 1e-9)) == [1]
+
+
+def test_clock_stepping_back_never_makes_the_timer_negative():
+    session = make(100_000)
+    session.start(10.0)
+    session.receive(encode_ack(1), 5.0)
+    assert session.deadline == pytest.approx(5.0 + SessionLimits().min_timeout)
+
+
 def test_unanswered_block_is_resent_max_retries_times_then_the_session_times_out_silently():
     """Without an RTT sample the timer is the fixed initial one, so this is tftpd's schedule."""
     session = make(100)
