@@ -8,14 +8,16 @@ prefix, ``python3 -m http.server``, stock ``twistd web`` (twisted.web.static.Fil
 what pxed would be without its own producer) and pxed's HTTP site. Each server
 is started here and stopped by its PID. Scenarios:
 
-- single: one curl GET of the whole file (median of 3);
+- single: one curl GET of the whole file;
 - N clients: wrk with N connections, each request a random 16 MiB Range,
   for a fixed time; throughput is all bytes received over that time.
 
 nginx cannot look inside an ISO, so both pxed rows are compared with nginx
 serving the plain file. http.server ignores Range (it sends the whole file),
 which only flatters it. The client shares the machine's CPUs with the server,
-the same way for every server.
+the same way for every server; on a busy machine throughput swings a lot,
+so servers are interleaved over rounds, medians reported, and the server's
+own CPU time per GiB (which load elsewhere disturbs much less) shown too.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SPAN = 16 * 1024 * 1024
 MIB = 1024 * 1024
+GIB = 1024 * MIB
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -118,12 +121,13 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], seconds: float =
 
 
 @contextlib.contextmanager
-def running(server: Server, log: Path) -> Iterator[None]:
-    with log.open("wb") as out:
+def running(server: Server, log: Path) -> Iterator[int]:
+    """Start ``server``, yield its PID once it listens, stop it by that PID."""
+    with log.open("ab") as out:
         process = subprocess.Popen(server.command, cwd=ROOT, stdout=out, stderr=out)
         try:
             wait_listening(server.port, process)
-            yield
+            yield process.pid
         finally:
             process.terminate()
             try:
@@ -133,24 +137,59 @@ def running(server: Server, log: Path) -> Iterator[None]:
                 process.wait(timeout=10)
 
 
-def single(url: str, size: int) -> float:
-    """MiB/s of one whole-file GET with curl, median of three."""
-    speeds = []
-    for _ in range(3):
-        result = subprocess.run(
-            ["curl", "-s", "-o", "/dev/null", "--max-time", "120", "-w", "%{speed_download} "
-             "%{size_download}", url],
-            capture_output=True, text=True, timeout=150, check=True,
-        )  # fmt: skip
-        speed, got = result.stdout.split()
-        if int(got) != size:
-            raise BenchmarkError(f"{url}: got {got} bytes, expected {size}")
-        speeds.append(float(speed) / MIB)
-    return statistics.median(speeds)
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of ``pid`` and its descendants (nginx's worker)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited while we looked
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    family, total = {pid}, 0.0
+    for _ in range(4):  # nginx is two levels deep; bounded anyway
+        family |= {child for child, parent in parents.items() if parent in family}
+    for member in family:
+        total += times.get(member, 0.0)
+    return total
 
 
-def concurrent(url: str, path: str, size: int, clients: int, seconds: int, work: Path) -> float:
-    """MiB/s over ``seconds`` with ``clients`` connections asking random 16 MiB ranges."""
+@dataclass
+class Sample:
+    mib_per_s: float
+    cpu_s_per_gib: float
+
+
+def measured(pid: int, transfer: Callable[[], tuple[int, float]]) -> Sample:
+    """Run ``transfer`` (returning bytes moved and seconds) and the server CPU it cost."""
+    before = cpu_seconds(pid)
+    moved, seconds = transfer()
+    spent = cpu_seconds(pid) - before
+    return Sample(moved / MIB / seconds, spent / (moved / GIB))
+
+
+def single(url: str, size: int) -> tuple[int, float]:
+    """One whole-file GET with curl: bytes and seconds."""
+    result = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "--max-time", "120", "-w",
+         "%{size_download} %{time_total}", url],
+        capture_output=True, text=True, timeout=150, check=True,
+    )  # fmt: skip
+    got, seconds = result.stdout.split()
+    if int(got) != size:
+        raise BenchmarkError(f"{url}: got {got} bytes, expected {size}")
+    return int(got), float(seconds)
+
+
+def concurrent(
+    url: str, path: str, size: int, clients: int, seconds: int, work: Path
+) -> tuple[int, float]:
+    """Bytes and seconds of ``clients`` connections asking random 16 MiB ranges."""
     script = work / "ranges.lua"
     script.write_text(WRK_SCRIPT.format(seed=42, size=size, span=SPAN, path=path))
     result = subprocess.run(
@@ -163,7 +202,7 @@ def concurrent(url: str, path: str, size: int, clients: int, seconds: int, work:
             received, micros, errors = map(int, line.split()[1:])
             if errors:
                 print(f"  note: wrk counted {errors} errors against {url}", file=sys.stderr)
-            return received / MIB / (micros / 1e6)
+            return received, micros / 1e6
     raise BenchmarkError(f"wrk printed no result:\n{result.stdout}\n{result.stderr}")
 
 
@@ -229,6 +268,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     for binary, package in [("curl", "curl"), ("wrk", "wrk"), ("xorriso", "xorriso")]:
         need(binary, package)
@@ -246,24 +286,61 @@ def main() -> None:
         )  # fmt: skip
         for path in (tree / "big.img", iso):  # measure from the page cache, for everyone
             subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)
-        rows = []
-        for server in servers(work, tree, iso):
-            with running(server, work / f"{server.port}-{server.source}.log"):
-                url = f"http://127.0.0.1:{server.port}{server.url_path}"
-                one = single(url, size)
-                many = concurrent(url, server.url_path, size, args.clients, args.seconds, work)
-            rows.append((server, one, many))
-            print(f"  {server.name} ({server.source}): {one:.0f} / {many:.0f} MiB/s", flush=True)
-    nginx_one, nginx_many = rows[0][1], rows[0][2]
-    print(f"\n{args.size_mib} MiB file on 127.0.0.1, {os.cpu_count()} CPUs, "
-          f"{args.clients} clients x random 16 MiB ranges for {args.seconds} s\n")  # fmt: skip
-    print(
-        f"| server | source | 1 client MiB/s | x nginx | {args.clients} clients MiB/s | x nginx |"
+        table = servers(work, tree, iso)
+        ones: list[list[Sample]] = [[] for _ in table]
+        manys: list[list[Sample]] = [[] for _ in table]
+        # Rounds interleave the servers, so a burst of load from something
+        # else on the machine does not land on one server only.
+        for round_ in range(args.rounds):
+            for index, server in enumerate(table):
+                with running(server, work / f"{index}.log") as pid:
+                    url = f"http://127.0.0.1:{server.port}{server.url_path}"
+                    one = measured(pid, lambda url=url: single(url, size))
+                    many = measured(
+                        pid,
+                        lambda url=url, server=server: concurrent(
+                            url, server.url_path, size, args.clients, args.seconds, work
+                        ),
+                    )
+                ones[index].append(one)
+                manys[index].append(many)
+                print(
+                    f"  round {round_ + 1}: {server.name} ({server.source}): "
+                    f"{one.mib_per_s:.0f} / {many.mib_per_s:.0f} MiB/s",
+                    flush=True,
+                )
+    report(args, table, [_median(s) for s in ones], [_median(s) for s in manys])
+
+
+def _median(samples: list[Sample]) -> Sample:
+    return Sample(
+        statistics.median(s.mib_per_s for s in samples),
+        statistics.median(s.cpu_s_per_gib for s in samples),
     )
-    print("|---|---|---:|---:|---:|---:|")
-    for server, one, many in rows:
-        print(f"| {server.name} | {server.source} | {one:.0f} | {one / nginx_one:.2f} "
-              f"| {many:.0f} | {many / nginx_many:.2f} |")  # fmt: skip
+
+
+def report(
+    args: argparse.Namespace, table: list[Server], ones: list[Sample], manys: list[Sample]
+) -> None:
+    n = args.clients
+    print(
+        f"\n{args.size_mib} MiB file on 127.0.0.1, {os.cpu_count()} CPUs shared with the "
+        f"clients, median of {args.rounds} rounds; {n} clients = wrk, random 16 MiB "
+        f"ranges for {args.seconds} s; CPU = server CPU seconds per GiB sent\n"
+    )
+    print(
+        f"| server | source | 1 client MiB/s | x nginx | CPU s/GiB "
+        f"| {n} clients MiB/s | x nginx | CPU s/GiB |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for server, one, many in zip(table, ones, manys, strict=True):
+        print(
+            f"| {server.name} | {server.source} "
+            f"| {one.mib_per_s:.0f} | {one.mib_per_s / ones[0].mib_per_s:.2f} "
+            f"| {one.cpu_s_per_gib:.2f} "
+            f"| {many.mib_per_s:.0f} | {many.mib_per_s / manys[0].mib_per_s:.2f} "
+            f"| {many.cpu_s_per_gib:.2f} |"
+        )
 
 
 if __name__ == "__main__":
