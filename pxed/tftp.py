@@ -46,6 +46,7 @@ from protocols.tftp.wire import (
     decode_tftp,
     encode_tftp,
 )
+from pxed.logging import EPHEMERAL_PREFIX
 from pxed.sources import BlockSource, Client, FileRefused, Netascii
 
 MAX_DATAGRAM = 65536  # ARCHITECTURE.md pitfall 1: the 8192 default truncates big blocks
@@ -89,10 +90,10 @@ class TftpSettings:
     retries: int = 5
 
     @classmethod
-    def from_config(cls, tftp: Any) -> TftpSettings:
-        """Take the validated ``config.tftp`` section."""
+    def from_config(cls, tftp: Any, listen: tuple[str, ...]) -> TftpSettings:
+        """The validated ``config.tftp`` section, with its listen addresses resolved."""
         return cls(
-            listen=tuple(str(address) for address in tftp.listen),
+            listen=listen,
             port=tftp.port,
             max_blksize=tftp.max_blksize,
             max_windowsize=tftp.max_windowsize,
@@ -145,11 +146,17 @@ class _OneShot(DatagramProtocol):
 
     noisy = False
 
+    def logPrefix(self) -> str:
+        return EPHEMERAL_PREFIX  # pxed.logging demotes this port's open/close lines
+
 
 class _Transfer(DatagramProtocol):
     """One read transfer on its own port: feeds the engine, performs its actions."""
 
     noisy = False
+
+    def logPrefix(self) -> str:
+        return EPHEMERAL_PREFIX  # pxed.logging demotes this port's open/close lines
 
     def __init__(
         self,
@@ -275,6 +282,11 @@ class TftpService(Service):
                     maxPacketSize=MAX_DATAGRAM,
                 )
             )
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """Where the listeners are bound (the real port when ``tftp.port`` is 0, as in tests)."""
+        return [(host.host, host.port) for host in (p.getHost() for p in self._listeners)]
 
     def startService(self) -> None:
         if not self._listeners:

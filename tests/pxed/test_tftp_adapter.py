@@ -11,9 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("protocols.tftp.session", reason="the TFTP engine has not landed yet")
-
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.logger import LogLevel, capturedLogs
@@ -29,7 +26,7 @@ from protocols.tftp.wire import (
     decode_tftp,
     encode_tftp,
 )
-from pxed.sources import BytesSource, FileChanged, ProviderChain, StaticRoot
+from pxed.sources import BytesSource, ProviderChain, StaticRoot
 from pxed.tftp import MAX_DATAGRAM, TftpService, TftpSettings
 from tests.support.fake_udp import FakeUDPReactor
 from tests.support.fuzz import fuzz_settings
@@ -398,10 +395,10 @@ def test_empty_file_is_one_empty_block(h: Harness) -> None:
     h.assert_nothing_leaked()
 
 
-class _Shrinking:
-    """A file that vanishes under the transfer (FileChanged from the second block)."""
+class _Failing:
+    """A disk that fails under the transfer (EIO from the second block)."""
 
-    def open(self, path: str, client: tuple[str, int]) -> _Shrinking:
+    def open(self, path: str, client: tuple[str, int]) -> _Failing:
         self.closed = False
         return self
 
@@ -410,16 +407,16 @@ class _Shrinking:
 
     def read(self, offset: int, length: int) -> bytes:
         if offset:
-            raise FileChanged(5, "file shrank")
+            raise OSError(5, "Input/output error")
         return b"x" * length
 
     def close(self) -> None:
         self.closed = True
 
 
-def test_a_failing_source_ends_the_transfer_with_error_0_and_releases_it() -> None:
+def test_a_read_error_ends_the_transfer_with_error_0_and_releases_it() -> None:
     reactor = FakeUDPReactor()
-    files = _Shrinking()
+    files = _Failing()
     service = TftpService(TftpSettings(listen=(SERVER[0],)), ProviderChain([files]), reactor)
     service.startService()
     reactor.deliver(encode_tftp(ReadRequest("f")), SERVER, CLIENT)

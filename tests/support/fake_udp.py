@@ -104,6 +104,9 @@ class FakeUDPReactor(Clock):
         (port,) = [p for p in self.open_ports if p.address == address]
         return port
 
-    def deliver(self, datagram: bytes, to: Address, sender: Address) -> None:
-        """A datagram from ``sender`` arrives at the port bound at ``to``."""
-        self.port_at(to).protocol.datagramReceived(datagram, sender)
+    def deliver(self, datagram: bytes, to: Address, sender: Address) -> bool:
+        """A datagram from ``sender`` arrives at ``to``; False if nothing is bound there (lost)."""
+        bound = [p for p in self.open_ports if p.address == to]
+        for port in bound:
+            port.protocol.datagramReceived(datagram, sender)
+        return bool(bound)

@@ -1,0 +1,64 @@
+"""pxed's log observer: a level threshold, text or JSON lines, and Twisted's UDP noise demoted.
+
+Twisted's ``udp.Port`` logs "X starting on N" and "(UDP Port N Closed)" for
+every port unconditionally (``noisy = False`` only silences the protocol's own
+start/stop lines). A TFTP server opens a port per transfer, so at info level
+those two lines would outnumber the transfer events. As MAAS does for its TFTP
+server, they are demoted to debug here rather than dropped.
+
+twistd takes the observer from the application's ``ILogObserver`` component:
+``use_pxed_logging(application, level, json)`` sets it, from the top service's
+``setServiceParent`` (the one moment a tap module sees the application).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any, TextIO
+
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogEvent,
+    LogLevel,
+    LogLevelFilterPredicate,
+    PredicateResult,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
+
+# Per-transfer ports log with this prefix (see pxed.tftp); listeners keep their own.
+EPHEMERAL_PREFIX = "pxed-tftp-transfer"
+_PORT_NOISE = re.compile(rf"^({EPHEMERAL_PREFIX} starting on \d+|\(UDP Port \d+ Closed\))$")
+
+
+def is_port_noise(event: LogEvent) -> bool:
+    """A Twisted UDP port open/close line from a per-transfer port."""
+    message = event.get("message")
+    if event.get("log_format") not in (None, "{log_text}") or not message:
+        return False
+    return bool(_PORT_NOISE.match(" ".join(str(part) for part in message)))
+
+
+def demote_port_noise(event: LogEvent) -> PredicateResult:
+    """Filter predicate: make port noise debug-level so the level threshold handles it."""
+    if is_port_noise(event):
+        event["log_level"] = LogLevel.debug
+    return PredicateResult.maybe
+
+
+def pxed_observer(
+    level: str = "info", json: bool = False, sink: TextIO | None = None
+) -> ILogObserver:
+    """Text (or JSON lines) to ``sink`` (stdout), at ``level`` and above, port noise demoted."""
+    out = sink if sink is not None else sys.stdout
+    inner = jsonFileLogObserver(out) if json else textFileLogObserver(out)
+    threshold = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    return FilteringLogObserver(inner, [demote_port_noise, threshold])
+
+
+def use_pxed_logging(application: Any, level: str = "info", json: bool = False) -> None:
+    """Make twistd log through ``pxed_observer`` (call before twistd starts logging)."""
+    if hasattr(application, "setComponent"):
+        application.setComponent(ILogObserver, pxed_observer(level, json))

@@ -1,0 +1,71 @@
+"""pxed/service.py wires the TFTP service from the config's tftp section."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from twisted.application.service import MultiService
+
+from pxed.service import NoListenAddress, add_services, interface_addresses, tftp_service
+from tests.support.fake_udp import FakeUDPReactor
+
+LOOPBACK = (IPv4Address("127.0.0.1"),)
+
+
+def _config(root: Path, enabled: bool = True, listen=LOOPBACK, interfaces=()):
+    tftp = SimpleNamespace(
+        enabled=enabled,
+        root=root,
+        listen=listen,
+        port=6969,
+        max_blksize=1468,
+        max_windowsize=16,
+        max_sessions=1000,
+        timeout=2,
+        retries=5,
+    )
+    return SimpleNamespace(tftp=tftp, server=SimpleNamespace(interfaces=interfaces))
+
+
+def test_enabled_tftp_adds_a_service_named_tftp(tmp_path: Path) -> None:
+    top = MultiService()
+    add_services(top, _config(tmp_path))
+    service = top.getServiceNamed("tftp")
+    assert service.settings.listen == ("127.0.0.1",)
+    assert service.settings.port == 6969
+    assert service.limits.initial_timeout == 2
+
+
+def test_disabled_tftp_adds_nothing(tmp_path: Path) -> None:
+    top = MultiService()
+    add_services(top, _config(tmp_path, enabled=False))
+    assert list(top) == []
+
+
+def test_empty_listen_means_the_interfaces_addresses(tmp_path: Path) -> None:
+    reactor = FakeUDPReactor()
+    service = tftp_service(_config(tmp_path, listen=(), interfaces=("lo",)), reactor)
+    service.privilegedStartService()
+    assert [port.address for port in reactor.open_ports] == [("127.0.0.1", 6969)]
+
+
+def test_an_interface_without_an_address_is_a_clear_error() -> None:
+    with pytest.raises(NoListenAddress, match="interface pxed-nonexistent0"):
+        interface_addresses(("pxed-nonexistent0",))
+
+
+def test_no_listen_and_no_interfaces_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(NoListenAddress, match=r"set tftp\.listen"):
+        tftp_service(_config(tmp_path, listen=()), FakeUDPReactor())
+
+
+def test_service_serves_from_the_configured_root(tmp_path: Path) -> None:
+    """The chain ends at the root: a file there is what an RRQ gets."""
+    (tmp_path / "pxelinux.0").write_bytes(b"loader")
+    service = tftp_service(_config(tmp_path), FakeUDPReactor())
+    source = service.files.open("/pxelinux.0", ("127.0.0.1", 1234))
+    assert source.read(0, 100) == b"loader"
+    source.close()
