@@ -1,30 +1,50 @@
 """BOOTP/DHCPv4 messages on the wire (RFC 951, 2131, 2132, 3396): decode, encode, build.
 
-Public API (everything else here is private; Construct containers never leave)::
+Public API (Construct containers never leave this package)::
 
-    decode_dhcp(data: bytes) -> DhcpPacket          # raises only MalformedPacket
-    encode_dhcp(packet, *, max_size=None, min_size=0) -> bytes
-    DhcpPacket(op=..., xid=..., chaddr=..., ..., options=(...))   # frozen, keyword-only
-    DhcpPacket.reply(request, options, *, file="", sname="", **fields)
-    make_options([(53, MessageType.OFFER), (54, server_ip), (3, [gw]), ...])
-    packet.option(code) -> typed value or None (strict: MalformedPacket if bytes don't fit)
-    packet.get(code) -> Option | None  (lenient: Option.value may be InvalidValue)
-    packet.message_type / vendor_class / client_arch / user_class / is_ipxe / ...
+    decode_dhcp(data: bytes) -> DhcpPacket        # raises only MalformedPacket
+    encode_dhcp(packet, *, max_size=None, min_size=0) -> bytes   # EncodeError if it can't fit
+    DhcpPacket(op=..., xid=..., chaddr=..., ..., options=(...))  # frozen, keyword-only
+    DhcpPacket.reply(request, options, *, file="", sname="", **fields)  # RFC 2131 table 3
+    make_options([(53, MessageType.OFFER), (54, server_ip), (3, (gw,)), (43, b"...")])
+    packet.option(code)  -> typed value or None; MalformedPacket if its bytes don't fit
+    packet.get(code)     -> Option | None (lenient: .value may be an InvalidValue)
+    packet.message_type, vendor_class, client_arch, user_class, parameter_request_list,
+        requested_ip, server_id, client_id, client_uuid, max_message_size, hostname,
+        relay_agent_info, is_pxe, is_ipxe, mac, hardware_address, broadcast,
+        boot_file, server_name (NUL-terminated text of file/sname), overload, is_dhcp
+
+    Option(code, data): .value (typed, decoded on first use), .error, .typed(), .name,
+        str() -> "router=10.0.0.1,10.0.0.2";  Option.of(code, typed value or bytes)
+    options.py: option_name(code), MessageType, ClientArch (IANA names), Overload,
+        ClientId, ClientUuid, NetworkInterfaceId, UserClass, ClientFqdn, ClasslessRoute,
+        StaticRoute, InvalidValue;  suboptions.py: PxeOptions (43), RelayAgentInfo (82),
+        IpxeOptions (175), VendorBlock (125), BootServer, MenuItem, MenuPrompt, BootItem.
+    Plain values: IPv4Address, tuple[IPv4Address, ...], int, str (text options keep
+    their bytes exactly, NULs included), tuple[int, ...], raw bytes for other codes.
 
 Round trip: ``encode_dhcp(decode_dhcp(x)) == x`` for every packet that decodes.  The
 decoder records how options were laid out (Pad runs, how a long option was split into
 repeated codes, which of options/file/sname held each piece, End, bytes after End);
-the encoder replays that layout while the options keep their codes, order and sizes,
-and otherwise lays them out afresh (in order, 255-byte chunks, End).
+the encoder replays that layout while the options keep their codes, order and sizes
+(sname/file holding options are rebuilt from it), and otherwise lays them out afresh:
+in the given order, 255-byte chunks, End.  Equality of packets ignores the layout.
 
-Typed values (options.py): an option whose bytes don't fit its type still decodes, as an
-``InvalidValue`` carrying the reason and offset; only framing errors (a length running
-past the packet or area, a header cut short) make ``decode_dhcp`` raise.  Plain BOOTP
-(no magic cookie) keeps its vendor area raw in ``vend``.
+Bad values: an option whose bytes don't fit its type still decodes, as an
+``InvalidValue`` keeping the bytes, the problem and the offset, so the packet prints
+and round-trips; the strict accessors (``option()``, the properties, ``Option.typed()``)
+raise MalformedPacket ("option 51 (lease-time): length 3, expected 4 ..., at offset 260").
+Only framing errors (a header cut short, a length running past the packet or past
+sname/file when option 52 says they hold options) make ``decode_dhcp`` raise.  Option 43
+holds PXE sub-options only when option 60 starts with PXEClient; plain BOOTP (no magic
+cookie) keeps its vendor area raw in ``vend``.
 
-``max_size`` (from the client's option 57, minus 28 for IP and UDP headers) makes the
-encoder move options that don't fit into ``file`` and then ``sname`` with option 52,
-when those fields are empty; ``min_size`` pads after End (BOOTP relays want 300).
+``max_size`` (the client's option 57 minus 28 for the IP and UDP headers) makes the
+encoder move whole options that don't fit into ``file`` and then ``sname``, when those
+fields are empty, adding option 52 first; ``min_size`` pads after End (BOOTP wants 300).
+
+Speed (see codecs.py): a PXE DISCOVER decodes in ~35 us, ~100 us with every value the
+DHCP engine reads; a built OFFER encodes in ~40 us.
 """
 
 from __future__ import annotations
@@ -160,6 +180,8 @@ class DhcpPacket:
             value = getattr(self, name)
             if len(value) != size:
                 object.__setattr__(self, name, _pad_field(value, size, name))
+        if self.vend is not None and self.options:
+            raise ValueError("a plain BOOTP packet (vend set) has no DHCP options")
 
     @classmethod
     def reply(
@@ -460,6 +482,8 @@ def _overflow(
     packet: DhcpPacket, items: list[bytes], limit: int, min_size: int
 ) -> tuple[bytes, bytes, bytes]:
     """Fill options, then an empty file, then an empty sname (option 52 says which)."""
+    if limit < 3:
+        raise EncodeError(f"max_size {limit + 241} leaves no room for option 52")
     rooms = {"options": limit - 3}  # 3: option 52 itself
     if not any(packet.file):
         rooms["file"] = FILE_SIZE - 1

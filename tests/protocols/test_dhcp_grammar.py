@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from construct import ConstructError
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.dhcp.codecs import (
@@ -22,7 +22,10 @@ from protocols.dhcp.codecs import (
     scan,
 )
 from protocols.errors import MalformedPacket
-from tests.support.fuzz import fuzz_settings
+from tests.support.fuzz import FUZZ_EXAMPLES, fuzz_settings
+
+# Each example runs Construct too, ~10x slower than the byte-level fuzz of the decoder.
+grammar_settings = settings(fuzz_settings, max_examples=max(200, FUZZ_EXAMPLES // 10))
 
 # Areas made mostly of plausible items, so both the accepting and rejecting paths run.
 _ITEM = st.one_of(
@@ -45,7 +48,7 @@ def _grammar_items(area: bytes) -> tuple[list[tuple[int, bytes]], bool, bytes] |
     return items, parsed.end is not None, parsed.trailing
 
 
-@fuzz_settings
+@grammar_settings
 @given(_AREA)
 def test_scan_agrees_with_the_options_area_grammar(area: bytes) -> None:
     """scan accepts exactly what OPTIONS_AREA accepts, with the same items, End and tail."""
@@ -62,7 +65,7 @@ def test_scan_agrees_with_the_options_area_grammar(area: bytes) -> None:
     assert pads == sum(1 for item in OPTIONS_AREA.parse(area)["items"] if item.code == PAD)
 
 
-@fuzz_settings
+@grammar_settings
 @given(_AREA)
 def test_sub_option_scan_agrees_with_the_sub_options_grammar(area: bytes) -> None:
     """Without Pad/End (relay agent, V-I data) every code, 0 and 255 too, has a length."""
@@ -79,7 +82,7 @@ def test_sub_option_scan_agrees_with_the_sub_options_grammar(area: bytes) -> Non
     assert not found.end
 
 
-@fuzz_settings
+@grammar_settings
 @given(st.integers(0, 255), st.binary(max_size=255), st.booleans())
 def test_build_item_gives_what_the_item_grammar_builds(code: int, data: bytes, pads: bool) -> None:
     grammar = OPTION if pads else SUBOPTION
@@ -91,7 +94,7 @@ def test_build_item_refuses_more_than_255_bytes() -> None:
         build_item(3, bytes(256))
 
 
-@fuzz_settings
+@grammar_settings
 @given(st.sampled_from(list(FAST_READERS)), st.binary(min_size=4, max_size=4))
 def test_fast_readers_and_writers_match_construct(field: Any, data: bytes) -> None:
     """Addresses and integers read and written in Python equal Construct's parse/build."""

@@ -313,6 +313,18 @@ def test_max_size_too_small_says_how_much_is_needed() -> None:
         encode_dhcp(packet, max_size=300)
 
 
+@pytest.mark.parametrize("max_size", [100, 240, 243])
+def test_max_size_below_a_bare_message_is_refused(max_size: int) -> None:
+    """The header and cookie alone are 240 bytes: nothing smaller can be honoured."""
+    with pytest.raises(EncodeError, match="max_size"):
+        encode_dhcp(_request([(53, MessageType.OFFER)]), max_size=max_size)
+
+
+def test_bootp_packet_cannot_carry_options() -> None:
+    with pytest.raises(ValueError, match="no DHCP options"):
+        DhcpPacket(vend=bytes(64), options=make_options([(53, MessageType.OFFER)]))
+
+
 def test_min_size_pads_after_end() -> None:
     """BOOTP relays want at least 300 bytes; padding goes after End."""
     wire = encode_dhcp(_request([(53, MessageType.OFFER)]), min_size=300)
