@@ -62,8 +62,11 @@ class IsoImage:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._nodes = _index(path)
-        # Opened after indexing succeeded so a bad image leaks nothing.
-        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # Opened after indexing succeeded so a bad image leaks nothing. A file
+        # object, not a bare descriptor: responses in flight hold a reference,
+        # so an image dropped by a config reload closes after its last download.
+        self.file = open(path, "rb", buffering=0)  # noqa: SIM115
+        self.fd = self.file.fileno()
         stat = os.fstat(self.fd)
         self.identity = (stat.st_ino, stat.st_mtime_ns)
 
@@ -105,7 +108,7 @@ class IsoImage:
         return node
 
     def close(self) -> None:
-        os.close(self.fd)
+        self.file.close()
 
 
 def _index(path: Path) -> dict[bytes, _Node]:

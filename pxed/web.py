@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
@@ -78,17 +79,18 @@ def content_type(name: bytes) -> bytes:
 class Found:
     """A file located by a tree: where its bytes are and what to call it."""
 
-    fd: int
+    file: BinaryIO
     extents: tuple[byteranges.Span, ...]
     size: int
     mtime: float
     etag: bytes
     name: bytes
-    owns_fd: bool
+    owns_file: bool
 
     def release(self) -> None:
-        if self.owns_fd:
-            os.close(self.fd)
+        """Called once the response no longer needs the bytes."""
+        if self.owns_file:
+            self.file.close()
 
 
 class _Tree(Resource):
@@ -139,21 +141,22 @@ class DirectoryTree(_Tree):
             raise NotADirectoryError(wanted)
         # O_NONBLOCK: opening a FIFO placed in the tree must not hang the reactor.
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        file = os.fdopen(fd, "rb", buffering=0)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            os.close(fd)
+            file.close()
             if stat.S_ISDIR(info.st_mode):
                 raise IsADirectoryError(wanted)
             raise FileNotFoundError(wanted)
         etag = b'"%x-%x-%x"' % (info.st_ino, info.st_size, info.st_mtime_ns)
         return Found(
-            fd=fd,
+            file=file,
             extents=((0, info.st_size),),
             size=info.st_size,
             mtime=info.st_mtime,
             etag=etag,
             name=real,
-            owns_fd=True,
+            owns_file=True,
         )
 
 
@@ -174,13 +177,13 @@ class IsoTree(_Tree):
         first = node.extents[0][0] if node.extents else 0
         etag = b'"%x-%x-%x-%x"' % (inode, image_mtime, first, node.size)
         return Found(
-            fd=self.image.fd,
+            file=self.image.file,
             extents=node.extents,
             size=node.size,
             mtime=node.mtime,
             etag=etag,
             name=parts[-1] if parts else b"",
-            owns_fd=False,
+            owns_file=False,
         )
 
 
@@ -224,7 +227,9 @@ def serve(request: Request, found: Found) -> bytes | int:
     if request.method == b"HEAD":
         found.release()
         return b""  # twisted keeps our Content-Length for HEAD
-    send_body(request, found.fd, _backing(found, pieces), found.release)
+    # found.release is the only reference the transfer keeps: it keeps the
+    # file (and an ISO image dropped by a reload) open until the body is sent.
+    send_body(request, found.file.fileno(), _backing(found, pieces), found.release)
     return NOT_DONE_YET
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
+import weakref
 from pathlib import Path
 
 import pytest
 from twisted.internet.task import Clock
 
 from pxed.iso9660 import IsoDirectory, IsoError, IsoFile, IsoImage
-from pxed.web import build_site
+from pxed.web import IsoTree, build_site
 from tests.pxed.test_web import fetch
 from tests.support.isoimage import make_iso, xorriso
 
@@ -177,3 +179,18 @@ def test_a_multi_extent_file_over_4_gib_is_served_whole(tmp_path: Path) -> None:
     assert edge.body == b"EDGE"
     assert fetch(site, "/trees/big/huge", Range="bytes=-4").body == b"TAIL"
     assert fetch(site, "/trees/big/huge", Range="bytes=0-3").body == b"HEAD"
+
+
+def test_an_image_dropped_by_a_reload_stays_open_until_its_last_response_ends(
+    image: IsoImage,
+) -> None:
+    tree = IsoTree(IsoImage(image.path))
+    found = tree.locate([b"kernel"])
+    file = weakref.ref(found.file)
+    del tree
+    gc.collect()
+    assert file() is not None and not file().closed  # type: ignore[union-attr]
+    found.release()
+    del found
+    gc.collect()
+    assert file() is None
