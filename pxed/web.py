@@ -52,8 +52,11 @@ CONTENT_TYPES: Mapping[str, bytes] = {
     ".xml": b"application/xml",
     ".json": b"application/json",
     ".html": b"text/html; charset=utf-8",
-    ".iso": b"application/vnd.efi.iso",
-    ".img": DEFAULT_TYPE,
+    # UEFI HTTP Boot RAM-disk images, spelled as EDK2's HttpBootDxe compares
+    # them (IANA registered vnd.efi.iso/.img with a dot; EDK2 then falls back
+    # to the extension, so the hyphen form works for both readings).
+    ".iso": b"application/vnd.efi-iso",
+    ".img": b"application/vnd.efi-img",
     ".rpm": b"application/x-rpm",
     ".deb": b"application/vnd.debian.binary-package",
     ".gz": b"application/gzip",
