@@ -25,6 +25,10 @@ def add_services(top: MultiService, config: Any) -> None:
 
     if config.tftp.enabled:
         tftp_service(config, reactor).setServiceParent(top)
+    if config.dhcp.enabled:
+        from pxed.dhcp import dhcp_service
+
+        dhcp_service(config, reactor).setServiceParent(top)
 
 
 def tftp_service(config: Any, reactor: Reactor) -> TftpService:
