@@ -1,0 +1,60 @@
+"""`pxed leases --config FILE`: committed leases from state_dir as a table, read-only."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from protocols.dhcp.leases import Lease
+from pxed import leases_cmd
+from pxed.leases import DATABASE_NAME, SqliteLeaseStore
+
+
+def config(tmp_path: Path) -> argparse.Namespace:
+    state = tmp_path / "state"
+    (tmp_path / "tftp").mkdir()
+    path = tmp_path / "pxed.yaml"
+    path.write_text(f"server:\n  interfaces: [veth0]\n  state_dir: {state}\ntftp:\n  root: tftp\n")
+    return argparse.Namespace(config=str(path))
+
+
+def test_lists_every_committed_lease_with_state_expiry_and_hostname(tmp_path, capsys):
+    args = config(tmp_path)
+    store = SqliteLeaseStore.open(tmp_path / "state")
+    now = time.time()
+    store.bind(
+        Lease("52:54:00:00:00:0a", IPv4Address("10.213.7.10"), now + 600, hostname="web01"), now
+    )
+    store.bind(Lease("52:54:00:00:00:09", IPv4Address("10.213.7.9"), None), now)
+    store.bind(Lease("52:54:00:00:00:64", IPv4Address("10.213.7.100"), now - 5), now - 10)
+    store.quarantine(IPv4Address("10.213.7.50"), now + 60)
+    store.commit()
+    assert leases_cmd.run(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["MAC", "IP", "STATE", "EXPIRES", "HOSTNAME"]
+    assert lines[1].split() == ["52:54:00:00:00:09", "10.213.7.9", "bound", "never"]
+    assert lines[2].split()[:3] == ["52:54:00:00:00:0a", "10.213.7.10", "bound"]
+    assert lines[2].split()[-1] == "web01"
+    assert lines[3].split()[:3] == ["52:54:00:00:00:64", "10.213.7.100", "expired"]
+    assert lines[4] == "3 leases"
+    assert lines[5].startswith("quarantined after DHCPDECLINE: 10.213.7.50 until ")
+    store.close()
+
+
+def test_uncommitted_leases_are_not_listed(tmp_path, capsys):
+    """What the table shows is what survives a crash: the committed rows only."""
+    args = config(tmp_path)
+    store = SqliteLeaseStore.open(tmp_path / "state")
+    store.bind(Lease("52:54:00:00:00:0a", IPv4Address("10.213.7.10"), None), 0)
+    assert leases_cmd.run(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "0 leases"
+    store.close()
+
+
+def test_missing_database_is_reported_and_not_created(tmp_path, capsys):
+    args = config(tmp_path)
+    assert leases_cmd.run(args) == 1
+    assert "no lease database" in capsys.readouterr().err
+    assert not (tmp_path / "state" / DATABASE_NAME).exists()
