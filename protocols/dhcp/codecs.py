@@ -194,8 +194,10 @@ class Array(Codec):
         what: str,
         minimum: int = 1,
         load: Callable[[Any], object] = lambda v: v,
+        dump: Callable[[Any], object] = lambda v: v,
     ) -> None:
         self.grammar = whole(GreedyRange(construct))
+        self.dump = dump
         self.construct = construct
         self.fast = FAST_READERS.get(construct)
         self.unit = unit
@@ -226,7 +228,7 @@ class Array(Codec):
         write = FAST_WRITERS.get(self.construct)
         if write is not None:
             return b"".join(map(write, value))
-        return b"".join(bytes(self.construct.build(item)) for item in value)
+        return b"".join(bytes(self.construct.build(self.dump(item))) for item in value)
 
 
 class Text(Codec):

@@ -470,6 +470,7 @@ CODECS: dict[int, Codec] = {
         8,
         "destination/router pairs",
         load=lambda e: StaticRoute(e.destination, e.router),
+        dump=lambda route: {"destination": route.destination, "router": route.router},
     ),
     NTP_SERVERS: _IPS,
     44: _IPS,
@@ -691,10 +692,7 @@ def decode_value(code: int, data: bytes, pxe: bool = False) -> object:
     ``pxe``: the packet's vendor class starts with PXEClient, so option 43 holds PXE
     sub-options; otherwise option 43 stays raw bytes.
     """
-    try:
-        return _codec(code, pxe).decode(data)
-    except ConstructError as exc:  # a grammar the length checks did not fully cover
-        raise MalformedPacket(f"not a valid {_codec(code, pxe).what}: {exc}") from None
+    return _codec(code, pxe).decode(data)
 
 
 def encode_value(code: int, value: object) -> bytes:

@@ -17,6 +17,7 @@ from protocols.dhcp.options import (
     ClientUuid,
     MessageType,
     NetworkInterfaceId,
+    StaticRoute,
     UserClass,
 )
 from protocols.dhcp.suboptions import (
@@ -182,6 +183,7 @@ TYPED: dict[int, st.SearchStrategy[object]] = {
     12: _TEXT,
     15: _TEXT,
     28: _IP,
+    33: st.lists(st.builds(StaticRoute, _IP, _IP), min_size=1, max_size=40).map(tuple),
     42: _IPS,
     43: _PXE,
     50: _IP,
