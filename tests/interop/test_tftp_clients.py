@@ -266,3 +266,32 @@ def test_stop_with_sigterm_closes_cleanly(tftp_root: Path, tmp_path: Path) -> No
     next(starts)
     with pytest.raises(StopIteration):
         next(starts)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("windowsize", ["1", "4", "16"])
+def test_atftp_fetches_with_windowsize(
+    server: Server, tmp_path: Path, size: int, windowsize: str
+) -> None:
+    """atftp speaks RFC 7440: windows of 4 and 16 blocks (16 is tftp.max_windowsize)."""
+    atftp = _need("atftp", "atftp")
+    out = tmp_path / "out"
+    done = run(
+        [
+            atftp,
+            "--option",
+            f"windowsize {windowsize}",
+            "--option",
+            "blksize 1468",
+            "-g",
+            "-r",
+            _name(size),
+            "-l",
+            str(out),
+            "127.0.0.1",
+            str(server.port),
+        ],
+        timeout=_timeout(size),
+    )
+    assert f"windowsize = {windowsize}" in done.stdout + done.stderr  # the OACK granted it
+    _check(out, _binary(size))
