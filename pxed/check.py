@@ -1,8 +1,9 @@
 """``pxed check FILE``: validate a config without starting anything.
 
 Prints every error and warning as ``FILE:LINE:COLUMN: key.path: message`` in
-file order and exits 1 if there was any error. Kickstart templates are checked
-to exist; rendering them with pykickstart comes with provisioning.
+file order and exits 1 if there was any error. Every Kickstart template is
+rendered for every host that uses it and checked with pykickstart; a problem
+names the template file and line, the host, and the error.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ It reports every problem at once, each as ``FILE:LINE:COLUMN: key.path: message`
 (list indexes in key paths count from 0), by raising ConfigError; warnings
 (a tree folder not mounted yet, say) ride along in ``Config.warnings``.
 
-Kickstart templates are only checked to exist for now; rendering them with
-Jinja2 and checking the result with pykickstart comes with provisioning.
+Kickstart templates are rendered for every host that uses them and checked
+with pykickstart (``pxed.kickstart.check_config``); a template problem is an
+error like any other, pointing at the template's file and line.
 """
 
 from __future__ import annotations
@@ -74,4 +75,10 @@ def parse_config(text: str, path: str | Path) -> Config:
     config = build(ctx, ctx.compose(text), path)
     if config is None:
         raise ConfigError(problems.errors, problems.warnings)
+    # Imported here: pxed.kickstart needs the model, and Jinja2/pykickstart load only when used.
+    from pxed.kickstart import check_config
+
+    template_errors = check_config(config)
+    if template_errors:
+        raise ConfigError(template_errors, problems.warnings)
     return config

@@ -1,0 +1,64 @@
+"""Per-host tokens for the install callbacks (``POST /api/hosts/<mac>/done``).
+
+A Kickstart carries its host's token; the callback must present it. The token
+is an HMAC of the MAC with a secret that lives only in ``server.state_dir``, so
+nobody can mark another host installed (and switch it to local boot) without
+having read that host's Kickstart, and a restart keeps every token valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+SECRET_NAME = "callback.secret"
+SECRET_BYTES = 32
+TOKEN_HEX = 32  # 128 bits of the HMAC: plenty for a token nobody can query offline
+
+
+class SecretError(Exception):
+    """The callback secret in state_dir cannot be read or created; the message says why."""
+
+
+def load_secret(state_dir: Path) -> bytes:
+    """The secret in ``state_dir``, created (mode 0600) on first start."""
+    path = state_dir / SECRET_NAME
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        return _create(path)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise SecretError(f"{path}: cannot create the callback secret: {error.strerror}") from None
+    try:
+        secret = path.read_bytes()
+    except OSError as error:
+        raise SecretError(f"{path}: cannot read the callback secret: {error.strerror}") from None
+    if len(secret) < 16:
+        raise SecretError(f"{path}: the callback secret is too short; delete it to make a new one")
+    return secret
+
+
+def _create(path: Path) -> bytes:
+    """Write a new secret with O_EXCL, so two starting processes never both write one."""
+    secret = secrets.token_bytes(SECRET_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, secret)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return secret
+
+
+def host_token(secret: bytes, mac: str) -> str:
+    """The token the host with ``mac`` (parse_mac form) presents in its callbacks."""
+    return hmac.new(secret, mac.encode("ascii"), hashlib.sha256).hexdigest()[:TOKEN_HEX]
+
+
+def token_matches(secret: bytes, mac: str, token: str) -> bool:
+    """Whether ``token`` is ``mac``'s, compared in constant time."""
+    return hmac.compare_digest(host_token(secret, mac), token)
