@@ -1,0 +1,110 @@
+"""The reference set-up of CLIENTS.md: dnsmasq (DHCP + TFTP) and `python3 -m http.server`.
+
+It serves the same files a pxed scenario serves, written statically: a per-MAC
+pxelinux.cfg, a Kickstart file and a file standing for the done callback. It proves the
+guest, the lab and the QEMU runner work independently of pxed, and it is the "dnsmasq"
+side of benchmarks/boot.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.e2e.guest import Guest
+from tests.e2e.lab import BootLab
+from tests.support.netns import Background
+
+PXELINUX = Path("/usr/lib/PXELINUX/pxelinux.0")
+LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
+KERNEL_NAME = "vmlinuz"
+INITRD_NAME = "initrd.gz"
+HTTP_PORT = 8000
+# pxelinux's config for a machine that must boot its disk: fall back to the BIOS's next
+# boot device (the blank disk), as a "netboot once" host does after its install.
+LOCALBOOT_CONFIG = "DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT 0\n"
+
+
+def missing_bios_loaders() -> str:
+    """Why pxelinux cannot be served here ("" when it can): a skip reason."""
+    for path, package in ((PXELINUX, "pxelinux"), (LDLINUX, "syslinux-common")):
+        if not path.exists():
+            return f"needs {path} (Debian package {package})"
+    return ""
+
+
+def fill_tftp_root(root: Path, guest: Guest) -> Path:
+    """pxelinux.0, ldlinux.c32, the guest kernel and initrd: what a BIOS boot fetches."""
+    (root / "pxelinux.cfg").mkdir(parents=True, exist_ok=True)
+    for source, name in (
+        (PXELINUX, PXELINUX.name),
+        (LDLINUX, LDLINUX.name),
+        (guest.kernel, KERNEL_NAME),
+        (guest.initrd, INITRD_NAME),
+    ):
+        shutil.copyfile(source, root / name)
+    return root
+
+
+def pxelinux_install_config(append: str) -> str:
+    """Boot the guest at once; IPAPPEND 2 adds BOOTIF=01-<mac> like an installer expects."""
+    return (
+        "DEFAULT install\nPROMPT 0\nLABEL install\n"
+        f"  KERNEL {KERNEL_NAME}\n  INITRD {INITRD_NAME}\n  APPEND {append}\n  IPAPPEND 2\n"
+    )
+
+
+def pxelinux_config_name(mac: str) -> str:
+    """pxelinux.cfg/01-aa-bb-...: the per-MAC name pxelinux probes."""
+    return "pxelinux.cfg/01-" + mac.lower().replace(":", "-")
+
+
+def reference_kickstart(hostname: str, done_url: str) -> str:
+    """A minimal Kickstart for the guest: names the host; %post calls done the busybox way."""
+    return (
+        f"# reference Kickstart for {hostname}\n"
+        f"network --bootproto=dhcp --hostname={hostname}\n"
+        "%post\n"
+        f"timeout 30 wget -q -O - {done_url}\n"
+        "%end\n"
+    )
+
+
+@dataclass
+class ReferenceServers:
+    """dnsmasq and http.server running in the lab namespace (stopped with the lab)."""
+
+    dnsmasq: Background
+    http: Background
+    tftp_root: Path
+    http_root: Path
+
+    def requests(self) -> list[str]:
+        """The request lines http.server logged, e.g. 'GET /ks/host.cfg HTTP/1.1'."""
+        return [
+            line.split('"')[1] for line in self.http.output().splitlines() if line.count('"') >= 2
+        ]
+
+
+def start_reference(lab: BootLab, tftp_root: Path, http_root: Path) -> ReferenceServers:
+    """dnsmasq answering DHCP (pxelinux.0 as boot file) and TFTP, http.server on HTTP_PORT."""
+    stem = lab.netns.workdir / "reference-dnsmasq"
+    first, last = lab.address(100), lab.address(200)
+    dnsmasq = lab.spawn(
+        ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null", "--user=root",
+         "--port=0", f"--interface={lab.bridge.name}", "--bind-interfaces", "--log-dhcp",
+         f"--dhcp-range={first},{last},255.255.255.0,1h", f"--dhcp-boot={PXELINUX.name}",
+         "--enable-tftp", f"--tftp-root={tftp_root}", f"--pid-file={stem}.pid",
+         f"--dhcp-leasefile={stem}.leases"],
+        stem.with_suffix(".log"),
+    )  # fmt: skip
+    dnsmasq.wait_for_output("TFTP root is", timeout=10.0)
+    http = lab.spawn(
+        [sys.executable, "-u", "-m", "http.server", str(HTTP_PORT), "--bind",
+         str(lab.server_ip), "--directory", str(http_root)],
+        lab.netns.workdir / "reference-http.log",
+    )  # fmt: skip
+    lab.ns.wait_listening(HTTP_PORT, "tcp")
+    return ReferenceServers(dnsmasq, http, tftp_root, http_root)
