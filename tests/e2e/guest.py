@@ -188,8 +188,7 @@ def _driver_modules(moddir: Path) -> list[Path]:
     """
     by_name = {_module_name(p): p for p in moddir.joinpath("kernel").rglob("*.ko")}
     builtin = {
-        _module_name(Path(line))
-        for line in moddir.joinpath("modules.builtin").read_text().split()
+        _module_name(Path(line)) for line in moddir.joinpath("modules.builtin").read_text().split()
     }
     ordered: list[Path] = []
 

@@ -60,8 +60,9 @@ def _router_adverts(ns: Namespace, bridge: Bridge, workdir: Path) -> Background:
     """dnsmasq sending only IPv6 RAs on the bridge: no DNS (port 0), no DHCP of any kind."""
     stem = workdir / f"ra-{ns.name}"
     proc = ns.spawn(
-        ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null", "--user=root",
-         "--port=0", f"--interface={bridge.name}", "--bind-interfaces", "--enable-ra",
+        ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
+         "--user=root", "--port=0",
+         f"--interface={bridge.name}", "--bind-interfaces", "--enable-ra",
          f"--dhcp-range={IPV6_PREFIX},ra-only", f"--pid-file={stem}.pid",
          f"--dhcp-leasefile={stem}.leases"],
         stem.with_suffix(".log"),

@@ -150,7 +150,8 @@ class Boot:
             if found is not None:
                 return found
             if not self.proc.running():
-                self._fail(f"QEMU exited (status {self.proc.returncode}) before {pattern.pattern!r}")
+                status = self.proc.returncode
+                self._fail(f"QEMU exited (status {status}) before {pattern.pattern!r}")
             if time.monotonic() > deadline:
                 self.stop()
                 self._fail(f"no {pattern.pattern!r} on the console after {timeout:g} s")

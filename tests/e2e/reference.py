@@ -93,8 +93,9 @@ def start_reference(lab: BootLab, tftp_root: Path, http_root: Path) -> Reference
     stem = lab.netns.workdir / "reference-dnsmasq"
     first, last = lab.address(100), lab.address(200)
     dnsmasq = lab.spawn(
-        ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null", "--user=root",
-         "--port=0", f"--interface={lab.bridge.name}", "--bind-interfaces", "--log-dhcp",
+        ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
+         "--user=root", "--port=0",
+         f"--interface={lab.bridge.name}", "--bind-interfaces", "--log-dhcp",
          f"--dhcp-range={first},{last},255.255.255.0,1h", f"--dhcp-boot={PXELINUX.name}",
          "--enable-tftp", f"--tftp-root={tftp_root}", f"--pid-file={stem}.pid",
          f"--dhcp-leasefile={stem}.leases"],
