@@ -1,0 +1,194 @@
+"""Host install states, persisted in ``server.state_dir/hosts.sqlite3``.
+
+ready -> booting (DHCP or TFTP saw the host) -> installing (Kickstart fetched)
+-> installed (done callback) or failed (failed callback); ``looping`` when the
+loop breaker trips. ``pxed hosts rearm MAC`` puts a host back to ready.
+
+SQLite rather than a JSON file because two processes write: the daemon, and
+``pxed hosts rearm`` run by an operator while it serves. Every change is one
+transaction that reads the row and writes it back (BEGIN IMMEDIATE), so
+neither clobbers the other, and a COMMIT survives a crash.
+
+The loop breaker is why this exists at all: a host whose install never reports
+done (broken %post, no disk, wrong boot order) would otherwise reinstall at
+every boot forever. More than ``loop_fetches`` Kickstart fetches within
+``loop_window`` seconds without a done callback make it ``looping``; it then
+gets local boot until an operator rearms it.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted.logger import Logger
+
+DATABASE_NAME = "hosts.sqlite3"
+
+log = Logger(namespace="pxed.lifecycle")
+
+
+class State(enum.StrEnum):
+    READY = "ready"
+    BOOTING = "booting"
+    INSTALLING = "installing"
+    INSTALLED = "installed"
+    FAILED = "failed"
+    LOOPING = "looping"
+
+
+@dataclass(frozen=True)
+class HostState:
+    mac: str
+    state: State
+    since: float  # when the host entered this state
+    source: str  # what moved it here: dhcp, tftp, kickstart, callback, rearm
+    fetches: tuple[float, ...]  # Kickstart fetches since the last done or rearm
+
+
+class LifecycleError(Exception):
+    """The state database cannot be used; the message says which file and why."""
+
+
+class Lifecycle:
+    """The install state of every host pxed has seen, one SQLite row each."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Lifecycle:
+        path = state_dir / DATABASE_NAME
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS hosts (mac TEXT PRIMARY KEY, state TEXT NOT NULL,"
+                " since REAL NOT NULL, source TEXT NOT NULL, fetches TEXT NOT NULL)"
+            )
+        except (OSError, sqlite3.Error) as error:
+            raise LifecycleError(f"{path}: cannot open the host state database: {error}") from None
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, mac: str) -> HostState:
+        """``mac``'s state; a host never seen is ready."""
+        row = self._conn.execute(
+            "SELECT mac, state, since, source, fetches FROM hosts WHERE mac = ?", (mac,)
+        ).fetchone()
+        return _from_row(row) if row else HostState(mac, State.READY, 0.0, "", ())
+
+    def all(self) -> list[HostState]:
+        rows = self._conn.execute("SELECT mac, state, since, source, fetches FROM hosts")
+        return sorted((_from_row(row) for row in rows), key=lambda s: s.mac)
+
+    # -- events --------------------------------------------------------------
+
+    def seen(self, mac: str, source: str, now: float) -> HostState:
+        """DHCP or TFTP saw the host boot: ready or failed -> booting; nothing else changes.
+
+        An installed host stays installed (a ``netboot: once`` host boots its
+        disk; an ``always`` host moves on when it fetches its Kickstart).
+        """
+        with self._change(mac) as change:
+            if change.old.state in (State.READY, State.FAILED):
+                change.to(State.BOOTING, source, now)
+        return change.new
+
+    def kickstart_fetched(self, mac: str, now: float, limit: int, window: float) -> HostState:
+        """-> installing, or -> looping past ``limit`` fetches within ``window`` seconds."""
+        with self._change(mac) as change:
+            if change.old.state is State.LOOPING:
+                return change.old
+            fetches = (*(t for t in change.old.fetches if now - t < window), now)
+            if len(fetches) > limit:
+                change.to(State.LOOPING, "kickstart", now, fetches)
+                log.error(
+                    "host {mac} is looping: {count} Kickstart fetches within {window} s and no "
+                    "done callback; it gets local boot until `pxed hosts rearm {mac}`",
+                    mac=mac,
+                    count=len(fetches),
+                    window=window,
+                )
+            else:
+                change.to(State.INSTALLING, "kickstart", now, fetches)
+        return change.new
+
+    def done(self, mac: str, now: float) -> HostState:
+        with self._change(mac) as change:
+            change.to(State.INSTALLED, "callback", now, ())
+        return change.new
+
+    def failed(self, mac: str, now: float) -> HostState:
+        with self._change(mac) as change:
+            change.to(State.FAILED, "callback", now)
+        return change.new
+
+    def rearm(self, mac: str, now: float) -> HostState:
+        """Back to ready with the loop count cleared: the host installs at its next boot."""
+        with self._change(mac) as change:
+            change.to(State.READY, "rearm", now, ())
+        return change.new
+
+    def _change(self, mac: str) -> _Change:
+        return _Change(self, mac)
+
+    def _write(self, new: HostState) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO hosts (mac, state, since, source, fetches)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (new.mac, new.state.value, new.since, new.source, json.dumps(list(new.fetches))),
+        )
+
+
+class _Change:
+    """One read-modify-write of a host's row inside a write transaction."""
+
+    def __init__(self, lifecycle: Lifecycle, mac: str) -> None:
+        self._lifecycle = lifecycle
+        self.mac = mac
+
+    def __enter__(self) -> _Change:
+        self._lifecycle._conn.execute("BEGIN IMMEDIATE")
+        self.old = self._lifecycle.get(self.mac)
+        self.new = self.old
+        return self
+
+    def to(
+        self, state: State, source: str, now: float, fetches: tuple[float, ...] | None = None
+    ) -> None:
+        kept = self.old.fetches if fetches is None else fetches
+        since = self.old.since if state is self.old.state else now
+        self.new = HostState(self.mac, state, since, source, kept)
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        conn = self._lifecycle._conn
+        if error is not None:
+            conn.execute("ROLLBACK")
+            return
+        if self.new != self.old:
+            self._lifecycle._write(self.new)
+            if self.new.state is not self.old.state:
+                log.info(
+                    "host {mac}: {old} -> {new} ({source})",
+                    mac=self.mac,
+                    old=self.old.state.value,
+                    new=self.new.state.value,
+                    source=self.new.source,
+                )
+        conn.execute("COMMIT")
+
+
+def _from_row(row: tuple[str, str, float, str, str]) -> HostState:
+    mac, state, since, source, fetches = row
+    return HostState(mac, State(state), since, source, tuple(json.loads(fetches)))

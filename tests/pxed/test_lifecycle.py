@@ -1,0 +1,89 @@
+"""Host install states: transitions, the loop breaker, persistence across restarts and processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pxed.lifecycle import Lifecycle, State
+
+MAC = "52:54:00:12:34:56"
+
+
+@pytest.fixture
+def states(tmp_path: Path) -> Lifecycle:
+    return Lifecycle.open(tmp_path / "state")
+
+
+def test_an_unseen_host_is_ready(states: Lifecycle):
+    assert states.get(MAC).state is State.READY
+    assert states.all() == []
+
+
+def test_the_happy_path_ready_booting_installing_installed(states: Lifecycle):
+    assert states.seen(MAC, "dhcp", 10.0).state is State.BOOTING
+    assert states.seen(MAC, "tftp", 11.0).since == 10.0  # still booting since the first sighting
+    installing = states.kickstart_fetched(MAC, 20.0, limit=3, window=100)
+    assert (installing.state, installing.fetches) == (State.INSTALLING, (20.0,))
+    installed = states.done(MAC, 30.0)
+    assert (installed.state, installed.since, installed.fetches) == (State.INSTALLED, 30.0, ())
+
+
+def test_an_installed_host_seen_again_stays_installed(states: Lifecycle):
+    states.done(MAC, 1.0)
+    assert states.seen(MAC, "dhcp", 2.0).state is State.INSTALLED
+
+
+def test_a_failed_callback_fails_and_the_next_boot_is_booting_again(states: Lifecycle):
+    states.kickstart_fetched(MAC, 1.0, limit=3, window=100)
+    assert states.failed(MAC, 2.0).state is State.FAILED
+    assert states.seen(MAC, "dhcp", 3.0).state is State.BOOTING
+
+
+def test_more_fetches_than_the_limit_within_the_window_is_looping(states: Lifecycle):
+    for now in (1.0, 2.0, 3.0):
+        assert states.kickstart_fetched(MAC, now, limit=3, window=100).state is State.INSTALLING
+    looping = states.kickstart_fetched(MAC, 4.0, limit=3, window=100)
+    assert looping.state is State.LOOPING
+    assert states.kickstart_fetched(MAC, 5.0, limit=3, window=100).state is State.LOOPING
+    assert states.seen(MAC, "dhcp", 6.0).state is State.LOOPING
+
+
+def test_fetches_older_than_the_window_do_not_count(states: Lifecycle):
+    for now in (1.0, 2.0, 3.0):
+        states.kickstart_fetched(MAC, now, limit=3, window=10)
+    after = states.kickstart_fetched(MAC, 12.5, limit=3, window=10)
+    assert (after.state, after.fetches) == (State.INSTALLING, (3.0, 12.5))
+
+
+def test_a_done_callback_resets_the_loop_count(states: Lifecycle):
+    for now in (1.0, 2.0, 3.0):
+        states.kickstart_fetched(MAC, now, limit=3, window=100)
+    states.done(MAC, 4.0)
+    assert states.kickstart_fetched(MAC, 5.0, limit=3, window=100).state is State.INSTALLING
+
+
+def test_rearm_makes_a_looping_host_ready_with_no_fetches(states: Lifecycle):
+    for now in (1.0, 2.0, 3.0, 4.0):
+        states.kickstart_fetched(MAC, now, limit=3, window=100)
+    rearmed = states.rearm(MAC, 5.0)
+    assert (rearmed.state, rearmed.fetches, rearmed.source) == (State.READY, (), "rearm")
+
+
+def test_states_survive_a_restart(tmp_path: Path):
+    first = Lifecycle.open(tmp_path)
+    first.done(MAC, 1.0)
+    first.close()
+    again = Lifecycle.open(tmp_path)
+    assert again.get(MAC).state is State.INSTALLED
+
+
+def test_a_second_process_rearming_is_seen_by_the_first_not_clobbered(tmp_path: Path):
+    """The daemon and `pxed hosts rearm` share the file: each change reads the row first."""
+    daemon, operator = Lifecycle.open(tmp_path), Lifecycle.open(tmp_path)
+    for now in (1.0, 2.0, 3.0, 4.0):
+        daemon.kickstart_fetched(MAC, now, limit=3, window=100)
+    operator.rearm(MAC, 5.0)
+    assert daemon.kickstart_fetched(MAC, 6.0, limit=3, window=100).state is State.INSTALLING
+    assert [s.state for s in operator.all()] == [State.INSTALLING]
