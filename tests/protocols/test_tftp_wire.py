@@ -1,7 +1,7 @@
 """The TFTP grammar: exact round trips, actionable errors, and a struct hot path that agrees."""
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.errors import MalformedPacket
@@ -22,7 +22,11 @@ from protocols.tftp.wire import (
     encode_data,
     encode_tftp,
 )
-from tests.support.fuzz import fuzz_settings
+from tests.support.fuzz import FUZZ_EXAMPLES, fuzz_settings
+
+# The 20,000-example budget is for random bytes into the decoder; properties of generated
+# messages converge much sooner.
+property_settings = settings(max_examples=max(100, FUZZ_EXAMPLES // 10), deadline=None)
 
 GOOD = [
     (b"\x00\x01file1\x00octet\x00", ReadRequest("file1", "octet")),
@@ -130,7 +134,7 @@ messages = st.one_of(
 )
 
 
-@fuzz_settings
+@property_settings
 @given(messages)
 def test_generated_messages_round_trip(message: Message):
     assert decode_tftp(encode_tftp(message)) == message
@@ -166,7 +170,7 @@ def test_near_miss_datagrams_decode_and_round_trip_or_raise_malformed_packet(opc
 # --- the struct hot path ------------------------------------------------------------------
 
 
-@fuzz_settings
+@property_settings
 @given(_block, st.binary(max_size=1500))
 def test_fast_data_codec_agrees_with_the_grammar(block: int, payload: bytes):
     datagram = encode_data(block, payload)
@@ -174,7 +178,7 @@ def test_fast_data_codec_agrees_with_the_grammar(block: int, payload: bytes):
     assert decode_data(datagram) == decode_tftp(datagram) == Data(block, payload)
 
 
-@fuzz_settings
+@property_settings
 @given(_block)
 def test_fast_ack_codec_agrees_with_the_grammar(block: int):
     datagram = encode_ack(block)
@@ -187,7 +191,7 @@ _PREFIXES = [b"\x00\x03", b"\x00\x04", b""]
 _data_or_ack_ish = st.tuples(st.sampled_from(_PREFIXES), st.binary(max_size=8))
 
 
-@fuzz_settings
+@property_settings
 @given(_data_or_ack_ish.map(b"".join))
 def test_fast_decoders_accept_exactly_what_the_grammar_decodes_as_data_or_ack(datagram: bytes):
     try:
