@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.web import http
 from twisted.web.server import Site
 
-from pxed.web import build_site, content_type
+from pxed.web import HttpService, build_site, content_type
 
 DATA = bytes(range(256)) * 40  # 10240 bytes, every offset distinguishable
 
@@ -284,3 +284,16 @@ def test_only_get_and_head_are_allowed(site: Site, method: str) -> None:
 )
 def test_content_types_do_not_depend_on_the_host(name: bytes, expected: bytes) -> None:
     assert content_type(name) == expected
+
+
+def test_http_service_binds_each_address_before_privileges_are_dropped(site: Site) -> None:
+    reactor = MemoryReactor()
+    service = HttpService(reactor, site, 80, ["10.213.0.1", "10.213.1.1"])
+    service.privilegedStartService()
+    assert [(port, factory, interface) for port, factory, _, interface in reactor.tcpServers] == [
+        (80, site, "10.213.0.1"),
+        (80, site, "10.213.1.1"),
+    ]
+    service.startService()
+    service.stopService()
+    assert service.listening == []
