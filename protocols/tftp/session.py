@@ -6,8 +6,11 @@ API
 is known before anything is sent).  ``start(now)``, ``receive(datagram, now)`` (datagrams
 from the peer's TID only) and ``expire(now)`` return actions, ``Send(datagram)`` and at most
 one final ``Finish(stats)``; ``deadline`` says when ``expire`` is due next (None once
-finished).  The adapter answers strangers itself with
-``encode_tftp(Error(ErrorCode.UNKNOWN_TID, "unknown transfer ID"))``.
+finished) and may move after any call, so the adapter re-arms its one timer from it after
+each.  The adapter answers strangers itself with
+``encode_tftp(Error(ErrorCode.UNKNOWN_TID, "unknown transfer ID"))``, and refuses modes it
+has no source for (the session records the mode but never looks at it: netascii
+conversion, and so the netascii tsize, are the source's business).
 
 Machine
 -------
