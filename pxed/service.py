@@ -11,6 +11,7 @@ from twisted.application.service import MultiService
 
 from pxed.sources import ProviderChain, StaticRoot
 from pxed.tftp import Reactor, TftpService, TftpSettings
+from pxed.web import HttpService, build_site
 
 SIOCGIFADDR = 0x8915
 
@@ -29,6 +30,8 @@ def add_services(top: MultiService, config: Any) -> None:
         from pxed.dhcp import dhcp_service
 
         dhcp_service(config, reactor).setServiceParent(top)
+    if config.http.enabled:
+        http_service(config, reactor).setServiceParent(top)
 
 
 def tftp_service(config: Any, reactor: Reactor) -> TftpService:
@@ -45,6 +48,18 @@ def tftp_service(config: Any, reactor: Reactor) -> TftpService:
         )
     settings = TftpSettings.from_config(config.tftp, listen=tuple(str(a) for a in listen))
     return TftpService(settings, ProviderChain([StaticRoot(config.tftp.root)]), reactor)
+
+
+def http_service(config: Any, reactor: Any) -> HttpService:
+    """pxed's HTTP site (/trees/, /tftp/) on each HTTP listen address."""
+    listen = config.http.listen or interface_addresses(config.server.interfaces)
+    if not listen:
+        raise NoListenAddress(
+            "http: no listen addresses and server.interfaces has none; set http.listen"
+        )
+    trees = {name: tree.path or tree.iso for name, tree in config.trees.items()}
+    site = build_site(reactor, trees, config.tftp.root)
+    return HttpService(reactor, site, config.http.port, [str(a) for a in listen])
 
 
 def interface_addresses(names: tuple[str, ...]) -> tuple[str, ...]:
