@@ -20,6 +20,7 @@ def write_lab(
     *,
     unknown: str = "ignore",
     extra: str = "",
+    extra_trees: str = "",
     http_port: int = 8080,
     tftp_port: int = 6969,
 ) -> Path:
@@ -46,7 +47,7 @@ dhcp:
 install: {{loop_fetches: 2, loop_window: 3600}}
 trees:
   rocky9: {{path: {root}/tree}}
-profiles:
+{extra_trees}profiles:
   web:
     tree: rocky9
     kernel: images/pxeboot/vmlinuz

@@ -1,0 +1,136 @@
+"""The running view of hosts and profiles: one object every provisioning path reads through.
+
+``Inventory.config`` is replaced as a whole on reload (SIGHUP), never edited, so
+a request sees either the old config or the new one, never half of each; a
+transfer or download already running keeps the objects it started with.
+A reload validates the new file in full first (``load_config`` renders and
+checks every Kickstart too); if anything is wrong the errors are logged and
+the old config keeps serving.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from twisted.logger import Logger
+
+from pxed.config import Config, ConfigError, Host, load_config, parse_mac
+from pxed.kickstart import stand_in_host
+from pxed.leases import DATABASE_NAME
+from pxed.urls import Urls
+
+log = Logger(namespace="pxed.inventory")
+
+AddressResolver = Callable[[Config], str]
+
+
+def host_for(config: Config, mac: str) -> Host | None:
+    """The host entry for ``mac``, or, when ``dhcp.unknown_hosts`` names a profile, a stand-in.
+
+    An unknown MAC under a default profile installs once like any listed host,
+    so it gets the same lifecycle and loop breaker.
+    """
+    known = config.host(mac)
+    if known is not None:
+        return known
+    profile = config.dhcp.unknown_profile
+    try:
+        mac = parse_mac(mac)
+    except ValueError:
+        return None
+    if profile is None or mac in config.dhcp.deny:
+        return None
+    return stand_in_host(mac, profile)
+
+
+def advertised_address(config: Config) -> str:
+    """``server.address`` as clients should use it; needs the config to have one."""
+    if config.server.address is None:
+        raise ValueError("server.address is not resolved yet")
+    return str(config.server.address)
+
+
+class LeaseLookup:
+    """Which MAC holds an address, read from the DHCP lease database (read-only).
+
+    Opened per query: the database may appear only once the DHCP side first
+    starts, and a Kickstart request is rare enough that a connect costs nothing.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / DATABASE_NAME
+
+    def mac_for(self, ip: IPv4Address, now: float) -> str | None:
+        if not self.path.exists():
+            return None
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                row = conn.execute(
+                    "SELECT mac FROM leases WHERE ip = ? AND (expires IS NULL OR expires > ?)",
+                    (str(ip), now),
+                ).fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error as error:
+            log.warn("cannot read leases from {path}: {error}", path=self.path, error=error)
+            return None
+        return None if row is None else str(row[0])
+
+
+class Inventory:
+    """The current config, how clients reach pxed, and the host behind an address."""
+
+    def __init__(self, config: Config, resolve: AddressResolver = advertised_address) -> None:
+        self._resolve = resolve
+        self.config = config
+        self.urls = Urls(resolve(config), config.http.port)
+        self.leases = LeaseLookup(config.server.state_dir)
+
+    def host(self, mac: str) -> Host | None:
+        return host_for(self.config, mac)
+
+    def mac_for_ip(self, ip: str, now: float) -> str | None:
+        """The MAC behind ``ip``: a host's reservation, else its DHCP lease."""
+        try:
+            address = IPv4Address(ip)
+        except ValueError:
+            return None
+        for host in self.config.hosts:
+            if host.ip == address:
+                return host.mac
+        return self.leases.mac_for(address, now)
+
+    def reload(self) -> bool:
+        """Load the config file again; swap it in only if it is entirely valid."""
+        path = self.config.path
+        try:
+            config = load_config(path)
+            urls = Urls(self._resolve(config), config.http.port)
+        except ConfigError as error:
+            for problem in error.errors:
+                log.error("reload refused: {problem}", problem=str(problem))
+            log.error(
+                "reload of {path} refused ({count} errors); the previous config keeps serving",
+                path=str(path),
+                count=len(error.errors),
+            )
+            return False
+        except Exception:
+            # A resolver failure (interface gone) must not take the running config down.
+            log.failure("reload of {path} refused; the previous config keeps serving", path=path)
+            return False
+        for warning in config.warnings:
+            log.warn("config warning: {warning}", warning=str(warning))
+        self.config, self.urls = config, urls
+        self.leases = LeaseLookup(config.server.state_dir)
+        log.info(
+            "reloaded {path}: {hosts} hosts, {profiles} profiles",
+            path=str(path),
+            hosts=len(config.hosts),
+            profiles=len(config.profiles),
+        )
+        return True
