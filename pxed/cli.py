@@ -17,6 +17,7 @@ from types import ModuleType
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("pxed.check", "validate a config file and every template it names"),
     "pcap": ("pxed.pcap", "decode DHCP/BOOTP/TFTP packets from pcap/pcapng captures"),
+    "hosts": ("pxed.hosts_cmd", "list host install states, or rearm a host to install again"),
     "leases": ("pxed.leases_cmd", "list the DHCP leases in server.state_dir"),
 }
 
