@@ -1,0 +1,75 @@
+"""Provisioning inside ``twistd pxed``: the shared objects, and reload on SIGHUP.
+
+``build_provisioning`` makes the one Inventory every generated file and
+Kickstart reads through, the host-state database and the callback secret (in
+``server.state_dir``); pxed/service.py hands ``provisioning.files`` to the TFTP
+chain and mounts the HTTP resources.
+
+SIGHUP reloads the config file: it is validated in full (templates rendered
+and checked too) and swapped in at once, or refused with every error logged
+while the old config keeps serving. Transfers and downloads in flight keep
+the objects they started with. What a reload changes: hosts, profiles, trees'
+names, vars, install settings, the unknown-hosts policy, the URLs pxed hands
+out. Listen addresses and ports, tftp.root and the DHCP side need a restart.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+from pxed.config import Config
+from pxed.inventory import Inventory
+from pxed.lifecycle import Lifecycle
+from pxed.provision_tftp import ProvisionFiles
+from pxed.provision_web import Provisioning
+from pxed.tokens import load_secret
+
+log = Logger(namespace="pxed.provision")
+
+Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def build_provisioning(
+    config: Config, reactor: Any, resolve: Callable[[Config], str]
+) -> Provisioning:
+    """The objects provisioning shares; ``resolve`` gives the address clients reach pxed at."""
+    inventory = Inventory(config, resolve)
+    state_dir = config.server.state_dir
+    lifecycle = Lifecycle.open(state_dir)
+    secret = load_secret(state_dir)
+    files = ProvisionFiles(inventory, lifecycle, reactor.seconds)
+    return Provisioning(inventory, lifecycle, secret, files, reactor.seconds)
+
+
+class ReloadOnHangup(Service):
+    """Installs a SIGHUP handler that reloads ``inventory`` in the reactor thread."""
+
+    name = "reload"
+
+    def __init__(self, inventory: Inventory, reactor: Any) -> None:
+        self.inventory = inventory
+        self.reactor = reactor
+        self._previous: Handler = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._previous = signal.signal(signal.SIGHUP, self._hangup)
+
+    def stopService(self) -> None:
+        super().stopService()
+        signal.signal(signal.SIGHUP, self._previous or signal.SIG_DFL)
+
+    def _hangup(self, signum: int, frame: FrameType | None) -> None:
+        # A signal handler runs between two bytecodes of whatever the reactor was
+        # doing; callFromThread defers the reload to a clean point of the loop.
+        self.reactor.callFromThread(self.reload)
+
+    def reload(self) -> None:
+        log.info("SIGHUP: reloading {path}", path=str(self.inventory.config.path))
+        self.inventory.reload()
