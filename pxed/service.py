@@ -9,7 +9,9 @@ from typing import Any
 
 from twisted.application.service import MultiService
 
-from pxed.sources import ProviderChain, StaticRoot
+from pxed.provision_service import ReloadOnHangup, build_provisioning
+from pxed.provision_web import Provisioning, mount
+from pxed.sources import FileProvider, ProviderChain, StaticRoot
 from pxed.tftp import Reactor, TftpService, TftpSettings
 from pxed.web import HttpService, build_site
 
@@ -24,17 +26,21 @@ def add_services(top: MultiService, config: Any) -> None:
     """Attach one service per enabled protocol (TFTP, DHCP, HTTP) to ``top``."""
     from twisted.internet import reactor
 
+    provisioning = build_provisioning(config, reactor, advertised_address)
+    ReloadOnHangup(provisioning.inventory, reactor).setServiceParent(top)
     if config.tftp.enabled:
-        tftp_service(config, reactor).setServiceParent(top)
+        tftp_service(config, reactor, provisioning.files).setServiceParent(top)
     if config.dhcp.enabled:
         from pxed.dhcp import dhcp_service
 
         dhcp_service(config, reactor).setServiceParent(top)
     if config.http.enabled:
-        http_service(config, reactor).setServiceParent(top)
+        http_service(config, reactor, provisioning).setServiceParent(top)
 
 
-def tftp_service(config: Any, reactor: Reactor) -> TftpService:
+def tftp_service(
+    config: Any, reactor: Reactor, generated: FileProvider | None = None
+) -> TftpService:
     """The TFTP server for ``config``; its ``stats`` are what /metrics reads.
 
     Generated files (pxelinux.cfg/01-<mac>, GRUB configs) plug in as providers
@@ -47,11 +53,15 @@ def tftp_service(config: Any, reactor: Reactor) -> TftpService:
             "tftp: no listen addresses and server.interfaces has none; set tftp.listen"
         )
     settings = TftpSettings.from_config(config.tftp, listen=tuple(str(a) for a in listen))
-    return TftpService(settings, ProviderChain([StaticRoot(config.tftp.root)]), reactor)
+    providers = [generated] if generated is not None else []
+    chain = ProviderChain([*providers, StaticRoot(config.tftp.root)])
+    return TftpService(settings, chain, reactor)
 
 
-def http_service(config: Any, reactor: Any) -> HttpService:
-    """pxed's HTTP site (/trees/, /tftp/) on each HTTP listen address."""
+def http_service(
+    config: Any, reactor: Any, provisioning: Provisioning | None = None
+) -> HttpService:
+    """pxed's HTTP site (/trees/, /tftp/, and /ks/, /boot/, /api/) on each listen address."""
     listen = config.http.listen or interface_addresses(config.server.interfaces)
     if not listen:
         raise NoListenAddress(
@@ -59,7 +69,19 @@ def http_service(config: Any, reactor: Any) -> HttpService:
         )
     trees = {name: tree.path or tree.iso for name, tree in config.trees.items()}
     site = build_site(reactor, trees, config.tftp.root)
+    if provisioning is not None:
+        mount(site.resource, provisioning)
     return HttpService(reactor, site, config.http.port, [str(a) for a in listen])
+
+
+def advertised_address(config: Any) -> str:
+    """server.address, or the first address of the first interface (CONFIG.md's default)."""
+    if config.server.address is not None:
+        return str(config.server.address)
+    addresses = interface_addresses(config.server.interfaces[:1])
+    if not addresses:
+        raise NoListenAddress("server: no address given and server.interfaces is empty")
+    return addresses[0]
 
 
 def interface_addresses(names: tuple[str, ...]) -> tuple[str, ...]:
