@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from construct import GreedyBytes, GreedyRange, PrefixedArray, Struct
 
@@ -82,7 +82,7 @@ class SubOptions:
         )
 
     @classmethod
-    def decode(cls, data: bytes) -> SubOptions:
+    def decode(cls, data: bytes) -> Self:
         try:
             found = scan(data, 0, "sub-options", pads=cls.SPACE.pads, kind="sub-option")
         except MalformedPacket as exc:

@@ -155,7 +155,9 @@ def _field_text(raw: bytes) -> str:
 class DhcpPacket:
     """One BOOTP/DHCP message.  ``chaddr``, ``sname`` and ``file`` are the raw fields
     (shorter values are NUL-padded); ``vend`` is not None only for plain BOOTP (no magic
-    cookie), holding the vendor area as it came.  Equality ignores wire layout."""
+    cookie), holding the vendor area as it came; such a packet is encoded with ``vend``
+    and without ``options``, which a plain BOOTP client could not read.  Equality
+    ignores wire layout."""
 
     op: int = BOOTREQUEST
     htype: int = 1
@@ -180,8 +182,6 @@ class DhcpPacket:
             value = getattr(self, name)
             if len(value) != size:
                 object.__setattr__(self, name, _pad_field(value, size, name))
-        if self.vend is not None and self.options:
-            raise ValueError("a plain BOOTP packet (vend set) has no DHCP options")
 
     @classmethod
     def reply(
