@@ -48,6 +48,8 @@ from protocols.errors import MalformedPacket
 MAX_DATAGRAM = 65536  # ARCHITECTURE.md pitfall 1
 EXPIRY_INTERVAL = 60.0  # seconds between sweeps of expired leases and quarantines
 
+_LEASE_CHANGES = frozenset({"RELEASE", "DECLINE"})
+
 log = Logger(namespace="pxed.dhcp")
 
 
@@ -240,8 +242,9 @@ class DhcpService(Service):
         self._record(listener, request, action, addr)
         if isinstance(action, Reply):
             self._batch.append(_Outgoing(listener, action))
-            if self._flush_call is None:
-                self._flush_call = self.reactor.callLater(0, self._end_of_turn)
+        # Silent requests write too (RELEASE, DECLINE): every turn ends with a commit.
+        if self._flush_call is None:
+            self._flush_call = self.reactor.callLater(0, self._end_of_turn)
 
     def _end_of_turn(self) -> None:
         self._flush_call = None
@@ -301,7 +304,10 @@ class DhcpService(Service):
             outcome = "refused" if self._refused(mac) else "ignored"
             ip = request.requested_ip or request.ciaddr
         self.stats.messages[(kind, outcome)] += 1
-        level = log.debug if outcome in ("offer", "ignored") else log.info
+        # DISCOVERs (and what we ignore) come in bursts: keep them at debug. RELEASE and
+        # DECLINE are never answered, yet change a lease, so they stay at info.
+        quiet = outcome == "offer" or (outcome == "ignored" and kind not in _LEASE_CHANGES)
+        level = log.debug if quiet else log.info
         level(
             "dhcp {kind} from {mac} xid {xid:#010x} on {interface}: {outcome} {ip}: {reason}",
             kind=kind,

@@ -53,6 +53,10 @@ class RecordingStore(MemoryLeaseStore):
         super().bind(lease, now)
         self.events.append(("bind", lease.mac))
 
+    def release(self, mac: str) -> None:
+        super().release(mac)
+        self.events.append(("release", mac))
+
     def commit(self) -> None:
         if self.fail_commit:
             raise OSError(28, "No space left on device")
@@ -163,8 +167,20 @@ def test_no_reply_is_sent_before_its_batch_is_committed():
     assert len(h.reactor.sent) == 2, "ACKs must not leave before the commit"
     h.reactor.advance(0)
     assert [p.message_type for p, _ in h.replies()[2:]] == [MessageType.ACK] * 2
-    binds_then_commit = h.store.events[-3:]
+    binds_then_commit = [e for e in h.store.events if e[0] != "release"][-3:]
     assert binds_then_commit == [("bind", MAC), ("bind", MAC2), ("commit", 2)]
+
+
+def test_a_release_is_committed_though_nothing_is_sent():
+    """RELEASE gets no reply, yet its deletion must reach the disk in the same turn."""
+    h = Harness()
+    ip = IPv4Address("10.213.7.100")
+    h.deliver(request(MessageType.REQUEST, options=((50, ip),)))
+    h.reactor.advance(0)
+    h.deliver(request(MessageType.RELEASE, ciaddr=ip))
+    h.reactor.advance(0)
+    assert h.store.events[-2:] == [("release", MAC), ("commit", 1)]
+    assert h.store.leases() == []
 
 
 def test_failed_commit_sends_no_reply_of_the_batch():
