@@ -1,0 +1,329 @@
+"""pxed as a DHCP server in a namespace, plus the scripted clients the DHCP interop tests need.
+
+In the test process: ``write_config`` and ``start_pxed`` (``twistd -n pxed``
+spawned in the server namespace, waited for until its sockets are bound).
+
+In a client namespace, as ``python -m tests.interop.dhcp_runner COMMAND``:
+
+- ``pxe-client``: a PXE ROM's first steps (DISCOVER with options 60/93/97,
+  REQUEST to the address server, then a REQUEST to the boot server on
+  udp/4011); prints one JSON object with what it got from whom.
+- ``load``: DISCOVER/REQUEST exchanges for fresh MACs, ``--window`` at a
+  time, for ``--duration`` seconds, surviving a server that dies and comes
+  back; every ACK seen is appended to ``--acks`` as ``mac ip xid``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import select
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+TWISTD = REPO / ".venv" / "bin" / "twistd"
+PYTHON = REPO / ".venv" / "bin" / "python"
+
+PXE_VENDOR = "PXEClient:Arch:00000:UNDI:002001"
+UUID = bytes(range(16))
+
+
+# --- the server side (used by the tests) ---------------------------------------------------
+
+
+def write_config(
+    path: Path,
+    interface: str,
+    state_dir: Path,
+    subnets: list[dict[str, Any]] | None,
+    hosts: list[dict[str, Any]] | None = None,
+    **dhcp: Any,
+) -> Path:
+    """A pxed config serving DHCP only on ``interface``; ``dhcp`` overrides the dhcp section."""
+    section: dict[str, Any] = {"mode": "full", "allow_unknown": True}
+    if subnets is not None:
+        section["subnets"] = subnets
+    section.update(dhcp)
+    config: dict[str, Any] = {
+        "server": {"interfaces": [interface], "state_dir": str(state_dir)},
+        "tftp": {"enabled": False},
+        "http": {"enabled": False},
+        "dhcp": section,
+    }
+    if hosts:
+        config["hosts"] = hosts
+    path.write_text(json.dumps(config, indent=2))  # JSON is YAML, and quotes every MAC
+    return path
+
+
+def subnet(network: IPv4Network, first: int, last: int, lease_time: int = 3600) -> dict[str, Any]:
+    return {
+        "network": str(network),
+        "range": [str(network.network_address + first), str(network.network_address + last)],
+        "router": str(network.network_address + 1),
+        "lease_time": lease_time,
+    }
+
+
+def pxed_argv(config: Path) -> list[str]:
+    return [str(TWISTD), "-n", "--pidfile=", "pxed", "--config", str(config)]
+
+
+def start_pxed(ns: Any, config: Path, log: Path | None = None, timeout: float = 20.0) -> Any:
+    """twistd pxed in namespace ``ns``, returned once its DHCP sockets are bound."""
+    proc = ns.spawn(pxed_argv(config), log)
+    proc.wait_for_output("dhcp: ", timeout=timeout)
+    return proc
+
+
+def in_namespace(ns: Any, *args: str) -> list[str]:
+    """argv running this module inside ``ns`` (from the repo, so ``tests`` imports)."""
+    module = ["env", f"PYTHONPATH={REPO}", str(PYTHON), "-m", "tests.interop.dhcp_runner"]
+    return ns.argv([*module, *args])
+
+
+# --- packets ---------------------------------------------------------------------------------
+
+MAGIC = b"\x63\x82\x53\x63"
+ZERO = IPv4Address(0)
+DISCOVER, OFFER, REQUEST, ACK, NAK = 1, 2, 3, 5, 6
+
+
+def build(
+    kind: int,
+    mac: bytes,
+    xid: int,
+    options: list[tuple[int, bytes]],
+    ciaddr: IPv4Address = ZERO,
+    broadcast: bool = True,
+) -> bytes:
+    head = bytes([1, 1, 6, 0]) + xid.to_bytes(4, "big") + bytes(2)
+    head += (0x8000 if broadcast else 0).to_bytes(2, "big") + ciaddr.packed + bytes(12)
+    head += mac + bytes(10) + bytes(64 + 128) + MAGIC
+    body = bytes([53, 1, kind])
+    for code, value in options:
+        body += bytes([code, len(value)]) + value
+    packet = head + body + b"\xff"
+    return packet + bytes(max(0, 300 - len(packet)))
+
+
+@dataclass
+class Parsed:
+    xid: int
+    yiaddr: IPv4Address
+    siaddr: IPv4Address
+    chaddr: bytes
+    file: str
+    options: dict[int, bytes]
+
+    @property
+    def kind(self) -> int:
+        return self.options.get(53, b"\0")[0]
+
+    @property
+    def server_id(self) -> IPv4Address | None:
+        raw = self.options.get(54)
+        return IPv4Address(raw) if raw and len(raw) == 4 else None
+
+
+def parse(data: bytes) -> Parsed | None:
+    """Just enough of a reply to follow a conversation; None for anything else."""
+    if len(data) < 240 or data[0] != 2 or data[236:240] != MAGIC:
+        return None
+    options: dict[int, bytes] = {}
+    i = 240
+    while i < len(data) and data[i] != 255:
+        if data[i] == 0:
+            i += 1
+            continue
+        if i + 1 >= len(data):
+            break
+        code, length = data[i], data[i + 1]
+        options[code] = options.get(code, b"") + data[i + 2 : i + 2 + length]
+        i += 2 + length
+    return Parsed(
+        int.from_bytes(data[4:8], "big"),
+        IPv4Address(data[16:20]),
+        IPv4Address(data[20:24]),
+        data[28:34],
+        data[108:236].split(b"\0")[0].decode(errors="replace"),
+        options,
+    )
+
+
+def client_socket(interface: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+    sock.bind(("0.0.0.0", port))
+    return sock
+
+
+def collect(sock: socket.socket, xid: int, seconds: float) -> list[tuple[Parsed, str]]:
+    """Every reply with ``xid`` for ``seconds``, with the sender address."""
+    got = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([sock], [], [], left)[0]:
+            break
+        data, (host, _) = sock.recvfrom(65536)
+        reply = parse(data)
+        if reply is not None and reply.xid == xid:
+            got.append((reply, host))
+    return got
+
+
+# --- pxe-client ------------------------------------------------------------------------------
+
+
+def pxe_client(args: argparse.Namespace) -> dict[str, Any]:
+    mac = bytes.fromhex(args.mac.replace(":", ""))
+    xid = random.getrandbits(32)
+    pxe = [(60, PXE_VENDOR.encode()), (93, b"\0\0"), (94, b"\x01\x02\x01"), (97, b"\0" + UUID)]
+    prl = [(55, bytes([1, 3, 6, 43, 60, 66, 67, 97]))]
+    sock = client_socket(args.interface, 68)
+    port = args.server_port
+    sock.sendto(build(DISCOVER, mac, xid, pxe + prl), ("255.255.255.255", port))
+    offers = collect(sock, xid, args.wait)
+    result: dict[str, Any] = {"offers": [_describe(o, h) for o, h in offers]}
+    leases = [o for o, _ in offers if o.kind == OFFER and o.yiaddr != IPv4Address(0)]
+    proxies = [o for o, _ in offers if o.kind == OFFER and o.yiaddr == IPv4Address(0)]
+    if not leases:
+        return result
+    lease = leases[0]
+    assert lease.server_id is not None
+    chosen = [(50, lease.yiaddr.packed), (54, lease.server_id.packed)]
+    sock.sendto(build(REQUEST, mac, xid, pxe + prl + chosen), ("255.255.255.255", port))
+    acks = [a for a, _ in collect(sock, xid, args.wait) if a.kind == ACK]
+    if not acks:
+        return result
+    address = acks[0].yiaddr
+    result["address"] = str(address)
+    result["address_server"] = str(lease.server_id)
+    if not proxies:
+        return result
+    boot_server = proxies[0].siaddr if proxies[0].siaddr != IPv4Address(0) else None
+    boot_server = boot_server or proxies[0].server_id
+    os.system(f"ip addr add {address}/{args.prefix} dev {args.interface}")
+    boot = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    boot.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    boot.bind((str(address), 4011))  # OVMF asks from 4011 and listens only there
+    request = build(REQUEST, mac, xid, pxe + prl, ciaddr=address, broadcast=False)
+    boot.sendto(request, (str(boot_server), 4011))
+    answers = collect(boot, xid, args.wait)
+    result["boot"] = [_describe(a, h) for a, h in answers]
+    return result
+
+
+def _describe(reply: Parsed, sender: str) -> dict[str, Any]:
+    return {
+        "from": sender,
+        "type": reply.kind,
+        "yiaddr": str(reply.yiaddr),
+        "siaddr": str(reply.siaddr),
+        "server_id": str(reply.server_id),
+        "file": reply.file or reply.options.get(67, b"").rstrip(b"\0").decode(errors="replace"),
+        "vendor_class": reply.options.get(60, b"").decode(errors="replace"),
+        "uuid": reply.options.get(97, b"").hex(),
+    }
+
+
+# --- load ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Exchange:
+    mac: bytes
+    xid: int
+    state: int  # DISCOVER sent, or REQUEST sent
+    sent: float
+    offer: Parsed | None = None
+
+
+def load(args: argparse.Namespace) -> dict[str, Any]:
+    """Windowed DORA for fresh MACs; ACKs appended to a file as they arrive (flushed each)."""
+    sock = client_socket(args.interface, 68)
+    sock.setblocking(False)
+    port = args.server_port
+    prefix = random.getrandbits(24).to_bytes(3, "big")
+    serial = 0
+    out = open(args.acks, "a", buffering=1)  # noqa: SIM115 - line-buffered for the whole run
+    live: dict[int, Exchange] = {}
+    acked = 0
+    end = time.monotonic() + args.duration
+
+    def start() -> None:
+        nonlocal serial
+        serial += 1
+        mac = b"\x02" + prefix[:1] + serial.to_bytes(4, "big")
+        xid = random.getrandbits(32)
+        live[xid] = Exchange(mac, xid, DISCOVER, time.monotonic())
+        sock.sendto(build(DISCOVER, mac, xid, []), ("255.255.255.255", port))
+
+    while time.monotonic() < end:
+        while len(live) < args.window:
+            start()
+        readable = select.select([sock], [], [], 0.05)[0]
+        while readable:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                break
+            reply = parse(data)
+            exchange = live.get(reply.xid) if reply else None
+            if reply is None or exchange is None:
+                continue
+            if reply.kind == OFFER and exchange.state == DISCOVER:
+                assert reply.server_id is not None
+                exchange.state, exchange.offer, exchange.sent = REQUEST, reply, time.monotonic()
+                chosen = [(50, reply.yiaddr.packed), (54, reply.server_id.packed)]
+                sock.sendto(
+                    build(REQUEST, exchange.mac, exchange.xid, chosen), ("255.255.255.255", port)
+                )
+            elif reply.kind == ACK and exchange.state == REQUEST:
+                out.write(f"{exchange.mac.hex(':')} {reply.yiaddr} {exchange.xid:08x}\n")
+                acked += 1
+                del live[reply.xid]
+            elif reply.kind == NAK:
+                del live[reply.xid]
+        now = time.monotonic()
+        for exchange in [e for e in live.values() if now - e.sent > args.retry]:
+            del live[exchange.xid]  # the server died or dropped it: a fresh client takes its place
+    out.close()
+    return {"acked": acked, "clients": serial}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dhcp_runner")
+    commands = parser.add_subparsers(dest="command", required=True)
+    pxe = commands.add_parser("pxe-client")
+    pxe.add_argument("--interface", required=True)
+    pxe.add_argument("--mac", default="52:54:00:aa:bb:01")
+    pxe.add_argument("--prefix", type=int, default=24)
+    pxe.add_argument("--server-port", type=int, default=67)
+    pxe.add_argument("--wait", type=float, default=2.0)
+    generator = commands.add_parser("load")
+    generator.add_argument("--interface", required=True)
+    generator.add_argument("--acks", required=True)
+    generator.add_argument("--duration", type=float, default=10.0)
+    generator.add_argument("--window", type=int, default=16)
+    generator.add_argument("--retry", type=float, default=0.5)
+    generator.add_argument("--server-port", type=int, default=67)
+    args = parser.parse_args(argv)
+    result = pxe_client(args) if args.command == "pxe-client" else load(args)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
