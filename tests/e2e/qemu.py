@@ -44,6 +44,8 @@ BOOT_TIMEOUT = 240.0
 LOCAL_BOOT = re.compile(
     r"Booting from Hard Disk|No bootable device|Boot failed|LOCALBOOT|Booting from local disk"
 )
+# SeaBIOS tried every device: waiting longer for anything else is pointless.
+NO_BOOT_DEVICE = re.compile(r"No bootable device")
 # Our kernel started: the installer path was taken.
 KERNEL_STARTED = re.compile(r"Linux version \d")
 
@@ -146,9 +148,13 @@ class Boot:
         """Wait until the console matches `pattern`; BootError (with the console) otherwise."""
         deadline = time.monotonic() + timeout
         while True:
-            found = pattern.search(self.console)
+            console = self.console
+            found = pattern.search(console)
             if found is not None:
                 return found
+            if NO_BOOT_DEVICE.search(console):
+                self.stop()
+                self._fail(f"the firmware found nothing to boot before {pattern.pattern!r}")
             if not self.proc.running():
                 status = self.proc.returncode
                 self._fail(f"QEMU exited (status {status}) before {pattern.pattern!r}")
