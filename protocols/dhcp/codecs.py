@@ -10,8 +10,9 @@ Speed: Construct costs 5-20 us per parsed element, which made a PXE DISCOVER wit
 option 175 take most of a millisecond.  So two hot spots read the bytes in plain
 Python, with exactly the meaning of the grammar next to them (the property tests in
 tests/protocols/test_dhcp_grammar.py hold them to it): ``scan`` and ``build_item``
-for the TLV framing (``OPTIONS_AREA``, ``OPTION``), and ``FAST_READERS`` for fixed-size
-fields (addresses, integers) and arrays of them.  The BOOTP header and every value
+for the TLV framing (``OPTIONS_AREA``, ``OPTION``), ``FAST_READERS`` for fixed-size
+fields (addresses, integers) and arrays of them, and ``Grammar.fast`` for three small
+options every PXE request carries.  The BOOTP header and every value
 with structure go through Construct both ways.
 """
 
@@ -247,7 +248,11 @@ TEXT = Text()
 
 
 class Grammar(Codec):
-    """Any other shape: a whole-data Construct grammar plus conversion to a dataclass."""
+    """Any other shape: a whole-data Construct grammar plus conversion to a dataclass.
+
+    ``fast``, for the few small options in every request (61, 94, 97), reads the
+    length-checked bytes directly into what ``load`` would make of the parse.
+    """
 
     def __init__(
         self,
@@ -257,7 +262,9 @@ class Grammar(Codec):
         dump: Callable[[Any], object],
         minimum: int = 0,
         size: int | None = None,
+        fast: Callable[[bytes], object] | None = None,
     ) -> None:
+        self.fast = fast
         self.grammar = whole(construct)
         self.construct = construct
         self.what = what
@@ -273,6 +280,8 @@ class Grammar(Codec):
             raise MalformedPacket(
                 f"length {len(data)}, expected at least {self.minimum} ({self.what})"
             )
+        if self.fast is not None:
+            return self.fast(data)
         return self.load(parse_whole(self.grammar, data))
 
     def encode(self, value: Any) -> bytes:

@@ -32,7 +32,6 @@ from protocols.dhcp.codecs import (
     Fixed,
     Grammar,
     decode_text,
-    parse_whole,
     show_bytes,
     show_text,
     whole,
@@ -412,17 +411,28 @@ class DomainSearchCodec(Codec):
 
 
 class UserClassCodec(Codec):
+    """RFC 3004 classes when the bytes are exactly that, else one bare class (iPXE)."""
+
     what = "user class"
-    _rfc3004 = whole(GreedyRange(PASCAL_BYTES))
+    grammar = whole(GreedyRange(PASCAL_BYTES))
 
     def decode(self, data: bytes) -> UserClass:
-        try:
-            classes = tuple(parse_whole(self._rfc3004, data))
-        except MalformedPacket:
-            return UserClass((data,), bare=True)
-        if not all(classes):
-            return UserClass((data,), bare=True)
-        return UserClass(classes)
+        classes = self.rfc3004_classes(data)
+        return UserClass((data,), bare=True) if classes is None else UserClass(classes)
+
+    @staticmethod
+    def rfc3004_classes(data: bytes) -> tuple[bytes, ...] | None:
+        """``grammar`` in plain Python (iPXE's bare form made Construct raise, slowly),
+        also refusing empty classes, which RFC 3004 does not allow."""
+        classes = []
+        pos = 0
+        while pos < len(data):
+            end = pos + 1 + data[pos]
+            if end == pos + 1 or end > len(data):
+                return None
+            classes.append(data[pos + 1 : end])
+            pos = end
+        return tuple(classes)
 
     def encode(self, value: UserClass) -> bytes:
         if value.bare:
@@ -491,6 +501,7 @@ CODECS: dict[int, Codec] = {
         lambda v: ClientId(v.type, v.identifier),
         lambda v: {"type": v.type, "identifier": v.identifier},
         minimum=2,
+        fast=lambda data: ClientId(data[0], data[1:]),
     ),
     TFTP_SERVER: TEXT,
     BOOTFILE: TEXT,
@@ -510,6 +521,7 @@ CODECS: dict[int, Codec] = {
         lambda v: NetworkInterfaceId(v.type, v.major, v.minor),
         lambda v: {"type": v.type, "major": v.major, "minor": v.minor},
         size=3,
+        fast=lambda data: NetworkInterfaceId(data[0], data[1], data[2]),
     ),
     CLIENT_UUID: Grammar(
         Struct("type" / U8, "guid" / Bytes(16)),
@@ -517,6 +529,7 @@ CODECS: dict[int, Codec] = {
         lambda v: ClientUuid(v.type, v.guid),
         lambda v: {"type": v.type, "guid": v.guid},
         size=17,
+        fast=lambda data: ClientUuid(data[0], data[1:]),
     ),
     108: _U32,
     114: TEXT,

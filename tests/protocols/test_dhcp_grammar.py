@@ -18,9 +18,12 @@ from protocols.dhcp.codecs import (
     PAD,
     SUBOPTION,
     SUBOPTIONS_AREA,
+    Grammar,
     build_item,
+    parse_whole,
     scan,
 )
+from protocols.dhcp.options import CODECS, UserClassCodec
 from protocols.errors import MalformedPacket
 from tests.support.fuzz import FUZZ_EXAMPLES, fuzz_settings
 
@@ -102,3 +105,39 @@ def test_fast_readers_and_writers_match_construct(field: Any, data: bytes) -> No
     value = field.parse(data[:size])
     assert FAST_READERS[field](data[:size]) == value
     assert FAST_WRITERS[field](value) == field.build(value)
+
+
+FAST_GRAMMARS = {
+    code: codec for code, codec in CODECS.items() if isinstance(codec, Grammar) and codec.fast
+}
+
+
+def test_the_request_options_have_fast_readers() -> None:
+    assert sorted(FAST_GRAMMARS) == [61, 94, 97]
+
+
+@grammar_settings
+@given(st.sampled_from(sorted(FAST_GRAMMARS)), st.binary(min_size=2, max_size=40))
+def test_fast_grammar_readers_give_what_the_construct_grammar_gives(code: int, data: bytes) -> None:
+    """Client id, NII and UUID read directly equal their Construct parse and load."""
+    codec = FAST_GRAMMARS[code]
+    if codec.size is not None:
+        data = data.ljust(codec.size, b"\0")[: codec.size]
+    assert codec.fast is not None
+    assert codec.fast(data) == codec.load(parse_whole(codec.grammar, data))
+
+
+@grammar_settings
+@given(
+    st.lists(st.binary(max_size=6).map(lambda b: bytes([len(b)]) + b)).map(b"".join) | st.binary()
+)
+def test_user_class_reader_gives_what_the_rfc3004_grammar_gives(data: bytes) -> None:
+    """Option 77 splits into classes exactly when the Construct grammar parses it and no
+    class is empty; anything else is iPXE's bare form."""
+    try:
+        parsed: tuple[bytes, ...] | None = tuple(parse_whole(UserClassCodec.grammar, data))
+    except MalformedPacket:
+        parsed = None
+    if parsed is not None and not all(parsed):
+        parsed = None
+    assert UserClassCodec.rfc3004_classes(data) == parsed
