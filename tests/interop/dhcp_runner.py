@@ -84,10 +84,14 @@ def start_pxed(ns: Any, config: Path, log: Path | None = None, timeout: float = 
     return proc
 
 
-def in_namespace(ns: Any, *args: str) -> list[str]:
-    """argv running this module inside ``ns`` (from the repo, so ``tests`` imports)."""
+def runner_argv(*args: str) -> list[str]:
+    """argv running this module (from the repo, so ``tests`` imports); wrap it in ``ns.argv``."""
     module = ["env", f"PYTHONPATH={REPO}", str(PYTHON), "-m", "tests.interop.dhcp_runner"]
-    return ns.argv([*module, *args])
+    return [*module, *args]
+
+
+def in_namespace(ns: Any, *args: str) -> list[str]:
+    return ns.argv(runner_argv(*args))
 
 
 # --- packets ---------------------------------------------------------------------------------
