@@ -128,7 +128,7 @@ class KickstartResource(Resource):
         return self._serve(request, host, now)
 
     def _mac(self, request: Request, senders: list[str], requester: str, now: float) -> str | None:
-        segments = [part for part in request.postpath if part]
+        segments = [part for part in (request.postpath or []) if part]
         if segments:
             try:
                 return parse_mac(segments[0].decode("latin-1"))
@@ -191,7 +191,7 @@ class BootResource(Resource):
         self.p = provisioning
 
     def render_GET(self, request: Request) -> bytes:
-        path = "/".join(part.decode("latin-1") for part in request.postpath if part)
+        path = "/".join(part.decode("latin-1") for part in (request.postpath or []) if part)
         requester = request.getClientAddress().host
         if "/" not in path and path.endswith(".ipxe"):
             text = self.p.files.ipxe_script(path.removesuffix(".ipxe"))
@@ -216,7 +216,7 @@ class CallbackResource(Resource):
         self.p = provisioning
 
     def render_POST(self, request: Request) -> bytes:
-        parts = [part.decode("latin-1") for part in request.postpath if part]
+        parts = [part.decode("latin-1") for part in (request.postpath or []) if part]
         if len(parts) != 2 or parts[1] not in ("done", "failed"):
             return _reply(request, http.NOT_FOUND, "use POST /api/hosts/<mac>/done or /failed")
         try:
