@@ -98,6 +98,7 @@ class TftpSettings:
             max_blksize=tftp.max_blksize,
             max_windowsize=tftp.max_windowsize,
             max_sessions=tftp.max_sessions,
+            max_per_client=tftp.max_per_client,
             timeout=tftp.timeout,
             retries=tftp.retries,
         )

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from twisted.application.service import MultiService
 
+from pxed.config import load_config
 from pxed.service import NoListenAddress, add_services, interface_addresses, tftp_service
 from tests.support.fake_udp import FakeUDPReactor
 
@@ -26,23 +27,37 @@ def _config(root: Path, enabled: bool = True, listen=LOOPBACK, interfaces=()):
         max_sessions=1000,
         timeout=2,
         retries=5,
+        max_per_client=16,
     )
     return SimpleNamespace(tftp=tftp, server=SimpleNamespace(interfaces=interfaces))
 
 
+def _yaml(tmp_path: Path, tftp_enabled: str) -> Path:
+    (tmp_path / "root").mkdir()
+    config = tmp_path / "pxed.yaml"
+    config.write_text(
+        "server: {address: 127.0.0.1, state_dir: state}\n"
+        f"tftp: {{enabled: {tftp_enabled}, root: root, listen: [127.0.0.1], port: 6969,"
+        " timeout: 2, max_per_client: 4}\n"
+        'dhcp: {mode: "off"}\n'
+        "http: {enabled: false}\n"
+    )
+    return config
+
+
 def test_enabled_tftp_adds_a_service_named_tftp(tmp_path: Path) -> None:
     top = MultiService()
-    add_services(top, _config(tmp_path))
+    add_services(top, load_config(_yaml(tmp_path, "true")))
     service = top.getServiceNamed("tftp")
     assert service.settings.listen == ("127.0.0.1",)
-    assert service.settings.port == 6969
+    assert (service.settings.port, service.settings.max_per_client) == (6969, 4)
     assert service.limits.initial_timeout == 2
 
 
-def test_disabled_tftp_adds_nothing(tmp_path: Path) -> None:
+def test_disabled_tftp_adds_no_tftp_service(tmp_path: Path) -> None:
     top = MultiService()
-    add_services(top, _config(tmp_path, enabled=False))
-    assert list(top) == []
+    add_services(top, load_config(_yaml(tmp_path, "false")))
+    assert "tftp" not in [service.name for service in top]
 
 
 def test_empty_listen_means_the_interfaces_addresses(tmp_path: Path) -> None:
