@@ -13,7 +13,7 @@ from protocols.dhcp.leases import Lease, MemoryLeaseStore
 from protocols.dhcp.options import MessageType
 from protocols.dhcp.server import Mode, Settings
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp
-from pxed.dhcp import MAX_DATAGRAM, DhcpService, Interface
+from pxed.dhcp import MAX_BATCH, MAX_DATAGRAM, DhcpService, Interface
 from tests.protocols.dhcp_engine_support import MAC, MAC2, request, settings
 from tests.support.fake_udp import FakeDatagramPort, FakeUDPReactor
 from tests.support.fuzz import fuzz_settings
@@ -169,6 +169,20 @@ def test_no_reply_is_sent_before_its_batch_is_committed():
     assert [p.message_type for p, _ in h.replies()[2:]] == [MessageType.ACK] * 2
     binds_then_commit = [e for e in h.store.events if e[0] != "release"][-3:]
     assert binds_then_commit == [("bind", MAC), ("bind", MAC2), ("commit", 2)]
+
+
+def test_a_full_batch_is_committed_and_sent_without_waiting_for_the_turn_to_end():
+    """A long read burst leaves in slices of MAX_BATCH, each after its own commit."""
+    h = Harness()
+    macs = [f"52:54:00:00:01:{n:02x}" for n in range(MAX_BATCH + 3)]
+    for mac in macs:
+        h.deliver(request(MessageType.REQUEST, mac, options=((50, IPv4Address("10.213.7.100")),)))
+    # REQUESTs for one address: the first gets it, the rest NAKs; all are replies.
+    assert len(h.reactor.sent) == MAX_BATCH
+    assert ("commit", 0) in h.store.events
+    h.reactor.advance(0)
+    assert len(h.reactor.sent) == MAX_BATCH + 3
+    assert h.store.events[-1] == ("commit", MAX_BATCH)
 
 
 def test_a_release_is_committed_though_nothing_is_sent():
