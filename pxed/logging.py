@@ -6,9 +6,12 @@ start/stop lines). A TFTP server opens a port per transfer, so at info level
 those two lines would outnumber the transfer events. As MAAS does for its TFTP
 server, they are demoted to debug here rather than dropped.
 
-twistd takes the observer from the application's ``ILogObserver`` component:
-``use_pxed_logging(application, level, json)`` sets it, from the top service's
-``setServiceParent`` (the one moment a tap module sees the application).
+twistd takes the observer from the application's ``ILogObserver`` component,
+and a tap module never sees the application, except that twistd calls
+``setServiceParent(application)`` on the service ``makeService`` returned, just
+before it starts logging. ``LoggingRoot`` is a ``MultiService`` that sets the
+component at that moment: make it the top service and twistd logs through
+``pxed_observer`` with the config's ``logging.level`` and ``logging.json``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import re
 import sys
 from typing import Any, TextIO
 
+from twisted.application.service import MultiService
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
@@ -62,3 +66,16 @@ def use_pxed_logging(application: Any, level: str = "info", json: bool = False) 
     """Make twistd log through ``pxed_observer`` (call before twistd starts logging)."""
     if hasattr(application, "setComponent"):
         application.setComponent(ILogObserver, pxed_observer(level, json))
+
+
+class LoggingRoot(MultiService):
+    """pxed's top service: installs ``pxed_observer`` as twistd's log observer when parented."""
+
+    def __init__(self, level: str = "info", json: bool = False) -> None:
+        super().__init__()
+        self.level = level
+        self.json = json
+
+    def setServiceParent(self, parent: Any) -> None:
+        use_pxed_logging(parent, self.level, self.json)
+        super().setServiceParent(parent)

@@ -101,7 +101,7 @@ class ProviderChain:
             source = provider.open(name, client)
             if source is not None:
                 return source
-        raise FileRefused(ErrorCode.FILE_NOT_FOUND, f"{name}: file not found")
+        raise FileRefused(ErrorCode.FILE_NOT_FOUND, "file not found")
 
 
 class BytesSource:
@@ -177,10 +177,10 @@ class StaticRoot:
     def open(self, path: str, client: Client) -> StaticFile:
         """Serve ``path`` (already normalised) if it is a regular file inside the root."""
         real = self._resolve(path)
-        info = self._stat(real, path)
+        info = self._stat(real)
         shared = self._open.get(_key(info))
         if shared is None:
-            shared = self._open_shared(real, path, info)
+            shared = self._open_shared(real, info)
             self._open[shared.key] = shared
         shared.users += 1
         return StaticFile(self, shared)
@@ -196,28 +196,28 @@ class StaticRoot:
         # commonpath, not a string prefix: /srv/tftp-private must not pass for /srv/tftp.
         real = os.path.realpath(os.path.join(self.root, path))
         if os.path.commonpath([self.root, real]) != self.root:
-            raise FileRefused(ErrorCode.ACCESS_VIOLATION, f"{path}: outside the TFTP root")
+            raise FileRefused(ErrorCode.ACCESS_VIOLATION, "outside the TFTP root")
         return real
 
-    def _stat(self, real: str, path: str) -> os.stat_result:
+    def _stat(self, real: str) -> os.stat_result:
         try:
             info = os.stat(real)
         except OSError as err:
-            raise _refusal(err, path) from None
+            raise _refusal(err) from None
         if not stat.S_ISREG(info.st_mode):
-            raise FileRefused(ErrorCode.ACCESS_VIOLATION, f"{path}: not a regular file")
+            raise FileRefused(ErrorCode.ACCESS_VIOLATION, "not a regular file")
         return info
 
-    def _open_shared(self, real: str, path: str, info: os.stat_result) -> _SharedFile:
+    def _open_shared(self, real: str, info: os.stat_result) -> _SharedFile:
         try:
             fd = os.open(real, self.OPEN_FLAGS)
         except OSError as err:
-            raise _refusal(err, path) from None
+            raise _refusal(err) from None
         opened = os.fstat(fd)
         if _key(opened) != _key(info) or not self._inside(fd):
             # The file was swapped between stat and open: refuse rather than guess.
             os.close(fd)
-            raise FileRefused(ErrorCode.ACCESS_VIOLATION, f"{path}: changed while opening")
+            raise FileRefused(ErrorCode.ACCESS_VIOLATION, "changed while opening")
         return _SharedFile(fd, _key(opened))
 
     def _inside(self, fd: int) -> bool:
@@ -228,12 +228,12 @@ class StaticRoot:
         return os.path.commonpath([self.root, actual]) == self.root
 
 
-def _refusal(err: OSError, path: str) -> FileRefused:
+def _refusal(err: OSError) -> FileRefused:
     if err.errno in (errno.EACCES, errno.EPERM, errno.ELOOP):
-        return FileRefused(ErrorCode.ACCESS_VIOLATION, f"{path}: permission denied")
+        return FileRefused(ErrorCode.ACCESS_VIOLATION, "permission denied")
     if err.errno == errno.ENAMETOOLONG:
         return FileRefused(ErrorCode.FILE_NOT_FOUND, "file name too long")
-    return FileRefused(ErrorCode.FILE_NOT_FOUND, f"{path}: file not found")
+    return FileRefused(ErrorCode.FILE_NOT_FOUND, "file not found")
 
 
 @dataclass

@@ -68,3 +68,17 @@ def test_use_pxed_logging_sets_twistds_observer_component() -> None:
     application = Application("pxed")
     use_pxed_logging(application, "warn")
     assert application.getComponent(ILogObserver, None) is not None
+
+
+def test_logging_root_hands_twistd_the_observer_when_parented() -> None:
+    """twistd calls setServiceParent(application) on makeService's result, then starts logging."""
+    from twisted.application.service import Application, IService
+    from twisted.logger import ILogObserver
+
+    from pxed.logging import LoggingRoot
+
+    application = Application("pxed")
+    root = LoggingRoot("debug", json=True)
+    root.setServiceParent(application)
+    assert application.getComponent(ILogObserver, None) is not None
+    assert root.parent is IService(application)
