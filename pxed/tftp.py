@@ -376,21 +376,29 @@ class TftpService(Service):
     def _open(self, address: str, request: ReadRequest, client: Client) -> BlockSource | None:
         try:
             source = self.files.open(request.filename, client)
-            return Netascii(source) if request.mode_name == "netascii" else source
         except FileRefused as refusal:
             outcome = "not-found" if refusal.code == ErrorCode.FILE_NOT_FOUND else "refused"
             self._refuse(address, client, request.filename, refusal.code, refusal.message, outcome)
-        except OSError as err:
-            log.failure("tftp: cannot open {file}", file=request.filename)
-            self._refuse(
-                address,
-                client,
-                request.filename,
-                ErrorCode.NOT_DEFINED,
-                f"cannot read file: {err.strerror}",
-                "error",
-            )
-        return None
+            return None
+        except (
+            Exception
+        ):  # a disk error or a generator bug: answer, do not leave the client waiting
+            self._cannot_read(address, client, request.filename)
+            return None
+        if request.mode_name != "netascii":
+            return source
+        try:
+            return Netascii(source)  # reads the file once to learn its converted size
+        except Exception:
+            source.close()
+            self._cannot_read(address, client, request.filename)
+            return None
+
+    def _cannot_read(self, address: str, client: Client, filename: str) -> None:
+        log.failure(
+            "tftp: cannot read {file} for {client}", file=filename, client=_client_text(client)
+        )
+        self._refuse(address, client, filename, ErrorCode.NOT_DEFINED, "cannot read file", "error")
 
     def _start(
         self, address: str, request: ReadRequest, client: Client, source: BlockSource

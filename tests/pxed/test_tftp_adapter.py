@@ -26,7 +26,7 @@ from protocols.tftp.wire import (
     decode_tftp,
     encode_tftp,
 )
-from pxed.sources import BytesSource, ProviderChain, StaticRoot
+from pxed.sources import BytesSource, ProviderChain, StaticFile, StaticRoot
 from pxed.tftp import MAX_DATAGRAM, TftpService, TftpSettings
 from tests.support.fake_udp import FakeUDPReactor
 from tests.support.fuzz import fuzz_settings
@@ -433,11 +433,27 @@ class _Exploding:
         raise RuntimeError("provider bug")
 
 
-def test_a_provider_bug_is_logged_and_never_escapes_the_listener() -> None:
+def test_a_provider_bug_is_logged_and_answered_with_error_0() -> None:
     reactor = FakeUDPReactor()
     service = TftpService(TftpSettings(listen=(SERVER[0],)), ProviderChain([_Exploding()]), reactor)
     service.startService()
     with capturedLogs() as events:
         reactor.deliver(encode_tftp(ReadRequest("f")), SERVER, CLIENT)
     assert any(e.get("log_failure") for e in events)
+    assert decode_tftp(reactor.sent[-1][1]) == Error(ErrorCode.NOT_DEFINED, "cannot read file")
     assert [p.address for p in reactor.open_ports] == [SERVER]
+    assert service.stats.outcomes["error"] == 1
+
+
+def test_a_netascii_conversion_error_closes_the_file(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Netascii reads the whole file to size it; a failure there must not leak the open file."""
+
+    def unreadable(self, offset: int, length: int) -> bytes:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(StaticFile, "read", unreadable)
+    h.request(ReadRequest("text", mode="netascii"))
+    assert h.only_reply()[1].code == ErrorCode.NOT_DEFINED
+    h.assert_nothing_leaked()
