@@ -10,10 +10,13 @@ Where the kernel and initrd come from (``Images``):
   tree, ``/tftp/<path>`` (tftp.root over HTTP) without one.
 * GRUB: HTTP (``(http,server:port)/trees/...``) with a tree, TFTP paths under
   tftp.root without one (GRUB's ``$root`` is the TFTP server it started from).
-* pxelinux: TFTP paths, absolute (``/vmlinuz``: independent of the folder
-  pxelinux.0 sits in, as Cobbler writes them). A tree's files are served over
-  TFTP at ``/trees/<tree>/<path>`` by pxed's TFTP provider, because plain
-  pxelinux.0 speaks only TFTP; when the profile's BIOS loader is
+* pxelinux: absolute TFTP paths, ``::/vmlinuz``. pxelinux 6.04 reads both
+  ``vmlinuz`` and ``/vmlinuz`` relative to the folder pxelinux.0 came from
+  (checked under QEMU: with the loader in ``sub/``, ``/vmlinuz`` fetched
+  ``sub/vmlinuz``); ``::`` means "this TFTP server, from its root", so one
+  kernel serves loaders kept in per-architecture folders. A tree's files are
+  served over TFTP at ``/trees/<tree>/<path>`` by pxed's TFTP provider,
+  because plain pxelinux.0 speaks only TFTP; when the profile's BIOS loader is
   ``lpxelinux.0`` (which speaks HTTP), the config uses ``http://`` URLs,
   many times faster.
 
@@ -116,7 +119,7 @@ def _has(args: list[str], name: str) -> bool:
 
 
 def tftp_path(profile: Profile, name: str) -> str:
-    """A kernel or initrd as an absolute TFTP path (pxed serves trees at /trees/<tree>/)."""
+    """A kernel or initrd as a path from the TFTP root (pxed serves trees at /trees/<tree>/)."""
     if profile.tree:
         return f"/trees/{profile.tree}/{name}"
     return f"/{name}"
@@ -141,7 +144,7 @@ def pxelinux(plan: Plan, urls: Urls, *, http: bool = False) -> str:
         )
     profile = plan.profile
     kernel, initrd = (
-        (http_url(profile, name, urls) if http else tftp_path(profile, name))
+        (http_url(profile, name, urls) if http else "::" + tftp_path(profile, name))
         for name in (profile.kernel, profile.initrd)
     )
     return (

@@ -172,7 +172,7 @@ def test_a_kickstart_goes_to_its_host_by_mac_header_or_reserved_ip_and_nobody_el
 def test_the_install_lifecycle_end_to_end_with_the_kickstarts_own_callback(pxed: Pxed):
     assert pxed.state(WEB) == "ready"
     config = pxed.tftp_get("pxelinux.cfg/01-52-54-00-12-34-56")
-    assert "  KERNEL /vmlinuz\n" in config
+    assert "  KERNEL ::/vmlinuz\n" in config
     assert f"inst.ks=http://127.0.0.1:{pxed.http_port}/ks/{WEB}" in config
     assert pxed.state(WEB) == "booting"
 
@@ -192,7 +192,7 @@ def test_the_install_lifecycle_end_to_end_with_the_kickstarts_own_callback(pxed:
 
     assert pxed.hosts("rearm", WEB).startswith(f"{WEB}: installed -> ready;")
     assert pxed.state(WEB) == "ready"
-    assert "  KERNEL /vmlinuz\n" in pxed.tftp_get("pxelinux.cfg/01-52-54-00-12-34-56")
+    assert "  KERNEL ::/vmlinuz\n" in pxed.tftp_get("pxelinux.cfg/01-52-54-00-12-34-56")
 
 
 def test_a_forged_callback_is_refused(pxed: Pxed):
@@ -222,6 +222,6 @@ def test_reload_swaps_a_good_file_in_and_keeps_the_old_config_on_a_broken_one(px
     pxed.hangup()
     assert "reload of" in pxed.proc.output() and "refused" in pxed.proc.output()
     assert "no profile named 'nosuch'" in pxed.proc.output()
-    assert "  KERNEL /vmlinuz\n" in pxed.tftp_get("pxelinux.cfg/01-52-54-00-12-34-56")
+    assert "  KERNEL ::/vmlinuz\n" in pxed.tftp_get("pxelinux.cfg/01-52-54-00-12-34-56")
     assert "hostname=web02" in pxed.curl("-H", header, f"{pxed.base}/ks/{WEB}")[1]
     assert pxed.proc.running()

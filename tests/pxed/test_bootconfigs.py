@@ -69,14 +69,14 @@ def test_pxelinux_install_uses_tftp_paths_under_the_tree_and_ipappend(config: Co
     plan = plan_for(config, host(config, WEB), State.READY, URLS)
     text = bootconfigs.pxelinux(plan, URLS)
     assert "DEFAULT install\n" in text
-    assert "  KERNEL /trees/rocky9/images/pxeboot/vmlinuz\n" in text
-    assert "  APPEND initrd=/trees/rocky9/images/pxeboot/initrd.img ip=dhcp" in text
+    assert "  KERNEL ::/trees/rocky9/images/pxeboot/vmlinuz\n" in text
+    assert "  APPEND initrd=::/trees/rocky9/images/pxeboot/initrd.img ip=dhcp" in text
     assert text.endswith("  IPAPPEND 2\n")
 
 
-def test_pxelinux_without_a_tree_uses_paths_in_tftp_root(config: Config):
+def test_pxelinux_without_a_tree_uses_absolute_paths_in_tftp_root(config: Config):
     text = bootconfigs.pxelinux(plan_for(config, host(config, KIOSK), State.READY, URLS), URLS)
-    assert "  KERNEL /vmlinuz\n  APPEND initrd=/initrd.gz inst.ks=" in text
+    assert "  KERNEL ::/vmlinuz\n  APPEND initrd=::/initrd.gz inst.ks=" in text
 
 
 def test_pxelinux_for_lpxelinux_uses_http_urls(config: Config):

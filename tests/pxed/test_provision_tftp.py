@@ -34,7 +34,7 @@ def text(files: ProvisionFiles, path: str, client: tuple[str, int] = CLIENT) -> 
 
 def test_the_per_mac_file_of_a_ready_host_installs_it_and_marks_it_booting(files: ProvisionFiles):
     config = text(files, "pxelinux.cfg/01-52-54-00-12-34-56")
-    assert config is not None and "KERNEL /trees/rocky9/images/pxeboot/vmlinuz" in config
+    assert config is not None and "KERNEL ::/trees/rocky9/images/pxeboot/vmlinuz" in config
     state = files.lifecycle.get(WEB)
     assert (state.state, state.source) == (State.BOOTING, "tftp")
 
