@@ -100,6 +100,9 @@ class Lifecycle:
         An installed host stays installed (a ``netboot: once`` host boots its
         disk; an ``always`` host moves on when it fetches its Kickstart).
         """
+        current = self.get(mac)
+        if current.state not in (State.READY, State.FAILED):
+            return current  # the common case (every DHCP packet): no write transaction
         with self._change(mac) as change:
             if change.old.state in (State.READY, State.FAILED):
                 change.to(State.BOOTING, source, now)

@@ -54,6 +54,15 @@ class Provisioning:
     files: ProvisionFiles
     clock: Callable[[], float]
 
+    def seen(self, mac: str, source: str) -> None:
+        """A host booting was seen (the DHCP adapter calls this): ready/failed -> booting.
+
+        MACs pxed would not install (unknown under ``ignore`` or ``local``) are
+        not recorded, so a busy LAN does not fill the state database.
+        """
+        if self.inventory.host(mac) is not None:
+            self.lifecycle.seen(mac, source, self.clock())
+
 
 def mount(root: Resource, provisioning: Provisioning) -> None:
     """Add ``/ks``, ``/boot`` and ``/api`` to a site's root resource."""
@@ -176,6 +185,12 @@ class KickstartResource(Resource):
                 f"{host.mac} is looping (too many installs without a done callback); "
                 f"run `pxed hosts --config FILE rearm {host.mac}` to install it again",
             )
+        log.info(
+            "served the Kickstart of {mac} ({template}) to {requester}",
+            mac=host.mac,
+            template=str(rendered.template),
+            requester=request.getClientAddress().host,
+        )
         request.setHeader(b"content-type", TEXT)
         request.setHeader(b"cache-control", b"no-store")
         return rendered.text.encode()

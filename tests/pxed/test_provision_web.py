@@ -156,3 +156,11 @@ def test_ipxe_script_and_generated_files_over_http(lab: Provisioning):
     assert code == 200 and script.startswith("#!ipxe\n")
     assert "menuentry" in request(lab, "/boot/grub.cfg-01-52-54-00-12-34-56")[1]
     assert request(lab, "/boot/52:54:00:aa:bb:cc.ipxe")[0] == 404
+
+
+def test_seen_records_hosts_pxed_installs_and_ignores_strangers(lab: Provisioning):
+    lab.seen(WEB, "dhcp")
+    lab.seen("52:54:00:aa:bb:cc", "dhcp")
+    assert [(s.mac, s.state, s.source) for s in lab.lifecycle.all()] == [
+        (WEB, State.BOOTING, "dhcp")
+    ]
