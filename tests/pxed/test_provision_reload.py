@@ -64,3 +64,17 @@ def test_build_provisioning_creates_the_secret_and_state_database(tmp_path: Path
     build_provisioning(config, FakeReactor(), lambda c: "10.0.0.1")
     assert (config.server.state_dir / "callback.secret").is_file()
     assert (config.server.state_dir / "hosts.sqlite3").is_file()
+
+
+def test_a_transfer_opened_before_a_reload_keeps_its_bytes(tmp_path: Path):
+    """Generated files are rendered when opened, so a reload cannot change one mid-transfer."""
+    config = lab_config(tmp_path)
+    provisioning = build_provisioning(config, FakeReactor(), lambda c: str(c.server.address))
+    source = provisioning.files.open("pxelinux.cfg/01-52-54-00-12-34-56", ("10.213.7.21", 2070))
+    assert source is not None
+    before = source.read(0, source.size())
+    config.path.write_text(config.path.read_text().replace('append: "ip=dhcp', 'append: "ip=off'))
+    assert provisioning.inventory.reload()
+    assert source.read(0, source.size()) == before
+    again = provisioning.files.open("pxelinux.cfg/01-52-54-00-12-34-56", ("10.213.7.21", 2070))
+    assert again is not None and b"ip=off" in again.read(0, again.size())
