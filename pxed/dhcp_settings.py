@@ -5,9 +5,8 @@ build the same settings the daemon runs with, without sockets.
 
 - A host's reservation is its ``ip``; its profile's ``loader`` overrides
   ``dhcp.boot`` per client kind.
-- ``dhcp.boot.default_arch: none`` (send nothing to an architecture pxed has
-  no loader for) cannot be said to the engine yet: its unknown-architecture
-  family is never "none", so it is read as ``bios``, the engine's default.
+- ``dhcp.boot.default_arch: none`` becomes no unknown-architecture family:
+  an ARM64 or Itanium client gets an address and no boot file.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ def engine_settings(config: Config, server_address: IPv4Address | None = None) -
 
 
 def boot_settings(boot: DhcpBoot, http_port: int) -> BootSettings:
-    unknown = BootFamily.UEFI if boot.default_arch == "uefi" else BootFamily.BIOS
+    unknown = {"bios": BootFamily.BIOS, "uefi": BootFamily.UEFI}.get(boot.default_arch)
     return BootSettings(
         files={
             BootFamily.BIOS: boot.bios,

@@ -191,8 +191,12 @@ def _sub_option(data: bytes, code: int) -> bytes | None:
     return None
 
 
-def family_of(client: Client, unknown_arch: BootFamily) -> BootFamily:
-    """iPXE first (it must get its script), then HTTP Boot, then option 93's first entry."""
+def family_of(client: Client, unknown_arch: BootFamily | None) -> BootFamily | None:
+    """iPXE first (it must get its script), then HTTP Boot, then option 93's first entry.
+
+    An architecture no ``dhcp.boot`` key fits gets ``unknown_arch``; None means
+    no boot file at all (``default_arch: none``), so it tries its next device.
+    """
     if client.ipxe:
         return BootFamily.IPXE
     if client.http:
@@ -240,7 +244,7 @@ class BootSettings:
 
     files: Mapping[BootFamily, str]
     http_port: int = 80
-    unknown_arch: BootFamily = BootFamily.BIOS
+    unknown_arch: BootFamily | None = BootFamily.BIOS  # None: no boot file (default_arch: none)
 
     def __post_init__(self) -> None:
         for template in self.files.values():
@@ -269,6 +273,8 @@ def choose_boot(
     if not client.netboot:
         return None
     family = family_of(client, settings.unknown_arch)
+    if family is None:
+        return None
     template = (loader or {}).get(family) or settings.files.get(family)
     if not template:
         return None
@@ -284,7 +290,8 @@ def proxy_offer(client: Client, server: IPv4Address) -> BootChoice | None:
     """
     if not client.pxe:
         return None
-    return BootChoice(family_of(client, BootFamily.BIOS), "", server, _echo(client, direct=False))
+    family = family_of(client, BootFamily.BIOS) or BootFamily.BIOS
+    return BootChoice(family, "", server, _echo(client, direct=False))
 
 
 def proxy_ack(

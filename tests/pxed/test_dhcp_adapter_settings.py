@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
 
+from protocols.dhcp.leases import MemoryLeaseStore
+from protocols.dhcp.options import MessageType
 from protocols.dhcp.policy import BootFamily
-from protocols.dhcp.server import Mode, Settings
+from protocols.dhcp.server import DhcpServer, Mode, Settings
 from pxed.config import parse_config
 from pxed.dhcp_settings import engine_settings
+from tests.protocols.dhcp_engine_support import ON_LAB, reply_packet, request
 
 CONFIG = """
 server:
@@ -105,3 +109,15 @@ def test_missing_server_address_is_the_first_interfaces_address(config_path):
     assert load(config_path).server_address == IPv4Address("10.213.7.1")
     with_address = CONFIG.replace("server:\n", "server:\n  address: 10.213.7.9\n")
     assert load(config_path, with_address).server_address == IPv4Address("10.213.7.9")
+
+
+def test_default_arch_none_sends_no_boot_file_to_an_architecture_without_a_loader(config_path):
+    """The default: a PowerPC (option 93 = 12) PXE client gets an address and no loader."""
+    settings = load(config_path, CONFIG.replace("    default_arch: uefi\n", ""))
+    assert settings.boot.unknown_arch is None
+    engine = DhcpServer(replace(settings, mode=Mode.FULL, allow_unknown=True), MemoryLeaseStore())
+    pxe = ((60, "PXEClient:Arch:00012:UNDI:003000"), (93, (12,)))
+    action = engine.handle_datagram(request(MessageType.DISCOVER, options=pxe), ON_LAB, now=0.0)
+    offer = reply_packet(action)
+    assert offer.yiaddr != IPv4Address(0)
+    assert (offer.boot_file, offer.siaddr) == ("", IPv4Address(0))
