@@ -225,21 +225,24 @@ def _read(path: Path) -> str:
         raise TemplateProblem(path, 0, f"cannot read the template: {reason}") from None
 
 
-def check_config(config: Config) -> list[ConfigProblem]:
-    """Render every template for every host that uses it; one problem per failing host.
+def check_config(config: Config) -> tuple[list[ConfigProblem], list[ConfigProblem]]:
+    """Render every template for every host that uses it: (errors, warnings).
 
-    Each problem names the template file and line, the host and its key path,
-    and what pykickstart or Jinja2 said.
+    An error per failing host names the template file and line, the host and
+    its key path, and what pykickstart or Jinja2 said. A warning per template
+    that never reports done for a ``netboot: once`` host: such a host would
+    reinstall at every boot until the loop breaker stops it.
     """
     urls = Urls(_check_server(config), config.http.port)
-    problems = []
+    errors: list[ConfigProblem] = []
+    silent: dict[Path, str] = {}
     for key, host in _users(config):
         try:
-            render(config, host, urls, CHECK_SECRET)
+            rendered = render(config, host, urls, CHECK_SECRET)
         except TemplateProblem as problem:
             who = f"host {host.hostname or host.mac} ({host.mac})"
             where = f"rendered line {problem.rendered_line}: " if problem.rendered_line else ""
-            problems.append(
+            errors.append(
                 ConfigProblem(
                     str(problem.template),
                     problem.line,
@@ -248,7 +251,22 @@ def check_config(config: Config) -> list[ConfigProblem]:
                     f"{who}: {where}{problem.message}",
                 )
             )
-    return problems
+            continue
+        if host.netboot == "once" and urls.callback(host.mac, "done") not in rendered.text:
+            silent.setdefault(rendered.template, key)
+    warnings = [
+        ConfigProblem(
+            str(template),
+            0,
+            0,
+            key,
+            "never reports done ({{ pxed_done }} missing): netboot once hosts will reinstall "
+            "at every boot until the loop breaker stops them",
+            severity="warning",
+        )
+        for template, key in silent.items()
+    ]
+    return errors, warnings
 
 
 def _users(config: Config) -> list[tuple[str, Host]]:

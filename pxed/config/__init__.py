@@ -12,6 +12,7 @@ error like any other, pointing at the template's file and line.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from pxed.config.build import build
@@ -78,7 +79,9 @@ def parse_config(text: str, path: str | Path) -> Config:
     # Imported here: pxed.kickstart needs the model, and Jinja2/pykickstart load only when used.
     from pxed.kickstart import check_config
 
-    template_errors = check_config(config)
+    template_errors, template_warnings = check_config(config)
     if template_errors:
-        raise ConfigError(template_errors, problems.warnings)
+        raise ConfigError(template_errors, problems.warnings + template_warnings)
+    if template_warnings:
+        config = dataclasses.replace(config, warnings=(*config.warnings, *template_warnings))
     return config

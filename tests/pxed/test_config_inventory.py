@@ -41,7 +41,7 @@ def lab(tmp_path: Path) -> Path:
     (tmp_path / "isos").mkdir()
     (tmp_path / "isos/alma9.iso").write_bytes(b"")
     (tmp_path / "templates").mkdir()
-    (tmp_path / "templates/web.ks.j2").write_text("text\nreboot\n")
+    (tmp_path / "templates/web.ks.j2").write_text("text\nreboot\n{{ pxed_done }}\n")
     (tmp_path / "tftp").mkdir()
     for loader in ("pxelinux.0", "syslinux.efi", "grubx64.efi"):
         (tmp_path / "tftp" / loader).write_bytes(b"")

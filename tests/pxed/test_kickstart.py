@@ -148,4 +148,14 @@ def test_the_unknown_hosts_profile_is_rendered_for_a_stand_in_host(tmp_path: Pat
 
 def test_check_config_of_the_reference_config_is_clean():
     root = Path(__file__).resolve().parents[2]
-    assert check_config(load_config(root / "etc/pxed.yaml")) == []
+    assert check_config(load_config(root / "etc/pxed.yaml")) == ([], [])
+
+
+def test_a_template_without_pxed_done_is_a_warning_for_once_hosts(tmp_path: Path):
+    config = load_config(write_lab(tmp_path, GOOD.replace("{{ pxed_done }}", "")))
+    warnings = [str(w) for w in config.warnings]
+    assert warnings == [
+        f"{tmp_path}/web.ks.j2: hosts[0]: warning: never reports done ({{{{ pxed_done }}}} "
+        "missing): netboot once hosts will reinstall at every boot until the loop breaker "
+        "stops them"
+    ]
