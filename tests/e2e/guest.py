@@ -12,8 +12,9 @@ The guest's contract (what a scenario's kernel command line and Kickstart must p
   itself can tell who asks).
 - `e2e.expect=WORD` (any number): each WORD must occur in the Kickstart, or the guest
   reports failure. The scenario picks the words (a hostname, the MAC...).
-- The lines between `%post` and `%end` run with `sh -e`: busybox sh, so the done callback
-  there must use busybox tools (`timeout 30 wget -q -O - --post-data '' URL`).
+- The bodies of every `%post` section run, together, with `sh -e`: busybox sh, so the done
+  callback there must work with busybox tools (pxed's `curl ... || wget --post-data ...`
+  falls back to busybox wget; curl is not in the initrd).
 - The console (ttyS0) shows `PXED-E2E-KS-BEGIN`, the Kickstart, `PXED-E2E-KS-END`, then
   `PXED-E2E-OK <mac>` or `PXED-E2E-FAIL <mac>: <why>`, and the VM powers off.
 
@@ -105,7 +106,7 @@ echo PXED-E2E-KS-END
 for word in $expect; do
     grep -qF -- "$word" /tmp/ks || fail "the Kickstart does not contain $word"
 done
-sed -n '/^%post/,/^%end/p' /tmp/ks | sed '1d;$d' > /tmp/post.sh
+sed -n '/^%post/,/^%end/p' /tmp/ks | grep -v '^%' > /tmp/post.sh
 sh -e /tmp/post.sh || fail "%post failed"
 finish PXED-E2E-OK ""
 """

@@ -41,11 +41,18 @@ QEMU = "qemu-system-x86_64"
 # A boot under TCG on a shared 2-core machine: 20-35 s measured, so this is generous.
 BOOT_TIMEOUT = 240.0
 # What a console shows when the firmware fell through to the (blank) local disk.
+# SeaBIOS names the disk it tries; pxelinux says it leaves for the local disk; iPXE says a
+# loader it ran (syslinux.efi told to LOCALBOOT) handed control back, after which OVMF
+# would spend minutes on its own PXE and HTTP Boot before the disk; OVMF's boot manager
+# reports the blank disk's failure.
 LOCAL_BOOT = re.compile(
-    r"Booting from Hard Disk|No bootable device|Boot failed|LOCALBOOT|Booting from local disk"
+    r"Booting from Hard Disk|No bootable device|Boot failed|Booting from local disk"
+    r"|Could not boot image"
+    r'|BdsDxe: failed to load Boot\d+ "UEFI QEMU HARDDISK'
 )
-# SeaBIOS tried every device: waiting longer for anything else is pointless.
-NO_BOOT_DEVICE = re.compile(r"No bootable device")
+# The firmware tried every device (SeaBIOS gives up, OVMF starts its shell): waiting
+# longer for anything else is pointless.
+NO_BOOT_DEVICE = re.compile(r"No bootable device|UEFI Interactive Shell")
 # Our kernel started: the installer path was taken.
 KERNEL_STARTED = re.compile(r"Linux version \d")
 

@@ -8,44 +8,18 @@ side of benchmarks/boot.py.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.guest import Guest
+from tests.e2e.bootfiles import INITRD_NAME, KERNEL_NAME, PXELINUX
 from tests.e2e.lab import BootLab
 from tests.support.netns import Background
 
-PXELINUX = Path("/usr/lib/PXELINUX/pxelinux.0")
-LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
-KERNEL_NAME = "vmlinuz"
-INITRD_NAME = "initrd.gz"
 HTTP_PORT = 8000
 # pxelinux's config for a machine that must boot its disk: fall back to the BIOS's next
 # boot device (the blank disk), as a "netboot once" host does after its install.
 LOCALBOOT_CONFIG = "DEFAULT local\nPROMPT 0\nLABEL local\n  LOCALBOOT 0\n"
-
-
-def missing_bios_loaders() -> str:
-    """Why pxelinux cannot be served here ("" when it can): a skip reason."""
-    for path, package in ((PXELINUX, "pxelinux"), (LDLINUX, "syslinux-common")):
-        if not path.exists():
-            return f"needs {path} (Debian package {package})"
-    return ""
-
-
-def fill_tftp_root(root: Path, guest: Guest) -> Path:
-    """pxelinux.0, ldlinux.c32, the guest kernel and initrd: what a BIOS boot fetches."""
-    (root / "pxelinux.cfg").mkdir(parents=True, exist_ok=True)
-    for source, name in (
-        (PXELINUX, PXELINUX.name),
-        (LDLINUX, LDLINUX.name),
-        (guest.kernel, KERNEL_NAME),
-        (guest.initrd, INITRD_NAME),
-    ):
-        shutil.copyfile(source, root / name)
-    return root
 
 
 def pxelinux_install_config(append: str) -> str:

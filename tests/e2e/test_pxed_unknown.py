@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.bootfiles import fill_tftp_root
 from tests.e2e.guest import Guest
 from tests.e2e.lab import BootLab
 from tests.e2e.qemu import Machine, missing_firmware
-from tests.e2e.reference import fill_tftp_root
 from tests.e2e.scenario import HostSpec, Scenario, start_pxed, write_config
 from tests.support.procs import wait_until
 

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.bootfiles import fill_tftp_root, missing_loaders
 from tests.e2e.guest import Guest
 from tests.e2e.lab import BootLab
 from tests.e2e.qemu import Machine, missing_firmware
 from tests.e2e.reference import (
     HTTP_PORT,
     LOCALBOOT_CONFIG,
-    fill_tftp_root,
-    missing_bios_loaders,
     pxelinux_config_name,
     pxelinux_install_config,
     reference_kickstart,
@@ -43,7 +42,7 @@ def test_bios_vm_boots_from_dnsmasq_fetches_its_kickstart_then_boots_its_disk(
     tmp_path: Path, lab: BootLab, guest: Guest
 ) -> None:
     """Scenario a with dnsmasq + http.server: marker, Kickstart, done GET; then local boot."""
-    for reason in (missing_firmware("bios"), missing_bios_loaders()):
+    for reason in (missing_firmware("bios"), missing_loaders("bios")):
         if reason:
             pytest.skip(reason)
     server = f"http://{lab.server_ip}:{HTTP_PORT}"
