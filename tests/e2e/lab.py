@@ -69,3 +69,24 @@ def _router_adverts(ns: Namespace, bridge: Bridge, workdir: Path) -> Background:
     )  # fmt: skip
     proc.wait_for_output("router advertisement on", timeout=10.0)
     return proc
+
+
+def start_address_server(lab: BootLab, host: int = 2) -> Background:
+    """dnsmasq handing out addresses only (no boot options), as the LAN's DHCP server.
+
+    It runs in a namespace of its own, joined to the bridge by a veth at `.host`: two DHCP
+    servers in one namespace would fight over udp/67 (CLIENTS.md, proxyDHCP).
+    """
+    ns = lab.netns.namespace("dhcp")
+    link = lab.netns.attach(lab.bridge, ns, host)
+    stem = lab.netns.workdir / f"address-server-{ns.name}"
+    first, last = lab.address(100), lab.address(200)
+    proc = ns.spawn(
+        ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
+         "--user=root", "--port=0", f"--interface={link.b_if}", "--bind-interfaces",
+         "--log-dhcp", f"--dhcp-range={first},{last},255.255.255.0,1h",
+         f"--pid-file={stem}.pid", f"--dhcp-leasefile={stem}.leases"],
+        stem.with_suffix(".log"),
+    )  # fmt: skip
+    proc.wait_for_output("DHCP, IP range", timeout=10.0)
+    return proc

@@ -128,26 +128,3 @@ def start_pxed(lab: BootLab, config: Path) -> Background:
     except ProcessError as exc:
         raise ProcessError(f"{exc}\npxed log {proc.log}:\n{proc.output()[-3000:]}") from None
     return proc
-
-
-def missing_provisioning(lab: BootLab, mac: str) -> str:
-    """Which pxed piece a network install still lacks ("" when all are served).
-
-    Probed from inside the lab against the running daemon, so the answer is about the
-    code on this checkout, not about what a test assumes: the per-MAC pxelinux config
-    must come over TFTP and the HTTP service (Kickstarts, callbacks) must listen.
-    """
-    name = "pxelinux.cfg/01-" + mac.replace(":", "-")
-    got = lab.ns.run(
-        ["curl", "-s", "-o", "/dev/null", "--max-time", "10", f"tftp://{lab.server_ip}/{name}"],
-        check=False,
-    )
-    if got.returncode != 0:
-        return f"pxed serves no generated {name} over TFTP (curl exit {got.returncode})"
-    listening = lab.ns.run(["ss", "-Hltn", "sport", "=", f":{HTTP_PORT}"]).stdout
-    if not listening.strip():
-        return (
-            f"pxed's HTTP service (/ks/<mac>, /api/hosts/<mac>/done) is not listening"
-            f" on :{HTTP_PORT}"
-        )
-    return ""
