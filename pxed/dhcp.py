@@ -216,12 +216,13 @@ class DhcpService(Service):
         self._expiry.start(EXPIRY_INTERVAL, now=True)
 
     def stopService(self) -> Deferred[Any]:
-        """Send what is committed-to-be, close every socket, fire when they are closed."""
+        """Commit and send the pending batch, close every socket, fire when they are closed."""
         super().stopService()
         if self._expiry is not None and self._expiry.running:
             self._expiry.stop()
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
+        self._flush_call = None
         self.flush()
         closing = [port.stopListening() for port in self._ports]
         self._ports = []
