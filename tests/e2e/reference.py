@@ -62,15 +62,39 @@ class ReferenceServers:
         ]
 
 
-def start_reference(lab: BootLab, tftp_root: Path, http_root: Path) -> ReferenceServers:
-    """dnsmasq answering DHCP (pxelinux.0 as boot file) and TFTP, http.server on HTTP_PORT."""
+def ipxe_script(base_url: str, append: str) -> str:
+    """The iPXE script CLIENTS.md booted with (`initrd=` on the kernel line for the EFI stub)."""
+    return (
+        "#!ipxe\n"
+        f"kernel {base_url}/{KERNEL_NAME} initrd={INITRD_NAME} {append}"
+        " BOOTIF=01-${net0/mac:hexhyp}\n"
+        f"initrd {base_url}/{INITRD_NAME}\n"
+        "boot\n"
+    )
+
+
+def start_reference(
+    lab: BootLab, tftp_root: Path, http_root: Path, ipxe_script_url: str | None = None
+) -> ReferenceServers:
+    """dnsmasq answering DHCP and TFTP, http.server on HTTP_PORT.
+
+    The boot file is pxelinux.0; with `ipxe_script_url`, clients whose user class is iPXE
+    (QEMU's ROMs) get that script instead, as pxed does by default.
+    """
     stem = lab.netns.workdir / "reference-dnsmasq"
     first, last = lab.address(100), lab.address(200)
+    boot = [f"--dhcp-boot={PXELINUX.name}"]
+    if ipxe_script_url is not None:
+        boot = [
+            "--dhcp-userclass=set:ipxe,iPXE",
+            f"--dhcp-boot=tag:ipxe,{ipxe_script_url}",
+            f"--dhcp-boot=tag:!ipxe,{PXELINUX.name}",
+        ]
     dnsmasq = lab.spawn(
         ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
          "--user=root", "--port=0",
          f"--interface={lab.bridge.name}", "--bind-interfaces", "--log-dhcp",
-         f"--dhcp-range={first},{last},255.255.255.0,1h", f"--dhcp-boot={PXELINUX.name}",
+         f"--dhcp-range={first},{last},255.255.255.0,1h", *boot,
          "--enable-tftp", f"--tftp-root={tftp_root}", f"--pid-file={stem}.pid",
          f"--dhcp-leasefile={stem}.leases"],
         stem.with_suffix(".log"),
