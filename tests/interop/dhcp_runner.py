@@ -41,19 +41,22 @@ UUID = bytes(range(16))
 
 def write_config(
     path: Path,
-    interface: str,
+    interfaces: str | list[str],
     state_dir: Path,
     subnets: list[dict[str, Any]] | None,
     hosts: list[dict[str, Any]] | None = None,
     **dhcp: Any,
 ) -> Path:
-    """A pxed config serving DHCP only on ``interface``; ``dhcp`` overrides the dhcp section."""
+    """A pxed config serving DHCP only on ``interfaces``; ``dhcp`` overrides the dhcp section."""
     section: dict[str, Any] = {"mode": "full", "allow_unknown": True}
     if subnets is not None:
         section["subnets"] = subnets
     section.update(dhcp)
     config: dict[str, Any] = {
-        "server": {"interfaces": [interface], "state_dir": str(state_dir)},
+        "server": {
+            "interfaces": [interfaces] if isinstance(interfaces, str) else interfaces,
+            "state_dir": str(state_dir),
+        },
         "tftp": {"enabled": False},
         "http": {"enabled": False},
         "dhcp": section,

@@ -240,3 +240,30 @@ def test_proxy_mode_beside_dnsmasq_gives_the_boot_file_while_dnsmasq_gives_the_a
     assert ack["type"] == 5 and ack["from"] == pxed_ip and ack["file"] == "pxelinux.0"
     assert ack["siaddr"] == pxed_ip
     assert "pxelinux.0" in pxed.output() and dnsmasq.running()
+
+
+def test_two_interfaces_each_serve_their_own_subnet_and_answer_on_their_own_link(
+    netns_lab, tmp_path
+):
+    """SO_BINDTODEVICE: a broadcast on each link is answered from that link's address/subnet."""
+    require_binary("busybox")
+    server = netns_lab.namespace("srv")
+    third = (netns_lab.subnet.network_address.packed[2] + 64) % 250 + 1
+    nets = [netns_lab.subnet, IPv4Network(f"10.213.{third}.0/24")]
+    clients, interfaces = [], []
+    for n, net in enumerate(nets):
+        client = netns_lab.namespace(f"c{n}")
+        link = netns_lab.veth(server, client)
+        server.ip("addr", "add", f"{net.network_address + 1}/24", "dev", link.a_if)
+        clients.append((client, link.b_if))
+        interfaces.append(link.a_if)
+    subnets = [subnet(net, 100, 200) for net in nets]
+    config = write_config(tmp_path / "pxed.yaml", interfaces, tmp_path / "state", subnets)
+    start_pxed(server, config, tmp_path / "pxed.log")
+    for (client, iface), net in zip(clients, nets, strict=True):
+        argv = ["busybox", "udhcpc", "-i", iface, "-n", "-q", "-f", "-s", "/bin/true", "-t", "3"]
+        done = client.run([*argv, "-T", "1"], timeout=20)
+        found = re.search(r"lease of (\S+) obtained from (\S+)", done.stderr + done.stdout)
+        assert found, done.stderr
+        assert IPv4Address(found.group(1)) in net
+        assert found.group(2).rstrip(",") == str(net.network_address + 1)
