@@ -51,6 +51,7 @@ MAX_DATAGRAM = 65536  # ARCHITECTURE.md pitfall 1
 # (perfdhcp lost a fifth of its OFFERs so).  Past this many replies, commit and send.
 MAX_BATCH = 32
 EXPIRY_INTERVAL = 60.0  # seconds between sweeps of expired leases and quarantines
+NO_SERVER = IPv4Address(0)  # siaddr of a reply that carries no boot information
 
 _LEASE_CHANGES = frozenset({"RELEASE", "DECLINE"})
 
@@ -90,6 +91,9 @@ class SocketLike(Protocol):
 
 
 OpenSocket = Callable[[str, int], SocketLike]
+# Told (mac, "dhcp") whenever a client is given boot information: provisioning moves a
+# ready host to "booting" (pxed.provision_web.Provisioning.seen).
+BootSeen = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,7 @@ class DhcpService(Service):
         reactor: Reactor,
         open_socket: OpenSocket,
         stats: DhcpStats | None = None,
+        boot_seen: BootSeen | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -171,6 +176,7 @@ class DhcpService(Service):
         self.reactor = reactor
         self.open_socket = open_socket
         self.stats = stats or DhcpStats()
+        self.boot_seen = boot_seen
         self._ports: list[Any] = []
         self._batch: list[_Outgoing] = []
         self._flush_call: IDelayedCall | None = None
@@ -246,12 +252,23 @@ class DhcpService(Service):
         action = self.engine.handle(request, received, self.reactor.seconds())
         self._record(listener, request, action, addr)
         if isinstance(action, Reply):
+            self._booting(action)
             self._batch.append(_Outgoing(listener, action))
             if len(self._batch) >= MAX_BATCH:
                 self.flush()
         # Silent requests write too (RELEASE, DECLINE): every turn ends with a commit.
         if self._flush_call is None:
             self._flush_call = self.reactor.callLater(0, self._end_of_turn)
+
+    def _booting(self, reply: Reply) -> None:
+        """Tell provisioning a host is netbooting (a reply naming a boot server)."""
+        if self.boot_seen is None or reply.packet.siaddr == NO_SERVER:
+            return
+        try:
+            self.boot_seen(reply.packet.mac, "dhcp")
+        except Exception:
+            # The host's state is bookkeeping; its boot must not wait on it.
+            log.failure("dhcp: recording that {mac} boots failed", mac=reply.packet.mac)
 
     def _end_of_turn(self) -> None:
         self._flush_call = None
@@ -351,7 +368,7 @@ class DhcpService(Service):
         )
 
 
-def dhcp_service(config: Any, reactor: Reactor) -> DhcpService:
+def dhcp_service(config: Any, reactor: Reactor, boot_seen: BootSeen | None = None) -> DhcpService:
     """The DHCP server for ``config``: interfaces read now, leases loaded from state_dir.
 
     ``server.address`` left out means the first interface's address (CONFIG.md).
@@ -366,4 +383,4 @@ def dhcp_service(config: Any, reactor: Reactor) -> DhcpService:
     interfaces = [Interface(name, interface_address(name)) for name in names]
     settings = engine_settings(config, interfaces[0].address)
     store = SqliteLeaseStore.open(config.server.state_dir)
-    return DhcpService(settings, store, interfaces, reactor, open_dhcp_socket)
+    return DhcpService(settings, store, interfaces, reactor, open_dhcp_socket, boot_seen=boot_seen)

@@ -65,7 +65,9 @@ class RecordingStore(MemoryLeaseStore):
 
 
 class Harness:
-    def __init__(self, engine_settings: Settings | None = None, interfaces=(LAB, REMOTE)) -> None:
+    def __init__(
+        self, engine_settings: Settings | None = None, interfaces=(LAB, REMOTE), boot_seen=None
+    ) -> None:
         self.reactor = FakeUDPReactor()
         self.store = RecordingStore(self.reactor)
         self.sockets: list[FakeSocket] = []
@@ -75,6 +77,7 @@ class Harness:
             interfaces,
             self.reactor,
             self._open,
+            boot_seen=boot_seen,
         )
         self.service.privilegedStartService()
         self.service.startService()
@@ -291,3 +294,25 @@ def test_stop_sends_the_pending_batch_and_closes_every_socket():
     assert len(h.reactor.sent) == 1
     assert h.reactor.open_ports == []
     assert h.reactor.getDelayedCalls() == []
+
+
+def test_provisioning_hears_of_netbooting_clients_only():
+    """A PXE client given a boot file is "seen booting"; a plain DHCP client is not."""
+    seen: list[tuple[str, str]] = []
+    h = Harness(boot_seen=lambda mac, source: seen.append((mac, source)))
+    h.deliver(request(MessageType.DISCOVER, MAC, options=PXE))
+    h.deliver(request(MessageType.DISCOVER, MAC2))
+    h.reactor.advance(0)
+    assert seen == [(MAC, "dhcp")]
+
+
+def test_a_failing_provisioning_hook_does_not_stop_the_reply():
+    def broken(mac: str, source: str) -> None:
+        raise OSError("state database is read-only")
+
+    h = Harness(boot_seen=broken)
+    with capturedLogs() as events:
+        h.deliver(request(MessageType.DISCOVER, MAC, options=PXE))
+        h.reactor.advance(0)
+    assert len(h.reactor.sent) == 1
+    assert any(e.get("log_failure") is not None for e in events)
