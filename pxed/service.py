@@ -33,7 +33,7 @@ def add_services(top: MultiService, config: Any) -> None:
     if config.dhcp.enabled:
         from pxed.dhcp import dhcp_service
 
-        dhcp_service(config, reactor).setServiceParent(top)
+        dhcp_service(config, reactor, provisioning.seen).setServiceParent(top)
     if config.http.enabled:
         http_service(config, reactor, provisioning).setServiceParent(top)
 
