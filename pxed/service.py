@@ -9,9 +9,11 @@ from typing import Any
 
 from twisted.application.service import MultiService
 
+from pxed.operations import Operations, watch_requests
 from pxed.provision_service import ReloadOnHangup, build_provisioning
 from pxed.provision_web import Provisioning, mount
 from pxed.sources import FileProvider, ProviderChain, StaticRoot
+from pxed.status_web import mount_status
 from pxed.tftp import Reactor, TftpService, TftpSettings
 from pxed.web import HttpService, build_site
 
@@ -28,14 +30,19 @@ def add_services(top: MultiService, config: Any) -> None:
 
     provisioning = build_provisioning(config, reactor, advertised_address)
     ReloadOnHangup(provisioning.inventory, reactor).setServiceParent(top)
+    operations = Operations(provisioning, reactor.seconds)
+    operations.observers().setServiceParent(top)
+    services = operations.services
     if config.tftp.enabled:
-        tftp_service(config, reactor, provisioning.files).setServiceParent(top)
+        services["tftp"] = tftp_service(config, reactor, provisioning.files)
     if config.dhcp.enabled:
         from pxed.dhcp import dhcp_service
 
-        dhcp_service(config, reactor, provisioning.seen).setServiceParent(top)
+        services["dhcp"] = dhcp_service(config, reactor, provisioning.seen)
     if config.http.enabled:
-        http_service(config, reactor, provisioning).setServiceParent(top)
+        services["http"] = http_service(config, reactor, provisioning, operations)
+    for service in services.values():
+        service.setServiceParent(top)
 
 
 def tftp_service(
@@ -59,9 +66,13 @@ def tftp_service(
 
 
 def http_service(
-    config: Any, reactor: Any, provisioning: Provisioning | None = None
+    config: Any,
+    reactor: Any,
+    provisioning: Provisioning | None = None,
+    operations: Operations | None = None,
 ) -> HttpService:
-    """pxed's HTTP site (/trees/, /tftp/, and /ks/, /boot/, /api/) on each listen address."""
+    """pxed's HTTP site (/trees/, /tftp/, /ks/, /boot/, /api/, and the status page) on each
+    listen address."""
     listen = config.http.listen or interface_addresses(config.server.interfaces)
     if not listen:
         raise NoListenAddress(
@@ -71,6 +82,9 @@ def http_service(
     site = build_site(reactor, trees, config.tftp.root)
     if provisioning is not None:
         mount(site.resource, provisioning)
+    if operations is not None:
+        mount_status(site.resource, operations)
+        watch_requests(site, operations)
     return HttpService(reactor, site, config.http.port, [str(a) for a in listen])
 
 
