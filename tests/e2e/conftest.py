@@ -3,11 +3,18 @@
 Run them alone with `pytest -m e2e`. They need root (namespaces, a tap), QEMU, Debian's
 iPXE ROMs, pxelinux and apt (to fetch the kernel package once into tests/.cache/e2e/).
 The dnsmasq reference boot is opt-in: `PXED_E2E_REFERENCE=1`.
+
+`PXED_E2E_CAPTURE=DIR` records each scenario's UDP traffic on the lab bridge (DHCP, TFTP
+with its per-transfer ports, proxyDHCP on 4011) into DIR/<test name>.pcap, whole: cutting
+transfers to their first blocks is left to whoever files them under tests/captures/.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,9 +37,19 @@ def guest() -> Guest:
 
 
 @pytest.fixture
-def lab(netns_lab: NetnsLab) -> Iterator[BootLab]:
+def lab(netns_lab: NetnsLab, request: pytest.FixtureRequest) -> Iterator[BootLab]:
     """A namespace with a bridge, a tap for QEMU and IPv6 router adverts; removed after."""
     require_netns()
     require_binary(QEMU)
     require_binary("dnsmasq")
-    yield boot_lab(netns_lab)
+    booted = boot_lab(netns_lab)
+    capture_dir = os.environ.get("PXED_E2E_CAPTURE")
+    if capture_dir:
+        Path(capture_dir).mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^\w.-]+", "-", request.node.name).strip("-")
+        pcap = Path(capture_dir).resolve() / f"{name}.pcap"
+        capture = booted.ns.tcpdump(booted.bridge.name, pcap, "udp")
+        yield booted
+        capture.stop()
+    else:
+        yield booted
