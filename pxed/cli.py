@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "pcap": ("pxed.pcap", "decode DHCP/BOOTP/TFTP packets from pcap/pcapng captures"),
     "hosts": ("pxed.hosts_cmd", "list host install states, or rearm a host to install again"),
     "leases": ("pxed.leases_cmd", "list the DHCP leases in server.state_dir"),
+    "explain": ("pxed.explain", "show what pxed would answer and serve a client, and why"),
 }
 
 
