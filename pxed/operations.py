@@ -27,6 +27,8 @@ from pxed.timeline import ObserverService, Timeline, TimelineObserver
 
 log = Logger(namespace="pxed.http")
 
+IP_CACHE_SECONDS = 5.0
+IP_CACHE_SIZE = 4096
 # Requests about a client's boot or install; others (trees, status, metrics) are counted only:
 # an installer fetches thousands of packages from /trees, which would bury the boot steps.
 _CLIENT_PATHS = re.compile(r"^/(ks|boot|tftp|api/hosts/[^/]+/(done|failed))(/|$)")
@@ -44,9 +46,24 @@ class Operations:
     http: HttpStats = field(default_factory=HttpStats)
     negotiated: Negotiated = field(default_factory=Negotiated)
     services: dict[str, IService] = field(default_factory=dict)
+    _recent: dict[str, tuple[str | None, float]] = field(default_factory=dict, repr=False)
 
     def mac_for_ip(self, ip: str) -> str | None:
-        return self.provisioning.inventory.mac_for_ip(ip, self.clock())
+        """The MAC behind ``ip`` (reservation or lease), remembered for a few seconds.
+
+        TFTP events ask this once per transfer (twice with JSON logs); a boot
+        fetches a handful of files in a burst, and each answer otherwise costs a
+        lease-database connection inside the reactor.
+        """
+        now = self.clock()
+        known = self._recent.get(ip)
+        if known is not None and known[1] > now:
+            return known[0]
+        if len(self._recent) >= IP_CACHE_SIZE:
+            self._recent.clear()
+        mac = self.provisioning.inventory.mac_for_ip(ip, now)
+        self._recent[ip] = (mac, now + IP_CACHE_SECONDS)
+        return mac
 
     def observers(self) -> MultiService:
         """The log observers, as one service to parent under pxed's top service.

@@ -226,3 +226,20 @@ def test_the_hosts_api_shows_state_address_and_last_seen(boot: Boot) -> None:
     assert web["state"] == "booting" and web["ip"] == WEB_IP and web["profile"] == "web"
     assert web["last_seen"] is not None
     assert boot.http("/api/hosts/nonsense/timeline")[0] == 404
+
+
+def test_address_lookups_are_remembered_for_a_few_seconds(boot: Boot) -> None:
+    """A boot's burst of TFTP transfers costs one lease lookup, and a new lease shows soon."""
+    calls: list[str] = []
+    inventory = boot.p.inventory
+
+    def counting(ip: str, now: float) -> str | None:
+        calls.append(ip)
+        return WEB
+
+    inventory.mac_for_ip = counting  # type: ignore[method-assign]
+    assert [boot.ops.mac_for_ip(WEB_IP) for _ in range(3)] == [WEB] * 3
+    assert calls == [WEB_IP]
+    boot.reactor.advance(6)
+    boot.ops.mac_for_ip(WEB_IP)
+    assert calls == [WEB_IP, WEB_IP]
