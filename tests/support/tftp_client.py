@@ -5,9 +5,11 @@ busybox do not speak windowsize, and atftp, which does, ignores a retransmitted
 window it already holds without ACKing again and restarts its own timer on every
 datagram, so once its window ACK is lost it stays silent until the server gives
 up. This client answers what a careful firmware would: an out-of-order or
-repeated block gets an ACK for the last block received in order (at most once
-per burst), the retransmit timer runs from the last progress, not from the last
-datagram, and after the final ACK it lingers to ACK a repeated final block.
+repeated block gets an ACK for the last block received in order (at once for a
+new gap, then at most once per burst: waiting for the server's timer instead made
+windowed transfers under loss slower than lockstep), the retransmit timer runs
+from the last progress, not from the last datagram, and after the final ACK it
+lingers to ACK a repeated final block.
 
 Run as a program (inside a namespace, for example)::
 
@@ -73,6 +75,7 @@ class _Transfer:
         self.window = 1
         self.expected = 1  # absolute number of the next block we want
         self.in_window = 0  # blocks received in order since our last ACK
+        self.gap_acked = 0  # the `expected` we last sent a gap ACK for
         self.data = bytearray()
         self.result = Fetched(b"", {})
         self.last_ack: bytes | None = None
@@ -80,6 +83,9 @@ class _Transfer:
         self.options = options
 
     def send_ack(self, block: int) -> None:
+        # The server starts its next window right after the block we ACK, so our count of
+        # blocks in the window restarts with every ACK, gap ACKs included.
+        self.in_window = 0
         self.last_ack = _ack(block)
         self.last_ack_at = time.monotonic()
         self.result.acks_sent += 1
@@ -96,8 +102,11 @@ class _Transfer:
     def on_data(self, block: int, payload: bytes) -> bool:
         """Handle one DATA; True when the transfer is complete."""
         if block != self.expected & 0xFFFF:
+            # A gap (or a window we already hold): ACK the last block in order, at once for
+            # a new gap, else at most once per burst so the rest of a window stays quiet.
             self.result.out_of_order += 1
-            if time.monotonic() - self.last_ack_at > 0.01:  # once per burst
+            if self.gap_acked != self.expected or time.monotonic() - self.last_ack_at > 0.01:
+                self.gap_acked = self.expected
                 self.send_ack(self.expected - 1)
             return False
         self.data += payload
@@ -105,7 +114,6 @@ class _Transfer:
         self.in_window += 1
         final = len(payload) < self.blksize
         if final or self.in_window >= self.window:
-            self.in_window = 0
             self.send_ack(block)
         return final
 
