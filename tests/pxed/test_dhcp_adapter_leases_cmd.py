@@ -58,3 +58,12 @@ def test_missing_database_is_reported_and_not_created(tmp_path, capsys):
     assert leases_cmd.run(args) == 1
     assert "no lease database" in capsys.readouterr().err
     assert not (tmp_path / "state" / DATABASE_NAME).exists()
+
+
+def test_pxed_leases_is_a_registered_subcommand(tmp_path, capsys):
+    from pxed.cli import main
+
+    args = config(tmp_path)
+    SqliteLeaseStore.open(tmp_path / "state").close()
+    assert main(["leases", "--config", args.config]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "0 leases"
