@@ -119,9 +119,7 @@ def message_name(kind: object) -> str:
     """``DISCOVER``, ``BOOTP`` for a request without option 53, else the raw number."""
     if kind is None:
         return "BOOTP"
-    if isinstance(kind, int) and kind in MessageType._value2member_map_:
-        return MessageType(kind).name
-    return str(kind)
+    return kind.name if isinstance(kind, MessageType) else str(kind)
 
 
 class _Listener(DatagramProtocol):
