@@ -41,13 +41,15 @@ QEMU = "qemu-system-x86_64"
 # A boot under TCG on a shared 2-core machine: 20-35 s measured, so this is generous.
 BOOT_TIMEOUT = 240.0
 # What a console shows when the firmware fell through to the (blank) local disk.
-# SeaBIOS names the disk it tries; pxelinux says it leaves for the local disk; iPXE says a
-# loader it ran (syslinux.efi told to LOCALBOOT) handed control back, after which OVMF
-# would spend minutes on its own PXE and HTTP Boot before the disk; OVMF's boot manager
-# reports the blank disk's failure.
+# SeaBIOS names the disk it tries; pxelinux says it leaves for the local disk; iPXE, or
+# OVMF's own PXE ("failed to start": loaded and run), says a loader it ran (syslinux.efi
+# told to LOCALBOOT) handed control back, after which OVMF would spend minutes on its
+# other network boot options before the disk; OVMF's boot manager reports the blank
+# disk's failure.
 LOCAL_BOOT = re.compile(
     r"Booting from Hard Disk|No bootable device|Boot failed|Booting from local disk"
     r"|Could not boot image"
+    r'|BdsDxe: failed to start Boot\d+ "UEFI PXEv4'
     r'|BdsDxe: failed to load Boot\d+ "UEFI QEMU HARDDISK'
 )
 # The firmware tried every device (SeaBIOS gives up, OVMF starts its shell): waiting
@@ -86,6 +88,8 @@ class Machine:
     mac: str
     firmware: Firmware
     workdir: Path
+    # False: a virtio NIC without option ROM, so OVMF's own PXE client boots (UEFI only).
+    ipxe: bool = True
 
     @property
     def uuid(self) -> str:
@@ -112,7 +116,8 @@ class Machine:
 
     def argv(self, tap: str) -> list[str]:
         """The QEMU command line: network first (bootindex 1), the blank disk second."""
-        nic = f"e1000,netdev=net0,mac={self.mac},romfile={ROMS[self.firmware]},bootindex=1"
+        model, rom = ("e1000", ROMS[self.firmware]) if self.ipxe else ("virtio-net-pci", "")
+        nic = f"{model},netdev=net0,mac={self.mac},romfile={rom},bootindex=1"
         argv = [
             QEMU, "-name", self.name, "-accel", accelerator(), "-m", "512", "-smp", "1",
             "-nographic", "-no-reboot", "-nic", "none", "-uuid", self.uuid,

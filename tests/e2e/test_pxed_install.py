@@ -8,7 +8,9 @@ through to the blank disk.
 
 QEMU's NIC ROMs are iPXE, which pxed rightly answers with its iPXE script (scenario c).
 Scenarios a and b send the ROM to pxelinux.0 / syslinux.efi instead with the profile's
-`loader.ipxe`, the way a site with plain PXE firmware would see it.
+`loader.ipxe`, the way a site with plain PXE firmware would see it. b-uefi-ovmf-pxe is
+that plain firmware: OVMF's own PXE client (virtio NIC, no ROM), which pxed sends to
+syslinux.efi by its architecture (option 93 = 7) with no override.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Case:
     loader: dict[str, str]
     boot_file: str  # what iPXE must print as "Filename:" (the path pxed chose)
     kernel_request: str  # how pxed's log shows the kernel being fetched
+    ipxe: bool = True  # False: OVMF's own PXE client on a virtio NIC, no iPXE at all
 
 
 CASES = {
@@ -47,6 +50,10 @@ CASES = {
     "b-uefi-syslinux": Case(
         "uefi", "52:54:00:e2:e0:0b", {"ipxe": "syslinux.efi"}, "syslinux.efi",
         rf"tftp complete: \S+ /?{KERNEL_NAME} ",
+    ),
+    "b-uefi-ovmf-pxe": Case(
+        "uefi", "52:54:00:e2:e0:1b", {}, "syslinux.efi",
+        rf"tftp complete: \S+ /?{KERNEL_NAME} ", ipxe=False,
     ),
     "c-ipxe-http": Case(
         "bios", "52:54:00:e2:e0:0c", {}, "http://",
@@ -64,16 +71,16 @@ def test_vm_installs_from_pxed_then_boots_its_local_disk(
     for reason in (missing_firmware(case.firmware), missing_loaders(case.firmware)):
         if reason:
             pytest.skip(reason)
-    hostname = f"e2e-{name[0]}"
+    hostname = f"e2e-{name}"
     tftp_root = fill_tftp_root(tmp_path / "tftp", guest)
     scenario = Scenario(hosts=(HostSpec(case.mac, hostname),), loader=case.loader)
     pxed = start_pxed(lab, write_config(lab, scenario, tftp_root, tmp_path))
-    machine = Machine(hostname, case.mac, case.firmware, tmp_path / "vm").create()
+    machine = Machine(hostname, case.mac, case.firmware, tmp_path / "vm", case.ipxe).create()
 
     first = machine.boot(lab, "install")
     first.installed()
     first.powered_off()
-    assert f"Filename: {case.boot_file}" in first.console
+    assert re.search(rf"(Filename|NBP filename is) {case.boot_file}", first.console)
     assert re.search(case.kernel_request, pxed.output()), f"kernel not fetched as {name} says"
     kickstart = first.kickstart()
     assert f"--hostname={hostname}" in kickstart
