@@ -77,11 +77,13 @@ class Reactor(Protocol):
 
 
 class DurableLeaseStore(LeaseStore, Protocol):
-    """The engine's store plus what the adapter drives: commits and expiry."""
+    """The engine's store plus what the adapter drives: commits, expiry, closing."""
 
     def commit(self) -> None: ...
 
     def expire(self, now: float) -> list[Lease]: ...
+
+    def close(self) -> None: ...
 
 
 class SocketLike(Protocol):
@@ -156,11 +158,13 @@ class DhcpService(Service):
     """Serves DHCP on every interface; replies wait for their batch's lease commit."""
 
     name = "dhcp"
+    store: DurableLeaseStore  # opened, with the engine, in privilegedStartService
+    engine: DhcpServer
 
     def __init__(
         self,
         settings: Settings,
-        store: DurableLeaseStore,
+        open_store: Callable[[], DurableLeaseStore],
         interfaces: Sequence[Interface],
         reactor: Reactor,
         open_socket: OpenSocket,
@@ -168,8 +172,7 @@ class DhcpService(Service):
         boot_seen: BootSeen | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
-        self.engine = DhcpServer(settings, store)
+        self.open_store = open_store
         self.interfaces = tuple(interfaces)
         self.reactor = reactor
         self.open_socket = open_socket
@@ -187,8 +190,15 @@ class DhcpService(Service):
         return (self.settings.ports.server,)
 
     def privilegedStartService(self) -> None:
-        """Bind here: twistd calls this before it drops root (port 67)."""
+        """Open the leases and bind here: twistd calls this after it forks, before it drops root.
+
+        Opening SQLite before twistd daemonizes would hand the child a connection
+        whose file locks stayed with the parent (SQLite forbids using one across
+        fork), and port 67 needs root.
+        """
         super().privilegedStartService()
+        self.store = self.open_store()
+        self.engine = DhcpServer(self.settings, self.store)
         for interface in self.interfaces:
             for port in self.listen_ports:
                 self._ports.append(self._adopt(interface, port))
@@ -228,6 +238,7 @@ class DhcpService(Service):
             self._flush_call.cancel()
         self._flush_call = None
         self.flush()
+        self.store.close()
         closing = [port.stopListening() for port in self._ports]
         self._ports = []
         return gatherResults([d for d in closing if d is not None])
@@ -380,5 +391,12 @@ def dhcp_service(config: Any, reactor: Reactor, boot_seen: BootSeen | None = Non
         raise DhcpSocketError("dhcp: server.interfaces is empty; DHCP needs an interface to serve")
     interfaces = [Interface(name, interface_address(name)) for name in names]
     settings = engine_settings(config, interfaces[0].address)
-    store = SqliteLeaseStore.open(config.server.state_dir)
-    return DhcpService(settings, store, interfaces, reactor, open_dhcp_socket, boot_seen=boot_seen)
+    state_dir = config.server.state_dir
+    return DhcpService(
+        settings,
+        lambda: SqliteLeaseStore.open(state_dir),
+        interfaces,
+        reactor,
+        open_dhcp_socket,
+        boot_seen=boot_seen,
+    )

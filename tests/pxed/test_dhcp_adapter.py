@@ -63,6 +63,9 @@ class RecordingStore(MemoryLeaseStore):
         assert self.reactor is not None
         self.events.append(("commit", len(self.reactor.sent)))
 
+    def close(self) -> None:
+        self.events.append(("close", None))
+
 
 class Harness:
     def __init__(
@@ -73,7 +76,7 @@ class Harness:
         self.sockets: list[FakeSocket] = []
         self.service = DhcpService(
             engine_settings or settings(),
-            self.store,
+            lambda: self.store,
             interfaces,
             self.reactor,
             self._open,
@@ -287,11 +290,12 @@ def test_expired_leases_are_swept_and_committed_periodically():
     assert h.store.events[-1][0] == "commit"
 
 
-def test_stop_sends_the_pending_batch_and_closes_every_socket():
+def test_stop_sends_the_pending_batch_and_closes_every_socket_and_the_store():
     h = Harness()
     h.deliver(request(MessageType.DISCOVER))
     h.service.stopService()
     assert len(h.reactor.sent) == 1
+    assert h.store.events[-2:] == [("commit", 0), ("close", None)]
     assert h.reactor.open_ports == []
     assert h.reactor.getDelayedCalls() == []
 
