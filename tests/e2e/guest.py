@@ -131,7 +131,7 @@ def build_guest(cache: Path = CACHE) -> Guest:
     package, version = _kernel_package()
     tree = _extract_kernel(package, version, cache)
     release = _release(tree)
-    modules = _driver_modules(tree / "lib" / "modules" / release)
+    modules = driver_modules(tree / "lib" / "modules" / release)
     initrd = _initrd(modules, cache)
     return Guest(kernel=tree / "boot" / f"vmlinuz-{release}", initrd=initrd, release=release)
 
@@ -182,7 +182,7 @@ def _release(tree: Path) -> str:
     return kernels[0].name.removeprefix("vmlinuz-")
 
 
-def _driver_modules(moddir: Path) -> list[Path]:
+def driver_modules(moddir: Path, drivers: tuple[str, ...] = DRIVERS) -> list[Path]:
     """DRIVERS and their dependencies, dependencies first (the order insmod needs).
 
     The package ships no modules.dep (depmod runs at install time), so dependencies come
@@ -203,7 +203,7 @@ def _driver_modules(moddir: Path) -> list[Path]:
             visit(dep)
         ordered.append(by_name[name])
 
-    for driver in DRIVERS:
+    for driver in drivers:
         visit(driver)
     return ordered
 
@@ -237,12 +237,12 @@ def _initrd(modules: list[Path], cache: Path) -> Path:
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
-        partial.write_bytes(gzip.compress(_cpio(files), compresslevel=6, mtime=0))
+        partial.write_bytes(gzip.compress(cpio_newc(files), compresslevel=6, mtime=0))
         partial.rename(path)
     return path
 
 
-def _cpio(files: dict[str, tuple[int, bytes]]) -> bytes:
+def cpio_newc(files: dict[str, tuple[int, bytes]]) -> bytes:
     """newc cpio, written here so the tests need no cpio package and no root for /dev nodes.
 
     /dev/console must exist in the initramfs: the kernel opens it for init's stdio before
