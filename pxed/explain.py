@@ -7,10 +7,10 @@ builds (pxed.dhcp_settings.engine_settings); the boot configs come from the
 same ProvisionFiles the TFTP and HTTP servers read; the Kickstart is rendered
 and checked with pykickstart by pxed.kickstart.render, as ``/ks/<mac>`` does.
 
-Nothing the daemon owns is written. The lease table starts empty (a client
-holding a lease may be offered that address instead of a pool address), and
-the host states are read from a snapshot of ``hosts.sqlite3``, so the
-"booting" a config fetch would record goes nowhere.
+Nothing the daemon owns is written: the engine answers from an in-memory copy
+of the lease table (so a client holding a lease is offered its address, as
+the daemon would), and the host states come from a snapshot of
+``hosts.sqlite3``, so the "booting" a config fetch would record goes nowhere.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import argparse
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from protocols.dhcp.leases import MemoryLeaseStore
+from protocols.dhcp.leases import Lease, MemoryLeaseStore
 from protocols.dhcp.options import MessageType, UserClass
 from protocols.dhcp.server import DhcpServer, NoReply, Received
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp, encode_dhcp, make_options
@@ -33,10 +34,11 @@ from pxed.dhcp_settings import engine_settings
 from pxed.dhcp_view import detail
 from pxed.inventory import Inventory, host_for
 from pxed.kickstart import TemplateProblem, render
+from pxed.leases import DATABASE_NAME as LEASES_NAME
+from pxed.leases_cmd import read_leases
 from pxed.lifecycle import DATABASE_NAME, Lifecycle, LifecycleError
 from pxed.provision_tftp import ProvisionFiles
 
-CLOCK = 1_000_000_000.0  # explain's fixed "now": its output must not depend on when it runs
 # The parameter request list of an Intel PXE 2.1 ROM (CLIENTS.md), so the answer
 # carries the options a real firmware would get.
 PXE_PRL = (1, 2, 3, 4, 5, 6, 11, 12, 13, 15, 16, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51)
@@ -95,7 +97,7 @@ def explain(
         state = lifecycle.get(mac)
         lines += ["", f"lifecycle state: {state.state.value}" + _by(state.source)]
         inventory = Inventory(config, lambda _: str(server))
-        files = ProvisionFiles(inventory, lifecycle, lambda: CLOCK)
+        files = ProvisionFiles(inventory, lifecycle, time.time)
         lines += ["", *boot_config_sections(files, mac)]
         lines += ["", *kickstart_section(config, inventory, mac)]
     return "\n".join(lines) + "\n"
@@ -173,16 +175,34 @@ def dhcp_section(
     settings = engine_settings(config, server)
     if not config.dhcp.enabled:
         return ["DHCP: off (dhcp.mode: off); another DHCP server must send the boot file"]
-    engine = DhcpServer(settings, MemoryLeaseStore())
+    now = time.time()
+    engine = DhcpServer(settings, current_leases(config, now))
     request = discover(mac, arch, user_class, giaddr)
     source = (IPv4Address(giaddr), 67) if giaddr else (IPv4Address(0), 68)
-    action = engine.handle(request, Received(server, source, settings.ports.server), CLOCK)
+    action = engine.handle(request, Received(server, source, settings.ports.server), now)
     if isinstance(action, NoReply):
         return [f"DHCP ({config.dhcp.mode} mode): no answer: {action.reason}"]
     reply = decode_dhcp(action.data)
     destination = f"{action.destination[0]}:{action.destination[1]}"
     head = f"DHCP ({config.dhcp.mode} mode): {action.reason}; sent to {destination}"
     return [head, *(f"  {line}" for line in detail(reply))]
+
+
+def current_leases(config: Config, now: float) -> MemoryLeaseStore:
+    """The daemon's unexpired leases, in memory (empty if DHCP never ran here)."""
+    store = MemoryLeaseStore()
+    path = config.server.state_dir / LEASES_NAME
+    if not path.exists():
+        return store
+    try:
+        rows = read_leases(path)
+    except sqlite3.Error as error:
+        raise ExplainError(f"{path}: cannot read the leases: {error}") from None
+    for mac, ip, expires, hostname in rows:
+        lease = Lease(mac, IPv4Address(ip), expires, hostname=hostname)
+        if lease.active(now):
+            store.bind(lease, now)
+    return store
 
 
 def boot_config_sections(files: ProvisionFiles, mac: str) -> list[str]:

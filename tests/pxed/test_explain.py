@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
-from protocols.dhcp.leases import MemoryLeaseStore
+from protocols.dhcp.leases import Lease, MemoryLeaseStore
 from protocols.dhcp.wire import decode_dhcp, encode_dhcp
 from pxed.cli import main
 from pxed.config import Config, load_config
@@ -22,6 +23,7 @@ from pxed.dhcp import DhcpService, Interface
 from pxed.dhcp_settings import engine_settings
 from pxed.dhcp_view import detail
 from pxed.explain import discover, explain
+from pxed.leases import SqliteLeaseStore
 from tests.support.fake_udp import FakeUDPReactor
 
 HERE = Path(__file__).parent
@@ -68,7 +70,12 @@ class FakeSocket:
 
 
 class Leases(MemoryLeaseStore):
+    """The adapter's durable store, minus the disk."""
+
     def commit(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -78,7 +85,7 @@ def test_the_dhcp_adapter_sends_what_explain_shows(config: Config, case: str) ->
     mac, arch, user_class, giaddr = CASES[case]
     reactor = FakeUDPReactor()
     settings = engine_settings(config, SERVER)
-    service = DhcpService(settings, Leases(), [Interface("lo", SERVER)], reactor, FakeSocket)
+    service = DhcpService(settings, Leases, [Interface("lo", SERVER)], reactor, FakeSocket)
     service.privilegedStartService()
     service.startService()
     try:
@@ -122,3 +129,13 @@ def test_the_cli_runs_explain_and_names_a_bad_mac(
 def test_explain_writes_nothing_to_the_state_dir(config: Config) -> None:
     explain(config, *CASES["bios"])
     assert not config.server.state_dir.exists()
+
+
+def test_a_client_holding_a_lease_is_offered_its_leased_address(config: Config) -> None:
+    """As the daemon would: the engine answers from the lease table in server.state_dir."""
+    store = SqliteLeaseStore.open(config.server.state_dir)
+    kiosk = CASES["uefi"][0]
+    store.bind(Lease(kiosk, IPv4Address("127.0.0.150"), time.time() + 600), time.time())
+    store.commit()
+    store.close()
+    assert "  yiaddr: 127.0.0.150\n" in explain(config, *CASES["uefi"])

@@ -107,7 +107,7 @@ class Boot:
         self.ops = Operations(self.p, self.reactor.seconds)
         settings = engine_settings(config, LAB.address)
         self.dhcp = DhcpService(
-            settings, Leases(), [LAB], self.reactor, FakeSocket, boot_seen=self.p.seen
+            settings, Leases, [LAB], self.reactor, FakeSocket, boot_seen=self.p.seen
         )
         self.tftp = TftpService(
             TftpSettings(listen=("10.213.7.1",)),
@@ -163,7 +163,12 @@ CLIENT = ("0.0.0.0", 68)
 
 
 class Leases(MemoryLeaseStore):
+    """The adapter's durable store, minus the disk."""
+
     def commit(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
