@@ -44,10 +44,10 @@ def pxed(tmp_path: Path) -> Iterator[Pxed]:
         proc.stop()
 
 
-def explained(pxed: Pxed, mac: str) -> dict[str, str]:
+def explained(config: Path, mac: str) -> dict[str, str]:
     """Each boot config section of ``pxed explain``, by the name it is printed under."""
     done = subprocess.run(
-        [sys.executable, "-m", "pxed", "explain", "--config", str(pxed.config), "--mac", mac],
+        [sys.executable, "-m", "pxed", "explain", "--config", str(config), "--mac", mac],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     sections: dict[str, list[str]] = {}
@@ -64,7 +64,7 @@ def explained(pxed: Pxed, mac: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("mac", MACS)
 def test_explained_boot_configs_are_what_the_daemon_serves(pxed: Pxed, mac: str) -> None:
-    shown = explained(pxed, mac)
+    shown = explained(pxed.config, mac)
     dashed = mac.replace(":", "-")
     tftp = f"tftp://127.0.0.1:{pxed.tftp_port}"
     assert set(shown) == {f"pxelinux.cfg/01-{dashed}", f"grub.cfg-01-{dashed}", f"/boot/{mac}.ipxe"}
