@@ -1,7 +1,8 @@
 """The status page in headless Chromium against a real ``twistd -n pxed`` on loopback.
 
-A DISCOVER from the host's MAC reaches pxed's DHCP socket on ``lo`` (a high
-port; the reply's fate does not matter here), curl fetches its Kickstart, and
+A DISCOVER and a REQUEST from the host's MAC reach pxed's DHCP socket on
+``lo`` (high ports; ciaddr is set, so the replies are unicast to 127.0.0.2,
+never broadcast), curl fetches its pxelinux config and its Kickstart, and
 Chromium loads ``/``, runs the page's JavaScript and dumps the DOM: the host
 from the config is listed with its state, and its timeline shows the DHCP and
 the Kickstart events. The same run takes the README's screenshot
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.interop
 SCREENSHOT = ROOT / "docs/status-page.png"
 UPDATE = os.environ.get("PXED_UPDATE_GOLDEN") == "1"
 PXE = ((60, "PXEClient:Arch:00000:UNDI:002001"), (93, (0,)))
+CLIENT_IP = IPv4Address("127.0.0.2")  # WEB's reservation in write_config
 
 
 def chromium() -> str:
@@ -66,10 +68,11 @@ def pxed(tmp_path: Path) -> Iterator[Pxed]:
 
 def boot_steps(pxed: Pxed) -> None:
     """DISCOVER and REQUEST from WEB, its pxelinux config, its Kickstart; wait for the timeline."""
-    chosen = ((50, IPv4Address("127.0.0.2")), (54, IPv4Address("127.0.0.1")), *PXE)
+    chosen = ((50, CLIENT_IP), (54, IPv4Address("127.0.0.1")), *PXE)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         for kind, options in ((MessageType.DISCOVER, PXE), (MessageType.REQUEST, chosen)):
-            datagram = dhcp_request(kind, WEB, options=options)
+            # ciaddr set: pxed answers by unicast to 127.0.0.2, never a broadcast (RFC 2131 4.1).
+            datagram = dhcp_request(kind, WEB, options=options, ciaddr=CLIENT_IP)
             client.sendto(datagram, ("127.0.0.1", pxed.dhcp_port))  # type: ignore[attr-defined]
     wait_until(lambda: WEB in pxed.curl(f"{pxed.base}/api/leases")[1], 15, "the lease")
     pxed.tftp_get("pxelinux.cfg/01-52-54-00-12-34-56")
