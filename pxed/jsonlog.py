@@ -20,22 +20,18 @@ which the running daemon points at its inventory (pxed.operations).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from twisted.logger import (
-    FilteringLogObserver,
     ILogObserver,
     LogEvent,
-    LogLevel,
-    LogLevelFilterPredicate,
 )
 from twisted.logger import formatEvent as format_event
 from zope.interface import implementer
 
-from pxed.logging import demote_port_noise
+from pxed.logging import pxed_observer
 from pxed.timeline import event_mac
 
 
@@ -104,9 +100,7 @@ class JsonLines:
 def observer(level: str = "info", sink: TextIO | None = None) -> ILogObserver:
     """JSON lines on stdout at ``level``, Twisted's per-port noise demoted as in text mode.
 
-    ``twistd --logger pxed.jsonlog.observer pxed ...`` uses this as its log observer.
+    ``twistd --logger pxed.jsonlog.observer pxed ...`` uses this as its log observer;
+    ``logging.json: true`` in the config does the same without the flag.
     """
-    threshold = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    return FilteringLogObserver(
-        JsonLines(sink if sink is not None else sys.stdout), [demote_port_noise, threshold]
-    )
+    return pxed_observer(level, json=True, sink=sink)

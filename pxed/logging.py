@@ -28,7 +28,6 @@ from twisted.logger import (
     LogLevel,
     LogLevelFilterPredicate,
     PredicateResult,
-    jsonFileLogObserver,
     textFileLogObserver,
 )
 
@@ -53,16 +52,23 @@ def demote_port_noise(event: LogEvent) -> PredicateResult:
 
 
 def pxed_observer(
-    level: str = "info", json: bool = False, sink: TextIO | None = None
+    level: str | LogLevel = "info", json: bool = False, sink: TextIO | None = None
 ) -> ILogObserver:
     """Text (or JSON lines) to ``sink`` (stdout), at ``level`` and above, port noise demoted."""
     out = sink if sink is not None else sys.stdout
-    inner = jsonFileLogObserver(out) if json else textFileLogObserver(out)
-    threshold = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    if json:
+        from pxed.jsonlog import JsonLines  # jsonlog imports this module
+
+        inner: ILogObserver = JsonLines(out)
+    else:
+        inner = textFileLogObserver(out)
+    if isinstance(level, str):
+        level = LogLevel.levelWithName(level)
+    threshold = LogLevelFilterPredicate(defaultLogLevel=level)
     return FilteringLogObserver(inner, [demote_port_noise, threshold])
 
 
-def use_pxed_logging(application: Any, level: str = "info", json: bool = False) -> None:
+def use_pxed_logging(application: Any, level: str | LogLevel = "info", json: bool = False) -> None:
     """Make twistd log through ``pxed_observer`` (call before twistd starts logging)."""
     if hasattr(application, "setComponent"):
         application.setComponent(ILogObserver, pxed_observer(level, json))
@@ -71,7 +77,7 @@ def use_pxed_logging(application: Any, level: str = "info", json: bool = False) 
 class LoggingRoot(MultiService):
     """pxed's top service: installs ``pxed_observer`` as twistd's log observer when parented."""
 
-    def __init__(self, level: str = "info", json: bool = False) -> None:
+    def __init__(self, level: str | LogLevel = "info", json: bool = False) -> None:
         super().__init__()
         self.level = level
         self.json = json

@@ -7,11 +7,12 @@ with the loader's list of problems instead of a traceback.
 
 from __future__ import annotations
 
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService
 from twisted.logger import Logger
 from twisted.python import usage
 
 from pxed.config import ConfigError, load_config
+from pxed.logging import LoggingRoot
 from pxed.service import add_services
 
 log = Logger(namespace="pxed.config")
@@ -33,7 +34,8 @@ def makeService(options: Options) -> IService:
     config = options["loaded"]
     for warning in config.warnings:
         log.warn("config warning: {warning}", warning=str(warning))
-    top = MultiService()
+    # LoggingRoot hands twistd pxed's observer (level, text or JSON lines) when parented.
+    top = LoggingRoot(config.logging.level, config.logging.json)
     top.setName("pxed")
     add_services(top, config)
     return top
