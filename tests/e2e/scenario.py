@@ -48,7 +48,6 @@ class HostSpec:
     mac: str
     hostname: str
     netboot: Literal["once", "always", "never"] = "once"
-    profile: str | None = PROFILE
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,6 @@ class Scenario:
     # The profile's loader overrides (dhcp.boot keys). Scenario a sets ipxe: pxelinux.0,
     # because QEMU's ROM is iPXE and pxed, rightly, hands iPXE its script URL by default.
     loader: dict[str, str] = field(default_factory=dict)
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def write_config(lab: BootLab, scenario: Scenario, tftp_root: Path, workdir: Path) -> Path:
@@ -100,11 +98,10 @@ def write_config(lab: BootLab, scenario: Scenario, tftp_root: Path, workdir: Pat
             }
         },
         "hosts": [
-            {"mac": h.mac, "hostname": h.hostname, "profile": h.profile, "netboot": h.netboot}
+            {"mac": h.mac, "hostname": h.hostname, "profile": PROFILE, "netboot": h.netboot}
             for h in scenario.hosts
         ],
         "logging": {"level": "info"},
-        **scenario.extra,
     }
     path = workdir / "pxed.yaml"
     # safe_dump quotes MACs (they would otherwise read back as base-60 integers).
