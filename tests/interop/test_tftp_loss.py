@@ -6,9 +6,12 @@ direction and duplicates 5 % of what the server sends; on the client's end it
 duplicates 5 % of what the client sends (duplicate ACKs must never cause
 resends). Lockstep with curl and tftp-hpa; windowed (RFC 7440) with
 tests/support/tftp_client.py, first checked against atftpd under the same loss
-(dnsmasq 2.90 does not offer windowsize; atftpd does). The atftp client speaks
-windowsize but stalls under loss (see tftp_client.py), so it is only in the
-loopback interop tests.
+(dnsmasq 2.90 does not offer windowsize; atftpd does). The atftpd package
+conflicts with tftpd-hpa, so it is not installed: those two tests skip unless
+an atftpd is on PATH, for example one unpacked with
+`apt-get download atftpd && dpkg-deb -x atftpd_*.deb DIR` (then DIR/usr/sbin).
+The atftp client speaks windowsize but stalls under loss (see tftp_client.py),
+so it is only in the loopback interop tests.
 """
 
 from __future__ import annotations
