@@ -457,3 +457,71 @@ def test_a_netascii_conversion_error_closes_the_file(
     h.request(ReadRequest("text", mode="netascii"))
     assert h.only_reply()[1].code == ErrorCode.NOT_DEFINED
     h.assert_nothing_leaked()
+
+
+CLIENTS = [("10.213.7.50", 2070), ("10.213.7.50", 2071), ("10.213.7.51", 2070)]
+FILES = ["pxelinux.0", "one", "nope"]  # three blocks, one block, missing
+_operation = st.one_of(
+    st.tuples(st.just("rrq"), st.sampled_from(CLIENTS), st.sampled_from(FILES),
+              st.sampled_from([(), (("tsize", "0"),), (("windowsize", "4"), ("blksize", "600"))])),
+    st.tuples(st.just("ack"), st.sampled_from(CLIENTS), st.integers(0, 4)),
+    st.tuples(st.just("ack-last"), st.sampled_from(CLIENTS)),
+    st.tuples(st.just("ack-last"), st.sampled_from(CLIENTS)),
+    st.tuples(st.just("error"), st.sampled_from(CLIENTS), st.sampled_from([0, 8])),
+    st.tuples(st.just("stranger"), st.integers(0, 4)),
+    st.tuples(st.just("junk"), st.sampled_from(CLIENTS), st.binary(max_size=8)),
+    st.tuples(st.just("tick"), st.floats(0.01, 3.0)),
+)  # fmt: skip
+
+
+@fuzz_settings
+@given(st.lists(_operation, max_size=30), st.booleans())
+def test_any_interleaving_of_clients_keeps_the_books_straight(
+    tmp_path_factory, operations, stop_at_end: bool
+) -> None:
+    """Requests, ACKs, errors, strangers, junk and time in any order: never an exception,
+    the session count always matches the open transfer ports, and in the end (clock run
+    out, or the service stopped) every port, timer and file is released."""
+    root = tmp_path_factory.getbasetemp() / "adapter-interleave"
+    root.mkdir(exist_ok=True)
+    (root / "pxelinux.0").write_bytes(PAYLOAD)
+    (root / "one").write_bytes(b"x" * 100)
+    h = Harness(root, max_per_client=2)
+    transfer_port: dict[tuple[str, int], tuple[str, int]] = {}
+    last_block: dict[tuple[str, int], int] = {}
+    for op in operations:
+        kind, *args = op
+        if kind == "rrq":
+            client, name, options = args
+            h.request(ReadRequest(name, options=options), client=client)
+        elif kind == "tick":
+            h.reactor.advance(args[0])
+        else:
+            for src, message, dst in h.replies():
+                if src[1] != 69:
+                    transfer_port[dst] = src
+                    last_block[dst] = message.block if isinstance(message, Data) else 0
+            client = args[0] if kind != "stranger" else CLIENTS[0]
+            port = transfer_port.get(client)
+            if port is None:
+                continue
+            if kind == "ack":
+                h.send(Ack(args[1]), to=port, client=client)
+            elif kind == "ack-last":
+                h.send(Ack(last_block[client]), to=port, client=client)
+            elif kind == "error":
+                h.send(Error(args[1], "x"), to=port, client=client)
+            elif kind == "stranger":
+                h.send(Ack(args[0]), to=port, client=("10.213.7.99", 1))
+            else:
+                h.send(args[1], to=port, client=client)
+        transfers = [p for p in h.reactor.open_ports if p.port != 69 and p.interface]
+        live = [p for p in transfers if not getattr(p.protocol, "done", True)]
+        assert h.service.stats.active_sessions == len(live)
+    if stop_at_end:
+        h.service.stopService()
+        assert h.reactor.open_ports == [] and h.reactor.getDelayedCalls() == []
+        assert h.root.open_files == 0 and h.service.stats.active_sessions == 0
+    else:
+        h.run_out_the_clock()
+        h.assert_nothing_leaked()
