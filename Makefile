@@ -25,7 +25,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 demo: venv debs
-	$(PY) -m pxed.demo
+	$(PY) -m tests.e2e.demo $(if $(UEFI),--uefi)
 
 venv: $(STAMPS)/venv
 debs: $(STAMPS)/debs
