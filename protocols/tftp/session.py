@@ -274,6 +274,7 @@ class ReadSession:
     def _on_ack(self, now: float, detail: Detail) -> list[Action]:
         """Progress: slide the window to just after the acknowledged block."""
         assert isinstance(detail, int)
+        self._timer.progress()
         self._measure(now)
         self._acked = detail
         return self._send_window(now, progress=True)

@@ -15,12 +15,12 @@ __all__ = ["RetransmitTimer"]
 class RetransmitTimer:
     """SRTT/RTTVAR smoothing; the caller feeds samples only from unretransmitted sends."""
 
-    __slots__ = ("ceiling", "floor", "rto", "rttvar", "srtt")
+    __slots__ = ("_estimate", "ceiling", "floor", "rto", "rttvar", "srtt")
 
     def __init__(self, initial: float, floor: float, ceiling: float) -> None:
         self.floor = min(floor, ceiling)
         self.ceiling = ceiling
-        self.rto = max(self.floor, min(initial, ceiling))
+        self.rto = self._estimate = max(self.floor, min(initial, ceiling))
         self.srtt: float | None = None
         self.rttvar = 0.0
 
@@ -32,8 +32,17 @@ class RetransmitTimer:
         else:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
             self.srtt = 0.875 * self.srtt + 0.125 * rtt
-        self.rto = max(self.floor, min(self.srtt + 4 * self.rttvar, self.ceiling))
+        self.rto = self._estimate = max(self.floor, min(self.srtt + 4 * self.rttvar, self.ceiling))
 
     def backoff(self) -> None:
         """A timeout fired: double the wait, up to the ceiling (RFC 6298 5.5)."""
         self.rto = min(self.rto * 2, self.ceiling)
+
+    def progress(self) -> None:
+        """An ACK moved the transfer forward: the path works again, so drop the backoff.
+
+        Without this a lossy window keeps doubling (Karn's rule withholds the sample that
+        would reset it), and a client that does not ACK gaps at once waits ever longer
+        for each resend. Linux TCP resets its backoff on forward progress the same way.
+        """
+        self.rto = self._estimate

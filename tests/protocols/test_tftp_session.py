@@ -687,3 +687,18 @@ def test_lossy_network_still_delivers_every_byte_in_order(size, blksize, window,
         assert (client.received, client.corrupt) == (size, 0)
     else:
         assert done.stats.outcome == "timeout" and sum(drops) >= SessionLimits().max_retries + 1
+
+
+def test_forward_ack_after_a_resend_drops_the_backoff() -> None:
+    """Two timeouts double the wait twice; the ACK that moves the transfer on must bring
+    the next deadline back to the measured timeout, or a lossy link slows to a crawl
+    (Karn's rule keeps that ACK's own round trip out of the estimate)."""
+    session = make(size=10 * 512, limits=SessionLimits(initial_timeout=1.0, min_timeout=0.05))
+    session.start(0.0)
+    session.receive(encode_ack(1), 0.01)  # a 10 ms round trip: timeout floored at 50 ms
+    assert session.deadline == pytest.approx(0.06)
+    session.expire(0.06)
+    session.expire(0.16)
+    assert session.deadline == pytest.approx(0.36)  # backed off: 50 -> 100 -> 200 ms
+    session.receive(encode_ack(2), 0.4)
+    assert session.deadline == pytest.approx(0.45)
