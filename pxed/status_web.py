@@ -9,8 +9,8 @@ and hands every POST to the callback resource unchanged.
   state, last seen, address and profile.
 - ``GET /api/hosts/<mac>/timeline``: that host's recent events, oldest first.
 - ``GET /api/leases``: the DHCP lease table.
-- ``GET /api/transfers``: TFTP transfers in progress (a count: the TFTP
-  adapter exposes no per-transfer list).
+- ``GET /api/transfers``: TFTP transfers in progress: client, file, bytes
+  acknowledged of the size, blksize, windowsize, start time.
 - ``GET /healthz``: 200 and the services that run, 503 if one stopped.
 
 The page is static HTML with a little vanilla JavaScript that reads these.
@@ -195,6 +195,8 @@ class TransfersApi(Resource):
         self.operations = operations
 
     def render_GET(self, request: Request) -> bytes:
-        stats = getattr(self.operations.services.get("tftp"), "stats", None)
-        active = None if stats is None else stats.active_sessions
-        return _json(request, {"tftp_active": active})
+        tftp = self.operations.services.get("tftp")
+        if tftp is None:
+            return _json(request, {"tftp_active": None, "tftp": []})
+        running = tftp.transfers()
+        return _json(request, {"tftp_active": len(running), "tftp": running})

@@ -271,6 +271,21 @@ class TftpService(Service):
         self._per_ip: Counter[str] = Counter()
         self._closing: list[Deferred[None]] = []
 
+    def transfers(self) -> list[dict[str, Any]]:
+        """The transfers running now, for the status page (client, file, progress, options)."""
+        return [
+            {
+                "client": _client_text(client),
+                "file": transfer.request.filename,
+                "size": transfer.session.size,
+                "acknowledged": transfer.session.bytes_acknowledged,
+                "blksize": transfer.session.parameters.blksize,
+                "windowsize": transfer.session.parameters.windowsize,
+                "started": transfer.session.started,
+            }
+            for client, transfer in self._transfers.items()
+        ]
+
     def privilegedStartService(self) -> None:
         """Bind the listeners here: twistd calls this before it drops root (port 69)."""
         super().privilegedStartService()

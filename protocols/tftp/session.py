@@ -211,6 +211,19 @@ class ReadSession:
         return self._state
 
     @property
+    def bytes_acknowledged(self) -> int:
+        """How much of the file the client has confirmed: what a progress display shows."""
+        return min(max(self._acked, 0) * self._blksize, self._size)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def started(self) -> float:
+        return self._started
+
+    @property
     def deadline(self) -> float | None:
         return self._deadline
 

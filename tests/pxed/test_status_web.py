@@ -65,7 +65,7 @@ def test_leases_are_empty_before_dhcp_ever_ran_and_transfers_null_with_tftp_off(
     site: Resource,
 ) -> None:
     assert json.loads(get(site, "/api/leases")[1]) == []
-    assert json.loads(get(site, "/api/transfers")[1]) == {"tftp_active": None}
+    assert json.loads(get(site, "/api/transfers")[1]) == {"tftp_active": None, "tftp": []}
 
 
 def test_install_callbacks_still_reach_the_callback_resource(site: Resource) -> None:

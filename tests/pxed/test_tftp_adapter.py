@@ -530,3 +530,24 @@ def test_any_interleaving_of_clients_keeps_the_books_straight(
     else:
         h.run_out_the_clock()
         h.assert_nothing_leaked()
+
+
+def test_transfers_lists_a_running_transfer_with_its_progress(h: Harness) -> None:
+    """The status page's "transfers in progress": who, what, how far, with which options."""
+    h.request(ReadRequest("pxelinux.0"))
+    src, first, _ = h.only_reply()
+    assert isinstance(first, Data)
+    (running,) = h.service.transfers()
+    assert running["client"] == f"{CLIENT[0]}:{CLIENT[1]}"
+    assert running["file"] == "pxelinux.0"
+    assert (running["size"], running["acknowledged"]) == (len(PAYLOAD), 0)
+    assert (running["blksize"], running["windowsize"]) == (512, 1)
+    h.send(Ack(1), to=src)
+    h.only_reply()
+    (running,) = h.service.transfers()
+    assert running["acknowledged"] == 512
+    h.send(Ack(2), to=src)
+    h.only_reply()
+    h.send(Ack(3), to=src)
+    assert h.service.transfers() == []
+    h.assert_nothing_leaked()
