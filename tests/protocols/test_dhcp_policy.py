@@ -22,7 +22,7 @@ from protocols.dhcp.policy import (
     proxy_ack,
     proxy_offer,
 )
-from tests.support.fuzz import fuzz_settings
+from tests.support.fuzz import property_settings
 
 SERVER = IPv4Address("10.213.7.1")
 MAC = "52:54:00:12:34:56"
@@ -237,7 +237,7 @@ options_strategy = st.dictionaries(
 )
 
 
-@fuzz_settings
+@property_settings
 @given(options_strategy, st.sampled_from(list(BootFamily)))
 def test_classification_and_boot_choice_never_raise(options, default):
     """Any option bytes at all classify, and yield a boot choice or None."""

@@ -23,7 +23,7 @@ from tests.protocols.dhcp_engine_support import (
     request,
     server,
 )
-from tests.support.fuzz import fuzz_settings
+from tests.support.fuzz import fuzz_settings, property_settings
 
 MACS = [RESERVED_MAC] + [f"52:54:00:00:00:{n:02x}" for n in range(1, 14)]  # more than the pool
 ADDRESSES = [
@@ -83,7 +83,7 @@ def check_invariants(store: MemoryLeaseStore, now: float) -> None:
         assert (lease.ip == RESERVED_IP) == (mac == RESERVED_MAC)
 
 
-@fuzz_settings
+@property_settings
 @given(st.lists(message, max_size=40), st.sampled_from([Mode.FULL, Mode.PROXY]), st.booleans())
 def test_random_conversations_keep_addresses_unique_and_reservations_honoured(
     messages, mode, authoritative
@@ -119,7 +119,7 @@ def test_arbitrary_datagrams_never_raise(data, port):
     engine.handle_datagram(data, ON_LAB, 1000.0)
 
 
-@fuzz_settings
+@property_settings
 @given(st.lists(st.tuples(st.integers(1, 254), st.binary(max_size=30)), max_size=12))
 def test_requests_with_arbitrary_options_never_raise(options):
     engine = server()

@@ -16,7 +16,7 @@ from protocols.dhcp.wire import DhcpPacket, decode_dhcp
 from pxed.dhcp import MAX_BATCH, MAX_DATAGRAM, DhcpService, Interface
 from tests.protocols.dhcp_engine_support import MAC, MAC2, request, settings
 from tests.support.fake_udp import FakeDatagramPort, FakeUDPReactor
-from tests.support.fuzz import fuzz_settings
+from tests.support.fuzz import property_settings
 
 LAB = Interface("lab0", IPv4Address("10.213.7.1"))
 REMOTE = Interface("remote0", IPv4Address("10.213.8.1"))
@@ -215,7 +215,7 @@ def test_failed_commit_sends_no_reply_of_the_batch():
     assert any(e["log_level"] == LogLevel.critical for e in events)
 
 
-@fuzz_settings
+@property_settings
 @given(st.binary(max_size=700))
 def test_no_datagram_escapes_datagram_received(datagram):
     """Random bytes are logged and dropped, or answered; never an exception out of the socket."""

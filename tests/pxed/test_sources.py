@@ -19,7 +19,7 @@ from pxed.sources import (
     StaticRoot,
     normalise,
 )
-from tests.support.fuzz import fuzz_settings
+from tests.support.fuzz import property_settings
 
 CLIENT = ("10.213.7.50", 2070)
 
@@ -158,7 +158,7 @@ def test_unreadable_file_is_an_access_violation(tree: Path) -> None:
     assert _refusal(tree, "locked").code == ErrorCode.ACCESS_VIOLATION
 
 
-@fuzz_settings
+@property_settings
 @given(st.text(alphabet="./\\ax\0%2e", max_size=40))
 def test_no_request_path_ever_reads_outside_the_root(tmp_path_factory, path: str) -> None:
     """Whatever the name, the bytes served are the root's file or a refusal, never the secret."""
@@ -290,7 +290,7 @@ def test_netascii_size_is_the_converted_size_across_chunks() -> None:
     assert source.size() == len(_netascii(data))
 
 
-@fuzz_settings
+@property_settings
 @given(
     st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\n").replace(b"y", b"\r")),
     st.integers(1, 64),
