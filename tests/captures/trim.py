@@ -89,7 +89,7 @@ def _file(datagram: Datagram, transfers: dict[Endpoint, _Transfer], done: list[_
 
 def _edges(transfer: _Transfer, first_blocks: int) -> set[int]:
     last = transfer.last_block()
-    kept = set()
+    kept: set[int] = set()
     for _, datagram in transfer.frames:
         opcode = _opcode(datagram)
         if opcode in (DATA, ACK):

@@ -1,0 +1,275 @@
+"""What real firmware sent in the project's own QEMU boot captures (tests/captures/qemu-*.pcap).
+
+These are the evidence behind CLIENTS.md: iPXE's bare option 77, OVMF's DISCOVER without a
+client id, the UEFI "second DHCP", OVMF's ERROR 8 size probe and windowsize 4, pxelinux's
+probe order, iPXE's proxyDHCP request to udp/4011. Each test decodes the packets with the
+project's own wire codecs, so a codec change that misreads real firmware fails here by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import TypeVar
+
+import pytest
+
+from protocols.dhcp.wire import BROADCAST_FLAG, DhcpPacket, decode_dhcp
+from protocols.tftp.wire import (
+    Ack,
+    Data,
+    Error,
+    ErrorCode,
+    Message,
+    OptionAck,
+    ReadRequest,
+    decode_tftp,
+)
+from pxed.classify import Protocol
+from pxed.dissect import Datagram
+from tests.replay.corpus import OWN, replay
+
+IPXE_BIOS = "qemu-ipxe-bios-pxelinux"
+IPXE_EFI = "qemu-ovmf-ipxe-efi-syslinux"
+OVMF_PXE = "qemu-ovmf-pxe-syslinux-efi"
+IPXE_HTTP = "qemu-ipxe-bios-http"
+PROXY = "qemu-ipxe-bios-proxydhcp"
+UNKNOWN = "qemu-ipxe-bios-unknown-mac"
+DNSMASQ = "qemu-ipxe-bios-pxelinux-dnsmasq"
+IPXE_CAPTURES = (IPXE_BIOS, IPXE_EFI, IPXE_HTTP, PROXY, UNKNOWN, DNSMASQ)
+UEFI_CAPTURES = (IPXE_EFI, OVMF_PXE)
+PXELINUX_CAPTURES = (IPXE_BIOS, PROXY, DNSMASQ)
+TFTP_CAPTURES = (IPXE_BIOS, IPXE_EFI, OVMF_PXE, PROXY, DNSMASQ)
+
+IPXE_OPTION_ORDER = [53, 57, 93, 94, 60, 77, 55, 175, 61, 97]
+OVMF_OPTION_ORDER = [53, 57, 55, 97, 94, 93, 60]
+SECOND_DHCP_OPTION_ORDER = [53, 57, 55]
+
+M = TypeVar("M", bound=Message)
+
+
+def _dhcp(name: str) -> list[tuple[Datagram, DhcpPacket]]:
+    return [
+        (r.datagram, decode_dhcp(r.datagram.payload))
+        for r in replay(OWN / f"{name}.pcap")
+        if r.protocol is Protocol.DHCP
+    ]
+
+
+def _data(packet: DhcpPacket, code: int) -> bytes:
+    option = packet.get(code)
+    assert option is not None, f"no option {code}"
+    return option.data
+
+
+def _requests(name: str) -> list[DhcpPacket]:
+    return [packet for _, packet in _dhcp(name) if packet.op == 1]
+
+
+def _ipxe_requests(name: str) -> list[DhcpPacket]:
+    return [p for p in _requests(name) if p.get(175) is not None]
+
+
+@dataclass
+class Transfer:
+    """One TFTP transfer: the client's endpoint and every message of it, in capture order."""
+
+    client: tuple[IPv4Address, int]
+    request: ReadRequest
+    messages: list[tuple[Datagram, Message]] = field(default_factory=list)
+
+    def of_type(self, kind: type[M]) -> list[M]:
+        return [message for _, message in self.messages if isinstance(message, kind)]
+
+
+def _transfers(name: str) -> list[Transfer]:
+    transfers: list[Transfer] = []
+    by_client: dict[tuple[IPv4Address, int], Transfer] = {}
+    for result in replay(OWN / f"{name}.pcap"):
+        if result.protocol is not Protocol.TFTP:
+            continue
+        datagram = result.datagram
+        message = decode_tftp(datagram.payload)
+        if isinstance(message, ReadRequest):
+            client = (datagram.src, datagram.sport)
+            by_client[client] = Transfer(client, message)
+            transfers.append(by_client[client])
+        transfer = (
+            by_client.get((datagram.src, datagram.sport))
+            or by_client[(datagram.dst, datagram.dport)]
+        )
+        transfer.messages.append((datagram, message))
+    return transfers
+
+
+# --- DHCP --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", IPXE_CAPTURES)
+def test_ipxe_sends_option_77_as_the_bare_4_byte_string_not_rfc3004(name: str) -> None:
+    """RFC 3004 would be length-prefixed (04 'iPXE'); iPXE sends the 4 bytes alone."""
+    requests = _ipxe_requests(name)
+    assert requests
+    for packet in requests:
+        option = packet.get(77)
+        assert option is not None
+        assert option.data == b"iPXE"
+
+
+@pytest.mark.parametrize(
+    ("name", "arch", "vendor_class"),
+    [
+        (IPXE_BIOS, 0, "PXEClient:Arch:00000:UNDI:002001"),
+        (IPXE_EFI, 7, "PXEClient:Arch:00007:UNDI:003010"),
+    ],
+)
+def test_ipxe_discover_options_in_order_with_175_client_id_and_no_broadcast_bit(
+    name: str, arch: int, vendor_class: str
+) -> None:
+    discovers = [p for p in _ipxe_requests(name) if p.option(53) == 1]
+    assert discovers
+    for packet in discovers:
+        assert [option.code for option in packet.options] == IPXE_OPTION_ORDER
+        assert packet.client_arch == (arch,)
+        assert packet.vendor_class == vendor_class
+        assert len(_data(packet, 175)) > 0
+        assert _data(packet, 61) == b"\x01" + packet.hardware_address
+        assert packet.max_message_size == 1472
+        assert not packet.flags & BROADCAST_FLAG
+
+
+def test_ovmf_pxe_discover_has_no_option_61_and_sets_the_broadcast_bit() -> None:
+    discovers = [p for p in _requests(OVMF_PXE) if p.option(53) == 1 and p.is_pxe]
+    assert len(discovers) == 2  # one per boot
+    for packet in discovers:
+        assert [option.code for option in packet.options] == OVMF_OPTION_ORDER
+        assert packet.get(61) is None
+        assert packet.flags & BROADCAST_FLAG
+        assert packet.client_arch == (7,)
+        assert packet.vendor_class == "PXEClient:Arch:00007:UNDI:003000"
+        assert packet.max_message_size == 1472
+
+
+@pytest.mark.parametrize("name", UEFI_CAPTURES)
+def test_uefi_second_dhcp_carries_no_pxe_options_and_gets_the_same_address(name: str) -> None:
+    """After the loader starts, UEFI asks again with 53, 57, 55 only: no 60, 61, 93, 97."""
+    exchanges = _dhcp(name)
+    second = [p for _, p in exchanges if p.op == 1 and p.option(53) == 1 and p.get(60) is None]
+    second = [p for p in second if p.get(61) is None]  # udhcpc in the guest sends 60 and 61
+    assert second
+    for packet in second:
+        assert [option.code for option in packet.options] == SECOND_DHCP_OPTION_ORDER
+        assert packet.flags & BROADCAST_FLAG
+        assert packet.max_message_size == 65280
+    xids = {p.xid for p in second}
+    offered = {p.yiaddr for _, p in exchanges if p.op == 2 and p.xid in xids}
+    pxe_offered = {p.yiaddr for _, p in exchanges if p.op == 2 and p.get(60) is not None}
+    assert len(offered) == 1 and offered == pxe_offered
+
+
+def test_proxydhcp_ipxe_requests_the_boot_file_from_port_4011_and_gets_no_address() -> None:
+    """iPXE takes its address from dnsmasq, then asks pxed on udp/4011 for the boot file."""
+    exchanges = _dhcp(PROXY)
+    proxy = [(d, p) for d, p in exchanges if 4011 in (d.sport, d.dport)]
+    assert [(d.dport, p.option(53)) for d, p in proxy] == [(4011, 3), (68, 5)]
+    (request_dgram, request), (ack_dgram, ack) = proxy
+    leased = {p.yiaddr for d, p in exchanges if p.option(53) == 5 and d.sport == 67}
+    assert request_dgram.src in leased
+    assert request_dgram.dst == ack_dgram.src
+    assert _data(request, 77) == b"iPXE"
+    assert ack.yiaddr == IPv4Address(0)
+    assert ack.vendor_class == "PXEClient"
+    proxy_offers = [p for d, p in exchanges if p.option(53) == 2 and d.src == ack_dgram.src]
+    assert proxy_offers and all(p.yiaddr == IPv4Address(0) for p in proxy_offers)
+
+
+def test_unknown_mac_capture_holds_only_the_machines_discovers() -> None:
+    exchanges = _dhcp(UNKNOWN)
+    assert [(d.sport, p.option(53)) for d, p in exchanges] == [(68, 1), (68, 1)]
+
+
+# --- TFTP --------------------------------------------------------------------------------
+
+
+def test_ovmf_probes_the_size_with_error_8_after_the_oack_then_rerequests_with_windowsize_4() -> (
+    None
+):
+    transfers = [t for t in _transfers(OVMF_PXE) if t.request.filename == "syslinux.efi"]
+    assert len(transfers) == 4  # probe and real fetch, on each of the two boots
+    for probe, fetch in zip(transfers[::2], transfers[1::2], strict=True):
+        assert probe.request.options == (("tsize", "0"), ("blksize", "1468"), ("windowsize", "4"))
+        kinds = [type(message) for _, message in probe.messages]
+        assert kinds == [ReadRequest, OptionAck, Error]
+        (oack,) = probe.of_type(OptionAck)
+        assert dict(oack.options)["tsize"] != "0"
+        (error,) = probe.of_type(Error)
+        assert error.code == ErrorCode.OPTION_REFUSED
+        assert error.message == "User aborted the transfer"
+        error_sender = next(d for d, m in probe.messages if isinstance(m, Error))
+        assert (error_sender.src, error_sender.sport) == probe.client
+        assert fetch.client[1] != probe.client[1], "the new RRQ comes from a new port"
+        assert fetch.request.options == (("blksize", "1468"), ("windowsize", "4"))
+
+
+def test_ovmf_acks_once_per_window_of_four_blocks() -> None:
+    fetch = [t for t in _transfers(OVMF_PXE) if t.request.filename == "syslinux.efi"][1]
+    sequence = [
+        (type(m).__name__, getattr(m, "block", None))
+        for _, m in fetch.messages
+        if isinstance(m, Data | Ack)
+    ]
+    assert sequence[:6] == [
+        ("Ack", 0), ("Data", 1), ("Data", 2), ("Data", 3), ("Data", 4), ("Ack", 4)
+    ]  # fmt: skip
+
+
+def _uuid_name(packet: DhcpPacket) -> str:
+    """Option 97's raw UUID bytes in order, as pxelinux prints them (not the SMBIOS text)."""
+    raw = _data(packet, 97)[1:].hex()
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+
+
+@pytest.mark.parametrize("name", (PROXY, DNSMASQ))
+def test_pxelinux_probes_uuid_then_01_mac_and_the_missing_uuid_gets_error_1(name: str) -> None:
+    discover = _ipxe_requests(name)[0]
+    dashed = discover.mac.replace(":", "-")
+    transfers = _transfers(name)
+    names = [t.request.filename.lstrip("/") for t in transfers][:6]
+    assert names == [
+        "pxelinux.0",
+        "ldlinux.c32",
+        f"pxelinux.cfg/{_uuid_name(discover)}",
+        f"pxelinux.cfg/01-{dashed}",
+        "vmlinuz",
+        "initrd.gz",
+    ]
+    (not_found,) = transfers[2].of_type(Error)
+    assert not_found.code == ErrorCode.FILE_NOT_FOUND
+
+
+@pytest.mark.parametrize("name", PXELINUX_CAPTURES)
+def test_ipxe_asks_blksize_1432_and_pxelinux_tsize_then_blksize_1408(name: str) -> None:
+    transfers = _transfers(name)
+    by_ipxe = [t for t in transfers if t.request.filename == "pxelinux.0"]
+    by_pxelinux = [t for t in transfers if t.request.filename != "pxelinux.0"]
+    assert by_ipxe and by_pxelinux
+    assert {t.request.options for t in by_ipxe} == {(("blksize", "1432"), ("tsize", "0"))}
+    assert {t.request.options for t in by_pxelinux} == {(("tsize", "0"), ("blksize", "1408"))}
+
+
+@pytest.mark.parametrize("name", TFTP_CAPTURES)
+def test_every_trimmed_transfer_keeps_its_request_answer_and_short_acked_last_block(
+    name: str,
+) -> None:
+    """trim.py kept the edges: each served file ends with a block below blksize, ACKed."""
+    transfers = _transfers(name)
+    assert transfers
+    for transfer in transfers:
+        answer = transfer.messages[1][1]
+        assert isinstance(answer, OptionAck | Error)
+        if isinstance(answer, Error) or transfer.of_type(Error):
+            continue
+        blksize = int(dict(answer.options).get("blksize", "512"))
+        last = transfer.of_type(Data)[-1]
+        assert isinstance(last, Data) and len(last.payload) < blksize
+        assert transfer.of_type(Ack)[-1] == Ack(last.block)
