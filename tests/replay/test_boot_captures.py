@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -27,6 +28,7 @@ from protocols.tftp.wire import (
 )
 from pxed.classify import Protocol
 from pxed.dissect import Datagram
+from tests.captures.trim import trim
 from tests.replay.corpus import OWN, replay
 
 IPXE_BIOS = "qemu-ipxe-bios-pxelinux"
@@ -40,6 +42,7 @@ IPXE_CAPTURES = (IPXE_BIOS, IPXE_EFI, IPXE_HTTP, PROXY, UNKNOWN, DNSMASQ)
 UEFI_CAPTURES = (IPXE_EFI, OVMF_PXE)
 PXELINUX_CAPTURES = (IPXE_BIOS, PROXY, DNSMASQ)
 TFTP_CAPTURES = (IPXE_BIOS, IPXE_EFI, OVMF_PXE, PROXY, DNSMASQ)
+ALL_BOOTS = (*IPXE_CAPTURES, OVMF_PXE)
 
 IPXE_OPTION_ORDER = [53, 57, 93, 94, 60, 77, 55, 175, 61, 97]
 OVMF_OPTION_ORDER = [53, 57, 55, 97, 94, 93, 60]
@@ -273,3 +276,11 @@ def test_every_trimmed_transfer_keeps_its_request_answer_and_short_acked_last_bl
         last = transfer.of_type(Data)[-1]
         assert isinstance(last, Data) and len(last.payload) < blksize
         assert transfer.of_type(Ack)[-1] == Ack(last.block)
+
+
+@pytest.mark.parametrize("name", ALL_BOOTS)
+def test_trimming_a_committed_capture_again_changes_no_byte(name: str, tmp_path: Path) -> None:
+    """The files are trim.py's output as committed: frames copied byte for byte, nothing lost."""
+    again = tmp_path / f"{name}.pcap"
+    trim(OWN / f"{name}.pcap", again)
+    assert again.read_bytes() == (OWN / f"{name}.pcap").read_bytes()
