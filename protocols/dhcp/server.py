@@ -184,6 +184,10 @@ class DhcpServer:
             return NoReply(f"op {request.op} is not a BOOTREQUEST")
         if not 1 <= request.hlen <= 16:
             return NoReply(f"hardware address length {request.hlen}")
+        relay = request.get(RELAY_AGENT_INFO)
+        if relay is not None and relay.error is not None:
+            # A relay garbled its own option; echoing it back would confuse it (Kea drops these).
+            return NoReply(f"malformed relay agent information (option 82): {relay.error}")
         mac = request.mac
         if mac in settings.deny:
             return NoReply(f"{mac} is on the deny list")
@@ -272,6 +276,10 @@ class DhcpServer:
         subnet = self._subnet(request, received)
         if subnet is None:
             return self._no_subnet(request, received)
+        if request.ciaddr != ZERO:
+            # RFC 951: a client that fills in ciaddr knows its address; give it boot
+            # information only, or it would hold a second, never-expiring address.
+            return self._lease_reply(request, received, subnet, None, ZERO)
         mac = request.mac
         ip = self.allocator.choose(mac, subnet, None, now)
         if ip is None:
@@ -339,7 +347,8 @@ class DhcpServer:
         kind: MessageType | None,
         ip: IPv4Address,
     ) -> Action:
-        """OFFER, ACK (``ip`` is ZERO for INFORM) or, with ``kind`` None, a BOOTREPLY."""
+        """OFFER, ACK (``ip`` is ZERO for INFORM) or, with ``kind`` None, a BOOTREPLY
+        (``ip`` ZERO for a BOOTP client that knows its address)."""
         host = self.settings.hosts.get(request.mac)
         next_server = self._next_server(received)
         choice = choose_boot(
@@ -376,7 +385,7 @@ class DhcpServer:
             f"{name} {ip} to {request.mac}{boot}",
             yiaddr=ip,
             siaddr=next_server if choice else ZERO,
-            ciaddr=request.ciaddr if kind == MessageType.ACK else ZERO,
+            ciaddr=request.ciaddr if kind in (MessageType.ACK, None) else ZERO,
             file=file,
             droppable=len(options) - len(fixed),
         )

@@ -296,6 +296,16 @@ def test_bootp_reserved_host_gets_its_reservation():
     assert reply.yiaddr == RESERVED_IP
 
 
+def test_bootp_client_that_knows_its_address_gets_boot_information_only():
+    """RFC 951: ciaddr filled in means the client has its address; allocating another
+    would bind it a second address that never expires."""
+    store = MemoryLeaseStore()
+    known = IPv4Address("10.213.7.50")
+    reply = reply_packet(server(store).handle_datagram(request(None, ciaddr=known), ON_LAB, NOW))
+    assert reply.yiaddr == ZERO and reply.ciaddr == known
+    assert store.lease_for(MAC, NOW) is None
+
+
 def test_bootp_without_magic_cookie_gets_a_plain_300_byte_reply():
     action = server().handle_datagram(request(None, cookie=False), ON_LAB, NOW)
     assert len(action.data) == 300
@@ -501,3 +511,12 @@ def test_options_overflowing_576_bytes_move_into_file_and_sname_with_option_52()
     assert len(action.data) <= 576 - 28
     assert offer.overload is not None
     assert codes(offer)[-5:] == [1, 3, 6, 15, 28]
+
+
+def test_relayed_request_with_a_garbled_option_82_is_dropped():
+    """A relay that mangled its own option cannot use it echoed back; Kea drops these too."""
+    bad_82 = (82, bytes.fromhex("0109"))  # sub-option 1 claims 9 bytes, has none
+    action = server().handle_datagram(
+        request(D, giaddr=RELAY, options=(bad_82,)), Received(SERVER, (RELAY, 67)), NOW
+    )
+    assert isinstance(action, NoReply) and "option 82" in action.reason

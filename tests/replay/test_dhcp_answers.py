@@ -282,11 +282,6 @@ def _outcome(answer: Answer) -> object:
     return action.data if isinstance(action, Reply) else action
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine answers a relayed DISCOVER whose option 82 does not parse, echoing the "
-    "garbled bytes to the relay; Kea, whose test this packet comes from, drops it",
-)
 def test_relayed_discover_with_malformed_option_82_is_dropped() -> None:
     capture = PUBLIC / "dhcp_relayed-discover_bad-opt82.pcap"
     if not capture.exists():
@@ -332,12 +327,6 @@ def test_every_reply_round_trips_through_decode_and_encode(capture: Path, mode: 
             assert encode_dhcp(decoded) == answer.action.data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a BOOTP client that fills in ciaddr already has its address (RFC 951), but the "
-    "engine gives it a different pool address, bound with no expiry, so every such client "
-    "keeps a second address forever; the scenario reserves the Xyplex its ciaddr, hiding this",
-)
 def test_bootp_client_that_knows_its_address_is_not_given_another() -> None:
     capture = PUBLIC / "bootp_rfc951_xyplex_no-cookie_plus-tftp-bcast-rrq.pcap"
     if not capture.exists():
