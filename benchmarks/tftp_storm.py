@@ -26,6 +26,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 RRQ, DATA, ACK, ERROR, OACK = 1, 3, 4, 5, 6
 SWEEP = 0.05
@@ -46,11 +47,10 @@ class Transfer(asyncio.DatagramProtocol):
         self.started = started
         self.ended = 0.0
         self.server: tuple[str, int] | None = None
-        self.transport: asyncio.DatagramTransport | None = None
+        self.transport: Any = None  # asyncio's selector transport, not a DatagramTransport
         self.done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
         self.transport = transport
         transport.sendto(self.last_packet, (self.args.host, self.args.port))
 
@@ -71,7 +71,7 @@ class Transfer(asyncio.DatagramProtocol):
             self._send(struct.pack("!HH", ACK, 0))
         elif opcode == ERROR:
             message = data[4:].rstrip(b"\0").decode(errors="replace")
-            self._finish(f"ERROR {number}: {message}")
+            self.finish(f"ERROR {number}: {message}")
 
     def _data(self, number: int, data: bytes) -> None:
         if number == self.expected & 0xFFFF:
@@ -81,12 +81,12 @@ class Transfer(asyncio.DatagramProtocol):
             self.expected += 1
             self._send(struct.pack("!HH", ACK, number))
             if len(payload) < self.blksize:
-                self._finish(self._verdict())
+                self.finish(self._verdict())
         elif number == (self.expected - 1) & 0xFFFF:
             self._send(struct.pack("!HH", ACK, number))  # our ACK was lost: say it again
 
     def _send(self, packet: bytes) -> None:
-        assert self.transport is not None and self.server is not None
+        assert self.server is not None
         self.last_packet = packet
         self.progress = time.monotonic()
         self.retries = 0
@@ -99,7 +99,7 @@ class Transfer(asyncio.DatagramProtocol):
             return "content differs from the file"
         return None
 
-    def _finish(self, failure: str | None) -> None:
+    def finish(self, failure: str | None) -> None:
         if not self.done.done():
             self.ended = time.monotonic()
             self.done.set_result(failure)
@@ -111,11 +111,10 @@ class Transfer(asyncio.DatagramProtocol):
         if self.done.done() or now - self.progress < self.args.timeout:
             return
         if self.retries >= self.args.retries:
-            self._finish(f"timed out at block {self.expected} after {self.retries} retries")
+            self.finish(f"timed out at block {self.expected} after {self.retries} retries")
             return
         self.retries += 1
         self.progress = now
-        assert self.transport is not None
         self.transport.sendto(self.last_packet, self.server or (self.args.host, self.args.port))
 
 
@@ -155,16 +154,11 @@ async def storm(args: argparse.Namespace) -> dict[str, object]:
         await loop.create_datagram_endpoint(lambda t=transfer: t, sock=sock)
         transfers.append(transfer)
     sweeper = asyncio.create_task(_sweep(transfers))
-    try:
-        results = await asyncio.wait_for(
-            asyncio.gather(*(t.done for t in transfers)), timeout=args.deadline
-        )
-    except TimeoutError:
-        results = [t.done.result() if t.done.done() else "deadline" for t in transfers]
-        for transfer in transfers:
-            transfer._finish("deadline")
-    finally:
-        sweeper.cancel()
+    await asyncio.wait([t.done for t in transfers], timeout=args.deadline)
+    sweeper.cancel()
+    for transfer in transfers:
+        transfer.finish("deadline")  # no-op for those already done
+    results = [t.done.result() for t in transfers]
     total = time.monotonic() - started
     failures = [r for r in results if r is not None]
     durations = [t.ended - t.started for t, r in zip(transfers, results, strict=True) if r is None]
