@@ -9,6 +9,12 @@ SQLite rather than a JSON file because two processes write: the daemon, and
 transaction that reads the row and writes it back (BEGIN IMMEDIATE), so
 neither clobbers the other, and a COMMIT survives a crash.
 
+The connection is opened on first use, not by ``open``: twistd builds the
+services (and so calls ``open``) before it forks into the background, and an
+SQLite connection carried across a fork loses its file locks to the parent.
+``open`` checks the database with a connection it closes at once, so a bad
+state_dir still stops pxed at start-up with a clear message.
+
 The loop breaker is why this exists at all: a host whose install never reports
 done (broken %post, no disk, wrong boot order) would otherwise reinstall at
 every boot forever. More than ``loop_fetches`` Kickstart fetches within
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,28 +63,49 @@ class LifecycleError(Exception):
 class Lifecycle:
     """The install state of every host pxed has seen, one SQLite row each."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self._conn = conn
+    def __init__(self, path: Path) -> None:
         self.path = path
+        self._opened: tuple[int, sqlite3.Connection] | None = None
 
     @classmethod
     def open(cls, state_dir: Path) -> Lifecycle:
-        path = state_dir / DATABASE_NAME
+        """The database in ``state_dir``, created and checked now, connected on first use."""
+        lifecycle = cls(state_dir / DATABASE_NAME)
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+        except OSError as error:
+            raise LifecycleError(
+                f"{lifecycle.path}: cannot open the host state database: {error}"
+            ) from None
+        lifecycle._connect().close()  # the check's connection must not reach a forked daemon
+        return lifecycle
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """This process's connection (a new one after a fork: SQLite's locks do not follow)."""
+        if self._opened is None or self._opened[0] != os.getpid():
+            self._opened = (os.getpid(), self._connect())
+        return self._opened[1]
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS hosts (mac TEXT PRIMARY KEY, state TEXT NOT NULL,"
                 " since REAL NOT NULL, source TEXT NOT NULL, fetches TEXT NOT NULL)"
             )
-        except (OSError, sqlite3.Error) as error:
-            raise LifecycleError(f"{path}: cannot open the host state database: {error}") from None
-        return cls(conn, path)
+        except sqlite3.Error as error:
+            raise LifecycleError(
+                f"{self.path}: cannot open the host state database: {error}"
+            ) from None
+        return conn
 
     def close(self) -> None:
-        self._conn.close()
+        if self._opened is not None and self._opened[0] == os.getpid():
+            self._opened[1].close()
+        self._opened = None
 
     # -- reads ---------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,43 @@ def test_a_second_process_rearming_is_seen_by_the_first_not_clobbered(tmp_path: 
     operator.rearm(MAC, 5.0)
     assert daemon.kickstart_fetched(MAC, 6.0, limit=3, window=100).state is State.INSTALLING
     assert [s.state for s in operator.all()] == [State.INSTALLING]
+
+
+def _open_files(folder: Path) -> list[str]:
+    fds = Path("/proc/self/fd")
+    names = []
+    for fd in fds.iterdir():
+        try:
+            names.append(str(fd.readlink()))
+        except OSError:
+            continue
+    return [name for name in names if name.startswith(str(folder))]
+
+
+def test_open_holds_no_connection_so_none_is_carried_across_twistds_fork(tmp_path: Path):
+    """twistd builds services (Lifecycle.open) before it daemonizes; SQLite locks don't follow."""
+    states = Lifecycle.open(tmp_path)
+    assert (tmp_path / "hosts.sqlite3").exists()
+    assert _open_files(tmp_path) == []
+    states.seen(MAC, "dhcp", 1.0)
+    assert _open_files(tmp_path) != []
+    states.close()
+    assert _open_files(tmp_path) == []
+
+
+def test_a_forked_child_uses_its_own_connection(tmp_path: Path):
+    """A connection opened before a fork is not used by the child (its locks stay behind)."""
+    states = Lifecycle.open(tmp_path)
+    states.seen(MAC, "dhcp", 1.0)
+    pid = os.fork()
+    if pid == 0:  # the child: a daemon after twistd's fork
+        code = 1
+        try:
+            before = states._opened
+            states.done(MAC, 2.0)
+            code = 0 if states._opened is not before else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert states.get(MAC).state is State.INSTALLED
