@@ -30,6 +30,7 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from pxed.bootconfigs import LocalBoot, plan_for
 from pxed.config import parse_mac
 from pxed.config.model import Host
 from pxed.inventory import Inventory
@@ -159,6 +160,17 @@ class KickstartResource(Resource):
         config = self.p.inventory.config
         if host.netboot == "never":
             return _reply(request, http.FORBIDDEN, f"{host.mac} has netboot: never; no install")
+        state = self.p.lifecycle.get(host.mac).state
+        plan = plan_for(config, host, state, self.p.inventory.urls)
+        if isinstance(plan, LocalBoot):
+            # Counting this fetch would move an installed once host back to installing,
+            # and its next boot would reinstall it: an admin's curl must not do that.
+            return _reply(
+                request,
+                http.CONFLICT,
+                f"{plan.reason}: it boots its local disk; "
+                f"run `pxed hosts --config FILE rearm {host.mac}` to install it again",
+            )
         try:
             rendered = render(config, host, self.p.inventory.urls, self.p.secret)
         except LookupError as error:

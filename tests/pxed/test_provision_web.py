@@ -164,3 +164,13 @@ def test_seen_records_hosts_pxed_installs_and_ignores_strangers(lab: Provisionin
     assert [(s.mac, s.state, s.source) for s in lab.lifecycle.all()] == [
         (WEB, State.BOOTING, "dhcp")
     ]
+
+
+def test_an_installed_once_host_is_not_reinstalled_by_a_later_kickstart_fetch(lab: Provisioning):
+    """Fetching the Kickstart of an installed once host must not make its next boot install."""
+    token = host_token(SECRET, WEB).encode()
+    request(lab, f"/api/hosts/{WEB}/done", method=b"POST", args={b"token": [token]})
+    code, body = request(lab, f"/ks/{WEB}", client=WEB_IP)
+    assert code == 409 and "rearm" in body
+    assert lab.lifecycle.get(WEB).state is State.INSTALLED
+    assert "LOCALBOOT 0" in request(lab, "/boot/pxelinux.cfg/01-52-54-00-12-34-56")[1]
