@@ -126,10 +126,11 @@ class Pxed:
     def hangup(self) -> None:
         mark = len(self.proc.output())
         os.kill(self.proc.pid, signal.SIGHUP)
+        # The outcome lines, not "SIGHUP: reloading <path>": the path itself holds "reload".
         wait_until(
             lambda: (
-                "reload" in self.proc.output()[mark:].replace("reloading", "")
-                or "refused" in self.proc.output()[mark:]
+                "] reloaded " in self.proc.output()[mark:]
+                or "] reload of " in self.proc.output()[mark:]
             ),
             15,
             "pxed to log the reload's outcome",
