@@ -15,7 +15,10 @@ Rules, and why:
   A repeated option counts once: the first occurrence decides, valid or not.
 * blksize 8-65464 is answered as min(requested, limits.max_blksize) (a smaller answer is
   allowed by RFC 2348; the ceiling keeps datagrams unfragmented, ARCHITECTURE.md pitfall 2).
-* windowsize 1-65535 is answered as min(requested, limits.max_windowsize) (RFC 7440).
+* windowsize 1-65535 is answered as min(requested, limits.max_windowsize, 32767) (RFC 7440).
+  The session tells a new ACK from a late one by its distance from the last ACK modulo
+  65536; a window over half that space would read a late ACK as the ACK of the next
+  window and skip blocks, so no window is larger, whatever ``tftp.max_windowsize`` says.
 * timeout 1-255 is accepted as sent (RFC 2349 says the server answers the same value); the
   session uses it as the ceiling of its retransmit timer.
 * tsize in a read request is answered with the real size whatever number the client
@@ -35,6 +38,7 @@ __all__ = ["DEFAULT_BLKSIZE", "NegotiationLimits", "TransferParameters", "negoti
 DEFAULT_BLKSIZE = 512
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464
 MAX_WINDOWSIZE = 65535
+MAX_UNAMBIGUOUS_WINDOW = 0x7FFF  # see the module docstring: ACKs are matched modulo 65536
 MIN_TIMEOUT, MAX_TIMEOUT = 1, 255
 
 
@@ -94,7 +98,9 @@ def _answer(key: str, value: str, file_size: int, limits: NegotiationLimits) -> 
         return None if requested is None else min(requested, limits.max_blksize)
     if key == "windowsize":
         requested = _number(value, 1, MAX_WINDOWSIZE)
-        return None if requested is None else min(requested, limits.max_windowsize)
+        if requested is None:
+            return None
+        return min(requested, limits.max_windowsize, MAX_UNAMBIGUOUS_WINDOW)
     if key == "timeout":
         return _number(value, MIN_TIMEOUT, MAX_TIMEOUT)
     if key == "tsize":

@@ -26,8 +26,8 @@ Decisions
 * Blocks are counted as absolute numbers (1 = first DATA, the OACK is block 0) and put on
   the wire modulo 65536, so block numbers wrap 65535 -> 0 and ACKs are matched against the
   window by their distance from the last ACK: that is what makes a 200 MiB transfer at
-  blksize 512 work.  (A window above 32768 blocks could not tell stale ACKs from new ones;
-  max_windowsize stays far below.)
+  blksize 512 work.  (A window above 32767 blocks could not tell stale ACKs from new ones;
+  options.py never negotiates one.)
 * ACK semantics are RFC 7440's: an ACK for block n confirms everything up to n.  An ACK
   for the last block sent ends the window and starts the next; an ACK for an earlier block
   in the window starts a new window right after it (go-back); a duplicate or older ACK is

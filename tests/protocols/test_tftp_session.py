@@ -702,3 +702,20 @@ def test_forward_ack_after_a_resend_drops_the_backoff() -> None:
     assert session.deadline == pytest.approx(0.36)  # backed off: 50 -> 100 -> 200 ms
     session.receive(encode_ack(2), 0.4)
     assert session.deadline == pytest.approx(0.45)
+
+
+def test_a_late_ack_is_stale_even_when_the_server_allows_windowsize_65535():
+    """tftp.max_windowsize accepts 65535, but a window over half the block-number space
+    would read a late ACK (one block before the last ACK) as the ACK of the whole next
+    window and skip blocks the client never got; the window is capped so it cannot."""
+    session = make(
+        8 * 140_000,
+        [("blksize", "8"), ("windowsize", "65535")],
+        SessionLimits(max_windowsize=65535),
+    )
+    session.start(0.0)
+    first = blocks(session.receive(encode_ack(0), 0.0))
+    assert len(first) <= 32767
+    last = first[-1]
+    session.receive(encode_ack(last - 1), 0.0)  # go back: the last block was lost
+    assert session.receive(encode_ack(last - 2), 0.0) == [], "a late ACK moves nothing"
