@@ -60,5 +60,10 @@ def host_token(secret: bytes, mac: str) -> str:
 
 
 def token_matches(secret: bytes, mac: str, token: str) -> bool:
-    """Whether ``token`` is ``mac``'s, compared in constant time."""
-    return hmac.compare_digest(host_token(secret, mac), token)
+    """Whether ``token`` is ``mac``'s, compared in constant time.
+
+    As bytes: compare_digest raises TypeError on a str with non-ASCII
+    characters, which a client can put in the form field or header.
+    """
+    presented = token.encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(host_token(secret, mac).encode("ascii"), presented)

@@ -174,3 +174,11 @@ def test_an_installed_once_host_is_not_reinstalled_by_a_later_kickstart_fetch(la
     assert code == 409 and "rearm" in body
     assert lab.lifecycle.get(WEB).state is State.INSTALLED
     assert "LOCALBOOT 0" in request(lab, "/boot/pxelinux.cfg/01-52-54-00-12-34-56")[1]
+
+
+def test_a_token_with_non_ascii_characters_is_refused_not_a_server_error(lab: Provisioning):
+    """hmac.compare_digest raises on non-ASCII str; the callback must answer 403, not crash."""
+    for token in ("caf\xe9".encode("latin-1"), "токен".encode()):
+        headers = {b"X-Pxed-Token": token}
+        assert request(lab, f"/api/hosts/{WEB}/done", method=b"POST", headers=headers)[0] == 403
+    assert lab.lifecycle.get(WEB).state is State.READY
