@@ -20,7 +20,8 @@ from elsewhere on the machine hits them alike:
 - lockstep: ``curl tftp://`` of a 32 MiB file at blksize 512, 1468 and 65464
   (the blksize the server really answered is shown when it differs);
 - windowed: ``atftp --option "windowsize 16" --option "blksize 1468"``, and the
-  same atftp without windowsize as its own lockstep reference;
+  same atftp without windowsize as its own lockstep reference (servers without
+  RFC 7440 are not run windowed);
 - storm: 200 concurrent lockstep clients (``benchmarks/tftp_storm.py``, each from
   its own source address) fetching a 40 KiB file, then 200 fetching an 8 MiB
   one (200 x 32 MiB did not fit the storm's 120 s bound for pxed here; dnsmasq
@@ -29,8 +30,8 @@ from elsewhere on the machine hits them alike:
 - loss: a 128 KiB file by curl (512-byte blocks) with 5 % of datagrams
   dropped each way on the server's veth (nftables, tests/support/netns.py).
 
-twisted-floor (``benchmarks/tftp_floor.py``) is a bare Twisted lockstep loop:
-the ceiling for any Twisted server on this machine. Medians of ``--runs``
+twisted-floor (``benchmarks/tftp_floor.py``) is a bare Twisted loop (lockstep
+and windowed, one write per datagram): the ceiling for a Twisted server here. Medians of ``--runs``
 runs; MB/s is 10^6 bytes per second; server CPU per block is utime+stime
 (children included) over the transfer, divided by its blocks. Results are printed
 as Markdown and written to benchmarks/results/tftp-<date>.md.
@@ -207,7 +208,7 @@ def servers(work: Path, root: Path, ip: str, python: Path | None) -> list[Server
                                 str(root)], True, True),
         Server("twisted-floor", 8069, [str(REPO / ".venv/bin/python"), "-P",
                                        str(REPO / "benchmarks" / "tftp_floor.py"), ip, "8069",
-                                       str(root)], False, True),
+                                       str(root)], True, True),
     ]  # fmt: skip
     if python is not None:
         runner = str(REPO / "benchmarks" / "tftp_peers.py")

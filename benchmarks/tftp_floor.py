@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/tftp_floor.py ADDRESS PORT ROOT
 
-A lockstep read server with no engine, no timers, no retransmission, no logging,
-no checks beyond what curl and atftp need to finish: RRQ -> OACK (blksize only)
-or DATA 1, each ACK of the last block -> the next block sliced from an mmap, on
-a fresh unconnected port per transfer, as pxed does. What separates pxed from
+A read server with no engine, no timers, no retransmission, no logging, no
+checks beyond what curl and atftp need to finish: RRQ -> OACK (blksize and
+windowsize, at most 16) or DATA 1; an ACK of the last block sent -> the next
+window sliced from an mmap, one ``transport.write`` per block, on a fresh
+unconnected port per transfer, as pxed does. What separates pxed from
 this row is pxed's own per-block work; what separates this row from dnsmasq is
 Twisted and CPython. Never use it for anything but this benchmark.
 """
@@ -26,32 +27,35 @@ RRQ, DATA, ACK, OACK = 1, 3, 4, 6
 class Transfer(DatagramProtocol):
     noisy = False
 
-    def __init__(self, data: mmap.mmap, blksize: int, oack: bool, client: tuple[str, int]):
-        self.data, self.blksize, self.oack, self.client = data, blksize, oack, client
-        self.block = 0
+    def __init__(
+        self, data: mmap.mmap, blksize: int, window: int, oack: bytes, client: tuple[str, int]
+    ) -> None:
+        self.data, self.blksize, self.window, self.oack = data, blksize, window, oack
+        self.client = client
+        self.sent = 0  # the last block sent
         self.last = len(data) // blksize + 1
 
     def startProtocol(self) -> None:
         if self.oack:
-            option = b"blksize\0" + str(self.blksize).encode() + b"\0"
-            self.transport.write(struct.pack("!H", OACK) + option, self.client)
+            self.transport.write(struct.pack("!H", OACK) + self.oack, self.client)
         else:
-            self._send(1)
+            self._send_window(0)
 
-    def _send(self, block: int) -> None:
-        self.block = block
-        start = (block - 1) * self.blksize
-        head = struct.pack("!HH", DATA, block & 0xFFFF)
-        self.transport.write(head + self.data[start : start + self.blksize], self.client)
+    def _send_window(self, acked: int) -> None:
+        for block in range(acked + 1, min(acked + self.window, self.last) + 1):
+            start = (block - 1) * self.blksize
+            head = struct.pack("!HH", DATA, block & 0xFFFF)
+            self.transport.write(head + self.data[start : start + self.blksize], self.client)
+            self.sent = block
 
     def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
         opcode, number = struct.unpack_from("!HH", datagram)
-        if opcode != ACK or number != self.block & 0xFFFF:
-            return
-        if self.block == self.last:
+        if opcode != ACK or number != self.sent & 0xFFFF:
+            return  # no loss here: an earlier ACK only repeats one already answered
+        if self.sent == self.last:
             self.transport.stopListening()
         else:
-            self._send(self.block + 1)
+            self._send_window(self.sent)
 
 
 class Listener(DatagramProtocol):
@@ -65,9 +69,15 @@ class Listener(DatagramProtocol):
         name = os.path.basename(fields[0].decode())
         options = {k.lower(): v for k, v in zip(fields[2::2], fields[3::2], strict=False)}
         blksize = min(int(options.get(b"blksize", b"512")), 65464)
+        window = min(int(options.get(b"windowsize", b"1")), 16)
+        oack = b""
+        if b"blksize" in options:
+            oack += b"blksize\0%d\0" % blksize
+        if b"windowsize" in options:
+            oack += b"windowsize\0%d\0" % window
         with open(os.path.join(self.root, name), "rb") as f:
             data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        transfer = Transfer(data, blksize, b"blksize" in options, addr)
+        transfer = Transfer(data, blksize, window, oack, addr)
         reactor.listenUDP(0, transfer, interface=self.address, maxPacketSize=65536)
 
 
