@@ -24,7 +24,8 @@ class SecretError(Exception):
 
 
 def load_secret(state_dir: Path) -> bytes:
-    """The secret in ``state_dir``, created (mode 0600) on first start."""
+    """The secret in ``state_dir``, created (mode 0600) on first start; refused if others can
+    read it."""
     path = state_dir / SECRET_NAME
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -34,9 +35,15 @@ def load_secret(state_dir: Path) -> bytes:
     except OSError as error:
         raise SecretError(f"{path}: cannot create the callback secret: {error.strerror}") from None
     try:
+        mode = path.stat().st_mode
         secret = path.read_bytes()
     except OSError as error:
         raise SecretError(f"{path}: cannot read the callback secret: {error.strerror}") from None
+    if mode & 0o077:
+        raise SecretError(
+            f"{path}: the callback secret is open to group or others (mode {mode & 0o777:04o}); "
+            f"whoever reads it can mark any host installed: chmod 600 {path}"
+        )
     if len(secret) < 16:
         raise SecretError(f"{path}: the callback secret is too short; delete it to make a new one")
     return secret

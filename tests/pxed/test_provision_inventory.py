@@ -5,8 +5,10 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from pxed.inventory import Inventory, host_for
-from pxed.tokens import host_token, load_secret, token_matches
+from pxed.tokens import SecretError, host_token, load_secret, token_matches
 from tests.pxed.provision_lab import WEB, lab_config, write_lab
 
 
@@ -60,3 +62,11 @@ def test_the_callback_secret_is_created_once_private_and_kept(tmp_path: Path):
     token = host_token(first, WEB)
     assert token_matches(first, WEB, token)
     assert not token_matches(first, "52:54:00:12:34:57", token)
+
+
+def test_a_callback_secret_others_can_read_is_refused_with_the_fix(tmp_path: Path):
+    """Anyone who reads the secret can forge every host's done callback."""
+    load_secret(tmp_path)
+    (tmp_path / "callback.secret").chmod(0o644)
+    with pytest.raises(SecretError, match=r"mode 0644.*chmod 600"):
+        load_secret(tmp_path)
