@@ -24,9 +24,12 @@ Piece = bytes | Span
 def parse_range(header: bytes, size: int) -> list[Span] | None:
     """The spans a ``Range`` header asks for in a file of ``size`` bytes.
 
-    Returns None when the header must be ignored (malformed, not ``bytes``, or
-    too many ranges), which means "send the whole file with 200", as RFC 9110
-    requires for a header the server does not understand. Returns an empty list
+    Returns None when the header must be ignored (malformed, not ``bytes``, too
+    many ranges, or ranges adding up to more than twice the file), which means
+    "send the whole file with 200", as RFC 9110 requires for a header the server
+    does not understand and allows for overlapping ranges (14.2): answered,
+    ``0-,0-,...`` would send a 1 GiB image MAX_RANGES times over. Two copies stay
+    allowed: a small file's head and tail asked for at once overlap. Returns an empty list
     when the header is valid but no range overlaps the file (416).
     """
     unit, sep, spec = header.partition(b"=")
@@ -44,6 +47,8 @@ def parse_range(header: bytes, size: int) -> list[Span] | None:
         span = _clip(bounds, size)
         if span is not None:
             spans.append(span)
+    if sum(length for _, length in spans) > 2 * size:
+        return None
     return spans
 
 

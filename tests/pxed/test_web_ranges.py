@@ -99,3 +99,19 @@ def test_multipart_length_is_the_sum_of_its_pieces() -> None:
     assert total == sum(len(p) if isinstance(p, bytes) else p[1] for p in pieces)
     assert pieces[1] == (0, 10) and pieces[3] == (20, 5)
     assert pieces[-1] == b"\r\n--B--\r\n"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"bytes=0-,0-,0-", b"bytes=" + b",".join([b"0-"] * MAX_RANGES), b"bytes=0-999,0-,500-"],
+)
+def test_ranges_asking_for_more_than_twice_the_file_get_the_whole_file(header: bytes) -> None:
+    """Overlapping ranges would multiply a 1 GiB image up to MAX_RANGES times over (the
+    "Apache Killer" pattern); a Range whose spans add up to more than two copies of the
+    file is ignored and the file is sent once with 200 (RFC 9110 14.2 allows it)."""
+    assert parse_range(header, 1000) is None
+
+
+def test_a_small_files_head_and_tail_may_overlap() -> None:
+    """curl --range 0-9,-9 on a 12-byte ks.cfg overlaps; two copies are still answered."""
+    assert parse_range(b"bytes=0-9,-9", 12) == [(0, 10), (3, 9)]
