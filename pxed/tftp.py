@@ -450,7 +450,17 @@ class TftpService(Service):
         try:
             port.write(encode_tftp(Error(code, message)), client)
         finally:
-            self._closing.append(port.stopListening())
+            self._track(port.stopListening())
+
+    def _track(self, closing: Deferred[None] | None) -> None:
+        """Keep a closing port's Deferred for stopService, dropping those already fired.
+
+        Pruned on every call, not only when a transfer ends: a stream of refusals
+        (probes, scans, busy answers) with no transfer would otherwise grow the list forever.
+        """
+        self._closing = [d for d in self._closing if not d.called]
+        if closing is not None:
+            self._closing.append(closing)
 
     # --- transfers ending ----------------------------------------------------------------
 
@@ -461,9 +471,7 @@ class TftpService(Service):
         if self._per_ip[transfer.client[0]] <= 0:
             del self._per_ip[transfer.client[0]]
         self.stats.active_sessions -= 1
-        self._closing = [d for d in self._closing if not d.called]
-        if transfer.stopped is not None:
-            self._closing.append(transfer.stopped)
+        self._track(transfer.stopped)
 
     def finished(self, transfer: _Transfer, stats: TransferStats) -> None:
         """The engine ended the transfer: count it and log its one event."""

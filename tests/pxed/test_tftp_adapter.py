@@ -551,3 +551,12 @@ def test_transfers_lists_a_running_transfer_with_its_progress(h: Harness) -> Non
     h.send(Ack(3), to=src)
     assert h.service.transfers() == []
     h.assert_nothing_leaked()
+
+
+def test_refusals_alone_do_not_pile_up_closed_ports(h: Harness) -> None:
+    """Each refusal's port close was kept until a transfer ended: a server that only
+    answers misses (a scanner, a client probing names) grew that list without bound."""
+    for n in range(200):
+        h.request(ReadRequest(f"missing-{n}"))
+    assert len(h.service._closing) <= 1
+    h.assert_nothing_leaked()
