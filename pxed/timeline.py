@@ -36,7 +36,8 @@ KINDS = {
     "pxed.lifecycle": "state",
 }
 MAC_FIELDS = ("mac", "client_mac")
-_MAC_IN_NAME = re.compile(r"(?:^|[/\\])(?:01-|grub\.cfg-01-)([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$")
+# GRUB asks for grub.cfg-01-<mac> with colons too: pxed's grub/grub.cfg uses $net_default_mac.
+_MAC_IN_NAME = re.compile(r"(?:^|[/\\])(?:01-|grub\.cfg-01-)([0-9a-f]{2}(?:[-:][0-9a-f]{2}){5})$")
 
 # ip -> MAC (or None): a reservation or a lease.
 MacForIp = Callable[[str], str | None]

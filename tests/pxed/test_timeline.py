@@ -59,6 +59,12 @@ def test_a_tftp_event_finds_its_mac_in_the_per_mac_file_name() -> None:
     assert event_mac(event, no_lookup) == WEB
 
 
+def test_a_grub_event_finds_its_mac_in_the_colon_spelling_grub_cfg_loader_asks_for() -> None:
+    """pxed's grub/grub.cfg loads grub.cfg-01-$net_default_mac, which GRUB spells with colons."""
+    event = {"log_namespace": "pxed.tftp", "file": "/grub.cfg-01-52:54:00:12:34:56"}
+    assert event_mac(event, no_lookup) == WEB
+
+
 def test_a_tftp_event_without_a_mac_is_matched_by_the_clients_address() -> None:
     event = {"log_namespace": "pxed.tftp", "file": "pxelinux.0", "client": f"{WEB_IP}:2070"}
     assert event_mac(event, {WEB_IP: WEB}.get) == WEB
