@@ -229,11 +229,14 @@ class DhcpServer:
             ip = request.ciaddr if request.ciaddr != ZERO else None
         if ip is None:
             return NoReply("REQUEST names no address (no option 50 or ciaddr)")
-        subnet = self._subnet(request, received)
-        if subnet is None and not selecting:
-            return self._no_subnet(request, received)
         mac = request.mac
         lease = self.store.lease_for(mac, now)
+        # Only a lease we gave makes ciaddr trustworthy here: a stranger's ciaddr from
+        # another subnet must not win it an address there.
+        renewing = lease is not None and lease.ip == request.ciaddr
+        subnet = self._subnet(request, received, by_ciaddr=renewing)
+        if subnet is None and not selecting:
+            return self._no_subnet(request, received)
         host = self.settings.hosts.get(mac)
         reservation = host.ip if host is not None else None
         has_record = lease is not None or reservation is not None
@@ -267,13 +270,13 @@ class DhcpServer:
         return NoReply(f"{request.mac} released {request.ciaddr}")
 
     def _inform(self, request: DhcpPacket, received: Received, now: float) -> Action:
-        subnet = self._subnet(request, received)
+        subnet = self._subnet(request, received, by_ciaddr=True)
         if subnet is None:
             return self._no_subnet(request, received)
         return self._lease_reply(request, received, subnet, MessageType.ACK, ZERO)
 
     def _bootp(self, request: DhcpPacket, received: Received, now: float) -> Action:
-        subnet = self._subnet(request, received)
+        subnet = self._subnet(request, received, by_ciaddr=True)
         if subnet is None:
             return self._no_subnet(request, received)
         if request.ciaddr != ZERO:
@@ -447,9 +450,21 @@ class DhcpServer:
     def _authoritative(self) -> bool:
         return self.settings.authoritative
 
-    def _subnet(self, request: DhcpPacket, received: Received) -> Subnet | None:
-        address = request.giaddr if request.giaddr != ZERO else received.address
-        return subnet_for(self.settings.subnets, address)
+    def _subnet(
+        self, request: DhcpPacket, received: Received, *, by_ciaddr: bool = False
+    ) -> Subnet | None:
+        """By giaddr for a relayed request; else, ``by_ciaddr``, by ciaddr, which RFC 2131
+        4.3.2 says to trust: a relayed client renews (or INFORMs) by unicast straight to
+        us, without a relay, so its request arrives on an interface of another subnet.
+        Else the interface's."""
+        subnets = self.settings.subnets
+        if request.giaddr != ZERO:
+            return subnet_for(subnets, request.giaddr)
+        if by_ciaddr and request.ciaddr != ZERO:
+            own = subnet_for(subnets, request.ciaddr)
+            if own is not None:
+                return own
+        return subnet_for(subnets, received.address)
 
     def _no_subnet(self, request: DhcpPacket, received: Received) -> NoReply:
         relay = f"relay {request.giaddr}" if request.giaddr != ZERO else received.address

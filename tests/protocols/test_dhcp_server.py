@@ -520,3 +520,38 @@ def test_relayed_request_with_a_garbled_option_82_is_dropped():
         request(D, giaddr=RELAY, options=(bad_82,)), Received(SERVER, (RELAY, 67)), NOW
     )
     assert isinstance(action, NoReply) and "option 82" in action.reason
+
+
+def test_relayed_client_renewing_by_unicast_without_giaddr_is_acked_in_its_own_subnet():
+    """RFC 2131 4.3.2: a RENEWING client unicasts to us with no relay, so the request
+    comes in on an interface of another subnet; the server trusts ciaddr."""
+    store = MemoryLeaseStore()
+    engine = server(store)
+    offer = reply_packet(engine.handle_datagram(request(D, giaddr=RELAY), ON_LAB, NOW))
+    engine.handle_datagram(
+        request(R, giaddr=RELAY, options=((54, SERVER), (50, offer.yiaddr))), ON_LAB, NOW
+    )
+    action = engine.handle_datagram(request(R, ciaddr=offer.yiaddr), ON_LAB, NOW + 300)
+    renewed = reply_packet(action)
+    assert (renewed.message_type, renewed.yiaddr) == (MessageType.ACK, offer.yiaddr)
+    assert renewed.option(51) == 600  # the relayed subnet's lease time, not the interface's
+    assert action.destination == (offer.yiaddr, 68)
+    assert store.lease_for(MAC, NOW).expires == NOW + 300 + 600
+
+
+def test_inform_from_a_relayed_subnet_by_unicast_gets_that_subnets_options():
+    here = IPv4Address("10.213.8.50")
+    action = server().handle_datagram(
+        request(MessageType.INFORM, ciaddr=here, options=((55, [1, 3]),)), ON_LAB, NOW
+    )
+    ack = reply_packet(action)
+    assert ack.option(3) == (RELAY,)
+    assert action.destination == (here, 68)
+
+
+def test_stranger_with_a_ciaddr_of_another_subnet_is_naked_not_given_it():
+    """Only a lease we gave makes ciaddr pick the subnet; a client on this link asking to
+    keep another subnet's free address is on the wrong network (RFC 2131 4.3.2)."""
+    stranger = IPv4Address("10.213.8.105")
+    action = server().handle_datagram(request(R, ciaddr=stranger), ON_LAB, NOW)
+    assert reply_packet(action).message_type == MessageType.NAK
