@@ -259,7 +259,11 @@ class DhcpService(Service):
             listener.interface.name,
         )
         action = self.engine.handle(request, received, self.reactor.seconds())
-        self._record(listener, request, action, addr)
+        try:
+            self._record(listener, request, action, addr)
+        except MalformedPacket as bad:
+            # A badly typed option 53 or 50: the engine dropped it too; log it as such.
+            self._malformed(listener, datagram, addr, bad)
         if isinstance(action, Reply):
             self._booting(action)
             self._batch.append(_Outgoing(listener, action))

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.logger import LogLevel, capturedLogs
 
 from protocols.dhcp.leases import Lease, MemoryLeaseStore
-from protocols.dhcp.options import MessageType
+from protocols.dhcp.options import MessageType, Option
 from protocols.dhcp.server import Mode, Settings
-from protocols.dhcp.wire import DhcpPacket, decode_dhcp
+from protocols.dhcp.wire import DhcpPacket, decode_dhcp, encode_dhcp
 from pxed.dhcp import MAX_BATCH, MAX_DATAGRAM, DhcpService, Interface
 from tests.protocols.dhcp_engine_support import MAC, MAC2, request, settings
 from tests.support.fake_udp import FakeDatagramPort, FakeUDPReactor
@@ -235,6 +236,27 @@ def test_malformed_datagram_is_logged_with_reason_and_mac_and_dropped():
     assert h.reactor.sent == []
     (event,) = [e for e in events if e.get("outcome") == "malformed"]
     assert event["mac"] == MAC and event["reason"]
+    assert h.service.stats.messages[("malformed", "dropped")] == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ((Option(53, b"\x01\x02"),), "option 53"),
+        ((Option(53, b"\x01"), Option(50, b"\x0a\xd5\x07")), "option 50"),
+    ],
+)
+def test_badly_typed_message_type_or_requested_address_is_logged_as_malformed(options, reason):
+    """Not an "internal error" with a traceback: a client's bad option is its own fault."""
+    h = Harness()
+    packet = DhcpPacket(xid=1, chaddr=bytes.fromhex(MAC.replace(":", "")), options=options)
+    with capturedLogs() as events:
+        h.deliver(encode_dhcp(packet))
+        h.reactor.advance(0)
+    assert h.reactor.sent == []
+    assert not any(e["log_level"] == LogLevel.critical for e in events)
+    (event,) = [e for e in events if e.get("outcome") == "malformed"]
+    assert event["mac"] == MAC and reason in event["reason"]
     assert h.service.stats.messages[("malformed", "dropped")] == 1
 
 
