@@ -12,12 +12,18 @@ and a tap module never sees the application, except that twistd calls
 before it starts logging. ``LoggingRoot`` is a ``MultiService`` that sets the
 component at that moment: make it the top service and twistd logs through
 ``pxed_observer`` with the config's ``logging.level`` and ``logging.json``.
+
+That component replaces the observer twistd would have made, so it must write
+where twistd would have: stdout in the foreground, else ``--logfile`` (default
+``twistd.log``). A daemon's stdout is /dev/null, so writing there lost every
+line after the fork (:func:`twistd_log_sink`).
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from twisted.application.service import MultiService
@@ -30,6 +36,7 @@ from twisted.logger import (
     PredicateResult,
     textFileLogObserver,
 )
+from twisted.python.logfile import LogFile
 
 # Per-transfer ports log with this prefix (see pxed.tftp); listeners keep their own.
 EPHEMERAL_PREFIX = "pxed-tftp-transfer"
@@ -68,20 +75,44 @@ def pxed_observer(
     return FilteringLogObserver(inner, [demote_port_noise, threshold])
 
 
-def use_pxed_logging(application: Any, level: str | LogLevel = "info", json: bool = False) -> None:
+def twistd_log_sink(twistd: Mapping[str, Any] | None) -> TextIO | None:
+    """The file twistd's own options say to log to; None means stdout.
+
+    ``twistd`` is twistd's parsed options (a tap's ``options.parent``): as
+    twistd does, stdout for ``--logfile -`` or ``-n`` without ``--logfile``,
+    else the named file or ``twistd.log``, opened now (before the daemon
+    changes directory).
+    """
+    if twistd is None:
+        return None
+    name = twistd.get("logfile")
+    if name == "-" or (twistd.get("nodaemon") and not name):
+        return None
+    return LogFile.fromFullPath(name or "twistd.log")
+
+
+def use_pxed_logging(
+    application: Any,
+    level: str | LogLevel = "info",
+    json: bool = False,
+    sink: TextIO | None = None,
+) -> None:
     """Make twistd log through ``pxed_observer`` (call before twistd starts logging)."""
     if hasattr(application, "setComponent"):
-        application.setComponent(ILogObserver, pxed_observer(level, json))
+        application.setComponent(ILogObserver, pxed_observer(level, json, sink))
 
 
 class LoggingRoot(MultiService):
     """pxed's top service: installs ``pxed_observer`` as twistd's log observer when parented."""
 
-    def __init__(self, level: str | LogLevel = "info", json: bool = False) -> None:
+    def __init__(
+        self, level: str | LogLevel = "info", json: bool = False, sink: TextIO | None = None
+    ) -> None:
         super().__init__()
         self.level = level
         self.json = json
+        self.sink = sink
 
     def setServiceParent(self, parent: Any) -> None:
-        use_pxed_logging(parent, self.level, self.json)
+        use_pxed_logging(parent, self.level, self.json, self.sink)
         super().setServiceParent(parent)

@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pxed.config import ConfigError, load_config
-from pxed.logging import LoggingRoot
+from pxed.logging import LoggingRoot, twistd_log_sink
 from pxed.service import add_services
 
 log = Logger(namespace="pxed.config")
@@ -34,8 +34,10 @@ def makeService(options: Options) -> IService:
     config = options["loaded"]
     for warning in config.warnings:
         log.warn("config warning: {warning}", warning=str(warning))
-    # LoggingRoot hands twistd pxed's observer (level, text or JSON lines) when parented.
-    top = LoggingRoot(config.logging.level, config.logging.json)
+    # LoggingRoot hands twistd pxed's observer (level, text or JSON lines) when parented;
+    # it writes where twistd's -n / --logfile say (options.parent: twistd's own options).
+    sink = twistd_log_sink(getattr(options, "parent", None))
+    top = LoggingRoot(config.logging.level, config.logging.json, sink)
     top.setName("pxed")
     add_services(top, config)
     return top

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 from twisted.logger import Logger, LogLevel, LogPublisher
 from twisted.python import log as legacy
 
-from pxed.logging import is_port_noise, pxed_observer, use_pxed_logging
+from pxed.logging import is_port_noise, pxed_observer, twistd_log_sink, use_pxed_logging
 
 
 def _legacy_event(text: str) -> dict:
@@ -82,3 +83,46 @@ def test_logging_root_hands_twistd_the_observer_when_parented() -> None:
     root.setServiceParent(application)
     assert application.getComponent(ILogObserver, None) is not None
     assert root.parent is IService(application)
+
+
+def test_twistds_log_sink_is_stdout_in_the_foreground_and_the_logfile_as_a_daemon(
+    tmp_path: Path,
+) -> None:
+    """A daemon's stdout is /dev/null: pxed's observer must write to --logfile (or twistd.log)."""
+    assert twistd_log_sink(None) is None
+    assert twistd_log_sink({"nodaemon": True, "logfile": None}) is None
+    assert twistd_log_sink({"nodaemon": True, "logfile": "-"}) is None
+    sink = twistd_log_sink({"nodaemon": False, "logfile": str(tmp_path / "pxed.log")})
+    assert sink is not None
+    sink.write("a line\n")
+    sink.flush()
+    assert (tmp_path / "pxed.log").read_text() == "a line\n"
+
+
+def test_make_service_logs_to_twistds_logfile_when_daemonized(tmp_path: Path) -> None:
+    """`twistd --logfile F pxed` without -n: pxed's lines go to F, as twistd's own would."""
+    from twisted.application.service import Application
+    from twisted.logger import ILogObserver, globalLogPublisher
+
+    from pxed.tap import Options, makeService
+
+    (tmp_path / "tftp").mkdir()
+    config = tmp_path / "pxed.yaml"
+    config.write_text(
+        "server: {address: 127.0.0.1, state_dir: state}\n"
+        "tftp: {root: tftp, listen: [127.0.0.1], port: 16969}\n"
+        'dhcp: {mode: "off"}\n'
+        "http: {enabled: false}\n"
+    )
+    options = Options()
+    options.parent = {"nodaemon": False, "logfile": str(tmp_path / "pxed.log")}
+    options.parseOptions(["--config", str(config)])
+    application = Application("pxed")
+    makeService(options).setServiceParent(application)
+    observer = ILogObserver(application)
+    globalLogPublisher.addObserver(observer)
+    try:
+        Logger(namespace="pxed.test").info("daemonized line")
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert "daemonized line" in (tmp_path / "pxed.log").read_text()
