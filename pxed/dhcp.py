@@ -319,11 +319,23 @@ class DhcpService(Service):
         self.stats.replies_sent += 1
 
     def expire(self) -> None:
-        """Drop expired leases and quarantines; the deletions ride the next commit."""
-        gone = self.store.expire(self.reactor.seconds())
+        """Drop expired leases and quarantines, and commit.
+
+        Errors are logged, not raised: an exception would stop the LoopingCall, and
+        with it every later sweep.  Deletions lost with a failed commit are by time,
+        so the next sweep makes them again.
+        """
+        try:
+            gone = self.store.expire(self.reactor.seconds())
+            self.store.commit()
+        except Exception:
+            log.failure(
+                "dhcp: sweeping expired leases failed; trying again in {interval:.0f} s",
+                interval=EXPIRY_INTERVAL,
+            )
+            return
         for lease in gone:
             log.info("dhcp lease expired: {mac} {ip}", mac=lease.mac, ip=str(lease.ip))
-        self.store.commit()
 
     # --- logs and counters ---------------------------------------------------------------
 

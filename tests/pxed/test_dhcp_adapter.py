@@ -312,6 +312,22 @@ def test_expired_leases_are_swept_and_committed_periodically():
     assert h.store.events[-1][0] == "commit"
 
 
+def test_a_failed_expiry_commit_is_logged_and_the_sweep_keeps_running():
+    """A full disk once must not stop lease expiry for the life of the daemon."""
+    h = Harness()
+    h.deliver(request(MessageType.REQUEST, options=((50, IPv4Address("10.213.7.100")),)))
+    h.reactor.advance(0)
+    h.store.fail_commit = True
+    with capturedLogs() as events:
+        h.reactor.advance(60)
+    assert any(e.get("log_failure") is not None for e in events)
+    h.store.fail_commit = False
+    h.reactor.advance(3600)
+    assert h.store.leases() == []
+    assert h.store.events[-1][0] == "commit"
+    assert h.service._expiry is not None and h.service._expiry.running
+
+
 def test_stop_sends_the_pending_batch_and_closes_every_socket_and_the_store():
     h = Harness()
     h.deliver(request(MessageType.DISCOVER))
