@@ -49,6 +49,8 @@ class SqliteLeaseStore:
         self._conn = conn
         self.path = path
         self._memory = MemoryLeaseStore()
+        self._unsaved = False  # writes made since the last successful COMMIT
+        self._lost = False  # some of them went with a transaction SQLite rolled back
         self._load()
 
     @classmethod
@@ -126,17 +128,40 @@ class SqliteLeaseStore:
         return self._conn.in_transaction
 
     def commit(self) -> None:
-        """Make every write so far durable: one fsync for the whole batch."""
+        """Make every write so far durable (one fsync for the whole batch), or raise.
+
+        On some errors (SQLITE_FULL, SQLITE_IOERR) SQLite rolls the transaction back by
+        itself; a later COMMIT would then succeed without those writes, and the batch's
+        ACKs would promise leases that are not on disk.  So that case raises too.
+        """
         if self._conn.in_transaction:
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error:
+                if not self._conn.in_transaction:  # rolled back: the caller hears of it now
+                    self._unsaved = self._lost = False
+                raise
+        elif self._unsaved:
+            self._lost = True
+        lost = self._lost
+        self._unsaved = self._lost = False
+        if lost:
+            raise LeaseDatabaseError(
+                f"{self.path}: lease writes were rolled back after a database error"
+                " and are not on disk; their replies are dropped and clients will retry"
+            )
 
     def close(self) -> None:
-        self.commit()
-        self._conn.close()
+        try:
+            self.commit()
+        finally:
+            self._conn.close()
 
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
         if not self._conn.in_transaction:
+            self._lost = self._lost or self._unsaved
             self._conn.execute("BEGIN")
+        self._unsaved = True
         self._conn.execute(sql, params)
 
     def _load(self) -> None:

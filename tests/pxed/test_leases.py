@@ -184,6 +184,24 @@ def test_writes_wait_for_commit_so_a_batch_shares_one_fsync(tmp_path):
     store.close()
 
 
+def test_writes_sqlite_rolled_back_by_itself_make_the_commit_fail(tmp_path):
+    """On SQLITE_FULL or SQLITE_IOERR SQLite may roll the transaction back by itself
+    (the ROLLBACK here stands in for that); a later COMMIT must not then report the
+    lost leases as durable, or their ACKs would be sent."""
+    store = SqliteLeaseStore.open(tmp_path)
+    store.bind(bound(), now=0)
+    store._conn.execute("ROLLBACK")
+    with pytest.raises(LeaseDatabaseError, match="rolled back"):
+        store.commit()
+    store.commit()  # reported once; nothing is pending any more
+    store.bind(bound(mac=MAC_B, ip=IP_2), now=0)
+    store._conn.execute("ROLLBACK")
+    store.bind(bound(mac=MAC_B, ip=IP_2, expires=200.0), now=0)  # a new transaction
+    with pytest.raises(LeaseDatabaseError):
+        store.commit()
+    store.close()
+
+
 def test_database_uses_wal_and_full_synchronous(tmp_path):
     store = SqliteLeaseStore.open(tmp_path)
     conn = store._conn
