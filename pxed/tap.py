@@ -12,8 +12,13 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pxed.config import ConfigError, load_config
+from pxed.lifecycle import LifecycleError
 from pxed.logging import LoggingRoot, twistd_log_sink
-from pxed.service import add_services
+from pxed.service import NoListenAddress, add_services
+from pxed.tokens import SecretError
+
+# What stops pxed at start for a reason in the host, not the file: said in one line, no traceback.
+START_ERRORS = (LifecycleError, NoListenAddress, SecretError)
 
 log = Logger(namespace="pxed.config")
 
@@ -39,5 +44,8 @@ def makeService(options: Options) -> IService:
     sink = twistd_log_sink(getattr(options, "parent", None))
     top = LoggingRoot(config.logging.level, config.logging.json, sink)
     top.setName("pxed")
-    add_services(top, config)
+    try:
+        add_services(top, config)
+    except START_ERRORS as error:
+        raise SystemExit(f"pxed cannot start: {error}") from None
     return top

@@ -126,3 +126,26 @@ def test_make_service_logs_to_twistds_logfile_when_daemonized(tmp_path: Path) ->
     finally:
         globalLogPublisher.removeObserver(observer)
     assert "daemonized line" in (tmp_path / "pxed.log").read_text()
+
+
+def test_a_state_dir_pxed_cannot_use_stops_twistd_with_one_line_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """twistd prints a SystemExit's message and exits 1; any other exception is a traceback."""
+    import pytest
+
+    from pxed.tap import Options, makeService
+
+    (tmp_path / "tftp").mkdir()
+    (tmp_path / "state/hosts.sqlite3").mkdir(parents=True)  # a folder SQLite cannot open
+    config = tmp_path / "pxed.yaml"
+    config.write_text(
+        "server: {address: 127.0.0.1, state_dir: state}\n"
+        "tftp: {root: tftp, listen: [127.0.0.1], port: 16969}\n"
+        'dhcp: {mode: "off"}\n'
+        "http: {enabled: false}\n"
+    )
+    options = Options()
+    options.parseOptions(["--config", str(config)])
+    with pytest.raises(SystemExit, match=r"^pxed cannot start: .*hosts\.sqlite3: cannot open"):
+        makeService(options)
