@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 from pxed.config import ConfigError, load_config
@@ -50,13 +51,13 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def read_leases(path: Path) -> list[tuple[str, str, float | None, str | None]]:
     """(mac, ip, expires, hostname) of every lease row, by address."""
-    with _connect(path) as conn:
+    with closing(_connect(path)) as conn:
         rows = conn.execute("SELECT mac, ip, expires, hostname FROM leases").fetchall()
     return sorted(rows, key=lambda row: tuple(int(part) for part in row[1].split(".")))
 
 
 def read_quarantine(path: Path) -> list[tuple[str, float]]:
-    with _connect(path) as conn:
+    with closing(_connect(path)) as conn:
         return conn.execute("SELECT ip, until FROM quarantine ORDER BY until").fetchall()
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import time
 from ipaddress import IPv4Address
 from pathlib import Path
+
+import pytest
 
 from protocols.dhcp.leases import Lease
 from pxed import leases_cmd
@@ -67,3 +70,23 @@ def test_pxed_leases_is_a_registered_subcommand(tmp_path, capsys):
     SqliteLeaseStore.open(tmp_path / "state").close()
     assert main(["leases", "--config", args.config]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "0 leases"
+
+
+def test_reading_the_table_closes_its_database_connections(tmp_path, monkeypatch):
+    """``with sqlite3.connect()`` only ends a transaction; every connection must be closed."""
+    SqliteLeaseStore.open(tmp_path).close()
+    opened: list[sqlite3.Connection] = []
+    connect = leases_cmd.sqlite3.connect
+
+    def recording(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)  # type: ignore[arg-type]
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(leases_cmd.sqlite3, "connect", recording)
+    leases_cmd.read_leases(tmp_path / DATABASE_NAME)
+    leases_cmd.read_quarantine(tmp_path / DATABASE_NAME)
+    assert len(opened) == 2
+    for conn in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
