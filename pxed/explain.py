@@ -36,8 +36,9 @@ from pxed.inventory import Inventory, host_for
 from pxed.kickstart import TemplateProblem, render
 from pxed.leases import DATABASE_NAME as LEASES_NAME
 from pxed.leases_cmd import read_leases
-from pxed.lifecycle import DATABASE_NAME, Lifecycle, LifecycleError
+from pxed.lifecycle import DATABASE_NAME, Lifecycle, LifecycleError, State
 from pxed.provision_tftp import ProvisionFiles
+from pxed.provision_web import kickstart_refusal
 
 # The parameter request list of an Intel PXE 2.1 ROM (CLIENTS.md), so the answer
 # carries the options a real firmware would get.
@@ -99,7 +100,7 @@ def explain(
         inventory = Inventory(config, lambda _: str(server))
         files = ProvisionFiles(inventory, lifecycle, time.time)
         lines += ["", *boot_config_sections(files, mac)]
-        lines += ["", *kickstart_section(config, inventory, mac)]
+        lines += ["", *kickstart_section(config, inventory, mac, state.state)]
     return "\n".join(lines) + "\n"
 
 
@@ -221,13 +222,16 @@ def boot_config_sections(files: ProvisionFiles, mac: str) -> list[str]:
     return lines[:-1]
 
 
-def kickstart_section(config: Config, inventory: Inventory, mac: str) -> list[str]:
+def kickstart_section(config: Config, inventory: Inventory, mac: str, state: State) -> list[str]:
     host = host_for(config, mac)
     if host is None:
         return ["Kickstart: none (no host)"]
     url = inventory.urls.kickstart(mac)
     if host.netboot == "never":
         return [f"Kickstart: {url} refused (netboot: never)"]
+    refused = kickstart_refusal(config, host, state, inventory.urls)
+    if refused is not None:
+        return [f"Kickstart: {url} refused ({refused[1]})"]
     try:
         rendered = render(config, host, inventory.urls, EXPLAIN_SECRET)
     except LookupError as error:

@@ -31,13 +31,14 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from pxed.bootconfigs import LocalBoot, plan_for
-from pxed.config import parse_mac
+from pxed.config import Config, parse_mac
 from pxed.config.model import Host
 from pxed.inventory import Inventory
 from pxed.kickstart import TemplateProblem, render
 from pxed.lifecycle import Lifecycle, State
 from pxed.provision_tftp import ProvisionFiles
 from pxed.tokens import token_matches
+from pxed.urls import Urls
 
 log = Logger(namespace="pxed.provision")
 
@@ -94,6 +95,28 @@ def header_macs(request: Request) -> list[str]:
             except ValueError:
                 continue
     return macs
+
+
+def kickstart_refusal(
+    config: Config, host: Host, state: State, urls: Urls
+) -> tuple[int, str] | None:
+    """Why ``host`` in ``state`` gets no Kickstart (HTTP status, message), or None to serve it.
+
+    A host whose boot config is local boot gets none: counting the fetch would
+    move an installed once host back to installing, and its next boot would
+    reinstall it (an operator's curl under kickstart_open, a script on the
+    installed system).
+    """
+    if host.netboot == "never":
+        return http.FORBIDDEN, f"{host.mac} has netboot: never; no install"
+    plan = plan_for(config, host, state, urls)
+    if isinstance(plan, LocalBoot):
+        return (
+            http.CONFLICT,
+            f"{plan.reason}: it boots its local disk; "
+            f"run `pxed hosts --config FILE rearm {host.mac}` to install it again",
+        )
+    return None
 
 
 class KickstartResource(Resource):
@@ -158,19 +181,10 @@ class KickstartResource(Resource):
 
     def _serve(self, request: Request, host: Host, now: float) -> bytes:
         config = self.p.inventory.config
-        if host.netboot == "never":
-            return _reply(request, http.FORBIDDEN, f"{host.mac} has netboot: never; no install")
         state = self.p.lifecycle.get(host.mac).state
-        plan = plan_for(config, host, state, self.p.inventory.urls)
-        if isinstance(plan, LocalBoot):
-            # Counting this fetch would move an installed once host back to installing,
-            # and its next boot would reinstall it: an admin's curl must not do that.
-            return _reply(
-                request,
-                http.CONFLICT,
-                f"{plan.reason}: it boots its local disk; "
-                f"run `pxed hosts --config FILE rearm {host.mac}` to install it again",
-            )
+        refused = kickstart_refusal(config, host, state, self.p.inventory.urls)
+        if refused is not None:
+            return _reply(request, *refused)
         try:
             rendered = render(config, host, self.p.inventory.urls, self.p.secret)
         except LookupError as error:

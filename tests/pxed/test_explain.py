@@ -24,6 +24,7 @@ from pxed.dhcp_settings import engine_settings
 from pxed.dhcp_view import detail
 from pxed.explain import discover, explain
 from pxed.leases import SqliteLeaseStore
+from pxed.lifecycle import Lifecycle
 from tests.support.fake_udp import FakeUDPReactor
 
 HERE = Path(__file__).parent
@@ -139,3 +140,15 @@ def test_a_client_holding_a_lease_is_offered_its_leased_address(config: Config) 
     store.commit()
     store.close()
     assert "  yiaddr: 127.0.0.150\n" in explain(config, *CASES["uefi"])
+
+
+def test_an_installed_once_host_is_explained_with_its_kickstart_refused(config: Config) -> None:
+    """The daemon answers 409 for it (a fetch would make it reinstall); explain says the same."""
+    mac = CASES["bios"][0]
+    states = Lifecycle.open(config.server.state_dir)
+    states.done(mac, 1.0)
+    states.close()
+    report = explain(config, *CASES["bios"])
+    assert "lifecycle state: installed" in report
+    assert "refused (" in report and "rearm" in report
+    assert "passes pykickstart" not in report
