@@ -127,6 +127,16 @@ class KickstartResource(Resource):
         self.p = provisioning
 
     def render_GET(self, request: Request) -> bytes:
+        return self._answer(request, fetch=True)
+
+    def render_HEAD(self, request: Request) -> bytes:
+        """The GET's status and headers, counted as no fetch: ``curl -I`` must not trip the
+        loop breaker (without this method Twisted answers HEAD by calling render_GET)."""
+        body = self._answer(request, fetch=False)
+        request.setHeader(b"content-length", b"%d" % len(body))
+        return b""
+
+    def _answer(self, request: Request, fetch: bool) -> bytes:
         inventory = self.p.inventory
         now = self.p.clock()
         requester = request.getClientAddress().host
@@ -158,7 +168,7 @@ class KickstartResource(Resource):
                 "header, sent with inst.ks.sendmac, or its reserved or leased address); "
                 "set install.kickstart_open to serve it to anyone",
             )
-        return self._serve(request, host, now)
+        return self._serve(request, host, now, fetch)
 
     def _mac(self, request: Request, senders: list[str], requester: str, now: float) -> str | None:
         segments = [part for part in (request.postpath or []) if part]
@@ -179,7 +189,7 @@ class KickstartResource(Resource):
             return True
         return self.p.inventory.mac_for_ip(requester, now) == host.mac
 
-    def _serve(self, request: Request, host: Host, now: float) -> bytes:
+    def _serve(self, request: Request, host: Host, now: float, fetch: bool) -> bytes:
         config = self.p.inventory.config
         state = self.p.lifecycle.get(host.mac).state
         refused = kickstart_refusal(config, host, state, self.p.inventory.urls)
@@ -200,11 +210,15 @@ class KickstartResource(Resource):
                 http.INTERNAL_SERVER_ERROR,
                 f"the Kickstart of {host.mac} does not pass pykickstart; see pxed's log",
             )
+        request.setHeader(b"content-type", TEXT)
+        request.setHeader(b"cache-control", b"no-store")
+        if not fetch:
+            return rendered.text.encode()
         install = config.install
-        state = self.p.lifecycle.kickstart_fetched(
+        after = self.p.lifecycle.kickstart_fetched(
             host.mac, now, install.loop_fetches, install.loop_window
         )
-        if state.state is State.LOOPING:
+        if after.state is State.LOOPING:
             return _reply(
                 request,
                 http.CONFLICT,
@@ -217,8 +231,6 @@ class KickstartResource(Resource):
             template=str(rendered.template),
             requester=request.getClientAddress().host,
         )
-        request.setHeader(b"content-type", TEXT)
-        request.setHeader(b"cache-control", b"no-store")
         return rendered.text.encode()
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
 from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from pxed.config import Config, load_config
@@ -181,4 +183,25 @@ def test_a_token_with_non_ascii_characters_is_refused_not_a_server_error(lab: Pr
     for token in ("caf\xe9".encode("latin-1"), "токен".encode()):
         headers = {b"X-Pxed-Token": token}
         assert request(lab, f"/api/hosts/{WEB}/done", method=b"POST", headers=headers)[0] == 403
+    assert lab.lifecycle.get(WEB).state is State.READY
+
+
+def test_a_head_request_answers_like_get_but_is_not_counted_as_a_fetch(lab: Provisioning):
+    """Twisted answers HEAD through render_GET unless told; curl -I must not trip the breaker."""
+    root = Resource()
+    mount(root, lab)
+    site = Site(root)
+    wire = (
+        f"HEAD /ks/{WEB} HTTP/1.1\r\nHost: pxed\r\nConnection: close\r\n"
+        f"X-RHN-Provisioning-MAC-0: eth0 {WEB}\r\n\r\n"
+    ).encode()
+    for _ in range(4):
+        channel = site.buildProtocol(IPv4Address("TCP", "10.213.7.99", 40000))
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(wire)
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        channel.connectionLost(None)
+        assert head.startswith(b"HTTP/1.1 200 ") and body == b""
+        assert b"content-length: 0\r\n" not in head.lower()
     assert lab.lifecycle.get(WEB).state is State.READY
