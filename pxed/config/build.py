@@ -163,9 +163,12 @@ class _Builder:
         return http
 
     def need_listen(self, f: Fields, listen: tuple[IPv4Address, ...]) -> None:
-        if not listen and not self.interfaces_given and "listen" not in f.values:
+        # An invalid listen is reported already; an explicit empty one is as good as none.
+        given = f.values.get("listen")
+        empty = isinstance(given, SequenceNode) and not given.value
+        if not listen and not self.interfaces_given and (given is None or empty):
             self.error(
-                f.node,
+                given or f.node,
                 f.key("listen"),
                 f"{f.path} has nowhere to listen: give {f.path}.listen or server.interfaces "
                 f"(or set {f.path}.enabled: false)",

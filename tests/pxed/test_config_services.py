@@ -115,6 +115,15 @@ def test_services_without_interfaces_need_listen_addresses():
     ]
 
 
+def test_an_explicitly_empty_listen_without_interfaces_is_reported_at_the_list():
+    """listen: [] passed `pxed check` and then stopped twistd with NoListenAddress."""
+    text = "server:\n  address: 127.0.0.1\ntftp:\n  listen: []\nhttp:\n  enabled: false\n"
+    assert errors(text) == [
+        "/cfg/pxed.yaml:4:11: tftp.listen: tftp has nowhere to listen: give tftp.listen or "
+        "server.interfaces (or set tftp.enabled: false)",
+    ]
+
+
 def test_disabled_services_need_no_addresses():
     text = "server:\n  address: 127.0.0.1\ntftp:\n  enabled: false\nhttp:\n  enabled: no\n"
     config = load(text)
