@@ -8,9 +8,10 @@ chain and mounts the HTTP resources.
 SIGHUP reloads the config file: it is validated in full (templates rendered
 and checked too) and swapped in at once, or refused with every error logged
 while the old config keeps serving. Transfers and downloads in flight keep
-the objects they started with. What a reload changes: hosts, profiles, trees'
-names, vars, install settings, the unknown-hosts policy, the URLs pxed hands
-out. Listen addresses and ports, tftp.root and the DHCP side need a restart.
+the objects they started with. What a reload changes: hosts, profiles, vars,
+install settings, the unknown-hosts policy, the URLs pxed hands out, and the
+trees TFTP serves. Listen addresses and ports, tftp.root, the trees HTTP
+serves at /trees/ (pxed.web builds them once) and the DHCP side need a restart.
 """
 
 from __future__ import annotations
