@@ -161,8 +161,10 @@ class Lifecycle:
         return change.new
 
     def failed(self, mac: str, now: float) -> HostState:
+        """-> failed; a looping host stays looping (only a rearm ends that)."""
         with self._change(mac) as change:
-            change.to(State.FAILED, "callback", now)
+            if change.old.state is not State.LOOPING:
+                change.to(State.FAILED, "callback", now)
         return change.new
 
     def rearm(self, mac: str, now: float) -> HostState:

@@ -128,3 +128,11 @@ def test_a_forked_child_uses_its_own_connection(tmp_path: Path):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert states.get(MAC).state is State.INSTALLED
+
+
+def test_a_failed_callback_does_not_end_looping(states: Lifecycle):
+    """failed -> booting -> install again would restart the loop the breaker stopped."""
+    for now in (1.0, 2.0, 3.0, 4.0):
+        states.kickstart_fetched(MAC, now, limit=3, window=100)
+    assert states.failed(MAC, 5.0).state is State.LOOPING
+    assert states.seen(MAC, "dhcp", 6.0).state is State.LOOPING
