@@ -60,17 +60,28 @@ class SqliteLeaseStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, isolation_level=None)
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            conn.execute("PRAGMA synchronous=FULL")
-            _migrate(conn, path)
         except (OSError, sqlite3.Error) as error:
             raise LeaseDatabaseError(f"{path}: cannot open the lease database: {error}") from error
-        if mode != "wal":
+        try:
+            return cls._prepare(conn, path)
+        except (sqlite3.Error, ValueError) as error:
             conn.close()
+            raise LeaseDatabaseError(f"{path}: cannot open the lease database: {error}") from error
+        except LeaseDatabaseError:
+            conn.close()
+            raise
+
+    @classmethod
+    def _prepare(cls, conn: sqlite3.Connection, path: Path) -> SqliteLeaseStore:
+        """WAL, full sync, the current schema, the rows loaded; ValueError for a bad row."""
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
             raise LeaseDatabaseError(
                 f"{path}: SQLite refused WAL journaling (got {mode!r}); "
                 "put server.state_dir on a local filesystem"
             )
+        conn.execute("PRAGMA synchronous=FULL")
+        _migrate(conn, path)
         return cls(conn, path)
 
     # -- reads: memory only ------------------------------------------------

@@ -227,6 +227,38 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path):
         SqliteLeaseStore.open(tmp_path)
 
 
+def test_a_refused_database_leaves_no_connection_open(tmp_path, monkeypatch):
+    """pxed may keep running other services after DHCP fails to start: no fd may leak."""
+    SqliteLeaseStore.open(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / DATABASE_NAME)
+    conn.execute("UPDATE schema_version SET version = 99")
+    conn.commit()
+    conn.close()
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def recording(*args, **kwargs):
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", recording)
+    with pytest.raises(LeaseDatabaseError):
+        SqliteLeaseStore.open(tmp_path)
+    (refused,) = opened
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        refused.execute("SELECT 1")
+
+
+def test_a_garbled_lease_row_is_a_lease_database_error_naming_the_file(tmp_path):
+    SqliteLeaseStore.open(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / DATABASE_NAME)
+    conn.execute("INSERT INTO leases (mac, ip) VALUES ('52:54:00:00:00:01', 'not an address')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(LeaseDatabaseError, match=DATABASE_NAME):
+        SqliteLeaseStore.open(tmp_path)
+
+
 def test_unusable_state_dir_raises_lease_database_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
