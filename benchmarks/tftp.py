@@ -308,8 +308,10 @@ def atftp(ns: Namespace, ip: str, server: Server, name: str, size: int, windowsi
 
 
 def _why(out: str, code: int) -> str:
+    if code in (-1, 28):  # killed by our timeout, or curl's own -m
+        return "timed out"
     lines = [line for line in out.splitlines() if line.strip() and not line.startswith("*")]
-    return f"exit {code}: {(lines or ['?'])[-1][:80]}"
+    return f"exit {code}: {(lines or ['?'])[-1][:60]}"
 
 
 def storm(ns: Namespace, ip: str, server: Server, name: str, path: Path, clients: int,
