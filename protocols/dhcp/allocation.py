@@ -4,6 +4,11 @@ Allocation order (issue 4): the client's reservation; else the address it
 already holds or was offered; else the address it asks for, if free; else a
 free pool address, probing from a start point hashed from the MAC so that a
 client usually gets the same address back even after its lease is gone.
+
+A probe of a full pool visits every address (a /16 takes about 0.25 s), so a pool
+found full is not probed again for ``FULL_POOL_RETRY`` seconds: a DISCOVER storm
+against it cannot stall the reactor that serves TFTP and HTTP too.  An address freed
+meanwhile is offered on the client's next retransmission.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from ipaddress import IPv4Address, IPv4Network
 
 from protocols.dhcp.leases import LeaseStore
 from protocols.dhcp.policy import BootFamily
+
+FULL_POOL_RETRY = 1.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class Allocator:
     store: LeaseStore
     hosts: Mapping[str, Host]
     reserved: Mapping[IPv4Address, str]  # reservation address -> its MAC
+    full_since: dict[Subnet, float] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, store: LeaseStore, hosts: Mapping[str, Host]) -> Allocator:
@@ -107,6 +115,9 @@ class Allocator:
     def _probe(self, mac: str, subnet: Subnet, now: float) -> IPv4Address | None:
         if subnet.pool is None:
             return None
+        full = self.full_since.get(subnet)
+        if full is not None and full <= now < full + FULL_POOL_RETRY:
+            return None
         first, last = int(subnet.pool[0]), int(subnet.pool[1])
         size = last - first + 1
         start = zlib.crc32(mac.encode()) % size
@@ -114,6 +125,7 @@ class Allocator:
             ip = IPv4Address(first + (start + step) % size)
             if self.acceptable(mac, ip, subnet, now):
                 return ip
+        self.full_since[subnet] = now
         return None
 
     def _free_for(self, mac: str, ip: IPv4Address, now: float) -> bool:

@@ -84,6 +84,31 @@ def test_exhausted_pool_gives_none():
     assert allocator(store).choose(MAC_A, NET, None, now=1) is None
 
 
+class CountingStore(MemoryLeaseStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    def holder_of(self, ip: IPv4Address, now: float) -> str | None:
+        self.lookups += 1
+        return super().holder_of(ip, now)
+
+
+def test_a_full_pool_is_not_probed_again_for_a_second():
+    """Each probe of a full pool visits every address; a DISCOVER storm must not repeat it."""
+    store = CountingStore()
+    for n in range(100, 104):
+        store.bind(Lease(f"52:54:00:00:02:{n:02x}", ip(n), 100.0), 0)
+    engine = allocator(store)
+    assert engine.choose(MAC_A, NET, None, now=10) is None
+    probed = store.lookups
+    assert probed >= 4
+    assert engine.choose(MAC_B, NET, None, now=10.5) is None
+    assert store.lookups == probed
+    store.release("52:54:00:00:02:65")
+    assert engine.choose(MAC_B, NET, None, now=11) == ip(101)
+
+
 def test_subnet_without_pool_serves_only_reservations():
     bare = Subnet(IPv4Network("10.213.7.0/24"))
     hosts = {RESERVED: Host(RESERVED, ip=ip(21))}
