@@ -274,6 +274,8 @@ class Netascii:
             chunk = self._chunk(index)
             start = offset - self._starts[index]
             piece = chunk[start : start + length]
+            if not piece:
+                break  # the file shrank under us: read short, and the engine ends the transfer
             out += piece
             offset += len(piece)
             length -= len(piece)

@@ -313,3 +313,17 @@ def test_netascii_closes_the_file_underneath(tree: Path) -> None:
     assert source.read(0, 100) == b"DEFAULT linux\r\n"
     source.close()
     assert root.open_files == 0
+
+
+def test_netascii_file_truncated_under_a_transfer_reads_short_instead_of_hanging(
+    tree: Path,
+) -> None:
+    """The engine notices a short read and ends the transfer; netascii looped forever on
+    the empty slice of the shrunken chunk, which froze the whole reactor."""
+    (tree / "shrinks.txt").write_bytes(b"line\n" * 1000)
+    source = Netascii(StaticRoot(tree).open("shrinks.txt", CLIENT), chunk=1024)
+    os.truncate(tree / "shrinks.txt", 100)
+    assert source.size() == 6000
+    assert source.read(0, 512) == b"line\r\n" * 20  # the 100 bytes left, converted
+    assert source.read(2048, 512) == b""
+    source.close()
