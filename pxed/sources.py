@@ -134,6 +134,8 @@ class _SharedFile:
         self.fd = fd
         self.key = key
         self.users = 0
+        # Netascii layouts by chunk size, so concurrent netascii transfers scan it once.
+        self.netascii: dict[int, NetasciiLayout] = {}
 
 
 class StaticFile:
@@ -143,6 +145,7 @@ class StaticFile:
         self._files = files
         self._shared: _SharedFile | None = shared
         self._size = shared.key[3]
+        self.netascii_layouts = shared.netascii
 
     def size(self) -> int:
         return self._size
@@ -236,6 +239,19 @@ def _refusal(err: OSError) -> FileRefused:
     return FileRefused(ErrorCode.FILE_NOT_FOUND, "file not found")
 
 
+NetasciiLayout = tuple[tuple[int, ...], int]  # output offset of each input chunk, total size
+
+
+def _scan(inner: BlockSource, chunk: int) -> NetasciiLayout:
+    """Where each input chunk starts once converted, and the converted size."""
+    starts = [0]
+    for offset in range(0, inner.size(), chunk):
+        raw = inner.read(offset, chunk)
+        starts.append(starts[-1] + len(raw) + raw.count(b"\n") + raw.count(b"\r"))
+    size = starts.pop()
+    return tuple(starts), size
+
+
 @dataclass
 class _Chunk:
     index: int
@@ -257,11 +273,12 @@ class Netascii:
     def __init__(self, inner: BlockSource, chunk: int = 65536) -> None:
         self._inner = inner
         self._chunk_size = chunk
-        self._starts = [0]  # output offset where each input chunk begins
-        for offset in range(0, inner.size(), chunk):
-            raw = inner.read(offset, chunk)
-            self._starts.append(self._starts[-1] + len(raw) + raw.count(b"\n") + raw.count(b"\r"))
-        self._size = self._starts.pop()
+        # The scan reads the whole file in the reactor thread: a file on a shared descriptor
+        # keeps its layout there, so a burst of requests for one kernel pays it once.
+        layouts = inner.netascii_layouts if isinstance(inner, StaticFile) else {}
+        if chunk not in layouts:
+            layouts[chunk] = _scan(inner, chunk)
+        self._starts, self._size = layouts[chunk]
         self._last = _Chunk(-1, b"")
 
     def size(self) -> int:

@@ -327,3 +327,26 @@ def test_netascii_file_truncated_under_a_transfer_reads_short_instead_of_hanging
     assert source.read(0, 512) == b"line\r\n" * 20  # the 100 bytes left, converted
     assert source.read(2048, 512) == b""
     source.close()
+
+
+def test_concurrent_netascii_requests_for_one_file_scan_it_once(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Netascii learns its converted size by reading the whole file in the reactor thread
+    (about 60 ms for a 40 MiB kernel); a burst of netascii RRQs for one file, spoofed or
+    not, paid that once per request. Transfers sharing the descriptor share the scan."""
+    data = b"ab\ncd\r" * 50_000
+    (tree / "kernel").write_bytes(data)
+    root = StaticRoot(tree)
+    first = Netascii(root.open("kernel", CLIENT), chunk=4096)
+    reads: list[int] = []
+    real = os.pread
+    monkeypatch.setattr(
+        "pxed.sources.os.pread", lambda fd, n, at: reads.append(n) or real(fd, n, at)
+    )
+    second = Netascii(root.open("kernel", CLIENT), chunk=4096)
+    assert reads == []
+    assert second.size() == first.size() == len(_netascii(data))
+    assert second.read(100_000, 700) == _netascii(data)[100_000:100_700]
+    first.close()
+    second.close()
