@@ -560,3 +560,55 @@ def test_refusals_alone_do_not_pile_up_closed_ports(h: Harness) -> None:
         h.request(ReadRequest(f"missing-{n}"))
     assert len(h.service._closing) <= 1
     h.assert_nothing_leaked()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [BlockingIOError(11, "busy"), OSError(105, "No buffer space"), ConnectionRefusedError()],
+)
+def test_a_send_the_kernel_refuses_is_a_lost_datagram_the_timer_resends(
+    h: Harness, failure: OSError
+) -> None:
+    """A full socket buffer (EAGAIN, ENOBUFS) or a late ICMP must not end the transfer."""
+    h.request(ReadRequest("pxelinux.0"))
+    src, _, _ = h.only_reply()
+    h.reactor.port_at(src).socket.sendto_error = failure
+    h.send(Ack(1), to=src)
+    assert h.replies() == [], "DATA 2 was refused by the socket"
+    h.reactor.advance(1.0)
+    assert [message for _, message, _ in h.replies()] == [Data(2, PAYLOAD[512:1024])]
+    h.send(Ack(2), to=src)
+    h.send(Ack(3), to=src)
+    assert h.service.stats.outcomes["complete"] == 1
+    h.assert_nothing_leaked()
+
+
+def test_a_send_error_that_is_a_bug_ends_the_transfer_with_error_0(h: Harness) -> None:
+    h.request(ReadRequest("pxelinux.0"))
+    src, _, _ = h.only_reply()
+    h.reactor.port_at(src).socket.sendto_error = OSError(90, "Message too long")
+    h.send(Ack(1), to=src)
+    (_, message, _) = h.only_reply()
+    assert isinstance(message, Error) and message.code == ErrorCode.NOT_DEFINED
+    assert h.service.stats.outcomes["error"] == 1
+    h.assert_nothing_leaked()
+
+
+def test_acks_keep_one_delayed_call_that_fires_at_the_moved_deadline(h: Harness) -> None:
+    """One DelayedCall per transfer, not one per ACK; an early firing re-arms, not resends."""
+    h.request(ReadRequest("pxelinux.0"))
+    src, _, _ = h.only_reply()
+    (armed,) = h.reactor.getDelayedCalls()
+    h.reactor.advance(0.5)
+    h.send(Ack(1), to=src)
+    h.replies()
+    assert h.reactor.getDelayedCalls() == [armed] and armed.getTime() == 1.0
+    h.reactor.advance(0.5)
+    assert h.replies() == [], "the old deadline is not the block's: nothing is resent"
+    (rearmed,) = h.reactor.getDelayedCalls()
+    deadline = h.service._transfers[CLIENT].session.deadline
+    assert rearmed.getTime() == deadline and deadline > 1.0
+    h.reactor.advance(deadline - h.reactor.seconds())
+    assert [message for _, message, _ in h.replies()] == [Data(2, PAYLOAD[512:1024])]
+    h.run_out_the_clock()
+    h.assert_nothing_leaked()

@@ -5,6 +5,8 @@ records every ``listenUDP``/``adoptDatagramPort`` call with its
 ``maxPacketSize``, hands out ephemeral ports from a counter, lets a test
 deliver a datagram to whatever port is bound at an address, and keeps every
 datagram a port wrote so the test can read the server's replies in order.
+Datagrams sent past Twisted through ``port.socket.sendto`` are recorded the
+same way, and a ``sendto_error`` makes the next one fail as the kernel would.
 """
 
 from __future__ import annotations
@@ -21,6 +23,23 @@ Address = tuple[str, int]
 
 
 @dataclass
+class FakeSocket:
+    """The bound socket under a port, as far as a protocol calls it directly."""
+
+    port: FakeDatagramPort
+    sendto_error: OSError | None = None  # raised by the next sendto, then cleared
+
+    def sendto(self, datagram: bytes, addr: Address) -> int:
+        if not self.port.listening:
+            raise OSError(9, "Bad file descriptor")  # EBADF: the port closed its socket
+        if self.sendto_error is not None:
+            failure, self.sendto_error = self.sendto_error, None
+            raise failure
+        self.port.record(datagram, addr)
+        return len(datagram)
+
+
+@dataclass
 class FakeDatagramPort:
     """One bound UDP port: what it was bound with and what it wrote."""
 
@@ -32,6 +51,10 @@ class FakeDatagramPort:
     adopted_fd: int | None = None
     written: list[tuple[bytes, Address]] = field(default_factory=list)
     listening: bool = True
+    socket: FakeSocket = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.socket = FakeSocket(self)
 
     def getHost(self) -> IPv4Address:
         return IPv4Address("UDP", self.interface or "0.0.0.0", self.port)
@@ -41,6 +64,9 @@ class FakeDatagramPort:
             raise AssertionError(f"write on port {self.port} after stopListening")
         if addr is None:
             raise AssertionError("write without a destination on an unconnected port")
+        self.record(datagram, addr)
+
+    def record(self, datagram: bytes, addr: Address) -> None:
         self.written.append((datagram, addr))
         self.reactor.sent.append((self.address, datagram, addr))
 
