@@ -191,10 +191,14 @@ class IsoTree(_Tree):
 
 
 def serve(request: Request, found: Found) -> bytes | int:
-    """Answer GET or HEAD for ``found``: 200, 206, 304 or 416, then the body."""
+    """Answer GET or HEAD for ``found``: 200, 206, 304, 412 or 416, then the body."""
     request.setHeader(b"accept-ranges", b"bytes")
     request.setHeader(b"etag", found.etag)
     request.setHeader(b"last-modified", http.datetimeToString(found.mtime))
+    if _precondition_failed(request, found):
+        found.release()
+        request.setResponseCode(http.PRECONDITION_FAILED)
+        return b""
     if _not_modified(request, found):
         found.release()
         request.setResponseCode(http.NOT_MODIFIED)
@@ -245,6 +249,26 @@ def _backing(found: Found, pieces: list[byteranges.Piece]) -> list[byteranges.Pi
         else:
             out.extend(byteranges.to_segments(found.extents, piece))
     return out
+
+
+def _precondition_failed(request: Request, found: Found) -> bool:
+    """RFC 9110 13.2.2 steps 1-2: If-Match decides when present, else If-Unmodified-Since.
+
+    If-Match compares strongly: a weak tag never matches (13.1.1).
+    """
+    match = request.getHeader(b"if-match")
+    if match is not None:
+        tags = [tag.strip() for tag in match.split(b",")]
+        return b"*" not in tags and found.etag not in tags
+    since = request.getHeader(b"if-unmodified-since")
+    if since is None:
+        return False
+    try:
+        limit = http.stringToDatetime(since)
+    except (ValueError, IndexError):
+        # An unparsable date means "no condition" (RFC 9110 13.1.4).
+        return False
+    return int(found.mtime) > limit
 
 
 def _not_modified(request: Request, found: Found) -> bool:

@@ -179,6 +179,29 @@ def test_if_none_match_takes_precedence_over_if_modified_since(site: Site) -> No
     assert response.status == 200
 
 
+def test_if_match_with_another_etag_is_412_and_with_the_current_one_the_file(
+    site: Site,
+) -> None:
+    """RFC 9110 13.1.1: a server MUST evaluate If-Match; a client guarding a resumed or
+    multi-part download with it must not get bytes of a file that changed."""
+    etag = fetch(site, VMLINUZ, method="HEAD").headers[b"etag"].decode()
+    refused = fetch(site, VMLINUZ, If_Match='"old"')
+    assert (refused.status, refused.body) == (412, b"")
+    assert fetch(site, VMLINUZ, If_Match=f'"old", {etag}').status == 200
+    assert fetch(site, VMLINUZ, If_Match="*").status == 200
+    assert fetch(site, VMLINUZ, If_Match=f"W/{etag}").status == 412, "If-Match compares strongly"
+
+
+def test_if_unmodified_since_before_the_file_changed_is_412(site: Site) -> None:
+    """RFC 9110 13.1.4 (curl --time-cond -DATE sends it); If-Match, when present, decides."""
+    old = "Thu, 01 Jan 1970 00:00:00 GMT"
+    assert fetch(site, VMLINUZ, If_Unmodified_Since=old).status == 412
+    later = http.datetimeToString(2**31).decode()
+    assert fetch(site, VMLINUZ, If_Unmodified_Since=later).status == 200
+    assert fetch(site, VMLINUZ, If_Unmodified_Since="garbage").status == 200
+    assert fetch(site, VMLINUZ, If_Match="*", If_Unmodified_Since=old).status == 200
+
+
 def test_if_range_with_the_current_etag_honours_the_range(site: Site) -> None:
     etag = fetch(site, VMLINUZ, method="HEAD").headers[b"etag"].decode()
     response = fetch(site, VMLINUZ, Range="bytes=0-3", If_Range=etag)
