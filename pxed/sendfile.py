@@ -44,6 +44,21 @@ SENDFILE_CHUNK = 4 * 1024 * 1024
 # One pread()+write() step of the fallback path.
 READ_CHUNK = 256 * 1024
 
+# sendfile() errors that mean the client is gone, not that pxed failed: a reset, or a
+# machine powered off mid-download (TCP gives up: ETIMEDOUT, or ICMP says unreachable).
+# The channel is not reading while a response is sent, so only this write sees them.
+_CLIENT_GONE = frozenset(
+    {
+        errno.EPIPE,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ENOTCONN,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+    }
+)
+
 
 def send_body(request: Request, fd: int, pieces: Iterable[Piece], done: Callable[[], None]) -> None:
     """Start writing ``pieces`` as the body of ``request``; call ``done`` at the end.
@@ -169,7 +184,7 @@ class _SendfileBody(_Body):
                 self._wait_for_drain()
                 return
             except OSError as error:
-                if error.errno in (errno.EPIPE, errno.ECONNRESET):
+                if error.errno in _CLIENT_GONE:
                     self.transport.abortConnection()
                     self.stopProducing()
                     return

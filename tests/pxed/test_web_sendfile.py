@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor, task
+from twisted.logger import globalLogPublisher
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 
@@ -159,3 +161,49 @@ def test_a_client_hanging_up_mid_transfer_releases_the_file(
         assert released, "the per-response descriptor must be closed when the client leaves"
     finally:
         yield service.stopService()
+
+
+@pytest.mark.parametrize("code", [errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENOTCONN])
+@pytest_twisted.inlineCallbacks
+def test_a_client_lost_to_the_network_mid_transfer_is_a_hang_up_not_a_traceback(
+    payload: tuple[Path, Path, bytes], monkeypatch: pytest.MonkeyPatch, code: int
+) -> Generator[Any, Any, None]:
+    """A PXE client powered off mid-download ends in ETIMEDOUT or EHOSTUNREACH from
+    sendfile (the channel is not reading then, so only the write sees it). That is the
+    same event as a reset: close quietly and release the file, no 'Unhandled Error'."""
+
+    def lost(out: int, in_: int, offset: int, count: int) -> int:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(pxed.sendfile.os, "sendfile", lost)
+    failures: list[object] = []
+
+    def observer(event: dict[str, Any]) -> None:
+        # log.err() from the reactor arrives as a legacy event: "failure", not "log_failure".
+        failure = event.get("log_failure", event.get("failure"))
+        if failure is not None:
+            failures.append(failure)
+
+    globalLogPublisher.addObserver(observer)
+    service, _ = _serve(payload)
+    try:
+        port = service.listening[0].getHost().port
+        baseline = _open_fds()
+        gone: defer.Deferred[None] = defer.Deferred()
+        yield protocol.ClientCreator(reactor, _Patient, b"/trees/dir/big.img", gone).connectTCP(
+            "127.0.0.1", port
+        )
+        yield gone
+        released = yield _until(lambda: _open_fds() <= baseline)
+        assert released, "the per-response descriptor must be closed"
+        assert failures == []
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        yield service.stopService()
+
+
+class _Patient(_Impatient):
+    """Asks for the whole file and waits for the server to close."""
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
