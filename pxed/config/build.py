@@ -139,7 +139,7 @@ class _Builder:
             listen=f.get("listen", c.sequence(_tftp_listen), ()),
             port=f.get("port", c.port, 69),
             max_blksize=f.get("max_blksize", c.integer(8, 65464), 1468),
-            max_windowsize=f.get("max_windowsize", c.integer(1, 65535), 16),
+            max_windowsize=f.get("max_windowsize", c.integer(1, 32767), 16),
             max_sessions=f.get("max_sessions", c.integer(1, 1_000_000), 1000),
             max_per_client=f.get("max_per_client", c.integer(1, 1_000_000), 16),
             timeout=f.get("timeout", c.integer(1, 255), 1),

@@ -135,7 +135,8 @@ def test_disabled_services_need_no_addresses():
     [
         ("max_blksize", "65465", "65465 is out of range 8-65464"),
         ("max_blksize", "7", "7 is out of range 8-65464"),
-        ("max_windowsize", "0", "0 is out of range 1-65535"),
+        ("max_windowsize", "0", "0 is out of range 1-32767"),
+        ("max_windowsize", "40000", "40000 is out of range 1-32767"),
         ("port", "0", "0 is out of range 1-65535"),
         ("port", "true", "expected a whole number, got the boolean true"),
         ("port", "69.5", "expected a whole number, got the number 69.5"),
