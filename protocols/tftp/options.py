@@ -23,7 +23,9 @@ Rules, and why:
   session uses it as the ceiling of its retransmit timer.
 * tsize in a read request is answered with the real size whatever number the client
   sent (clients send 0, RFC 2349).  For netascii the size is the converted size, which is
-  what the block source reports.
+  what the block source reports.  An empty file's tsize is left out of the OACK: curl
+  (7.88) rejects "tsize 0" and cannot fetch an empty file from any server that sends it,
+  and the option is the server's to decline (RFC 2347).
 """
 
 from __future__ import annotations
@@ -104,5 +106,5 @@ def _answer(key: str, value: str, file_size: int, limits: NegotiationLimits) -> 
     if key == "timeout":
         return _number(value, MIN_TIMEOUT, MAX_TIMEOUT)
     if key == "tsize":
-        return None if _number(value, 0, 2**64) is None else file_size
+        return None if _number(value, 0, 2**64) is None or file_size == 0 else file_size
     return None

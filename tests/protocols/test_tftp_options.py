@@ -60,10 +60,13 @@ def test_negotiation_answers_only_accepted_options_in_the_clients_order(
     assert negotiate(request_options, SIZE, LIMITS) == (oack, parameters)
 
 
-def test_tsize_of_an_empty_file_is_answered_as_zero():
-    assert negotiate((("tsize", "0"),), 0, LIMITS) == (
-        (("tsize", "0"),),
-        TransferParameters(tsize=0),
+def test_tsize_of_an_empty_file_is_left_out_of_the_oack():
+    """curl refuses an OACK saying tsize 0, so an empty file's size is not announced;
+    with no other option the transfer then starts with DATA 1 (nothing to acknowledge)."""
+    assert negotiate((("tsize", "0"),), 0, LIMITS) == ((), TransferParameters())
+    assert negotiate((("tsize", "0"), ("blksize", "512")), 0, LIMITS) == (
+        (("blksize", "512"),),
+        TransferParameters(blksize=512),
     )
 
 
