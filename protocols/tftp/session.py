@@ -4,10 +4,11 @@ API
 ---
 ``ReadSession(request, source, limits, now)`` negotiates options at once (so ``parameters``
 is known before anything is sent).  ``start(now)``, ``receive(datagram, now)`` (datagrams
-from the peer's TID only) and ``expire(now)`` return actions, ``Send(datagram)`` and at most
-one final ``Finish(stats)``; ``deadline`` says when ``expire`` is due next (None once
-finished) and may move after any call, so the adapter re-arms its one timer from it after
-each.  The adapter answers strangers itself with
+from the peer's TID only) and ``expire(now)`` return actions: ``Send(datagram)`` for an
+OACK or ERROR, ``SendWindow(datagrams)`` for the DATA blocks of a window (or of a lockstep
+step, a window of one), and at most one final ``Finish(stats)``; ``deadline`` says when
+``expire`` is due next (None once finished) and may move after any call, so the adapter
+re-arms its one timer from it after each.  The adapter answers strangers itself with
 ``encode_tftp(Error(ErrorCode.UNKNOWN_TID, "unknown transfer ID"))``, and refuses modes it
 has no source for (the session records the mode but never looks at it: netascii
 conversion, and so the netascii tsize, are the source's business).
@@ -81,6 +82,7 @@ __all__ = [
     "Input",
     "ReadSession",
     "Send",
+    "SendWindow",
     "SessionLimits",
     "State",
     "TransferStats",
@@ -125,17 +127,28 @@ class TransferStats:
     mode: str = "octet"  # as the client spelled it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Send:
     datagram: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class SendWindow:
+    """Consecutive DATA datagrams, in block order, to send back to back.
+
+    All but the last are ``blksize + 4`` bytes long and only the last may be shorter, so
+    an adapter can hand the whole window to the kernel in one UDP GSO send.
+    """
+
+    datagrams: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     stats: TransferStats
 
 
-Action = Send | Finish
+Action = Send | SendWindow | Finish
 
 
 # IntEnum, not Enum: a plain Enum hashes in Python code, and the table is looked up per block.
@@ -341,7 +354,7 @@ class ReadSession:
         resent = self._sent - first + 1 if self._sent >= first else 0
         blksize, size, read = self._blksize, self._size, self._source.read
         offset = (first - 1) * blksize
-        actions: list[Action] = []
+        datagrams: list[bytes] = []
         for absolute in range(first, last + 1):
             payload = read(offset, blksize)
             if len(payload) != (blksize if absolute < self._final else size - offset):
@@ -349,9 +362,9 @@ class ReadSession:
                 answer = encode_tftp(Error(ErrorCode.NOT_DEFINED, reason))
                 return [Send(answer), self._finish(now, "protocol-error", reason)]
             self._bytes_sent += len(payload)
-            actions.append(Send(encode_data(absolute & _BLOCK_MASK, payload)))
+            datagrams.append(encode_data(absolute & _BLOCK_MASK, payload))
             offset += blksize
-        self._blocks_sent += len(actions)
+        self._blocks_sent += len(datagrams)
         self._retransmits += resent
         self._sent = last
         if progress:
@@ -359,7 +372,7 @@ class ReadSession:
         else:
             self._window_resent = True
             self._arm(now)
-        return actions
+        return [SendWindow(datagrams)]
 
     def _begin_window(self, now: float, resent: bool) -> None:
         self._window_sent_at = now

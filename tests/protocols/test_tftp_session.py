@@ -17,6 +17,7 @@ from protocols.tftp.session import (
     Input,
     ReadSession,
     Send,
+    SendWindow,
     SessionLimits,
     State,
 )
@@ -61,7 +62,14 @@ class PatternSource:
 
 
 def sends(actions: list[Action]) -> list[bytes]:
-    return [action.datagram for action in actions if isinstance(action, Send)]
+    """Every datagram the actions send, in order, whether one by one or as a window."""
+    sent: list[bytes] = []
+    for action in actions:
+        if isinstance(action, SendWindow):
+            sent += action.datagrams
+        elif isinstance(action, Send):
+            sent.append(action.datagram)
+    return sent
 
 
 def finish_of(actions: list[Action]) -> Finish | None:
@@ -267,6 +275,17 @@ def test_window_sends_windowsize_blocks_then_waits_for_the_ack_of_the_last():
     assert blocks(session.receive(encode_ack(0), 0.0)) == [1, 2, 3, 4]
     assert session.receive(encode_ack(4), 0.0) != []
     assert session.receive(encode_ack(4), 0.0) == [], "a duplicate ACK is not a new window"
+
+
+def test_a_window_is_one_send_window_whose_datagrams_differ_only_in_the_last():
+    """What lets the adapter send a window as one UDP GSO buffer of equal segments."""
+    session = _windowed(size=5 * 512 + 100)
+    (window,) = session.receive(encode_ack(0), 0.0)
+    assert isinstance(window, SendWindow)
+    assert [len(datagram) for datagram in window.datagrams] == [516] * 4
+    (tail,) = session.receive(encode_ack(4), 0.0)
+    assert isinstance(tail, SendWindow)
+    assert [len(datagram) for datagram in tail.datagrams] == [516, 104]
 
 
 def test_ack_of_an_earlier_block_in_the_window_restarts_the_window_after_it():

@@ -612,3 +612,69 @@ def test_acks_keep_one_delayed_call_that_fires_at_the_moved_deadline(h: Harness)
     assert [message for _, message, _ in h.replies()] == [Data(2, PAYLOAD[512:1024])]
     h.run_out_the_clock()
     h.assert_nothing_leaked()
+
+
+def _fetch_windowed(h: Harness) -> tuple[bytes, tuple[str, int]]:
+    """RRQ with windowsize 2 at blksize 512, ACK 0 then the last block of each window."""
+    h.request(ReadRequest("pxelinux.0", options=(("windowsize", "2"),)))
+    src, oack, _ = h.only_reply()
+    assert oack == OptionAck((("windowsize", "2"),))
+    h.send(Ack(0), to=src)
+    received = b""
+    while True:
+        window = [message for _, message, _ in h.replies()]
+        assert all(isinstance(message, Data) for message in window)
+        received += b"".join(message.payload for message in window)
+        h.send(Ack(window[-1].block), to=src)
+        if len(window[-1].payload) < 512:
+            return received, src
+
+
+def test_a_window_goes_out_as_one_gso_send_cut_into_its_datagrams(h: Harness) -> None:
+    h.request(ReadRequest("pxelinux.0", options=(("windowsize", "2"),)))
+    src, _, _ = h.only_reply()
+    socket = h.reactor.port_at(src).socket
+    h.send(Ack(0), to=src)
+    assert socket.segment == 516
+    assert [message for _, message, _ in h.replies()] == [
+        Data(1, PAYLOAD[:512]),
+        Data(2, PAYLOAD[512:1024]),
+    ]
+    h.send(Ack(2), to=src)
+    assert [message for _, message, _ in h.replies()] == [Data(3, PAYLOAD[1024:])]
+    h.send(Ack(3), to=src)
+    assert h.service.stats.outcomes["complete"] == 1
+    h.assert_nothing_leaked()
+
+
+def test_without_gso_a_window_is_sent_datagram_by_datagram(root: Path) -> None:
+    h = Harness(root)
+    original = h.reactor.listenUDP
+
+    def listen_without_gso(*args, **kwargs):
+        port = original(*args, **kwargs)
+        port.socket.gso = False
+        return port
+
+    h.reactor.listenUDP = listen_without_gso
+    assert _fetch_windowed(h)[0] == PAYLOAD
+    assert h.service.stats.outcomes["complete"] == 1
+    h.assert_nothing_leaked()
+
+
+def test_a_gso_send_the_path_refuses_falls_back_for_the_rest_of_the_transfer(
+    h: Harness,
+) -> None:
+    """EINVAL from a GSO send (path MTU below the segment): the window still goes out."""
+    h.request(ReadRequest("pxelinux.0", options=(("windowsize", "2"),)))
+    src, _, _ = h.only_reply()
+    socket = h.reactor.port_at(src).socket
+    socket.sendto_error = OSError(22, "Invalid argument")
+    h.send(Ack(0), to=src)
+    assert [message.block for _, message, _ in h.replies()] == [1, 2]
+    assert socket.segment == 0, "UDP_SEGMENT is cleared, or single sends would fail too"
+    h.send(Ack(2), to=src)
+    assert [message.block for _, message, _ in h.replies()] == [3]
+    h.send(Ack(3), to=src)
+    assert h.service.stats.outcomes["complete"] == 1
+    h.assert_nothing_leaked()

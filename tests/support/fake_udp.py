@@ -7,10 +7,14 @@ deliver a datagram to whatever port is bound at an address, and keeps every
 datagram a port wrote so the test can read the server's replies in order.
 Datagrams sent past Twisted through ``port.socket.sendto`` are recorded the
 same way, and a ``sendto_error`` makes the next one fail as the kernel would.
+The socket does UDP GSO like Linux: with ``UDP_SEGMENT`` set, one sendto of
+several segments is recorded as the datagrams the kernel would cut it into.
 """
 
 from __future__ import annotations
 
+import errno
+import socket
 from dataclasses import dataclass, field
 
 from twisted.internet.address import IPv4Address
@@ -20,6 +24,9 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
 
 Address = tuple[str, int]
+UDP_SEGMENT = 103  # linux/udp.h
+UDP_MAX_SEGMENTS = 64
+MAX_UDP_PAYLOAD = 65507
 
 
 @dataclass
@@ -28,14 +35,27 @@ class FakeSocket:
 
     port: FakeDatagramPort
     sendto_error: OSError | None = None  # raised by the next sendto, then cleared
+    gso: bool = True  # False: setsockopt(UDP_SEGMENT) fails as on a kernel without GSO
+    segment: int = 0  # UDP_SEGMENT as set; 0 is off
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        if (level, option) != (socket.SOL_UDP, UDP_SEGMENT) or not self.gso:
+            raise OSError(errno.ENOPROTOOPT, "Protocol not available")
+        self.segment = value
 
     def sendto(self, datagram: bytes, addr: Address) -> int:
         if not self.port.listening:
-            raise OSError(9, "Bad file descriptor")  # EBADF: the port closed its socket
+            raise OSError(errno.EBADF, "Bad file descriptor")  # the port closed its socket
         if self.sendto_error is not None:
             failure, self.sendto_error = self.sendto_error, None
             raise failure
-        self.port.record(datagram, addr)
+        if len(datagram) > MAX_UDP_PAYLOAD:
+            raise OSError(errno.EMSGSIZE, "Message too long")
+        step = self.segment or max(len(datagram), 1)
+        if len(datagram) > step * UDP_MAX_SEGMENTS:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        for start in range(0, len(datagram) or 1, step):
+            self.port.record(datagram[start : start + step], addr)
         return len(datagram)
 
 
