@@ -286,8 +286,11 @@ class _Transfer(DatagramProtocol):
             )
 
     def _send_window(self, datagrams: list[bytes]) -> None:
+        if len(datagrams) == 1:  # lockstep
+            self._send(datagrams[0])
+            return
         sent = 0
-        batch = self._gso_batch(len(datagrams[0])) if len(datagrams) > 1 else 1
+        batch = self._gso_batch(len(datagrams[0]))
         if batch > 1:
             try:
                 for sent in range(0, len(datagrams), batch):

@@ -300,8 +300,10 @@ class ReadSession:
     def _on_ack(self, now: float, detail: Detail) -> list[Action]:
         """Progress: slide the window to just after the acknowledged block."""
         assert isinstance(detail, int)
-        self._timer.progress()
-        self._measure(now)
+        if self._window_resent:  # Karn's rule: an ACK of a resent window is ambiguous
+            self._timer.progress()
+        else:  # a sample resets the backoff too, as progress() would
+            self._timer.sample(now - self._window_sent_at)
         self._acked = detail
         return self._send_window(now, progress=True)
 
@@ -348,16 +350,17 @@ class ReadSession:
     def _send_window(self, now: float, progress: bool) -> list[Action]:
         """(Re)send blocks after the last ACK, up to a window or the final block."""
         first = self._acked + 1
+        final = self._final
         last = self._acked + self._window
-        if last > self._final:
-            last = self._final
+        if last > final:
+            last = final
         resent = self._sent - first + 1 if self._sent >= first else 0
-        blksize, size, read = self._blksize, self._size, self._source.read
+        blksize, read = self._blksize, self._source.read
         offset = (first - 1) * blksize
         datagrams: list[bytes] = []
         for absolute in range(first, last + 1):
             payload = read(offset, blksize)
-            if len(payload) != (blksize if absolute < self._final else size - offset):
+            if len(payload) != (blksize if absolute < final else self._size - offset):
                 reason = f"file changed size during the transfer (block {absolute})"
                 answer = encode_tftp(Error(ErrorCode.NOT_DEFINED, reason))
                 return [Send(answer), self._finish(now, "protocol-error", reason)]
@@ -383,10 +386,6 @@ class ReadSession:
     def _arm(self, now: float) -> None:
         deadline = now + self._timer.rto
         self._deadline = deadline if deadline < self._give_up_at else self._give_up_at
-
-    def _measure(self, now: float) -> None:
-        if not self._window_resent:  # Karn's rule: an ACK of a resent window is ambiguous
-            self._timer.sample(now - self._window_sent_at)
 
     def _finish(self, now: float, outcome: str, error: str | None) -> Finish:
         self._state = State.DONE

@@ -26,13 +26,21 @@ class RetransmitTimer:
 
     def sample(self, rtt: float) -> None:
         """A measured round trip (Karn: never one whose send was repeated)."""
-        rtt = max(rtt, 0.0)  # a wall clock stepped back must not make the estimate negative
-        if self.srtt is None:
-            self.srtt, self.rttvar = rtt, rtt / 2
+        # Once per ACK, so plain comparisons rather than max()/min() calls.
+        if rtt < 0.0:  # a wall clock stepped back must not make the estimate negative
+            rtt = 0.0
+        srtt = self.srtt
+        if srtt is None:
+            self.srtt, self.rttvar = srtt, rttvar = rtt, rtt / 2
         else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
-            self.srtt = 0.875 * self.srtt + 0.125 * rtt
-        self.rto = self._estimate = max(self.floor, min(self.srtt + 4 * self.rttvar, self.ceiling))
+            self.rttvar = rttvar = 0.75 * self.rttvar + 0.25 * abs(srtt - rtt)
+            self.srtt = srtt = 0.875 * srtt + 0.125 * rtt
+        rto = srtt + 4 * rttvar
+        if rto > self.ceiling:
+            rto = self.ceiling
+        if rto < self.floor:
+            rto = self.floor
+        self.rto = self._estimate = rto
 
     def backoff(self) -> None:
         """A timeout fired: double the wait, up to the ceiling (RFC 6298 5.5)."""
