@@ -302,7 +302,14 @@ class _Transfer(DatagramProtocol):
             self._send(datagram)
 
     def _gso_batch(self, segment: int) -> int:
-        """How many datagrams of `segment` bytes one GSO send carries; 1 without GSO."""
+        """How many datagrams of `segment` bytes one GSO send carries; 1 without GSO.
+
+        Blocks too big to batch never set UDP_SEGMENT: with it set, the kernel refuses
+        even a single datagram larger than the path MTU instead of fragmenting it.
+        """
+        batch = min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // segment)
+        if batch < 2:
+            return 1
         if self._segment != segment:
             if self._segment < 0:
                 return 1
@@ -312,7 +319,7 @@ class _Transfer(DatagramProtocol):
                 self._no_gso(refused)
                 return 1
             self._segment = segment
-        return min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // segment)
+        return batch
 
     def _no_gso(self, refused: OSError) -> None:
         """Send datagram by datagram from now on; a set UDP_SEGMENT also checks those."""

@@ -678,3 +678,29 @@ def test_a_gso_send_the_path_refuses_falls_back_for_the_rest_of_the_transfer(
     h.send(Ack(3), to=src)
     assert h.service.stats.outcomes["complete"] == 1
     h.assert_nothing_leaked()
+
+
+@pytest.mark.parametrize("blksize", [8192, 32768, 65464])
+def test_windows_of_blocks_over_the_path_mtu_still_arrive(root: Path, blksize: int) -> None:
+    """A 1500-byte link: GSO refuses segments over the MTU, where plain sends fragment."""
+    (root / "big").write_bytes((bytes(range(256)) * (blksize // 64 + 1))[: 4 * blksize])
+    h = Harness(root, max_blksize=65464)
+    original = h.reactor.listenUDP
+
+    def listen_on_a_1500_byte_link(*args, **kwargs):
+        port = original(*args, **kwargs)
+        port.socket.mtu = 1500
+        return port
+
+    h.reactor.listenUDP = listen_on_a_1500_byte_link
+    options = (("blksize", str(blksize)), ("windowsize", "4"))
+    h.request(ReadRequest("big", options=options))
+    src, _, _ = h.only_reply()
+    h.send(Ack(0), to=src)
+    window = [message for _, message, _ in h.replies()]
+    assert [message.block for message in window] == [1, 2, 3, 4]
+    h.send(Ack(4), to=src)
+    assert [message for _, message, _ in h.replies()] == [Data(5, b"")]
+    h.send(Ack(5), to=src)
+    assert h.service.stats.outcomes["complete"] == 1
+    h.assert_nothing_leaked()

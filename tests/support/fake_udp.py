@@ -27,6 +27,7 @@ Address = tuple[str, int]
 UDP_SEGMENT = 103  # linux/udp.h
 UDP_MAX_SEGMENTS = 64
 MAX_UDP_PAYLOAD = 65507
+IP_UDP_HEADERS = 28
 
 
 @dataclass
@@ -37,6 +38,7 @@ class FakeSocket:
     sendto_error: OSError | None = None  # raised by the next sendto, then cleared
     gso: bool = True  # False: setsockopt(UDP_SEGMENT) fails as on a kernel without GSO
     segment: int = 0  # UDP_SEGMENT as set; 0 is off
+    mtu: int = 65536  # of the path; only a GSO send checks it, a plain one fragments
 
     def setsockopt(self, level: int, option: int, value: int) -> None:
         if (level, option) != (socket.SOL_UDP, UDP_SEGMENT) or not self.gso:
@@ -51,6 +53,8 @@ class FakeSocket:
             raise failure
         if len(datagram) > MAX_UDP_PAYLOAD:
             raise OSError(errno.EMSGSIZE, "Message too long")
+        if self.segment and min(len(datagram), self.segment) + IP_UDP_HEADERS > self.mtu:
+            raise OSError(errno.EMSGSIZE, "Message too long")  # what Linux says then
         step = self.segment or max(len(datagram), 1)
         if len(datagram) > step * UDP_MAX_SEGMENTS:
             raise OSError(errno.EINVAL, "Invalid argument")
