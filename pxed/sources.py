@@ -13,8 +13,8 @@ stats before it opens, so a device file or FIFO is never even opened, and it
 checks after opening that the descriptor is still the file it stat'ed.
 
 Open files are shared: 200 clients fetching the same kernel hold one file
-descriptor and read it with ``os.pread`` block by block, so memory per client
-is only the session state, never a copy of the file.
+descriptor and read it with ``os.pread``, a few blocks at a time, so memory per
+client is the session state and a 32 KiB read-ahead, never a copy of the file.
 """
 
 from __future__ import annotations
@@ -138,29 +138,54 @@ class _SharedFile:
         self.netascii: dict[int, NetasciiLayout] = {}
 
 
+READ_AHEAD = 32768  # bytes one pread fetches for the blocks after it
+
+
 class StaticFile:
-    """A regular file under the root, read with ``pread`` on a shared descriptor."""
+    """A regular file under the root, read with ``pread`` on a shared descriptor.
+
+    Each ``pread`` fetches ``READ_AHEAD`` bytes and the blocks inside them are sliced from
+    that buffer: a syscall per 1468-byte block was the largest single cost of a lockstep
+    transfer. The buffer is per transfer and bounded (32 KiB per client, not a copy of the
+    file), and serves only the read that continues the previous one: a retransmit, a
+    go-back or a netascii rewind after its scan reads the file again, so a file changed
+    under the transfer is noticed as soon as pread alone would. Not ``mmap``: a file
+    truncated under a mapping raises SIGBUS on the next read, which kills the whole daemon
+    instead of reading short.
+    """
 
     def __init__(self, files: StaticRoot, shared: _SharedFile) -> None:
         self._files = files
         self._shared: _SharedFile | None = shared
         self._size = shared.key[3]
         self.netascii_layouts = shared.netascii
+        self._buffer = b""
+        self._buffer_at = 0  # file offset of self._buffer[0]
+        self._next = -1  # where the last read ended: only a read starting there uses the buffer
 
     def size(self) -> int:
         return self._size
 
     def read(self, offset: int, length: int) -> bytes:
+        end = min(offset + length, self._size)
+        if offset == self._next and end - self._buffer_at <= len(self._buffer):
+            self._next = end
+            return self._buffer[offset - self._buffer_at : end - self._buffer_at]
         if self._shared is None:
             raise ValueError("read from a closed StaticFile")
         # A file truncated under the transfer reads short here; the engine notices the short
         # block and ends the transfer with ERROR 0 rather than sending a truncated file.
-        return os.pread(self._shared.fd, max(0, min(length, self._size - offset)), offset)
+        wanted = max(0, end - offset)
+        self._buffer = os.pread(self._shared.fd, max(wanted, READ_AHEAD), offset)
+        self._buffer_at = offset
+        self._next = offset + wanted
+        return self._buffer[:wanted]
 
     def close(self) -> None:
         if self._shared is not None:
             self._files.release(self._shared)
             self._shared = None
+            self._buffer, self._next = b"", -1
 
 
 class StaticRoot:

@@ -234,6 +234,47 @@ def test_file_truncated_under_a_transfer_reads_short_for_the_engine_to_notice(
     source.close()
 
 
+def test_sequential_block_reads_share_one_pread_per_read_ahead(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A syscall per block was the largest cost of a lockstep transfer; the bytes stay exact."""
+    data = os.urandom(65536)
+    (tree / "kernel").write_bytes(data)
+    calls: list[int] = []
+    real_pread = os.pread
+
+    def counting_pread(fd: int, length: int, offset: int) -> bytes:
+        calls.append(offset)
+        return real_pread(fd, length, offset)
+
+    monkeypatch.setattr(os, "pread", counting_pread)
+    source = StaticRoot(tree).open("kernel", CLIENT)
+    blocks = [source.read(offset, 1468) for offset in range(0, 65536, 1468)]
+    assert b"".join(blocks) == data
+    assert len(calls) <= 3 < len(blocks) // 10
+    source.close()
+
+
+def test_a_rewind_reads_the_file_again_instead_of_the_read_ahead(tree: Path) -> None:
+    """Retransmits and go-backs see the file as it is now, as a plain pread would."""
+    (tree / "kernel").write_bytes(b"a" * 4096)
+    source = StaticRoot(tree).open("kernel", CLIENT)
+    assert source.read(0, 512) == b"a" * 512
+    with open(tree / "kernel", "r+b") as rewrite:
+        rewrite.write(b"b" * 4096)
+    assert source.read(0, 512) == b"b" * 512
+    source.close()
+
+
+def test_a_closed_static_file_refuses_reads_even_where_it_had_read_ahead(tree: Path) -> None:
+    (tree / "kernel").write_bytes(b"a" * 4096)
+    source = StaticRoot(tree).open("kernel", CLIENT)
+    source.read(0, 512)
+    source.close()
+    with pytest.raises(ValueError, match="closed"):
+        source.read(512, 512)
+
+
 class _Generated:
     """A stand-in for the provisioning issue's generator: one path, per-client content."""
 
