@@ -250,6 +250,12 @@ class ReadSession:
     def receive(self, datagram: bytes, now: float) -> list[Action]:
         block = ack_block(datagram)
         if block is not None:
+            sent = self._sent
+            if block == sent & _BLOCK_MASK and self._state is State.SENDING and sent != self._final:
+                # The ACK that ends the window in flight, as _classify_ack would find it
+                # (while SENDING, _sent > _acked): the per-block case, looked up once.
+                handler, self._state = _SENDING_ACK_ALL
+                return handler(self, now, sent)
             event, absolute = self._classify_ack(block)
             return self._dispatch(event, now, absolute)
         try:
@@ -305,6 +311,8 @@ class ReadSession:
         else:  # a sample resets the backoff too, as progress() would
             self._timer.sample(now - self._window_sent_at)
         self._acked = detail
+        if self._window == 1 and detail == self._sent:
+            return self._send_next(now)
         return self._send_window(now, progress=True)
 
     def _on_final_ack(self, now: float, detail: Detail) -> list[Action]:
@@ -361,9 +369,7 @@ class ReadSession:
         for absolute in range(first, last + 1):
             payload = read(offset, blksize)
             if len(payload) != (blksize if absolute < final else self._size - offset):
-                reason = f"file changed size during the transfer (block {absolute})"
-                answer = encode_tftp(Error(ErrorCode.NOT_DEFINED, reason))
-                return [Send(answer), self._finish(now, "protocol-error", reason)]
+                return self._file_changed(now, absolute)
             self._bytes_sent += len(payload)
             datagrams.append(encode_data(absolute & _BLOCK_MASK, payload))
             offset += blksize
@@ -376,6 +382,28 @@ class ReadSession:
             self._window_resent = True
             self._arm(now)
         return [SendWindow(datagrams)]
+
+    def _send_next(self, now: float) -> list[Action]:
+        """Lockstep's _send_window after an ACK of the block in flight: one new block.
+
+        The same bookkeeping without the window loop, the resend count or the
+        progress flag, none of which can apply here; it runs once per block.
+        """
+        block = self._sent = self._acked + 1
+        blksize = self._blksize
+        offset = self._acked * blksize
+        payload = self._source.read(offset, blksize)
+        if len(payload) != (blksize if block < self._final else self._size - offset):
+            return self._file_changed(now, block)
+        self._bytes_sent += len(payload)
+        self._blocks_sent += 1
+        self._begin_window(now, resent=False)
+        return [SendWindow([encode_data(block & _BLOCK_MASK, payload)])]
+
+    def _file_changed(self, now: float, block: int) -> list[Action]:
+        reason = f"file changed size during the transfer (block {block})"
+        answer = encode_tftp(Error(ErrorCode.NOT_DEFINED, reason))
+        return [Send(answer), self._finish(now, "protocol-error", reason)]
 
     def _begin_window(self, now: float, resent: bool) -> None:
         self._window_sent_at = now
@@ -455,3 +483,4 @@ _LISTED: dict[State, dict[Input, tuple[Handler, State]]] = {
 
 # (state, input) -> (handler, next state): the pairs listed above, every other input ignored.
 TRANSITIONS = {state: _total(state, entries) for state, entries in _LISTED.items()}
+_SENDING_ACK_ALL = TRANSITIONS[State.SENDING][Input.ACK_ALL]  # receive()'s fast path

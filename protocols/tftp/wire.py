@@ -422,12 +422,13 @@ def encode_tftp(message: Message) -> bytes:
 # --- the per-block hot path ---------------------------------------------------------------
 
 _HEADER = struct.Struct("!HH")
+_DATA = int(Opcode.DATA)  # a plain int: packing an enum member costs a lookup per block
 _ACK_PREFIX = b"\0\4"
 
 
 def encode_data(block: int, payload: bytes) -> bytes:
     """DATA `block` carrying `payload`; the same bytes as encode_tftp(Data(block, payload))."""
-    return _HEADER.pack(Opcode.DATA, block) + payload
+    return _HEADER.pack(_DATA, block) + payload
 
 
 def encode_ack(block: int) -> bytes:
