@@ -1,67 +1,37 @@
 """Every TFTP datagram in the public captures decodes and re-encodes byte for byte.
 
-The captures are read at test time from /work/shared/captures/public (skipped when absent).
+The captures are read at test time from ../shared/captures/public beside the repository
+(skipped when absent), through pxed's own capture reader.
 TFTP is found the way a server sees it: a request to port 69 (9000 in the songokas capture)
 marks the client's address and port as a transfer ID, and every later datagram to or from
 that endpoint belongs to the transfer, whatever port the server answers from.
 """
 
-import struct
 from collections import Counter
+from collections.abc import Iterator
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
 from protocols.tftp.wire import Message, ReadRequest, WriteRequest, decode_tftp, encode_tftp
+from pxed.capture import read_frames
+from pxed.dissect import Datagram, Dissector
 
-CAPTURES = Path("/work/shared/captures/public")
+CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "captures" / "public"
 REQUEST_PORTS = {69, 9000}
 
-Endpoint = tuple[bytes, int]
+Endpoint = tuple[IPv4Address, int]
 
 
-def _link_payloads(path: Path):
-    """(link type, frame bytes) for each record of a classic pcap file."""
-    data = path.read_bytes()
-    magic = data[:4]
-    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-        endian = "<"
-    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        endian = ">"
-    else:
-        pytest.fail(f"{path.name}: not a classic pcap file")
-    linktype = struct.unpack_from(endian + "I", data, 20)[0] & 0x0FFFFFFF
-    offset = 24
-    while offset + 16 <= len(data):
-        caplen = struct.unpack_from(endian + "I", data, offset + 8)[0]
-        yield linktype, data[offset + 16 : offset + 16 + caplen]
-        offset += 16 + caplen
-
-
-def _ipv4(linktype: int, frame: bytes) -> bytes | None:
-    if linktype == 0:  # BSD loopback: 4-byte address family in host order
-        return frame[4:] if frame[:4] in (b"\x02\x00\x00\x00", b"\x00\x00\x00\x02") else None
-    if linktype == 1:  # Ethernet, possibly VLAN-tagged
-        ethertype, offset = struct.unpack_from("!H", frame, 12)[0], 14
-        while ethertype == 0x8100:
-            ethertype, offset = struct.unpack_from("!H", frame, offset + 2)[0], offset + 4
-        return frame[offset:] if ethertype == 0x0800 else None
-    if linktype == 113:  # Linux cooked
-        return frame[16:] if struct.unpack_from("!H", frame, 14)[0] == 0x0800 else None
-    return None
-
-
-def _udp_datagrams(path: Path):
+def _udp_datagrams(path: Path) -> Iterator[tuple[Endpoint, Endpoint, bytes]]:
     """(source, destination, payload) of every complete UDP/IPv4 datagram in the capture."""
-    for linktype, frame in _link_payloads(path):
-        ip = _ipv4(linktype, frame)
-        if ip is None or len(ip) < 20 or ip[9] != 17:
-            continue
-        header = (ip[0] & 0x0F) * 4
-        sport, dport, length = struct.unpack_from("!HHH", ip, header)
-        payload = ip[header + 8 : header + length]
-        if len(payload) == length - 8:  # skip frames the snap length cut short
-            yield (ip[12:16], sport), (ip[16:20], dport), payload
+    dissector = Dissector()
+    for frame in read_frames(path):
+        datagram = dissector.dissect(frame)
+        if isinstance(datagram, Datagram) and not datagram.missing:
+            source = (datagram.src, datagram.sport)
+            yield source, (datagram.dst, datagram.dport), datagram.payload
 
 
 def _tftp_payloads(path: Path) -> list[bytes]:
