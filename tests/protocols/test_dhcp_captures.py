@@ -3,14 +3,11 @@ MalformedPacket, for the ones the README says are broken on purpose) and re-enco
 exactly the same bytes.
 
 The captures are read from ../shared/captures/public relative to the repository (not
-copied in); the tests skip when that folder is absent.  A tiny pcap/pcapng reader lives
-here until ``pxed.pcap`` offers one.
+copied in), through pxed's own capture reader; the tests skip when that folder is absent.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -20,65 +17,23 @@ from protocols.dhcp.options import ClientArch, UserClass
 from protocols.dhcp.suboptions import BootItem, BootServer, MenuItem, MenuPrompt, PxeOptions
 from protocols.dhcp.wire import decode_dhcp, encode_dhcp
 from protocols.errors import MalformedPacket
+from pxed.capture import read_frames
+from pxed.dissect import Datagram, Dissector
 
 PUBLIC = Path(__file__).resolve().parents[2].parent / "shared" / "captures" / "public"
 DHCP_PORTS = {67, 68, 4011}
 
 
-def _pcap_frames(data: bytes) -> Iterator[tuple[int, bytes]]:
-    magic = data[:4]
-    if magic == b"\x0a\x0d\x0d\x0a":
-        yield from _pcapng_frames(data)
-        return
-    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    linktype = struct.unpack_from(endian + "I", data, 20)[0] & 0xFFFF
-    pos = 24
-    while pos + 16 <= len(data):
-        caplen = struct.unpack_from(endian + "I", data, pos + 8)[0]
-        yield linktype, data[pos + 16 : pos + 16 + caplen]
-        pos += 16 + caplen
-
-
-def _pcapng_frames(data: bytes) -> Iterator[tuple[int, bytes]]:
-    endian = "<" if data[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
-    links: list[int] = []
-    pos = 0
-    while pos + 12 <= len(data):
-        kind, size = struct.unpack_from(endian + "II", data, pos)
-        if kind == 1:
-            links.append(struct.unpack_from(endian + "H", data, pos + 8)[0])
-        elif kind == 6:
-            iface, _, _, caplen = struct.unpack_from(endian + "IIII", data, pos + 8)
-            yield links[iface], data[pos + 28 : pos + 28 + caplen]
-        pos += size
-
-
-def _udp_payloads(linktype: int, frame: bytes) -> Iterator[bytes]:
-    if linktype == 1:
-        ethertype, pos = struct.unpack_from("!H", frame, 12)[0], 14
-        while ethertype in (0x8100, 0x88A8):
-            ethertype, pos = struct.unpack_from("!H", frame, pos + 2)[0], pos + 4
-    elif linktype == 113:
-        ethertype, pos = struct.unpack_from("!H", frame, 14)[0], 16
-    elif linktype == 0:
-        ethertype, pos = 0x0800, 4
-    else:
-        ethertype, pos = 0x0800, 0
-    if ethertype != 0x0800 or frame[pos + 9] != 17:
-        return
-    udp = pos + (frame[pos] & 0x0F) * 4
-    sport, dport, length = struct.unpack_from("!HHH", frame, udp)
-    if sport in DHCP_PORTS or dport in DHCP_PORTS:
-        yield frame[udp + 8 : udp + length]
-
-
 def dhcp_payloads(path: Path) -> list[bytes]:
-    """UDP payloads to or from the DHCP ports (67, 68, 4011) in one capture."""
-    return [
-        payload
-        for linktype, frame in _pcap_frames(path.read_bytes())
-        for payload in _udp_payloads(linktype, frame)
-    ]
+    """UDP payloads to or from the DHCP ports (67, 68, 4011) in one capture, as captured
+    (a payload the snap length cut short is kept short: it must be rejected, not crash)."""
+    dissector = Dissector()
+    payloads = []
+    for frame in read_frames(path):
+        datagram = dissector.dissect(frame)
+        if isinstance(datagram, Datagram) and DHCP_PORTS & {datagram.sport, datagram.dport}:
+            payloads.append(datagram.payload)
+    return payloads
 
 
 CAPTURES = sorted(PUBLIC.glob("*.pcap*")) if PUBLIC.is_dir() else []
