@@ -260,15 +260,8 @@ def _precondition_failed(request: Request, found: Found) -> bool:
     if match is not None:
         tags = [tag.strip() for tag in match.split(b",")]
         return b"*" not in tags and found.etag not in tags
-    since = request.getHeader(b"if-unmodified-since")
-    if since is None:
-        return False
-    try:
-        limit = http.stringToDatetime(since)
-    except (ValueError, IndexError):
-        # An unparsable date means "no condition" (RFC 9110 13.1.4).
-        return False
-    return int(found.mtime) > limit
+    limit = _header_date(request, b"if-unmodified-since")
+    return limit is not None and int(found.mtime) > limit
 
 
 def _not_modified(request: Request, found: Found) -> bool:
@@ -277,15 +270,20 @@ def _not_modified(request: Request, found: Found) -> bool:
     if match is not None:
         tags = [tag.strip().removeprefix(b"W/") for tag in match.split(b",")]
         return b"*" in tags or found.etag in tags
-    since = request.getHeader(b"if-modified-since")
-    if since is None:
-        return False
+    limit = _header_date(request, b"if-modified-since")
+    return limit is not None and int(found.mtime) <= limit
+
+
+def _header_date(request: Request, name: bytes) -> int | None:
+    """An HTTP-date header as seconds; absent or unparsable means "no condition"
+    (RFC 9110 13.1.3, 13.1.4)."""
+    value = request.getHeader(name)
+    if value is None:
+        return None
     try:
-        limit = http.stringToDatetime(since)
+        return int(http.stringToDatetime(value))
     except (ValueError, IndexError):
-        # An unparsable date means "no condition" (RFC 9110 13.1.3).
-        return False
-    return int(found.mtime) <= limit
+        return None
 
 
 def _wanted_spans(request: Request, found: Found) -> list[byteranges.Span] | None:
