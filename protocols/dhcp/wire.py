@@ -41,7 +41,8 @@ cookie) keeps its vendor area raw in ``vend``.
 
 ``max_size`` (the client's option 57 minus 28 for the IP and UDP headers) makes the
 encoder move whole options that don't fit into ``file`` and then ``sname``, when those
-fields are empty, adding option 52 first; ``min_size`` pads after End (BOOTP wants 300).
+fields are empty, adding option 52 first; option 82 stays behind, last in options (RFC
+3046 2.2); ``min_size`` pads after End (BOOTP wants 300).
 
 Speed (see codecs.py): a PXE DISCOVER decodes in ~35 us, ~100 us with every value the
 DHCP engine reads; a built OFFER encodes in ~40 us.
@@ -478,10 +479,20 @@ def _lay_out(packet: DhcpPacket, max_size: int | None, min_size: int) -> tuple[b
 def _overflow(
     packet: DhcpPacket, items: list[bytes], limit: int, min_size: int
 ) -> tuple[bytes, bytes, bytes]:
-    """Fill options, then an empty file, then an empty sname (option 52 says which)."""
+    """Fill options, then an empty file, then an empty sname (option 52 says which).
+
+    Option 82 never moves: RFC 3046 2.2 has the server echo it as the last option of
+    the options field, and relays strip it from there without looking into file/sname.
+    """
     if limit < 3:
         raise EncodeError(f"max_size {limit + 241} leaves no room for option 52")
-    rooms = {"options": limit - 3}  # 3: option 52 itself
+    relay: list[bytes] = []
+    movable: list[bytes] = []
+    for option, item in zip(packet.options, items, strict=True):
+        (relay if option.code == RELAY_AGENT_INFO else movable).append(item)
+    rooms = {"options": limit - 3 - sum(map(len, relay))}  # 3: option 52 itself
+    if rooms["options"] < 0:
+        raise EncodeError(_no_room(items, limit, "nothing: option 82 must stay in options"))
     if not any(packet.file):
         rooms["file"] = FILE_SIZE - 1
     if not any(packet.sname):
@@ -489,25 +500,30 @@ def _overflow(
     placed: dict[str, list[bytes]] = {name: [] for name in rooms}
     names = iter(rooms)
     current = next(names)
-    for item in items:
+    for item in movable:
         while len(item) > rooms[current]:
             current = next(names, "")
             if not current:
-                raise EncodeError(
-                    f"options need {sum(map(len, items))} bytes; max_size {limit + 241}"
-                    f" leaves {limit} in options, plus {' and '.join(list(rooms)[1:]) or 'nothing'}"
-                )
+                raise EncodeError(_no_room(items, limit, " and ".join(list(rooms)[1:])))
         placed[current].append(item)
         rooms[current] -= len(item)
     value = (Overload.FILE if placed.get("file") else 0) | (
         Overload.SNAME if placed.get("sname") else 0
     )
-    main = build_item(OVERLOAD, bytes([value])) + b"".join(placed["options"]) + bytes([END])
+    options = b"".join(placed["options"] + relay)
+    main = build_item(OVERLOAD, bytes([value])) + options + bytes([END])
     tail = (MAGIC_COOKIE + main).ljust(min_size - HEADER_SIZE, b"\0")
     return (
         tail,
         _field_area(placed.get("file"), packet.file),
         _field_area(placed.get("sname"), packet.sname),
+    )
+
+
+def _no_room(items: list[bytes], limit: int, spare: str) -> str:
+    return (
+        f"options need {sum(map(len, items))} bytes; max_size {limit + 241}"
+        f" leaves {limit} in options, plus {spare or 'nothing'}"
     )
 
 

@@ -9,6 +9,7 @@ from ipaddress import IPv4Address, IPv4Network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocols.dhcp.codecs import scan
 from protocols.dhcp.options import (
     ClasslessRoute,
     ClientArch,
@@ -17,6 +18,7 @@ from protocols.dhcp.options import (
     ClientUuid,
     MessageType,
     NetworkInterfaceId,
+    Option,
     StaticRoute,
     UserClass,
 )
@@ -277,7 +279,8 @@ def test_replies_fit_max_size_or_say_they_cannot(
     options: list[tuple[int, object]], max_size: int
 ) -> None:
     """With max_size the encoder overflows into file/sname (option 52) or raises
-    EncodeError; what it emits fits and decodes to the same options."""
+    EncodeError; what it emits fits and decodes to the same options, in the same order
+    except that an overflowing reply keeps option 82 last in the options field."""
     packet = DhcpPacket(op=2, options=make_options(options))
     try:
         wire = encode_dhcp(packet, max_size=max_size)
@@ -286,5 +289,14 @@ def test_replies_fit_max_size_or_say_they_cannot(
         return
     assert len(wire) <= max_size
     back = decode_dhcp(wire)
-    assert [o for o in back.options if o.code != 52] == list(packet.options)
+    sent = [o for o in back.options if o.code != 52]
+    assert sorted(sent, key=_code) == sorted(packet.options, key=_code)
+    assert [o for o in sent if o.code != 82] == [o for o in packet.options if o.code != 82]
+    if back.overload is not None and packet.get(82) is not None:
+        main = [item.code for item in scan(wire[240:], 240, "options").items if item.code]
+        assert main[-1] == 82
     assert encode_dhcp(back) == wire
+
+
+def _code(option: Option) -> int:
+    return option.code

@@ -6,6 +6,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from protocols.dhcp.codecs import scan
 from protocols.dhcp.leases import LeaseState, MemoryLeaseStore
 from protocols.dhcp.options import MessageType
 from protocols.dhcp.server import BROADCAST, NoReply, Received, Reply, reply_destination
@@ -17,6 +18,7 @@ from tests.protocols.dhcp_engine_support import (
     ON_LAB,
     OTHER_SERVER,
     RELAY,
+    REMOTE,
     RESERVED_IP,
     RESERVED_MAC,
     SERVER,
@@ -374,6 +376,24 @@ def test_relayed_request_gets_the_relay_subnet_and_goes_back_to_the_relay():
     assert action.destination == (RELAY, 67)
     assert offer.get(82).data == agent
     assert codes(offer)[-1] == 82
+
+
+def test_relayed_reply_needing_overload_keeps_option_82_last_in_the_options_field():
+    """RFC 3046 2.2: 82 is echoed as the last option of the options field even when the
+    reply overflows into file/sname (option 52); a relay does not look for it there."""
+    agent = b"\x01\x06port-7\x02\x06switch"
+    dns = tuple(IPv4Address(f"10.213.8.{n}") for n in range(1, 41))
+    roomy = REMOTE.__class__(REMOTE.network, REMOTE.pool, REMOTE.routers, dns, "x" * 100, 600)
+    prl = (55, [1, 3, 6, 15, 28])
+    action = server(subnets=(LAB, roomy)).handle_datagram(
+        request(D, giaddr=RELAY, options=(prl, (57, 576), (82, agent))), ON_LAB, NOW
+    )
+    offer = reply_packet(action)
+    assert len(action.data) <= 576 - 28
+    assert offer.overload is not None
+    main = [item.code for item in scan(action.data[240:], 240, "options").items if item.code]
+    assert main[-1] == 82
+    assert offer.get(82).data == agent
 
 
 def test_relayed_nak_sets_the_broadcast_bit_and_goes_to_the_relay():

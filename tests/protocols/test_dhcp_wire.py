@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
+from protocols.dhcp.codecs import scan
 from protocols.dhcp.options import (
     ClasslessRoute,
     ClientArch,
@@ -298,6 +299,34 @@ def test_max_size_overflows_options_into_file_then_sname() -> None:
         o.code: o.data for o in packet.options
     }
     assert encode_dhcp(back) == wire
+
+
+def _main_area_codes(wire: bytes) -> list[int]:
+    """Option codes in the options field proper (not file/sname), in wire order, no Pads."""
+    return [item.code for item in scan(wire[240:], 240, "options").items if item.code != 0]
+
+
+def test_overflow_keeps_option_82_last_in_the_options_field() -> None:
+    """RFC 3046 2.2: the server echoes option 82 as the last option of the options field.
+    A relay strips it from there on the way back and does not look into file/sname, so
+    overload moves other options out, never 82."""
+    agent = RelayAgentInfo(((1, b"port-7"), (2, b"switch")))
+    options = [(53, MessageType.OFFER), *((200 + i, bytes(40)) for i in range(7)), (82, agent)]
+    wire = encode_dhcp(_request(options), max_size=400)
+    assert len(wire) <= 400
+    back = decode_dhcp(wire)
+    assert back.overload == Overload.BOTH
+    assert _main_area_codes(wire)[-1] == 82
+    assert back.relay_agent_info == agent
+    assert encode_dhcp(back) == wire
+
+
+def test_option_82_too_big_for_the_options_field_is_refused_not_moved() -> None:
+    """If the options field cannot hold 82 beside option 52, the reply cannot be sent,
+    even though file would have room for it."""
+    agent = RelayAgentInfo(((1, bytes(100)),))
+    with pytest.raises(EncodeError, match=r"options need .* option 82"):
+        encode_dhcp(_request([(53, MessageType.OFFER), (82, agent)]), max_size=300)
 
 
 def test_max_size_keeps_a_boot_file_and_uses_sname_only() -> None:
