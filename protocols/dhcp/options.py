@@ -489,7 +489,8 @@ CODECS: dict[int, Codec] = {
     OVERLOAD: Fixed(U8, 1, "overload 1-3", load=_overload),
     MESSAGE_TYPE: Fixed(U8, 1, "message type", load=_known(MessageType)),
     SERVER_ID: _IP,
-    PARAMETER_REQUEST_LIST: Array(U8, 1, "option codes"),
+    # Empty is allowed: real clients send 55 with length 0, meaning "nothing in particular".
+    PARAMETER_REQUEST_LIST: Array(U8, 1, "option codes", minimum=0),
     MESSAGE: TEXT,
     MAX_MESSAGE_SIZE: _U16,
     RENEWAL_TIME: _SECONDS,

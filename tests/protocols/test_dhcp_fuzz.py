@@ -192,7 +192,7 @@ TYPED: dict[int, st.SearchStrategy[object]] = {
     51: _U32,
     53: st.one_of(st.sampled_from(MessageType), st.integers(19, 255)),
     54: _IP,
-    55: st.lists(_U8, min_size=1, max_size=300).map(tuple),
+    55: st.lists(_U8, min_size=0, max_size=300).map(tuple),
     57: _U16,
     58: _U32,
     59: _U32,

@@ -328,6 +328,16 @@ def test_without_a_parameter_request_list_every_option_is_sent():
     assert set(codes(offer)) >= {1, 3, 6, 15, 28}
 
 
+def test_discover_with_an_empty_prl_gets_a_normal_offer_with_every_option():
+    """Option 55 with length 0 (seen from real clients) means no specific request, like
+    no option 55 at all; it used to be dropped as a malformed option."""
+    action = server().handle_datagram(request(D, options=((55, b""),)), ON_LAB, NOW)
+    offer = reply_packet(action)
+    plain = reply_packet(server().handle_datagram(request(D), ON_LAB, NOW))
+    assert offer.message_type == MessageType.OFFER and LAB.in_pool(offer.yiaddr)
+    assert codes(offer) == codes(plain)
+
+
 def test_unknown_codes_in_the_prl_are_ignored():
     prl = (55, [235, 1, 0, 255])
     offer = reply_packet(server().handle_datagram(request(D, options=(prl,)), ON_LAB, NOW))

@@ -178,3 +178,15 @@ def test_max_size_with_a_server_name_uses_file_only() -> None:
 
 def test_client_id_needs_a_type_and_at_least_one_byte() -> None:
     assert _invalid(61, b"\x01") == "length 1, expected at least 2 (client identifier)"
+
+
+def test_empty_parameter_request_list_reads_as_asking_for_nothing_and_round_trips() -> None:
+    """Real clients send option 55 with length 0; that is a valid (empty) list, not a
+    malformed option, and its two bytes come back exactly."""
+    wire = encode_dhcp(DhcpPacket(options=make_options([(53, 1), (55, b""), (12, "pc")])))
+    packet = decode_dhcp(wire)
+    assert packet.get(55) is not None and packet.get(55).error is None
+    assert packet.option(55) == ()
+    assert packet.parameter_request_list == ()
+    assert wire[240:246] == bytes([53, 1, 1, 55, 0, 12])
+    assert encode_dhcp(packet) == wire
