@@ -21,6 +21,9 @@ Choices worth knowing:
 * One log event per request, with the client MAC, xid, message type, address
   and outcome as named fields; ``stats`` counts requests by (type, outcome)
   for /metrics.
+* A SIGHUP reload hands new settings to ``reconfigure``: a new engine over
+  the same open lease store and the same sockets, so leases, quarantines and
+  replies waiting for their commit carry over.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
@@ -44,6 +48,8 @@ from protocols.dhcp.options import MessageType
 from protocols.dhcp.server import DhcpServer, Mode, NoReply, Received, Reply, Settings
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp
 from protocols.errors import MalformedPacket
+from pxed.config import Config
+from pxed.dhcp_settings import engine_settings
 
 MAX_DATAGRAM = 65536  # ARCHITECTURE.md pitfall 1
 # Twisted reads up to 256 KiB of queued datagrams in one go; a batch that large would
@@ -243,6 +249,26 @@ class DhcpService(Service):
         self._ports = []
         return gatherResults([d for d in closing if d is not None])
 
+    def prepare_reload(self, config: Config) -> Callable[[], None]:
+        """DHCP's part of a reload (``pxed.inventory.Prepare``): the new settings, built now."""
+        return partial(self.reconfigure, engine_settings(config, self.interfaces[0].address))
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Answer by ``settings`` from the next request on, on the sockets already open.
+
+        ``settings`` must not need sockets this service has not bound: the
+        reload keeps the ports and the mode's sockets as they were at start.
+        """
+        self.settings = settings
+        if self._ports:
+            self.engine = DhcpServer(settings, self.store)
+        log.info(
+            "dhcp: reloaded: {mode} mode, {hosts} hosts, {subnets} subnets",
+            mode=settings.mode.value,
+            hosts=len(settings.hosts),
+            subnets=len(settings.subnets),
+        )
+
     # --- requests ------------------------------------------------------------------------
 
     def received(self, listener: _Listener, datagram: bytes, addr: tuple[str, int]) -> None:
@@ -398,7 +424,6 @@ def dhcp_service(config: Any, reactor: Reactor, boot_seen: BootSeen | None = Non
 
     ``server.address`` left out means the first interface's address (CONFIG.md).
     """
-    from pxed.dhcp_settings import engine_settings
     from pxed.dhcp_sockets import DhcpSocketError, interface_address, open_dhcp_socket
     from pxed.leases import SqliteLeaseStore
 

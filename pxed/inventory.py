@@ -4,14 +4,21 @@
 a request sees either the old config or the new one, never half of each; a
 transfer or download already running keeps the objects it started with.
 A reload validates the new file in full first (``load_config`` renders and
-checks every Kickstart too); if anything is wrong the errors are logged and
-the old config keeps serving.
+checks every Kickstart too), then lets every service that follows reloads
+(DHCP, the HTTP trees) build what it needs from it; if anything is wrong the
+errors are logged and the old config keeps serving. Only when every part is
+ready is the config swapped and each service's part put in force, in the
+same reactor turn.
+
+Keys bound to a socket or to a file opened at start (``RESTART_KEYS``) keep
+their running value until pxed restarts; a reload that changes one says so.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import fields, replace
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -25,6 +32,56 @@ from pxed.urls import Urls
 log = Logger(namespace="pxed.inventory")
 
 AddressResolver = Callable[[Config], str]
+Apply = Callable[[], None]
+# A service's part of a reload: build everything it needs from the new config (raising
+# ReloadRefused if it cannot), and return the step that puts it in force. The step runs
+# only once every part is ready, so it must not fail.
+Prepare = Callable[[Config], Apply]
+
+# Sockets, the state databases, TFTP's settings and root, and the log observer are set up
+# once at start. A section name stands for every key in it.
+RESTART_KEYS = (
+    "server.interfaces",
+    "server.state_dir",
+    "tftp",
+    "http.enabled",
+    "http.listen",
+    "http.port",
+    "dhcp.server_port",
+    "dhcp.client_port",
+    "logging",
+)
+# DHCP sockets per mode: off none, full the server port, proxy that and udp/4011. A reload
+# may move down this order (the extra sockets stay open, unused) but not up.
+_DHCP_SOCKETS = {"off": 0, "full": 1, "proxy": 2}
+
+
+class ReloadRefused(Exception):
+    """A service cannot take the new config (say, a tree image that does not read)."""
+
+
+Pinned = list[tuple[str, object, object]]
+
+
+def pin_restart_keys(started: Config, new: Config) -> tuple[Config, Pinned]:
+    """``new`` with each key that needs a restart set back to its value at start.
+
+    Also returns (key, running value, value in the file) for each key so pinned.
+    """
+    pinned: Pinned = []
+    for key in RESTART_KEYS:
+        section, _, name = key.partition(".")
+        running, wanted = getattr(started, section), getattr(new, section)
+        names = [name] if name else [f.name for f in fields(running)]
+        stale = [n for n in names if getattr(running, n) != getattr(wanted, n)]
+        if stale:
+            kept = {n: getattr(running, n) for n in stale}
+            new = replace(new, **{section: replace(wanted, **kept)})
+            pinned += [(f"{section}.{n}", kept[n], getattr(wanted, n)) for n in stale]
+    if _DHCP_SOCKETS[new.dhcp.mode] > _DHCP_SOCKETS[started.dhcp.mode]:
+        pinned.append(("dhcp.mode", started.dhcp.mode, new.dhcp.mode))
+        new = replace(new, dhcp=replace(new.dhcp, mode=started.dhcp.mode))
+    return new, pinned
 
 
 def host_for(config: Config, mac: str) -> Host | None:
@@ -86,7 +143,9 @@ class Inventory:
 
     def __init__(self, config: Config, resolve: AddressResolver = advertised_address) -> None:
         self._resolve = resolve
+        self.started = config
         self.config = config
+        self._followers: list[Prepare] = []
         self.urls = Urls(resolve(config), config.http.port)
         self.leases = LeaseLookup(config.server.state_dir)
 
@@ -104,12 +163,17 @@ class Inventory:
                 return host.mac
         return self.leases.mac_for(address, now)
 
+    def follow(self, prepare: Prepare) -> None:
+        """Make ``prepare`` part of every reload (see ``Prepare``)."""
+        self._followers.append(prepare)
+
     def reload(self) -> bool:
         """Load the config file again; swap it in only if it is entirely valid."""
         path = self.config.path
         try:
-            config = load_config(path)
+            config, pinned = pin_restart_keys(self.started, load_config(path))
             urls = Urls(self._resolve(config), config.http.port)
+            steps = [prepare(config) for prepare in self._followers]
         except ConfigError as error:
             for problem in error.errors:
                 log.error("reload refused: {problem}", problem=str(problem))
@@ -119,18 +183,42 @@ class Inventory:
                 count=len(error.errors),
             )
             return False
+        except ReloadRefused as error:
+            log.error(
+                "reload of {path} refused: {reason}; the previous config keeps serving",
+                path=str(path),
+                reason=str(error),
+            )
+            return False
         except Exception:
             # A resolver failure (interface gone) must not take the running config down.
             log.failure("reload of {path} refused; the previous config keeps serving", path=path)
             return False
         for warning in config.warnings:
             log.warn("config warning: {warning}", warning=str(warning))
+        for key, running, wanted in pinned:
+            log.warn(
+                "reload: {key} changed to {wanted} in the file, but needs a restart of pxed;"
+                " {running} stays in force until then",
+                key=key,
+                running=_shown(running),
+                wanted=_shown(wanted),
+            )
         self.config, self.urls = config, urls
-        self.leases = LeaseLookup(config.server.state_dir)
+        for step in steps:
+            step()
         log.info(
-            "reloaded {path}: {hosts} hosts, {profiles} profiles",
+            "reloaded {path}: {hosts} hosts, {profiles} profiles, {trees} trees",
             path=str(path),
             hosts=len(config.hosts),
             profiles=len(config.profiles),
+            trees=len(config.trees),
         )
         return True
+
+
+def _shown(value: object) -> str:
+    """A config value as the YAML file spells it (lists as ``[a, b]``, not reprs)."""
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(item) for item in value) + "]"
+    return str(value)

@@ -6,12 +6,18 @@ Kickstart reads through, the host-state database and the callback secret (in
 chain and mounts the HTTP resources.
 
 SIGHUP reloads the config file: it is validated in full (templates rendered
-and checked too) and swapped in at once, or refused with every error logged
-while the old config keeps serving. Transfers and downloads in flight keep
-the objects they started with. What a reload changes: hosts, profiles, vars,
-install settings, the unknown-hosts policy, the URLs pxed hands out, and the
-trees TFTP serves. Listen addresses and ports, tftp.root, the trees HTTP
-serves at /trees/ (pxed.web builds them once) and the DHCP side need a restart.
+and checked, tree images indexed) and swapped in at once, or refused with every
+error logged while the old config keeps serving. Transfers and downloads in
+flight keep the objects they started with; DHCP keeps its leases and sockets.
+What a reload changes: hosts, profiles, vars, install settings, the
+unknown-hosts policy, the URLs pxed hands out, the trees TFTP and HTTP serve
+(/trees/), and what DHCP answers (boot files, subnets and pools, options, the
+allow/deny lists, authoritative, and the mode when it needs no new socket).
+Keys tied to a socket or to something opened at start need a restart
+(``pxed.inventory.RESTART_KEYS``: server.interfaces and state_dir, the tftp
+section, http.enabled/listen/port, the DHCP ports, logging, and a DHCP mode
+that needs more sockets, such as full to proxy); a reload that changes one
+logs a warning naming it, keeps its running value and applies the rest.
 """
 
 from __future__ import annotations

@@ -5,17 +5,23 @@ from __future__ import annotations
 import fcntl
 import socket
 import struct
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import MultiService
 
+from pxed.config import Config
+from pxed.inventory import Prepare, ReloadRefused
+from pxed.iso9660 import IsoError
 from pxed.operations import Operations, watch_requests
 from pxed.provision_service import ReloadOnHangup, build_provisioning
 from pxed.provision_web import Provisioning, mount
 from pxed.sources import FileProvider, ProviderChain, StaticRoot
 from pxed.status_web import mount_status
 from pxed.tftp import Reactor, TftpService, TftpSettings
-from pxed.web import HttpService, build_site
+from pxed.web import HttpService, Trees, build_site, site_trees
 
 SIOCGIFADDR = 0x8915
 
@@ -25,11 +31,16 @@ class NoListenAddress(Exception):
 
 
 def add_services(top: MultiService, config: Any) -> None:
-    """Attach one service per enabled protocol (TFTP, DHCP, HTTP) to ``top``."""
+    """Attach one service per enabled protocol (TFTP, DHCP, HTTP) to ``top``.
+
+    DHCP and the HTTP trees follow the inventory's reloads; TFTP reads the
+    inventory on every request already.
+    """
     from twisted.internet import reactor
 
     provisioning = build_provisioning(config, reactor, advertised_address)
-    ReloadOnHangup(provisioning.inventory, reactor).setServiceParent(top)
+    inventory = provisioning.inventory
+    ReloadOnHangup(inventory, reactor).setServiceParent(top)
     operations = Operations(provisioning, reactor.seconds)
     operations.observers().setServiceParent(top)
     services = operations.services
@@ -38,9 +49,11 @@ def add_services(top: MultiService, config: Any) -> None:
     if config.dhcp.enabled:
         from pxed.dhcp import dhcp_service
 
-        services["dhcp"] = dhcp_service(config, reactor, provisioning.seen)
+        dhcp = services["dhcp"] = dhcp_service(config, reactor, provisioning.seen)
+        inventory.follow(dhcp.prepare_reload)
     if config.http.enabled:
-        services["http"] = http_service(config, reactor, provisioning, operations)
+        http = services["http"] = http_service(config, reactor, provisioning, operations)
+        inventory.follow(reload_trees(site_trees(http.site)))
     for service in services.values():
         service.setServiceParent(top)
 
@@ -78,14 +91,31 @@ def http_service(
         raise NoListenAddress(
             "http: no listen addresses and server.interfaces has none; set http.listen"
         )
-    trees = {name: tree.path or tree.iso for name, tree in config.trees.items()}
-    site = build_site(reactor, trees, config.tftp.root)
+    site = build_site(reactor, tree_sources(config), config.tftp.root)
     if provisioning is not None:
         mount(site.resource, provisioning)
     if operations is not None:
         mount_status(site.resource, operations)
         watch_requests(site, operations)
     return HttpService(reactor, site, config.http.port, [str(a) for a in listen])
+
+
+def tree_sources(config: Config) -> dict[str, Path]:
+    """Each tree's directory or ISO image, by name."""
+    return {name: tree.source for name, tree in config.trees.items()}
+
+
+def reload_trees(trees: Trees) -> Prepare:
+    """/trees/'s part of a reload: new and changed images indexed first, swapped in later."""
+
+    def prepare(config: Config) -> Callable[[], None]:
+        try:
+            loaded = trees.load(tree_sources(config))
+        except IsoError as error:
+            raise ReloadRefused(str(error)) from None
+        return partial(trees.swap, loaded)
+
+    return prepare
 
 
 def advertised_address(config: Any) -> str:

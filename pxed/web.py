@@ -34,7 +34,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from pxed import byteranges
-from pxed.iso9660 import IsoDirectory, IsoImage
+from pxed.iso9660 import IsoDirectory, IsoError, IsoImage
 from pxed.sendfile import send_body
 
 DEFAULT_TYPE = b"application/octet-stream"
@@ -306,13 +306,44 @@ def _error(request: Request, code: int) -> bytes:
     return b"%d %s\n" % (code, http.RESPONSES[code])
 
 
-class _Trees(Resource):
-    """``/trees/``: one child per configured tree, nothing listed."""
+class Trees(Resource):
+    """``/trees/``: one child per configured tree, nothing listed; a reload swaps the set.
 
-    def __init__(self, trees: Mapping[str, Resource]) -> None:
+    A request picks its tree when it arrives and keeps that object, and the
+    file it opened, to its end: a swap never cuts a download in flight.
+    """
+
+    def __init__(self, sources: Mapping[str, Path]) -> None:
         super().__init__()
-        for name, tree in trees.items():
-            self.putChild(name.encode(), tree)
+        self.swap(self.load(sources))
+
+    def load(self, sources: Mapping[str, Path]) -> dict[bytes, Resource]:
+        """A resource per tree, ready for :meth:`swap`; raises IsoError naming the tree.
+
+        An image unchanged on disk since it was indexed is not indexed again
+        (a distro DVD takes a while, and the reactor waits for it).
+        """
+        loaded = {}
+        for name, source in sources.items():
+            key = name.encode()
+            try:
+                loaded[key] = self._unchanged(key, source) or tree_resource(source)
+            except IsoError as error:
+                raise IsoError(f"trees.{name}: {error}") from None
+        return loaded
+
+    def _unchanged(self, key: bytes, source: Path) -> IsoTree | None:
+        current = self.children.get(key)
+        if not isinstance(current, IsoTree) or current.image.path != source:
+            return None
+        try:
+            info = os.stat(source)
+        except OSError:
+            return None
+        return current if (info.st_ino, info.st_mtime_ns) == current.image.identity else None
+
+    def swap(self, trees: dict[bytes, Resource]) -> None:
+        self.children = trees
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         return _NotFound()
@@ -329,10 +360,13 @@ class _NotFound(Resource):
 
 
 def tree_resource(source: Path) -> Resource:
-    """A tree for a directory, or for an ISO image if ``source`` is a file."""
-    if source.is_dir():
-        return DirectoryTree(source)
-    return IsoTree(IsoImage(source))
+    """A tree for an ISO image if ``source`` is a file, else for a directory.
+
+    A directory not there yet (not mounted) answers 404 until it appears.
+    """
+    if source.is_file():
+        return IsoTree(IsoImage(source))
+    return DirectoryTree(source)
 
 
 def build_site(reactor: IReactorTime, trees: Mapping[str, Path], tftp_root: Path | None) -> Site:
@@ -342,12 +376,19 @@ def build_site(reactor: IReactorTime, trees: Mapping[str, Path], tftp_root: Path
     :class:`pxed.iso9660.IsoError` for an image that cannot be read.
     """
     root = Resource()
-    root.putChild(b"trees", _Trees({name: tree_resource(path) for name, path in trees.items()}))
+    root.putChild(b"trees", Trees(trees))
     if tftp_root is not None:
         root.putChild(b"tftp", DirectoryTree(tftp_root))
     site = Site(root, reactor=reactor)
     site.displayTracebacks = False
     return site
+
+
+def site_trees(site: Site) -> Trees:
+    """The ``/trees/`` resource of a site made by :func:`build_site`."""
+    trees = site.resource.getStaticEntity(b"trees")
+    assert isinstance(trees, Trees)
+    return trees
 
 
 class HttpService(Service):
