@@ -9,7 +9,14 @@ a single fsync cover many exchanges.
 
 All leases also live in a ``MemoryLeaseStore`` so that the engine's lookups
 (one per probed pool address) never touch the disk; SQLite is write-through and
-read only at start.  Offers stay in memory only (see ``protocols.dhcp.leases``).
+read at start.  Offers stay in memory only (see ``protocols.dhcp.leases``).
+
+A batch that cannot be committed (disk full, I/O error, or SQLite rolling the
+transaction back by itself) is rolled back whole and the in-memory view is read
+again from the database, so memory never claims a lease that is not on disk nor
+forgets one that is.  Write errors wait for ``commit()``, which raises: the
+adapter then drops the batch's replies and the clients retry.  Offers do not
+survive that reload, as they do not survive a restart.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from protocols.dhcp.leases import Lease, LeaseState, MemoryLeaseStore
 
 DATABASE_NAME = "leases.sqlite3"
 SCHEMA_VERSION = 1
+_SELF_ROLLBACK = "SQLite ended the transaction by itself"
 
 
 class LeaseDatabaseError(Exception):
@@ -48,10 +56,9 @@ class SqliteLeaseStore:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
-        self._memory = MemoryLeaseStore()
         self._unsaved = False  # writes made since the last successful COMMIT
-        self._lost = False  # some of them went with a transaction SQLite rolled back
-        self._load()
+        self._failure: str | None = None  # why some of them cannot reach the disk
+        self._memory = self._read()
 
     @classmethod
     def open(cls, state_dir: str | Path) -> SqliteLeaseStore:
@@ -135,32 +142,35 @@ class SqliteLeaseStore:
 
     @property
     def pending(self) -> bool:
-        """Whether writes wait for ``commit()`` (the adapter must not send ACKs yet)."""
-        return self._conn.in_transaction
+        """Whether writes wait for ``commit()`` (the adapter must not send ACKs yet),
+        including writes a database error already lost."""
+        return self._unsaved
 
     def commit(self) -> None:
         """Make every write so far durable (one fsync for the whole batch), or raise.
 
-        On some errors (SQLITE_FULL, SQLITE_IOERR) SQLite rolls the transaction back by
-        itself; a later COMMIT would then succeed without those writes, and the batch's
-        ACKs would promise leases that are not on disk.  So that case raises too.
+        On failure the batch is rolled back and memory reloaded from the database
+        before LeaseDatabaseError is raised.  On some errors (SQLITE_FULL, SQLITE_IOERR)
+        SQLite rolls the transaction back by itself; a later COMMIT would then succeed
+        without those writes and the batch's ACKs would promise leases that are not on
+        disk, so that case fails too.
         """
-        if self._conn.in_transaction:
+        if self._failure is None and self._unsaved and not self._conn.in_transaction:
+            self._failure = _SELF_ROLLBACK
+        if self._failure is None and self._conn.in_transaction:
             try:
                 self._conn.execute("COMMIT")
-            except sqlite3.Error:
-                if not self._conn.in_transaction:  # rolled back: the caller hears of it now
-                    self._unsaved = self._lost = False
-                raise
-        elif self._unsaved:
-            self._lost = True
-        lost = self._lost
-        self._unsaved = self._lost = False
-        if lost:
-            raise LeaseDatabaseError(
-                f"{self.path}: lease writes were rolled back after a database error"
-                " and are not on disk; their replies are dropped and clients will retry"
-            )
+            except sqlite3.Error as error:
+                self._failure = str(error)
+        if self._failure is None:
+            self._unsaved = False
+            return
+        failure = self._failure
+        self._reload()
+        raise LeaseDatabaseError(
+            f"{self.path}: lease writes were rolled back after a database error ({failure})"
+            " and are not on disk; their replies are dropped and clients will retry"
+        )
 
     def close(self) -> None:
         try:
@@ -169,21 +179,50 @@ class SqliteLeaseStore:
             self._conn.close()
 
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
-        if not self._conn.in_transaction:
-            self._lost = self._lost or self._unsaved
-            self._conn.execute("BEGIN")
-        self._unsaved = True
-        self._conn.execute(sql, params)
+        """Errors are kept for ``commit()``: the engine goes on answering, and the
+        commit drops the whole batch, replies included."""
+        try:
+            if not self._conn.in_transaction:
+                if self._unsaved:  # earlier writes went with a transaction SQLite ended
+                    self._failure = self._failure or _SELF_ROLLBACK
+                self._conn.execute("BEGIN")
+            self._unsaved = True
+            self._conn.execute(sql, params)
+        except sqlite3.Error as error:
+            self._failure = self._failure or str(error)
 
-    def _load(self) -> None:
+    def _reload(self) -> None:
+        """Roll back what is left of a failed batch and make memory what the database holds.
+
+        If even that fails, the failure stays: every commit raises (so no ACK leaves)
+        and tries again, until memory and disk agree.
+        """
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            memory = self._read()
+        except (sqlite3.Error, ValueError) as error:
+            raise LeaseDatabaseError(
+                f"{self.path}: lease writes failed ({self._failure}), then reloading the"
+                f" leases failed ({error}); no replies are sent until the lease database"
+                " can be read again"
+            ) from error
+        self._memory = memory
+        self._unsaved = False
+        self._failure = None
+
+    def _read(self) -> MemoryLeaseStore:
+        """The committed leases and quarantines; ValueError for a garbled row."""
+        memory = MemoryLeaseStore()
         # UNIQUE(ip) in the table rules out conflicts, whatever their expiry.
         for mac, ip, expires, hostname in self._conn.execute(
             "SELECT mac, ip, expires, hostname FROM leases"
         ):
             lease = Lease(mac, IPv4Address(ip), expires, LeaseState.BOUND, hostname)
-            self._memory.bind(lease, float("-inf"))
+            memory.bind(lease, float("-inf"))
         for ip, until in self._conn.execute("SELECT ip, until FROM quarantine"):
-            self._memory.quarantine(IPv4Address(ip), until)
+            memory.quarantine(IPv4Address(ip), until)
+        return memory
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

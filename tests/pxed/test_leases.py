@@ -193,12 +193,113 @@ def test_writes_sqlite_rolled_back_by_itself_make_the_commit_fail(tmp_path):
     store._conn.execute("ROLLBACK")
     with pytest.raises(LeaseDatabaseError, match="rolled back"):
         store.commit()
+    assert store.lease_for(MAC_A, 1) is None  # memory no longer claims what disk lost
     store.commit()  # reported once; nothing is pending any more
     store.bind(bound(mac=MAC_B, ip=IP_2), now=0)
     store._conn.execute("ROLLBACK")
     store.bind(bound(mac=MAC_B, ip=IP_2, expires=200.0), now=0)  # a new transaction
     with pytest.raises(LeaseDatabaseError):
         store.commit()
+    store.close()
+
+
+def _on_disk(tmp_path: Path) -> tuple[list[Lease], dict[IPv4Address, float]]:
+    """What a restarted pxed would load: leases and quarantines as committed."""
+    fresh = SqliteLeaseStore.open(tmp_path)
+    try:
+        return fresh.leases(), fresh.quarantines()
+    finally:
+        fresh.close()
+
+
+def _fill_the_disk(store: SqliteLeaseStore) -> None:
+    """SQLITE_FULL without filling a real disk: the file may not grow past its size now."""
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def test_a_disk_full_batch_leaves_memory_equal_to_disk_after_the_failed_commit(tmp_path):
+    """SQLITE_FULL part way through a batch makes SQLite roll the batch back; the writes
+    do not raise into the engine, the commit does, and afterwards the in-memory view is
+    what is on disk: no lease whose ACK was dropped keeps its address in memory."""
+    store = SqliteLeaseStore.open(tmp_path)
+    store.bind(bound(), now=0)
+    store.commit()
+    _fill_the_disk(store)
+    batch = [
+        bound(mac=f"52:54:00:00:01:{n:02x}", ip=IPv4Address(f"10.213.9.{n}"), hostname="h" * 100)
+        for n in range(1, 120)
+    ]
+    for lease in batch:
+        store.bind(lease, now=0)  # must not raise: the error belongs to the commit
+    store.release(MAC_A)
+    with pytest.raises(LeaseDatabaseError, match="database or disk is full"):
+        store.commit()
+    assert not store.pending
+    assert (store.leases(), store.quarantines()) == _on_disk(tmp_path) == ([bound()], {})
+    assert store.holder_of(batch[0].ip, 1) is None
+    assert store.lease_for(MAC_A, 1) == bound()  # its lost release is undone in memory too
+    store.close()
+
+
+class _Failing:
+    """The store's connection, except that the named statements (COMMIT by default) fail
+    the way a full disk makes them."""
+
+    def __init__(self, conn: sqlite3.Connection, *failing: str) -> None:
+        self.conn = conn
+        self.failing = failing or ("COMMIT",)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def execute(self, sql: str, *params: object) -> sqlite3.Cursor:
+        if sql.split()[0] in self.failing:
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, *params)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_a_failed_commit_rolls_back_and_reloads_memory_from_disk(tmp_path):
+    """A COMMIT that fails with its transaction still open: the batch is rolled back
+    rather than left to a later commit (its replies were dropped), and memory matches disk."""
+    store = SqliteLeaseStore.open(tmp_path)
+    store.bind(bound(), now=0)
+    store.commit()
+    real = store._conn
+    store._conn = _Failing(real)
+    store.bind(bound(mac=MAC_B, ip=IP_2), now=0)
+    store.quarantine(IP_1, until=500)
+    with pytest.raises(LeaseDatabaseError, match="database or disk is full"):
+        store.commit()
+    assert not real.in_transaction
+    assert (store.leases(), store.quarantines()) == _on_disk(tmp_path) == ([bound()], {})
+    store._conn = real
+    store.bind(bound(mac=MAC_B, ip=IP_2), now=0)  # the retry, once the disk has room
+    store.commit()
+    assert _on_disk(tmp_path)[0] == [bound(), bound(mac=MAC_B, ip=IP_2)]
+    store.close()
+
+
+def test_while_the_database_cannot_be_reloaded_every_commit_fails(tmp_path):
+    """If even the rollback and reload fail, memory cannot be trusted: every commit
+    raises (no ACK leaves) until a reload works, and then memory matches disk."""
+    store = SqliteLeaseStore.open(tmp_path)
+    real = store._conn
+    store._conn = _Failing(real, "COMMIT", "ROLLBACK", "SELECT")
+    store.bind(bound(), now=0)
+    with pytest.raises(LeaseDatabaseError, match="until the lease database can be read again"):
+        store.commit()
+    with pytest.raises(LeaseDatabaseError, match="until the lease database can be read again"):
+        store.commit()
+    store._conn = real
+    with pytest.raises(LeaseDatabaseError, match="rolled back"):
+        store.commit()
+    assert (store.leases(), store.quarantines()) == _on_disk(tmp_path) == ([], {})
+    store.commit()
     store.close()
 
 
