@@ -3,8 +3,9 @@
 curl fetches Kickstarts (with and without Anaconda's MAC header, from the
 host's reserved address and from another one) and runs the Kickstart's own
 done callback; tftp-hpa fetches the generated pxelinux config before and after;
-``pxed hosts`` reads and rearms the states; SIGHUP reloads, and a broken file
-is refused while the old config keeps serving.
+``pxed hosts`` reads and rearms the states; SIGHUP reloads (a new tree is
+served under /trees/ at once), and a broken file is refused while the old
+config keeps serving.
 
 127.0.0.2 needs no set-up: all of 127.0.0.0/8 is on ``lo`` already, and curl
 binds it as a source address with ``--interface``.
@@ -48,7 +49,9 @@ def free_port(kind: int) -> int:
         return int(probe.getsockname()[1])
 
 
-def write_config(root: Path, http_port: int, tftp_port: int, hostname: str = "web01") -> Path:
+def write_config(
+    root: Path, http_port: int, tftp_port: int, hostname: str = "web01", trees: str = "{}"
+) -> Path:
     tftp = root / "tftp"
     tftp.mkdir(exist_ok=True)
     (tftp / "vmlinuz").write_bytes(b"kernel")
@@ -61,6 +64,7 @@ tftp: {{root: {tftp}, listen: [127.0.0.1], port: {tftp_port}}}
 http: {{listen: [127.0.0.1], port: {http_port}}}
 install: {{loop_fetches: 3, loop_window: 3600}}
 vars: {{hash: "$6$abc"}}
+trees: {trees}
 profiles:
   web:
     kernel: vmlinuz
@@ -215,9 +219,15 @@ def test_the_loop_breaker_stops_reinstalls_and_logs_an_error(pxed: Pxed):
 
 def test_reload_swaps_a_good_file_in_and_keeps_the_old_config_on_a_broken_one(pxed: Pxed):
     header = f"X-RHN-Provisioning-MAC-0: eth0 {WEB}"
-    write_config(pxed.root, pxed.http_port, pxed.tftp_port, hostname="web02")
+    tree = pxed.root / "fresh"
+    tree.mkdir()
+    (tree / ".treeinfo").write_text("[general]\nname = fresh\n")
+    assert pxed.curl(f"{pxed.base}/trees/fresh/.treeinfo")[0] == 404
+    trees = f"{{fresh: {{path: {tree}}}}}"
+    write_config(pxed.root, pxed.http_port, pxed.tftp_port, hostname="web02", trees=trees)
     pxed.hangup()
     assert "hostname=web02" in pxed.curl("-H", header, f"{pxed.base}/ks/{WEB}")[1]
+    assert pxed.curl(f"{pxed.base}/trees/fresh/.treeinfo") == (200, "[general]\nname = fresh\n")
 
     pxed.config.write_text(pxed.config.read_text().replace("profile: web}", "profile: nosuch}", 1))
     pxed.hangup()
@@ -225,4 +235,5 @@ def test_reload_swaps_a_good_file_in_and_keeps_the_old_config_on_a_broken_one(px
     assert "no profile named 'nosuch'" in pxed.proc.output()
     assert "  KERNEL ::/vmlinuz\n" in pxed.tftp_get("pxelinux.cfg/01-52-54-00-12-34-56")
     assert "hostname=web02" in pxed.curl("-H", header, f"{pxed.base}/ks/{WEB}")[1]
+    assert pxed.curl(f"{pxed.base}/trees/fresh/.treeinfo")[0] == 200
     assert pxed.proc.running()
