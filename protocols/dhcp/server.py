@@ -509,7 +509,8 @@ def _options(
 
 
 def _wanted(request: DhcpPacket, offered: dict[int, Option]) -> list[Option]:
-    """Offered options in parameter-request-list order; all of them (by code) without a PRL.
+    """Offered options in parameter-request-list order; all of them (by code) without a
+    PRL, or with an empty one (option 55 of length 0, which real clients send).
 
     Subnet mask and routers follow even when not asked for: PXE ROMs and BOOTP
     clients often do not ask, and cannot work without them.
