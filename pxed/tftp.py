@@ -7,10 +7,15 @@ engine says, arms the timer it asks for and logs one event when it is done.
 Choices worth knowing:
 
 * One listener per ``tftp.listen`` address, so a reply leaves from the
-  address the request came to. Each transfer gets its own ephemeral port
-  bound to that address (its TID). The port is *not* connected: a connected
-  socket makes the kernel drop a stranger's datagram silently, and RFC 1350
-  wants the stranger told ERROR 5 while the transfer goes on.
+  address the request came to, on the reactor. Each transfer gets its own
+  ephemeral port bound to that address (its TID) and connected to the client,
+  on ``pxed.transfer_loop``: a leaner loop in its own thread, which is what
+  makes lockstep transfers as fast as dnsmasq's. Its ports still hear
+  strangers, who get ERROR 5 while the transfer goes on (RFC 1350).
+* Threads: a transfer runs in the loop's thread from ``begin`` to its end;
+  what it tells the service (finished, aborted, log lines) crosses to the
+  reactor with ``callFromThread``, and the service reaches a running transfer
+  the same way the other direction.
 * Refusals (file not found, busy, read-only, malformed) also come from a
   fresh port, like every reply; CLIENTS.md saw every firmware accept that.
 * Past ``max_sessions``, or ``max_per_client`` transfers for one client IP,
@@ -26,6 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import resource
 import socket
 from collections import Counter
 from collections.abc import Callable
@@ -37,6 +44,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from protocols.errors import MalformedPacket
 from protocols.tftp.session import (
@@ -58,6 +66,7 @@ from protocols.tftp.wire import (
 )
 from pxed.logging import EPHEMERAL_PREFIX
 from pxed.sources import BlockSource, Client, FileRefused, Netascii
+from pxed.transfer_loop import TransferLoop
 
 MAX_DATAGRAM = 65536  # ARCHITECTURE.md pitfall 1: the 8192 default truncates big blocks
 MODES = ("octet", "netascii")
@@ -65,6 +74,7 @@ BUSY = "server busy, try again"
 UDP_SEGMENT = 103  # linux/udp.h: the UDP GSO segment size; Python's socket module lacks it
 GSO_MAX_BYTES = 65000  # one send is one IP datagram before segmentation: under 64 KiB
 GSO_MAX_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS
+DESCRIPTORS_PER_SESSION = 3  # the connected socket, its twin for strangers, the file
 
 log = Logger(namespace="pxed.tftp")
 
@@ -81,6 +91,16 @@ class Reactor(Protocol):
     def listenUDP(
         self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192
     ) -> Any: ...
+
+    def callFromThread(self, callable: Callable[..., Any], *args: Any) -> None: ...
+
+
+class TransferReactor(Reactor, Protocol):
+    """Where transfers run: a ``TransferLoop``, or in tests the fake reactor (run inline)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> Deferred[None]: ...
 
 
 class Files(Protocol):
@@ -178,9 +198,12 @@ def _is_loss(failure: OSError) -> bool:
 class _Transfer(DatagramProtocol):
     """One read transfer on its own port: feeds the engine, performs its actions.
 
-    Per-block hot path: datagrams go straight to ``transport.socket.sendto`` (Twisted's
-    ``Port.write`` re-validates the address as an IP literal on every datagram, ~10 % of
-    the transfer's Python time), and the one DelayedCall is armed once and left alone
+    Runs in the transfer loop's thread (see the module docstring): what it tells the
+    service or the log goes through ``_tell``.
+
+    Per-block hot path: the port is connected to the client and datagrams go straight to
+    ``transport.socket.send`` (no address to parse, no route to look up), and the one
+    DelayedCall is armed once and left alone
     while ACKs move the deadline later: when it fires before the session's deadline, the
     engine answers "not due" and ``_arm`` sets it again for the remainder. Cancelling and
     re-creating it on every ACK cost ~8 %.
@@ -210,20 +233,27 @@ class _Transfer(DatagramProtocol):
         self.request = request
         self.source = source
         self.session = session
+        self._next_lockstep = session.next_lockstep
         self.heard = False  # has the client answered yet? (else a repeated RRQ is a retransmit)
         self.done = False
         self.stopped: Deferred[None] | None = None
         self._timer: IDelayedCall | None = None
         self._timer_due = 0.0  # when self._timer fires, in reactor seconds
-        self._seconds = server.reactor.seconds
-        self._sendto: Callable[[bytes, Client], object] = self._unbound
+        self._loop = server.loop
+        self._seconds = server.loop.seconds
+        self._send_raw: Callable[[bytes], object] = self._unbound
         self._segment = 0  # UDP_SEGMENT set on the socket; 0 not yet, -1 refused
 
-    def _unbound(self, datagram: bytes, client: Client) -> object:
+    def _unbound(self, datagram: bytes) -> object:
         raise RuntimeError("tftp transfer sent a datagram before its port was bound")
 
     def startProtocol(self) -> None:
-        self._sendto = self.transport.socket.sendto
+        self.transport.connect(*self.client)
+        self._send_raw = self.transport.socket.send
+
+    def _tell(self, func: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Run ``func`` in the reactor's thread, where the service's books and the log live."""
+        self.server.reactor.callFromThread(functools.partial(func, *args, **kwargs))
 
     def begin(self) -> None:
         self._guarded(self.session.start)
@@ -238,7 +268,18 @@ class _Transfer(DatagramProtocol):
             return
         self.heard = True
         try:  # _guarded, inlined: this runs once per ACK
-            self._perform(self.session.receive(datagram, self._seconds()))
+            now = self._seconds()
+            following = self._next_lockstep(datagram, now)
+            if following is None:
+                self._perform(self.session.receive(datagram, now))
+                return
+            try:  # _send, inlined
+                self._send_raw(following)
+            except OSError as failure:
+                self._lost(failure)
+            deadline = self.session.deadline
+            if self._timer is None or deadline is None or deadline < self._timer_due:
+                self._arm()  # else the armed timer fires early and re-arms then (see _arm)
         except Exception:
             self._failed()
 
@@ -254,8 +295,10 @@ class _Transfer(DatagramProtocol):
             self._failed()
 
     def _failed(self) -> None:
-        log.failure(
+        self._tell(
+            log.failure,
             "tftp: transfer of {file} to {client} failed inside pxed",
+            Failure(),
             file=self.request.filename,
             client=_client_text(self.client),
         )
@@ -269,21 +312,26 @@ class _Transfer(DatagramProtocol):
                 self._send(action.datagram)
             else:
                 self._close()
-                self.server.finished(self, action.stats)
+                self._tell(self.server.finished, self, action.stats)
                 return
         self._arm()
 
     def _send(self, datagram: bytes) -> None:
         try:
-            self._sendto(datagram, self.client)
+            self._send_raw(datagram)
         except OSError as failure:
-            if not _is_loss(failure):
-                raise
-            log.debug(
-                "tftp: datagram to {client} not sent ({reason}); the retransmit timer resends it",
-                client=_client_text(self.client),
-                reason=str(failure),
-            )
+            self._lost(failure)
+
+    def _lost(self, failure: OSError) -> None:
+        """A send failed: a loss for the retransmit timer to repair, or a bug to raise."""
+        if not _is_loss(failure):
+            raise failure
+        self._tell(
+            log.debug,
+            "tftp: datagram to {client} not sent ({reason}); the retransmit timer resends it",
+            client=_client_text(self.client),
+            reason=str(failure),
+        )
 
     def _send_window(self, datagrams: list[bytes]) -> None:
         if len(datagrams) == 1:  # lockstep
@@ -327,7 +375,8 @@ class _Transfer(DatagramProtocol):
             with contextlib.suppress(OSError):  # then the per-datagram sends will say so
                 self.transport.socket.setsockopt(socket.SOL_UDP, UDP_SEGMENT, 0)
         self._segment = -1
-        log.debug(
+        self._tell(
+            log.debug,
             "tftp: no UDP GSO for {client} ({reason}); sending datagram by datagram",
             client=_client_text(self.client),
             reason=str(refused),
@@ -344,9 +393,7 @@ class _Transfer(DatagramProtocol):
                 return  # it fires early, the engine says "not due", and _arm re-arms then
             self._timer.cancel()  # the deadline moved earlier (a faster round trip)
         self._timer_due = deadline
-        self._timer = self.server.reactor.callLater(
-            max(0.0, deadline - self._seconds()), self._expire
-        )
+        self._timer = self._loop.callLater(max(0.0, deadline - self._seconds()), self._expire)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -360,7 +407,7 @@ class _Transfer(DatagramProtocol):
         if tell_client:
             self.transport.write(encode_tftp(Error(ErrorCode.NOT_DEFINED, message)), self.client)
         self._close()
-        self.server.aborted(self, outcome, message)
+        self._tell(self.server.aborted, self, outcome, message)
 
     def _close(self) -> None:
         self.done = True
@@ -380,10 +427,12 @@ class TftpService(Service):
         files: Files,
         reactor: Reactor,
         stats: TftpStats | None = None,
+        loop: TransferReactor | None = None,
     ) -> None:
         self.settings = settings
         self.files = files
         self.reactor = reactor
+        self.loop: TransferReactor = loop if loop is not None else TransferLoop(reactor)
         self.stats = stats or TftpStats()
         self.limits = settings.limits()
         self._listeners: list[Any] = []
@@ -409,6 +458,7 @@ class TftpService(Service):
     def privilegedStartService(self) -> None:
         """Bind the listeners here: twistd calls this before it drops root (port 69)."""
         super().privilegedStartService()
+        _allow_descriptors(DESCRIPTORS_PER_SESSION * self.settings.max_sessions + 256)
         for address in self.settings.listen:
             self._listeners.append(
                 self.reactor.listenUDP(
@@ -427,6 +477,7 @@ class TftpService(Service):
     def startService(self) -> None:
         if not self._listeners:
             self.privilegedStartService()
+        self.loop.start()
         super().startService()
 
     def stopService(self) -> Deferred[Any]:
@@ -435,7 +486,8 @@ class TftpService(Service):
         closing = [listener.stopListening() for listener in self._listeners]
         self._listeners = []
         for transfer in list(self._transfers.values()):
-            transfer.abort("shutdown", "server shutting down", tell_client=True)
+            self.loop.callFromThread(transfer.abort, "shutdown", "server shutting down", True)
+        closing.append(self.loop.stop())  # fires after those aborts have reported back
         closing += [d for d in self._closing if not d.called]
         self._closing = []
         return gatherResults([d for d in closing if d is not None])
@@ -487,7 +539,9 @@ class TftpService(Service):
                 return  # the client's own retransmission; the running transfer answers it
             # Silently: an ERROR from the old port could reach the client before our
             # answer to its new request and be taken for it.
-            running.abort("superseded", "a new request came from the same port", tell_client=False)
+            self.loop.callFromThread(
+                running.abort, "superseded", "a new request came from the same port", False
+            )
         if request.mode_name not in MODES:
             self._refuse(
                 address,
@@ -538,10 +592,10 @@ class TftpService(Service):
     def _start(
         self, address: str, request: ReadRequest, client: Client, source: BlockSource
     ) -> None:
-        session = ReadSession(request, source, self.limits, self.reactor.seconds())
+        session = ReadSession(request, source, self.limits, self.loop.seconds())
         transfer = _Transfer(self, client, request, source, session)
         try:
-            self.reactor.listenUDP(0, transfer, interface=address, maxPacketSize=MAX_DATAGRAM)
+            self.loop.listenUDP(0, transfer, interface=address, maxPacketSize=MAX_DATAGRAM)
         except Exception:
             source.close()
             log.failure("tftp: no port for a transfer to {client}", client=_client_text(client))
@@ -550,7 +604,7 @@ class TftpService(Service):
         self._transfers[client] = transfer
         self._per_ip[client[0]] += 1
         self.stats.active_sessions += 1
-        transfer.begin()
+        self.loop.callFromThread(transfer.begin)
 
     def _refuse(
         self, address: str, client: Client, filename: str, code: int, message: str, outcome: str
@@ -629,6 +683,27 @@ class TftpService(Service):
             client=_client_text(transfer.client),
             file=transfer.request.filename,
             message=message,
+        )
+
+
+def _allow_descriptors(needed: int) -> None:
+    """Raise the soft limit on open files to ``needed`` (as far as the hard limit allows).
+
+    A transfer holds two sockets and a file, so ``tftp.max_sessions`` 1000 needs about
+    3,000 descriptors where the usual soft limit is 1024; past it, new transfers would
+    be refused "busy" long before ``max_sessions``.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if wanted < needed:
+        log.warn(
+            "tftp: only {limit} open files allowed (ulimit -n); tftp.max_sessions needs "
+            "{needed}, so transfers past the limit will be refused busy",
+            limit=wanted,
+            needed=needed,
         )
 
 

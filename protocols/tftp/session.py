@@ -56,6 +56,7 @@ Decisions
 from __future__ import annotations
 
 import enum
+import struct
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ from protocols.tftp.timer import RetransmitTimer
 from protocols.tftp.wire import (
     Error,
     ErrorCode,
+    Opcode,
     OptionAck,
     ReadRequest,
     ack_block,
@@ -183,6 +185,9 @@ Handler = Callable[["ReadSession", float, Detail], list[Action]]
 _BLOCK_MASK = 0xFFFF
 _EARLY_OK = 1e-6  # seconds
 _HALF_SPACE = 0x8000
+_DATA_HEADER = struct.Struct("!HH")
+_DATA = int(Opcode.DATA)
+_ACK_BASE = int(Opcode.ACK) << 16  # an ACK datagram read as a 32-bit big-endian number, block 0
 
 
 class ReadSession:
@@ -266,6 +271,45 @@ class ReadSession:
             return self._dispatch(Input.ERROR, now, message)
         reason = f"unexpected {type(message).__name__} during a read transfer"
         return self._dispatch(Input.ILLEGAL, now, reason)
+
+    def next_lockstep(self, datagram: bytes, now: float) -> bytes | None:
+        """``receive``'s per-block case, flat: the next DATA datagram, or None.
+
+        None means "not that case, call ``receive``"; the session has not changed. The case
+        is a lockstep transfer (window 1) whose block in flight, never resent, is
+        acknowledged and is not the last: the one transition such a transfer takes per
+        block, (SENDING, ACK_ALL) through ``_on_ack`` and ``_send_next``, without the
+        action objects and the calls between them. A server whose whole per-block
+        budget is a few microseconds spends a measurable share on those
+        (benchmarks/tftp.py); a property test holds this equal to ``receive``.
+        """
+        sent = self._sent
+        if (
+            len(datagram) != 4
+            or int.from_bytes(datagram, "big") != _ACK_BASE | (sent & _BLOCK_MASK)
+            or self._window != 1
+            or self._window_resent
+            or sent == self._final
+            or self._state is not State.SENDING
+        ):
+            return None
+        blksize = self._blksize
+        offset = sent * blksize
+        payload = self._source.read(offset, blksize)
+        block = sent + 1
+        if len(payload) != (blksize if block < self._final else self._size - offset):
+            return None  # receive() reads again and ends the session on the short read
+        timer = self._timer
+        timer.sample(now - self._window_sent_at)
+        self._acked = sent
+        self._sent = block
+        self._bytes_sent += len(payload)
+        self._blocks_sent += 1
+        self._window_sent_at = now
+        give_up = self._give_up_at = now + self._patience
+        deadline = now + timer.rto
+        self._deadline = deadline if deadline < give_up else give_up
+        return _DATA_HEADER.pack(_DATA, block & _BLOCK_MASK) + payload  # encode_data, inlined
 
     def expire(self, now: float) -> list[Action]:
         # A timer armed for `deadline - now` can fire a rounding error early; that is due.

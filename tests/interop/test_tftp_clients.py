@@ -13,6 +13,7 @@ import json
 import random
 import re
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -292,3 +293,36 @@ def test_atftp_fetches_with_windowsize(
     )
     assert f"windowsize = {windowsize}" in done.stdout + done.stderr  # the OACK granted it
     _check(out, _binary(size))
+
+
+def test_a_stranger_mid_transfer_gets_error_5_and_the_transfer_completes(
+    server: Server, tftp_root: Path
+) -> None:
+    """The transfer's port is connected to its client, yet a datagram from another port
+    still reaches pxed and is answered ERROR 5 (RFC 1350) from the transfer's port."""
+    size = MiB  # from tftp_root
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for sock in (client, stranger):
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10.0)
+    try:
+        rrq = b"\0\1" + _name(size).encode() + b"\0octet\0"
+        client.sendto(rrq, ("127.0.0.1", server.port))
+        received, block = b"", 1
+        while True:
+            datagram, tid = client.recvfrom(65536)
+            assert datagram[:4] == b"\0\3" + block.to_bytes(2, "big")
+            received += datagram[4:]
+            if block == 2:
+                stranger.sendto(b"\0\4\0\2", tid)
+                answer, source = stranger.recvfrom(65536)
+                assert (answer[:4], source) == (b"\0\5\0\5", tid)
+            client.sendto(b"\0\4" + block.to_bytes(2, "big"), tid)
+            if len(datagram) - 4 < 512:
+                break
+            block += 1
+        assert received == _binary(size)
+    finally:
+        client.close()
+        stranger.close()

@@ -738,3 +738,74 @@ def test_a_late_ack_is_stale_even_when_the_server_allows_windowsize_65535():
     last = first[-1]
     session.receive(encode_ack(last - 1), 0.0)  # go back: the last block was lost
     assert session.receive(encode_ack(last - 2), 0.0) == [], "a late ACK moves nothing"
+
+
+def _both_ways(session: ReadSession, datagram: bytes, now: float) -> list[bytes]:
+    """What the adapter does: next_lockstep first, receive when it says None."""
+    following = session.next_lockstep(datagram, now)
+    if following is None:
+        return sends(session.receive(datagram, now))
+    return [following]
+
+
+def _observable(session: ReadSession) -> tuple:
+    return (session.state, session.deadline, session.bytes_acknowledged, session.stats)
+
+
+@settings(max_examples=max(FUZZ_EXAMPLES // 20, 50), deadline=None)
+@given(
+    size=st.integers(0, 5000),
+    real_size=st.integers(0, 5000),
+    blksize=st.sampled_from([None, "8", "512", "1468"]),
+    window=st.sampled_from([None, "1", "4"]),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["ack-sent", "ack-earlier", "ack-any", "error", "junk", "expire"]),
+            st.integers(0, 0xFFFF),
+            st.floats(0, 3),
+        ),
+        max_size=60,
+    ),
+)
+def test_next_lockstep_is_receive_for_its_case_and_none_otherwise(
+    size, real_size, blksize, window, steps
+):
+    """The adapter's per-block fast path may never change what the engine does: two
+    sessions fed the same inputs, one through receive alone and one through
+    next_lockstep first, send the same datagrams and end in the same state, including
+    windows, resends, stale ACKs and a file that shrinks under the transfer."""
+    options = [(n, v) for n, v in (("blksize", blksize), ("windowsize", window)) if v]
+    plain, fast = (
+        ReadSession(
+            ReadRequest("f", "octet", tuple(options)),
+            PatternSource(size, min(size, real_size)),
+            SessionLimits(),
+            0.0,
+        )
+        for _ in range(2)
+    )
+    now = 0.0
+    assert sends(plain.start(now)) == sends(fast.start(now))
+    for kind, number, dt in steps:
+        now += dt
+        sent = plain._sent  # the block in flight, as the client would ACK it
+        datagram = {
+            "ack-sent": encode_ack(sent & 0xFFFF),
+            "ack-earlier": encode_ack(max(0, sent - 1) & 0xFFFF),
+            "ack-any": encode_ack(number),
+            "error": encode_tftp(Error(0, "bye")),
+            "junk": number.to_bytes(4, "big"),
+        }.get(kind)
+        if datagram is None:
+            assert sends(plain.expire(now)) == sends(fast.expire(now))
+        else:
+            assert sends(plain.receive(datagram, now)) == _both_ways(fast, datagram, now)
+        assert _observable(plain) == _observable(fast)
+
+
+def test_next_lockstep_answers_the_ack_of_the_block_in_flight_with_the_next_block():
+    session = make(size=3 * 512)
+    session.start(0.0)
+    assert decode_data(session.next_lockstep(encode_ack(1), 0.01)).block == 2
+    assert session.next_lockstep(encode_ack(1), 0.02) is None, "a duplicate is receive's"
+    assert session.next_lockstep(encode_tftp(Error(0, "x")), 0.02) is None

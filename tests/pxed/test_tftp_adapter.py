@@ -7,6 +7,7 @@ takes a boot server down after a few thousand boots.
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from protocols.tftp.wire import (
     encode_tftp,
 )
 from pxed.sources import BytesSource, ProviderChain, StaticFile, StaticRoot
-from pxed.tftp import MAX_DATAGRAM, TftpService, TftpSettings
+from pxed.tftp import DESCRIPTORS_PER_SESSION, MAX_DATAGRAM, TftpService, TftpSettings
 from tests.support.fake_udp import FakeUDPReactor
 from tests.support.fuzz import FUZZ_EXAMPLES
 
@@ -49,6 +50,7 @@ class Harness:
             TftpSettings(listen=(SERVER[0], OTHER_SERVER[0]), **settings),
             ProviderChain([self.root]),
             self.reactor,
+            loop=self.reactor,
         )
         self.service.privilegedStartService()
         self.service.startService()
@@ -125,7 +127,9 @@ def test_one_listener_per_address_with_large_receive_buffers(h: Harness) -> None
 def test_listeners_are_bound_in_privileged_start(root: Path) -> None:
     """twistd binds port 69 as root in privilegedStartService, then drops privileges."""
     reactor = FakeUDPReactor()
-    service = TftpService(TftpSettings(listen=(SERVER[0],)), ProviderChain([]), reactor)
+    service = TftpService(
+        TftpSettings(listen=(SERVER[0],)), ProviderChain([]), reactor, loop=reactor
+    )
     service.privilegedStartService()
     assert len(reactor.open_ports) == 1
     service.startService()
@@ -422,7 +426,9 @@ class _Failing:
 def test_a_read_error_ends_the_transfer_with_error_0_and_releases_it() -> None:
     reactor = FakeUDPReactor()
     files = _Failing()
-    service = TftpService(TftpSettings(listen=(SERVER[0],)), ProviderChain([files]), reactor)
+    service = TftpService(
+        TftpSettings(listen=(SERVER[0],)), ProviderChain([files]), reactor, loop=reactor
+    )
     service.startService()
     reactor.deliver(encode_tftp(ReadRequest("f")), SERVER, CLIENT)
     ((src, _, _),) = reactor.sent
@@ -440,7 +446,9 @@ class _Exploding:
 
 def test_a_provider_bug_is_logged_and_answered_with_error_0() -> None:
     reactor = FakeUDPReactor()
-    service = TftpService(TftpSettings(listen=(SERVER[0],)), ProviderChain([_Exploding()]), reactor)
+    service = TftpService(
+        TftpSettings(listen=(SERVER[0],)), ProviderChain([_Exploding()]), reactor, loop=reactor
+    )
     service.startService()
     with capturedLogs() as events:
         reactor.deliver(encode_tftp(ReadRequest("f")), SERVER, CLIENT)
@@ -704,3 +712,18 @@ def test_windows_of_blocks_over_the_path_mtu_still_arrive(root: Path, blksize: i
     h.send(Ack(5), to=src)
     assert h.service.stats.outcomes["complete"] == 1
     h.assert_nothing_leaked()
+
+
+def test_starting_raises_the_open_file_limit_to_what_max_sessions_needs(root: Path) -> None:
+    """Two sockets and a file per transfer: the usual soft limit of 1024 descriptors would
+    refuse transfers long before tftp.max_sessions."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = DESCRIPTORS_PER_SESSION * 900 + 256
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"the hard limit ({hard}) is below what the test asks for")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard))
+    try:
+        Harness(root, max_sessions=900)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= needed
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -119,6 +119,7 @@ class Boot:
             TftpSettings(listen=("10.213.7.1",)),
             ProviderChain([files, StaticRoot(config.tftp.root)]),
             self.reactor,
+            loop=self.reactor,
         )
         self.site = Resource()
         mount(self.site, self.p)

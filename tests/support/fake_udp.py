@@ -5,9 +5,11 @@ records every ``listenUDP``/``adoptDatagramPort`` call with its
 ``maxPacketSize``, hands out ephemeral ports from a counter, lets a test
 deliver a datagram to whatever port is bound at an address, and keeps every
 datagram a port wrote so the test can read the server's replies in order.
-Datagrams sent past Twisted through ``port.socket.sendto`` are recorded the
-same way, and a ``sendto_error`` makes the next one fail as the kernel would.
-The socket does UDP GSO like Linux: with ``UDP_SEGMENT`` set, one sendto of
+Datagrams sent past Twisted through ``port.socket.sendto`` (or ``send`` on a
+port connected as pxed.transfer_loop's are) are recorded the same way, and a
+``sendto_error`` makes the next one fail as the kernel would. It also stands in
+for the transfer loop itself (``callFromThread`` runs at once, one thread). The
+socket does UDP GSO like Linux: with ``UDP_SEGMENT`` set, one sendto of
 several segments is recorded as the datagrams the kernel would cut it into.
 """
 
@@ -45,6 +47,11 @@ class FakeSocket:
             raise OSError(errno.ENOPROTOOPT, "Protocol not available")
         self.segment = value
 
+    def send(self, datagram: bytes) -> int:
+        if self.port.peer is None:
+            raise OSError(errno.EDESTADDRREQ, "Destination address required")
+        return self.sendto(datagram, self.port.peer)
+
     def sendto(self, datagram: bytes, addr: Address) -> int:
         if not self.port.listening:
             raise OSError(errno.EBADF, "Bad file descriptor")  # the port closed its socket
@@ -75,6 +82,7 @@ class FakeDatagramPort:
     adopted_fd: int | None = None
     written: list[tuple[bytes, Address]] = field(default_factory=list)
     listening: bool = True
+    peer: Address | None = None  # set by connect(); strangers still reach the protocol
     socket: FakeSocket = field(init=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +101,10 @@ class FakeDatagramPort:
     def record(self, datagram: bytes, addr: Address) -> None:
         self.written.append((datagram, addr))
         self.reactor.sent.append((self.address, datagram, addr))
+
+    def connect(self, host: str, port: int) -> None:
+        """As pxed.transfer_loop's ports: send() goes to the peer, everyone still arrives."""
+        self.peer = (host, port)
 
     def setBroadcastAllowed(self, enabled: bool) -> None:
         self.broadcast = enabled
@@ -145,6 +157,16 @@ class FakeUDPReactor(Clock):
         self.ports.append(bound)
         protocol.makeConnection(bound)
         return bound
+
+    def callFromThread(self, func, *args, **kwargs) -> None:
+        """One thread here: the call runs at once, as if the other side ran it then."""
+        func(*args, **kwargs)
+
+    def start(self) -> None:
+        """The TransferLoop's life, for a fake standing in for it: nothing to start."""
+
+    def stop(self) -> Deferred[None]:
+        return succeed(None)
 
     @property
     def open_ports(self) -> list[FakeDatagramPort]:

@@ -1,0 +1,190 @@
+"""The TFTP transfer loop on real loopback sockets and a real thread.
+
+What the TFTP adapter relies on: a port connected to its client still hears
+strangers (for ERROR 5) from the same port number, sends reach the peer, timers
+fire in order and cancelled ones do not, calls from other threads run in the
+loop's thread in order, a failing callback is reported and the loop goes on,
+and stopping closes every socket it made.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import LogEvent, globalLogPublisher
+
+from pxed.transfer_loop import TransferLoop
+
+LOOPBACK = "127.0.0.1"
+WAIT = 5.0  # seconds: a bound on every wait, never a timing assertion
+
+
+class MainThread:
+    """The reactor side: calls from the loop queue up here until the test runs them."""
+
+    def __init__(self) -> None:
+        self.calls: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.Queue()
+
+    def callFromThread(self, func: Callable[..., Any], *args: Any) -> None:
+        self.calls.put((func, args))
+
+    def run_one(self) -> None:
+        func, args = self.calls.get(timeout=WAIT)
+        func(*args)
+
+
+class Recorder(DatagramProtocol):
+    """Puts every datagram it hears, with its sender and thread, on a queue."""
+
+    def __init__(self) -> None:
+        self.heard: queue.Queue[tuple[bytes, tuple[str, int], str]] = queue.Queue()
+        self.stopped = threading.Event()
+
+    def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
+        self.heard.put((datagram, addr, threading.current_thread().name))
+
+    def stopProtocol(self) -> None:
+        self.stopped.set()
+
+
+@pytest.fixture
+def main() -> MainThread:
+    return MainThread()
+
+
+@pytest.fixture
+def loop(main: MainThread) -> Iterator[TransferLoop]:
+    running = TransferLoop(main)
+    running.start()
+    yield running
+    stopped = running.stop()
+    while not stopped.called:
+        main.run_one()
+
+
+def _client() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOOPBACK, 0))
+    sock.settimeout(WAIT)
+    return sock
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_a_connected_port_hears_its_peer_and_sends_to_it(loop: TransferLoop) -> None:
+    client, protocol = _client(), Recorder()
+    port = loop.listenUDP(0, protocol, interface=LOOPBACK, maxPacketSize=65536)
+    port.connect(*client.getsockname())
+    port.socket.send(b"DATA 1")
+    assert client.recvfrom(100) == (b"DATA 1", (LOOPBACK, port.getHost().port))
+    source = (LOOPBACK, port.getHost().port)
+    client.sendto(b"ACK 1", source)
+    assert protocol.heard.get(timeout=WAIT) == (
+        b"ACK 1",
+        client.getsockname(),
+        "pxed-tftp-transfers",
+    )
+    client.close()
+
+
+def test_a_stranger_reaches_the_protocol_and_is_answered_from_the_same_port(
+    loop: TransferLoop,
+) -> None:
+    """RFC 1350: the stranger gets ERROR 5 from the transfer's port, the transfer goes on."""
+    client, stranger, protocol = _client(), _client(), Recorder()
+    port = loop.listenUDP(0, protocol, interface=LOOPBACK, maxPacketSize=65536)
+    port.connect(*client.getsockname())
+    here = (LOOPBACK, port.getHost().port)
+    stranger.sendto(b"ACK 7", here)
+    datagram, addr, _ = protocol.heard.get(timeout=WAIT)
+    assert (datagram, addr) == (b"ACK 7", stranger.getsockname())
+    port.write(b"ERROR 5", addr)
+    assert stranger.recvfrom(100) == (b"ERROR 5", here)
+    client.sendto(b"ACK 1", here)
+    assert protocol.heard.get(timeout=WAIT)[:2] == (b"ACK 1", client.getsockname())
+    client.close()
+    stranger.close()
+
+
+def test_timers_fire_in_order_and_a_cancelled_one_never(loop: TransferLoop) -> None:
+    fired: queue.Queue[str] = queue.Queue()
+
+    def arm() -> None:
+        loop.callLater(0.02, fired.put, "second")
+        loop.callLater(0.0, fired.put, "first")
+        loop.callLater(0.01, fired.put, "cancelled").cancel()
+        loop.callLater(0.03, fired.put, "third")
+
+    loop.callFromThread(arm)
+    assert [fired.get(timeout=WAIT) for _ in range(3)] == ["first", "second", "third"]
+    assert fired.empty()
+
+
+def test_calls_from_other_threads_run_in_the_loop_thread_in_order(loop: TransferLoop) -> None:
+    ran: queue.Queue[tuple[int, str]] = queue.Queue()
+    for n in range(50):
+        loop.callFromThread(lambda n=n: ran.put((n, threading.current_thread().name)))
+    assert [ran.get(timeout=WAIT) for _ in range(50)] == [
+        (n, "pxed-tftp-transfers") for n in range(50)
+    ]
+
+
+def test_a_failing_callback_is_logged_in_the_reactor_and_the_loop_goes_on(
+    loop: TransferLoop, main: MainThread
+) -> None:
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        loop.callFromThread(lambda: 1 / 0)
+        main.run_one()  # the log line crosses to the reactor thread
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert any(e.get("log_failure") is not None for e in events)
+    ran = threading.Event()
+    loop.callFromThread(ran.set)
+    assert ran.wait(WAIT)
+
+
+def test_stopping_closes_every_socket_and_fires_in_the_reactor(main: MainThread) -> None:
+    before = _open_fds()
+    loop = TransferLoop(main)
+    loop.start()
+    protocols = [Recorder() for _ in range(3)]
+    client = _client()
+    for protocol in protocols:
+        port = loop.listenUDP(0, protocol, interface=LOOPBACK, maxPacketSize=65536)
+        port.connect(*client.getsockname())
+    stopped = loop.stop()
+    while not stopped.called:
+        main.run_one()
+    client.close()
+    assert _open_fds() == before
+
+
+def test_a_port_closed_by_its_protocol_releases_both_sockets(loop: TransferLoop) -> None:
+    before = _open_fds()
+    client, protocol = _client(), Recorder()
+    port = loop.listenUDP(0, protocol, interface=LOOPBACK, maxPacketSize=65536)
+    port.connect(*client.getsockname())
+    loop.callFromThread(port.stopListening)
+    assert protocol.stopped.wait(WAIT)
+    client.close()
+    assert _open_fds() == before
+
+
+def test_an_address_that_cannot_be_bound_fails_in_the_callers_thread(
+    loop: TransferLoop,
+) -> None:
+    before = _open_fds()
+    with pytest.raises(OSError):
+        loop.listenUDP(0, Recorder(), interface="192.0.2.1", maxPacketSize=65536)
+    assert _open_fds() == before
