@@ -12,13 +12,14 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pxed.config import ConfigError, load_config
+from pxed.iso9660 import IsoError
 from pxed.lifecycle import LifecycleError
 from pxed.logging import LoggingRoot, twistd_log_sink
 from pxed.service import NoListenAddress, add_services
 from pxed.tokens import SecretError
 
 # What stops pxed at start for a reason in the host, not the file: said in one line, no traceback.
-START_ERRORS = (LifecycleError, NoListenAddress, SecretError)
+START_ERRORS = (IsoError, LifecycleError, NoListenAddress, SecretError)
 
 log = Logger(namespace="pxed.config")
 

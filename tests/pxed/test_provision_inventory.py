@@ -9,7 +9,7 @@ import pytest
 
 from pxed.inventory import Inventory, host_for
 from pxed.tokens import SecretError, host_token, load_secret, token_matches
-from tests.pxed.provision_lab import WEB, lab_config, write_lab
+from tests.pxed.provision_lab import WEB, lab_config
 
 
 def test_reload_swaps_in_a_valid_file(tmp_path: Path):
@@ -35,13 +35,6 @@ def test_reload_with_a_template_pykickstart_rejects_is_refused(tmp_path: Path):
     (tmp_path / "web.ks.j2").write_text("text\nbogus\n")
     assert inventory.reload() is False
     assert inventory.config is old
-
-
-def test_reload_picks_up_a_new_address_and_port_for_urls(tmp_path: Path):
-    inventory = Inventory(lab_config(tmp_path))
-    write_lab(tmp_path, http_port=9090)
-    assert inventory.reload()
-    assert inventory.urls.base == "http://127.0.0.1:9090"
 
 
 def test_a_known_host_is_found_and_an_unknown_one_only_under_a_profile_policy(tmp_path: Path):

@@ -149,3 +149,25 @@ def test_a_state_dir_pxed_cannot_use_stops_twistd_with_one_line_not_a_traceback(
     options.parseOptions(["--config", str(config)])
     with pytest.raises(SystemExit, match=r"^pxed cannot start: .*hosts\.sqlite3: cannot open"):
         makeService(options)
+
+
+def test_a_tree_image_that_does_not_read_stops_twistd_with_one_line(tmp_path: Path) -> None:
+    """An ISO named in trees: that is not an image is a host problem, said in one line."""
+    import pytest
+
+    from pxed.tap import Options, makeService
+
+    (tmp_path / "tftp").mkdir()
+    (tmp_path / "junk.iso").write_bytes(b"not an image" * 1000)
+    config = tmp_path / "pxed.yaml"
+    config.write_text(
+        "server: {address: 127.0.0.1, state_dir: state}\n"
+        "tftp: {root: tftp, listen: [127.0.0.1], port: 16969}\n"
+        'dhcp: {mode: "off"}\n'
+        "http: {listen: [127.0.0.1], port: 18080}\n"
+        "trees: {junk: {iso: junk.iso}}\n"
+    )
+    options = Options()
+    options.parseOptions(["--config", str(config)])
+    with pytest.raises(SystemExit, match=r"^pxed cannot start: .*junk"):
+        makeService(options)
