@@ -31,10 +31,13 @@ from elsewhere on the machine hits them alike:
   dropped each way on the server's veth (nftables, tests/support/netns.py).
 
 twisted-floor (``benchmarks/tftp_floor.py``) is a bare Twisted loop (lockstep
-and windowed, one write per datagram): the ceiling for a Twisted server here. Medians of ``--runs``
-runs; MB/s is 10^6 bytes per second; server CPU per block is utime+stime
-(children included) over the transfer, divided by its blocks. Results are printed
-as Markdown and written to benchmarks/results/tftp-<date>.md.
+and windowed, one write per datagram): the ceiling for a server on Twisted's
+reactor. python-floor (``benchmarks/tftp_python_floor.py``) is a bare epoll loop
+in plain Python with connected sockets and an mmap (lockstep only): the ceiling
+for any CPython server, pxed's own loop included. Medians of ``--runs`` runs;
+MB/s is 10^6 bytes per second; server CPU per block is utime+stime (children
+included) over the transfer, divided by its blocks. Results are printed as
+Markdown and written to benchmarks/results/tftp-<date>.md.
 """
 
 from __future__ import annotations
@@ -209,6 +212,9 @@ def servers(work: Path, root: Path, ip: str, python: Path | None) -> list[Server
         Server("twisted-floor", 8069, [str(REPO / ".venv/bin/python"), "-P",
                                        str(REPO / "benchmarks" / "tftp_floor.py"), ip, "8069",
                                        str(root)], True, True),
+        Server("python-floor", 9069, [str(REPO / ".venv/bin/python"), "-P",
+                                      str(REPO / "benchmarks" / "tftp_python_floor.py"), ip,
+                                      "9069", str(root)], False, True),
     ]  # fmt: skip
     if python is not None:
         runner = str(REPO / "benchmarks" / "tftp_peers.py")

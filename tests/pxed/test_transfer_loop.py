@@ -129,6 +129,22 @@ def test_timers_fire_in_order_and_a_cancelled_one_never(loop: TransferLoop) -> N
     assert fired.empty()
 
 
+def test_a_timer_earlier_than_the_one_waited_for_and_one_set_by_a_timer_both_fire(
+    loop: TransferLoop,
+) -> None:
+    """The loop sleeps until its earliest timer only: a new, earlier one must wake it
+    sooner, and a transfer re-arming from its own timer callback must be heard."""
+    fired: queue.Queue[str] = queue.Queue()
+
+    def rearm() -> None:
+        fired.put("early")
+        loop.callLater(0.01, fired.put, "set by a timer")
+
+    loop.callFromThread(lambda: loop.callLater(WAIT * 10, fired.put, "far"))
+    loop.callFromThread(lambda: loop.callLater(0.01, rearm))
+    assert [fired.get(timeout=WAIT) for _ in range(2)] == ["early", "set by a timer"]
+
+
 def test_calls_from_other_threads_run_in_the_loop_thread_in_order(loop: TransferLoop) -> None:
     ran: queue.Queue[tuple[int, str]] = queue.Queue()
     for n in range(50):
