@@ -21,10 +21,13 @@ Choices worth knowing:
 * Past ``max_sessions``, or ``max_per_client`` transfers for one client IP,
   a new request gets ERROR 0 "server busy, try again" at once: PXE ROMs
   retry the whole boot, and a queue would only hold their timers hostage.
-* A repeated RRQ from the same client port while its transfer has not heard
-  back yet is the client's retransmission: the running transfer answers it.
-  Any other RRQ from a port with a transfer running is a rebooted client
-  reusing its port: the old transfer ends and the new one starts.
+* A repeated RRQ from the same client port is the client's retransmission
+  while its transfer has not heard back yet, or a copy of it when it comes
+  within ``tftp.timeout`` of the transfer's start (a network can deliver a
+  delayed duplicate after the first ACK): the running transfer goes on. Any
+  other RRQ from a port with a transfer running is a rebooted client reusing
+  its port (a reboot takes longer than that): the old transfer ends and the
+  new one starts.
 """
 
 from __future__ import annotations
@@ -535,8 +538,11 @@ class TftpService(Service):
     def _read(self, address: str, request: ReadRequest, client: Client) -> None:
         running = self._transfers.get(client)
         if running is not None:
-            if not running.heard and running.request == request:
-                return  # the client's own retransmission; the running transfer answers it
+            if running.request == request and (
+                not running.heard
+                or self.loop.seconds() - running.session.started < self.settings.timeout
+            ):
+                return  # the client's retransmission, or a late copy: the transfer goes on
             # Silently: an ERROR from the old port could reach the client before our
             # answer to its new request and be taken for it.
             self.loop.callFromThread(

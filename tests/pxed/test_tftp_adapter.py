@@ -363,11 +363,31 @@ def test_retransmitted_request_does_not_start_a_second_transfer(h: Harness) -> N
     assert h.service.stats.active_sessions == 1
 
 
+def test_a_late_copy_of_the_request_after_the_first_ack_does_not_restart_the_transfer(
+    h: Harness,
+) -> None:
+    """A network may deliver a duplicate RRQ after the client has ACKed block 1; taking it
+    for a reboot would move the transfer to a port the client does not know."""
+    h.request(ReadRequest("pxelinux.0"))
+    old, _, _ = h.only_reply()
+    h.send(Ack(1), to=old)
+    h.replies()
+    h.reactor.advance(0.5)  # within tftp.timeout (1 s) of the start
+    assert {src for src, _, _ in h.replies()} <= {old}  # resends of block 2, if any
+    h.request(ReadRequest("pxelinux.0"))
+    assert h.replies() == []
+    h.send(Ack(2), to=old)
+    (src, message, _), *_ = h.replies()
+    assert (src, message) == (old, Data(3, PAYLOAD[1024:]))
+    assert h.service.stats.outcomes["superseded"] == 0
+
+
 def test_new_request_from_a_busy_port_replaces_the_old_transfer(h: Harness) -> None:
     """A rebooted ROM that reuses its port must not wait for the old transfer to time out."""
     h.request(ReadRequest("pxelinux.0"))
     old, _, _ = h.only_reply()
     h.send(Ack(1), to=old)
+    h.reactor.advance(1.5)  # a reboot takes longer than tftp.timeout
     h.replies()
     h.request(ReadRequest("pxelinux.0"))
     ((new, message, _),) = (
