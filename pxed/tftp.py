@@ -537,7 +537,7 @@ class TftpService(Service):
 
     def _read(self, address: str, request: ReadRequest, client: Client) -> None:
         running = self._transfers.get(client)
-        if running is not None:
+        if running is not None and not running.done:  # done: its end has yet to reach us
             if running.request == request and (
                 not running.heard
                 or self.loop.seconds() - running.session.started < self.settings.timeout

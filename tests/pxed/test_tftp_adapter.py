@@ -382,6 +382,38 @@ def test_a_late_copy_of_the_request_after_the_first_ack_does_not_restart_the_tra
     assert h.service.stats.outcomes["superseded"] == 0
 
 
+class _ReportsLater:
+    """The reactor as the transfer loop's thread sees it: what crosses over waits."""
+
+    def __init__(self, fake: FakeUDPReactor) -> None:
+        self.fake = fake
+        self.pending: list = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.fake, name)
+
+    def callFromThread(self, func, *args, **kwargs) -> None:
+        self.pending.append((func, args, kwargs))
+
+
+def test_the_same_request_right_after_a_transfer_ended_starts_a_new_one(root: Path) -> None:
+    """A transfer ends in the transfer loop's thread and the service hears of it a moment
+    later; a new request in between must be served, not taken for a late copy."""
+    fake = FakeUDPReactor()
+    reactor = _ReportsLater(fake)
+    settings = TftpSettings(listen=(SERVER[0],))
+    service = TftpService(settings, ProviderChain([StaticRoot(root)]), reactor, loop=fake)
+    service.startService()
+    fake.deliver(encode_tftp(ReadRequest("empty")), SERVER, CLIENT)
+    ((src, _, _),) = fake.sent
+    fake.deliver(encode_tftp(Ack(1)), src, CLIENT)  # done; "finished" has not crossed yet
+    fake.deliver(encode_tftp(ReadRequest("empty")), SERVER, CLIENT)
+    assert len(fake.sent) == 2 and fake.sent[1][0] != src
+    for func, args, kwargs in reactor.pending:
+        func(*args, **kwargs)
+    assert service.stats.outcomes["complete"] == 1 and service.stats.active_sessions == 1
+
+
 def test_new_request_from_a_busy_port_replaces_the_old_transfer(h: Harness) -> None:
     """A rebooted ROM that reuses its port must not wait for the old transfer to time out."""
     h.request(ReadRequest("pxelinux.0"))
