@@ -1,0 +1,97 @@
+"""TftpService on the real reactor and its real transfer loop thread, over loopback.
+
+The adapter tests run the transfer code inline on a fake reactor; these check
+what only the two threads together do: a transfer's end crossing back to the
+reactor's books, and a shutdown with transfers in flight telling every client
+and closing every socket before its Deferred fires.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest_twisted
+from twisted.internet import defer, reactor, task
+
+from pxed.sources import ProviderChain, StaticRoot
+from pxed.tftp import TftpService, TftpSettings
+
+CLIENTS = 20
+WAIT = 10.0  # seconds: a bound on each wait, never a timing assertion
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _client(address: str = "127.0.0.1") -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((address, 0))
+    sock.setblocking(False)
+    return sock
+
+
+@defer.inlineCallbacks
+def _receive(sock: socket.socket):
+    """The next datagram on ``sock``, polling the real reactor (bounded by WAIT)."""
+    for _ in range(int(WAIT / 0.01)):
+        try:
+            return sock.recvfrom(65536)
+        except BlockingIOError:
+            yield task.deferLater(reactor, 0.01, lambda: None)
+    raise AssertionError("no datagram within the wait")
+
+
+def _service(root: Path) -> TftpService:
+    settings = TftpSettings(listen=("127.0.0.1",), port=0)
+    return TftpService(settings, ProviderChain([StaticRoot(root)]), reactor)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_finished_transfer_reaches_the_services_books(tmp_path: Path):
+    (tmp_path / "small").write_bytes(b"x" * 700)
+    service = _service(tmp_path)
+    service.startService()
+    try:
+        client = _client()
+        client.sendto(b"\0\1small\0octet\0", service.addresses[0])
+        for block in (1, 2):
+            datagram, tid = yield _receive(client)
+            assert datagram[:4] == b"\0\3" + block.to_bytes(2, "big")
+            client.sendto(b"\0\4" + block.to_bytes(2, "big"), tid)
+        for _ in range(int(WAIT / 0.01)):
+            if service.stats.outcomes["complete"] == 1:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        assert service.stats.outcomes["complete"] == 1
+        assert service.stats.active_sessions == 0 and service.transfers() == []
+        client.close()
+    finally:
+        yield service.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_stopping_with_transfers_in_flight_tells_each_client_and_closes_every_socket(
+    tmp_path: Path,
+):
+    (tmp_path / "big").write_bytes(os.urandom(1024 * 1024))
+    before = _open_fds()
+    service = _service(tmp_path)
+    service.startService()
+    clients = [_client(f"127.0.0.{10 + n}") for n in range(CLIENTS)]  # a rack, not one host
+    for client in clients:
+        client.sendto(b"\0\1big\0octet\0", service.addresses[0])
+    for client in clients:
+        datagram, _ = yield _receive(client)
+        assert datagram[:4] == b"\0\3\0\1"  # each transfer is waiting for its ACK
+    assert service.stats.active_sessions == CLIENTS
+    yield service.stopService()
+    for client in clients:
+        datagram, _ = yield _receive(client)
+        assert datagram[:2] == b"\0\5" and b"shutting down" in datagram
+        client.close()
+    assert service.stats.active_sessions == 0
+    assert service.stats.outcomes["shutdown"] == CLIENTS
+    assert _open_fds() == before
