@@ -1,13 +1,14 @@
 """A second, leaner event loop, in its own thread, for the ports TFTP transfers run on.
 
 Why it exists: a lockstep transfer is one ACK in and one DATA out per block, so
-what the loop costs per wake-up is most of what the server costs per block. On
-the benchmark's 2-vCPU VM a bare Twisted lockstep loop spends ~6.6 µs of server
-CPU per block (the reactor's timed-call bookkeeping, ``callWithLogger``'s context
-switch, a second ``recvfrom`` that ends in EAGAIN, route lookups for an
-unconnected socket) against dnsmasq's ~3.9 µs; this loop with connected sockets
-spends ~4.4 µs, which is what puts pxed level with the C servers
-(benchmarks/tftp.py, README).
+what the loop costs per wake-up is much of what the server costs per block. On
+the benchmark's 2-vCPU VM a bare lockstep loop on Twisted's reactor spends ~6.1
+µs of server CPU per block (the reactor's timed-call bookkeeping,
+``callWithLogger``'s context switch, a second ``recvfrom`` that ends in EAGAIN,
+a route lookup per ``sendto`` on an unconnected socket), the same loop on plain
+epoll with connected sockets ~4 µs, dnsmasq ~3.9 µs. Moving transfers here took
+pxed from 10.1 to 5.2-5.7 µs a block, 0.57x to ~0.8x of dnsmasq in lockstep
+(benchmarks/README.md).
 
 What it offers is the part of Twisted's reactor API a transfer uses, with the
 same meaning: ``listenUDP``, ``callLater``, ``seconds`` and ``callFromThread``,
