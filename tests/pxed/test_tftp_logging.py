@@ -128,46 +128,41 @@ def test_make_service_logs_to_twistds_logfile_when_daemonized(tmp_path: Path) ->
     assert "daemonized line" in (tmp_path / "pxed.log").read_text()
 
 
-def test_a_state_dir_pxed_cannot_use_stops_twistd_with_one_line_not_a_traceback(
-    tmp_path: Path,
-) -> None:
+def _start_fails(tmp_path: Path, http: str, match: str) -> None:
     """twistd prints a SystemExit's message and exits 1; any other exception is a traceback."""
     import pytest
 
     from pxed.tap import Options, makeService
 
     (tmp_path / "tftp").mkdir()
-    (tmp_path / "state/hosts.sqlite3").mkdir(parents=True)  # a folder SQLite cannot open
     config = tmp_path / "pxed.yaml"
     config.write_text(
         "server: {address: 127.0.0.1, state_dir: state}\n"
         "tftp: {root: tftp, listen: [127.0.0.1], port: 16969}\n"
-        'dhcp: {mode: "off"}\n'
-        "http: {enabled: false}\n"
+        'dhcp: {mode: "off"}\n' + http
     )
     options = Options()
     options.parseOptions(["--config", str(config)])
-    with pytest.raises(SystemExit, match=r"^pxed cannot start: .*hosts\.sqlite3: cannot open"):
+    with pytest.raises(SystemExit, match=match):
         makeService(options)
+
+
+def test_a_state_dir_pxed_cannot_use_stops_twistd_with_one_line_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "state/hosts.sqlite3").mkdir(parents=True)  # a folder SQLite cannot open
+    _start_fails(
+        tmp_path,
+        "http: {enabled: false}\n",
+        r"^pxed cannot start: .*hosts\.sqlite3: cannot open",
+    )
 
 
 def test_a_tree_image_that_does_not_read_stops_twistd_with_one_line(tmp_path: Path) -> None:
     """An ISO named in trees: that is not an image is a host problem, said in one line."""
-    import pytest
-
-    from pxed.tap import Options, makeService
-
-    (tmp_path / "tftp").mkdir()
     (tmp_path / "junk.iso").write_bytes(b"not an image" * 1000)
-    config = tmp_path / "pxed.yaml"
-    config.write_text(
-        "server: {address: 127.0.0.1, state_dir: state}\n"
-        "tftp: {root: tftp, listen: [127.0.0.1], port: 16969}\n"
-        'dhcp: {mode: "off"}\n'
-        "http: {listen: [127.0.0.1], port: 18080}\n"
-        "trees: {junk: {iso: junk.iso}}\n"
+    _start_fails(
+        tmp_path,
+        "http: {listen: [127.0.0.1], port: 18080}\ntrees: {junk: {iso: junk.iso}}\n",
+        r"^pxed cannot start: .*junk",
     )
-    options = Options()
-    options.parseOptions(["--config", str(config)])
-    with pytest.raises(SystemExit, match=r"^pxed cannot start: .*junk"):
-        makeService(options)
