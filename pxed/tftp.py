@@ -415,7 +415,10 @@ class _Transfer(DatagramProtocol):
     def _close(self) -> None:
         self.done = True
         self._cancel_timer()
-        self.source.close()
+        # In the reactor's thread, where sources are opened: a StaticRoot shares one
+        # descriptor per file among transfers, and a release racing a new open of the
+        # same file could close the descriptor the new transfer is about to read.
+        self._tell(self.source.close)
         self.stopped = self.transport.stopListening()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 
 import pytest_twisted
@@ -95,3 +96,43 @@ def test_stopping_with_transfers_in_flight_tells_each_client_and_closes_every_so
     assert service.stats.active_sessions == 0
     assert service.stats.outcomes["shutdown"] == CLIENTS
     assert _open_fds() == before
+
+
+class _ThreadRecordingRoot(StaticRoot):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.threads: set[str] = set()
+
+    def open(self, path, client):
+        self.threads.add(threading.current_thread().name)
+        return super().open(path, client)
+
+    def release(self, shared) -> None:
+        self.threads.add(threading.current_thread().name)
+        super().release(shared)
+
+
+@pytest_twisted.inlineCallbacks
+def test_files_are_opened_and_released_in_the_reactor_thread_only(tmp_path: Path):
+    """A StaticRoot's shared descriptors are its books: a release in the transfer loop's
+    thread racing an open of the same file in the reactor could close a descriptor a new
+    transfer is about to read."""
+    (tmp_path / "small").write_bytes(b"x" * 100)
+    root = _ThreadRecordingRoot(tmp_path)
+    settings = TftpSettings(listen=("127.0.0.1",), port=0)
+    service = TftpService(settings, ProviderChain([root]), reactor)
+    service.startService()
+    try:
+        client = _client()
+        client.sendto(b"\0\1small\0octet\0", service.addresses[0])
+        _, tid = yield _receive(client)
+        client.sendto(b"\0\4\0\1", tid)
+        for _ in range(int(WAIT / 0.01)):
+            if root.open_files == 0:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        assert root.open_files == 0
+        assert root.threads == {threading.current_thread().name}
+        client.close()
+    finally:
+        yield service.stopService()
