@@ -545,7 +545,12 @@ class TftpService(Service):
                 not running.heard
                 or self.loop.seconds() - running.session.started < self.settings.timeout
             ):
-                return  # the client's retransmission, or a late copy: the transfer goes on
+                log.debug(
+                    "tftp: repeated request from {client} for {file}; its transfer goes on",
+                    client=_client_text(client),
+                    file=request.filename,
+                )
+                return  # the client's retransmission, or a late copy
             # Silently: an ERROR from the old port could reach the client before our
             # answer to its new request and be taken for it.
             self.loop.callFromThread(
