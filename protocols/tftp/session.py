@@ -293,23 +293,7 @@ class ReadSession:
             or self._state is not State.SENDING
         ):
             return None
-        blksize = self._blksize
-        offset = sent * blksize
-        payload = self._source.read(offset, blksize)
-        block = sent + 1
-        if len(payload) != (blksize if block < self._final else self._size - offset):
-            return None  # receive() reads again and ends the session on the short read
-        timer = self._timer
-        timer.sample(now - self._window_sent_at)
-        self._acked = sent
-        self._sent = block
-        self._bytes_sent += len(payload)
-        self._blocks_sent += 1
-        self._window_sent_at = now
-        give_up = self._give_up_at = now + self._patience
-        deadline = now + timer.rto
-        self._deadline = deadline if deadline < give_up else give_up
-        return _DATA_HEADER.pack(_DATA, block & _BLOCK_MASK) + payload  # encode_data, inlined
+        return self._step(now)  # None: the file read short; receive() reads again and ends
 
     def expire(self, now: float) -> list[Action]:
         # A timer armed for `deadline - now` can fire a rounding error early; that is due.
@@ -350,13 +334,15 @@ class ReadSession:
     def _on_ack(self, now: float, detail: Detail) -> list[Action]:
         """Progress: slide the window to just after the acknowledged block."""
         assert isinstance(detail, int)
+        if self._window == 1 and detail == self._sent and not self._window_resent:
+            following = self._step(now)
+            if following is not None:
+                return [SendWindow([following])]
         if self._window_resent:  # Karn's rule: an ACK of a resent window is ambiguous
             self._timer.progress()
         else:  # a sample resets the backoff too, as progress() would
             self._timer.sample(now - self._window_sent_at)
         self._acked = detail
-        if self._window == 1 and detail == self._sent:
-            return self._send_next(now)
         return self._send_window(now, progress=True)
 
     def _on_final_ack(self, now: float, detail: Detail) -> list[Action]:
@@ -427,22 +413,28 @@ class ReadSession:
             self._arm(now)
         return [SendWindow(datagrams)]
 
-    def _send_next(self, now: float) -> list[Action]:
-        """Lockstep's _send_window after an ACK of the block in flight: one new block.
+    def _step(self, now: float) -> bytes | None:
+        """Lockstep after the ACK of the block in flight (never resent): the next block's
+        datagram, or None, with nothing changed, when the file reads short.
 
-        The same bookkeeping without the window loop, the resend count or the
-        progress flag, none of which can apply here; it runs once per block.
+        The same bookkeeping as _on_ack and _send_window without the window loop, the
+        resend count or Karn's rule, none of which can apply; it runs once per block
+        (for ``receive`` and ``next_lockstep`` alike).
         """
-        block = self._sent = self._acked + 1
+        sent = self._sent
         blksize = self._blksize
-        offset = self._acked * blksize
+        offset = sent * blksize
         payload = self._source.read(offset, blksize)
+        block = sent + 1
         if len(payload) != (blksize if block < self._final else self._size - offset):
-            return self._file_changed(now, block)
+            return None
+        self._timer.sample(now - self._window_sent_at)
+        self._acked = sent
+        self._sent = block
         self._bytes_sent += len(payload)
         self._blocks_sent += 1
         self._begin_window(now, resent=False)
-        return [SendWindow([encode_data(block & _BLOCK_MASK, payload)])]
+        return _DATA_HEADER.pack(_DATA, block & _BLOCK_MASK) + payload  # encode_data, inlined
 
     def _file_changed(self, now: float, block: int) -> list[Action]:
         reason = f"file changed size during the transfer (block {block})"
