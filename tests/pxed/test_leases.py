@@ -318,23 +318,24 @@ def test_schema_version_is_recorded(tmp_path):
     conn.close()
 
 
-def test_newer_schema_is_refused_with_a_clear_message(tmp_path):
-    SqliteLeaseStore.open(tmp_path).close()
-    conn = sqlite3.connect(tmp_path / DATABASE_NAME)
-    conn.execute("UPDATE schema_version SET version = 99")
+def _tamper(state_dir, sql: str) -> None:
+    """A lease database as pxed made it, then changed behind its back by ``sql``."""
+    SqliteLeaseStore.open(state_dir).close()
+    conn = sqlite3.connect(state_dir / DATABASE_NAME)
+    conn.execute(sql)
     conn.commit()
     conn.close()
+
+
+def test_newer_schema_is_refused_with_a_clear_message(tmp_path):
+    _tamper(tmp_path, "UPDATE schema_version SET version = 99")
     with pytest.raises(LeaseDatabaseError, match="schema 99 is newer"):
         SqliteLeaseStore.open(tmp_path)
 
 
 def test_a_refused_database_leaves_no_connection_open(tmp_path, monkeypatch):
     """pxed may keep running other services after DHCP fails to start: no fd may leak."""
-    SqliteLeaseStore.open(tmp_path).close()
-    conn = sqlite3.connect(tmp_path / DATABASE_NAME)
-    conn.execute("UPDATE schema_version SET version = 99")
-    conn.commit()
-    conn.close()
+    _tamper(tmp_path, "UPDATE schema_version SET version = 99")
     opened: list[sqlite3.Connection] = []
     connect = sqlite3.connect
 
@@ -351,11 +352,7 @@ def test_a_refused_database_leaves_no_connection_open(tmp_path, monkeypatch):
 
 
 def test_a_garbled_lease_row_is_a_lease_database_error_naming_the_file(tmp_path):
-    SqliteLeaseStore.open(tmp_path).close()
-    conn = sqlite3.connect(tmp_path / DATABASE_NAME)
-    conn.execute("INSERT INTO leases (mac, ip) VALUES ('52:54:00:00:00:01', 'not an address')")
-    conn.commit()
-    conn.close()
+    _tamper(tmp_path, "INSERT INTO leases (mac, ip) VALUES ('52:54:00:00:00:01', 'not an address')")
     with pytest.raises(LeaseDatabaseError, match=DATABASE_NAME):
         SqliteLeaseStore.open(tmp_path)
 
