@@ -18,13 +18,10 @@ from twisted.internet import defer, reactor, task
 
 from pxed.sources import ProviderChain, StaticRoot
 from pxed.tftp import TftpService, TftpSettings
+from tests.support.descriptors import open_files, opened_since
 
 CLIENTS = 20
 WAIT = 10.0  # seconds: a bound on each wait, never a timing assertion
-
-
-def _open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
 
 
 def _client(address: str = "127.0.0.1") -> socket.socket:
@@ -78,7 +75,7 @@ def test_stopping_with_transfers_in_flight_tells_each_client_and_closes_every_so
     tmp_path: Path,
 ):
     (tmp_path / "big").write_bytes(os.urandom(1024 * 1024))
-    before = _open_fds()
+    before = open_files()
     service = _service(tmp_path)
     service.startService()
     clients = [_client(f"127.0.0.{10 + n}") for n in range(CLIENTS)]  # a rack, not one host
@@ -95,7 +92,7 @@ def test_stopping_with_transfers_in_flight_tells_each_client_and_closes_every_so
         client.close()
     assert service.stats.active_sessions == 0
     assert service.stats.outcomes["shutdown"] == CLIENTS
-    assert _open_fds() == before
+    assert opened_since(before) == set()
 
 
 class _ThreadRecordingRoot(StaticRoot):

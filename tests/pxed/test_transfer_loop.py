@@ -9,7 +9,6 @@ and stopping closes every socket it made.
 
 from __future__ import annotations
 
-import os
 import queue
 import socket
 import threading
@@ -21,6 +20,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import LogEvent, globalLogPublisher
 
 from pxed.transfer_loop import TransferLoop
+from tests.support.descriptors import open_files, opened_since
 
 LOOPBACK = "127.0.0.1"
 WAIT = 5.0  # seconds: a bound on every wait, never a timing assertion
@@ -74,10 +74,6 @@ def _client() -> socket.socket:
     sock.bind((LOOPBACK, 0))
     sock.settimeout(WAIT)
     return sock
-
-
-def _open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
 
 
 def test_a_connected_port_hears_its_peer_and_sends_to_it(loop: TransferLoop) -> None:
@@ -171,7 +167,7 @@ def test_a_failing_callback_is_logged_in_the_reactor_and_the_loop_goes_on(
 
 
 def test_stopping_closes_every_socket_and_fires_in_the_reactor(main: MainThread) -> None:
-    before = _open_fds()
+    before = open_files()
     loop = TransferLoop(main)
     loop.start()
     protocols = [Recorder() for _ in range(3)]
@@ -183,24 +179,24 @@ def test_stopping_closes_every_socket_and_fires_in_the_reactor(main: MainThread)
     while not stopped.called:
         main.run_one()
     client.close()
-    assert _open_fds() == before
+    assert opened_since(before) == set()
 
 
 def test_a_port_closed_by_its_protocol_releases_both_sockets(loop: TransferLoop) -> None:
-    before = _open_fds()
+    before = open_files()
     client, protocol = _client(), Recorder()
     port = loop.listenUDP(0, protocol, interface=LOOPBACK, maxPacketSize=65536)
     port.connect(*client.getsockname())
     loop.callFromThread(port.stopListening)
     assert protocol.stopped.wait(WAIT)
     client.close()
-    assert _open_fds() == before
+    assert opened_since(before) == set()
 
 
 def test_an_address_that_cannot_be_bound_fails_in_the_callers_thread(
     loop: TransferLoop,
 ) -> None:
-    before = _open_fds()
+    before = open_files()
     with pytest.raises(OSError):
         loop.listenUDP(0, Recorder(), interface="192.0.2.1", maxPacketSize=65536)
-    assert _open_fds() == before
+    assert opened_since(before) == set()
