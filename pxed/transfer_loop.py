@@ -22,6 +22,17 @@ datagrams to the connected socket, which matches them more closely, and
 everyone else's to the other, and both reach the protocol's
 ``datagramReceived``.
 
+One transfer alone: with a single port on the loop and nothing else asked of it,
+the loop waits in that port's blocking ``recv`` instead of in ``epoll_wait``:
+one system call a block instead of two, ~0.5 µs of a ~5.5 µs lockstep block
+(benchmarks/README.md). A receive timeout of ``ALONE_SLICE`` bounds that wait,
+after each datagram the loop checks for cross-thread calls and due timers, and
+every ``ALONE_BATCH`` datagrams it polls its other descriptors (the twin socket),
+so a second transfer, a stop or a stranger waits milliseconds at most. The peer
+socket is blocking for that wait; its sends wait at most ``SEND_WAIT`` for
+buffer space (the kernel's send buffer, which lockstep and GSO windows never
+fill), and the epoll path reads it with ``MSG_DONTWAIT``.
+
 Threads: ports are created (bound, connected) in the caller's thread, so a
 failure to bind is an exception there; everything else, reading, timers and
 the protocols' callbacks, runs in the loop's thread. Other threads talk to it
@@ -41,6 +52,7 @@ import math
 import os
 import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +68,9 @@ log = Logger(namespace="pxed.tftp")
 
 Address = tuple[str, int]
 _EXPECTED_READ_ERRORS = (BlockingIOError, InterruptedError, ConnectionRefusedError)
+ALONE_SLICE = 0.002  # seconds one blocking recv may wait: the latency of everything else
+ALONE_BATCH = 64  # datagrams between two looks at the epoll set while one transfer runs
+SEND_WAIT = 0.002  # seconds a send waits for socket buffer space before it counts as lost
 
 
 class _TimeSpec(ctypes.Structure):
@@ -137,7 +152,7 @@ class Port:
         self.loop = loop
         self.protocol = protocol
         self.max_packet_size = max_packet_size
-        self.socket = _udp_socket()
+        self.socket = _peer_socket()
         self._stranger_socket: socket.socket | None = None
         self.peer: Address | None = None
         self.listening = True
@@ -165,6 +180,7 @@ class Port:
             raise
         self._stranger_socket = twin
         self.loop._watch(twin, self._read_stranger)
+        self.loop._ports[self.socket.fileno()] = self
 
     def write(self, datagram: bytes, addr: Address | None = None) -> None:
         if addr is None or addr == self.peer:
@@ -187,7 +203,7 @@ class Port:
         """One datagram per wake-up: with level-triggered epoll the next one wakes it again,
         and lockstep never has a second, so a read that would end in EAGAIN is not paid."""
         try:
-            datagram = self.socket.recv(self.max_packet_size)
+            datagram = self.socket.recv(self.max_packet_size, socket.MSG_DONTWAIT)
         except _EXPECTED_READ_ERRORS:  # ICMP from an earlier send: the timer resends
             return
         self.protocol.datagramReceived(datagram, self.peer)
@@ -207,6 +223,19 @@ def _udp_socket() -> socket.socket:
     return sock
 
 
+def _peer_socket() -> socket.socket:
+    """Blocking, with bounded waits: see "One transfer alone" in the module docstring."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(ALONE_SLICE))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(SEND_WAIT))
+    return sock
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("@ll", whole, int((seconds - whole) * 1e6))
+
+
 class TransferLoop:
     """Runs transfer ports and their timers in one thread; see the module docstring."""
 
@@ -217,6 +246,7 @@ class TransferLoop:
         self._wake = -1
         self._readers: dict[int, Callable[[], None]] = {}
         self._sockets: dict[int, socket.socket] = {}
+        self._ports: dict[int, Port] = {}  # connected ones, by descriptor
         self._wake_lock = threading.Lock()  # no wake-up write may race the eventfd's close
         self._timers: list[tuple[float, int, DelayedCall]] = []
         self._alarm: _AlarmClock | None = None
@@ -303,6 +333,7 @@ class TransferLoop:
 
     def _forget(self, sock: socket.socket) -> None:
         reader = self._readers.pop(sock.fileno(), None)
+        self._ports.pop(sock.fileno(), None)
         if reader is not None:
             del self._sockets[sock.fileno()]
             self._require_epoll().unregister(sock.fileno())
@@ -325,21 +356,52 @@ class TransferLoop:
         try:
             while self._running:
                 try:
-                    self._iterate(epoll, readers, wake, alarm)
+                    alone = self._alone()
+                    if alone is None:
+                        self._iterate(epoll, readers, wake, alarm, -1)
+                    else:
+                        self._serve_alone(alone)
+                        self._iterate(epoll, readers, wake, alarm, 0)
                 except Exception:  # a bug in one port's reader: log it, keep serving the rest
                     self._report(Failure())
         finally:
             self._close()
 
+    def _alone(self) -> Port | None:
+        """The one connected port, when it is all the loop has to do."""
+        if len(self._ports) != 1 or self._calls:
+            return None
+        ports = list(self._ports.values())  # one step: the reactor's thread may add one
+        return ports[0] if len(ports) == 1 else None
+
+    def _serve_alone(self, port: Port) -> None:
+        """Up to ALONE_BATCH datagrams through the port's blocking recv (module docstring)."""
+        recv, size = port.socket.recv, port.max_packet_size
+        received, peer = port.protocol.datagramReceived, port.peer
+        calls, alarm, seconds = self._calls, self._require_alarm(), self.seconds
+        for _ in range(ALONE_BATCH):
+            try:
+                datagram = recv(size)
+            except _EXPECTED_READ_ERRORS:  # the slice ran out, or ICMP: look at the rest
+                return
+            received(datagram, peer)
+            if calls or not port.listening or alarm.at <= seconds():
+                return
+
     def _iterate(
-        self, epoll: select.epoll, readers: dict[int, Callable[[], None]], wake: int, alarm: int
+        self,
+        epoll: select.epoll,
+        readers: dict[int, Callable[[], None]],
+        wake: int,
+        alarm: int,
+        timeout: float,
     ) -> None:
         """One wait and what it woke for: the per-block path, kept to the fewest calls.
 
         An exception leaves the rest of the batch for the next wait (epoll is
         level-triggered, so their sockets are still readable).
         """
-        for fd, _ in epoll.poll():
+        for fd, _ in epoll.poll(timeout):
             reader = readers.get(fd)
             if reader is not None:
                 reader()
@@ -385,6 +447,7 @@ class TransferLoop:
         for sock in self._sockets.values():
             sock.close()
         self._sockets.clear()
+        self._ports.clear()
         self._readers.clear()
         self._timers.clear()
         with self._wake_lock:

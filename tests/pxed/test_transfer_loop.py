@@ -4,7 +4,9 @@ What the TFTP adapter relies on: a port connected to its client still hears
 strangers (for ERROR 5) from the same port number, sends reach the peer, timers
 fire in order and cancelled ones do not, calls from other threads run in the
 loop's thread in order, a failing callback is reported and the loop goes on,
-and stopping closes every socket it made.
+and stopping closes every socket it made. While one port is all it serves, the
+loop waits in that port's recv: timers, calls, strangers and a second port must
+still get through.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -164,6 +167,97 @@ def test_a_failing_callback_is_logged_in_the_reactor_and_the_loop_goes_on(
     ran = threading.Event()
     loop.callFromThread(ran.set)
     assert ran.wait(WAIT)
+
+
+class Chatter:
+    """A client that keeps one port busy: datagrams back to back until told to stop
+    (bounded in count and time), so the loop is always inside its one-port wait."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.client = _client()
+        self.target = target
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        ends = time.monotonic() + 3 * WAIT  # outlasts any wait of the test
+        for _ in range(1_000_000):
+            if self.done.is_set() or time.monotonic() > ends:
+                break
+            self.client.sendto(b"ACK", self.target)
+            time.sleep(0.0001)
+
+    def __enter__(self) -> Chatter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(WAIT)
+        self.client.close()
+
+
+def _busy_port(loop: TransferLoop, protocol: DatagramProtocol) -> tuple[Any, Chatter]:
+    """One connected port on the loop (what makes it wait in recv) and its chatter."""
+    port = loop.listenUDP(0, protocol, interface=LOOPBACK, maxPacketSize=65536)
+    chatter = Chatter((LOOPBACK, port.getHost().port))
+    port.connect(*chatter.client.getsockname())
+    return port, chatter
+
+
+def test_a_timer_fires_while_the_one_port_never_stops_receiving(loop: TransferLoop) -> None:
+    """Datagrams without progress must not starve the retransmit timer."""
+    fired = threading.Event()
+    _, chatter = _busy_port(loop, Recorder())
+    with chatter:
+        loop.callFromThread(lambda: loop.callLater(0.05, fired.set))
+        assert fired.wait(WAIT)
+
+
+def test_a_timer_fires_while_the_one_port_waits_for_its_peer(loop: TransferLoop) -> None:
+    fired = threading.Event()
+    port = loop.listenUDP(0, Recorder(), interface=LOOPBACK, maxPacketSize=65536)
+    client = _client()
+    port.connect(*client.getsockname())
+    loop.callFromThread(lambda: loop.callLater(0.05, fired.set))
+    assert fired.wait(WAIT)
+    client.close()
+
+
+def test_calls_from_other_threads_run_while_the_one_port_is_busy(loop: TransferLoop) -> None:
+    ran = threading.Event()
+    _, chatter = _busy_port(loop, Recorder())
+    with chatter:
+        time.sleep(0.05)  # the loop settles into the one port's wait
+        loop.callFromThread(ran.set)
+        assert ran.wait(WAIT)
+
+
+def test_a_stranger_is_heard_while_the_one_port_is_busy(loop: TransferLoop) -> None:
+    protocol, stranger = Recorder(), _client()
+    port, chatter = _busy_port(loop, protocol)
+    with chatter:
+        time.sleep(0.05)
+        stranger.sendto(b"ACK 7", (LOOPBACK, port.getHost().port))
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            datagram, addr, _ = protocol.heard.get(timeout=WAIT)
+            if addr == stranger.getsockname():
+                break
+        assert (datagram, addr) == (b"ACK 7", stranger.getsockname())
+    stranger.close()
+
+
+def test_a_second_port_is_served_while_the_first_is_busy(loop: TransferLoop) -> None:
+    second, client = Recorder(), _client()
+    _, chatter = _busy_port(loop, Recorder())
+    with chatter:
+        time.sleep(0.05)
+        port = loop.listenUDP(0, second, interface=LOOPBACK, maxPacketSize=65536)
+        port.connect(*client.getsockname())
+        client.sendto(b"ACK 1", (LOOPBACK, port.getHost().port))
+        assert second.heard.get(timeout=WAIT)[:2] == (b"ACK 1", client.getsockname())
+    client.close()
 
 
 def test_stopping_closes_every_socket_and_fires_in_the_reactor(main: MainThread) -> None:
