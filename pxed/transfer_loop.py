@@ -26,9 +26,11 @@ One transfer alone: with a single port on the loop and nothing else asked of it,
 the loop waits in that port's blocking ``recv`` instead of in ``epoll_wait``:
 one system call a block instead of two, ~0.5 µs of a ~5.5 µs lockstep block
 (benchmarks/README.md). A receive timeout of ``ALONE_SLICE`` bounds that wait,
-after each datagram the loop checks for cross-thread calls and due timers, and
-every ``ALONE_BATCH`` datagrams it polls its other descriptors (the twin socket),
-so a second transfer, a stop or a stranger waits milliseconds at most. The peer
+after each datagram the loop checks for cross-thread calls, and every
+``ALONE_BATCH`` datagrams it polls its other descriptors (the timer and the twin
+socket), so a second transfer, a stop, a timer or a stranger waits milliseconds
+at most (a timer is late by at most ALONE_BATCH datagrams only when the client
+keeps sending without progress). The peer
 socket is blocking for that wait; its sends wait at most ``SEND_WAIT`` for
 buffer space (the kernel's send buffer, which lockstep and GSO windows never
 fill), and the epoll path reads it with ``MSG_DONTWAIT``.
@@ -69,7 +71,7 @@ log = Logger(namespace="pxed.tftp")
 Address = tuple[str, int]
 _EXPECTED_READ_ERRORS = (BlockingIOError, InterruptedError, ConnectionRefusedError)
 ALONE_SLICE = 0.002  # seconds one blocking recv may wait: the latency of everything else
-ALONE_BATCH = 64  # datagrams between two looks at the epoll set while one transfer runs
+ALONE_BATCH = 32  # datagrams between two looks at the epoll set while one transfer runs
 SEND_WAIT = 0.002  # seconds a send waits for socket buffer space before it counts as lost
 
 
@@ -378,14 +380,14 @@ class TransferLoop:
         """Up to ALONE_BATCH datagrams through the port's blocking recv (module docstring)."""
         recv, size = port.socket.recv, port.max_packet_size
         received, peer = port.protocol.datagramReceived, port.peer
-        calls, alarm, seconds = self._calls, self._require_alarm(), self.seconds
+        calls = self._calls
         for _ in range(ALONE_BATCH):
             try:
                 datagram = recv(size)
             except _EXPECTED_READ_ERRORS:  # the slice ran out, or ICMP: look at the rest
                 return
             received(datagram, peer)
-            if calls or not port.listening or alarm.at <= seconds():
+            if calls or not port.listening:
                 return
 
     def _iterate(

@@ -212,7 +212,7 @@ class ReadSession:
         self._window_sent_at = now
         self._window_resent = False
         self._give_up_at = now
-        self._deadline: float | None = None
+        self.deadline: float | None = None  # when expire() is next due; read-only outside
         self._started = now
         self._blocks_sent = self._bytes_sent = self._retransmits = 0
         self._stats: TransferStats | None = None
@@ -242,10 +242,6 @@ class ReadSession:
         return self._started
 
     @property
-    def deadline(self) -> float | None:
-        return self._deadline
-
-    @property
     def finished(self) -> bool:
         return self._state is State.DONE
 
@@ -256,7 +252,7 @@ class ReadSession:
         block = ack_block(datagram)
         if block is not None:
             sent = self._sent
-            if block == sent & _BLOCK_MASK and self._state is State.SENDING and sent != self._final:
+            if block == sent & _BLOCK_MASK and self._state is _SENDING and sent != self._final:
                 # The ACK that ends the window in flight, as _classify_ack would find it
                 # (while SENDING, _sent > _acked): the per-block case, looked up once.
                 handler, self._state = _SENDING_ACK_ALL
@@ -290,14 +286,14 @@ class ReadSession:
             or self._window != 1
             or self._window_resent
             or sent == self._final
-            or self._state is not State.SENDING
+            or self._state is not _SENDING
         ):
             return None
         return self._step(now)  # None: the file read short; receive() reads again and ends
 
     def expire(self, now: float) -> list[Action]:
         # A timer armed for `deadline - now` can fire a rounding error early; that is due.
-        if self._deadline is None or now + _EARLY_OK < self._deadline:
+        if self.deadline is None or now + _EARLY_OK < self.deadline:
             return self._dispatch(Input.NOT_DUE, now, None)
         if now + _EARLY_OK >= self._give_up_at:
             return self._dispatch(Input.GIVE_UP, now, None)
@@ -433,7 +429,10 @@ class ReadSession:
         self._sent = block
         self._bytes_sent += len(payload)
         self._blocks_sent += 1
-        self._begin_window(now, resent=False)
+        self._window_sent_at = now  # _begin_window(now, resent=False), inlined: per block
+        give_up = self._give_up_at = now + self._patience
+        deadline = now + self._timer.rto
+        self.deadline = deadline if deadline < give_up else give_up
         return _DATA_HEADER.pack(_DATA, block & _BLOCK_MASK) + payload  # encode_data, inlined
 
     def _file_changed(self, now: float, block: int) -> list[Action]:
@@ -449,11 +448,11 @@ class ReadSession:
 
     def _arm(self, now: float) -> None:
         deadline = now + self._timer.rto
-        self._deadline = deadline if deadline < self._give_up_at else self._give_up_at
+        self.deadline = deadline if deadline < self._give_up_at else self._give_up_at
 
     def _finish(self, now: float, outcome: str, error: str | None) -> Finish:
         self._state = State.DONE
-        self._deadline = None
+        self.deadline = None
         self._stats = TransferStats(
             filename=self._request.filename,
             size=self._size,
@@ -519,4 +518,5 @@ _LISTED: dict[State, dict[Input, tuple[Handler, State]]] = {
 
 # (state, input) -> (handler, next state): the pairs listed above, every other input ignored.
 TRANSITIONS = {state: _total(state, entries) for state, entries in _LISTED.items()}
+_SENDING = State.SENDING  # a module global: 3.11 does not specialise a class attribute load
 _SENDING_ACK_ALL = TRANSITIONS[State.SENDING][Input.ACK_ALL]  # receive()'s fast path

@@ -28,7 +28,13 @@ from protocols.tftp.wire import (
     encode_tftp,
 )
 from pxed.sources import BytesSource, ProviderChain, StaticFile, StaticRoot
-from pxed.tftp import DESCRIPTORS_PER_SESSION, MAX_DATAGRAM, TftpService, TftpSettings
+from pxed.tftp import (
+    DESCRIPTORS_PER_SESSION,
+    MAX_DATAGRAM,
+    TRANSFER_DATAGRAM,
+    TftpService,
+    TftpSettings,
+)
 from tests.support.fake_udp import FakeUDPReactor
 from tests.support.fuzz import FUZZ_EXAMPLES
 
@@ -141,7 +147,7 @@ def test_lockstep_transfer_runs_on_its_own_port_at_the_request_address(h: Harnes
     assert data == PAYLOAD
     assert port[0] == SERVER[0] and port != SERVER
     transfer_port = next(p for p in h.reactor.ports if p.address == port)
-    assert transfer_port.max_packet_size == MAX_DATAGRAM
+    assert transfer_port.max_packet_size == TRANSFER_DATAGRAM  # ACKs and ERRORs only
     assert transfer_port.protocol.noisy is False
     assert h.service.stats.outcomes["complete"] == 1
     assert h.service.stats.bytes_sent == len(PAYLOAD)

@@ -17,7 +17,7 @@ import pytest_twisted
 from twisted.internet import defer, reactor, task
 
 from pxed.sources import ProviderChain, StaticRoot
-from pxed.tftp import TftpService, TftpSettings
+from pxed.tftp import TRANSFER_DATAGRAM, TftpService, TftpSettings
 from tests.support.descriptors import open_files, opened_since
 
 CLIENTS = 20
@@ -65,6 +65,30 @@ def test_a_finished_transfer_reaches_the_services_books(tmp_path: Path):
             yield task.deferLater(reactor, 0.01, lambda: None)
         assert service.stats.outcomes["complete"] == 1
         assert service.stats.active_sessions == 0 and service.transfers() == []
+        client.close()
+    finally:
+        yield service.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_client_error_longer_than_a_transfer_port_reads_still_ends_the_transfer(
+    tmp_path: Path,
+):
+    """Transfer ports read TRANSFER_DATAGRAM bytes: the cut ERROR ends it as a protocol error."""
+    (tmp_path / "small").write_bytes(b"x" * 700)
+    service = _service(tmp_path)
+    service.startService()
+    try:
+        client = _client()
+        client.sendto(b"\0\1small\0octet\0", service.addresses[0])
+        _, tid = yield _receive(client)
+        client.sendto(b"\0\5\0\0" + b"m" * (4 * TRANSFER_DATAGRAM) + b"\0", tid)
+        for _ in range(int(WAIT / 0.01)):
+            if service.stats.outcomes["protocol-error"] == 1:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        assert service.stats.outcomes["protocol-error"] == 1
+        assert service.transfers() == []
         client.close()
     finally:
         yield service.stopService()
