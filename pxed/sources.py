@@ -160,6 +160,7 @@ class StaticFile:
         self._size = shared.key[3]
         self.netascii_layouts = shared.netascii
         self._buffer = b""
+        self._buffered = 0  # len(self._buffer)
         self._buffer_at = 0  # file offset of self._buffer[0]
         self._next = -1  # where the last read ended: only a read starting there uses the buffer
 
@@ -167,16 +168,19 @@ class StaticFile:
         return self._size
 
     def read(self, offset: int, length: int) -> bytes:
-        end = min(offset + length, self._size)
-        if offset == self._next and end - self._buffer_at <= len(self._buffer):
+        at = self._buffer_at
+        end = offset + length
+        if offset == self._next and end - at <= self._buffered:  # per block: kept short
             self._next = end
-            return self._buffer[offset - self._buffer_at : end - self._buffer_at]
+            return self._buffer[offset - at : end - at]
+        end = min(end, self._size)  # the last block: the buffer stops at the end of the file
         if self._shared is None:
             raise ValueError("read from a closed StaticFile")
         # A file truncated under the transfer reads short here; the engine notices the short
         # block and ends the transfer with ERROR 0 rather than sending a truncated file.
         wanted = max(0, end - offset)
         self._buffer = os.pread(self._shared.fd, max(wanted, READ_AHEAD), offset)
+        self._buffered = len(self._buffer)
         self._buffer_at = offset
         self._next = offset + wanted
         return self._buffer[:wanted]
@@ -185,7 +189,7 @@ class StaticFile:
         if self._shared is not None:
             self._files.release(self._shared)
             self._shared = None
-            self._buffer, self._next = b"", -1
+            self._buffer, self._buffered, self._next = b"", 0, -1
 
 
 class StaticRoot:
