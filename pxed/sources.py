@@ -160,7 +160,7 @@ class StaticFile:
         self._size = shared.key[3]
         self.netascii_layouts = shared.netascii
         self._buffer = b""
-        self._buffered = 0  # len(self._buffer)
+        self._buffered = 0  # bytes of self._buffer inside the size the transfer began with
         self._buffer_at = 0  # file offset of self._buffer[0]
         self._next = -1  # where the last read ended: only a read starting there uses the buffer
 
@@ -180,7 +180,7 @@ class StaticFile:
         # block and ends the transfer with ERROR 0 rather than sending a truncated file.
         wanted = max(0, end - offset)
         self._buffer = os.pread(self._shared.fd, max(wanted, READ_AHEAD), offset)
-        self._buffered = len(self._buffer)
+        self._buffered = min(len(self._buffer), self._size - offset)  # never past the old end
         self._buffer_at = offset
         self._next = offset + wanted
         return self._buffer[:wanted]

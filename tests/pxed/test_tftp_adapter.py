@@ -785,3 +785,26 @@ def test_starting_raises_the_open_file_limit_to_what_max_sessions_needs(root: Pa
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= needed
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_file_that_grows_during_a_transfer_is_sent_at_its_size_when_it_began(
+    h: Harness, root: Path
+) -> None:
+    """What tsize promised: a read-ahead past 32 KiB, taken after the growth, holds bytes
+    written past the old end, and none of them is sent."""
+    original = bytes(range(256)) * 156 + b"tail"  # 39,940 bytes: more than one read-ahead
+    (root / "growing").write_bytes(original)
+    h.request(ReadRequest("growing"), client=CLIENT, to=SERVER)
+    src, message, _ = h.only_reply()
+    with (root / "growing").open("ab") as grown:
+        grown.write(b"appended" * 200)
+    received = b""
+    while True:
+        assert isinstance(message, Data)
+        received += message.payload
+        h.send(Ack(message.block), to=src, client=CLIENT)
+        if len(message.payload) < 512:
+            break
+        src, message, _ = h.only_reply()
+    assert received == original
+    assert h.service.stats.outcomes["complete"] == 1
