@@ -24,16 +24,16 @@ everyone else's to the other, and both reach the protocol's
 
 One transfer alone: with a single port on the loop and nothing else asked of it,
 the loop waits in that port's blocking ``recv`` instead of in ``epoll_wait``:
-one system call a block instead of two, ~0.5 µs of a ~5.5 µs lockstep block
+one system call a block instead of two, ~0.45 µs of a lockstep block
 (benchmarks/README.md). A receive timeout of ``ALONE_SLICE`` bounds that wait,
 after each datagram the loop checks for cross-thread calls, and every
 ``ALONE_BATCH`` datagrams it polls its other descriptors (the timer and the twin
 socket), so a second transfer, a stop, a timer or a stranger waits milliseconds
-at most (a timer is late by at most ALONE_BATCH datagrams only when the client
-keeps sending without progress). The peer
-socket is blocking for that wait; its sends wait at most ``SEND_WAIT`` for
-buffer space (the kernel's send buffer, which lockstep and GSO windows never
-fill), and the epoll path reads it with ``MSG_DONTWAIT``.
+at most. (A timer can be late by up to ALONE_BATCH datagrams, only while the
+client keeps sending without progress.) The peer socket is blocking for that
+wait; its sends wait at most ``SEND_WAIT`` for buffer space (the kernel's send
+buffer, which lockstep and GSO windows never fill), and the epoll path reads it
+with ``MSG_DONTWAIT``.
 
 Threads: ports are created (bound, connected) in the caller's thread, so a
 failure to bind is an exception there; everything else, reading, timers and
@@ -398,7 +398,8 @@ class TransferLoop:
         alarm: int,
         timeout: float,
     ) -> None:
-        """One wait and what it woke for: the per-block path, kept to the fewest calls.
+        """One wait and what it woke for: the per-block path of two or more transfers,
+        kept to the fewest calls.
 
         An exception leaves the rest of the batch for the next wait (epoll is
         level-triggered, so their sockets are still readable).
