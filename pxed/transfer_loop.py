@@ -7,7 +7,8 @@ the benchmark's 2-vCPU VM a bare lockstep loop on Twisted's reactor spends ~6.1
 ``callWithLogger``'s context switch, a second ``recvfrom`` that ends in EAGAIN,
 a route lookup per ``sendto`` on an unconnected socket), the same loop on plain
 epoll with connected sockets ~4 µs, dnsmasq ~3.9 µs. Moving transfers here took
-pxed from 10.1 to 5.2-5.7 µs a block, 0.57x to ~0.8x of dnsmasq in lockstep
+pxed from 10.1 to 5.2-5.7 µs a block, 0.57x to ~0.8x of dnsmasq in lockstep;
+with the one-transfer wait below and a leaner engine step, 4.4 µs and 0.91x
 (benchmarks/README.md).
 
 What it offers is the part of Twisted's reactor API a transfer uses, with the
