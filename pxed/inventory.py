@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from pxed.config import Config, ConfigError, Host, load_config, parse_mac
 from pxed.kickstart import stand_in_host
@@ -168,35 +169,37 @@ class Inventory:
         self._followers.append(prepare)
 
     def reload(self) -> bool:
-        """Load the config file again; swap it in only if it is entirely valid."""
-        path = self.config.path
+        """Load the config file again; swap it in only if it is entirely valid.
+
+        All in the calling thread; ``pxed.provision_service`` runs ``load_again`` in a
+        worker thread and ``swap`` in the reactor instead.
+        """
         try:
-            config, pinned = pin_restart_keys(self.started, load_config(path))
-            urls = Urls(self._resolve(config), config.http.port)
-            steps = [prepare(config) for prepare in self._followers]
-        except ConfigError as error:
-            for problem in error.errors:
-                log.error("reload refused: {problem}", problem=str(problem))
-            log.error(
-                "reload of {path} refused ({count} errors); the previous config keeps serving",
-                path=str(path),
-                count=len(error.errors),
-            )
-            return False
-        except ReloadRefused as error:
-            log.error(
-                "reload of {path} refused: {reason}; the previous config keeps serving",
-                path=str(path),
-                reason=str(error),
-            )
-            return False
+            loaded = self.load_again()
         except Exception:
-            # A resolver failure (interface gone) must not take the running config down.
-            log.failure("reload of {path} refused; the previous config keeps serving", path=path)
+            self.refused(Failure())
             return False
+        self.swap(loaded)
+        return True
+
+    def load_again(self) -> Reloaded:
+        """The config file read, checked and prepared for every follower, not in force yet.
+
+        Changes nothing this object or a follower serves from, so it may run in a worker
+        thread: rendering and checking every Kickstart takes ~10 ms a host, and indexing
+        a new ISO image longer. Raises ConfigError, ReloadRefused, or what failed.
+        """
+        config, pinned = pin_restart_keys(self.started, load_config(self.config.path))
+        urls = Urls(self._resolve(config), config.http.port)
+        steps = [prepare(config) for prepare in self._followers]
+        return Reloaded(config, urls, pinned, steps)
+
+    def swap(self, loaded: Reloaded) -> None:
+        """Put ``loaded`` in force, all in one reactor turn, and say what it changed."""
+        config = loaded.config
         for warning in config.warnings:
             log.warn("config warning: {warning}", warning=str(warning))
-        for key, running, wanted in pinned:
+        for key, running, wanted in loaded.pinned:
             log.warn(
                 "reload: {key} changed to {wanted} in the file, but needs a restart of pxed;"
                 " {running} stays in force until then",
@@ -204,17 +207,49 @@ class Inventory:
                 running=_shown(running),
                 wanted=_shown(wanted),
             )
-        self.config, self.urls = config, urls
-        for step in steps:
+        self.config, self.urls = config, loaded.urls
+        for step in loaded.steps:
             step()
         log.info(
             "reloaded {path}: {hosts} hosts, {profiles} profiles, {trees} trees",
-            path=str(path),
+            path=str(config.path),
             hosts=len(config.hosts),
             profiles=len(config.profiles),
             trees=len(config.trees),
         )
-        return True
+
+    def refused(self, failure: Failure) -> None:
+        """Log why ``load_again`` failed; the config in force keeps serving."""
+        path = str(self.config.path)
+        error = failure.value
+        if isinstance(error, ConfigError):
+            for problem in error.errors:
+                log.error("reload refused: {problem}", problem=str(problem))
+            log.error(
+                "reload of {path} refused ({count} errors); the previous config keeps serving",
+                path=path,
+                count=len(error.errors),
+            )
+        elif isinstance(error, ReloadRefused):
+            log.error(
+                "reload of {path} refused: {reason}; the previous config keeps serving",
+                path=path,
+                reason=str(error),
+            )
+        else:  # a resolver failure (interface gone) must not take the running config down
+            log.failure(
+                "reload of {path} refused; the previous config keeps serving", failure, path=path
+            )
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What ``Inventory.load_again`` prepared: ``swap`` puts it in force."""
+
+    config: Config
+    urls: Urls
+    pinned: Pinned
+    steps: list[Apply]
 
 
 def _shown(value: object) -> str:

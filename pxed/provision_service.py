@@ -5,9 +5,10 @@ Kickstart reads through, the host-state database and the callback secret (in
 ``server.state_dir``); pxed/service.py hands ``provisioning.files`` to the TFTP
 chain and mounts the HTTP resources.
 
-SIGHUP reloads the config file: it is validated in full (templates rendered
-and checked, tree images indexed) and swapped in at once, or refused with every
-error logged while the old config keeps serving. Transfers and downloads in
+SIGHUP reloads the config file: it is read, validated in full (templates
+rendered and checked, tree images indexed) and prepared in a worker thread,
+then swapped in at once in the reactor, or refused with every error logged
+while the old config keeps serving. Transfers and downloads in
 flight keep the objects they started with; DHCP keeps its leases and sockets.
 What a reload changes: hosts, profiles, vars, install settings, the
 unknown-hosts policy, the URLs pxed hands out, the trees TFTP and HTTP serve
@@ -28,6 +29,8 @@ from types import FrameType
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from pxed.config import Config
@@ -55,7 +58,11 @@ def build_provisioning(
 
 
 class ReloadOnHangup(Service):
-    """Installs a SIGHUP handler that reloads ``inventory`` in the reactor thread."""
+    """Installs a SIGHUP handler that reloads ``inventory`` without stalling the reactor.
+
+    Rendering and checking every Kickstart costs ~10 ms a host: in the reactor thread
+    a reload of a thousand-host file held DHCP and HTTP for seconds.
+    """
 
     name = "reload"
 
@@ -63,6 +70,8 @@ class ReloadOnHangup(Service):
         self.inventory = inventory
         self.reactor = reactor
         self._previous: Handler = None
+        self._loading: Deferred[None] | None = None
+        self._again = False
 
     def startService(self) -> None:
         super().startService()
@@ -77,6 +86,26 @@ class ReloadOnHangup(Service):
         # doing; callFromThread defers the reload to a clean point of the loop.
         self.reactor.callFromThread(self.reload)
 
-    def reload(self) -> None:
+    def reload(self) -> Deferred[None]:
+        """Load in a worker thread, swap in the reactor; one reload at a time.
+
+        A SIGHUP during a reload asks for one more after it, which reads the file as it
+        is then: the last signal's edit is never lost, and two loads never race to swap.
+        """
+        if self._loading is not None:
+            self._again = True
+            return self._loading
         log.info("SIGHUP: reloading {path}", path=str(self.inventory.config.path))
-        self.inventory.reload()
+        pool = self.reactor.getThreadPool()
+        loading = deferToThreadPool(self.reactor, pool, self.inventory.load_again)
+        loading.addCallbacks(self.inventory.swap, self.inventory.refused)
+        loading.addBoth(self._loaded)
+        if not loading.called:
+            self._loading = loading
+        return loading
+
+    def _loaded(self, result: object) -> None:
+        self._loading = None
+        if self._again:
+            self._again = False
+            self.reload()

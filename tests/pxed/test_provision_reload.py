@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+import pytest_twisted
+from twisted.internet import task
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.python.failure import Failure
 
 from protocols.dhcp.leases import Lease, MemoryLeaseStore
 from protocols.dhcp.options import MessageType
@@ -34,7 +38,7 @@ from tests.support.isoimage import make_iso
 
 
 class FakeReactor(Clock):
-    """A Clock that also queues callFromThread calls, run by ``drain``."""
+    """A Clock that also queues callFromThread calls and thread-pool work, run by ``drain``."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,10 +47,25 @@ class FakeReactor(Clock):
     def callFromThread(self, f, *args, **kwargs):  # type: ignore[no-untyped-def]
         self.queued.append(lambda: f(*args, **kwargs))
 
+    def getThreadPool(self) -> FakeReactor:
+        return self
+
+    def callInThreadWithCallback(self, on_result, f, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def work() -> None:
+            try:
+                result = f(*args, **kwargs)
+            except BaseException:
+                on_result(False, Failure())
+            else:
+                on_result(True, result)
+
+        self.queued.append(work)
+
     def drain(self) -> None:
-        queued, self.queued = self.queued, []
-        for call in queued:
-            call()  # type: ignore[operator]
+        while self.queued:
+            queued, self.queued = self.queued, []
+            for call in queued:
+                call()  # type: ignore[operator]
 
 
 def test_a_real_sighup_reloads_through_the_reactor_and_the_old_handler_comes_back(
@@ -78,6 +97,55 @@ def test_a_reload_with_errors_keeps_serving_the_old_config(tmp_path: Path):
     assert provisioning.inventory.config is config
     text = provisioning.files.config_text("pxelinux.cfg/01-52-54-00-12-34-56", "10.213.7.99")
     assert text is not None and "install profile web" in text
+
+
+def test_a_sighup_during_a_reload_asks_for_one_more_load_after_it(tmp_path: Path):
+    """Two loads never race to swap, and the last edit is the one in force."""
+    config = lab_config(tmp_path)
+    reactor = FakeReactor()
+    provisioning = build_provisioning(config, reactor, lambda c: str(c.server.address))
+    inventory = provisioning.inventory
+    loads: list[str] = []
+    inventory.follow(lambda new: lambda: loads.append(new.hosts[0].hostname or ""))
+    service = ReloadOnHangup(inventory, reactor)
+    text = config.path.read_text()
+    config.path.write_text(text.replace("hostname: web01", "hostname: web2"))
+    service.reload()
+    reactor.queued.pop()()  # the worker reads web2; its result waits for the reactor
+    config.path.write_text(text.replace("hostname: web01", "hostname: web3"))
+    service.reload()
+    service.reload()
+    reactor.drain()
+    assert loads == ["web2", "web3"]
+    assert inventory.host(WEB).hostname == "web3"  # type: ignore[union-attr]
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_sighup_reload_loads_in_a_worker_thread_while_the_reactor_serves(tmp_path: Path):
+    from twisted.internet import reactor
+
+    config = lab_config(tmp_path)
+    provisioning = build_provisioning(config, reactor, lambda c: str(c.server.address))
+    inventory = provisioning.inventory
+    release, loaded_in = threading.Event(), []
+
+    def slow_prepare(new: Config):  # type: ignore[no-untyped-def]
+        loaded_in.append(threading.current_thread().name)
+        release.wait(10.0)  # a bound, never a timing assertion
+        return lambda: None
+
+    inventory.follow(slow_prepare)
+    config.path.write_text(config.path.read_text().replace("hostname: web01", "hostname: web9"))
+    reloading = ReloadOnHangup(inventory, reactor).reload()
+    for _ in range(500):
+        if loaded_in:
+            break
+        yield task.deferLater(reactor, 0.01, lambda: None)  # the reactor runs meanwhile
+    assert loaded_in and loaded_in[0] != threading.current_thread().name
+    assert inventory.config is config  # nothing in force before the load ends
+    release.set()
+    yield reloading
+    assert inventory.host(WEB).hostname == "web9"  # type: ignore[union-attr]
 
 
 def test_build_provisioning_creates_the_secret_and_state_database(tmp_path: Path):
