@@ -42,6 +42,16 @@ def _receive(sock: socket.socket):
     raise AssertionError("no datagram within the wait")
 
 
+@defer.inlineCallbacks
+def _until(condition):
+    """Whether ``condition()`` came true, polling the real reactor (bounded by WAIT)."""
+    for _ in range(int(WAIT / 0.01)):
+        if condition():
+            return True
+        yield task.deferLater(reactor, 0.01, lambda: None)
+    return condition()
+
+
 def _service(root: Path) -> TftpService:
     settings = TftpSettings(listen=("127.0.0.1",), port=0)
     return TftpService(settings, ProviderChain([StaticRoot(root)]), reactor)
@@ -59,11 +69,7 @@ def test_a_finished_transfer_reaches_the_services_books(tmp_path: Path):
             datagram, tid = yield _receive(client)
             assert datagram[:4] == b"\0\3" + block.to_bytes(2, "big")
             client.sendto(b"\0\4" + block.to_bytes(2, "big"), tid)
-        for _ in range(int(WAIT / 0.01)):
-            if service.stats.outcomes["complete"] == 1:
-                break
-            yield task.deferLater(reactor, 0.01, lambda: None)
-        assert service.stats.outcomes["complete"] == 1
+        assert (yield _until(lambda: service.stats.outcomes["complete"] == 1))
         assert service.stats.active_sessions == 0 and service.transfers() == []
         client.close()
     finally:
@@ -83,11 +89,7 @@ def test_a_client_error_longer_than_a_transfer_port_reads_still_ends_the_transfe
         client.sendto(b"\0\1small\0octet\0", service.addresses[0])
         _, tid = yield _receive(client)
         client.sendto(b"\0\5\0\0" + b"m" * (4 * TRANSFER_DATAGRAM) + b"\0", tid)
-        for _ in range(int(WAIT / 0.01)):
-            if service.stats.outcomes["protocol-error"] == 1:
-                break
-            yield task.deferLater(reactor, 0.01, lambda: None)
-        assert service.stats.outcomes["protocol-error"] == 1
+        assert (yield _until(lambda: service.stats.outcomes["protocol-error"] == 1))
         assert service.transfers() == []
         client.close()
     finally:
@@ -148,11 +150,7 @@ def test_files_are_opened_and_released_in_the_reactor_thread_only(tmp_path: Path
         client.sendto(b"\0\1small\0octet\0", service.addresses[0])
         _, tid = yield _receive(client)
         client.sendto(b"\0\4\0\1", tid)
-        for _ in range(int(WAIT / 0.01)):
-            if root.open_files == 0:
-                break
-            yield task.deferLater(reactor, 0.01, lambda: None)
-        assert root.open_files == 0
+        assert (yield _until(lambda: root.open_files == 0))
         assert root.threads == {threading.current_thread().name}
         client.close()
     finally:
