@@ -14,6 +14,7 @@ import random
 import re
 import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -326,3 +327,26 @@ def test_a_stranger_mid_transfer_gets_error_5_and_the_transfer_completes(
     finally:
         client.close()
         stranger.close()
+
+
+def test_concurrent_curls_each_get_every_byte(server: Server, tmp_path: Path) -> None:
+    """Twelve clients at once: the transfer loop moves between serving one transfer from
+    its socket's recv and serving many through epoll as they start and end."""
+    _need("curl", "curl")
+    fetches = []
+    for n in range(12):
+        size = MiB if n % 3 else 513
+        out = tmp_path / f"out-{n}"
+        argv = ["curl", "-sS", "--tftp-blksize", "512" if n % 2 else "1468", "-o", str(out)]
+        argv.append(f"tftp://127.0.0.1:{server.port}/{_name(size)}")
+        fetches.append((subprocess.Popen(argv, stdin=subprocess.DEVNULL), out, size))
+    try:
+        for process, _, _ in fetches:
+            assert process.wait(timeout=120) == 0
+    finally:
+        for process, _, _ in fetches:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for _, out, size in fetches:
+        _check(out, _binary(size))
