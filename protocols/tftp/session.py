@@ -415,7 +415,8 @@ class ReadSession:
 
         The same bookkeeping as _on_ack and _send_window without the window loop, the
         resend count or Karn's rule, none of which can apply; it runs once per block
-        (for ``receive`` and ``next_lockstep`` alike).
+        (for ``receive`` and ``next_lockstep`` alike), and samples the round trip on one
+        block in four (see _SAMPLE_MASK).
         """
         sent = self._sent
         blksize = self._blksize
