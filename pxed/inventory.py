@@ -186,7 +186,7 @@ class Inventory:
         """The config file read, checked and prepared for every follower, not in force yet.
 
         Changes nothing this object or a follower serves from, so it may run in a worker
-        thread: rendering and checking every Kickstart takes ~10 ms a host, and indexing
+        thread: rendering and checking every Kickstart takes ~17 ms a host, and indexing
         a new ISO image longer. Raises ConfigError, ReloadRefused, or what failed.
         """
         config, pinned = pin_restart_keys(self.started, load_config(self.config.path))

@@ -60,8 +60,8 @@ def build_provisioning(
 class ReloadOnHangup(Service):
     """Installs a SIGHUP handler that reloads ``inventory`` without stalling the reactor.
 
-    Rendering and checking every Kickstart costs ~10 ms a host: in the reactor thread
-    a reload of a thousand-host file held DHCP and HTTP for seconds.
+    Rendering and checking every Kickstart costs ~17 ms a host: in the reactor thread
+    a reload of a 300-host file held DHCP, HTTP and TFTP requests for 5.4 s.
     """
 
     name = "reload"

@@ -31,7 +31,11 @@ after each datagram the loop checks for cross-thread calls, and every
 ``ALONE_BATCH`` datagrams it polls its other descriptors (the timer and the twin
 socket), so a second transfer, a stop, a timer or a stranger waits milliseconds
 at most. (A timer can be late by up to ALONE_BATCH datagrams, only while the
-client keeps sending without progress.) The peer socket is blocking for that
+client keeps sending without progress.) The price: while a lone transfer waits
+on a slow or silent client, the loop wakes every ALONE_SLICE (500 times a second;
+measured 0.01 s of CPU in 4 s with one silent client, none with no transfer)
+until the client answers or the transfer gives up.
+The peer socket is blocking for that
 wait; its sends wait at most ``SEND_WAIT`` for buffer space (the kernel's send
 buffer, which lockstep and GSO windows never fill), and the epoll path reads it
 with ``MSG_DONTWAIT``.
