@@ -57,14 +57,20 @@ def _service(root: Path) -> TftpService:
     return TftpService(settings, ProviderChain([StaticRoot(root)]), reactor)
 
 
+def _asking_for_small(root: Path) -> tuple[TftpService, socket.socket]:
+    """A started service over a 700-byte file (two blocks) and a client that asked for it."""
+    (root / "small").write_bytes(b"x" * 700)
+    service = _service(root)
+    service.startService()
+    client = _client()
+    client.sendto(b"\0\1small\0octet\0", service.addresses[0])
+    return service, client
+
+
 @pytest_twisted.inlineCallbacks
 def test_a_finished_transfer_reaches_the_services_books(tmp_path: Path):
-    (tmp_path / "small").write_bytes(b"x" * 700)
-    service = _service(tmp_path)
-    service.startService()
+    service, client = _asking_for_small(tmp_path)
     try:
-        client = _client()
-        client.sendto(b"\0\1small\0octet\0", service.addresses[0])
         for block in (1, 2):
             datagram, tid = yield _receive(client)
             assert datagram[:4] == b"\0\3" + block.to_bytes(2, "big")
@@ -81,12 +87,8 @@ def test_a_client_error_longer_than_a_transfer_port_reads_still_ends_the_transfe
     tmp_path: Path,
 ):
     """Transfer ports read TRANSFER_DATAGRAM bytes: the cut ERROR ends it as a protocol error."""
-    (tmp_path / "small").write_bytes(b"x" * 700)
-    service = _service(tmp_path)
-    service.startService()
+    service, client = _asking_for_small(tmp_path)
     try:
-        client = _client()
-        client.sendto(b"\0\1small\0octet\0", service.addresses[0])
         _, tid = yield _receive(client)
         client.sendto(b"\0\5\0\0" + b"m" * (4 * TRANSFER_DATAGRAM) + b"\0", tid)
         assert (yield _until(lambda: service.stats.outcomes["protocol-error"] == 1))
