@@ -23,9 +23,10 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 demo: venv debs
-	$(PY) -m tests.e2e.demo $(if $(UEFI),--uefi)
+	$(PY) -m lab.demo $(if $(UEFI),--uefi)
 
 venv: $(STAMPS)/venv
 debs: $(STAMPS)/debs
@@ -55,7 +56,7 @@ $(STAMPS)/venv: setup.cfg pyproject.toml
 
 bench: venv debs
 	$(PY) benchmarks/codec.py
-	$(PY) benchmarks/http.py
+	$(PY) benchmarks/http_trees.py
 	$(PY) benchmarks/dhcp.py
 
 clean:

@@ -29,14 +29,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.e2e.bootfiles import fill_tftp_root  # noqa: E402
-from tests.e2e.guest import Guest, build_guest  # noqa: E402
-from tests.e2e.lab import BootLab, boot_lab  # noqa: E402
-from tests.e2e.qemu import Machine, accelerator  # noqa: E402
-from tests.e2e.reference import (  # noqa: E402
+from lab.bootfiles import fill_tftp_root
+from lab.bootlab import BootLab, boot_lab
+from lab.guest import Guest, build_guest
+from lab.netns import NetnsLab
+from lab.qemu import Machine, accelerator
+from lab.reference import (
     HTTP_PORT,
     ipxe_script,
     pxelinux_config_name,
@@ -44,8 +42,9 @@ from tests.e2e.reference import (  # noqa: E402
     reference_kickstart,
     start_reference,
 )
-from tests.e2e.scenario import HostSpec, Scenario, start_pxed, write_config  # noqa: E402
-from tests.support.netns import NetnsLab  # noqa: E402
+from lab.scenario import HostSpec, Scenario, start_pxed, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MAC = "52:54:00:e2:be:01"
 HOSTNAME = "bench"

@@ -1,7 +1,7 @@
 """Decode and encode rates of pxed's wire grammars (a benchmark, not a test).
 
 The four packets are the ones a boot storm is made of: a PXE DISCOVER shaped
-like iPXE's (CLIENTS.md), an OFFER carrying boot options, an RRQ with the
+like iPXE's (docs/firmware.md), an OFFER carrying boot options, an RRQ with the
 options pxelinux sends, and a 1468-byte DATA block (the per-block fast path).
 
     .venv/bin/python benchmarks/codec.py [--runs 7] [--seconds 0.3]
@@ -18,9 +18,6 @@ import sys
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from protocols.dhcp.options import (
     ClientArch,

@@ -47,10 +47,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from lab.netns import Background, Namespace, NetnsLab
 
-from tests.support.netns import Background, Namespace, NetnsLab  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 NETWORK = IPv4Network("10.213.0.0/16")
 SERVER_IP = NETWORK.network_address + 1

@@ -27,7 +27,7 @@ from elsewhere on the machine hits them alike:
   one (each storm bounded at 120 s): total time, failures, the server's RSS
   before and its peak (VmHWM, reset with /proc/PID/clear_refs before each storm);
 - loss: a 128 KiB file by curl (512-byte blocks) with 5 % of datagrams
-  dropped each way on the server's veth (nftables, tests/support/netns.py).
+  dropped each way on the server's veth (nftables, lab/netns.py).
 
 twisted-floor (``benchmarks/tftp_floor.py``) is a bare Twisted loop (lockstep
 and windowed, one write per datagram): the ceiling for a server on Twisted's
@@ -59,11 +59,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from lab.netns import Background, Namespace, NetnsLab, Pair
+from lab.procs import run
 
-from tests.support.netns import Background, Namespace, NetnsLab, Pair  # noqa: E402
-from tests.support.procs import run  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 MIB = 1024 * 1024
 SERVER_CPU = "1"

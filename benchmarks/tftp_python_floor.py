@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/tftp_python_floor.py ADDRESS PORT ROOT
 
-One epoll loop in plain Python, like pxed.transfer_loop, with none of a real
+One epoll loop in plain Python, like pxed.tftp.transfer_loop, with none of a real
 server's work: no engine, timers, retransmission, stranger handling, logging
 or checks beyond what curl and atftp need to finish. RRQ -> OACK (blksize) or
 DATA 1; an ACK of the block in flight -> the next block sliced from an mmap

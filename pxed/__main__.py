@@ -1,5 +1,5 @@
 import sys
 
-from pxed.cli import main
+from pxed.cli.main import main
 
 sys.exit(main())

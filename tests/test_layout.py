@@ -1,4 +1,4 @@
-"""The layering rules of ARCHITECTURE.md, checked mechanically."""
+"""The layering rules of docs/architecture.md that import-linter cannot see, checked here."""
 
 import ast
 from pathlib import Path

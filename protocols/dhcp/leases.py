@@ -1,7 +1,7 @@
 """What the DHCP engine knows about leases, and the in-memory store behind it.
 
 The engine asks and tells a ``LeaseStore``; ``MemoryLeaseStore`` is the whole
-bookkeeping in dicts, so unit tests need no disk and ``pxed.leases`` only adds
+bookkeeping in dicts, so unit tests need no disk and ``pxed.dhcp.leases`` only adds
 durability on top of it.
 
 Decisions:

@@ -18,7 +18,16 @@ from typing import Any
 
 from construct import Bytes, Check, ConstructError, GreedyBytes, GreedyRange, Struct, this
 
-from protocols.dhcp.codecs import (
+from protocols.dhcp.suboptions import (
+    IpxeOptions,
+    PxeOptions,
+    RelayAgentInfo,
+    SubOptions,
+    SubOptionsCodec,
+    VendorIdentifyingCodec,
+    show_value,
+)
+from protocols.dhcp.values import (
     IPV4,
     PASCAL_BYTES,
     RAW,
@@ -35,15 +44,6 @@ from protocols.dhcp.codecs import (
     show_bytes,
     show_text,
     whole,
-)
-from protocols.dhcp.suboptions import (
-    IpxeOptions,
-    PxeOptions,
-    RelayAgentInfo,
-    SubOptions,
-    SubOptionsCodec,
-    VendorIdentifyingCodec,
-    show_value,
 )
 from protocols.errors import MalformedPacket
 

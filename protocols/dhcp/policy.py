@@ -2,7 +2,7 @@
 
 Pure functions over the request's raw options, so ``pxed explain`` and the
 engine reach the same answer.  What real firmware sends and needs is in
-``shared/design/CLIENTS.md``; the rules that matter most:
+docs/firmware.md; the rules that matter most:
 
 - Never echo option 60 ``PXEClient`` without option 43 sub-option 6 = 8 in a
   full-mode reply: OVMF then takes the offer for proxyDHCP, asks siaddr:4011
@@ -168,7 +168,7 @@ def _is_ipxe(options: Mapping[int, bytes]) -> bool:
     user_class = options.get(OPT_USER_CLASS)
     if user_class is None:
         return False
-    # iPXE sends the bare string (CLIENTS.md); RFC 3004 wants length-prefixed items.
+    # iPXE sends the bare string (docs/firmware.md); RFC 3004 wants length-prefixed items.
     return user_class == IPXE_USER_CLASS or IPXE_USER_CLASS in _rfc3004_items(user_class)
 
 
@@ -285,7 +285,7 @@ def choose_boot(
 def proxy_offer(client: Client, server: IPv4Address) -> BootChoice | None:
     """proxyDHCP answer to a DISCOVER: identify as PXE server, file comes on 4011.
 
-    Observed to boot BIOS iPXE and OVMF alike (CLIENTS.md): no option 43 and no
+    Observed to boot BIOS iPXE and OVMF alike (docs/firmware.md): no option 43 and no
     file, so the client sends its REQUEST to siaddr:4011.
     """
     if not client.pxe:

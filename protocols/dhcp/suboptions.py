@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Self
 
 from construct import GreedyBytes, GreedyRange, PrefixedArray, Struct
 
-from protocols.dhcp.codecs import (
+from protocols.dhcp.values import (
     IPV4,
     PASCAL_BYTES,
     RAW,
@@ -195,7 +195,7 @@ _IP = Fixed(IPV4, 4, "IPv4 address")
 
 class PxeOptions(SubOptions):
     """Option 43 for PXE clients.  Sub-option 6 = 8 tells a client to take the boot file
-    from this offer instead of asking a boot server on 4011 (see CLIENTS.md)."""
+    from this offer instead of asking a boot server on 4011 (see docs/firmware.md)."""
 
     SPACE = _Space(
         names={

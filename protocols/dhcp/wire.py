@@ -58,7 +58,6 @@ from typing import Any
 
 from construct import Bytes, ConstructError, Int8ub, Int16ub, Int32ub, Struct
 
-from protocols.dhcp.codecs import END, IPV4, PAD, Scan, build_item, decode_text, scan
 from protocols.dhcp.options import (
     CLIENT_ARCH,
     CLIENT_ID,
@@ -83,6 +82,7 @@ from protocols.dhcp.options import (
     UserClass,
 )
 from protocols.dhcp.suboptions import RelayAgentInfo
+from protocols.dhcp.values import END, IPV4, PAD, Scan, build_item, decode_text, scan
 from protocols.errors import MalformedPacket
 
 BOOTREQUEST = 1

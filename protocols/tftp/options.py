@@ -14,7 +14,7 @@ Rules, and why:
   transfer at defaults beats an aborted boot.  Unknown options are ignored likewise.
   A repeated option counts once: the first occurrence decides, valid or not.
 * blksize 8-65464 is answered as min(requested, limits.max_blksize) (a smaller answer is
-  allowed by RFC 2348; the ceiling keeps datagrams unfragmented, ARCHITECTURE.md pitfall 2).
+  allowed by RFC 2348; the ceiling keeps datagrams unfragmented, docs/pitfalls.md #2).
 * windowsize 1-65535 is answered as min(requested, limits.max_windowsize, 32767) (RFC 7440).
   The session tells a new ACK from a late one by its distance from the last ACK modulo
   65536; a window over half that space would read a late ACK as the ACK of the next

@@ -38,7 +38,7 @@ Decisions
   pads, but refusing padding would buy nothing.
 * ACK must be exactly 4 bytes.  DATA may carry 0 to 65531 payload bytes (blksize is a
   session matter, not a grammar one).  ERROR codes outside 0-8 decode as plain ``int``.
-* Grammars are never ``.compile()``d (ARCHITECTURE.md pitfall 8) and no ``GreedyRange`` is
+* Grammars are never ``.compile()``d (docs/pitfalls.md #8) and no ``GreedyRange`` is
   used: option lists are parsed by a small construct that reports exactly where they break.
 """
 

@@ -6,13 +6,12 @@ It reports every problem at once, each as ``FILE:LINE:COLUMN: key.path: message`
 (a tree folder not mounted yet, say) ride along in ``Config.warnings``.
 
 Kickstart templates are rendered for every host that uses them and checked
-with pykickstart (``pxed.kickstart.check_config``); a template problem is an
+with pykickstart (``pxed.provisioning.kickstart.check_config``); a template problem is an
 error like any other, pointing at the template's file and line.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from pxed.config.build import build
@@ -76,12 +75,4 @@ def parse_config(text: str, path: str | Path) -> Config:
     config = build(ctx, ctx.compose(text), path)
     if config is None:
         raise ConfigError(problems.errors, problems.warnings)
-    # Imported here: pxed.kickstart needs the model, and Jinja2/pykickstart load only when used.
-    from pxed.kickstart import check_config
-
-    template_errors, template_warnings = check_config(config)
-    if template_errors:
-        raise ConfigError(template_errors, problems.warnings + template_warnings)
-    if template_warnings:
-        config = dataclasses.replace(config, warnings=(*config.warnings, *template_warnings))
     return config

@@ -1,7 +1,7 @@
 """YAML read as a tree of nodes that keep their marks, so every problem has a line and column.
 
 PyYAML's ``safe_load`` throws the marks away and silently keeps the last of two
-duplicate keys (ARCHITECTURE.md pitfall 9), so pxed composes the node tree
+duplicate keys (docs/pitfalls.md #9), so pxed composes the node tree
 itself and builds values from it: scalars through SafeLoader's own
 constructors (YAML 1.1 rules, no Python objects), mappings here, where
 duplicate keys are errors and ``<<`` merge keys still work.

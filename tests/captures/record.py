@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.netns import Namespace, NetnsLab, Pair, require_binary, require_netns
-from tests.support.procs import run, wait_until
+from lab.netns import Namespace, NetnsLab, Pair, require_binary, require_netns
+from lab.procs import run, wait_until
 
 HERE = Path(__file__).resolve().parent
 SUBNET = IPv4Network("10.213.7.0/24")
@@ -54,7 +54,7 @@ esac
 exit 0
 """
 
-# A PXE client's identity as iPXE's BIOS ROM sends it (see CLIENTS.md).
+# A PXE client's identity as iPXE's BIOS ROM sends it (see docs/firmware.md).
 PXE_BIOS_VENDOR = "PXEClient:Arch:00000:UNDI:002001"
 PXE_UUID = "00" + "0123456789abcdef0123456789abcdef"
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from pxed.capture import PCAP_MAGIC_NSEC, PCAP_MAGIC_USEC, Frame, read_frames
-from pxed.classify import TFTP_REQUEST_OPCODES, Classifier, Protocol
-from pxed.dissect import Datagram, Dissector
+from pxed.pcap.capture import PCAP_MAGIC_NSEC, PCAP_MAGIC_USEC, Frame, read_frames
+from pxed.pcap.classify import TFTP_REQUEST_OPCODES, Classifier, Protocol
+from pxed.pcap.dissect import Datagram, Dissector
 
 FIRST_BLOCKS = 4  # one whole RFC 7440 window of 4, and the ACK that closes it
 SNAPLEN = 262144

@@ -1,7 +1,7 @@
 """Fixtures for the end-to-end boots: the guest artefacts, a boot lab, and skips that say why.
 
 Run them alone with `pytest -m e2e`. They need root (namespaces, a tap), QEMU, Debian's
-iPXE ROMs, pxelinux and apt (to fetch the kernel package once into tests/.cache/e2e/).
+iPXE ROMs, pxelinux and apt (to fetch the kernel package once into .cache/e2e/).
 The dnsmasq reference boot is opt-in: `PXED_E2E_REFERENCE=1`.
 
 `PXED_E2E_CAPTURE=DIR` records each scenario's UDP traffic on the lab bridge (DHCP, TFTP
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.guest import Guest, GuestBuildError, build_guest
-from tests.e2e.lab import BootLab, boot_lab
-from tests.e2e.qemu import QEMU
-from tests.support.netns import NetnsLab, require_binary, require_netns
-from tests.support.procs import ProcessError
+from lab.bootlab import BootLab, boot_lab
+from lab.guest import Guest, GuestBuildError, build_guest
+from lab.netns import NetnsLab, require_binary, require_netns
+from lab.procs import ProcessError
+from lab.qemu import QEMU
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.guest import GuestBuildError, cpio_newc, driver_modules
+from lab.guest import GuestBuildError, cpio_newc, driver_modules
 
 
 def _module(moddir: Path, relpath: str, depends: str) -> Path:

@@ -2,7 +2,7 @@
 
 Each VM knows nothing but its MAC. pxed's DHCP points its firmware at a loader, pxed
 generates the per-MAC boot config, the guest kernel fetches /ks/<mac>, checks it names the
-host and runs the done callback of its %post (tests/e2e/guest.py); pxed then has the host
+host and runs the done callback of its %post (lab/guest.py); pxed then has the host
 `installed` (netboot: once), so the second power-on gets the local-boot config and falls
 through to the blank disk.
 
@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from pxed.lifecycle import Lifecycle
-from tests.e2e.bootfiles import KERNEL_NAME, fill_tftp_root, missing_loaders
-from tests.e2e.guest import Guest
-from tests.e2e.lab import BootLab
-from tests.e2e.qemu import Firmware, Machine, missing_firmware
-from tests.e2e.scenario import HostSpec, Scenario, start_pxed, write_config
+from lab.bootfiles import KERNEL_NAME, fill_tftp_root, missing_loaders
+from lab.bootlab import BootLab
+from lab.guest import Guest
+from lab.qemu import Firmware, Machine, missing_firmware
+from lab.scenario import HostSpec, Scenario, start_pxed, write_config
+from pxed.provisioning.lifecycle import Lifecycle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 

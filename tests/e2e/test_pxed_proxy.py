@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from pxed.lifecycle import Lifecycle
-from tests.e2e.bootfiles import fill_tftp_root, missing_loaders
-from tests.e2e.guest import Guest
-from tests.e2e.lab import BootLab, start_address_server
-from tests.e2e.qemu import Machine, missing_firmware
-from tests.e2e.scenario import HostSpec, Scenario, start_pxed, write_config
+from lab.bootfiles import fill_tftp_root, missing_loaders
+from lab.bootlab import BootLab, start_address_server
+from lab.guest import Guest
+from lab.qemu import Machine, missing_firmware
+from lab.scenario import HostSpec, Scenario, start_pxed, write_config
+from pxed.provisioning.lifecycle import Lifecycle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.bootfiles import fill_tftp_root
-from tests.e2e.guest import Guest
-from tests.e2e.lab import BootLab
-from tests.e2e.qemu import Machine, missing_firmware
-from tests.e2e.scenario import HostSpec, Scenario, start_pxed, write_config
-from tests.support.procs import wait_until
+from lab.bootfiles import fill_tftp_root
+from lab.bootlab import BootLab
+from lab.guest import Guest
+from lab.procs import wait_until
+from lab.qemu import Machine, missing_firmware
+from lab.scenario import HostSpec, Scenario, start_pxed, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 

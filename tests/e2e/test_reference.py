@@ -1,4 +1,4 @@
-"""The harness against the reference servers of CLIENTS.md (dnsmasq + http.server), no pxed.
+"""The harness against the reference servers of docs/firmware.md (dnsmasq + http.server), no pxed.
 
 When a pxed scenario fails, this says whether the harness (guest, lab, QEMU, firmware) is
 at fault. It doubles a BIOS boot's CI time, so it runs only with PXED_E2E_REFERENCE=1.
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.bootfiles import fill_tftp_root, missing_loaders
-from tests.e2e.guest import Guest
-from tests.e2e.lab import BootLab
-from tests.e2e.qemu import Machine, missing_firmware
-from tests.e2e.reference import (
+from lab.bootfiles import fill_tftp_root, missing_loaders
+from lab.bootlab import BootLab
+from lab.guest import Guest
+from lab.qemu import Machine, missing_firmware
+from lab.reference import (
     HTTP_PORT,
     LOCALBOOT_CONFIG,
     pxelinux_config_name,

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from pxed.leases import DATABASE_NAME
-from pxed.leases_cmd import read_leases
+from lab.netns import Background, NetnsLab, require_binary
+from lab.procs import run, wait_until
+from pxed.dhcp.leases import DATABASE_NAME, read_leases
 from tests.interop.dhcp_runner import in_namespace, start_pxed, subnet, write_config
-from tests.support.netns import Background, NetnsLab, require_binary
-from tests.support.procs import run, wait_until
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from pxed.leases import DATABASE_NAME
-from pxed.leases_cmd import read_leases
+from lab.netns import NetnsLab
+from pxed.dhcp.leases import DATABASE_NAME, read_leases
 from tests.interop.dhcp_runner import runner_argv, start_pxed, subnet, write_config
-from tests.support.netns import NetnsLab
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
 

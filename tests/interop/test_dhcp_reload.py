@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from lab.netns import NetnsLab
+from lab.procs import run, wait_until
 from tests.interop.dhcp_runner import in_namespace, start_pxed, subnet, write_config
 from tests.interop.test_dhcp_clients import DhcpLab
-from tests.support.netns import NetnsLab
-from tests.support.procs import run, wait_until
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 

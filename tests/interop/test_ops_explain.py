@@ -3,7 +3,7 @@ byte, the files curl fetches from the daemon over TFTP and HTTP.
 
 The fixture is the goldens' (tests/pxed/configs/explain/) with free ports and
 DHCP off (the DHCP answer is checked against the DHCP adapter in
-tests/pxed/test_explain.py).
+tests/pxed/cli/test_explain.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.procs import Background
 from tests.interop.test_provision_lifecycle import ROOT, TWISTD, Pxed, free_port
-from tests.support.procs import Background
 
 pytestmark = pytest.mark.interop
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from lab.netns import Namespace, NetnsLab, netns_lab, require_binary, require_netns
 from protocols.dhcp.wire import decode_dhcp
+from pxed.cli.explain import explain
 from pxed.config import load_config
-from pxed.dhcp_view import detail
-from pxed.explain import explain
+from pxed.pcap.dhcp_view import detail
 from tests.interop.dhcp_runner import start_pxed
 from tests.interop.test_ops_explain import explained
-from tests.support.netns import Namespace, NetnsLab, netns_lab, require_binary, require_netns
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
@@ -37,7 +37,7 @@ WEB, KIOSK, RELAYED = "52:54:00:12:34:56", "52:54:00:12:34:57", "52:54:00:12:34:
 # Runs in the client namespace: send explain's DISCOVER, print the reply's bytes in hex.
 PROBE = """
 import select, socket, sys
-from pxed.explain import discover
+from pxed.cli.explain import discover
 from protocols.dhcp.wire import encode_dhcp
 iface, mac, arch, user_class, giaddr, server = sys.argv[1:]
 relayed = giaddr != "-"

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from lab.procs import Background, wait_until
 from protocols.dhcp.options import MessageType
 from tests.interop.test_provision_lifecycle import ROOT, TWISTD, WEB, Pxed, free_port, write_config
 from tests.protocols.dhcp_engine_support import request as dhcp_request
-from tests.support.procs import Background, wait_until
 
 pytestmark = pytest.mark.interop
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import Background, wait_until
+from lab.procs import Background, wait_until
 
 pytestmark = pytest.mark.interop
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import Background, run
+from lab.procs import Background, run
 
 pytestmark = pytest.mark.interop
 

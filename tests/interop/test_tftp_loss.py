@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.netns import NetnsLab, Pair, require_binary, require_netns
+from lab.netns import NetnsLab, Pair, require_binary, require_netns
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
 

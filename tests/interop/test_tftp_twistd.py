@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import Background, run, wait_until
+from lab.procs import Background, run, wait_until
 
 pytestmark = pytest.mark.interop
 

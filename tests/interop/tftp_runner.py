@@ -15,8 +15,8 @@ import sys
 from twisted.internet import reactor
 from twisted.logger import globalLogBeginner, textFileLogObserver
 
-from pxed.sources import ProviderChain, StaticRoot
-from pxed.tftp import TftpService, TftpSettings
+from pxed.tftp.service import TftpService, TftpSettings
+from pxed.tftp.sources import ProviderChain, StaticRoot
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 MalformedPacket, for the ones the README says are broken on purpose) and re-encodes to
 exactly the same bytes.
 
-The captures are read from ../shared/captures/public relative to the repository (not
-copied in), through pxed's own capture reader; the tests skip when that folder is absent.
+The public captures are read from where tests/replay/corpus.py says (not copied in),
+through pxed's own capture reader; the tests skip when that folder is absent.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from protocols.dhcp.options import ClientArch, UserClass
 from protocols.dhcp.suboptions import BootItem, BootServer, MenuItem, MenuPrompt, PxeOptions
 from protocols.dhcp.wire import decode_dhcp, encode_dhcp
 from protocols.errors import MalformedPacket
-from pxed.capture import read_frames
-from pxed.dissect import Datagram, Dissector
+from pxed.pcap.capture import read_frames
+from pxed.pcap.dissect import Datagram, Dissector
+from tests.replay.corpus import PUBLIC
 
-PUBLIC = Path(__file__).resolve().parents[2].parent / "shared" / "captures" / "public"
 DHCP_PORTS = {67, 68, 4011}
 
 

@@ -9,7 +9,6 @@ from ipaddress import IPv4Address, IPv4Network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.dhcp.codecs import scan
 from protocols.dhcp.options import (
     ClasslessRoute,
     ClientArch,
@@ -32,6 +31,7 @@ from protocols.dhcp.suboptions import (
     RelayAgentInfo,
     VendorBlock,
 )
+from protocols.dhcp.values import scan
 from protocols.dhcp.wire import DhcpPacket, EncodeError, decode_dhcp, encode_dhcp, make_options
 from protocols.errors import MalformedPacket
 from tests.support.fuzz import FUZZ_EXAMPLES, fuzz_settings

@@ -1,4 +1,4 @@
-"""The plain-Python fast paths of protocols/dhcp/codecs.py mean exactly what the
+"""The plain-Python fast paths of protocols/dhcp/values.py mean exactly what the
 Construct grammar next to them says (they exist only for speed)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from construct import ConstructError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.dhcp.codecs import (
+from protocols.dhcp.options import CODECS, UserClassCodec
+from protocols.dhcp.values import (
     FAST_READERS,
     FAST_WRITERS,
     OPTION,
@@ -23,7 +24,6 @@ from protocols.dhcp.codecs import (
     parse_whole,
     scan,
 )
-from protocols.dhcp.options import CODECS, UserClassCodec
 from protocols.errors import MalformedPacket
 from tests.support.fuzz import FUZZ_EXAMPLES, fuzz_settings
 

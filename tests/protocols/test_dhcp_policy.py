@@ -1,4 +1,4 @@
-"""Client classification and boot choice, against what CLIENTS.md saw real firmware send."""
+"""Client classification and boot choice, against what docs/firmware.md saw real firmware send."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def arch(code: int) -> bytes:
     return code.to_bytes(2, "big")
 
 
-# The CLIENTS.md table, as option dicts.
+# The docs/firmware.md table, as option dicts.
 IPXE_BIOS = {
     60: b"PXEClient:Arch:00000:UNDI:002001",
     93: arch(0),

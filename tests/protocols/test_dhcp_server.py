@@ -1,4 +1,4 @@
-"""The DHCP engine against RFC 2131, RFC 1534 and the PXE behaviour CLIENTS.md records."""
+"""The DHCP engine against RFC 2131, RFC 1534 and the PXE behaviour docs/firmware.md records."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from protocols.dhcp.codecs import scan
 from protocols.dhcp.leases import LeaseState, MemoryLeaseStore
 from protocols.dhcp.options import MessageType
 from protocols.dhcp.server import BROADCAST, NoReply, Received, Reply, reply_destination
+from protocols.dhcp.values import scan
 from protocols.dhcp.wire import BROADCAST_FLAG, DhcpPacket, decode_dhcp
 from tests.protocols.dhcp_engine_support import (
     LAB,

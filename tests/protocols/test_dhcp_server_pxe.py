@@ -1,4 +1,4 @@
-"""PXE answers from the engine, in full and proxy mode, for the clients CLIENTS.md observed."""
+"""PXE answers from the engine, in full and proxy mode, for the clients docs/firmware.md saw."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ UUID = bytes([0]) + bytes(range(16))
 NDI = bytes([1, 3, 0])
 TFTP = IPv4Address("10.213.7.5")
 
-# Options as the firmware sends them (CLIENTS.md "DHCP, as the clients sent it").
+# Options as the firmware sends them (docs/firmware.md "DHCP, as the clients sent it").
 OVMF = (
     (57, 1472),
     (55, [1, 3, 6, 66, 67]),

@@ -1,4 +1,4 @@
-"""The DHCP/BOOTP grammar on hand-made packets: the clients of CLIENTS.md, replies built
+"""The DHCP/BOOTP grammar on hand-made packets: the clients of docs/firmware.md, replies built
 through the builder API, long options, overload, padding, and the error messages."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from protocols.dhcp.codecs import scan
 from protocols.dhcp.options import (
     ClasslessRoute,
     ClientArch,
@@ -24,6 +23,7 @@ from protocols.dhcp.options import (
     option_name,
 )
 from protocols.dhcp.suboptions import IpxeOptions, PxeOptions, RelayAgentInfo
+from protocols.dhcp.values import scan
 from protocols.dhcp.wire import (
     BOOTREPLY,
     DhcpPacket,
@@ -151,7 +151,7 @@ UDHCPC_DISCOVER = [
 def test_client_discovers_keep_option_order_and_round_trip(
     options: list[tuple[int, object]],
 ) -> None:
-    """A DISCOVER shaped like CLIENTS.md's table decodes to the same options in the same
+    """A DISCOVER shaped like docs/firmware.md's table decodes to the same options in the same
     order, and its bytes re-encode unchanged."""
     wire = encode_dhcp(_request(options))
     packet = decode_dhcp(wire)
@@ -193,7 +193,7 @@ def test_smbios_uuid_reads_little_endian_fields_like_dmidecode() -> None:
 
 
 def test_proxy_offer_built_with_pxe_sub_options() -> None:
-    """The proxyDHCP OFFER CLIENTS.md asks for: 60 PXEClient with 43 = 06 01 08 (+End)."""
+    """The proxyDHCP OFFER docs/firmware.md asks for: 60 PXEClient with 43 = 06 01 08 (+End)."""
     request = decode_dhcp(encode_dhcp(_request(OVMF_DISCOVER)))
     reply = DhcpPacket.reply(
         request,

@@ -1,6 +1,6 @@
 """Every TFTP datagram in the public captures decodes and re-encodes byte for byte.
 
-The captures are read at test time from ../shared/captures/public beside the repository
+The public captures are read at test time from where tests/replay/corpus.py says
 (skipped when absent), through pxed's own capture reader.
 TFTP is found the way a server sees it: a request to port 69 (9000 in the songokas capture)
 marks the client's address and port as a transfer ID, and every later datagram to or from
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from protocols.tftp.wire import Message, ReadRequest, WriteRequest, decode_tftp, encode_tftp
-from pxed.capture import read_frames
-from pxed.dissect import Datagram, Dissector
+from pxed.pcap.capture import read_frames
+from pxed.pcap.dissect import Datagram, Dissector
+from tests.replay.corpus import PUBLIC as CAPTURES
 
-CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "captures" / "public"
 REQUEST_PORTS = {69, 9000}
 
 Endpoint = tuple[IPv4Address, int]

@@ -1,6 +1,6 @@
 """Hand-built capture files and frames, byte by byte, for the reader and dissector tests.
 
-Written independently of pxed.capture so a shared misreading of the format
+Written independently of pxed.pcap.capture so a shared misreading of the format
 cannot make both sides agree.
 """
 

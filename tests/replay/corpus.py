@@ -1,24 +1,26 @@
 """Where the replay captures live, and what pxed makes of each packet in them.
 
-Our own recordings are in tests/captures/; the public ones sit beside the
-clone in ../shared/captures/public/ (CI lays them out the same way) and are
-used when that folder exists.  Every *.pcap and *.pcapng found is replayed:
+Our own recordings are in tests/captures/. The public third-party captures are
+not copied into the repository: ``PXED_PUBLIC_CAPTURES`` names their folder,
+by default the workplace's shared corpus beside the clone (CI lays it out the
+same way), and they are used when that folder exists.  Every *.pcap and *.pcapng found is replayed:
 adding a capture needs no change here.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pxed.capture import read_frames
-from pxed.classify import Classifier, Protocol
-from pxed.dissect import Datagram, Dissector
-from pxed.payload import Outcome, judge
+from pxed.pcap.capture import read_frames
+from pxed.pcap.classify import Classifier, Protocol
+from pxed.pcap.dissect import Datagram, Dissector
+from pxed.pcap.payload import Outcome, judge
 
 ROOT = Path(__file__).resolve().parents[2]
 OWN = ROOT / "tests" / "captures"
-PUBLIC = ROOT.parent / "shared" / "captures" / "public"
+PUBLIC = Path(os.environ.get("PXED_PUBLIC_CAPTURES", ROOT.parent / "shared/captures/public"))
 GOLDEN = ROOT / "tests" / "replay" / "golden"
 SUFFIXES = (".pcap", ".pcapng")
 

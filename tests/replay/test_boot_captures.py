@@ -1,6 +1,6 @@
 """What real firmware sent in the project's own QEMU boot captures (tests/captures/qemu-*.pcap).
 
-These are the evidence behind CLIENTS.md: iPXE's bare option 77, OVMF's DISCOVER without a
+These are the evidence behind docs/firmware.md: iPXE's bare option 77, OVMF's DISCOVER without a
 client id, the UEFI "second DHCP", OVMF's ERROR 8 size probe and windowsize 4, pxelinux's
 probe order, iPXE's proxyDHCP request to udp/4011. Each test decodes the packets with the
 project's own wire codecs, so a codec change that misreads real firmware fails here by name.
@@ -26,8 +26,8 @@ from protocols.tftp.wire import (
     ReadRequest,
     decode_tftp,
 )
-from pxed.classify import Protocol
-from pxed.dissect import Datagram
+from pxed.pcap.classify import Protocol
+from pxed.pcap.dissect import Datagram
 from tests.captures.trim import trim
 from tests.replay.corpus import OWN, replay
 

@@ -1,11 +1,11 @@
 """Replay every captured DHCP/BOOTP request through the DHCP engine and pin its answer.
 
-Each capture in tests/captures/ and ../shared/captures/public/ that holds a
+Each capture in tests/captures/ and the public captures (tests/replay/corpus.py) that holds a
 request is played, in capture order, into a fresh engine built from a fixed
 scenario config (tests/replay/configs/dhcp-answers-<mode>.yaml) the way the
-daemon builds it (pxed.explain.server_address + pxed.dhcp_settings.engine_settings).
+daemon builds it (pxed.cli.explain.server_address + pxed.dhcp.settings.engine_settings).
 What the engine says to each request -- the reply read back off its bytes with
-pxed.dhcp_view, or the reason it stays silent -- and the lease table left at the
+pxed.pcap.dhcp_view, or the reason it stays silent -- and the lease table left at the
 end are compared with the reviewed golden text in tests/replay/golden/dhcp-answers/.
 
 Regenerate the golden files with ``PXED_UPDATE_GOLDEN=1`` and review the diff.
@@ -35,12 +35,12 @@ from protocols.dhcp.leases import MemoryLeaseStore
 from protocols.dhcp.server import DhcpServer, Mode, NoReply, Received, Reply, Settings
 from protocols.dhcp.wire import BOOTREQUEST, DhcpPacket, decode_dhcp, encode_dhcp
 from protocols.errors import MalformedPacket
-from pxed.classify import Protocol
+from pxed.cli.explain import server_address
 from pxed.config import Config, load_config
-from pxed.dhcp_settings import engine_settings
-from pxed.dhcp_view import detail, kind, summary
-from pxed.explain import server_address
-from pxed.payload import Decoded
+from pxed.dhcp.settings import engine_settings
+from pxed.pcap.classify import Protocol
+from pxed.pcap.dhcp_view import detail, kind, summary
+from pxed.pcap.payload import Decoded
 from tests.replay.corpus import ALL_CAPTURES, GOLDEN, OWN, PUBLIC, Replayed, label, replay
 
 UPDATE = os.environ.get("PXED_UPDATE_GOLDEN") == "1"

@@ -15,8 +15,8 @@ import pytest
 
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp
 from protocols.errors import MalformedPacket
-from pxed.cli import main
-from pxed.payload import Bug, Decoded, Malformed
+from pxed.cli.main import main
+from pxed.pcap.payload import Bug, Decoded, Malformed
 from tests.replay.corpus import (
     ALL_CAPTURES,
     GOLDEN,

@@ -16,8 +16,8 @@ import pytest
 
 from protocols.dhcp.wire import DhcpPacket
 from protocols.tftp.wire import Ack, Data, OptionAck, ReadRequest, WriteRequest
-from pxed import tftp_view
-from pxed.payload import Decoded
+from pxed.pcap import tftp_view
+from pxed.pcap.payload import Decoded
 from tests.replay.corpus import ALL_CAPTURES, label, replay
 
 TSHARK = shutil.which("tshark")

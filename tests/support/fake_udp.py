@@ -1,12 +1,12 @@
 """A deterministic UDP reactor for adapter tests: task.Clock plus recorded datagram ports.
 
-``MemoryReactor`` has no ``listenUDP`` (ARCHITECTURE.md pitfall 7). This one
+``MemoryReactor`` has no ``listenUDP`` (docs/pitfalls.md #7). This one
 records every ``listenUDP``/``adoptDatagramPort`` call with its
 ``maxPacketSize``, hands out ephemeral ports from a counter, lets a test
 deliver a datagram to whatever port is bound at an address, and keeps every
 datagram a port wrote so the test can read the server's replies in order.
 Datagrams sent past Twisted through ``port.socket.sendto`` (or ``send`` on a
-port connected as pxed.transfer_loop's are) are recorded the same way, and a
+port connected as pxed.tftp.transfer_loop's are) are recorded the same way, and a
 ``sendto_error`` makes the next one fail as the kernel would. It also stands in
 for the transfer loop itself (``callFromThread`` runs at once, one thread). The
 socket does UDP GSO like Linux: with ``UDP_SEGMENT`` set, one sendto of
@@ -103,7 +103,7 @@ class FakeDatagramPort:
         self.reactor.sent.append((self.address, datagram, addr))
 
     def connect(self, host: str, port: int) -> None:
-        """As pxed.transfer_loop's ports: send() goes to the peer, everyone still arrives."""
+        """As pxed.tftp.transfer_loop's ports: send() goes to the peer, everyone still arrives."""
         self.peer = (host, port)
 
     def setBroadcastAllowed(self, enabled: bool) -> None:

@@ -21,7 +21,7 @@ def main() -> None:
 
     from twisted.internet import reactor
 
-    from pxed.web import HttpService, build_site
+    from pxed.web.trees import HttpService, build_site
 
     service = HttpService(reactor, build_site(reactor, trees, args.tftp), args.port, ["127.0.0.1"])
     service.privilegedStartService()

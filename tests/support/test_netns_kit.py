@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.netns import (
+from lab.netns import (
     Namespace,
     NetnsLab,
     Pair,
@@ -17,7 +17,7 @@ from tests.support.netns import (
     require_binary,
     require_netns,
 )
-from tests.support.procs import ProcessError, run, wait_until
+from lab.procs import ProcessError, run, wait_until
 
 __all__ = ["netns_lab", "netns_pair"]  # fixtures used by the tests below
 
@@ -79,7 +79,7 @@ def count_received(pair: Pair, datagrams: int) -> int:
 
 
 def test_require_binary_skip_names_the_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tests.support.netns.shutil.which", lambda name: None)
+    monkeypatch.setattr("lab.netns.shutil.which", lambda name: None)
     with pytest.raises(pytest.skip.Exception, match="Debian package dnsmasq-base"):
         require_binary("dnsmasq")
 

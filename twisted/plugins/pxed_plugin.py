@@ -1,3 +1,5 @@
 from twisted.application.service import ServiceMaker
 
-pxed = ServiceMaker("pxed", "pxed.tap", "PXE boot and install server (DHCP, TFTP, HTTP)", "pxed")
+pxed = ServiceMaker(
+    "pxed", "pxed.daemon.tap", "PXE boot and install server (DHCP, TFTP, HTTP)", "pxed"
+)

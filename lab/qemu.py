@@ -1,0 +1,212 @@
+"""QEMU machines that boot from the network: BIOS (SeaBIOS + iPXE ROM) or UEFI (OVMF + iPXE).
+
+A `Machine` is the hardware that outlives one power cycle: MAC, SMBIOS UUID, a blank disk
+and (UEFI) its own copy of OVMF's variable store. `Machine.boot()` powers it on inside the
+lab namespace and returns a `Boot` whose console (SeaBIOS, iPXE, pxelinux, the kernel and
+our initrd, all on the serial port thanks to `-nographic`) is the QEMU process's output log.
+
+The disk is tiny and blank so that a local boot fails fast ("No bootable device" or the
+UEFI boot manager giving up) instead of hanging: a second boot that gets the local-boot
+config is recognised from the console, and the test bounds the wait.
+
+KVM only when kvm_intel or kvm_amd is loaded: on these machines /dev/kvm belongs to
+kvm_pvm, under which SeaBIOS resets and OVMF stops with an emulation failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NoReturn
+
+from lab.bootlab import BootLab
+from lab.guest import KS_BEGIN, KS_END, MARK_FAIL, MARK_OK
+from lab.netns import Background
+
+Firmware = Literal["bios", "uefi"]
+
+IPXE_ROMS = Path("/usr/lib/ipxe/qemu")
+ROMS: dict[Firmware, Path] = {
+    "bios": IPXE_ROMS / "pxe-e1000.rom",
+    "uefi": IPXE_ROMS / "efi-e1000.rom",
+}
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+QEMU = "qemu-system-x86_64"
+# A boot under TCG on a shared 2-core machine: 20-35 s measured, so this is generous.
+BOOT_TIMEOUT = 240.0
+# What a console shows when the firmware fell through to the (blank) local disk.
+# SeaBIOS names the disk it tries; pxelinux says it leaves for the local disk; iPXE, or
+# OVMF's own PXE ("failed to start": loaded and run), says a loader it ran (syslinux.efi
+# told to LOCALBOOT) handed control back, after which OVMF would spend minutes on its
+# other network boot options before the disk; OVMF's boot manager reports the blank
+# disk's failure.
+LOCAL_BOOT = re.compile(
+    r"Booting from Hard Disk|No bootable device|Boot failed|Booting from local disk"
+    r"|Could not boot image"
+    r'|BdsDxe: failed to start Boot\d+ "UEFI PXEv4'
+    r'|BdsDxe: failed to load Boot\d+ "UEFI QEMU HARDDISK'
+)
+# The firmware tried every device (SeaBIOS gives up, OVMF starts its shell): waiting
+# longer for anything else is pointless.
+NO_BOOT_DEVICE = re.compile(r"No bootable device|UEFI Interactive Shell")
+# Our kernel started: the installer path was taken.
+KERNEL_STARTED = re.compile(r"Linux version \d")
+
+
+class BootError(AssertionError):
+    """The VM did not reach the expected point; the message carries the console's tail."""
+
+
+def missing_firmware(firmware: Firmware) -> str:
+    """Why this firmware cannot run here ("" when it can): a skip reason naming the package."""
+    needed = [(ROMS[firmware], "ipxe-qemu")]
+    if firmware == "uefi":
+        needed += [(OVMF_CODE, "ovmf"), (OVMF_VARS, "ovmf")]
+    for path, package in needed:
+        if not path.exists():
+            return f"needs {path} (Debian package {package})"
+    return ""
+
+
+def accelerator() -> str:
+    """kvm where a real KVM module is loaded, else tcg (see the module docstring)."""
+    real_kvm = any(Path("/sys/module", m).exists() for m in ("kvm_intel", "kvm_amd"))
+    return "kvm" if real_kvm else "tcg"
+
+
+@dataclass(frozen=True)
+class Machine:
+    """One virtual machine's persistent identity and disks; boot it as often as needed."""
+
+    name: str
+    mac: str
+    firmware: Firmware
+    workdir: Path
+    # False: a virtio NIC without option ROM, so OVMF's own PXE client boots (UEFI only).
+    ipxe: bool = True
+
+    @property
+    def uuid(self) -> str:
+        """A stable SMBIOS UUID from the MAC: option 97 is then non-zero and repeatable."""
+        return str(uuid.UUID(bytes=hashlib.sha256(self.mac.encode()).digest()[:16], version=4))
+
+    @property
+    def disk(self) -> Path:
+        return self.workdir / f"{self.name}-disk.img"
+
+    @property
+    def efivars(self) -> Path:
+        return self.workdir / f"{self.name}-OVMF_VARS.fd"
+
+    def create(self) -> Machine:
+        """Write the blank disk and the variable store (once; later boots keep them)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self.disk.exists():
+            with self.disk.open("wb") as disk:
+                disk.truncate(1024 * 1024)
+        if self.firmware == "uefi" and not self.efivars.exists():
+            shutil.copyfile(OVMF_VARS, self.efivars)
+        return self
+
+    def argv(self, tap: str) -> list[str]:
+        """The QEMU command line: network first (bootindex 1), the blank disk second."""
+        model, rom = ("e1000", ROMS[self.firmware]) if self.ipxe else ("virtio-net-pci", "")
+        nic = f"{model},netdev=net0,mac={self.mac},romfile={rom},bootindex=1"
+        argv = [
+            QEMU, "-name", self.name, "-accel", accelerator(), "-m", "512", "-smp", "1",
+            "-nographic", "-no-reboot", "-nic", "none", "-uuid", self.uuid,
+            "-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no",
+            "-device", nic,
+            "-drive", f"file={self.disk},format=raw,if=none,id=disk0",
+            "-device", "ide-hd,drive=disk0,bootindex=2",
+        ]  # fmt: skip
+        if self.firmware == "uefi":
+            argv += [
+                "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                "-drive", f"if=pflash,format=raw,file={self.efivars}",
+            ]  # fmt: skip
+        return argv
+
+    def boot(self, lab: BootLab, label: str = "boot") -> Boot:
+        """Power the machine on in the lab namespace, plugged into the lab's tap."""
+        console = self.workdir / f"{self.name}-{label}.console.log"
+        started = time.monotonic()
+        return Boot(lab.spawn(self.argv(lab.tap), console), started, self.mac)
+
+
+@dataclass
+class Boot:
+    """A running (or finished) power cycle of a Machine; its console is the QEMU log."""
+
+    proc: Background
+    started: float
+    mac: str
+
+    @property
+    def console(self) -> str:
+        return self.proc.output()
+
+    @property
+    def console_path(self) -> Path:
+        return self.proc.log
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float = BOOT_TIMEOUT) -> re.Match[str]:
+        """Wait until the console matches `pattern`; BootError (with the console) otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            console = self.console
+            found = pattern.search(console)
+            if found is not None:
+                return found
+            if NO_BOOT_DEVICE.search(console):
+                self.stop()
+                self._fail(f"the firmware found nothing to boot before {pattern.pattern!r}")
+            if not self.proc.running():
+                status = self.proc.returncode
+                self._fail(f"QEMU exited (status {status}) before {pattern.pattern!r}")
+            if time.monotonic() > deadline:
+                self.stop()
+                self._fail(f"no {pattern.pattern!r} on the console after {timeout:g} s")
+            time.sleep(0.2)
+
+    def installed(self, timeout: float = BOOT_TIMEOUT) -> float:
+        """Wait for the guest's OK marker; return the wall time from power-on to it."""
+        found = self.wait_for(
+            re.compile(rf"^({MARK_OK}|{MARK_FAIL}) {re.escape(self.mac)}(.*)$", re.M), timeout
+        )
+        elapsed = time.monotonic() - self.started
+        if found.group(1) != MARK_OK:
+            self._fail(f"the guest reported failure:{found.group(2)}")
+        return elapsed
+
+    def kickstart(self) -> str:
+        """The Kickstart text the guest fetched, as it printed it between its markers."""
+        found = re.search(rf"^{KS_BEGIN}\r?\n(.*?)^{KS_END}", self.console, re.M | re.S)
+        if found is None:
+            self._fail("the guest printed no Kickstart")
+        return found.group(1).replace("\r\n", "\n")
+
+    def local_boot(self, timeout: float = BOOT_TIMEOUT) -> str:
+        """Wait until the firmware falls through to the local disk; fail if our kernel ran."""
+        found = self.wait_for(re.compile(f"{LOCAL_BOOT.pattern}|{KERNEL_STARTED.pattern}"), timeout)
+        if KERNEL_STARTED.search(found.group(0)):
+            self._fail("the installer kernel booted; expected the local-boot config")
+        return found.group(0)
+
+    def powered_off(self, timeout: float = 30.0) -> int:
+        """Wait for QEMU to exit by itself (the guest powered off)."""
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop QEMU by the PID we started (no-op once it has exited)."""
+        self.proc.stop(grace=2.0)
+
+    def _fail(self, why: str) -> NoReturn:
+        tail = self.console[-4000:]
+        raise BootError(f"{why}\nconsole {self.console_path} (tail):\n{tail}")

@@ -1,0 +1,35 @@
+"""``pxed check FILE``: validate a config without starting anything.
+
+Prints every error and warning as ``FILE:LINE:COLUMN: key.path: message`` in
+file order and exits 1 if there was any error. Every Kickstart template is
+rendered for every host that uses it and checked with pykickstart; a problem
+names the template file and line, the host, and the error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pxed.config import ConfigError, load_config
+from pxed.provisioning.kickstart import checked
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="the pxed YAML configuration file")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = checked(load_config(args.file))
+    except ConfigError as error:
+        for problem in sorted([*error.errors, *error.warnings]):
+            print(problem, file=sys.stderr)
+        count = len(error.errors)
+        print(f"{args.file}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
+        return 1
+    for warning in config.warnings:
+        print(warning, file=sys.stderr)
+    count = len(config.warnings)
+    print(f"{args.file}: ok" + (f" ({count} warning{'s' if count != 1 else ''})" if count else ""))
+    return 0

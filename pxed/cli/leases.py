@@ -1,0 +1,71 @@
+"""``pxed leases --config FILE``: the DHCP leases in ``server.state_dir``, as a table.
+
+It reads through the lease database's read API (``pxed.dhcp.leases``), so
+listing leases beside a running pxed never takes its write lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pxed.config import ConfigError, load_config
+from pxed.dhcp.leases import DATABASE_NAME, read_leases, read_quarantine
+
+HEADERS = ("MAC", "IP", "STATE", "EXPIRES", "HOSTNAME")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", default="/etc/pxed/pxed.yaml", help="pxed YAML config")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"{args.config} has errors:\n{error}", file=sys.stderr)
+        return 2
+    path = Path(config.server.state_dir) / DATABASE_NAME
+    if not path.exists():
+        print(f"no lease database at {path} (pxed has not served DHCP yet)", file=sys.stderr)
+        return 1
+    try:
+        rows = read_leases(path)
+        quarantined = read_quarantine(path)
+    except sqlite3.Error as error:
+        print(f"{path}: cannot read the lease database: {error}", file=sys.stderr)
+        return 1
+    print(render(rows, quarantined, time.time()))
+    return 0
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def render(
+    rows: Sequence[tuple[str, str, float | None, str | None]],
+    quarantined: Sequence[tuple[str, float]],
+    now: float,
+) -> str:
+    """An aligned table; expired rows say so (pxed sweeps them within a minute)."""
+    table = [HEADERS]
+    for mac, ip, expires, hostname in rows:
+        if expires is None:
+            state, until = "bound", "never"
+        else:
+            state, until = ("bound" if expires > now else "expired"), _when(expires)
+        table.append((mac, ip, state, until, hostname or ""))
+    widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    lines.append(f"{len(rows)} lease{'' if len(rows) == 1 else 's'}")
+    for ip, until in quarantined:
+        lines.append(f"quarantined after DHCPDECLINE: {ip} until {_when(until)}")
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""Builds the Twisted service tree from a validated config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import MultiService
+
+from pxed.config import Config
+from pxed.files.iso9660 import IsoError
+from pxed.netif import NoListenAddress, advertised_address, interface_addresses
+from pxed.ops.operations import Operations, watch_requests
+from pxed.ops.status import mount_status
+from pxed.provisioning.inventory import Prepare, ReloadRefused
+from pxed.provisioning.resources import Provisioning, mount
+from pxed.provisioning.service import ReloadOnHangup, build_provisioning
+from pxed.tftp.service import Reactor, TftpService, TftpSettings
+from pxed.tftp.sources import FileProvider, ProviderChain, StaticRoot
+from pxed.web.trees import HttpService, Trees, build_site, site_trees
+
+
+def add_services(top: MultiService, config: Any) -> None:
+    """Attach one service per enabled protocol (TFTP, DHCP, HTTP) to ``top``.
+
+    DHCP and the HTTP trees follow the inventory's reloads; TFTP reads the
+    inventory on every request already.
+    """
+    from twisted.internet import reactor
+
+    provisioning = build_provisioning(config, reactor, advertised_address)
+    inventory = provisioning.inventory
+    ReloadOnHangup(inventory, reactor).setServiceParent(top)
+    operations = Operations(provisioning, reactor.seconds)
+    operations.observers().setServiceParent(top)
+    services = operations.services
+    if config.tftp.enabled:
+        services["tftp"] = tftp_service(config, reactor, provisioning.files)
+    if config.dhcp.enabled:
+        from pxed.dhcp.service import dhcp_service
+
+        dhcp = services["dhcp"] = dhcp_service(config, reactor, provisioning.seen)
+        inventory.follow(dhcp.prepare_reload)
+    if config.http.enabled:
+        http = services["http"] = http_service(config, reactor, provisioning, operations)
+        inventory.follow(reload_trees(site_trees(http.site)))
+    for service in services.values():
+        service.setServiceParent(top)
+
+
+def tftp_service(
+    config: Any, reactor: Reactor, generated: FileProvider | None = None
+) -> TftpService:
+    """The TFTP server for ``config``; its ``stats`` are what /metrics reads.
+
+    Generated files (pxelinux.cfg/01-<mac>, GRUB configs) plug in as providers
+    ahead of the root in the chain; the root comes last so anything they do not
+    know is served from disk.
+    """
+    listen = config.tftp.listen or interface_addresses(config.server.interfaces)
+    if not listen:
+        raise NoListenAddress(
+            "tftp: no listen addresses and server.interfaces has none; set tftp.listen"
+        )
+    settings = TftpSettings.from_config(config.tftp, listen=tuple(str(a) for a in listen))
+    providers = [generated] if generated is not None else []
+    chain = ProviderChain([*providers, StaticRoot(config.tftp.root)])
+    return TftpService(settings, chain, reactor)
+
+
+def http_service(
+    config: Any,
+    reactor: Any,
+    provisioning: Provisioning | None = None,
+    operations: Operations | None = None,
+) -> HttpService:
+    """pxed's HTTP site (/trees/, /tftp/, /ks/, /boot/, /api/, and the status page) on each
+    listen address."""
+    listen = config.http.listen or interface_addresses(config.server.interfaces)
+    if not listen:
+        raise NoListenAddress(
+            "http: no listen addresses and server.interfaces has none; set http.listen"
+        )
+    site = build_site(reactor, tree_sources(config), config.tftp.root)
+    if provisioning is not None:
+        mount(site.resource, provisioning)
+    if operations is not None:
+        mount_status(site.resource, operations)
+        watch_requests(site, operations)
+    return HttpService(reactor, site, config.http.port, [str(a) for a in listen])
+
+
+def tree_sources(config: Config) -> dict[str, Path]:
+    """Each tree's directory or ISO image, by name."""
+    return {name: tree.source for name, tree in config.trees.items()}
+
+
+def reload_trees(trees: Trees) -> Prepare:
+    """/trees/'s part of a reload: new and changed images indexed first, swapped in later."""
+
+    def prepare(config: Config) -> Callable[[], None]:
+        try:
+            loaded = trees.load(tree_sources(config))
+        except IsoError as error:
+            raise ReloadRefused(str(error)) from None
+        return partial(trees.swap, loaded)
+
+    return prepare

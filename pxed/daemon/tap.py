@@ -1,0 +1,55 @@
+"""``twistd pxed``: command-line options and the service tree.
+
+twistd imports this module lazily through ``twisted/plugins/pxed_plugin.py``.
+The config is loaded while options are parsed so that a bad file stops twistd
+with the loader's list of problems instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import IService
+from twisted.logger import Logger
+from twisted.python import usage
+
+from pxed.config import ConfigError, load_config
+from pxed.daemon.services import add_services
+from pxed.dhcp.sockets import DhcpSocketError
+from pxed.files.iso9660 import IsoError
+from pxed.netif import NoListenAddress
+from pxed.ops.logsink import LoggingRoot, twistd_log_sink
+from pxed.provisioning.kickstart import checked
+from pxed.provisioning.lifecycle import LifecycleError
+from pxed.provisioning.tokens import SecretError
+
+# What stops pxed at start for a reason in the host, not the file: said in one line, no traceback.
+START_ERRORS = (DhcpSocketError, IsoError, LifecycleError, NoListenAddress, SecretError)
+
+log = Logger(namespace="pxed.config")
+
+
+class Options(usage.Options):
+    optParameters = [
+        ["config", "c", "/etc/pxed/pxed.yaml", "The pxed YAML configuration file."],
+    ]
+
+    def postOptions(self) -> None:
+        try:
+            self["loaded"] = checked(load_config(self["config"]))
+        except ConfigError as error:
+            raise usage.UsageError(f"{self['config']} has errors:\n{error}") from None
+
+
+def makeService(options: Options) -> IService:
+    config = options["loaded"]
+    for warning in config.warnings:
+        log.warn("config warning: {warning}", warning=str(warning))
+    # LoggingRoot hands twistd pxed's observer (level, text or JSON lines) when parented;
+    # it writes where twistd's -n / --logfile say (options.parent: twistd's own options).
+    sink = twistd_log_sink(getattr(options, "parent", None))
+    top = LoggingRoot(config.logging.level, config.logging.json, sink)
+    top.setName("pxed")
+    try:
+        add_services(top, config)
+    except START_ERRORS as error:
+        raise SystemExit(f"pxed cannot start: {error}") from None
+    return top

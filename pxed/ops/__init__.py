@@ -1,0 +1,1 @@
+"""What the operator sees: the log observers, per-host timelines, metrics and the status page."""

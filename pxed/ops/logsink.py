@@ -1,0 +1,118 @@
+"""pxed's log observer: a level threshold, text or JSON lines, and Twisted's UDP noise demoted.
+
+Twisted's ``udp.Port`` logs "X starting on N" and "(UDP Port N Closed)" for
+every port unconditionally (``noisy = False`` only silences the protocol's own
+start/stop lines). A TFTP server opens a port per transfer, so at info level
+those two lines would outnumber the transfer events. As MAAS does for its TFTP
+server, they are demoted to debug here rather than dropped.
+
+twistd takes the observer from the application's ``ILogObserver`` component,
+and a tap module never sees the application, except that twistd calls
+``setServiceParent(application)`` on the service ``makeService`` returned, just
+before it starts logging. ``LoggingRoot`` is a ``MultiService`` that sets the
+component at that moment: make it the top service and twistd logs through
+``pxed_observer`` with the config's ``logging.level`` and ``logging.json``.
+
+That component replaces the observer twistd would have made, so it must write
+where twistd would have: stdout in the foreground, else ``--logfile`` (default
+``twistd.log``). A daemon's stdout is /dev/null, so writing there lost every
+line after the fork (:func:`twistd_log_sink`).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from twisted.application.service import MultiService
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogEvent,
+    LogLevel,
+    LogLevelFilterPredicate,
+    PredicateResult,
+    textFileLogObserver,
+)
+from twisted.python.logfile import LogFile
+
+# Per-transfer ports log with this prefix (see pxed.tftp.service); listeners keep their own.
+EPHEMERAL_PREFIX = "pxed-tftp-transfer"
+_PORT_NOISE = re.compile(rf"^({EPHEMERAL_PREFIX} starting on \d+|\(UDP Port \d+ Closed\))$")
+
+
+def is_port_noise(event: LogEvent) -> bool:
+    """A Twisted UDP port open/close line from a per-transfer port."""
+    message = event.get("message")
+    if event.get("log_format") not in (None, "{log_text}") or not message:
+        return False
+    return bool(_PORT_NOISE.match(" ".join(str(part) for part in message)))
+
+
+def demote_port_noise(event: LogEvent) -> PredicateResult:
+    """Filter predicate: make port noise debug-level so the level threshold handles it."""
+    if is_port_noise(event):
+        event["log_level"] = LogLevel.debug
+    return PredicateResult.maybe
+
+
+def pxed_observer(
+    level: str | LogLevel = "info", json: bool = False, sink: TextIO | None = None
+) -> ILogObserver:
+    """Text (or JSON lines) to ``sink`` (stdout), at ``level`` and above, port noise demoted."""
+    out = sink if sink is not None else sys.stdout
+    if json:
+        from pxed.ops.jsonlog import JsonLines  # jsonlog imports this module
+
+        inner: ILogObserver = JsonLines(out)
+    else:
+        inner = textFileLogObserver(out)
+    if isinstance(level, str):
+        level = LogLevel.levelWithName(level)
+    threshold = LogLevelFilterPredicate(defaultLogLevel=level)
+    return FilteringLogObserver(inner, [demote_port_noise, threshold])
+
+
+def twistd_log_sink(twistd: Mapping[str, Any] | None) -> TextIO | None:
+    """The file twistd's own options say to log to; None means stdout.
+
+    ``twistd`` is twistd's parsed options (a tap's ``options.parent``): as
+    twistd does, stdout for ``--logfile -`` or ``-n`` without ``--logfile``,
+    else the named file or ``twistd.log``, opened now (before the daemon
+    changes directory).
+    """
+    if twistd is None:
+        return None
+    name = twistd.get("logfile")
+    if name == "-" or (twistd.get("nodaemon") and not name):
+        return None
+    return LogFile.fromFullPath(name or "twistd.log")
+
+
+def use_pxed_logging(
+    application: Any,
+    level: str | LogLevel = "info",
+    json: bool = False,
+    sink: TextIO | None = None,
+) -> None:
+    """Make twistd log through ``pxed_observer`` (call before twistd starts logging)."""
+    if hasattr(application, "setComponent"):
+        application.setComponent(ILogObserver, pxed_observer(level, json, sink))
+
+
+class LoggingRoot(MultiService):
+    """pxed's top service: installs ``pxed_observer`` as twistd's log observer when parented."""
+
+    def __init__(
+        self, level: str | LogLevel = "info", json: bool = False, sink: TextIO | None = None
+    ) -> None:
+        super().__init__()
+        self.level = level
+        self.json = json
+        self.sink = sink
+
+    def setServiceParent(self, parent: Any) -> None:
+        use_pxed_logging(parent, self.level, self.json, self.sink)
+        super().setServiceParent(parent)

@@ -1,0 +1,125 @@
+"""What the operator side of ``twistd pxed`` shares: timeline, counters, and how to wire them.
+
+``add_services`` (pxed/daemon/services.py) builds one :class:`Operations`, hands it
+the services it started, and mounts its HTTP resources on the site
+(pxed/ops/status.py). The log observers (timeline, negotiated TFTP options)
+run as a service so they follow pxed's start and stop.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.application.service import IService, MultiService
+from twisted.logger import Logger
+from twisted.web.server import Request, Site
+
+from pxed.config import parse_mac
+from pxed.ops import jsonlog
+from pxed.ops.metrics import HttpStats, Negotiated, Sources
+from pxed.ops.timeline import ObserverService, Timeline, TimelineObserver
+from pxed.provisioning.lifecycle import State
+from pxed.provisioning.resources import Provisioning
+
+log = Logger(namespace="pxed.http")
+
+IP_CACHE_SECONDS = 5.0
+IP_CACHE_SIZE = 4096
+# Requests about a client's boot or install; others (trees, status, metrics) are counted only:
+# an installer fetches thousands of packages from /trees, which would bury the boot steps.
+_CLIENT_PATHS = re.compile(r"^/(ks|boot|tftp|api/hosts/[^/]+/(done|failed))(/|$)")
+# A MAC as a whole path segment or before an extension: /ks/<mac>, /boot/<mac>.ipxe, 01-<mac>.
+_MAC_IN_PATH = re.compile(r"([0-9a-fA-F]{2}(?:[:-][0-9a-fA-F]{2}){5})(?=$|[/.])")
+
+
+@dataclass
+class Operations:
+    """The daemon's running parts as the status page, /metrics and /healthz see them."""
+
+    provisioning: Provisioning
+    clock: Callable[[], float]
+    timeline: Timeline = field(default_factory=Timeline)
+    http: HttpStats = field(default_factory=HttpStats)
+    negotiated: Negotiated = field(default_factory=Negotiated)
+    services: dict[str, IService] = field(default_factory=dict)
+    _recent: dict[str, tuple[str | None, float]] = field(default_factory=dict, repr=False)
+
+    def mac_for_ip(self, ip: str) -> str | None:
+        """The MAC behind ``ip`` (reservation or lease), remembered for a few seconds.
+
+        TFTP events ask this once per transfer (twice with JSON logs); a boot
+        fetches a handful of files in a burst, and each answer otherwise costs a
+        lease-database connection inside the reactor.
+        """
+        now = self.clock()
+        known = self._recent.get(ip)
+        if known is not None and known[1] > now:
+            return known[0]
+        if len(self._recent) >= IP_CACHE_SIZE:
+            self._recent.clear()
+        mac = self.provisioning.inventory.mac_for_ip(ip, now)
+        self._recent[ip] = (mac, now + IP_CACHE_SECONDS)
+        return mac
+
+    def observers(self) -> MultiService:
+        """The log observers, as one service to parent under pxed's top service.
+
+        Also points JSON log lines' address lookups at this daemon's inventory.
+        """
+        jsonlog.directory.lookup = self.mac_for_ip
+        group = MultiService()
+        ObserverService(TimelineObserver(self.timeline, self.mac_for_ip)).setServiceParent(group)
+        ObserverService(self.negotiated).setServiceParent(group)
+        return group
+
+    def sources(self) -> Sources:
+        tftp, dhcp = self.services.get("tftp"), self.services.get("dhcp")
+        return Sources(
+            tftp=getattr(tftp, "stats", None),
+            dhcp=getattr(dhcp, "stats", None),
+            http=self.http,
+            negotiated=self.negotiated,
+            host_states=self.host_states,
+        )
+
+    def host_states(self) -> Counter[str]:
+        """Inventory hosts by state (never seen counts as ready), plus unknown hosts pxed tracks."""
+        states = {state.mac: state.state.value for state in self.provisioning.lifecycle.all()}
+        counts: Counter[str] = Counter({state.value: 0 for state in State})
+        for host in self.provisioning.inventory.config.hosts:
+            counts[states.pop(host.mac, State.READY.value)] += 1
+        counts.update(states.values())
+        return counts
+
+
+def watch_requests(site: Site, operations: Operations) -> None:
+    """Count every finished request by status, and log those about a client's boot."""
+    previous = site.log
+
+    def finished(request: Request) -> None:
+        previous(request)
+        operations.http.statuses[request.code] += 1
+        _log_request(request)
+
+    setattr(site, "log", finished)  # noqa: B010 - an instance attribute, twisted calls factory.log
+
+
+def _log_request(request: Request) -> None:
+    path = (request.path or b"").decode("latin-1")
+    if not _CLIENT_PATHS.match(path):
+        return
+    found = _MAC_IN_PATH.search(path)
+    fields: dict[str, Any] = {"mac": parse_mac(found.group(1))} if found else {}
+    log.info(
+        "http {method} {path}: {status} to {client}",
+        method=(request.method or b"").decode("latin-1"),
+        path=path,
+        status=request.code,
+        client=request.getClientAddress().host,
+        size=request.sentLength,
+        **fields,
+    )

@@ -1,0 +1,1 @@
+"""What each host installs: inventory, boot configs, Kickstarts, install states, callbacks."""

@@ -1,0 +1,225 @@
+"""Boot configs generated from the inventory: pxelinux, GRUB and iPXE, as text.
+
+Pure functions: a :class:`Plan` (install this kernel with this command line,
+or boot the local disk, and why) in, a config file out. The caller decides the
+plan from the host, its profile and its install state (:func:`plan_for`).
+
+Where the kernel and initrd come from (``Images``):
+
+* iPXE always fetches over HTTP: ``/trees/<tree>/<path>`` for a profile with a
+  tree, ``/tftp/<path>`` (tftp.root over HTTP) without one.
+* GRUB: HTTP (``(http,server:port)/trees/...``) with a tree, TFTP paths under
+  tftp.root without one (GRUB's ``$root`` is the TFTP server it started from).
+* pxelinux: absolute TFTP paths, ``::/vmlinuz``. pxelinux 6.04 reads both
+  ``vmlinuz`` and ``/vmlinuz`` relative to the folder pxelinux.0 came from
+  (checked under QEMU: with the loader in ``sub/``, ``/vmlinuz`` fetched
+  ``sub/vmlinuz``); ``::`` means "this TFTP server, from its root", so one
+  kernel serves loaders kept in per-architecture folders. A tree's files are
+  served over TFTP at ``/trees/<tree>/<path>`` by pxed's TFTP provider,
+  because plain pxelinux.0 speaks only TFTP; when the profile's BIOS loader is
+  ``lpxelinux.0`` (which speaks HTTP), the config uses ``http://`` URLs,
+  many times faster.
+
+A host that must not install gets a local-boot config, never a missing file:
+a missing per-MAC file makes pxelinux go on to ``default``, and that is how
+reinstall loops happen.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from pxed.config.model import Config, Host, Profile
+from pxed.provisioning.lifecycle import State
+from pxed.provisioning.urls import Urls
+
+
+@dataclass(frozen=True)
+class Install:
+    """Boot a profile's kernel: ``images`` names the files, ``args`` the command line."""
+
+    label: str
+    profile: Profile
+    args: str
+    mac: str | None  # None: the unknown-hosts default, for whichever MAC asks
+
+
+@dataclass(frozen=True)
+class LocalBoot:
+    reason: str
+
+
+Plan = Install | LocalBoot
+
+
+def plan_for(config: Config, host: Host, state: State, urls: Urls) -> Plan:
+    """Install or boot locally, and why, for a host in ``state``."""
+    who = host.hostname or host.mac
+    if host.profile is None or host.profile not in config.profiles:
+        return LocalBoot(f"{who} has no profile")
+    if host.netboot == "never":
+        return LocalBoot(f"{who}: netboot never")
+    if state is State.LOOPING:
+        return LocalBoot(f"{who} is looping (too many installs without done); pxed hosts rearm")
+    if state is State.INSTALLED and host.netboot == "once":
+        return LocalBoot(f"{who} is installed (netboot once)")
+    profile = config.profiles[host.profile]
+    return Install(who, profile, kernel_args(config, profile, host, urls), host.mac)
+
+
+def default_plan(config: Config, urls: Urls) -> Plan | None:
+    """What ``pxelinux.cfg/default`` says under ``dhcp.unknown_hosts``; None for ignore."""
+    policy = config.dhcp.unknown_hosts
+    if policy == "ignore":
+        return None
+    if policy == "local":
+        return LocalBoot("unknown host (dhcp.unknown_hosts: local)")
+    profile = config.profiles[policy]
+    return Install(
+        f"unknown host, profile {policy}", profile, kernel_args(config, profile, None, urls), None
+    )
+
+
+def kernel_args(config: Config, profile: Profile, host: Host | None, urls: Urls) -> str:
+    """The profile's ``append`` with its placeholders filled, plus inst.ks and inst.repo.
+
+    ``inst.ks`` points at this host's Kickstart; for the unknown-hosts default
+    the MAC is not known yet, so the URL is ``/ks/`` and ``inst.ks.sendmac``
+    makes Anaconda send it in a header. ``inst.repo`` is added when the profile
+    has a tree and its append names none.
+    """
+    mac = host.mac if host is not None else None
+    tree_url = urls.tree(profile.tree) if profile.tree else ""
+    ks_url = urls.kickstart(mac)
+    args = profile.append.format_map(
+        {
+            "server": urls.server,
+            "http_port": urls.http_port,
+            "mac": mac or "",
+            "hostname": (host.hostname if host else None) or "",
+            "tree_url": tree_url,
+            "ks_url": ks_url,
+        }
+    ).split()
+    if profile.tree and not _has(args, "inst.repo"):
+        args.append(f"inst.repo={tree_url}")
+    if profile.kickstart is not None and not _has(args, "inst.ks"):
+        args.append(f"inst.ks={ks_url}")
+    if mac is None and profile.kickstart is not None and "inst.ks.sendmac" not in args:
+        args.append("inst.ks.sendmac")
+    return " ".join(args)
+
+
+def _has(args: list[str], name: str) -> bool:
+    return any(arg.startswith(f"{name}=") for arg in args)
+
+
+# -- where the images are ------------------------------------------------------
+
+
+def tftp_path(profile: Profile, name: str) -> str:
+    """A kernel or initrd as a path from the TFTP root (pxed serves trees at /trees/<tree>/)."""
+    if profile.tree:
+        return f"/trees/{profile.tree}/{name}"
+    return f"/{name}"
+
+
+def http_url(profile: Profile, name: str, urls: Urls) -> str:
+    if profile.tree:
+        return urls.tree(profile.tree) + name
+    return f"{urls.base}/tftp/{name}"
+
+
+# -- pxelinux --------------------------------------------------------------------
+
+
+def pxelinux(plan: Plan, urls: Urls, *, http: bool = False) -> str:
+    """A pxelinux/syslinux.efi config; ``http`` for lpxelinux.0 (kernel over HTTP)."""
+    if isinstance(plan, LocalBoot):
+        return (
+            f"# pxed: {plan.reason}: boot the local disk\n"
+            "DEFAULT local\nPROMPT 0\nTIMEOUT 1\n"
+            "LABEL local\n  LOCALBOOT 0\n"
+        )
+    profile = plan.profile
+    kernel, initrd = (
+        (http_url(profile, name, urls) if http else "::" + tftp_path(profile, name))
+        for name in (profile.kernel, profile.initrd)
+    )
+    return (
+        f"# pxed: {plan.label}: install profile {profile.name}\n"
+        "DEFAULT install\nPROMPT 0\nTIMEOUT 1\n"
+        "LABEL install\n"
+        f"  KERNEL {kernel}\n"
+        f"  APPEND initrd={initrd} {plan.args}\n"
+        "  IPAPPEND 2\n"  # BOOTIF=01-<mac>: the installer knows which NIC booted
+    )
+
+
+# -- GRUB ----------------------------------------------------------------------------
+
+
+def grub(plan: Plan, urls: Urls) -> str:
+    """A GRUB config (``grub.cfg-01-<mac>``)."""
+    if isinstance(plan, LocalBoot):
+        return (
+            f"# pxed: {plan.reason}: boot the local disk\n"
+            "set timeout=0\n"
+            "# exit hands control back to the firmware, which tries its next boot entry\n"
+            "exit\n"
+        )
+    profile = plan.profile
+    if profile.tree:
+        prefix = f"(http,{urls.server}:{urls.http_port})/trees/{profile.tree}/"
+        kernel, initrd = prefix + profile.kernel, prefix + profile.initrd
+    else:
+        kernel, initrd = (tftp_path(profile, name) for name in (profile.kernel, profile.initrd))
+    bootif = f" BOOTIF=01-{plan.mac.replace(':', '-')}" if plan.mac else ""
+    return (
+        f"# pxed: {plan.label}: install profile {profile.name}\n"
+        "set timeout=0\n"
+        f'menuentry "install {profile.name}" {{\n'
+        f"  linux {kernel} {plan.args}{bootif}\n"
+        f"  initrd {initrd}\n"
+        "}\n"
+    )
+
+
+def grub_loader() -> str:
+    """``grub/grub.cfg``: load the per-MAC config GRUB itself would look for.
+
+    ``$net_default_mac`` is colon-separated; pxed answers both spellings of
+    ``grub.cfg-01-<mac>``. If that file is missing (an unknown host pxed
+    ignores), fall back to the firmware's next boot entry.
+    """
+    return (
+        "# pxed: load this machine's own config\n"
+        "set timeout=0\n"
+        "configfile /grub.cfg-01-$net_default_mac\n"
+        "exit\n"
+    )
+
+
+# -- iPXE ---------------------------------------------------------------------------------
+
+
+def ipxe(plan: Plan, urls: Urls) -> str:
+    """An iPXE script: kernel and initrd over HTTP, ``initrd=`` for the EFI stub, BOOTIF."""
+    if isinstance(plan, LocalBoot):
+        return (
+            "#!ipxe\n"
+            f"# pxed: {plan.reason}: boot the local disk\n"
+            "sanboot --no-describe --drive 0x80 || exit\n"
+        )
+    profile = plan.profile
+    kernel = http_url(profile, profile.kernel, urls)
+    initrd = http_url(profile, profile.initrd, urls)
+    name = posixpath.basename(profile.initrd)
+    return (
+        "#!ipxe\n"
+        f"# pxed: {plan.label}: install profile {profile.name}\n"
+        f"kernel {kernel} initrd={name} {plan.args} BOOTIF=01-${{net0/mac:hexhyp}}\n"
+        f"initrd {initrd}\n"
+        "boot\n"
+    )

@@ -1,0 +1,299 @@
+"""HTTP resources for installs: ``/ks/<mac>``, ``/boot/...``, ``/api/hosts/<mac>/done|failed``.
+
+``mount(root, provisioning)`` adds them to the site's root resource.
+
+``/ks/<mac>`` (or ``/ks/`` with the MAC found another way) serves the host's
+rendered Kickstart. It carries root password hashes, so unless
+``install.kickstart_open`` it goes only to that host: a request whose
+``X-RHN-Provisioning-MAC-<n>`` header (Anaconda's ``inst.ks.sendmac``, value
+``eth0 52:54:00:12:34:56``) names the host's MAC, or that comes from the host's
+reserved or leased address. Anything else gets 403 and a message that says how
+to make it work. A template that renders to something pykickstart rejects is
+never served (500, logged); a looping host gets 409.
+
+``/boot/<mac>.ipxe`` is the iPXE script; ``/boot/pxelinux.cfg/...``,
+``/boot/grub.cfg-01-<mac>`` and ``/boot/grub/grub.cfg`` are the same generated
+files TFTP serves (for lpxelinux.0 and GRUB over HTTP).
+
+``POST /api/hosts/<mac>/done`` and ``/failed`` (form field or ``X-Pxed-Token``
+header ``token``, the per-host HMAC the Kickstart carries) move the host to
+installed or failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from twisted.logger import Logger
+from twisted.web import http
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from pxed.config import Config, parse_mac
+from pxed.config.model import Host
+from pxed.provisioning.bootconfigs import LocalBoot, plan_for
+from pxed.provisioning.inventory import Inventory
+from pxed.provisioning.kickstart import TemplateProblem, render
+from pxed.provisioning.lifecycle import Lifecycle, State
+from pxed.provisioning.tftp_files import ProvisionFiles
+from pxed.provisioning.tokens import token_matches
+from pxed.provisioning.urls import Urls
+
+log = Logger(namespace="pxed.provision")
+
+MAC_HEADER_PREFIX = b"x-rhn-provisioning-mac-"
+TEXT = b"text/plain; charset=utf-8"
+
+
+@dataclass
+class Provisioning:
+    """What the install resources share: the inventory, host states and the callback secret."""
+
+    inventory: Inventory
+    lifecycle: Lifecycle
+    secret: bytes
+    files: ProvisionFiles
+    clock: Callable[[], float]
+
+    def seen(self, mac: str, source: str) -> None:
+        """A host booting was seen (the DHCP adapter calls this): ready/failed -> booting.
+
+        MACs pxed would not install (unknown under ``ignore`` or ``local``) are
+        not recorded, so a busy LAN does not fill the state database.
+        """
+        if self.inventory.host(mac) is not None:
+            self.lifecycle.seen(mac, source, self.clock())
+
+
+def mount(root: Resource, provisioning: Provisioning) -> None:
+    """Add ``/ks``, ``/boot`` and ``/api`` to a site's root resource."""
+    root.putChild(b"ks", KickstartResource(provisioning))
+    root.putChild(b"boot", BootResource(provisioning))
+    api = Resource()
+    api.putChild(b"hosts", CallbackResource(provisioning))
+    root.putChild(b"api", api)
+
+
+def _reply(request: Request, code: int, message: str) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", TEXT)
+    request.setHeader(b"cache-control", b"no-store")
+    return message.encode() + b"\n"
+
+
+def header_macs(request: Request) -> list[str]:
+    """MACs in Anaconda's ``X-RHN-Provisioning-MAC-<n>: <iface> <mac>`` headers."""
+    macs = []
+    for name, values in request.requestHeaders.getAllRawHeaders():
+        if not name.lower().startswith(MAC_HEADER_PREFIX):
+            continue
+        for value in values:
+            word = value.decode("latin-1").split()[-1:] or [""]
+            try:
+                macs.append(parse_mac(word[0]))
+            except ValueError:
+                continue
+    return macs
+
+
+def kickstart_refusal(
+    config: Config, host: Host, state: State, urls: Urls
+) -> tuple[int, str] | None:
+    """Why ``host`` in ``state`` gets no Kickstart (HTTP status, message), or None to serve it.
+
+    A host whose boot config is local boot gets none: counting the fetch would
+    move an installed once host back to installing, and its next boot would
+    reinstall it (an operator's curl under kickstart_open, a script on the
+    installed system).
+    """
+    if host.netboot == "never":
+        return http.FORBIDDEN, f"{host.mac} has netboot: never; no install"
+    plan = plan_for(config, host, state, urls)
+    if isinstance(plan, LocalBoot):
+        return (
+            http.CONFLICT,
+            f"{plan.reason}: it boots its local disk; "
+            f"run `pxed hosts --config FILE rearm {host.mac}` to install it again",
+        )
+    return None
+
+
+class KickstartResource(Resource):
+    isLeaf = True
+
+    def __init__(self, provisioning: Provisioning) -> None:
+        super().__init__()
+        self.p = provisioning
+
+    def render_GET(self, request: Request) -> bytes:
+        return self._answer(request, fetch=True)
+
+    def render_HEAD(self, request: Request) -> bytes:
+        """The GET's status and headers, counted as no fetch: ``curl -I`` must not trip the
+        loop breaker (without this method Twisted answers HEAD by calling render_GET)."""
+        body = self._answer(request, fetch=False)
+        request.setHeader(b"content-length", b"%d" % len(body))
+        return b""
+
+    def _answer(self, request: Request, fetch: bool) -> bytes:
+        inventory = self.p.inventory
+        now = self.p.clock()
+        requester = request.getClientAddress().host
+        senders = header_macs(request)
+        mac = self._mac(request, senders, requester, now)
+        if mac is None:
+            return _reply(
+                request,
+                http.NOT_FOUND,
+                "no host: give the MAC in the path (/ks/<mac>), boot with inst.ks.sendmac, "
+                "or fetch from the host's leased or reserved address",
+            )
+        host = inventory.host(mac)
+        if host is None:
+            return _reply(request, http.NOT_FOUND, f"no host with MAC {mac} in the inventory")
+        if not (
+            inventory.config.install.kickstart_open
+            or self._from_host(host, senders, requester, now)
+        ):
+            log.warn(
+                "refused Kickstart of {mac} to {requester}: neither its MAC header nor its address",
+                mac=mac,
+                requester=requester,
+            )
+            return _reply(
+                request,
+                http.FORBIDDEN,
+                f"the Kickstart of {mac} is served only to that host (its X-RHN-Provisioning-MAC "
+                "header, sent with inst.ks.sendmac, or its reserved or leased address); "
+                "set install.kickstart_open to serve it to anyone",
+            )
+        return self._serve(request, host, now, fetch)
+
+    def _mac(self, request: Request, senders: list[str], requester: str, now: float) -> str | None:
+        segments = [part for part in (request.postpath or []) if part]
+        if segments:
+            try:
+                return parse_mac(segments[0].decode("latin-1"))
+            except ValueError:
+                return None
+        if senders:
+            known = [mac for mac in senders if self.p.inventory.host(mac) is not None]
+            return (known or senders)[0]
+        return self.p.inventory.mac_for_ip(requester, now)
+
+    def _from_host(self, host: Host, senders: list[str], requester: str, now: float) -> bool:
+        if host.mac in senders:
+            return True
+        if host.ip is not None and str(host.ip) == requester:
+            return True
+        return self.p.inventory.mac_for_ip(requester, now) == host.mac
+
+    def _serve(self, request: Request, host: Host, now: float, fetch: bool) -> bytes:
+        config = self.p.inventory.config
+        state = self.p.lifecycle.get(host.mac).state
+        refused = kickstart_refusal(config, host, state, self.p.inventory.urls)
+        if refused is not None:
+            return _reply(request, *refused)
+        try:
+            rendered = render(config, host, self.p.inventory.urls, self.p.secret)
+        except LookupError as error:
+            return _reply(request, http.NOT_FOUND, str(error))
+        except TemplateProblem as problem:
+            log.error(
+                "refused to serve the Kickstart of {mac}: {problem}",
+                mac=host.mac,
+                problem=str(problem),
+            )
+            return _reply(
+                request,
+                http.INTERNAL_SERVER_ERROR,
+                f"the Kickstart of {host.mac} does not pass pykickstart; see pxed's log",
+            )
+        request.setHeader(b"content-type", TEXT)
+        request.setHeader(b"cache-control", b"no-store")
+        if not fetch:
+            return rendered.text.encode()
+        install = config.install
+        after = self.p.lifecycle.kickstart_fetched(
+            host.mac, now, install.loop_fetches, install.loop_window
+        )
+        if after.state is State.LOOPING:
+            return _reply(
+                request,
+                http.CONFLICT,
+                f"{host.mac} is looping (too many installs without a done callback); "
+                f"run `pxed hosts --config FILE rearm {host.mac}` to install it again",
+            )
+        log.info(
+            "served the Kickstart of {mac} ({template}) to {requester}",
+            mac=host.mac,
+            template=str(rendered.template),
+            requester=request.getClientAddress().host,
+        )
+        return rendered.text.encode()
+
+
+class BootResource(Resource):
+    """``/boot/<mac>.ipxe`` and the generated pxelinux and GRUB files, over HTTP."""
+
+    isLeaf = True
+
+    def __init__(self, provisioning: Provisioning) -> None:
+        super().__init__()
+        self.p = provisioning
+
+    def render_GET(self, request: Request) -> bytes:
+        path = "/".join(part.decode("latin-1") for part in (request.postpath or []) if part)
+        requester = request.getClientAddress().host
+        if "/" not in path and path.endswith(".ipxe"):
+            text = self.p.files.ipxe_script(path.removesuffix(".ipxe"))
+        else:
+            text = self.p.files.config_text(path, requester, "http")
+        if text is None:
+            return _reply(request, http.NOT_FOUND, f"{path}: nothing generated for this name")
+        request.setHeader(b"content-type", TEXT)
+        request.setHeader(b"cache-control", b"no-store")
+        return text.encode()
+
+    render_HEAD = render_GET
+
+
+class CallbackResource(Resource):
+    """``POST /api/hosts/<mac>/done`` and ``/failed``: the installer reports its outcome."""
+
+    isLeaf = True
+
+    def __init__(self, provisioning: Provisioning) -> None:
+        super().__init__()
+        self.p = provisioning
+
+    def render_POST(self, request: Request) -> bytes:
+        parts = [part.decode("latin-1") for part in (request.postpath or []) if part]
+        if len(parts) != 2 or parts[1] not in ("done", "failed"):
+            return _reply(request, http.NOT_FOUND, "use POST /api/hosts/<mac>/done or /failed")
+        try:
+            mac = parse_mac(parts[0])
+        except ValueError as error:
+            return _reply(request, http.NOT_FOUND, str(error))
+        if self.p.inventory.host(mac) is None:
+            return _reply(request, http.NOT_FOUND, f"no host with MAC {mac} in the inventory")
+        token = _token(request)
+        if token is None or not token_matches(self.p.secret, mac, token):
+            log.warn("bad token in the {what} callback for {mac}", what=parts[1], mac=mac)
+            return _reply(request, http.FORBIDDEN, f"wrong or missing token for {mac}")
+        now = self.p.clock()
+        if parts[1] == "done":
+            state = self.p.lifecycle.done(mac, now)
+        else:
+            state = self.p.lifecycle.failed(mac, now)
+            log.error("host {mac} reported a failed install", mac=mac)
+        return _reply(request, http.OK, f"{mac}: {state.state.value}")
+
+
+def _token(request: Request) -> str | None:
+    header = request.getHeader(b"x-pxed-token")
+    if header:
+        return header.decode("latin-1")
+    values = (request.args or {}).get(b"token")
+    return values[0].decode("latin-1") if values else None

@@ -1,0 +1,111 @@
+"""Provisioning inside ``twistd pxed``: the shared objects, and reload on SIGHUP.
+
+``build_provisioning`` makes the one Inventory every generated file and
+Kickstart reads through, the host-state database and the callback secret (in
+``server.state_dir``); pxed/daemon/services.py hands ``provisioning.files`` to the TFTP
+chain and mounts the HTTP resources.
+
+SIGHUP reloads the config file: it is read, validated in full (templates
+rendered and checked, tree images indexed) and prepared in a worker thread,
+then swapped in at once in the reactor, or refused with every error logged
+while the old config keeps serving. Transfers and downloads in
+flight keep the objects they started with; DHCP keeps its leases and sockets.
+What a reload changes: hosts, profiles, vars, install settings, the
+unknown-hosts policy, the URLs pxed hands out, the trees TFTP and HTTP serve
+(/trees/), and what DHCP answers (boot files, subnets and pools, options, the
+allow/deny lists, authoritative, and the mode when it needs no new socket).
+Keys tied to a socket or to something opened at start need a restart
+(``pxed.provisioning.inventory.RESTART_KEYS``: server.interfaces and state_dir, the tftp
+section, http.enabled/listen/port, the DHCP ports, logging, and a DHCP mode
+that needs more sockets, such as full to proxy); a reload that changes one
+logs a warning naming it, keeps its running value and applies the rest.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+
+from pxed.config import Config
+from pxed.provisioning.inventory import Inventory
+from pxed.provisioning.lifecycle import Lifecycle
+from pxed.provisioning.resources import Provisioning
+from pxed.provisioning.tftp_files import ProvisionFiles
+from pxed.provisioning.tokens import load_secret
+
+log = Logger(namespace="pxed.provision")
+
+Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def build_provisioning(
+    config: Config, reactor: Any, resolve: Callable[[Config], str]
+) -> Provisioning:
+    """The objects provisioning shares; ``resolve`` gives the address clients reach pxed at."""
+    inventory = Inventory(config, resolve)
+    state_dir = config.server.state_dir
+    lifecycle = Lifecycle.open(state_dir)
+    secret = load_secret(state_dir)
+    files = ProvisionFiles(inventory, lifecycle, reactor.seconds)
+    return Provisioning(inventory, lifecycle, secret, files, reactor.seconds)
+
+
+class ReloadOnHangup(Service):
+    """Installs a SIGHUP handler that reloads ``inventory`` without stalling the reactor.
+
+    Rendering and checking every Kickstart costs ~17 ms a host: in the reactor thread
+    a reload of a 300-host file held DHCP, HTTP and TFTP requests for 5.4 s.
+    """
+
+    name = "reload"
+
+    def __init__(self, inventory: Inventory, reactor: Any) -> None:
+        self.inventory = inventory
+        self.reactor = reactor
+        self._previous: Handler = None
+        self._loading: Deferred[None] | None = None
+        self._again = False
+
+    def startService(self) -> None:
+        super().startService()
+        self._previous = signal.signal(signal.SIGHUP, self._hangup)
+
+    def stopService(self) -> None:
+        super().stopService()
+        signal.signal(signal.SIGHUP, self._previous or signal.SIG_DFL)
+
+    def _hangup(self, signum: int, frame: FrameType | None) -> None:
+        # A signal handler runs between two bytecodes of whatever the reactor was
+        # doing; callFromThread defers the reload to a clean point of the loop.
+        self.reactor.callFromThread(self.reload)
+
+    def reload(self) -> Deferred[None]:
+        """Load in a worker thread, swap in the reactor; one reload at a time.
+
+        A SIGHUP during a reload asks for one more after it, which reads the file as it
+        is then: the last signal's edit is never lost, and two loads never race to swap.
+        """
+        if self._loading is not None:
+            self._again = True
+            return self._loading
+        log.info("SIGHUP: reloading {path}", path=str(self.inventory.config.path))
+        pool = self.reactor.getThreadPool()
+        loading = deferToThreadPool(self.reactor, pool, self.inventory.load_again)
+        loading.addCallbacks(self.inventory.swap, self.inventory.refused)
+        loading.addBoth(self._loaded)
+        if not loading.called:
+            self._loading = loading
+        return loading
+
+    def _loaded(self, result: object) -> None:
+        self._loading = None
+        if self._again:
+            self._again = False
+            self.reload()

@@ -1,0 +1,226 @@
+"""The TFTP provider for generated files: pxelinux and GRUB configs, and install trees.
+
+Sits ahead of ``StaticRoot`` in the TFTP provider chain; it answers ``None``
+for every name it does not generate, so those fall through to tftp.root.
+
+pxelinux probes, in order: ``pxelinux.cfg/<uuid>``, ``01-<mac>``, the client IP
+in hex (8 digits down to 1), then ``default``. pxed answers:
+
+* ``01-<mac>``: the host's config (install, or local boot when it must not
+  install); an unknown MAC gets what ``dhcp.unknown_hosts`` says, or falls
+  through under ``ignore``.
+* ``<uuid>`` (pxed does not know UUIDs) and the 8-digit hex IP: the same
+  config as ``01-<mac>`` when the address (the requester's for the UUID, the
+  named one for hex) is a known host's reservation or lease, else fall through,
+  so pxelinux keeps probing. Shorter hex prefixes always fall through: they
+  name subnets, not hosts.
+* ``default``: the unknown-hosts policy (local boot or a default profile);
+  under ``ignore``, or under ``local`` when tftp.root has its own
+  ``pxelinux.cfg/default`` (the operator's menu), the file in tftp.root.
+
+GRUB: ``grub.cfg-01-<mac>`` (dashes as GRUB probes it, or colons as
+``$net_default_mac`` spells it) and ``grub/grub.cfg``, which loads the former.
+Any folder prefix is accepted (pxelinux and GRUB probe next to their loader).
+
+Install trees are served at ``trees/<tree>/<path>`` because plain pxelinux.0
+can only fetch over TFTP. Every per-host config fetched tells the lifecycle
+the host was seen (ready -> booting).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from twisted.logger import Logger
+
+from protocols.tftp.wire import ErrorCode
+from pxed.config import parse_mac
+from pxed.files.iso9660 import IsoError, IsoFile, IsoImage
+from pxed.provisioning import bootconfigs
+from pxed.provisioning.bootconfigs import Plan
+from pxed.provisioning.inventory import Inventory
+from pxed.provisioning.lifecycle import Lifecycle
+from pxed.tftp.sources import BlockSource, BytesSource, Client, FileRefused, StaticRoot
+
+log = Logger(namespace="pxed.provision")
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX_IP = re.compile(r"[0-9A-Fa-f]{1,8}")
+_MAC_NAME = re.compile(r"01-((?:[0-9a-f]{2}[-:]){5}[0-9a-f]{2})")
+
+Clock = Callable[[], float]
+Render = Callable[[Plan], str]
+
+
+class ProvisionFiles:
+    """A ``FileProvider`` (pxed.tftp.sources) for the files the inventory generates."""
+
+    def __init__(self, inventory: Inventory, lifecycle: Lifecycle, clock: Clock) -> None:
+        self.inventory = inventory
+        self.lifecycle = lifecycle
+        self.clock = clock
+        self._isos: dict[Path, IsoImage] = {}
+        self._folders: dict[Path, StaticRoot] = {}
+
+    def open(self, path: str, client: Client) -> BlockSource | None:
+        text = self.config_text(path, client[0])
+        if text is not None:
+            return BytesSource(text.encode())
+        if path.startswith("trees/"):
+            return self._tree_file(path)
+        return None
+
+    def config_text(self, path: str, requester: str, source: str = "tftp") -> str | None:
+        """The generated config at ``path`` (as TFTP or HTTP asks for it), or None.
+
+        ``source`` (tftp, http) is what the lifecycle records as having seen the host.
+        """
+        folder, _, name = path.rpartition("/")
+        if folder == "pxelinux.cfg" or folder.endswith("/pxelinux.cfg"):
+            return self._pxelinux(name, requester, folder, source)
+        if name.startswith("grub.cfg-"):
+            match = _MAC_NAME.fullmatch(name.removeprefix("grub.cfg-").lower())
+            return self._per_mac(match.group(1), self._grub_text, source) if match else None
+        if path == "grub/grub.cfg" or (path == "grub.cfg" and not self._in_root(path)):
+            return bootconfigs.grub_loader()
+        return None
+
+    def ipxe_script(self, mac: str) -> str | None:
+        """``/boot/<mac>.ipxe``: None for a MAC pxed ignores."""
+        return self._per_mac(mac, lambda plan: bootconfigs.ipxe(plan, self.inventory.urls), "http")
+
+    # -- pxelinux ---------------------------------------------------------------------
+
+    def _pxelinux(self, name: str, requester: str, folder: str, source: str) -> str | None:
+        lowered = name.lower()
+        match = _MAC_NAME.fullmatch(lowered)
+        if match:
+            return self._per_mac(match.group(1), self._pxelinux_text, source)
+        if _UUID.fullmatch(lowered):
+            mac = self.inventory.mac_for_ip(requester, self.clock())
+            return self._known(mac, self._pxelinux_text, source)
+        if _HEX_IP.fullmatch(name):
+            if len(name) != 8:
+                return None
+            address = str(IPv4Address(int(name, 16)))
+            mac = self.inventory.mac_for_ip(address, self.clock())
+            return self._known(mac, self._pxelinux_text, source)
+        if name == "default":
+            return self._default(f"{folder}/default")
+        return None
+
+    def _default(self, path: str) -> str | None:
+        config, urls = self.inventory.config, self.inventory.urls
+        plan = bootconfigs.default_plan(config, urls)
+        if plan is None or (isinstance(plan, bootconfigs.LocalBoot) and self._in_root(path)):
+            return None
+        return self._pxelinux_text(plan)
+
+    def _pxelinux_text(self, plan: Plan) -> str:
+        config = self.inventory.config
+        http = False
+        if isinstance(plan, bootconfigs.Install):
+            loader = plan.profile.loader.bios or config.dhcp.boot.bios
+            http = loader.rpartition("/")[2] == "lpxelinux.0"
+        return bootconfigs.pxelinux(plan, self.inventory.urls, http=http)
+
+    def _grub_text(self, plan: Plan) -> str:
+        return bootconfigs.grub(plan, self.inventory.urls)
+
+    # -- per host -------------------------------------------------------------------------
+
+    def _known(self, mac: str | None, render: Render, source: str) -> str | None:
+        """The per-MAC config for a host pxed knows by name (not the unknown-hosts stand-in)."""
+        if mac is None or self.inventory.config.host(mac) is None:
+            return None
+        return self._per_mac(mac, render, source)
+
+    def _per_mac(self, mac_text: str, render: Render, source: str) -> str | None:
+        try:
+            mac = parse_mac(mac_text)
+        except ValueError:
+            return None
+        config, urls = self.inventory.config, self.inventory.urls
+        host = self.inventory.host(mac)
+        if host is None:
+            if config.dhcp.unknown_hosts != "local" or mac in config.dhcp.deny:
+                return None
+            return render(bootconfigs.LocalBoot("unknown host (dhcp.unknown_hosts: local)"))
+        state = self.lifecycle.seen(mac, source, self.clock()).state
+        return render(bootconfigs.plan_for(config, host, state, urls))
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _in_root(self, path: str) -> bool:
+        return (self.inventory.config.tftp.root / path).is_file()
+
+    def _tree_file(self, path: str) -> BlockSource | None:
+        _, name, rest = path.split("/", 2) if path.count("/") >= 2 else (None, "", "")
+        tree = self.inventory.config.trees.get(name)
+        if tree is None or not rest:
+            return None
+        if tree.path is not None:
+            folder = self._folders.setdefault(tree.path, StaticRoot(tree.path))
+            return folder.open(rest, ("", 0))
+        return self._iso_file(tree.source, rest)
+
+    def _iso_file(self, image_path: Path, rest: str) -> BlockSource:
+        image = self._isos.get(image_path)
+        if image is not None and not _same_file(image):
+            del self._isos[image_path]  # replaced on disk: index the new one
+            image = None
+        if image is None:
+            try:
+                image = IsoImage(image_path)
+            except (IsoError, OSError) as error:
+                log.error("cannot read tree image {path}: {error}", path=image_path, error=error)
+                raise FileRefused(
+                    ErrorCode.FILE_NOT_FOUND, f"trees: {image_path.name} unreadable"
+                ) from None
+            self._isos[image_path] = image
+        node = image.lookup([part.encode() for part in rest.split("/")])
+        if not isinstance(node, IsoFile):
+            raise FileRefused(ErrorCode.FILE_NOT_FOUND, f"{rest}: file not found")
+        return ExtentsSource(image, node)
+
+
+def _same_file(image: IsoImage) -> bool:
+    try:
+        info = os.stat(image.path)
+    except OSError:
+        return False
+    return (info.st_ino, info.st_mtime_ns) == image.identity
+
+
+class ExtentsSource:
+    """A file inside an ISO image: its extents read from the image's shared descriptor."""
+
+    def __init__(self, image: IsoImage, node: IsoFile) -> None:
+        self._image = image  # holds the image file open for the transfer
+        self._extents = node.extents
+        self._size = node.size
+
+    def size(self) -> int:
+        return self._size
+
+    def read(self, offset: int, length: int) -> bytes:
+        out = bytearray()
+        position = 0
+        for start, extent_length in self._extents:
+            if length <= 0:
+                break
+            if offset < position + extent_length:
+                skip = max(0, offset - position)
+                take = min(extent_length - skip, length)
+                out += os.pread(self._image.fd, take, start + skip)
+                offset += take
+                length -= take
+            position += extent_length
+        return bytes(out)
+
+    def close(self) -> None:
+        """The image stays open for other transfers; nothing to release per transfer."""

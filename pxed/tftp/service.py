@@ -1,0 +1,732 @@
+"""The TFTP server's Twisted side: listeners, one port per transfer, timers, logs, counters.
+
+The engine (``protocols.tftp.session``) decides every byte; this module only
+decodes requests, opens what they ask for, binds a port, writes what the
+engine says, arms the timer it asks for and logs one event when it is done.
+
+Choices worth knowing:
+
+* One listener per ``tftp.listen`` address, so a reply leaves from the
+  address the request came to, on the reactor. Each transfer gets its own
+  ephemeral port bound to that address (its TID) and connected to the client,
+  on ``pxed.tftp.transfer_loop``: a leaner loop in its own thread, which is what
+  makes lockstep transfers as fast as dnsmasq's. Its ports still hear
+  strangers, who get ERROR 5 while the transfer goes on (RFC 1350).
+* Threads: a transfer runs in the loop's thread from ``begin`` to its end;
+  what it tells the service (finished, aborted, log lines) crosses to the
+  reactor with ``callFromThread``, and the service reaches a running transfer
+  the same way the other direction.
+* Refusals (file not found, busy, read-only, malformed) also come from a
+  fresh port, like every reply; docs/firmware.md saw every firmware accept that.
+* Past ``max_sessions``, or ``max_per_client`` transfers for one client IP,
+  a new request gets ERROR 0 "server busy, try again" at once: PXE ROMs
+  retry the whole boot, and a queue would only hold their timers hostage.
+* A repeated RRQ from the same client port is the client's retransmission
+  while its transfer has not heard back yet, or a copy of it when it comes
+  within ``tftp.timeout`` of the transfer's start (a network can deliver a
+  delayed duplicate after the first ACK): the running transfer goes on. Any
+  other RRQ from a port with a transfer running is a rebooted client reusing
+  its port (a reboot takes longer than that): the old transfer ends and the
+  new one starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import resource
+import socket
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from protocols.errors import MalformedPacket
+from protocols.tftp.session import (
+    Finish,
+    ReadSession,
+    Send,
+    SendWindow,
+    SessionLimits,
+    TransferStats,
+)
+from protocols.tftp.wire import (
+    Error,
+    ErrorCode,
+    Opcode,
+    ReadRequest,
+    WriteRequest,
+    decode_tftp,
+    encode_tftp,
+)
+from pxed.ops.logsink import EPHEMERAL_PREFIX
+from pxed.tftp.sources import BlockSource, Client, FileRefused, Netascii
+from pxed.tftp.transfer_loop import TransferLoop
+
+MAX_DATAGRAM = 65536  # docs/pitfalls.md #1: the 8192 default truncates big blocks
+# What a transfer's port reads: a client sends it ACKs (4 bytes) and ERRORs of a line.
+# A longer datagram is cut, does not decode, and ends the transfer as a protocol error.
+# Small enough for CPython's small-object allocator: a 64 KiB buffer per ACK cost ~75 ns.
+TRANSFER_DATAGRAM = 256
+MODES = ("octet", "netascii")
+BUSY = "server busy, try again"
+UDP_SEGMENT = 103  # linux/udp.h: the UDP GSO segment size; Python's socket module lacks it
+GSO_MAX_BYTES = 65000  # one send is one IP datagram before segmentation: under 64 KiB
+GSO_MAX_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS
+DESCRIPTORS_PER_SESSION = 3  # the connected socket, its twin for strangers, the file
+
+log = Logger(namespace="pxed.tftp")
+
+
+class Reactor(Protocol):
+    """What the adapter needs of a reactor: IReactorTime and IReactorUDP (or a test's fake)."""
+
+    def seconds(self) -> float: ...
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any
+    ) -> IDelayedCall: ...
+
+    def listenUDP(
+        self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192
+    ) -> Any: ...
+
+    def callFromThread(self, callable: Callable[..., Any], *args: Any) -> None: ...
+
+
+class TransferReactor(Reactor, Protocol):
+    """Where transfers run: a ``TransferLoop``, or in tests the fake reactor (run inline)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> Deferred[None]: ...
+
+
+class Files(Protocol):
+    """Where transfers get their bytes: a ``pxed.tftp.sources.ProviderChain``."""
+
+    def open(self, path: str, client: Client) -> BlockSource: ...
+
+
+@dataclass(frozen=True)
+class TftpSettings:
+    """The ``tftp:`` config section as the adapter uses it."""
+
+    listen: tuple[str, ...]
+    port: int = 69
+    max_blksize: int = 1468
+    max_windowsize: int = 16
+    max_sessions: int = 1000
+    max_per_client: int = 16
+    timeout: float = 1.0
+    retries: int = 5
+
+    @classmethod
+    def from_config(cls, tftp: Any, listen: tuple[str, ...]) -> TftpSettings:
+        """The validated ``config.tftp`` section, with its listen addresses resolved."""
+        return cls(
+            listen=listen,
+            port=tftp.port,
+            max_blksize=tftp.max_blksize,
+            max_windowsize=tftp.max_windowsize,
+            max_sessions=tftp.max_sessions,
+            max_per_client=tftp.max_per_client,
+            timeout=tftp.timeout,
+            retries=tftp.retries,
+        )
+
+    def limits(self) -> SessionLimits:
+        return SessionLimits(
+            max_blksize=self.max_blksize,
+            max_windowsize=self.max_windowsize,
+            max_retries=self.retries,
+            initial_timeout=self.timeout,
+        )
+
+
+@dataclass
+class TftpStats:
+    """Counters for /metrics: requests by outcome, bytes and retransmits sent, sessions open."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    bytes_sent: int = 0
+    retransmits: int = 0
+    active_sessions: int = 0
+
+
+def _client_text(client: Client) -> str:
+    return f"{client[0]}:{client[1]}"
+
+
+class _Listener(DatagramProtocol):
+    """Port ``tftp.port`` on one address: takes requests, never carries a transfer."""
+
+    noisy = False
+
+    def __init__(self, server: TftpService, address: str) -> None:
+        self.server = server
+        self.address = address
+
+    def datagramReceived(self, datagram: bytes, addr: Client) -> None:
+        try:
+            self.server.request(self.address, datagram, addr)
+        except Exception:
+            log.failure("tftp: request from {client} dropped", client=_client_text(addr))
+
+
+class _OneShot(DatagramProtocol):
+    """The fresh port a refusal is sent from; closed right after."""
+
+    noisy = False
+
+    def logPrefix(self) -> str:
+        return EPHEMERAL_PREFIX  # pxed.ops.logsink demotes this port's open/close lines
+
+
+def _is_loss(failure: OSError) -> bool:
+    """A send the kernel refused for now (full buffer, ICMP from an earlier datagram).
+
+    The datagram is as good as lost on the wire, and the retransmit timer is there for
+    exactly that; anything else (EMSGSIZE, EBADF) is a bug and must surface.
+    """
+    return isinstance(failure, BlockingIOError | ConnectionRefusedError) or (
+        failure.errno == errno.ENOBUFS
+    )
+
+
+class _Transfer(DatagramProtocol):
+    """One read transfer on its own port: feeds the engine, performs its actions.
+
+    Runs in the transfer loop's thread (see the module docstring): what it tells the
+    service or the log goes through ``_tell``.
+
+    Per-block hot path: the port is connected to the client and datagrams go straight to
+    ``transport.socket.send`` (no address to parse, no route to look up), and the one
+    DelayedCall is armed once and left alone
+    while ACKs move the deadline later: when it fires before the session's deadline, the
+    engine answers "not due" and ``_arm`` sets it again for the remainder. Cancelling and
+    re-creating it on every ACK cost ~8 %.
+
+    A window goes out with UDP GSO where the kernel allows it: ``UDP_SEGMENT`` set to the
+    DATA datagram size once, then one ``sendto`` of the concatenated window, which the
+    kernel cuts into the same datagrams (a window's blocks are equal but the last, as GSO
+    requires). Where the socket refuses it (no GSO, or a path MTU below the segment, as
+    blksize 8192 on a 1500-byte link), the transfer sends datagram by datagram from then on.
+    """
+
+    noisy = False
+
+    def logPrefix(self) -> str:
+        return EPHEMERAL_PREFIX  # pxed.ops.logsink demotes this port's open/close lines
+
+    def __init__(
+        self,
+        server: TftpService,
+        client: Client,
+        request: ReadRequest,
+        source: BlockSource,
+        session: ReadSession,
+    ) -> None:
+        self.server = server
+        self.client = client
+        self.request = request
+        self.source = source
+        self.session = session
+        self._next_lockstep = session.next_lockstep
+        self.heard = False  # has the client answered yet? (else a repeated RRQ is a retransmit)
+        self.done = False
+        self.stopped: Deferred[None] | None = None
+        self._timer: IDelayedCall | None = None
+        self._timer_due = 0.0  # when self._timer fires, in reactor seconds
+        self._loop = server.loop
+        self._seconds = server.loop.seconds
+        self._send_raw: Callable[[bytes], object] = self._unbound
+        self._segment = 0  # UDP_SEGMENT set on the socket; 0 not yet, -1 refused
+
+    def _unbound(self, datagram: bytes) -> object:
+        raise RuntimeError("tftp transfer sent a datagram before its port was bound")
+
+    def startProtocol(self) -> None:
+        self.transport.connect(*self.client)
+        self._send_raw = self.transport.socket.send
+
+    def _tell(self, func: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Run ``func`` in the reactor's thread, where the service's books and the log live."""
+        self.server.reactor.callFromThread(functools.partial(func, *args, **kwargs))
+
+    def begin(self) -> None:
+        self._guarded(self.session.start)
+
+    def datagramReceived(self, datagram: bytes, addr: Client) -> None:
+        if self.done:
+            return
+        if addr != self.client:
+            # RFC 1350: tell the stranger, keep the transfer going.
+            unknown = Error(ErrorCode.UNKNOWN_TID, "unknown transfer ID")
+            self.transport.write(encode_tftp(unknown), addr)
+            return
+        self.heard = True
+        # _guarded, _send and _arm's early return, inlined: this runs once per block, and the
+        # three calls cost ~0.25 µs of a ~5.5 µs block (A/B on loopback, 2026-11-26).
+        try:
+            now = self._seconds()
+            following = self._next_lockstep(datagram, now)
+            if following is None:
+                self._perform(self.session.receive(datagram, now))
+                return
+            try:
+                self._send_raw(following)
+            except OSError as failure:
+                self._lost(failure)
+            deadline = self.session.deadline
+            if self._timer is None or deadline is None or deadline < self._timer_due:
+                self._arm()  # else the armed timer fires early and re-arms then
+        except Exception:
+            self._failed()
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._guarded(self.session.expire)
+
+    def _guarded(self, step: Callable[[float], list[Send | Finish]]) -> None:
+        """Run one engine step; an exception ends this transfer, never the listener."""
+        try:
+            self._perform(step(self._seconds()))
+        except Exception:
+            self._failed()
+
+    def _failed(self) -> None:
+        self._tell(
+            log.failure,
+            "tftp: transfer of {file} to {client} failed inside pxed",
+            Failure(),
+            file=self.request.filename,
+            client=_client_text(self.client),
+        )
+        self.abort("error", "internal error", tell_client=True)
+
+    def _perform(self, actions: list[Send | SendWindow | Finish]) -> None:
+        for action in actions:
+            if isinstance(action, SendWindow):
+                self._send_window(action.datagrams)
+            elif isinstance(action, Send):
+                self._send(action.datagram)
+            else:
+                self._close()
+                self._tell(self.server.finished, self, action.stats)
+                return
+        self._arm()
+
+    def _send(self, datagram: bytes) -> None:
+        try:
+            self._send_raw(datagram)
+        except OSError as failure:
+            self._lost(failure)
+
+    def _lost(self, failure: OSError) -> None:
+        """A send failed: a loss for the retransmit timer to repair, or a bug to raise."""
+        if not _is_loss(failure):
+            raise failure
+        self._tell(
+            log.debug,
+            "tftp: datagram to {client} not sent ({reason}); the retransmit timer resends it",
+            client=_client_text(self.client),
+            reason=str(failure),
+        )
+
+    def _send_window(self, datagrams: list[bytes]) -> None:
+        if len(datagrams) == 1:  # lockstep
+            self._send(datagrams[0])
+            return
+        sent = 0
+        batch = self._gso_batch(len(datagrams[0]))
+        if batch > 1:
+            try:
+                for sent in range(0, len(datagrams), batch):
+                    self._send(b"".join(datagrams[sent : sent + batch]))
+                return
+            except OSError as refused:  # EINVAL, EIO: this path cannot segment
+                self._no_gso(refused)
+        for datagram in datagrams[sent:]:
+            self._send(datagram)
+
+    def _gso_batch(self, segment: int) -> int:
+        """How many datagrams of `segment` bytes one GSO send carries; 1 without GSO.
+
+        Blocks too big to batch never set UDP_SEGMENT: with it set, the kernel refuses
+        even a single datagram larger than the path MTU instead of fragmenting it.
+        """
+        batch = min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // segment)
+        if batch < 2:
+            return 1
+        if self._segment != segment:
+            if self._segment < 0:
+                return 1
+            try:
+                self.transport.socket.setsockopt(socket.SOL_UDP, UDP_SEGMENT, segment)
+            except OSError as refused:
+                self._no_gso(refused)
+                return 1
+            self._segment = segment
+        return batch
+
+    def _no_gso(self, refused: OSError) -> None:
+        """Send datagram by datagram from now on; a set UDP_SEGMENT also checks those."""
+        if self._segment > 0:
+            with contextlib.suppress(OSError):  # then the per-datagram sends will say so
+                self.transport.socket.setsockopt(socket.SOL_UDP, UDP_SEGMENT, 0)
+        self._segment = -1
+        self._tell(
+            log.debug,
+            "tftp: no UDP GSO for {client} ({reason}); sending datagram by datagram",
+            client=_client_text(self.client),
+            reason=str(refused),
+        )
+
+    def _arm(self) -> None:
+        """Keep one DelayedCall due no later than the session's deadline."""
+        deadline = self.session.deadline
+        if deadline is None:
+            self._cancel_timer()
+            return
+        if self._timer is not None:
+            if deadline >= self._timer_due:
+                return  # it fires early, the engine says "not due", and _arm re-arms then
+            self._timer.cancel()  # the deadline moved earlier (a faster round trip)
+        self._timer_due = deadline
+        self._timer = self._loop.callLater(max(0.0, deadline - self._seconds()), self._expire)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def abort(self, outcome: str, message: str, tell_client: bool) -> None:
+        """End without the engine (shutdown, superseded, internal error)."""
+        if self.done:
+            return
+        if tell_client:
+            self.transport.write(encode_tftp(Error(ErrorCode.NOT_DEFINED, message)), self.client)
+        self._close()
+        self._tell(self.server.aborted, self, outcome, message)
+
+    def _close(self) -> None:
+        self.done = True
+        self._cancel_timer()
+        # In the reactor's thread, where sources are opened: a StaticRoot shares one
+        # descriptor per file among transfers, and a release racing a new open of the
+        # same file could close the descriptor the new transfer is about to read.
+        self._tell(self.source.close)
+        self.stopped = self.transport.stopListening()
+
+
+class TftpService(Service):
+    """Serves read requests on every ``settings.listen`` address."""
+
+    name = "tftp"
+
+    def __init__(
+        self,
+        settings: TftpSettings,
+        files: Files,
+        reactor: Reactor,
+        stats: TftpStats | None = None,
+        loop: TransferReactor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.files = files
+        self.reactor = reactor
+        self.loop: TransferReactor = loop if loop is not None else TransferLoop(reactor)
+        self.stats = stats or TftpStats()
+        self.limits = settings.limits()
+        self._listeners: list[Any] = []
+        self._transfers: dict[Client, _Transfer] = {}
+        self._per_ip: Counter[str] = Counter()
+        self._closing: list[Deferred[None]] = []
+
+    def transfers(self) -> list[dict[str, Any]]:
+        """The transfers running now, for the status page (client, file, progress, options)."""
+        return [
+            {
+                "client": _client_text(client),
+                "file": transfer.request.filename,
+                "size": transfer.session.size,
+                "acknowledged": transfer.session.bytes_acknowledged,
+                "blksize": transfer.session.parameters.blksize,
+                "windowsize": transfer.session.parameters.windowsize,
+                "started": transfer.session.started,
+            }
+            for client, transfer in self._transfers.items()
+        ]
+
+    def privilegedStartService(self) -> None:
+        """Bind the listeners here: twistd calls this before it drops root (port 69)."""
+        super().privilegedStartService()
+        _allow_descriptors(DESCRIPTORS_PER_SESSION * self.settings.max_sessions + 256)
+        for address in self.settings.listen:
+            self._listeners.append(
+                self.reactor.listenUDP(
+                    self.settings.port,
+                    _Listener(self, address),
+                    interface=address,
+                    maxPacketSize=MAX_DATAGRAM,
+                )
+            )
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """Where the listeners are bound (the real port when ``tftp.port`` is 0, as in tests)."""
+        return [(host.host, host.port) for host in (p.getHost() for p in self._listeners)]
+
+    def startService(self) -> None:
+        if not self._listeners:
+            self.privilegedStartService()
+        self.loop.start()
+        super().startService()
+
+    def stopService(self) -> Deferred[Any]:
+        """Stop taking requests, end every transfer, and fire when every port is closed."""
+        super().stopService()
+        closing = [listener.stopListening() for listener in self._listeners]
+        self._listeners = []
+        for transfer in list(self._transfers.values()):
+            self.loop.callFromThread(transfer.abort, "shutdown", "server shutting down", True)
+        closing.append(self.loop.stop())  # fires after those aborts have reported back
+        closing += [d for d in self._closing if not d.called]
+        self._closing = []
+        return gatherResults([d for d in closing if d is not None])
+
+    # --- requests ------------------------------------------------------------------------
+
+    def request(self, address: str, datagram: bytes, client: Client) -> None:
+        """One datagram at a listener: start a transfer or answer why not."""
+        try:
+            message = decode_tftp(datagram)
+        except MalformedPacket as bad:
+            self._malformed(address, datagram, client, bad)
+            return
+        if isinstance(message, WriteRequest):
+            self._refuse(
+                address,
+                client,
+                message.filename,
+                ErrorCode.ACCESS_VIOLATION,
+                "pxed is read-only",
+                "write-refused",
+            )
+        elif isinstance(message, ReadRequest):
+            self._read(address, message, client)
+        else:
+            log.debug(
+                "tftp: ignored {kind} at the listener from {client}",
+                kind=type(message).__name__,
+                client=_client_text(client),
+            )
+
+    def _malformed(self, address: str, datagram: bytes, client: Client, bad: Exception) -> None:
+        opcode = int.from_bytes(datagram[:2], "big") if len(datagram) >= 2 else None
+        if opcode in (Opcode.RRQ, Opcode.WRQ):
+            self._refuse(address, client, "", ErrorCode.ILLEGAL_OPERATION, str(bad), "malformed")
+        else:
+            # Not a request: answering stray ERRORs or junk could start an error ping-pong.
+            self.stats.outcomes["dropped"] += 1
+            log.debug(
+                "tftp: dropped datagram from {client}: {reason}",
+                client=_client_text(client),
+                reason=str(bad),
+            )
+
+    def _read(self, address: str, request: ReadRequest, client: Client) -> None:
+        running = self._transfers.get(client)
+        if running is not None and not running.done:  # done: its end has yet to reach us
+            if running.request == request and (
+                not running.heard
+                or self.loop.seconds() - running.session.started < self.settings.timeout
+            ):
+                log.debug(
+                    "tftp: repeated request from {client} for {file}; its transfer goes on",
+                    client=_client_text(client),
+                    file=request.filename,
+                )
+                return  # the client's retransmission, or a late copy
+            # Silently: an ERROR from the old port could reach the client before our
+            # answer to its new request and be taken for it.
+            self.loop.callFromThread(
+                running.abort, "superseded", "a new request came from the same port", False
+            )
+        if request.mode_name not in MODES:
+            self._refuse(
+                address,
+                client,
+                request.filename,
+                ErrorCode.ILLEGAL_OPERATION,
+                f"unsupported mode {request.mode!r}",
+                "malformed",
+            )
+            return
+        if (
+            self.stats.active_sessions >= self.settings.max_sessions
+            or self._per_ip[client[0]] >= self.settings.max_per_client
+        ):
+            self._refuse(address, client, request.filename, ErrorCode.NOT_DEFINED, BUSY, "busy")
+            return
+        source = self._open(address, request, client)
+        if source is not None:
+            self._start(address, request, client, source)
+
+    def _open(self, address: str, request: ReadRequest, client: Client) -> BlockSource | None:
+        try:
+            source = self.files.open(request.filename, client)
+        except FileRefused as refusal:
+            outcome = "not-found" if refusal.code == ErrorCode.FILE_NOT_FOUND else "refused"
+            self._refuse(address, client, request.filename, refusal.code, refusal.message, outcome)
+            return None
+        except (
+            Exception
+        ):  # a disk error or a generator bug: answer, do not leave the client waiting
+            self._cannot_read(address, client, request.filename)
+            return None
+        if request.mode_name != "netascii":
+            return source
+        try:
+            return Netascii(source)  # reads the file once to learn its converted size
+        except Exception:
+            source.close()
+            self._cannot_read(address, client, request.filename)
+            return None
+
+    def _cannot_read(self, address: str, client: Client, filename: str) -> None:
+        log.failure(
+            "tftp: cannot read {file} for {client}", file=filename, client=_client_text(client)
+        )
+        self._refuse(address, client, filename, ErrorCode.NOT_DEFINED, "cannot read file", "error")
+
+    def _start(
+        self, address: str, request: ReadRequest, client: Client, source: BlockSource
+    ) -> None:
+        session = ReadSession(request, source, self.limits, self.loop.seconds())
+        transfer = _Transfer(self, client, request, source, session)
+        try:
+            self.loop.listenUDP(0, transfer, interface=address, maxPacketSize=TRANSFER_DATAGRAM)
+        except Exception:
+            source.close()
+            log.failure("tftp: no port for a transfer to {client}", client=_client_text(client))
+            self._refuse(address, client, request.filename, ErrorCode.NOT_DEFINED, BUSY, "busy")
+            return
+        self._transfers[client] = transfer
+        self._per_ip[client[0]] += 1
+        self.stats.active_sessions += 1
+        self.loop.callFromThread(transfer.begin)
+
+    def _refuse(
+        self, address: str, client: Client, filename: str, code: int, message: str, outcome: str
+    ) -> None:
+        """Answer one ERROR from a fresh port on the listener's address, count and log it."""
+        self.stats.outcomes[outcome] += 1
+        level = log.debug if _expected_miss(filename, outcome) else log.info
+        level(
+            "tftp {outcome}: {client} {file}: {message}",
+            outcome=outcome,
+            client=_client_text(client),
+            file=filename,
+            message=message,
+            code=int(code),
+        )
+        port = self.reactor.listenUDP(0, _OneShot(), interface=address, maxPacketSize=MAX_DATAGRAM)
+        try:
+            port.write(encode_tftp(Error(code, message)), client)
+        finally:
+            self._track(port.stopListening())
+
+    def _track(self, closing: Deferred[None] | None) -> None:
+        """Keep a closing port's Deferred for stopService, dropping those already fired.
+
+        Pruned on every call, not only when a transfer ends: a stream of refusals
+        (probes, scans, busy answers) with no transfer would otherwise grow the list forever.
+        """
+        self._closing = [d for d in self._closing if not d.called]
+        if closing is not None:
+            self._closing.append(closing)
+
+    # --- transfers ending ----------------------------------------------------------------
+
+    def _forget(self, transfer: _Transfer) -> None:
+        if self._transfers.get(transfer.client) is transfer:
+            del self._transfers[transfer.client]
+        self._per_ip[transfer.client[0]] -= 1
+        if self._per_ip[transfer.client[0]] <= 0:
+            del self._per_ip[transfer.client[0]]
+        self.stats.active_sessions -= 1
+        self._track(transfer.stopped)
+
+    def finished(self, transfer: _Transfer, stats: TransferStats) -> None:
+        """The engine ended the transfer: count it and log its one event."""
+        self._forget(transfer)
+        self.stats.outcomes[stats.outcome] += 1
+        self.stats.bytes_sent += stats.bytes_sent
+        self.stats.retransmits += stats.retransmits
+        level = {
+            "complete": log.info,
+            "size-probe": log.debug,
+            "client-error": log.info,
+        }.get(stats.outcome, log.warn)
+        level(
+            "tftp {outcome}: {client} {file} {size} bytes in {duration:.3f} s, "
+            "blksize {blksize} windowsize {windowsize}, {retransmits} retransmits",
+            outcome=stats.outcome,
+            client=_client_text(transfer.client),
+            file=stats.filename,
+            size=stats.size,
+            blksize=stats.blksize,
+            windowsize=stats.windowsize,
+            duration=stats.ended - stats.started,
+            retransmits=stats.retransmits,
+            bytes_sent=stats.bytes_sent,
+            error=stats.error,
+        )
+
+    def aborted(self, transfer: _Transfer, outcome: str, message: str) -> None:
+        """pxed ended the transfer itself; still one event and one count."""
+        self._forget(transfer)
+        self.stats.outcomes[outcome] += 1
+        log.info(
+            "tftp {outcome}: {client} {file}: {message}",
+            outcome=outcome,
+            client=_client_text(transfer.client),
+            file=transfer.request.filename,
+            message=message,
+        )
+
+
+def _allow_descriptors(needed: int) -> None:
+    """Raise the soft limit on open files to ``needed`` (as far as the hard limit allows).
+
+    A transfer holds two sockets and a file, so ``tftp.max_sessions`` 1000 needs about
+    3,000 descriptors where the usual soft limit is 1024; past it, new transfers would
+    be refused "busy" long before ``max_sessions``.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if wanted < needed:
+        log.warn(
+            "tftp: only {limit} open files allowed (ulimit -n); tftp.max_sessions needs "
+            "{needed}, so transfers past the limit will be refused busy",
+            limit=wanted,
+            needed=needed,
+        )
+
+
+def _expected_miss(filename: str, outcome: str) -> bool:
+    """pxelinux probes a dozen pxelinux.cfg/ names per boot; missing ones are routine."""
+    return outcome == "not-found" and "pxelinux.cfg" in filename.replace("\\", "/").lower()

@@ -1,0 +1,473 @@
+"""A second, leaner event loop, in its own thread, for the ports TFTP transfers run on.
+
+Why it exists: a lockstep transfer is one ACK in and one DATA out per block, so
+what the loop costs per wake-up is much of what the server costs per block. On
+the benchmark's 2-vCPU VM a bare lockstep loop on Twisted's reactor spends ~6.1
+µs of server CPU per block (the reactor's timed-call bookkeeping,
+``callWithLogger``'s context switch, a second ``recvfrom`` that ends in EAGAIN,
+a route lookup per ``sendto`` on an unconnected socket), the same loop on plain
+epoll with connected sockets ~4 µs, dnsmasq ~3.9 µs. Moving transfers here took
+pxed from 10.1 to 5.2-5.7 µs a block, 0.57x to ~0.8x of dnsmasq in lockstep;
+with the one-transfer wait below and a leaner engine step, 4.4 µs and 0.91x
+(benchmarks/README.md).
+
+What it offers is the part of Twisted's reactor API a transfer uses, with the
+same meaning: ``listenUDP``, ``callLater``, ``seconds`` and ``callFromThread``,
+so ``pxed.tftp.service._Transfer`` runs unchanged on this loop or on a test's fake
+reactor. Its ports connect to their peer: the kernel then skips the route
+lookup on every send, and the transfer sends with ``send``. A connected socket
+no longer hears strangers, and RFC 1350 wants a stranger told ERROR 5 while the
+transfer goes on, so ``connect`` also binds a second, unconnected socket to the
+same address and port (SO_REUSEADDR on both): Linux delivers the peer's
+datagrams to the connected socket, which matches them more closely, and
+everyone else's to the other, and both reach the protocol's
+``datagramReceived``.
+
+One transfer alone: with a single port on the loop and nothing else asked of it,
+the loop waits in that port's blocking ``recv`` instead of in ``epoll_wait``:
+one system call a block instead of two, ~0.45 µs of a lockstep block
+(benchmarks/README.md). A receive timeout of ``ALONE_SLICE`` bounds that wait,
+after each datagram the loop checks for cross-thread calls, and every
+``ALONE_BATCH`` datagrams it polls its other descriptors (the timer and the twin
+socket), so a second transfer, a stop, a timer or a stranger waits milliseconds
+at most. (A timer can be late by up to ALONE_BATCH datagrams, only while the
+client keeps sending without progress.) The price: while a lone transfer waits
+on a slow or silent client, the loop wakes every ALONE_SLICE (500 times a second;
+measured 0.01 s of CPU in 4 s with one silent client, none with no transfer)
+until the client answers or the transfer gives up.
+The peer socket is blocking for that
+wait; its sends wait at most ``SEND_WAIT`` for buffer space (the kernel's send
+buffer, which lockstep and GSO windows never fill), and the epoll path reads it
+with ``MSG_DONTWAIT``.
+
+Threads: ports are created (bound, connected) in the caller's thread, so a
+failure to bind is an exception there; everything else, reading, timers and
+the protocols' callbacks, runs in the loop's thread. Other threads talk to it
+through ``callFromThread`` only, and the loop talks back to the reactor the same
+way.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import ctypes.util
+import heapq
+import itertools
+import math
+import os
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+log = Logger(namespace="pxed.tftp")
+
+Address = tuple[str, int]
+_EXPECTED_READ_ERRORS = (BlockingIOError, InterruptedError, ConnectionRefusedError)
+ALONE_SLICE = 0.002  # seconds one blocking recv may wait: the latency of everything else
+ALONE_BATCH = 32  # datagrams between two looks at the epoll set while one transfer runs
+SEND_WAIT = 0.002  # seconds a send waits for socket buffer space before it counts as lost
+
+
+class _TimeSpec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _ITimerSpec(ctypes.Structure):
+    _fields_ = [("it_interval", _TimeSpec), ("it_value", _TimeSpec)]
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_CLOCK_REALTIME = 0  # the clock of time.time(), which the loop's seconds() reads
+_TFD_TIMER_ABSTIME = 1
+_TFD_FLAGS = os.O_NONBLOCK | os.O_CLOEXEC  # TFD_NONBLOCK and TFD_CLOEXEC have these values
+
+
+class _AlarmClock:
+    """A timerfd: the loop's timers as one descriptor in its epoll set, set at the earliest.
+
+    Why not epoll's own timeout: a finite timeout arms a kernel timer on every wait,
+    which in lockstep is once per block, and measured ~0.3 µs a block on the benchmark
+    VM. The earliest timer rarely changes (a transfer keeps its one timer while ACKs
+    move its deadline later), so the timerfd is set a few times a second, not per block.
+    Python has ``os.timerfd_create`` from 3.13 only, hence ctypes.
+    """
+
+    def __init__(self) -> None:
+        self.fd = _libc.timerfd_create(_CLOCK_REALTIME, _TFD_FLAGS)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self.at = math.inf  # when it goes off; inf: not set
+
+    def set(self, when: float) -> None:
+        """Go off at ``when`` (time.time() seconds); a time already past goes off at once."""
+        seconds = int(when)
+        nanoseconds = max(1, int((when - seconds) * 1e9))  # all zero would disarm it
+        spec = _ITimerSpec(_TimeSpec(0, 0), _TimeSpec(seconds, nanoseconds))
+        if _libc.timerfd_settime(self.fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+        self.at = when
+
+    def rang(self) -> None:
+        """Read the expiry off the descriptor so that epoll stops reporting it."""
+        self.at = math.inf
+        with contextlib.suppress(BlockingIOError):  # set again since: nothing to read
+            os.read(self.fd, 8)
+
+
+class DelayedCall:
+    """A timer on the loop, with the part of ``IDelayedCall`` a transfer uses."""
+
+    def __init__(self, when: float, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.when = when
+        self.func = func
+        self.args = args
+        self.cancelled = False
+        self.called = False
+
+    def getTime(self) -> float:
+        return self.when
+
+    def active(self) -> bool:
+        return not (self.cancelled or self.called)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Port:
+    """One UDP port on the loop: Twisted's ``Port`` surface for a DatagramProtocol."""
+
+    def __init__(
+        self,
+        loop: TransferLoop,
+        protocol: DatagramProtocol,
+        interface: str,
+        max_packet_size: int,
+    ) -> None:
+        self.loop = loop
+        self.protocol = protocol
+        self.max_packet_size = max_packet_size
+        self.socket = _peer_socket()
+        self._stranger_socket: socket.socket | None = None
+        self.peer: Address | None = None
+        self.listening = True
+        try:
+            self.socket.bind((interface, 0))
+        except OSError:
+            self.socket.close()
+            raise
+        self._host = self.socket.getsockname()
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("UDP", *self._host)
+
+    def connect(self, host: str, port: int) -> None:
+        """Send to and hear from (host, port) alone on ``socket``; strangers on a twin socket."""
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.connect((host, port))
+        self.peer = (host, port)
+        twin = _udp_socket()
+        try:
+            twin.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            twin.bind(self._host)
+        except OSError:
+            twin.close()
+            raise
+        self._stranger_socket = twin
+        self.loop._watch(twin, self._read_stranger)
+        self.loop._ports[self.socket.fileno()] = self
+
+    def write(self, datagram: bytes, addr: Address | None = None) -> None:
+        if addr is None or addr == self.peer:
+            self.socket.send(datagram)
+        else:
+            self.socket.sendto(datagram, addr)
+
+    def stopListening(self) -> Deferred[None]:
+        """Close at once (in the loop's thread, where transfers end); nothing is left to flush."""
+        if self.listening:
+            self.listening = False
+            for sock in (self.socket, self._stranger_socket):
+                if sock is not None:
+                    self.loop._forget(sock)
+                    sock.close()
+            self.protocol.doStop()
+        return succeed(None)
+
+    def _read_peer(self) -> None:
+        """One datagram per wake-up: with level-triggered epoll the next one wakes it again,
+        and lockstep never has a second, so a read that would end in EAGAIN is not paid."""
+        try:
+            datagram = self.socket.recv(self.max_packet_size, socket.MSG_DONTWAIT)
+        except _EXPECTED_READ_ERRORS:  # ICMP from an earlier send: the timer resends
+            return
+        self.protocol.datagramReceived(datagram, self.peer)
+
+    def _read_stranger(self) -> None:
+        assert self._stranger_socket is not None
+        try:
+            datagram, addr = self._stranger_socket.recvfrom(self.max_packet_size)
+        except _EXPECTED_READ_ERRORS:
+            return
+        self.protocol.datagramReceived(datagram, addr[:2])
+
+
+def _udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    return sock
+
+
+def _peer_socket() -> socket.socket:
+    """Blocking, with bounded waits: see "One transfer alone" in the module docstring."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(ALONE_SLICE))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(SEND_WAIT))
+    return sock
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("@ll", whole, int((seconds - whole) * 1e6))
+
+
+class TransferLoop:
+    """Runs transfer ports and their timers in one thread; see the module docstring."""
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor  # the main reactor: where stop() reports back
+        self.seconds = time.time  # as Twisted's reactor, so times compare across both
+        self._epoll: select.epoll | None = None
+        self._wake = -1
+        self._readers: dict[int, Callable[[], None]] = {}
+        self._sockets: dict[int, socket.socket] = {}
+        self._ports: dict[int, Port] = {}  # connected ones, by descriptor
+        self._wake_lock = threading.Lock()  # no wake-up write may race the eventfd's close
+        self._timers: list[tuple[float, int, DelayedCall]] = []
+        self._alarm: _AlarmClock | None = None
+        self._order = itertools.count()
+        self._calls: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._stopped: Deferred[None] | None = None
+
+    # --- the reactor API transfers use -----------------------------------------------------
+
+    def listenUDP(
+        self,
+        port: int,
+        protocol: DatagramProtocol,
+        interface: str = "",
+        maxPacketSize: int = 8192,
+    ) -> Port:
+        """An ephemeral port on ``interface`` (transfers never ask for a fixed one)."""
+        if port != 0:
+            raise ValueError("the transfer loop binds ephemeral ports only")
+        bound = Port(self, protocol, interface, maxPacketSize)
+        try:
+            protocol.makeConnection(bound)
+        except BaseException:
+            bound.stopListening()
+            raise
+        self._watch(bound.socket, bound._read_peer)
+        return bound
+
+    def callLater(self, delay: float, func: Callable[..., Any], *args: Any) -> DelayedCall:
+        """Loop thread only, like every protocol callback that would call it."""
+        call = DelayedCall(self.seconds() + delay, func, args)
+        heapq.heappush(self._timers, (call.when, next(self._order), call))
+        alarm = self._require_alarm()
+        if call.when < alarm.at:
+            alarm.set(call.when)
+        return call
+
+    def callFromThread(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run ``func(*args)`` in the loop's thread, in the order asked; safe from any thread."""
+        self._calls.append((func, args))
+        with self._wake_lock:
+            if self._wake >= 0:
+                os.eventfd_write(self._wake, 1)
+
+    # --- life -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._epoll = select.epoll()
+        self._alarm = _AlarmClock()
+        self._epoll.register(self._alarm.fd, select.EPOLLIN)
+        with self._wake_lock:
+            self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._epoll.register(self._wake, select.EPOLLIN)
+            if self._calls:  # asked before the start
+                os.eventfd_write(self._wake, 1)
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="pxed-tftp-transfers", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> Deferred[None]:
+        """Finish what was asked before, close whatever is left, then fire (in the reactor)."""
+        if self._thread is None:
+            return succeed(None)
+        self._stopped = stopped = Deferred()
+        self.callFromThread(self._halt)
+        return stopped
+
+    def _halt(self) -> None:
+        self._running = False
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _watch(self, sock: socket.socket, reader: Callable[[], None]) -> None:
+        """Register ``sock`` with the loop; from any thread (epoll_ctl is thread-safe)."""
+        self._readers[sock.fileno()] = reader
+        self._sockets[sock.fileno()] = sock
+        self._require_epoll().register(sock.fileno(), select.EPOLLIN)
+
+    def _forget(self, sock: socket.socket) -> None:
+        reader = self._readers.pop(sock.fileno(), None)
+        self._ports.pop(sock.fileno(), None)
+        if reader is not None:
+            del self._sockets[sock.fileno()]
+            self._require_epoll().unregister(sock.fileno())
+
+    def _require_alarm(self) -> _AlarmClock:
+        if self._alarm is None:
+            raise RuntimeError("the TFTP transfer loop was used before it was started")
+        return self._alarm
+
+    def _require_epoll(self) -> select.epoll:
+        if self._epoll is None:
+            raise RuntimeError("the TFTP transfer loop was used before it was started")
+        return self._epoll
+
+    def _run(self) -> None:
+        epoll = self._require_epoll()
+        readers = self._readers
+        wake = self._wake
+        alarm = self._require_alarm().fd
+        try:
+            while self._running:
+                try:
+                    alone = self._alone()
+                    if alone is None:
+                        self._iterate(epoll, readers, wake, alarm, -1)
+                    else:
+                        self._serve_alone(alone)
+                        self._iterate(epoll, readers, wake, alarm, 0)
+                except Exception:  # a bug in one port's reader: log it, keep serving the rest
+                    self._report(Failure())
+        finally:
+            self._close()
+
+    def _alone(self) -> Port | None:
+        """The one connected port, when it is all the loop has to do."""
+        if len(self._ports) != 1 or self._calls:
+            return None
+        ports = list(self._ports.values())  # one step: the reactor's thread may add one
+        return ports[0] if len(ports) == 1 else None
+
+    def _serve_alone(self, port: Port) -> None:
+        """Up to ALONE_BATCH datagrams through the port's blocking recv (module docstring)."""
+        recv, size = port.socket.recv, port.max_packet_size
+        received, peer = port.protocol.datagramReceived, port.peer
+        calls = self._calls
+        for _ in range(ALONE_BATCH):
+            try:
+                datagram = recv(size)
+            except _EXPECTED_READ_ERRORS:  # the slice ran out, or ICMP: look at the rest
+                return
+            received(datagram, peer)
+            if calls or not port.listening:
+                return
+
+    def _iterate(
+        self,
+        epoll: select.epoll,
+        readers: dict[int, Callable[[], None]],
+        wake: int,
+        alarm: int,
+        timeout: float,
+    ) -> None:
+        """One wait and what it woke for: the per-block path of two or more transfers,
+        kept to the fewest calls.
+
+        An exception leaves the rest of the batch for the next wait (epoll is
+        level-triggered, so their sockets are still readable).
+        """
+        for fd, _ in epoll.poll(timeout):
+            reader = readers.get(fd)
+            if reader is not None:
+                reader()
+            elif fd == wake:
+                os.eventfd_read(wake)
+                self._run_calls()
+            elif fd == alarm:
+                self._run_timers()
+            # else: closed by an earlier event of this batch
+
+    def _run_calls(self) -> None:
+        while self._calls:
+            func, args = self._calls.popleft()
+            self._guarded(func, *args)
+
+    def _run_timers(self) -> None:
+        alarm = self._require_alarm()
+        alarm.rang()
+        timers = self._timers
+        now = self.seconds()
+        while timers and timers[0][0] <= now:
+            _, _, call = heapq.heappop(timers)
+            if call.active():
+                call.called = True
+                self._guarded(call.func, *call.args)
+        while timers and not timers[0][2].active():
+            heapq.heappop(timers)  # cancelled: no reason to wake for it
+        if timers and timers[0][0] < alarm.at:
+            alarm.set(timers[0][0])
+
+    def _guarded(self, func: Callable[..., Any], *args: Any) -> None:
+        """A bug in one callback is logged (in the reactor) and the loop goes on."""
+        try:
+            func(*args)
+        except Exception:
+            self._report(Failure())
+
+    def _report(self, failure: Failure) -> None:
+        self.reactor.callFromThread(log.failure, "tftp: transfer loop callback failed", failure)
+
+    def _close(self) -> None:
+        """Leaving the thread: close every socket still watched, the epoll and the wake fd."""
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+        self._ports.clear()
+        self._readers.clear()
+        self._timers.clear()
+        with self._wake_lock:
+            os.close(self._wake)
+            self._wake = -1
+        if self._alarm is not None:
+            os.close(self._alarm.fd)
+            self._alarm = None
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+        self._thread = None
+        if self._stopped is not None:
+            stopped, self._stopped = self._stopped, None
+            self.reactor.callFromThread(stopped.callback, None)

@@ -1,0 +1,99 @@
+"""`pxed leases --config FILE`: committed leases from state_dir as a table, read-only."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import time
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+
+from protocols.dhcp.leases import Lease
+from pxed.cli import leases
+from pxed.dhcp.leases import (
+    DATABASE_NAME,
+    SqliteLeaseStore,
+    read_holder,
+    read_leases,
+    read_quarantine,
+)
+
+
+def config(tmp_path: Path) -> argparse.Namespace:
+    state = tmp_path / "state"
+    (tmp_path / "tftp").mkdir()
+    path = tmp_path / "pxed.yaml"
+    path.write_text(f"server:\n  interfaces: [veth0]\n  state_dir: {state}\ntftp:\n  root: tftp\n")
+    return argparse.Namespace(config=str(path))
+
+
+def test_lists_every_committed_lease_with_state_expiry_and_hostname(tmp_path, capsys):
+    args = config(tmp_path)
+    store = SqliteLeaseStore.open(tmp_path / "state")
+    now = time.time()
+    store.bind(
+        Lease("52:54:00:00:00:0a", IPv4Address("10.213.7.10"), now + 600, hostname="web01"), now
+    )
+    store.bind(Lease("52:54:00:00:00:09", IPv4Address("10.213.7.9"), None), now)
+    store.bind(Lease("52:54:00:00:00:64", IPv4Address("10.213.7.100"), now - 5), now - 10)
+    store.quarantine(IPv4Address("10.213.7.50"), now + 60)
+    store.commit()
+    assert leases.run(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["MAC", "IP", "STATE", "EXPIRES", "HOSTNAME"]
+    assert lines[1].split() == ["52:54:00:00:00:09", "10.213.7.9", "bound", "never"]
+    assert lines[2].split()[:3] == ["52:54:00:00:00:0a", "10.213.7.10", "bound"]
+    assert lines[2].split()[-1] == "web01"
+    assert lines[3].split()[:3] == ["52:54:00:00:00:64", "10.213.7.100", "expired"]
+    assert lines[4] == "3 leases"
+    assert lines[5].startswith("quarantined after DHCPDECLINE: 10.213.7.50 until ")
+    store.close()
+
+
+def test_uncommitted_leases_are_not_listed(tmp_path, capsys):
+    """What the table shows is what survives a crash: the committed rows only."""
+    args = config(tmp_path)
+    store = SqliteLeaseStore.open(tmp_path / "state")
+    store.bind(Lease("52:54:00:00:00:0a", IPv4Address("10.213.7.10"), None), 0)
+    assert leases.run(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "0 leases"
+    store.close()
+
+
+def test_missing_database_is_reported_and_not_created(tmp_path, capsys):
+    args = config(tmp_path)
+    assert leases.run(args) == 1
+    assert "no lease database" in capsys.readouterr().err
+    assert not (tmp_path / "state" / DATABASE_NAME).exists()
+
+
+def test_pxed_leases_is_a_registered_subcommand(tmp_path, capsys):
+    from pxed.cli.main import main
+
+    args = config(tmp_path)
+    SqliteLeaseStore.open(tmp_path / "state").close()
+    assert main(["leases", "--config", args.config]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "0 leases"
+
+
+def test_reading_the_table_closes_its_database_connections(tmp_path, monkeypatch):
+    """``with sqlite3.connect()`` only ends a transaction; every connection must be closed."""
+    SqliteLeaseStore.open(tmp_path).close()
+    opened: list[sqlite3.Connection] = []
+    connect = sqlite3.connect
+
+    def recording(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)  # type: ignore[arg-type]
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", recording)
+    read_leases(tmp_path / DATABASE_NAME)
+    read_quarantine(tmp_path / DATABASE_NAME)
+    read_holder(tmp_path / DATABASE_NAME, IPv4Address("10.0.0.9"), 0.0)
+    assert len(opened) == 3
+    for conn in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")

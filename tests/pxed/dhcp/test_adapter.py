@@ -1,0 +1,360 @@
+"""The Twisted DHCP adapter on a fake UDP reactor: sockets, group commit, drops, logs, counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.logger import LogLevel, capturedLogs
+
+from protocols.dhcp.leases import Lease, MemoryLeaseStore
+from protocols.dhcp.options import MessageType, Option
+from protocols.dhcp.server import Mode, Settings
+from protocols.dhcp.wire import DhcpPacket, decode_dhcp, encode_dhcp
+from pxed.dhcp.service import MAX_BATCH, MAX_DATAGRAM, DhcpService, Interface
+from tests.protocols.dhcp_engine_support import MAC, MAC2, request, settings
+from tests.support.fake_udp import FakeDatagramPort, FakeUDPReactor
+from tests.support.fuzz import property_settings
+
+LAB = Interface("lab0", IPv4Address("10.213.7.1"))
+REMOTE = Interface("remote0", IPv4Address("10.213.8.1"))
+CLIENT = ("0.0.0.0", 68)
+PXE = ((60, "PXEClient:Arch:00000:UNDI:002001"), (93, (0,)))
+
+
+@dataclass
+class FakeSocket:
+    interface: str
+    port: int
+    fd: int
+    closed: bool = False
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class RecordingStore(MemoryLeaseStore):
+    """A memory store that records binds and commits, and what had been sent at each commit."""
+
+    reactor: FakeUDPReactor | None = None
+    events: list[tuple[str, object]] = field(default_factory=list)
+    fail_commit: bool = False
+
+    def __post_init__(self) -> None:
+        MemoryLeaseStore.__init__(self)
+
+    def bind(self, lease: Lease, now: float) -> None:
+        super().bind(lease, now)
+        self.events.append(("bind", lease.mac))
+
+    def release(self, mac: str) -> None:
+        super().release(mac)
+        self.events.append(("release", mac))
+
+    def commit(self) -> None:
+        if self.fail_commit:
+            raise OSError(28, "No space left on device")
+        assert self.reactor is not None
+        self.events.append(("commit", len(self.reactor.sent)))
+
+    def close(self) -> None:
+        self.events.append(("close", None))
+
+
+class Harness:
+    def __init__(
+        self, engine_settings: Settings | None = None, interfaces=(LAB, REMOTE), boot_seen=None
+    ) -> None:
+        self.reactor = FakeUDPReactor()
+        self.store = RecordingStore(self.reactor)
+        self.sockets: list[FakeSocket] = []
+        self.service = DhcpService(
+            engine_settings or settings(),
+            lambda: self.store,
+            interfaces,
+            self.reactor,
+            self._open,
+            boot_seen=boot_seen,
+        )
+        self.service.privilegedStartService()
+        self.service.startService()
+
+    def _open(self, interface: str, port: int) -> FakeSocket:
+        sock = FakeSocket(interface, port, 100 + len(self.sockets))
+        self.sockets.append(sock)
+        return sock
+
+    def port(self, interface: Interface, port: int = 67) -> FakeDatagramPort:
+        (found,) = [
+            p
+            for p in self.reactor.open_ports
+            if p.protocol.interface == interface and p.protocol.port == port  # type: ignore[attr-defined]
+        ]
+        return found
+
+    def deliver(
+        self, datagram: bytes, interface: Interface = LAB, port: int = 67, sender=CLIENT
+    ) -> None:
+        self.port(interface, port).protocol.datagramReceived(datagram, sender)
+
+    def replies(self) -> list[tuple[DhcpPacket, tuple[str, int]]]:
+        return [(decode_dhcp(data), to) for _, data, to in self.reactor.sent]
+
+
+def test_one_socket_per_interface_adopted_with_64k_reads_and_closed_after():
+    """Each interface gets its own socket (name + port 67), adopted with maxPacketSize 65536."""
+    h = Harness()
+    assert [(s.interface, s.port) for s in h.sockets] == [("lab0", 67), ("remote0", 67)]
+    assert all(s.closed for s in h.sockets)  # the reactor keeps its own dup
+    assert [p.adopted_fd for p in h.reactor.open_ports] == [100, 101]
+    assert {p.max_packet_size for p in h.reactor.open_ports} == {MAX_DATAGRAM}
+
+
+def test_proxy_mode_also_listens_on_4011_per_interface():
+    h = Harness(settings(mode=Mode.PROXY))
+    assert [(s.interface, s.port) for s in h.sockets] == [
+        ("lab0", 67),
+        ("lab0", 4011),
+        ("remote0", 67),
+        ("remote0", 4011),
+    ]
+
+
+def test_dora_gives_offer_then_ack_broadcast_with_interface_server_id():
+    """DISCOVER -> OFFER, REQUEST -> ACK, both broadcast to :68 from the lab interface."""
+    h = Harness()
+    h.deliver(request(MessageType.DISCOVER, xid=7))
+    h.reactor.advance(0)
+    (offer, to), *_ = h.replies()
+    assert offer.message_type == MessageType.OFFER and to == ("255.255.255.255", 68)
+    assert offer.server_id == LAB.address and offer.xid == 7
+    h.deliver(
+        request(MessageType.REQUEST, xid=8, options=((50, offer.yiaddr), (54, offer.server_id)))
+    )
+    h.reactor.advance(0)
+    ack, to = h.replies()[1]
+    assert ack.message_type == MessageType.ACK and ack.yiaddr == offer.yiaddr
+    assert h.store.lease_for(MAC, h.reactor.seconds()).ip == offer.yiaddr
+    assert h.service.stats.messages[("DISCOVER", "offer")] == 1
+    assert h.service.stats.messages[("REQUEST", "ack")] == 1
+
+
+def test_reply_leaves_by_the_socket_of_the_interface_it_came_in_on():
+    h = Harness()
+    h.deliver(request(MessageType.DISCOVER), interface=REMOTE)
+    h.reactor.advance(0)
+    assert len(h.port(REMOTE).written) == 1 and h.port(LAB).written == []
+    offer = decode_dhcp(h.port(REMOTE).written[0][0])
+    assert offer.server_id == REMOTE.address
+    assert offer.yiaddr in IPv4Network("10.213.8.0/24")
+
+
+def test_no_reply_is_sent_before_its_batch_is_committed():
+    """Group commit: replies wait for the end of the reactor turn, after one commit."""
+    h = Harness()
+    for mac in (MAC, MAC2):
+        h.deliver(request(MessageType.DISCOVER, mac))
+    h.reactor.advance(0)
+    offers = h.replies()
+    for offer, _ in offers:
+        h.deliver(
+            request(
+                MessageType.REQUEST,
+                offer.mac,
+                options=((50, offer.yiaddr), (54, offer.server_id)),
+            )
+        )
+    assert len(h.reactor.sent) == 2, "ACKs must not leave before the commit"
+    h.reactor.advance(0)
+    assert [p.message_type for p, _ in h.replies()[2:]] == [MessageType.ACK] * 2
+    binds_then_commit = [e for e in h.store.events if e[0] != "release"][-3:]
+    assert binds_then_commit == [("bind", MAC), ("bind", MAC2), ("commit", 2)]
+
+
+def test_a_full_batch_is_committed_and_sent_without_waiting_for_the_turn_to_end():
+    """A long read burst leaves in slices of MAX_BATCH, each after its own commit."""
+    h = Harness()
+    macs = [f"52:54:00:00:01:{n:02x}" for n in range(MAX_BATCH + 3)]
+    for mac in macs:
+        h.deliver(request(MessageType.REQUEST, mac, options=((50, IPv4Address("10.213.7.100")),)))
+    # REQUESTs for one address: the first gets it, the rest NAKs; all are replies.
+    assert len(h.reactor.sent) == MAX_BATCH
+    assert ("commit", 0) in h.store.events
+    h.reactor.advance(0)
+    assert len(h.reactor.sent) == MAX_BATCH + 3
+    assert h.store.events[-1] == ("commit", MAX_BATCH)
+
+
+def test_a_release_is_committed_though_nothing_is_sent():
+    """RELEASE gets no reply, yet its deletion must reach the disk in the same turn."""
+    h = Harness()
+    ip = IPv4Address("10.213.7.100")
+    h.deliver(request(MessageType.REQUEST, options=((50, ip),)))
+    h.reactor.advance(0)
+    h.deliver(request(MessageType.RELEASE, ciaddr=ip))
+    h.reactor.advance(0)
+    assert h.store.events[-2:] == [("release", MAC), ("commit", 1)]
+    assert h.store.leases() == []
+
+
+def test_failed_commit_sends_no_reply_of_the_batch():
+    """A lease that did not reach the disk is never acknowledged."""
+    h = Harness()
+    h.store.fail_commit = True
+    with capturedLogs() as events:
+        h.deliver(request(MessageType.REQUEST, options=((50, IPv4Address("10.213.7.100")),)))
+        h.reactor.advance(0)
+    assert h.reactor.sent == []
+    assert h.service.stats.commit_failures == 1
+    assert any(e["log_level"] == LogLevel.critical for e in events)
+
+
+@property_settings
+@given(st.binary(max_size=700))
+def test_no_datagram_escapes_datagram_received(datagram):
+    """Random bytes are logged and dropped, or answered; never an exception out of the socket."""
+    h = Harness()
+    with capturedLogs() as events:
+        h.deliver(datagram)
+        h.reactor.advance(0)
+    assert not any(e["log_level"] == LogLevel.critical for e in events)
+
+
+def test_malformed_datagram_is_logged_with_reason_and_mac_and_dropped():
+    h = Harness()
+    truncated = request(MessageType.DISCOVER)[:100]
+    with capturedLogs() as events:
+        h.deliver(truncated)
+        h.reactor.advance(0)
+    assert h.reactor.sent == []
+    (event,) = [e for e in events if e.get("outcome") == "malformed"]
+    assert event["mac"] == MAC and event["reason"]
+    assert h.service.stats.messages[("malformed", "dropped")] == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ((Option(53, b"\x01\x02"),), "option 53"),
+        ((Option(53, b"\x01"), Option(50, b"\x0a\xd5\x07")), "option 50"),
+    ],
+)
+def test_badly_typed_message_type_or_requested_address_is_logged_as_malformed(options, reason):
+    """Not an "internal error" with a traceback: a client's bad option is its own fault."""
+    h = Harness()
+    packet = DhcpPacket(xid=1, chaddr=bytes.fromhex(MAC.replace(":", "")), options=options)
+    with capturedLogs() as events:
+        h.deliver(encode_dhcp(packet))
+        h.reactor.advance(0)
+    assert h.reactor.sent == []
+    assert not any(e["log_level"] == LogLevel.critical for e in events)
+    (event,) = [e for e in events if e.get("outcome") == "malformed"]
+    assert event["mac"] == MAC and reason in event["reason"]
+    assert h.service.stats.messages[("malformed", "dropped")] == 1
+
+
+def test_an_engine_bug_is_logged_and_the_socket_keeps_serving(monkeypatch):
+    h = Harness()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(h.service.engine, "handle", broken)
+    with capturedLogs() as events:
+        h.deliver(request(MessageType.DISCOVER))
+    assert any(e.get("log_failure") is not None for e in events)
+    monkeypatch.undo()
+    h.deliver(request(MessageType.DISCOVER))
+    h.reactor.advance(0)
+    assert len(h.reactor.sent) == 1
+
+
+def test_unknown_mac_is_refused_and_logged_with_its_mac():
+    """allow_unknown false: silence for a MAC not under hosts, and an info event saying so."""
+    h = Harness(settings(allow_unknown=False))
+    with capturedLogs() as events:
+        h.deliver(request(MessageType.DISCOVER, xid=0xBEEF))
+        h.reactor.advance(0)
+    assert h.reactor.sent == []
+    (event,) = [e for e in events if e.get("outcome") == "refused"]
+    assert event["mac"] == MAC and event["xid"] == 0xBEEF and event["kind"] == "DISCOVER"
+    assert event["log_level"] == LogLevel.info
+    assert h.service.stats.messages[("DISCOVER", "refused")] == 1
+
+
+def test_proxy_4011_ack_goes_to_the_request_source_address_and_port():
+    """OVMF listens only on the port it sent from (4011); iPXE on 68."""
+    h = Harness(settings(mode=Mode.PROXY))
+    source = ("10.213.7.55", 4011)
+    pxe_request = request(MessageType.REQUEST, options=PXE, ciaddr=IPv4Address(source[0]))
+    h.deliver(pxe_request, port=4011, sender=source)
+    h.reactor.advance(0)
+    ((ack, to),) = h.replies()
+    assert to == source
+    assert ack.message_type == MessageType.ACK and ack.boot_file == "pxelinux.0"
+    assert h.port(LAB, 4011).written and not h.port(LAB, 67).written
+
+
+def test_expired_leases_are_swept_and_committed_periodically():
+    h = Harness()
+    h.deliver(request(MessageType.REQUEST, options=((50, IPv4Address("10.213.7.100")),)))
+    h.reactor.advance(0)
+    assert h.store.leases()
+    h.reactor.advance(3600 + 60)
+    assert h.store.leases() == []
+    assert h.store.events[-1][0] == "commit"
+
+
+def test_a_failed_expiry_commit_is_logged_and_the_sweep_keeps_running():
+    """A full disk once must not stop lease expiry for the life of the daemon."""
+    h = Harness()
+    h.deliver(request(MessageType.REQUEST, options=((50, IPv4Address("10.213.7.100")),)))
+    h.reactor.advance(0)
+    h.store.fail_commit = True
+    with capturedLogs() as events:
+        h.reactor.advance(60)
+    assert any(e.get("log_failure") is not None for e in events)
+    h.store.fail_commit = False
+    h.reactor.advance(3600)
+    assert h.store.leases() == []
+    assert h.store.events[-1][0] == "commit"
+    assert h.service._expiry is not None and h.service._expiry.running
+
+
+def test_stop_sends_the_pending_batch_and_closes_every_socket_and_the_store():
+    h = Harness()
+    h.deliver(request(MessageType.DISCOVER))
+    h.service.stopService()
+    assert len(h.reactor.sent) == 1
+    assert h.store.events[-2:] == [("commit", 0), ("close", None)]
+    assert h.reactor.open_ports == []
+    assert h.reactor.getDelayedCalls() == []
+
+
+def test_provisioning_hears_of_netbooting_clients_only():
+    """A PXE client given a boot file is "seen booting"; a plain DHCP client is not."""
+    seen: list[tuple[str, str]] = []
+    h = Harness(boot_seen=lambda mac, source: seen.append((mac, source)))
+    h.deliver(request(MessageType.DISCOVER, MAC, options=PXE))
+    h.deliver(request(MessageType.DISCOVER, MAC2))
+    h.reactor.advance(0)
+    assert seen == [(MAC, "dhcp")]
+
+
+def test_a_failing_provisioning_hook_does_not_stop_the_reply():
+    def broken(mac: str, source: str) -> None:
+        raise OSError("state database is read-only")
+
+    h = Harness(boot_seen=broken)
+    with capturedLogs() as events:
+        h.deliver(request(MessageType.DISCOVER, MAC, options=PXE))
+        h.reactor.advance(0)
+    assert len(h.reactor.sent) == 1
+    assert any(e.get("log_failure") is not None for e in events)

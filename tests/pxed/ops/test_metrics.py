@@ -1,0 +1,104 @@
+"""/metrics and /healthz: the adapters' counters in Prometheus text, read back with its parser."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.application.service import Service
+from twisted.web.test.requesthelper import DummyRequest
+
+from pxed.dhcp.service import DhcpStats
+from pxed.ops.metrics import (
+    HttpStats,
+    MetricsResource,
+    Negotiated,
+    Sources,
+    registry_for,
+)
+from pxed.tftp.service import TftpStats
+
+
+def samples(sources: Sources) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape, keyed by (name, sorted labels)."""
+    request = DummyRequest([])
+    body = MetricsResource(registry_for(sources)).render_GET(request)
+    assert request.responseHeaders.getRawHeaders(b"content-type")[0].startswith(b"text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def test_dhcp_messages_are_counted_by_type_and_outcome() -> None:
+    dhcp = DhcpStats()
+    dhcp.messages[("DISCOVER", "offer")] += 3
+    dhcp.messages[("REQUEST", "ack")] += 2
+    dhcp.replies_sent = 5
+    got = samples(Sources(dhcp=dhcp))
+    assert got[("pxed_dhcp_messages_total", (("outcome", "offer"), ("type", "DISCOVER")))] == 3
+    assert got[("pxed_dhcp_messages_total", (("outcome", "ack"), ("type", "REQUEST")))] == 2
+    assert got[("pxed_dhcp_replies_sent_total", ())] == 5
+
+
+def test_tftp_transfers_bytes_retransmits_and_sessions() -> None:
+    tftp = TftpStats(Counter({"complete": 4, "not-found": 1}), 9000, 2, 1)
+    got = samples(Sources(tftp=tftp))
+    assert got[("pxed_tftp_transfers_total", (("outcome", "complete"),))] == 4
+    assert got[("pxed_tftp_transfers_total", (("outcome", "not-found"),))] == 1
+    assert got[("pxed_tftp_sent_bytes_total", ())] == 9000
+    assert got[("pxed_tftp_retransmits_total", ())] == 2
+    assert got[("pxed_tftp_active_sessions", ())] == 1
+
+
+def test_negotiated_options_are_read_from_the_tftp_transfer_event() -> None:
+    negotiated = Negotiated()
+    event = {"log_namespace": "pxed.tftp", "blksize": 1468, "windowsize": 4}
+    negotiated(event)
+    negotiated(event)
+    negotiated({"log_namespace": "pxed.tftp", "file": "x"})  # a refusal: no options
+    negotiated({"log_namespace": "pxed.dhcp", "blksize": 512, "windowsize": 1})
+    got = samples(Sources(negotiated=negotiated))
+    assert got[("pxed_tftp_negotiated_blksize_total", (("blksize", "1468"),))] == 2
+    assert got[("pxed_tftp_negotiated_windowsize_total", (("windowsize", "4"),))] == 2
+    assert len(got) == 2
+
+
+def test_http_statuses_and_host_states() -> None:
+    http = HttpStats(Counter({200: 7, 403: 1}))
+    got = samples(Sources(http=http, host_states=lambda: {"ready": 2, "installed": 1}))
+    assert got[("pxed_http_requests_total", (("status", "200"),))] == 7
+    assert got[("pxed_http_requests_total", (("status", "403"),))] == 1
+    assert got[("pxed_hosts", (("state", "installed"),))] == 1
+
+
+def test_a_service_that_is_off_has_no_metrics() -> None:
+    assert samples(Sources()) == {}
+
+
+def test_each_registry_is_private_to_its_daemon() -> None:
+    """Two daemons in one process (tests) must not see each other's counters."""
+    one = samples(Sources(http=HttpStats(Counter({200: 1}))))
+    two = samples(Sources(http=HttpStats(Counter({404: 1}))))
+    assert list(one) != list(two)
+
+
+def test_healthz_is_ok_while_every_service_runs_and_503_when_one_stopped(tmp_path) -> None:
+    from pxed.ops.status import HealthResource
+
+    running, stopped = Service(), Service()
+    running.startService()
+
+    class Ops:
+        services = {"tftp": running, "dhcp": stopped}
+
+    request = DummyRequest([])
+    body = json.loads(HealthResource(Ops()).render_GET(request))  # type: ignore[arg-type]
+    assert request.responseCode == 503
+    assert body == {"status": "degraded", "services": {"tftp": True, "dhcp": False}}
+    stopped.startService()
+    request = DummyRequest([])
+    body = json.loads(HealthResource(Ops()).render_GET(request))  # type: ignore[arg-type]
+    assert (request.responseCode or 200) == 200 and body["status"] == "ok"

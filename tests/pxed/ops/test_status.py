@@ -1,0 +1,73 @@
+"""The status page's resources: the page, the JSON reads, and the callbacks still reachable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.test.requesthelper import DummyRequest
+
+from pxed.ops.operations import Operations
+from pxed.ops.status import mount_status
+from pxed.provisioning.inventory import Inventory
+from pxed.provisioning.lifecycle import Lifecycle
+from pxed.provisioning.resources import Provisioning, mount
+from pxed.provisioning.tftp_files import ProvisionFiles
+from tests.support.provision_lab import KIOSK, WEB, lab_config
+
+SECRET = b"t" * 32
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Resource:
+    config = lab_config(tmp_path)
+    inventory = Inventory(config)
+    lifecycle = Lifecycle.open(config.server.state_dir)
+    files = ProvisionFiles(inventory, lifecycle, lambda: 50.0)
+    provisioning = Provisioning(inventory, lifecycle, SECRET, files, lambda: 50.0)
+    root = Resource()
+    mount(root, provisioning)
+    mount_status(root, Operations(provisioning, lambda: 50.0))
+    return root
+
+
+def get(root: Resource, path: str, method: bytes = b"GET") -> tuple[int, bytes, DummyRequest]:
+    req = DummyRequest([part.encode() for part in path.removeprefix("/").split("/")])
+    req.method = method
+    req.client = IPv4Address("TCP", "10.213.7.99", 40000)
+    body = getChildForRequest(root, req).render(req)
+    return req.responseCode or 200, body, req
+
+
+def test_the_page_is_html_at_the_root_only(site: Resource) -> None:
+    code, body, req = get(site, "/")
+    assert code == 200 and b"<title>pxed status</title>" in body
+    assert req.responseHeaders.getRawHeaders(b"content-type") == [b"text/html; charset=utf-8"]
+    assert get(site, "/nosuch")[0] == 404
+
+
+def test_hosts_lists_every_inventory_host_ready_until_seen(site: Resource) -> None:
+    code, body, _ = get(site, "/api/hosts")
+    rows = {row["mac"]: row for row in json.loads(body)}
+    assert code == 200 and WEB in rows and KIOSK in rows
+    assert rows[WEB]["state"] == "ready" and rows[WEB]["ip"] == "10.213.7.21"
+    assert rows[WEB]["last_seen"] is None
+
+
+def test_an_empty_timeline_is_an_empty_list(site: Resource) -> None:
+    assert json.loads(get(site, f"/api/hosts/{WEB}/timeline")[1]) == {"mac": WEB, "events": []}
+
+
+def test_leases_are_empty_before_dhcp_ever_ran_and_transfers_null_with_tftp_off(
+    site: Resource,
+) -> None:
+    assert json.loads(get(site, "/api/leases")[1]) == []
+    assert json.loads(get(site, "/api/transfers")[1]) == {"tftp_active": None, "tftp": []}
+
+
+def test_install_callbacks_still_reach_the_callback_resource(site: Resource) -> None:
+    code, body, _ = get(site, f"/api/hosts/{WEB}/done", b"POST")
+    assert code == 403 and b"wrong or missing token" in body

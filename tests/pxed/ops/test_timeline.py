@@ -1,0 +1,257 @@
+"""Per-host timelines: which events land on which MAC, bounded memory, and a whole boot in order.
+
+The scripted boot drives the real adapters (DHCP and TFTP on the fake UDP
+reactor, the Kickstart and callback resources with DummyRequest); the
+timeline only sees what they log, as it does inside ``twistd pxed``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet.address import IPv4Address as TwistedAddress
+from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.test.requesthelper import DummyRequest
+
+from protocols.dhcp.leases import MemoryLeaseStore
+from protocols.dhcp.options import MessageType
+from protocols.tftp.wire import Ack, Data, ReadRequest, decode_tftp, encode_tftp
+from pxed.config import load_config
+from pxed.dhcp.service import DhcpService, Interface
+from pxed.dhcp.settings import engine_settings
+from pxed.ops.operations import Operations
+from pxed.ops.status import mount_status
+from pxed.ops.timeline import Entry, Timeline, TimelineObserver, event_kind, event_mac
+from pxed.provisioning.inventory import Inventory
+from pxed.provisioning.lifecycle import Lifecycle
+from pxed.provisioning.resources import Provisioning, mount
+from pxed.provisioning.tftp_files import ProvisionFiles
+from pxed.provisioning.tokens import host_token
+from pxed.tftp.service import TftpService, TftpSettings
+from pxed.tftp.sources import ProviderChain, StaticRoot
+from tests.protocols.dhcp_engine_support import request as dhcp_request
+from tests.support.fake_udp import FakeUDPReactor
+from tests.support.provision_lab import WEB, write_lab
+
+SECRET = b"s" * 32
+WEB_IP = "10.213.7.21"
+LAB = Interface("lab0", IPv4Address("10.213.7.1"))
+PXE = ((60, "PXEClient:Arch:00000:UNDI:002001"), (93, (0,)))
+
+
+def no_lookup(ip: str) -> str | None:
+    return None
+
+
+def test_an_event_with_a_mac_field_goes_to_that_mac_in_canonical_form() -> None:
+    event = {"log_namespace": "pxed.dhcp", "mac": "52-54-00-12-34-56"}
+    assert event_mac(event, no_lookup) == WEB
+    assert event_kind(event) == "dhcp"
+
+
+def test_a_tftp_event_finds_its_mac_in_the_per_mac_file_name() -> None:
+    event = {"log_namespace": "pxed.tftp", "file": "pxelinux.cfg/01-52-54-00-12-34-56"}
+    assert event_mac(event, no_lookup) == WEB
+
+
+def test_a_grub_event_finds_its_mac_in_the_colon_spelling_grub_cfg_loader_asks_for() -> None:
+    """pxed's grub/grub.cfg loads grub.cfg-01-$net_default_mac, which GRUB spells with colons."""
+    event = {"log_namespace": "pxed.tftp", "file": "/grub.cfg-01-52:54:00:12:34:56"}
+    assert event_mac(event, no_lookup) == WEB
+
+
+def test_a_tftp_event_without_a_mac_is_matched_by_the_clients_address() -> None:
+    event = {"log_namespace": "pxed.tftp", "file": "pxelinux.0", "client": f"{WEB_IP}:2070"}
+    assert event_mac(event, {WEB_IP: WEB}.get) == WEB
+    assert event_mac(event, no_lookup) is None
+
+
+def test_events_outside_pxeds_client_namespaces_are_not_recorded() -> None:
+    timeline = Timeline()
+    TimelineObserver(timeline, no_lookup)({"log_namespace": "twisted.web", "mac": WEB})
+    assert list(timeline.macs()) == []
+
+
+def test_a_callback_state_change_is_a_callback_event() -> None:
+    assert event_kind({"log_namespace": "pxed.lifecycle", "source": "callback"}) == "callback"
+    assert event_kind({"log_namespace": "pxed.lifecycle", "source": "dhcp"}) == "state"
+
+
+def test_each_host_keeps_only_its_latest_events() -> None:
+    timeline = Timeline(per_host=3)
+    for n in range(5):
+        timeline.add(WEB, Entry(float(n), "dhcp", f"event {n}"))
+    assert [e.time for e in timeline.events(WEB)] == [2.0, 3.0, 4.0]
+    assert timeline.last_seen(WEB) == 4.0
+
+
+def test_the_least_recently_active_host_is_forgotten_first() -> None:
+    timeline = Timeline(max_hosts=2)
+    for mac in ("a", "b", "a", "c"):
+        timeline.add(mac, Entry(0.0, "dhcp", mac))
+    assert sorted(timeline.macs()) == ["a", "c"]
+
+
+class Boot:
+    """Real DHCP, TFTP and provisioning objects sharing one lab config, observed as in twistd."""
+
+    def __init__(self, root: Path) -> None:
+        path = write_lab(root)
+        text = path.read_text().replace("dhcp:\n", "dhcp:\n  mode: full\n", 1)
+        path.write_text(text.replace("state_dir:", "interfaces: [lab0], state_dir:", 1))
+        config = load_config(path)
+        self.reactor = FakeUDPReactor()
+        inventory = Inventory(config)
+        lifecycle = Lifecycle.open(config.server.state_dir)
+        files = ProvisionFiles(inventory, lifecycle, self.reactor.seconds)
+        self.p = Provisioning(inventory, lifecycle, SECRET, files, self.reactor.seconds)
+        self.ops = Operations(self.p, self.reactor.seconds)
+        settings = engine_settings(config, LAB.address)
+        self.dhcp = DhcpService(
+            settings, Leases, [LAB], self.reactor, FakeSocket, boot_seen=self.p.seen
+        )
+        self.tftp = TftpService(
+            TftpSettings(listen=("10.213.7.1",)),
+            ProviderChain([files, StaticRoot(config.tftp.root)]),
+            self.reactor,
+            loop=self.reactor,
+        )
+        self.site = Resource()
+        mount(self.site, self.p)
+        mount_status(self.site, self.ops)
+        self.observers = self.ops.observers()
+
+    def start(self) -> None:
+        for service in (self.observers, self.dhcp, self.tftp):
+            service.privilegedStartService()
+            service.startService()
+
+    def stop(self) -> None:
+        for service in (self.tftp, self.dhcp, self.observers):
+            service.stopService()
+
+    def dhcp_exchange(self) -> None:
+        dhcp = self.reactor.open_ports[0].address
+        self.reactor.deliver(dhcp_request(MessageType.DISCOVER, WEB, options=PXE), dhcp, CLIENT)
+        request = ((50, IPv4Address(WEB_IP)), (54, LAB.address), *PXE)
+        self.reactor.deliver(dhcp_request(MessageType.REQUEST, WEB, options=request), dhcp, CLIENT)
+        self.reactor.advance(0)  # end of turn: commit, send
+
+    def tftp_fetch(self, name: str) -> bytes:
+        client = (WEB_IP, 2070)
+        mark = len(self.reactor.sent)
+        self.reactor.deliver(encode_tftp(ReadRequest(name)), ("10.213.7.1", 69), client)
+        received = b""
+        while True:
+            (src, datagram, _), *_ = self.reactor.sent[mark:]
+            mark = len(self.reactor.sent)
+            message = decode_tftp(datagram)
+            assert isinstance(message, Data)
+            received += message.payload
+            self.reactor.deliver(encode_tftp(Ack(message.block)), src, client)
+            if len(message.payload) < 512:
+                return received
+
+    def http(self, path: str, method: bytes = b"GET", **args: bytes) -> tuple[int, bytes]:
+        req = DummyRequest([part.encode() for part in path.strip("/").split("/")])
+        req.method = method
+        req.client = TwistedAddress("TCP", WEB_IP, 40000)
+        req.args = {key.encode(): [value] for key, value in args.items()}
+        body = getChildForRequest(self.site, req).render(req)
+        return req.responseCode or 200, body
+
+
+CLIENT = ("0.0.0.0", 68)
+
+
+class Leases(MemoryLeaseStore):
+    """The adapter's durable store, minus the disk."""
+
+    def commit(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class FakeSocket:
+    def __init__(self, interface: str, port: int) -> None:
+        self.port = port
+
+    def fileno(self) -> int:
+        return 100 + self.port
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def boot(tmp_path: Path) -> Iterator[Boot]:
+    lab = Boot(tmp_path)
+    lab.start()
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def test_a_scripted_boot_lists_dhcp_tftp_kickstart_and_done_in_order(boot: Boot) -> None:
+    """DHCP DORA, the pxelinux config over TFTP, the Kickstart, the done callback: one story."""
+    boot.dhcp_exchange()
+    boot.reactor.advance(1)
+    config = boot.tftp_fetch("pxelinux.cfg/01-52-54-00-12-34-56").decode()
+    assert "inst.ks=" in config
+    boot.reactor.advance(1)
+    assert boot.http(f"/ks/{WEB}")[0] == 200
+    boot.reactor.advance(1)
+    token = host_token(SECRET, WEB).encode()
+    assert boot.http(f"/api/hosts/{WEB}/done", b"POST", token=token)[0] == 200
+
+    code, body = boot.http(f"/api/hosts/{WEB}/timeline")
+    events = json.loads(body)["events"]
+    kinds = [event["kind"] for event in events]
+    assert code == 200
+    assert _first_of_each(kinds) == ["dhcp", "state", "tftp", "kickstart", "callback"]
+    assert [e["time"] for e in events] == sorted(e["time"] for e in events)
+    dhcp = [e for e in events if e["kind"] == "dhcp"]
+    assert [e["fields"]["kind"] for e in dhcp] == ["DISCOVER", "REQUEST"]
+    assert "installing -> installed" in events[-1]["text"]
+
+
+def _first_of_each(kinds: list[str]) -> list[str]:
+    seen: list[str] = []
+    for kind in kinds:
+        if kind not in seen:
+            seen.append(kind)
+    return seen
+
+
+def test_the_hosts_api_shows_state_address_and_last_seen(boot: Boot) -> None:
+    boot.dhcp_exchange()
+    rows: list[dict[str, Any]] = json.loads(boot.http("/api/hosts")[1])
+    web = next(row for row in rows if row["mac"] == WEB)
+    assert web["state"] == "booting" and web["ip"] == WEB_IP and web["profile"] == "web"
+    assert web["last_seen"] is not None
+    assert boot.http("/api/hosts/nonsense/timeline")[0] == 404
+
+
+def test_address_lookups_are_remembered_for_a_few_seconds(boot: Boot) -> None:
+    """A boot's burst of TFTP transfers costs one lease lookup, and a new lease shows soon."""
+    calls: list[str] = []
+    inventory = boot.p.inventory
+
+    def counting(ip: str, now: float) -> str | None:
+        calls.append(ip)
+        return WEB
+
+    inventory.mac_for_ip = counting  # type: ignore[method-assign]
+    assert [boot.ops.mac_for_ip(WEB_IP) for _ in range(3)] == [WEB] * 3
+    assert calls == [WEB_IP]
+    boot.reactor.advance(6)
+    boot.ops.mac_for_ip(WEB_IP)
+    assert calls == [WEB_IP, WEB_IP]

@@ -1,0 +1,141 @@
+"""Generated pxelinux, GRUB and iPXE configs: install or local boot, images, kernel arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pxed.config import Config
+from pxed.provisioning import bootconfigs
+from pxed.provisioning.bootconfigs import Install, LocalBoot, plan_for
+from pxed.provisioning.lifecycle import State
+from pxed.provisioning.urls import Urls
+from tests.support.provision_lab import BARE, DB, KIOSK, WEB, lab_config
+
+URLS = Urls("10.213.7.1", 8080)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return lab_config(tmp_path)
+
+
+def host(config: Config, mac: str):
+    found = config.host(mac)
+    assert found is not None
+    return found
+
+
+def test_a_ready_once_host_installs_with_ks_and_repo_added_to_its_append(config: Config):
+    plan = plan_for(config, host(config, WEB), State.READY, URLS)
+    assert isinstance(plan, Install)
+    assert plan.args == (
+        "ip=dhcp console=ttyS0 hostname=web01 inst.repo=http://10.213.7.1:8080/trees/rocky9/ "
+        "inst.ks=http://10.213.7.1:8080/ks/52:54:00:12:34:56"
+    )
+
+
+def test_an_append_that_names_inst_ks_is_not_given_a_second_one(config: Config):
+    plan = plan_for(config, host(config, KIOSK), State.READY, URLS)
+    assert isinstance(plan, Install)
+    assert plan.args == "inst.ks=http://10.213.7.1:8080/ks/52:54:00:12:34:57 quiet"
+
+
+@pytest.mark.parametrize(
+    ("mac", "state", "reason"),
+    [
+        (WEB, State.INSTALLED, "web01 is installed (netboot once)"),
+        (WEB, State.LOOPING, "web01 is looping"),
+        (KIOSK, State.LOOPING, "kiosk01 is looping"),
+        (DB, State.READY, "db01: netboot never"),
+        (BARE, State.READY, "bare01 has no profile"),
+    ],
+)
+def test_hosts_that_must_not_install_get_local_boot(
+    config: Config, mac: str, state: State, reason: str
+):
+    plan = plan_for(config, host(config, mac), state, URLS)
+    assert isinstance(plan, LocalBoot)
+    assert plan.reason.startswith(reason)
+
+
+@pytest.mark.parametrize("state", [State.INSTALLED, State.FAILED, State.INSTALLING])
+def test_an_always_host_installs_in_any_state_but_looping(config: Config, state: State):
+    assert isinstance(plan_for(config, host(config, KIOSK), state, URLS), Install)
+
+
+def test_pxelinux_install_uses_tftp_paths_under_the_tree_and_ipappend(config: Config):
+    plan = plan_for(config, host(config, WEB), State.READY, URLS)
+    text = bootconfigs.pxelinux(plan, URLS)
+    assert "DEFAULT install\n" in text
+    assert "  KERNEL ::/trees/rocky9/images/pxeboot/vmlinuz\n" in text
+    assert "  APPEND initrd=::/trees/rocky9/images/pxeboot/initrd.img ip=dhcp" in text
+    assert text.endswith("  IPAPPEND 2\n")
+
+
+def test_pxelinux_without_a_tree_uses_absolute_paths_in_tftp_root(config: Config):
+    text = bootconfigs.pxelinux(plan_for(config, host(config, KIOSK), State.READY, URLS), URLS)
+    assert "  KERNEL ::/vmlinuz\n  APPEND initrd=::/initrd.gz inst.ks=" in text
+
+
+def test_pxelinux_for_lpxelinux_uses_http_urls(config: Config):
+    plan = plan_for(config, host(config, WEB), State.READY, URLS)
+    text = bootconfigs.pxelinux(plan, URLS, http=True)
+    assert "  KERNEL http://10.213.7.1:8080/trees/rocky9/images/pxeboot/vmlinuz\n" in text
+
+
+def test_local_boot_configs_for_each_loader():
+    plan = LocalBoot("web01 is installed (netboot once)")
+    assert bootconfigs.pxelinux(plan, URLS) == (
+        "# pxed: web01 is installed (netboot once): boot the local disk\n"
+        "DEFAULT local\nPROMPT 0\nTIMEOUT 1\nLABEL local\n  LOCALBOOT 0\n"
+    )
+    assert bootconfigs.grub(plan, URLS).endswith("exit\n")
+    assert bootconfigs.ipxe(plan, URLS) == (
+        "#!ipxe\n# pxed: web01 is installed (netboot once): boot the local disk\n"
+        "sanboot --no-describe --drive 0x80 || exit\n"
+    )
+
+
+def test_ipxe_fetches_over_http_with_initrd_name_for_the_efi_stub_and_bootif(config: Config):
+    plan = plan_for(config, host(config, WEB), State.READY, URLS)
+    lines = bootconfigs.ipxe(plan, URLS).splitlines()
+    assert lines[0] == "#!ipxe"
+    assert lines[2].startswith(
+        "kernel http://10.213.7.1:8080/trees/rocky9/images/pxeboot/vmlinuz initrd=initrd.img "
+        "ip=dhcp"
+    )
+    assert lines[2].endswith(" BOOTIF=01-${net0/mac:hexhyp}")
+    assert lines[3] == "initrd http://10.213.7.1:8080/trees/rocky9/images/pxeboot/initrd.img"
+    assert lines[4] == "boot"
+
+
+def test_ipxe_without_a_tree_fetches_tftp_root_over_http(config: Config):
+    plan = plan_for(config, host(config, KIOSK), State.READY, URLS)
+    assert "initrd http://10.213.7.1:8080/tftp/initrd.gz\n" in bootconfigs.ipxe(plan, URLS)
+
+
+def test_grub_uses_http_for_a_tree_and_names_bootif(config: Config):
+    text = bootconfigs.grub(plan_for(config, host(config, WEB), State.READY, URLS), URLS)
+    assert "  linux (http,10.213.7.1:8080)/trees/rocky9/images/pxeboot/vmlinuz ip=dhcp" in text
+    assert " BOOTIF=01-52-54-00-12-34-56\n" in text
+    assert "  initrd (http,10.213.7.1:8080)/trees/rocky9/images/pxeboot/initrd.img\n" in text
+
+
+def test_grub_without_a_tree_uses_tftp_paths(config: Config):
+    text = bootconfigs.grub(plan_for(config, host(config, KIOSK), State.READY, URLS), URLS)
+    assert "  linux /vmlinuz inst.ks=" in text and "  initrd /initrd.gz\n" in text
+
+
+def test_grub_loader_loads_the_per_mac_file():
+    assert "configfile /grub.cfg-01-$net_default_mac\n" in bootconfigs.grub_loader()
+
+
+def test_default_follows_the_unknown_hosts_policy(tmp_path: Path):
+    assert bootconfigs.default_plan(lab_config(tmp_path / "a"), URLS) is None
+    local = bootconfigs.default_plan(lab_config(tmp_path / "b", unknown="local"), URLS)
+    assert isinstance(local, LocalBoot)
+    plan = bootconfigs.default_plan(lab_config(tmp_path / "c", unknown="kiosk"), URLS)
+    assert isinstance(plan, Install)
+    assert plan.args == "inst.ks=http://10.213.7.1:8080/ks/ quiet inst.ks.sendmac"

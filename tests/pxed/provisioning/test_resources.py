@@ -1,0 +1,207 @@
+"""HTTP install resources: who gets a Kickstart, the iPXE script, the done/failed callbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.server import Site
+from twisted.web.test.requesthelper import DummyRequest
+
+from pxed.config import Config, load_config
+from pxed.provisioning.inventory import Inventory
+from pxed.provisioning.lifecycle import Lifecycle, State
+from pxed.provisioning.resources import Provisioning, mount
+from pxed.provisioning.tftp_files import ProvisionFiles
+from pxed.provisioning.tokens import host_token
+from tests.support.provision_lab import DB, KIOSK, WEB, lab_config, write_lab
+
+SECRET = b"k" * 32
+WEB_IP = "10.213.7.21"
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Provisioning:
+    return provisioning(tmp_path)
+
+
+def provisioning(root: Path, config: Config | None = None) -> Provisioning:
+    config = config or lab_config(root)
+    inventory = Inventory(config)
+    lifecycle = Lifecycle.open(config.server.state_dir)
+    files = ProvisionFiles(inventory, lifecycle, lambda: 100.0)
+    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0)
+
+
+def request(
+    p: Provisioning,
+    path: str,
+    *,
+    client: str = "10.213.7.99",
+    method: bytes = b"GET",
+    headers: dict[bytes, bytes] | None = None,
+    args: dict[bytes, list[bytes]] | None = None,
+) -> tuple[int, str]:
+    root = Resource()
+    mount(root, p)
+    req = DummyRequest(
+        [part.encode() for part in path.strip("/").split("/")]
+        + ([b""] if path.endswith("/") else [])
+    )
+    req.method = method
+    req.client = IPv4Address("TCP", client, 40000)
+    req.args = args or {}
+    for name, value in (headers or {}).items():
+        req.requestHeaders.setRawHeaders(name, [value])
+    resource = getChildForRequest(root, req)
+    body = resource.render(req)
+    return (req.responseCode or 200, body.decode())
+
+
+def test_a_kickstart_is_served_to_its_host_by_mac_header(lab: Provisioning):
+    code, body = request(
+        lab,
+        "/ks/52:54:00:12:34:56",
+        headers={b"X-RHN-Provisioning-MAC-0": b"eth0 52:54:00:12:34:56"},
+    )
+    assert code == 200
+    assert "network --hostname=web01\n" in body
+    assert lab.lifecycle.get(WEB).state is State.INSTALLING
+
+
+def test_a_kickstart_is_served_to_its_host_by_reserved_ip(lab: Provisioning):
+    assert request(lab, "/ks/52:54:00:12:34:56", client=WEB_IP)[0] == 200
+
+
+def test_a_kickstart_is_refused_to_anyone_else_with_a_clear_message(lab: Provisioning):
+    code, body = request(lab, "/ks/52:54:00:12:34:56")
+    assert code == 403
+    assert "served only to that host" in body and "kickstart_open" in body
+    other = request(
+        lab,
+        "/ks/52:54:00:12:34:56",
+        headers={b"X-RHN-Provisioning-MAC-0": b"eth0 52:54:00:12:34:57"},
+    )
+    assert other[0] == 403
+    assert lab.lifecycle.get(WEB).state is State.READY  # a refusal is not a fetch
+
+
+def test_kickstart_open_serves_anyone(tmp_path: Path):
+    path = write_lab(tmp_path)
+    path.write_text(path.read_text().replace("install: {", "install: {kickstart_open: true, "))
+    p = provisioning(tmp_path, load_config(path))
+    assert request(p, "/ks/52:54:00:12:34:56")[0] == 200
+
+
+def test_without_a_mac_in_the_path_the_header_then_the_address_find_the_host(lab: Provisioning):
+    code, body = request(
+        lab, "/ks/", headers={b"X-RHN-Provisioning-MAC-0": b"eth0 52:54:00:12:34:57"}
+    )
+    assert code == 200 and "hostname=kiosk01" in body
+    code, body = request(lab, "/ks/", client=WEB_IP)
+    assert code == 200 and "hostname=web01" in body
+    assert request(lab, "/ks/")[0] == 404
+
+
+def test_an_unknown_mac_is_404_and_a_never_host_is_refused(lab: Provisioning):
+    assert request(lab, "/ks/52:54:00:aa:bb:cc")[0] == 404
+    headers = {b"X-RHN-Provisioning-MAC-0": b"eth0 " + DB.encode()}
+    assert request(lab, f"/ks/{DB}", headers=headers)[0] == 403
+
+
+def test_the_loop_breaker_refuses_the_fetch_past_the_limit_and_boots_local(lab: Provisioning):
+    headers = {b"X-RHN-Provisioning-MAC-0": b"eth0 " + WEB.encode()}
+    assert [request(lab, f"/ks/{WEB}", headers=headers)[0] for _ in range(3)] == [200, 200, 409]
+    assert lab.lifecycle.get(WEB).state is State.LOOPING
+    assert "LOCALBOOT 0" in request(lab, "/boot/pxelinux.cfg/01-52-54-00-12-34-56")[1]
+
+
+def test_a_template_broken_on_disk_after_load_is_refused_not_served(lab: Provisioning):
+    template = lab.inventory.config.profiles["web"].kickstart
+    assert template is not None
+    template.write_text("text\nnot_a_command\n")
+    code, body = request(lab, f"/ks/{WEB}", client=WEB_IP)
+    assert code == 500 and "pykickstart" in body
+    assert lab.lifecycle.get(WEB).state is State.READY
+
+
+def test_done_with_the_right_token_installs_and_switches_to_local_boot(lab: Provisioning):
+    token = host_token(SECRET, WEB).encode()
+    code, body = request(lab, f"/api/hosts/{WEB}/done", method=b"POST", args={b"token": [token]})
+    assert (code, body) == (200, f"{WEB}: installed\n")
+    assert "LOCALBOOT 0" in request(lab, "/boot/pxelinux.cfg/01-52-54-00-12-34-56")[1]
+    assert "sanboot" in request(lab, f"/boot/{WEB}.ipxe")[1]
+
+
+def test_a_wrong_or_missing_token_is_refused(lab: Provisioning):
+    wrong = host_token(SECRET, KIOSK).encode()
+    assert (
+        request(lab, f"/api/hosts/{WEB}/done", method=b"POST", args={b"token": [wrong]})[0] == 403
+    )
+    assert request(lab, f"/api/hosts/{WEB}/done", method=b"POST")[0] == 403
+    assert lab.lifecycle.get(WEB).state is State.READY
+
+
+def test_failed_callback_by_header_token(lab: Provisioning):
+    token = host_token(SECRET, KIOSK).encode()
+    code, _ = request(
+        lab, f"/api/hosts/{KIOSK}/failed", method=b"POST", headers={b"X-Pxed-Token": token}
+    )
+    assert code == 200 and lab.lifecycle.get(KIOSK).state is State.FAILED
+
+
+def test_ipxe_script_and_generated_files_over_http(lab: Provisioning):
+    code, script = request(lab, f"/boot/{WEB}.ipxe")
+    assert code == 200 and script.startswith("#!ipxe\n")
+    assert "menuentry" in request(lab, "/boot/grub.cfg-01-52-54-00-12-34-56")[1]
+    assert request(lab, "/boot/52:54:00:aa:bb:cc.ipxe")[0] == 404
+
+
+def test_seen_records_hosts_pxed_installs_and_ignores_strangers(lab: Provisioning):
+    lab.seen(WEB, "dhcp")
+    lab.seen("52:54:00:aa:bb:cc", "dhcp")
+    assert [(s.mac, s.state, s.source) for s in lab.lifecycle.all()] == [
+        (WEB, State.BOOTING, "dhcp")
+    ]
+
+
+def test_an_installed_once_host_is_not_reinstalled_by_a_later_kickstart_fetch(lab: Provisioning):
+    """Fetching the Kickstart of an installed once host must not make its next boot install."""
+    token = host_token(SECRET, WEB).encode()
+    request(lab, f"/api/hosts/{WEB}/done", method=b"POST", args={b"token": [token]})
+    code, body = request(lab, f"/ks/{WEB}", client=WEB_IP)
+    assert code == 409 and "rearm" in body
+    assert lab.lifecycle.get(WEB).state is State.INSTALLED
+    assert "LOCALBOOT 0" in request(lab, "/boot/pxelinux.cfg/01-52-54-00-12-34-56")[1]
+
+
+def test_a_token_with_non_ascii_characters_is_refused_not_a_server_error(lab: Provisioning):
+    """hmac.compare_digest raises on non-ASCII str; the callback must answer 403, not crash."""
+    for token in ("caf\xe9".encode("latin-1"), "токен".encode()):
+        headers = {b"X-Pxed-Token": token}
+        assert request(lab, f"/api/hosts/{WEB}/done", method=b"POST", headers=headers)[0] == 403
+    assert lab.lifecycle.get(WEB).state is State.READY
+
+
+def test_a_head_request_answers_like_get_but_is_not_counted_as_a_fetch(lab: Provisioning):
+    """Twisted answers HEAD through render_GET unless told; curl -I must not trip the breaker."""
+    root = Resource()
+    mount(root, lab)
+    site = Site(root)
+    wire = (
+        f"HEAD /ks/{WEB} HTTP/1.1\r\nHost: pxed\r\nConnection: close\r\n"
+        f"X-RHN-Provisioning-MAC-0: eth0 {WEB}\r\n\r\n"
+    ).encode()
+    for _ in range(4):
+        channel = site.buildProtocol(IPv4Address("TCP", "10.213.7.99", 40000))
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(wire)
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        channel.connectionLost(None)
+        assert head.startswith(b"HTTP/1.1 200 ") and body == b""
+        assert b"content-length: 0\r\n" not in head.lower()
+    assert lab.lifecycle.get(WEB).state is State.READY
