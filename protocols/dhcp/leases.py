@@ -69,6 +69,10 @@ class LeaseStore(Protocol):
     def quarantine(self, ip: IPv4Address, until: float) -> None:
         """Take ``ip`` out of use until ``until`` and drop any lease on it."""
 
+    def quarantines(self) -> dict[IPv4Address, float]:
+        """Every quarantined address and until when (expired ones may linger until swept)."""
+        ...
+
 
 def normalise_mac(mac: str | bytes) -> str:
     """``52:54:00:AB:...``, ``52-54-...`` or raw chaddr bytes -> ``52:54:00:ab:...``."""

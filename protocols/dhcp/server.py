@@ -20,6 +20,23 @@ Decisions worth knowing:
 - Replies always fit the client's option 57 (at least 576, at most a 1500-byte
   MTU): the encoder overloads file/sname first, then requested options are
   dropped from the end of the parameter request list.
+
+What one client on the LAN may take from the others (hostile or looping):
+
+- A relayed request (giaddr set) is answered only when giaddr lies in a
+  configured subnet and, if ``relays`` is set, when it comes from one of those
+  addresses; anyone else's giaddr would pick any subnet's pool and aim replies
+  at any address.
+- DISCOVERs are rate-limited per MAC (``discover_burst``, then
+  ``discover_rate`` a second): past it the client is ignored until it slows.
+- RELEASE is believed only from the lease's own address (or through a relay),
+  DECLINE only from that address, from 0.0.0.0 (RFC 2131: a client that
+  declines has no address) or through a relay. A MAC may DECLINE
+  ``decline_limit`` times per ``decline_time``, and DECLINEs never quarantine
+  more than ``max_quarantined`` of a subnet's pool.
+- A dynamic BOOTP lease expires after ``bootp_lease_time``; only a reservation
+  is for ever (BOOTP clients never renew, so a flood of them would otherwise
+  hold the pool across restarts).
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ from ipaddress import IPv4Address
 
 from protocols.dhcp.allocation import Allocator, Host, Subnet, subnet_for
 from protocols.dhcp.leases import Lease, LeaseState, LeaseStore
+from protocols.dhcp.limits import RateLimit
 from protocols.dhcp.options import (
     BOOTFILE,
     BROADCAST_ADDRESS,
@@ -112,6 +130,12 @@ class Settings:
     offer_time: float = 60.0
     decline_time: float = 600.0
     ports: Ports = Ports()
+    relays: frozenset[IPv4Address] = frozenset()  # empty: any source, giaddr in a subnet
+    bootp_lease_time: float = 3600.0
+    decline_limit: int = 3
+    max_quarantined: float = 0.25
+    discover_burst: int = 8
+    discover_rate: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +186,10 @@ class DhcpServer:
         self.settings = settings
         self.store = store
         self.allocator = Allocator.build(store, settings.hosts)
+        self.discovers = RateLimit(settings.discover_rate, settings.discover_burst)
+        self.declines = RateLimit(
+            settings.decline_limit / settings.decline_time, settings.decline_limit
+        )
 
     def handle_datagram(self, data: bytes, received: Received, now: float) -> Action:
         try:
@@ -193,6 +221,10 @@ class DhcpServer:
             return NoReply(f"{mac} is on the deny list")
         if not settings.allow_unknown and mac not in settings.hosts:
             return NoReply(f"{mac} is not under hosts and allow_unknown is false")
+        if request.giaddr != ZERO:
+            untrusted = self._untrusted_relay(request, received)
+            if untrusted is not None:
+                return untrusted
         if received.port == settings.ports.proxy:
             return self._boot_server(request, received)
         kind = request.message_type
@@ -208,6 +240,8 @@ class DhcpServer:
     # -- full mode ---------------------------------------------------------
 
     def _discover(self, request: DhcpPacket, received: Received, now: float) -> Action:
+        if not self.discovers.allow(request.mac, now):
+            return NoReply(f"{request.mac} sends DISCOVERs faster than discover_rate allows")
         subnet = self._subnet(request, received)
         if subnet is None:
             return self._no_subnet(request, received)
@@ -258,6 +292,13 @@ class DhcpServer:
         lease = self.store.lease_for(request.mac, now)
         if not self._for_us(request, received) or lease is None or lease.ip != ip or ip is None:
             return NoReply(f"DECLINE of {ip} that {request.mac} was not given by us")
+        if not self._from_holder(request, received, ip, declining=True):
+            return NoReply(f"DECLINE of {ip} for {request.mac} from {received.source[0]}")
+        if not self.declines.allow(request.mac, now):
+            return NoReply(f"{request.mac} declined more than decline_limit times; ignored")
+        subnet = self._subnet(request, received)
+        if subnet is not None and self._quarantine_full(subnet, now):
+            return NoReply(f"{request.mac} declined {ip}: max_quarantined of the pool reached")
         until = now + self.settings.decline_time
         self.store.quarantine(ip, until)
         return NoReply(f"{request.mac} declined {ip}: quarantined until {until:.0f}")
@@ -266,6 +307,11 @@ class DhcpServer:
         lease = self.store.lease_for(request.mac, now)
         if not self._for_us(request, received) or lease is None or lease.ip != request.ciaddr:
             return NoReply(f"RELEASE of {request.ciaddr} that {request.mac} does not hold")
+        if not self._from_holder(request, received, lease.ip, declining=False):
+            return NoReply(
+                f"RELEASE of {lease.ip} for {request.mac} from {received.source[0]}, "
+                "not from the address itself"
+            )
         self.store.release(request.mac)
         return NoReply(f"{request.mac} released {request.ciaddr}")
 
@@ -287,7 +333,10 @@ class DhcpServer:
         ip = self.allocator.choose(mac, subnet, None, now)
         if ip is None:
             return NoReply(f"no address for BOOTP client {mac} in {subnet.network}")
-        self.store.bind(Lease(mac, ip, None, LeaseState.BOUND, self._hostname(request)), now)
+        host = self.settings.hosts.get(mac)
+        reserved = host is not None and host.ip == ip
+        expires = None if reserved else now + self.settings.bootp_lease_time
+        self.store.bind(Lease(mac, ip, expires, LeaseState.BOUND, self._hostname(request)), now)
         return self._lease_reply(request, received, subnet, None, ip)
 
     _HANDLERS: Mapping[int, Callable[[DhcpServer, DhcpPacket, Received, float], Action]] = {
@@ -472,6 +521,33 @@ class DhcpServer:
 
     def _next_server(self, received: Received) -> IPv4Address:
         return self.settings.server_address or received.address
+
+    def _untrusted_relay(self, request: DhcpPacket, received: Received) -> NoReply | None:
+        relays = self.settings.relays
+        if relays and received.source[0] not in relays:
+            return NoReply(f"giaddr {request.giaddr} from {received.source[0]}, not a relay")
+        if subnet_for(self.settings.subnets, request.giaddr) is None:
+            return NoReply(f"no subnet configured for relay {request.giaddr}")
+        return None
+
+    def _from_holder(
+        self, request: DhcpPacket, received: Received, ip: IPv4Address, declining: bool
+    ) -> bool:
+        """Sent by the client holding ``ip``: from that address, or relayed (relays are
+        vetted first), or for a DECLINE from 0.0.0.0, as a client without an address sends."""
+        source = received.source[0]
+        return request.giaddr != ZERO or source == ip or (declining and source == ZERO)
+
+    def _quarantine_full(self, subnet: Subnet, now: float) -> bool:
+        if subnet.pool is None:
+            return False
+        size = int(subnet.pool[1]) - int(subnet.pool[0]) + 1
+        held = sum(
+            1
+            for ip, until in self.store.quarantines().items()
+            if until > now and subnet.in_pool(ip)
+        )
+        return held + 1 > self.settings.max_quarantined * size
 
     def _for_us(self, request: DhcpPacket, received: Received) -> bool:
         server_id = request.server_id

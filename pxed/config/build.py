@@ -47,7 +47,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     "tftp": ("enabled", "root", "listen", "port", "max_blksize", "max_windowsize", "max_sessions",
              "max_per_client", "timeout", "retries"),
     "dhcp": ("mode", "authoritative", "allow_unknown", "unknown_hosts", "server_port",
-             "client_port", "deny", "decline_quarantine", "subnets", "boot"),
+             "client_port", "deny", "decline_quarantine", "decline_limit",
+             "max_quarantined_percent", "discover_burst", "discover_rate",
+             "bootp_lease_time", "relays", "subnets", "boot"),
     "dhcp.subnets[]": ("network", "range", "router", "dns", "domain", "lease_time"),
     "dhcp.boot": ("bios", "uefi", "ipxe", "uefi_http", "default_arch"),
     "http": ("enabled", "listen", "port"),
@@ -199,6 +201,12 @@ class _Builder:
             boot=self.boot(f.values.get("boot"), tftp, check_files=mode != "off"),
             deny=frozenset(f.optional("deny", c.sequence(c.mac)) or ()),
             decline_quarantine=f.get("decline_quarantine", c.seconds, 600),
+            decline_limit=f.get("decline_limit", c.integer(1, 1000), 3),
+            max_quarantined_percent=f.get("max_quarantined_percent", c.integer(0, 100), 25),
+            discover_burst=f.get("discover_burst", c.integer(1, 1_000_000), 8),
+            discover_rate=f.get("discover_rate", c.integer(1, 1_000_000), 1),
+            bootp_lease_time=f.get("bootp_lease_time", c.seconds, 3600),
+            relays=f.get("relays", c.sequence(c.ipv4), ()),
         )
         if dhcp.enabled:
             self.check_dhcp_enabled(f, dhcp, tftp)

@@ -69,7 +69,7 @@ class TftpConfig:
     max_sessions: int
     max_per_client: int  # concurrent transfers from one client IP
     timeout: int  # seconds before a retransmission, unless the client negotiates one
-    retries: int  # retransmissions of one packet before the transfer is abandoned
+    retries: int  # patience: abandon after (retries + 1) x timeout without progress
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,12 @@ class DhcpConfig:
     boot: DhcpBoot
     deny: frozenset[str]  # MACs never answered, in parse_mac form
     decline_quarantine: int  # seconds an address stays unused after a DHCPDECLINE
+    decline_limit: int  # DECLINEs one MAC may send per decline_quarantine seconds
+    max_quarantined_percent: int  # of a subnet's pool that DECLINEs may take out of use
+    discover_burst: int  # DISCOVERs one MAC may send at once ...
+    discover_rate: int  # ... and then per second
+    bootp_lease_time: int  # seconds a dynamic BOOTP lease lasts (a reservation: for ever)
+    relays: tuple[IPv4Address, ...]  # relay sources trusted with giaddr; empty: any
 
     @property
     def enabled(self) -> bool:

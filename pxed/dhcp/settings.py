@@ -37,6 +37,12 @@ def engine_settings(config: Config, server_address: IPv4Address | None = None) -
         hosts=_hosts(config),
         server_address=config.server.address or server_address,
         decline_time=float(dhcp.decline_quarantine),
+        decline_limit=dhcp.decline_limit,
+        max_quarantined=dhcp.max_quarantined_percent / 100,
+        discover_burst=dhcp.discover_burst,
+        discover_rate=float(dhcp.discover_rate),
+        bootp_lease_time=float(dhcp.bootp_lease_time),
+        relays=frozenset(dhcp.relays),
         ports=Ports(server=dhcp.server_port, client=dhcp.client_port, proxy=PROXY_PORT),
     )
 

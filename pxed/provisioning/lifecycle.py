@@ -116,6 +116,11 @@ class Lifecycle:
         ).fetchone()
         return _from_row(row) if row else HostState(mac, State.READY, 0.0, "", ())
 
+    def known(self, mac: str) -> bool:
+        """``mac`` has a row: the inventory's seen it boot, or a DHCP exchange did."""
+        row = self._conn.execute("SELECT 1 FROM hosts WHERE mac = ?", (mac,)).fetchone()
+        return row is not None
+
     def all(self) -> list[HostState]:
         rows = self._conn.execute("SELECT mac, state, since, source, fetches FROM hosts")
         return sorted((_from_row(row) for row in rows), key=lambda s: s.mac)

@@ -149,7 +149,7 @@ class KickstartResource(Resource):
                 "no host: give the MAC in the path (/ks/<mac>), boot with inst.ks.sendmac, "
                 "or fetch from the host's leased or reserved address",
             )
-        host = inventory.host(mac)
+        host = self.p.files.host(mac)
         if host is None:
             return _reply(request, http.NOT_FOUND, f"no host with MAC {mac} in the inventory")
         if not (

@@ -38,7 +38,7 @@ from pathlib import Path
 from twisted.logger import Logger
 
 from protocols.tftp.wire import ErrorCode
-from pxed.config import parse_mac
+from pxed.config import Host, parse_mac
 from pxed.files.iso9660 import IsoError, IsoFile, IsoImage
 from pxed.provisioning import bootconfigs
 from pxed.provisioning.bootconfigs import Plan
@@ -139,14 +139,28 @@ class ProvisionFiles:
             return None
         return self._per_mac(mac, render, source)
 
+    def host(self, mac: str) -> Host | None:
+        """The host a URL or file name ``mac`` stands for, or None.
+
+        An inventory host; or, under a default profile for unknown hosts, a MAC that a
+        DHCP exchange has already shown (the lifecycle has its row). Anyone can write a
+        URL: a MAC that only a URL names gets nothing and leaves nothing behind.
+        """
+        host = self.inventory.host(mac)
+        if host is None or self.inventory.config.host(mac) is not None:
+            return host
+        return host if self.lifecycle.known(mac) else None
+
     def _per_mac(self, mac_text: str, render: Render, source: str) -> str | None:
         try:
             mac = parse_mac(mac_text)
         except ValueError:
             return None
         config, urls = self.inventory.config, self.inventory.urls
-        host = self.inventory.host(mac)
+        host = self.host(mac)
         if host is None:
+            if self.inventory.host(mac) is not None:
+                return None  # under a default profile, but no DHCP exchange showed this MAC
             if config.dhcp.unknown_hosts != "local" or mac in config.dhcp.deny:
                 return None
             return render(bootconfigs.LocalBoot("unknown host (dhcp.unknown_hosts: local)"))

@@ -97,3 +97,18 @@ def reply_packet(action: object) -> DhcpPacket:
 
 def codes(packet: DhcpPacket) -> list[int]:
     return [option.code for option in packet.options]
+
+
+def dora(
+    engine: DhcpServer, mac: str = MAC, now: float = 1000.0, **kwargs: object
+) -> tuple[DhcpPacket, DhcpPacket]:
+    """DISCOVER then REQUEST on the lab link: (OFFER, ACK)."""
+    discover = MessageType.DISCOVER
+    offer = reply_packet(engine.handle_datagram(request(discover, mac, **kwargs), ON_LAB, now))
+    options = ((54, SERVER), (50, offer.yiaddr))
+    ack = engine.handle_datagram(
+        request(MessageType.REQUEST, mac, options=options, **kwargs),
+        ON_LAB,
+        now,  # type: ignore[arg-type]
+    )
+    return offer, reply_packet(ack)

@@ -23,6 +23,7 @@ from tests.protocols.dhcp_engine_support import (
     RESERVED_MAC,
     SERVER,
     codes,
+    dora,
     reply_packet,
     request,
     server,
@@ -31,14 +32,6 @@ from tests.protocols.dhcp_engine_support import (
 D, R = MessageType.DISCOVER, MessageType.REQUEST
 ZERO = IPv4Address(0)
 NOW = 1000.0
-
-
-def dora(engine, mac=MAC, now=NOW, **kwargs):
-    offer = reply_packet(engine.handle_datagram(request(D, mac, **kwargs), ON_LAB, now))
-    ack = engine.handle_datagram(
-        request(R, mac, options=((54, SERVER), (50, offer.yiaddr)), **kwargs), ON_LAB, now
-    )
-    return offer, reply_packet(ack)
 
 
 # -- DISCOVER / OFFER ---------------------------------------------------------
@@ -250,7 +243,8 @@ def test_release_frees_the_lease():
     engine = server(store)
     _, ack = dora(engine)
     release = request(MessageType.RELEASE, ciaddr=ack.yiaddr, options=((54, SERVER),))
-    assert "released" in engine.handle_datagram(release, ON_LAB, NOW).reason
+    from_client = Received(SERVER, (ack.yiaddr, 68))  # RELEASE comes from the address itself
+    assert "released" in engine.handle_datagram(release, from_client, NOW).reason
     assert store.lease_for(MAC, NOW) is None
 
 
@@ -283,14 +277,23 @@ def test_unsupported_message_types_are_dropped_with_a_reason():
 # -- BOOTP --------------------------------------------------------------------
 
 
-def test_bootp_request_gets_a_bootreply_with_an_infinite_lease():
+def test_bootp_request_gets_a_bootreply_and_a_lease_that_expires():
+    """BOOTP clients never renew; a dynamic lease for ever would let a flood hold the pool."""
     store = MemoryLeaseStore()
-    action = server(store).handle_datagram(request(None), ON_LAB, NOW)
+    action = server(store, bootp_lease_time=900.0).handle_datagram(request(None), ON_LAB, NOW)
     reply = reply_packet(action)
     assert reply.message_type is None and LAB.in_pool(reply.yiaddr)
     assert reply.option(51) is None and reply.option(54) is None
     assert reply.option(1) == LAB.network.netmask
-    assert store.lease_for(MAC, NOW + 10**9).expires is None
+    assert store.lease_for(MAC, NOW + 899) is not None
+    assert store.lease_for(MAC, NOW + 901) is None
+
+
+def test_a_bootp_reservation_is_for_ever():
+    store = MemoryLeaseStore()
+    server(store).handle_datagram(request(None, RESERVED_MAC), ON_LAB, NOW)
+    lease = store.lease_for(RESERVED_MAC, NOW + 10**9)
+    assert lease is not None and lease.expires is None
 
 
 def test_bootp_reserved_host_gets_its_reservation():

@@ -198,7 +198,7 @@ def test_a_release_is_committed_though_nothing_is_sent():
     ip = IPv4Address("10.213.7.100")
     h.deliver(request(MessageType.REQUEST, options=((50, ip),)))
     h.reactor.advance(0)
-    h.deliver(request(MessageType.RELEASE, ciaddr=ip))
+    h.deliver(request(MessageType.RELEASE, ciaddr=ip), sender=(str(ip), 68))  # from its address
     h.reactor.advance(0)
     assert h.store.events[-2:] == [("release", MAC), ("commit", 1)]
     assert h.store.leases() == []

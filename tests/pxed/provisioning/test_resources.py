@@ -112,6 +112,20 @@ def test_an_unknown_mac_is_404_and_a_never_host_is_refused(lab: Provisioning):
     assert request(lab, f"/ks/{DB}", headers=headers)[0] == 403
 
 
+def test_a_mac_only_a_url_names_is_404_and_adds_no_host_row(tmp_path: Path):
+    """With a default profile for unknown hosts, GET /boot/<random>.ipxe added a row each time."""
+    path = write_lab(tmp_path, unknown="kiosk")
+    text = path.read_text().replace("install: {", "install: {kickstart_open: true, ")
+    path.write_text(text)
+    p = provisioning(tmp_path, load_config(path))
+    for n in range(20):
+        assert request(p, f"/boot/52:54:00:ee:00:{n:02x}.ipxe")[0] == 404
+        assert request(p, f"/ks/52:54:00:ee:01:{n:02x}")[0] == 404
+    assert p.lifecycle.all() == []
+    p.lifecycle.seen("52:54:00:ee:00:01", "dhcp", 1.0)  # a DHCP exchange showed it
+    assert request(p, "/boot/52:54:00:ee:00:01.ipxe")[0] == 200
+
+
 def test_the_loop_breaker_refuses_the_fetch_past_the_limit_and_boots_local(lab: Provisioning):
     headers = {b"X-RHN-Provisioning-MAC-0": b"eth0 " + WEB.encode()}
     assert [request(lab, f"/ks/{WEB}", headers=headers)[0] for _ in range(3)] == [200, 200, 409]

@@ -93,11 +93,21 @@ def test_unknown_hosts_local_gives_local_boot_unless_tftp_root_has_a_default(tmp
     assert text(files, "pxelinux.cfg/default") is None
 
 
-def test_unknown_hosts_profile_installs_unknown_macs(tmp_path: Path):
+def test_unknown_hosts_profile_installs_unknown_macs_dhcp_has_seen(tmp_path: Path):
     files = files_for(tmp_path, unknown="kiosk")
+    files.lifecycle.seen("52:54:00:aa:bb:cc", "dhcp", 1.0)  # what the DHCP adapter does
     config = text(files, "pxelinux.cfg/01-52-54-00-aa-bb-cc") or ""
     assert "inst.ks=http://127.0.0.1:8080/ks/52:54:00:aa:bb:cc" in config
     assert "inst.ks=http://127.0.0.1:8080/ks/ " in (text(files, "pxelinux.cfg/default") or "")
+
+
+def test_an_unknown_mac_only_a_file_name_names_gets_nothing_and_leaves_no_row(tmp_path: Path):
+    """Anyone can ask for pxelinux.cfg/01-<random>: no host row may come of it."""
+    files = files_for(tmp_path, unknown="kiosk")
+    for n in range(50):
+        assert text(files, f"pxelinux.cfg/01-52-54-00-ee-00-{n:02x}") is None
+        assert files.ipxe_script(f"52:54:00:ee:01:{n:02x}") is None
+    assert files.lifecycle.all() == []
 
 
 def test_configs_next_to_a_loader_in_a_subfolder_are_answered(files: ProvisionFiles):
