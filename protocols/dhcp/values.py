@@ -6,14 +6,14 @@ sysadmin can act on ("length 3, expected 4"), then hands the bytes to a small Co
 grammar.  Codecs raise ``MalformedPacket`` without an offset; the caller knows which
 option and where, and adds both.
 
-Speed: Construct costs 5-20 us per parsed element, which made a PXE DISCOVER with
-option 175 take most of a millisecond.  So two hot spots read the bytes in plain
-Python, with exactly the meaning of the grammar next to them (the property tests in
-tests/protocols/test_dhcp_grammar.py hold them to it): ``scan`` and ``build_item``
-for the TLV framing (``OPTIONS_AREA``, ``OPTION``), ``FAST_READERS`` for fixed-size
-fields (addresses, integers) and arrays of them, and ``Grammar.fast`` for three small
-options every PXE request carries.  The BOOTP header and every value
-with structure go through Construct both ways.
+Speed: Construct costs microseconds per parsed element, which made a PXE DISCOVER
+with option 175 take most of a millisecond (benchmarks/README.md). So two hot spots
+read the bytes in plain Python, with exactly the meaning of the grammar next to them
+(the property tests in tests/protocols/test_dhcp_grammar.py hold them to it):
+``scan`` and ``build_item`` for the TLV framing (``OPTIONS_AREA``, ``OPTION``),
+``FAST_READERS`` for fixed-size fields (addresses, integers) and arrays of them, and
+``Grammar.fast`` for three small options every PXE request carries. The BOOTP header
+and every value with structure go through Construct both ways.
 """
 
 from __future__ import annotations

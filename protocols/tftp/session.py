@@ -522,7 +522,7 @@ _LISTED: dict[State, dict[Input, tuple[Handler, State]]] = {
 TRANSITIONS = {state: _total(state, entries) for state, entries in _LISTED.items()}
 # Lockstep takes the round trip of one block in four (ACKs 1, 5, 9, ...) as a sample. On a
 # LAN a block takes microseconds, so that is still thousands of samples a second, and a
-# sample is ~0.2 µs of a ~4.5 µs block (benchmarks/tftp.py). Windows sample every ACK.
+# sample costs a measurable share of a block (benchmarks/README.md). Windows sample every ACK.
 _SAMPLE_MASK = 3  # sample when sent & _SAMPLE_MASK == 1
 _SENDING = State.SENDING  # a module global: 3.11 does not specialise a class attribute load
 _SENDING_ACK_ALL = TRANSITIONS[State.SENDING][Input.ACK_ALL]  # receive()'s fast path

@@ -16,19 +16,24 @@ component at that moment: make it the top service and twistd logs through
 That component replaces the observer twistd would have made, so it must write
 where twistd would have: stdout in the foreground, else ``--logfile`` (default
 ``twistd.log``). A daemon's stdout is /dev/null, so writing there lost every
-line after the fork (:func:`twistd_log_sink`).
+line after the fork (:func:`twistd_log_sink`). It must also keep twistd's
+SIGUSR1: twistd installs its handler only for the observer it makes itself,
+and without one SIGUSR1 (logrotate's usual ``postrotate``) kills the process.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sys
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from twisted.application.service import MultiService
 from twisted.logger import (
     FilteringLogObserver,
+    ILogFilterPredicate,
     ILogObserver,
     LogEvent,
     LogLevel,
@@ -55,7 +60,8 @@ def demote_port_noise(event: LogEvent) -> PredicateResult:
     """Filter predicate: make port noise debug-level so the level threshold handles it."""
     if is_port_noise(event):
         event["log_level"] = LogLevel.debug
-    return PredicateResult.maybe
+    # PredicateResult's constants come from constantly, which has no type information.
+    return PredicateResult.maybe  # type: ignore[no-any-return]
 
 
 def pxed_observer(
@@ -72,7 +78,9 @@ def pxed_observer(
     if isinstance(level, str):
         level = LogLevel.levelWithName(level)
     threshold = LogLevelFilterPredicate(defaultLogLevel=level)
-    return FilteringLogObserver(inner, [demote_port_noise, threshold])
+    # Twisted types predicates as ILogFilterPredicate; any callable taking the event is one.
+    demote = cast(ILogFilterPredicate, demote_port_noise)
+    return FilteringLogObserver(inner, [demote, threshold])
 
 
 def twistd_log_sink(twistd: Mapping[str, Any] | None) -> TextIO | None:
@@ -88,7 +96,29 @@ def twistd_log_sink(twistd: Mapping[str, Any] | None) -> TextIO | None:
     name = twistd.get("logfile")
     if name == "-" or (twistd.get("nodaemon") and not name):
         return None
-    return LogFile.fromFullPath(name or "twistd.log")
+    log_file: LogFile = LogFile.fromFullPath(name or "twistd.log")
+    if signal.getsignal(signal.SIGUSR1) in (None, signal.SIG_DFL):
+        signal.signal(signal.SIGUSR1, lambda number, frame: _rotated(log_file))
+    # Not an IO, but what twistd itself gives textFileLogObserver: it writes and flushes.
+    return cast(TextIO, log_file)
+
+
+def _rotated(log_file: LogFile) -> None:
+    """SIGUSR1, in the reactor's thread: rotate as twistd does, or follow logrotate.
+
+    Once logrotate has moved the file away, LogFile.rotate() does nothing (it
+    rotates only a file still at its path) and lines would go on into the
+    moved file: open a new one at the path instead.
+    """
+    from twisted.internet import reactor
+
+    def rotate() -> None:
+        if os.path.exists(log_file.path):
+            log_file.rotate()
+        else:
+            log_file.reopen()
+
+    reactor.callFromThread(rotate)  # type: ignore[attr-defined]
 
 
 def use_pxed_logging(

@@ -172,8 +172,8 @@ class Inventory:
         """The config file read, checked and prepared for every follower, not in force yet.
 
         Changes nothing this object or a follower serves from, so it may run in a worker
-        thread: rendering and checking every Kickstart takes ~17 ms a host, and indexing
-        a new ISO image longer. Raises ConfigError, ReloadRefused, or what failed.
+        thread: rendering and checking every Kickstart takes milliseconds a host, and
+        indexing a new ISO image longer. Raises ConfigError, ReloadRefused, or what failed.
         """
         config, pinned = pin_restart_keys(self.started, checked(load_config(self.config.path)))
         urls = Urls(self._resolve(config), config.http.port)

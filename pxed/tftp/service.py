@@ -1,8 +1,9 @@
 """The TFTP server's Twisted side: listeners, one port per transfer, timers, logs, counters.
 
-The engine (``protocols.tftp.session``) decides every byte; this module only
-decodes requests, opens what they ask for, binds a port, writes what the
-engine says, arms the timer it asks for and logs one event when it is done.
+The engines decide: ``protocols.tftp.server`` what each datagram at a
+listener starts or is told, ``protocols.tftp.session`` every byte of a
+transfer. This module opens what they ask for, binds a port, writes what they
+say, arms the timer a session asks for and logs one event when it is done.
 
 Choices worth knowing:
 
@@ -18,16 +19,8 @@ Choices worth knowing:
   the same way the other direction.
 * Refusals (file not found, busy, read-only, malformed) also come from a
   fresh port, like every reply; docs/firmware.md saw every firmware accept that.
-* Past ``max_sessions``, or ``max_per_client`` transfers for one client IP,
-  a new request gets ERROR 0 "server busy, try again" at once: PXE ROMs
-  retry the whole boot, and a queue would only hold their timers hostage.
-* A repeated RRQ from the same client port is the client's retransmission
-  while its transfer has not heard back yet, or a copy of it when it comes
-  within ``tftp.timeout`` of the transfer's start (a network can deliver a
-  delayed duplicate after the first ACK): the running transfer goes on. Any
-  other RRQ from a port with a transfer running is a rebooted client reusing
-  its port (a reboot takes longer than that): the old transfer ends and the
-  new one starts.
+* A file that cannot be opened for lack of a port is answered busy, like the
+  listener's own limits (``protocols.tftp.server`` says which those are).
 """
 
 from __future__ import annotations
@@ -44,12 +37,22 @@ from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from protocols.errors import MalformedPacket
+from protocols.tftp.server import (
+    BUSY,
+    Action,
+    Drop,
+    Ignore,
+    ListenerLimits,
+    Refuse,
+    Repeat,
+    Start,
+    Supersede,
+    TftpServer,
+)
 from protocols.tftp.session import (
     Finish,
     ReadSession,
@@ -58,15 +61,8 @@ from protocols.tftp.session import (
     SessionLimits,
     TransferStats,
 )
-from protocols.tftp.wire import (
-    Error,
-    ErrorCode,
-    Opcode,
-    ReadRequest,
-    WriteRequest,
-    decode_tftp,
-    encode_tftp,
-)
+from protocols.tftp.wire import Error, ErrorCode, ReadRequest, encode_tftp
+from pxed.config import TftpConfig
 from pxed.ops.logsink import EPHEMERAL_PREFIX
 from pxed.tftp.sources import BlockSource, Client, FileRefused, Netascii
 from pxed.tftp.transfer_loop import TransferLoop
@@ -74,10 +70,9 @@ from pxed.tftp.transfer_loop import TransferLoop
 MAX_DATAGRAM = 65536  # docs/pitfalls.md #1: the 8192 default truncates big blocks
 # What a transfer's port reads: a client sends it ACKs (4 bytes) and ERRORs of a line.
 # A longer datagram is cut, does not decode, and ends the transfer as a protocol error.
-# Small enough for CPython's small-object allocator: a 64 KiB buffer per ACK cost ~75 ns.
+# Small enough for CPython's small-object allocator; a 64 KiB buffer per ACK was measurably
+# slower (benchmarks/README.md).
 TRANSFER_DATAGRAM = 256
-MODES = ("octet", "netascii")
-BUSY = "server busy, try again"
 UDP_SEGMENT = 103  # linux/udp.h: the UDP GSO segment size; Python's socket module lacks it
 GSO_MAX_BYTES = 65000  # one send is one IP datagram before segmentation: under 64 KiB
 GSO_MAX_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS
@@ -86,17 +81,26 @@ DESCRIPTORS_PER_SESSION = 3  # the connected socket, its twin for strangers, the
 log = Logger(namespace="pxed.tftp")
 
 
+class Timer(Protocol):
+    """What a transfer does with its timer: ``IDelayedCall``'s ``active`` and ``cancel``,
+    which the transfer loop's ``DelayedCall`` has too."""
+
+    def active(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
 class Reactor(Protocol):
     """What the adapter needs of a reactor: IReactorTime and IReactorUDP (or a test's fake)."""
 
     def seconds(self) -> float: ...
 
-    def callLater(
-        self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any
-    ) -> IDelayedCall: ...
+    # Positional, without keyword arguments: TransferLoop.callLater (a TransferReactor) has neither.
+    def callLater(self, delay: float, callable: Callable[..., Any], /, *args: Any) -> Timer: ...
 
+    # Without defaults, as IReactorUDP declares it (callers pass every argument).
     def listenUDP(
-        self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192
+        self, port: int, protocol: DatagramProtocol, interface: str, maxPacketSize: int
     ) -> Any: ...
 
     def callFromThread(self, callable: Callable[..., Any], *args: Any) -> None: ...
@@ -105,9 +109,24 @@ class Reactor(Protocol):
 class TransferReactor(Reactor, Protocol):
     """Where transfers run: a ``TransferLoop``, or in tests the fake reactor (run inline)."""
 
+    @property
+    def alive(self) -> bool: ...
+
     def start(self) -> None: ...
 
     def stop(self) -> Deferred[None]: ...
+
+
+class TransferPort(Protocol):
+    """What a transfer needs of its port: a ``pxed.tftp.transfer_loop.Port`` (or a test's fake)."""
+
+    socket: socket.socket
+
+    def connect(self, host: str, port: int) -> None: ...
+
+    def write(self, datagram: bytes, addr: Client | None = None) -> None: ...
+
+    def stopListening(self) -> Deferred[None] | None: ...
 
 
 class Files(Protocol):
@@ -130,7 +149,7 @@ class TftpSettings:
     retries: int = 5
 
     @classmethod
-    def from_config(cls, tftp: Any, listen: tuple[str, ...]) -> TftpSettings:
+    def from_config(cls, tftp: TftpConfig, listen: tuple[str, ...]) -> TftpSettings:
         """The validated ``config.tftp`` section, with its listen addresses resolved."""
         return cls(
             listen=listen,
@@ -142,6 +161,9 @@ class TftpSettings:
             timeout=tftp.timeout,
             retries=tftp.retries,
         )
+
+    def listener_limits(self) -> ListenerLimits:
+        return ListenerLimits(self.max_sessions, self.max_per_client, self.timeout)
 
     def limits(self) -> SessionLimits:
         return SessionLimits(
@@ -223,6 +245,9 @@ class _Transfer(DatagramProtocol):
     """
 
     noisy = False
+    # DatagramProtocol types its transport IUDPTransport | None; a transfer's is the port
+    # its loop's listenUDP connected (with the socket IUDPTransport does not name).
+    transport: TransferPort  # type: ignore[assignment]
 
     def logPrefix(self) -> str:
         return EPHEMERAL_PREFIX  # pxed.ops.logsink demotes this port's open/close lines
@@ -244,12 +269,16 @@ class _Transfer(DatagramProtocol):
         self.heard = False  # has the client answered yet? (else a repeated RRQ is a retransmit)
         self.done = False
         self.stopped: Deferred[None] | None = None
-        self._timer: IDelayedCall | None = None
+        self._timer: Timer | None = None
         self._timer_due = 0.0  # when self._timer fires, in reactor seconds
         self._loop = server.loop
         self._seconds = server.loop.seconds
         self._send_raw: Callable[[bytes], object] = self._unbound
         self._segment = 0  # UDP_SEGMENT set on the socket; 0 not yet, -1 refused
+
+    @property
+    def started(self) -> float:
+        return self.session.started
 
     def _unbound(self, datagram: bytes) -> object:
         raise RuntimeError("tftp transfer sent a datagram before its port was bound")
@@ -274,8 +303,8 @@ class _Transfer(DatagramProtocol):
             self.transport.write(encode_tftp(unknown), addr)
             return
         self.heard = True
-        # _guarded, _send and _arm's early return, inlined: this runs once per block, and the
-        # three calls cost ~0.25 µs of a ~5.5 µs block (A/B on loopback, 2026-11-26).
+        # _guarded, _send and _arm's early return, inlined: this runs once per block, where
+        # three calls were a measurable share of the block (benchmarks/README.md).
         try:
             now = self._seconds()
             following = self._next_lockstep(datagram, now)
@@ -296,7 +325,7 @@ class _Transfer(DatagramProtocol):
         self._timer = None
         self._guarded(self.session.expire)
 
-    def _guarded(self, step: Callable[[float], list[Send | Finish]]) -> None:
+    def _guarded(self, step: Callable[[float], list[Send | SendWindow | Finish]]) -> None:
         """Run one engine step; an exception ends this transfer, never the listener."""
         try:
             self._perform(step(self._seconds()))
@@ -448,12 +477,16 @@ class TftpService(Service):
         self.stats = stats or TftpStats()
         self.limits = settings.limits()
         self._listeners: list[Any] = []
-        self._transfers: dict[Client, _Transfer] = {}
-        self._per_ip: Counter[str] = Counter()
+        self.server: TftpServer[_Transfer] = TftpServer(settings.listener_limits())
+        self._started = False
         self._closing: list[Deferred[None]] = []
 
     def transfers(self) -> list[dict[str, Any]]:
-        """The transfers running now, for the status page (client, file, progress, options)."""
+        """The transfers running now, for the status page (client, file, progress, options).
+
+        ``started`` is wall-clock time for people; the loop's own clock is monotonic.
+        """
+        wall_now, now = self.reactor.seconds(), self.loop.seconds()
         return [
             {
                 "client": _client_text(client),
@@ -462,10 +495,19 @@ class TftpService(Service):
                 "acknowledged": transfer.session.bytes_acknowledged,
                 "blksize": transfer.session.parameters.blksize,
                 "windowsize": transfer.session.parameters.windowsize,
-                "started": transfer.session.started,
+                "started": wall_now - (now - transfer.session.started),
             }
-            for client, transfer in self._transfers.items()
+            for client, transfer in self.server.running.items()
         ]
+
+    @property  # type: ignore[override]
+    def running(self) -> bool:
+        """Serving: started, and the transfer loop's thread alive (``/healthz`` reads it)."""
+        return self._started and self.loop.alive
+
+    @running.setter
+    def running(self, started: bool) -> None:
+        self._started = started
 
     def privilegedStartService(self) -> None:
         """Bind the listeners here: twistd calls this before it drops root (port 69)."""
@@ -497,7 +539,7 @@ class TftpService(Service):
         super().stopService()
         closing = [listener.stopListening() for listener in self._listeners]
         self._listeners = []
-        for transfer in list(self._transfers.values()):
+        for transfer in list(self.server.running.values()):
             self.loop.callFromThread(transfer.abort, "shutdown", "server shutting down", True)
         closing.append(self.loop.stop())  # fires after those aborts have reported back
         closing += [d for d in self._closing if not d.called]
@@ -507,80 +549,41 @@ class TftpService(Service):
     # --- requests ------------------------------------------------------------------------
 
     def request(self, address: str, datagram: bytes, client: Client) -> None:
-        """One datagram at a listener: start a transfer or answer why not."""
-        try:
-            message = decode_tftp(datagram)
-        except MalformedPacket as bad:
-            self._malformed(address, datagram, client, bad)
-            return
-        if isinstance(message, WriteRequest):
-            self._refuse(
-                address,
-                client,
-                message.filename,
-                ErrorCode.ACCESS_VIOLATION,
-                "pxed is read-only",
-                "write-refused",
-            )
-        elif isinstance(message, ReadRequest):
-            self._read(address, message, client)
-        else:
-            log.debug(
-                "tftp: ignored {kind} at the listener from {client}",
-                kind=type(message).__name__,
-                client=_client_text(client),
-            )
+        """One datagram at a listener: do what the listener's engine decides."""
+        for action in self.server.receive(datagram, client, self.loop.seconds()):
+            self._act(address, action)
 
-    def _malformed(self, address: str, datagram: bytes, client: Client, bad: Exception) -> None:
-        opcode = int.from_bytes(datagram[:2], "big") if len(datagram) >= 2 else None
-        if opcode in (Opcode.RRQ, Opcode.WRQ):
-            self._refuse(address, client, "", ErrorCode.ILLEGAL_OPERATION, str(bad), "malformed")
-        else:
-            # Not a request: answering stray ERRORs or junk could start an error ping-pong.
-            self.stats.outcomes["dropped"] += 1
-            log.debug(
-                "tftp: dropped datagram from {client}: {reason}",
-                client=_client_text(client),
-                reason=str(bad),
-            )
-
-    def _read(self, address: str, request: ReadRequest, client: Client) -> None:
-        running = self._transfers.get(client)
-        if running is not None and not running.done:  # done: its end has yet to reach us
-            if running.request == request and (
-                not running.heard
-                or self.loop.seconds() - running.session.started < self.settings.timeout
-            ):
+    def _act(self, address: str, action: Action[_Transfer]) -> None:
+        match action:
+            case Start(client, request):
+                source = self._open(address, request, client)
+                if source is not None:
+                    self._start(address, request, client, source)
+            case Refuse(client, filename, code, message, outcome):
+                self._refuse(address, client, filename, code, message, outcome)
+            case Supersede(transfer):
+                self.loop.callFromThread(
+                    transfer.abort, "superseded", "a new request came from the same port", False
+                )
+            case Repeat(client, filename):
                 log.debug(
                     "tftp: repeated request from {client} for {file}; its transfer goes on",
                     client=_client_text(client),
-                    file=request.filename,
+                    file=filename,
                 )
-                return  # the client's retransmission, or a late copy
-            # Silently: an ERROR from the old port could reach the client before our
-            # answer to its new request and be taken for it.
-            self.loop.callFromThread(
-                running.abort, "superseded", "a new request came from the same port", False
-            )
-        if request.mode_name not in MODES:
-            self._refuse(
-                address,
-                client,
-                request.filename,
-                ErrorCode.ILLEGAL_OPERATION,
-                f"unsupported mode {request.mode!r}",
-                "malformed",
-            )
-            return
-        if (
-            self.stats.active_sessions >= self.settings.max_sessions
-            or self._per_ip[client[0]] >= self.settings.max_per_client
-        ):
-            self._refuse(address, client, request.filename, ErrorCode.NOT_DEFINED, BUSY, "busy")
-            return
-        source = self._open(address, request, client)
-        if source is not None:
-            self._start(address, request, client, source)
+            case Drop(client, reason):
+                self.stats.outcomes["dropped"] += 1
+                log.debug(
+                    "tftp: dropped datagram from {client}: {reason}",
+                    client=_client_text(client),
+                    reason=reason,
+                )
+            case Ignore(client, kind):
+                log.debug(
+                    "tftp: ignored {kind} at the listener from {client}",
+                    kind=kind,
+                    client=_client_text(client),
+                )
 
     def _open(self, address: str, request: ReadRequest, client: Client) -> BlockSource | None:
         try:
@@ -621,8 +624,7 @@ class TftpService(Service):
             log.failure("tftp: no port for a transfer to {client}", client=_client_text(client))
             self._refuse(address, client, request.filename, ErrorCode.NOT_DEFINED, BUSY, "busy")
             return
-        self._transfers[client] = transfer
-        self._per_ip[client[0]] += 1
+        self.server.begun(client, transfer)
         self.stats.active_sessions += 1
         self.loop.callFromThread(transfer.begin)
 
@@ -659,11 +661,7 @@ class TftpService(Service):
     # --- transfers ending ----------------------------------------------------------------
 
     def _forget(self, transfer: _Transfer) -> None:
-        if self._transfers.get(transfer.client) is transfer:
-            del self._transfers[transfer.client]
-        self._per_ip[transfer.client[0]] -= 1
-        if self._per_ip[transfer.client[0]] <= 0:
-            del self._per_ip[transfer.client[0]]
+        self.server.ended(transfer.client, transfer)
         self.stats.active_sessions -= 1
         self._track(transfer.stopped)
 

@@ -1,15 +1,12 @@
 """A second, leaner event loop, in its own thread, for the ports TFTP transfers run on.
 
 Why it exists: a lockstep transfer is one ACK in and one DATA out per block, so
-what the loop costs per wake-up is much of what the server costs per block. On
-the benchmark's 2-vCPU VM a bare lockstep loop on Twisted's reactor spends ~6.1
-µs of server CPU per block (the reactor's timed-call bookkeeping,
-``callWithLogger``'s context switch, a second ``recvfrom`` that ends in EAGAIN,
-a route lookup per ``sendto`` on an unconnected socket), the same loop on plain
-epoll with connected sockets ~4 µs, dnsmasq ~3.9 µs. Moving transfers here took
-pxed from 10.1 to 5.2-5.7 µs a block, 0.57x to ~0.8x of dnsmasq in lockstep;
-with the one-transfer wait below and a leaner engine step, 4.4 µs and 0.91x
-(benchmarks/README.md).
+what the loop costs per wake-up is much of what the server costs per block.
+Twisted's reactor spends half as much again per block as plain epoll with
+connected sockets does (its timed-call bookkeeping, ``callWithLogger``'s
+context switch, a second ``recvfrom`` that ends in EAGAIN, a route lookup per
+``sendto`` on an unconnected socket); running transfers here is what brought
+lockstep to dnsmasq's speed (benchmarks/README.md has the figures).
 
 What it offers is the part of Twisted's reactor API a transfer uses, with the
 same meaning: ``listenUDP``, ``callLater``, ``seconds`` and ``callFromThread``,
@@ -23,28 +20,33 @@ datagrams to the connected socket, which matches them more closely, and
 everyone else's to the other, and both reach the protocol's
 ``datagramReceived``.
 
-One transfer alone: with a single port on the loop and nothing else asked of it,
-the loop waits in that port's blocking ``recv`` instead of in ``epoll_wait``:
-one system call a block instead of two, ~0.45 µs of a lockstep block
-(benchmarks/README.md). A receive timeout of ``ALONE_SLICE`` bounds that wait,
-after each datagram the loop checks for cross-thread calls, and every
-``ALONE_BATCH`` datagrams it polls its other descriptors (the timer and the twin
-socket), so a second transfer, a stop, a timer or a stranger waits milliseconds
-at most. (A timer can be late by up to ALONE_BATCH datagrams, only while the
-client keeps sending without progress.) The price: while a lone transfer waits
-on a slow or silent client, the loop wakes every ALONE_SLICE (500 times a second;
-measured 0.01 s of CPU in 4 s with one silent client, none with no transfer)
-until the client answers or the transfer gives up.
+One transfer alone: with a single port on the loop and nothing else asked of it, the
+loop waits in that port's blocking ``recv`` instead of in ``epoll_wait``: one system
+call a block instead of two (benchmarks/README.md). A receive timeout of
+``ALONE_SLICE`` bounds that wait, after each datagram the loop checks for
+cross-thread calls, and every ``ALONE_BATCH`` datagrams it polls its other descriptors
+(the timer and the twin socket), so a second transfer, a stop, a timer or a stranger
+waits milliseconds at most. (A timer can be late by up to ALONE_BATCH datagrams,
+only while the client keeps sending without progress.) The price: while a lone
+transfer waits on a slow or silent client, the loop wakes every ALONE_SLICE (500
+times a second, a cost benchmarks/README.md measures) until the client answers or
+the transfer gives up.
+
 The peer socket is blocking for that
 wait; its sends wait at most ``SEND_WAIT`` for buffer space (the kernel's send
 buffer, which lockstep and GSO windows never fill), and the epoll path reads it
 with ``MSG_DONTWAIT``.
 
 Threads: ports are created (bound, connected) in the caller's thread, so a
-failure to bind is an exception there; everything else, reading, timers and
-the protocols' callbacks, runs in the loop's thread. Other threads talk to it
+failure to bind is an exception there; everything else, the loop's books of
+ports and timers, reading and the protocols' callbacks, lives in the loop's
+thread, and no other thread touches its dictionaries. Other threads talk to it
 through ``callFromThread`` only, and the loop talks back to the reactor the same
-way.
+way. If the thread dies, ``alive`` says so (``/healthz`` reads it through the
+TFTP service) and ``stop`` no longer waits for it.
+
+Its clock is monotonic: a wall-clock step, as NTP makes at an appliance's first
+boot, neither stalls nor bursts retransmits.
 """
 
 from __future__ import annotations
@@ -63,12 +65,13 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IUDPTransport
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 log = Logger(namespace="pxed.tftp")
@@ -80,6 +83,12 @@ ALONE_BATCH = 32  # datagrams between two looks at the epoll set while one trans
 SEND_WAIT = 0.002  # seconds a send waits for socket buffer space before it counts as lost
 
 
+class _Reactor(Protocol):
+    """What the loop needs of the main reactor: a way back into its thread."""
+
+    def callFromThread(self, callable: Callable[..., Any], *args: Any) -> None: ...
+
+
 class _TimeSpec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
@@ -89,7 +98,7 @@ class _ITimerSpec(ctypes.Structure):
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-_CLOCK_REALTIME = 0  # the clock of time.time(), which the loop's seconds() reads
+_CLOCK_MONOTONIC = 1  # the clock of time.monotonic(), which the loop's seconds() reads
 _TFD_TIMER_ABSTIME = 1
 _TFD_FLAGS = os.O_NONBLOCK | os.O_CLOEXEC  # TFD_NONBLOCK and TFD_CLOEXEC have these values
 
@@ -98,20 +107,20 @@ class _AlarmClock:
     """A timerfd: the loop's timers as one descriptor in its epoll set, set at the earliest.
 
     Why not epoll's own timeout: a finite timeout arms a kernel timer on every wait,
-    which in lockstep is once per block, and measured ~0.3 µs a block on the benchmark
-    VM. The earliest timer rarely changes (a transfer keeps its one timer while ACKs
-    move its deadline later), so the timerfd is set a few times a second, not per block.
+    which in lockstep is once per block (a cost benchmarks/README.md measures). The
+    earliest timer rarely changes (a transfer keeps its one timer while ACKs move its
+    deadline later), so the timerfd is set a few times a second, not per block.
     Python has ``os.timerfd_create`` from 3.13 only, hence ctypes.
     """
 
     def __init__(self) -> None:
-        self.fd = _libc.timerfd_create(_CLOCK_REALTIME, _TFD_FLAGS)
+        self.fd = _libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_FLAGS)
         if self.fd < 0:
             raise OSError(ctypes.get_errno(), "timerfd_create failed")
         self.at = math.inf  # when it goes off; inf: not set
 
     def set(self, when: float) -> None:
-        """Go off at ``when`` (time.time() seconds); a time already past goes off at once."""
+        """Go off at ``when`` (time.monotonic() seconds); a time already past goes off at once."""
         seconds = int(when)
         nanoseconds = max(1, int((when - seconds) * 1e9))  # all zero would disarm it
         spec = _ITimerSpec(_TimeSpec(0, 0), _TimeSpec(seconds, nanoseconds))
@@ -161,8 +170,9 @@ class Port:
         self.max_packet_size = max_packet_size
         self.socket = _peer_socket()
         self._stranger_socket: socket.socket | None = None
-        self.peer: Address | None = None
+        self.peer: Address = ("", 0)  # until connect(): transfers connect in startProtocol
         self.listening = True
+        self.adopted = False  # in the loop's books; only the loop's thread sets it
         try:
             self.socket.bind((interface, 0))
         except OSError:
@@ -186,8 +196,8 @@ class Port:
             twin.close()
             raise
         self._stranger_socket = twin
-        self.loop._watch(twin, self._read_stranger)
-        self.loop._ports[self.socket.fileno()] = self
+        if self.adopted:  # connected after joining the loop: the twin joins too
+            self.loop._in_loop_thread(self.loop._adopt_twin, self)
 
     def write(self, datagram: bytes, addr: Address | None = None) -> None:
         if addr is None or addr == self.peer:
@@ -201,7 +211,8 @@ class Port:
             self.listening = False
             for sock in (self.socket, self._stranger_socket):
                 if sock is not None:
-                    self.loop._forget(sock)
+                    if self.adopted:
+                        self.loop._forget(sock)
                     sock.close()
             self.protocol.doStop()
         return succeed(None)
@@ -246,9 +257,11 @@ def _timeval(seconds: float) -> bytes:
 class TransferLoop:
     """Runs transfer ports and their timers in one thread; see the module docstring."""
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: _Reactor) -> None:
         self.reactor = reactor  # the main reactor: where stop() reports back
-        self.seconds = time.time  # as Twisted's reactor, so times compare across both
+        # Monotonic: a wall-clock step (NTP at an appliance's boot) must neither stall
+        # nor burst retransmits. Times shown to people are converted (TftpService).
+        self.seconds = time.monotonic
         self._epoll: select.epoll | None = None
         self._wake = -1
         self._readers: dict[int, Callable[[], None]] = {}
@@ -263,6 +276,7 @@ class TransferLoop:
         )
         self._thread: threading.Thread | None = None
         self._running = False
+        self._died = False
         self._stopped: Deferred[None] | None = None
 
     # --- the reactor API transfers use -----------------------------------------------------
@@ -274,16 +288,23 @@ class TransferLoop:
         interface: str = "",
         maxPacketSize: int = 8192,
     ) -> Port:
-        """An ephemeral port on ``interface`` (transfers never ask for a fixed one)."""
+        """An ephemeral port on ``interface`` (transfers never ask for a fixed one).
+
+        Binds now, in the caller's thread, so a failure to bind raises here; the port
+        joins the loop's books in the loop's thread (``_adopt``), the only thread that
+        touches them, before any call asked after this one runs there.
+        """
         if port != 0:
             raise ValueError("the transfer loop binds ephemeral ports only")
         bound = Port(self, protocol, interface, maxPacketSize)
         try:
-            protocol.makeConnection(bound)
+            # The part of IUDPTransport a transfer uses (write, connect, stopListening,
+            # getHost); Twisted's makeConnection names the whole interface.
+            protocol.makeConnection(cast(IUDPTransport, bound))
         except BaseException:
             bound.stopListening()
             raise
-        self._watch(bound.socket, bound._read_peer)
+        self.callFromThread(self._adopt, bound)
         return bound
 
     def callLater(self, delay: float, func: Callable[..., Any], *args: Any) -> DelayedCall:
@@ -304,6 +325,11 @@ class TransferLoop:
 
     # --- life -------------------------------------------------------------------------------
 
+    @property
+    def alive(self) -> bool:
+        """The loop's thread is running (or was never started): transfers can move."""
+        return not self._died and (self._thread is None or self._thread.is_alive())
+
     def start(self) -> None:
         if self._thread is not None:
             return
@@ -321,9 +347,10 @@ class TransferLoop:
 
     def stop(self) -> Deferred[None]:
         """Finish what was asked before, close whatever is left, then fire (in the reactor)."""
-        if self._thread is None:
+        if self._thread is None or not self.alive:  # never started, or died: nobody to ask
             return succeed(None)
-        self._stopped = stopped = Deferred()
+        stopped: Deferred[None] = Deferred()
+        self._stopped = stopped
         self.callFromThread(self._halt)
         return stopped
 
@@ -332,8 +359,29 @@ class TransferLoop:
 
     # --- the loop ---------------------------------------------------------------------------
 
+    def _in_loop_thread(self, func: Callable[..., Any], *args: Any) -> None:
+        if threading.current_thread() is self._thread:
+            func(*args)
+        else:
+            self.callFromThread(func, *args)
+
+    def _adopt(self, port: Port) -> None:
+        """Loop thread: a port from ``listenUDP`` joins the books (unless already closed)."""
+        if not port.listening:
+            return
+        port.adopted = True
+        self._watch(port.socket, port._read_peer)
+        self._adopt_twin(port)
+
+    def _adopt_twin(self, port: Port) -> None:
+        """Loop thread: a connected port's twin, for strangers, joins the books once."""
+        twin = port._stranger_socket
+        if port.listening and twin is not None and twin.fileno() not in self._readers:
+            self._watch(twin, port._read_stranger)
+            self._ports[port.socket.fileno()] = port
+
     def _watch(self, sock: socket.socket, reader: Callable[[], None]) -> None:
-        """Register ``sock`` with the loop; from any thread (epoll_ctl is thread-safe)."""
+        """Loop thread: read ``sock`` with ``reader`` when it is readable."""
         self._readers[sock.fileno()] = reader
         self._sockets[sock.fileno()] = sock
         self._require_epoll().register(sock.fileno(), select.EPOLLIN)
@@ -371,6 +419,14 @@ class TransferLoop:
                         self._iterate(epoll, readers, wake, alarm, 0)
                 except Exception:  # a bug in one port's reader: log it, keep serving the rest
                     self._report(Failure())
+        except BaseException:  # the thread ends here: say so where the operator looks
+            self._died = True
+            self.reactor.callFromThread(
+                log.failure,
+                "tftp: the transfer loop died; transfers stop and /healthz answers 503",
+                Failure(),
+                LogLevel.critical,
+            )
         finally:
             self._close()
 
@@ -378,8 +434,7 @@ class TransferLoop:
         """The one connected port, when it is all the loop has to do."""
         if len(self._ports) != 1 or self._calls:
             return None
-        ports = list(self._ports.values())  # one step: the reactor's thread may add one
-        return ports[0] if len(ports) == 1 else None
+        return next(iter(self._ports.values()))
 
     def _serve_alone(self, port: Port) -> None:
         """Up to ALONE_BATCH datagrams through the port's blocking recv (module docstring)."""

@@ -401,6 +401,19 @@ def test_unanswered_block_is_resent_max_retries_times_then_the_session_times_out
     assert done.stats.error == "no ACK of block 1 after 6 s"
 
 
+def test_retries_is_a_patience_in_timeouts_not_a_count_of_resends():
+    """etc/pxed.yaml's promise: (retries + 1) x timeout of silence, however many resends."""
+    session = make(100_000, limits=SessionLimits(max_retries=2, initial_timeout=1.0))
+    session.start(0.0)
+    session.receive(encode_ack(1), 0.01)  # a fast round trip: the timer drops to its floor
+    resends, deadline = 0, session.deadline
+    while deadline is not None and (done := finish_of(session.expire(deadline))) is None:
+        resends += 1
+        deadline = session.deadline
+    assert resends > 2
+    assert done is not None and done.stats.ended == pytest.approx(0.01 + 3 * 1.0)
+
+
 def test_unanswered_oack_is_resent_then_times_out():
     session = make(100, [("tsize", "0")])
     oack = sends(session.start(0.0))

@@ -162,6 +162,8 @@ class FakeUDPReactor(Clock):
         """One thread here: the call runs at once, as if the other side ran it then."""
         func(*args, **kwargs)
 
+    alive = True  # the TransferLoop's thread, for a fake standing in for it
+
     def start(self) -> None:
         """The TransferLoop's life, for a fake standing in for it: nothing to start."""
 

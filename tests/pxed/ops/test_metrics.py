@@ -102,3 +102,26 @@ def test_healthz_is_ok_while_every_service_runs_and_503_when_one_stopped(tmp_pat
     request = DummyRequest([])
     body = json.loads(HealthResource(Ops()).render_GET(request))  # type: ignore[arg-type]
     assert (request.responseCode or 200) == 200 and body["status"] == "ok"
+
+
+def test_healthz_is_503_when_the_tftp_transfer_loop_died(tmp_path) -> None:
+    """A listener without its transfer loop takes requests it can never serve: say so."""
+    from pxed.ops.status import HealthResource
+    from pxed.tftp.service import TftpService, TftpSettings
+    from pxed.tftp.sources import ProviderChain, StaticRoot
+    from tests.support.fake_udp import FakeUDPReactor
+
+    class DeadLoop(FakeUDPReactor):
+        alive = False  # as TransferLoop.alive says once its thread died
+
+    reactor = FakeUDPReactor()
+    files = ProviderChain([StaticRoot(tmp_path)])
+    tftp = TftpService(TftpSettings(listen=("127.0.0.1",)), files, reactor, loop=DeadLoop())
+    tftp.startService()
+
+    class Ops:
+        services = {"tftp": tftp}
+
+    request = DummyRequest([])
+    body = json.loads(HealthResource(Ops()).render_GET(request))  # type: ignore[arg-type]
+    assert request.responseCode == 503 and body["services"] == {"tftp": False}

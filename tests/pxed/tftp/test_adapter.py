@@ -672,7 +672,7 @@ def test_acks_keep_one_delayed_call_that_fires_at_the_moved_deadline(h: Harness)
     h.reactor.advance(0.5)
     assert h.replies() == [], "the old deadline is not the block's: nothing is resent"
     (rearmed,) = h.reactor.getDelayedCalls()
-    deadline = h.service._transfers[CLIENT].session.deadline
+    deadline = h.service.server.running[CLIENT].session.deadline
     assert rearmed.getTime() == deadline and deadline > 1.0
     h.reactor.advance(deadline - h.reactor.seconds())
     assert [message for _, message, _ in h.replies()] == [Data(2, PAYLOAD[512:1024])]

@@ -294,3 +294,67 @@ def test_an_address_that_cannot_be_bound_fails_in_the_callers_thread(
     with pytest.raises(OSError):
         loop.listenUDP(0, Recorder(), interface="192.0.2.1", maxPacketSize=65536)
     assert opened_since(before) == set()
+
+
+def test_ports_join_the_loops_books_in_the_loops_thread_only(
+    loop: TransferLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No dictionary of the loop is changed from two threads: the reactor binds, the loop books."""
+    threads: list[str] = []
+    watch = loop._watch
+
+    def recording(sock: socket.socket, reader: Callable[[], None]) -> None:
+        threads.append(threading.current_thread().name)
+        watch(sock, reader)
+
+    monkeypatch.setattr(loop, "_watch", recording)
+    client, protocol = _client(), Recorder()
+
+    class ConnectsOnStart(Recorder):
+        def startProtocol(self) -> None:
+            self.transport.connect(*client.getsockname())
+
+    protocol = ConnectsOnStart()
+    port = loop.listenUDP(0, protocol, interface=LOOPBACK, maxPacketSize=65536)
+    client.sendto(b"ACK 1", (LOOPBACK, port.getHost().port))
+    assert protocol.heard.get(timeout=WAIT)[0] == b"ACK 1"
+    assert threads == ["pxed-tftp-transfers", "pxed-tftp-transfers"]
+    client.close()
+
+
+def test_a_step_of_the_wall_clock_neither_stalls_nor_hurries_timers(
+    loop: TransferLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NTP stepping the clock at an appliance's boot must not move retransmit timers."""
+    fired: queue.Queue[str] = queue.Queue()
+    wall = time.time()
+    monkeypatch.setattr(time, "time", lambda: wall + 3600.0)  # an hour forward
+    loop.callFromThread(lambda: loop.callLater(0.05, fired.put, "on time"))
+    assert fired.get(timeout=WAIT) == "on time"
+    monkeypatch.setattr(time, "time", lambda: wall - 3600.0)  # and back
+    loop.callFromThread(lambda: loop.callLater(0.05, fired.put, "still on time"))
+    assert fired.get(timeout=WAIT) == "still on time"
+
+
+def test_a_dead_loop_says_so_and_stopping_it_does_not_hang(main: MainThread) -> None:
+    loop = TransferLoop(main)
+    loop.start()
+    assert loop.alive
+
+    def die() -> None:
+        raise SystemExit("a bug that escapes the per-callback guard")
+
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        loop._run_calls = die  # type: ignore[method-assign]
+        loop.callFromThread(lambda: None)
+        main.run_one()  # the log line, sent to the reactor's thread
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert [e["log_level"].name for e in events if "loop died" in e["log_format"]] == ["critical"]
+    deadline = time.monotonic() + WAIT
+    while loop.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not loop.alive
+    assert loop.stop().called

@@ -1,0 +1,203 @@
+"""The TFTP listener's decisions, sans-I/O: what each datagram at port 69 starts or is told.
+
+``TftpServer.receive(datagram, client, now)`` is to a TFTP listener what
+``DhcpServer.handle`` is to DHCP: one datagram in, the actions that answer it
+out. The adapter performs them (opens the file, binds the transfer's port,
+sends a refusal from a fresh port) and reports back when a transfer begins and
+ends, so the books the decisions need (which transfers run, how many per
+client address) live here, next to the rules that read them:
+
+* A malformed request is refused with ERROR 4; a malformed datagram that is not
+  a request is dropped (answering stray ERRORs could start an error ping-pong).
+* pxed is read-only: a WRQ gets ERROR 2.
+* A repeated RRQ from the same client port is the client's retransmission
+  while its transfer has not heard back yet, or a delayed copy when it comes
+  within ``timeout`` of the transfer's start: the running transfer goes on.
+  Any other RRQ from a port with a transfer running is a rebooted client
+  reusing its port (a reboot takes longer than that): the old transfer ends,
+  silently (an ERROR from its port could reach the client before the answer to
+  the new request and be taken for it), and the new request is judged afresh.
+* Past ``max_sessions`` transfers, or ``max_per_client`` for one client
+  address, a request gets ERROR 0 "server busy, try again" at once: PXE ROMs
+  retry the whole boot, and a queue would only hold their timers hostage.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from protocols.errors import MalformedPacket
+from protocols.tftp.wire import ErrorCode, Opcode, ReadRequest, WriteRequest, decode_tftp
+
+Client = tuple[str, int]
+MODES = ("octet", "netascii")
+BUSY = "server busy, try again"
+
+
+class Running(Protocol):
+    """What the listener reads of a transfer in flight (the adapter's transfer object)."""
+
+    @property
+    def request(self) -> ReadRequest: ...
+
+    @property
+    def heard(self) -> bool:
+        """The client has answered at least once (an RRQ copy is then no retransmission)."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """The transfer has ended and its end has yet to be reported with ``ended``."""
+        ...
+
+    @property
+    def started(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Start:
+    """Open ``request.filename`` and start a transfer to ``client``; report it with ``begun``."""
+
+    client: Client
+    request: ReadRequest
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """Answer one ERROR from a fresh port; ``outcome`` is the counter and log word."""
+
+    client: Client
+    filename: str
+    code: ErrorCode
+    message: str
+    outcome: str
+
+
+T = TypeVar("T", bound=Running)
+
+
+@dataclass(frozen=True)
+class Supersede(Generic[T]):
+    """End ``transfer`` without telling its client: the same port asked anew."""
+
+    transfer: T
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """The client's retransmitted RRQ: its running transfer answers it."""
+
+    client: Client
+    filename: str
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Not a request and not decodable: counted and dropped, never answered."""
+
+    client: Client
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ignore:
+    """A well-formed datagram that has no business at a listener (an ACK, a stray ERROR)."""
+
+    client: Client
+    kind: str
+
+
+Action = Start | Refuse | Supersede[T] | Repeat | Drop | Ignore
+
+
+@dataclass(frozen=True)
+class ListenerLimits:
+    """The ``tftp:`` settings the listener's decisions read."""
+
+    max_sessions: int = 1000
+    max_per_client: int = 16
+    timeout: float = 1.0
+
+
+class TftpServer(Generic[T]):
+    """The listener's rules and the books they read: transfers by client, counts by address."""
+
+    def __init__(self, limits: ListenerLimits) -> None:
+        self.limits = limits
+        self.running: dict[Client, T] = {}
+        self.active = 0
+        self._per_address: Counter[str] = Counter()
+
+    def receive(self, datagram: bytes, client: Client, now: float) -> list[Action[T]]:
+        """What to do about one datagram that reached a listener from ``client``."""
+        try:
+            message = decode_tftp(datagram)
+        except MalformedPacket as bad:
+            return [self._malformed(datagram, client, str(bad))]
+        if isinstance(message, WriteRequest):
+            return [
+                Refuse(
+                    client,
+                    message.filename,
+                    ErrorCode.ACCESS_VIOLATION,
+                    "pxed is read-only",
+                    "write-refused",
+                )
+            ]
+        if isinstance(message, ReadRequest):
+            return self._read(message, client, now)
+        return [Ignore(client, type(message).__name__)]
+
+    def begun(self, client: Client, transfer: T) -> None:
+        """The adapter started the transfer a ``Start`` asked for."""
+        self.running[client] = transfer
+        self._per_address[client[0]] += 1
+        self.active += 1
+
+    def ended(self, client: Client, transfer: T) -> None:
+        """A transfer ``begun`` has ended, whoever ended it."""
+        if self.running.get(client) is transfer:
+            del self.running[client]
+        self._per_address[client[0]] -= 1
+        if self._per_address[client[0]] <= 0:
+            del self._per_address[client[0]]
+        self.active -= 1
+
+    def transfers_from(self, address: str) -> int:
+        return self._per_address[address]
+
+    def _malformed(self, datagram: bytes, client: Client, reason: str) -> Refuse | Drop:
+        opcode = int.from_bytes(datagram[:2], "big") if len(datagram) >= 2 else None
+        if opcode in (Opcode.RRQ, Opcode.WRQ):
+            return Refuse(client, "", ErrorCode.ILLEGAL_OPERATION, reason, "malformed")
+        return Drop(client, reason)
+
+    def _read(self, request: ReadRequest, client: Client, now: float) -> list[Action[T]]:
+        actions: list[Action[T]] = []
+        running = self.running.get(client)
+        if running is not None and not running.done:  # done: its end has yet to reach us
+            if running.request == request and (
+                not running.heard or now - running.started < self.limits.timeout
+            ):
+                return [Repeat(client, request.filename)]
+            actions.append(Supersede(running))
+        actions.append(self._admit(request, client))
+        return actions
+
+    def _admit(self, request: ReadRequest, client: Client) -> Start | Refuse:
+        if request.mode_name not in MODES:
+            return Refuse(
+                client,
+                request.filename,
+                ErrorCode.ILLEGAL_OPERATION,
+                f"unsupported mode {request.mode!r}",
+                "malformed",
+            )
+        if (
+            self.active >= self.limits.max_sessions
+            or self._per_address[client[0]] >= self.limits.max_per_client
+        ):
+            return Refuse(client, request.filename, ErrorCode.NOT_DEFINED, BUSY, "busy")
+        return Start(client, request)

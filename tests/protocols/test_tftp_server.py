@@ -1,0 +1,196 @@
+"""The TFTP listener's decisions, sans-I/O: repeats, reboots, limits, modes, malformed input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from protocols.tftp.server import (
+    BUSY,
+    Drop,
+    Ignore,
+    ListenerLimits,
+    Refuse,
+    Repeat,
+    Start,
+    Supersede,
+    TftpServer,
+)
+from protocols.tftp.wire import Ack, ErrorCode, ReadRequest, WriteRequest, encode_tftp
+
+CLIENT = ("10.0.0.5", 2070)
+LIMITS = ListenerLimits(max_sessions=3, max_per_client=2, timeout=1.0)
+
+
+@dataclass
+class Transfer:
+    """A stand-in for the adapter's transfer: what the listener reads of one."""
+
+    request: ReadRequest
+    started: float
+    heard: bool = False
+    done: bool = False
+
+
+def rrq(name: str = "pxelinux.0", mode: str = "octet", **options: str) -> bytes:
+    return encode_tftp(ReadRequest(name, mode, tuple(options.items())))
+
+
+def begin(server: TftpServer[Transfer], datagram: bytes, client=CLIENT, now=0.0) -> Transfer:
+    """Receive ``datagram``, expect a Start, and begin its transfer as the adapter would."""
+    actions = server.receive(datagram, client, now)
+    assert isinstance(actions[-1], Start), actions
+    transfer = Transfer(actions[-1].request, now)
+    server.begun(client, transfer)
+    return transfer
+
+
+def test_a_read_request_starts_a_transfer():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    [action] = server.receive(rrq(tsize="0"), CLIENT, 0.0)
+    assert action == Start(CLIENT, ReadRequest("pxelinux.0", "octet", (("tsize", "0"),)))
+
+
+def test_a_write_request_is_refused_pxed_is_read_only():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    datagram = encode_tftp(WriteRequest("up.bin", "octet", ()))
+    [action] = server.receive(datagram, CLIENT, 0.0)
+    assert action == Refuse(
+        CLIENT, "up.bin", ErrorCode.ACCESS_VIOLATION, "pxed is read-only", "write-refused"
+    )
+
+
+def test_a_malformed_request_gets_error_4_and_malformed_junk_is_dropped():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    [refused] = server.receive(b"\x00\x01no-terminator", CLIENT, 0.0)
+    assert isinstance(refused, Refuse) and refused.code == ErrorCode.ILLEGAL_OPERATION
+    assert refused.outcome == "malformed"
+    [dropped] = server.receive(b"\x00\x09junk", CLIENT, 0.0)
+    assert isinstance(dropped, Drop)
+
+
+def test_an_ack_at_the_listener_is_ignored():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    assert server.receive(encode_tftp(Ack(1)), CLIENT, 0.0) == [Ignore(CLIENT, "Ack")]
+
+
+def test_an_unknown_mode_is_refused_as_malformed():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    [action] = server.receive(rrq(mode="mail"), CLIENT, 0.0)
+    assert isinstance(action, Refuse) and action.message == "unsupported mode 'mail'"
+
+
+def test_a_retransmitted_request_lets_the_running_transfer_answer():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    begin(server, rrq())
+    assert server.receive(rrq(), CLIENT, 30.0) == [Repeat(CLIENT, "pxelinux.0")]
+
+
+def test_a_late_copy_within_the_timeout_of_the_start_is_still_a_repeat():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    transfer = begin(server, rrq())
+    transfer.heard = True
+    assert server.receive(rrq(), CLIENT, 0.5) == [Repeat(CLIENT, "pxelinux.0")]
+
+
+def test_the_same_request_after_the_client_answered_is_a_rebooted_client():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    transfer = begin(server, rrq())
+    transfer.heard = True
+    actions = server.receive(rrq(), CLIENT, 5.0)
+    assert actions == [Supersede(transfer), Start(CLIENT, transfer.request)]
+
+
+def test_another_file_from_a_busy_port_supersedes_its_transfer():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    transfer = begin(server, rrq())
+    actions = server.receive(rrq("ldlinux.c32"), CLIENT, 0.1)
+    assert actions[0] == Supersede(transfer) and isinstance(actions[1], Start)
+
+
+def test_a_transfer_whose_end_is_on_its_way_is_not_repeated():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    transfer = begin(server, rrq())
+    transfer.done = True
+    assert server.receive(rrq(), CLIENT, 0.1) == [Start(CLIENT, transfer.request)]
+
+
+def test_past_max_per_client_a_request_is_busy_and_an_end_makes_room():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    first = begin(server, rrq(), ("10.0.0.5", 1))
+    begin(server, rrq(), ("10.0.0.5", 2))
+    [busy] = server.receive(rrq(), ("10.0.0.5", 3), 0.0)
+    assert isinstance(busy, Refuse) and (busy.message, busy.outcome) == (BUSY, "busy")
+    server.ended(("10.0.0.5", 1), first)
+    assert isinstance(server.receive(rrq(), ("10.0.0.5", 3), 0.0)[0], Start)
+
+
+def test_past_max_sessions_every_address_is_busy():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    for host in range(3):
+        begin(server, rrq(), (f"10.0.0.{host}", 69))
+    [busy] = server.receive(rrq(), ("10.0.0.9", 69), 0.0)
+    assert isinstance(busy, Refuse) and busy.code == ErrorCode.NOT_DEFINED
+
+
+CLIENTS = st.sampled_from([("10.0.0.1", 1), ("10.0.0.1", 2), ("10.0.0.1", 3), ("10.0.0.2", 1)])
+DATAGRAMS = st.sampled_from(
+    [
+        *(rrq(), rrq("ldlinux.c32"), rrq(mode="mail")),
+        *(b"\x00\x02w\x00octet\x00", b"\x00\x04\x00\x01", b"\x00\x01bad", b"\xff\xff"),
+    ]
+)
+
+
+class ListenerMachine(RuleBasedStateMachine):
+    """Any interleaving of datagrams, starts, answers and ends keeps the listener's books right."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.server: TftpServer[Transfer] = TftpServer(LIMITS)
+        self.transfers: list[tuple[tuple[str, int], Transfer]] = []
+        self.now = 0.0
+
+    @rule(datagram=DATAGRAMS, client=CLIENTS, wait=st.floats(0, 3))
+    def datagram(self, datagram: bytes, client: tuple[str, int], wait: float) -> None:
+        self.now += wait
+        running = self.server.running.get(client)
+        actions = self.server.receive(datagram, client, self.now)
+        *before, last = actions
+        assert all(isinstance(action, Supersede) for action in before)
+        assert len(before) <= 1
+        if before:
+            assert before[0].transfer is running and running is not None and not running.done
+        if isinstance(last, Repeat):
+            assert running is not None and running.request.filename == last.filename
+        if isinstance(last, Start):
+            transfer = Transfer(last.request, self.now)
+            self.server.begun(client, transfer)
+            self.transfers.append((client, transfer))
+
+    @rule(data=st.data())
+    def client_answers_or_transfer_ends(self, data: st.DataObject) -> None:
+        if not self.transfers:
+            return
+        index = data.draw(st.integers(0, len(self.transfers) - 1))
+        client, transfer = self.transfers[index]
+        if data.draw(st.booleans()):
+            transfer.heard = True
+        else:
+            transfer.done = True
+            self.server.ended(client, transfer)
+            del self.transfers[index]
+
+    @invariant()
+    def books_match_the_transfers_begun(self) -> None:
+        assert self.server.active == len(self.transfers) <= LIMITS.max_sessions
+        for address in {client[0] for client, _ in self.transfers}:
+            count = sum(1 for client, _ in self.transfers if client[0] == address)
+            assert self.server.transfers_from(address) == count <= LIMITS.max_per_client
+
+
+ListenerMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=30)
+test_listener_books_hold_under_any_interleaving = ListenerMachine.TestCase
