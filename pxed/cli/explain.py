@@ -42,6 +42,7 @@ from pxed.provisioning.tftp_files import ProvisionFiles
 
 # The parameter request list of an Intel PXE 2.1 ROM (docs/firmware.md), so the answer
 # carries the options a real firmware would get.
+PXE_PRL: tuple[int, ...]
 PXE_PRL = (1, 2, 3, 4, 5, 6, 11, 12, 13, 15, 16, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51)
 PXE_PRL += (54, 58, 59, 60, 66, 67, 97, 128, 129, 130, 131, 132, 133, 134, 135)
 EXPLAIN_SECRET = b"pxed explain: tokens are not shown"

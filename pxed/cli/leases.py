@@ -66,6 +66,6 @@ def render(
         for row in table
     ]
     lines.append(f"{len(rows)} lease{'' if len(rows) == 1 else 's'}")
-    for ip, until in quarantined:
-        lines.append(f"quarantined after DHCPDECLINE: {ip} until {_when(until)}")
+    for ip, stamp in quarantined:
+        lines.append(f"quarantined after DHCPDECLINE: {ip} until {_when(stamp)}")
     return "\n".join(lines)

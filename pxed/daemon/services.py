@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.application.service import MultiService
 
@@ -21,15 +21,33 @@ from pxed.tftp.service import Reactor, TftpService, TftpSettings
 from pxed.tftp.sources import FileProvider, ProviderChain, StaticRoot
 from pxed.web.trees import HttpService, Trees, build_site, site_trees
 
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import (
+        IReactorCore,
+        IReactorSocket,
+        IReactorTCP,
+        IReactorThreads,
+        IReactorTime,
+        IReactorUDP,
+    )
 
-def add_services(top: MultiService, config: Any) -> None:
+    class _Reactor(
+        IReactorCore, IReactorTime, IReactorTCP, IReactorUDP, IReactorSocket, IReactorThreads
+    ):
+        """The interfaces of the installed reactor that pxed's services use."""
+
+
+def add_services(top: MultiService, config: Config) -> None:
     """Attach one service per enabled protocol (TFTP, DHCP, HTTP) to ``top``.
 
     DHCP and the HTTP trees follow the inventory's reloads; TFTP reads the
     inventory on every request already.
     """
-    from twisted.internet import reactor
+    from twisted.internet import reactor as installed
 
+    # Twisted declares twisted.internet.reactor with the interfaces every reactor has
+    # (core, time, TCP, ...); the installed one also has the UDP, socket and thread ones.
+    reactor = cast("_Reactor", installed)
     provisioning = build_provisioning(config, reactor, advertised_address)
     inventory = provisioning.inventory
     ReloadOnHangup(inventory, reactor).setServiceParent(top)
@@ -51,7 +69,7 @@ def add_services(top: MultiService, config: Any) -> None:
 
 
 def tftp_service(
-    config: Any, reactor: Reactor, generated: FileProvider | None = None
+    config: Config, reactor: Reactor, generated: FileProvider | None = None
 ) -> TftpService:
     """The TFTP server for ``config``; its ``stats`` are what /metrics reads.
 
@@ -71,7 +89,7 @@ def tftp_service(
 
 
 def http_service(
-    config: Any,
+    config: Config,
     reactor: Any,
     provisioning: Provisioning | None = None,
     operations: Operations | None = None,

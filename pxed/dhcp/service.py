@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IUDPTransport
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -73,12 +73,13 @@ class Reactor(Protocol):
         self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any
     ) -> IDelayedCall: ...
 
+    # Without a default, as IReactorSocket declares it (the adapter passes maxPacketSize).
     def adoptDatagramPort(
         self,
         fileDescriptor: int,
-        addressFamily: Any,
+        addressFamily: socket.AddressFamily,
         protocol: DatagramProtocol,
-        maxPacketSize: int = 8192,
+        maxPacketSize: int,
     ) -> Any: ...
 
 
@@ -134,6 +135,7 @@ class _Listener(DatagramProtocol):
     """One adopted socket: an interface on one port (the server port, or 4011 in proxy mode)."""
 
     noisy = False
+    transport: IUDPTransport  # not None: the reactor adopts the socket before it reads it
 
     def __init__(self, server: DhcpService, interface: Interface, port: int) -> None:
         self.server = server
@@ -366,7 +368,11 @@ class DhcpService(Service):
     # --- logs and counters ---------------------------------------------------------------
 
     def _record(
-        self, listener: _Listener, request: DhcpPacket, action: Reply | NoReply, addr: Any
+        self,
+        listener: _Listener,
+        request: DhcpPacket,
+        action: Reply | NoReply,
+        addr: tuple[str, int],
     ) -> None:
         kind = message_name(request.message_type)
         mac = request.mac
@@ -419,7 +425,9 @@ class DhcpService(Service):
         )
 
 
-def dhcp_service(config: Any, reactor: Reactor, boot_seen: BootSeen | None = None) -> DhcpService:
+def dhcp_service(
+    config: Config, reactor: Reactor, boot_seen: BootSeen | None = None
+) -> DhcpService:
     """The DHCP server for ``config``: interfaces read now, leases loaded from state_dir.
 
     ``server.address`` left out means the first interface's address (docs/configuration.md).

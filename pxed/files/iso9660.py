@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
 Extent = tuple[int, int]
 """(byte offset in the image, length)."""
+Record = Any  # pycdlib's DirectoryRecord: pycdlib ships no type information
 
 # Like the kernel's MAXSYMLINKS: a lookup that follows more links is a loop.
 MAX_SYMLINKS = 40
@@ -135,8 +137,10 @@ def _index(path: Path) -> dict[bytes, _Node]:
         iso.close()
 
 
-def _walk(directory, prefix: bytes, name_of, block: int) -> Iterator[tuple[bytes, _Node]]:  # type: ignore[no-untyped-def]
-    continuations = set()
+def _walk(
+    directory: Record, prefix: bytes, name_of: Callable[[Record], bytes], block: int
+) -> Iterator[tuple[bytes, _Node]]:
+    continuations: set[int] = set()
     for record in directory.children:
         if record.is_dot() or record.is_dotdot() or id(record) in continuations:
             continue
@@ -178,22 +182,22 @@ def _merge(extents: list[Extent]) -> tuple[Extent, ...]:
     return tuple(merged)
 
 
-def _rock_ridge_name(record) -> bytes:  # type: ignore[no-untyped-def]
+def _rock_ridge_name(record: Record) -> bytes:
     name: bytes = record.rock_ridge.name()
     return name or _iso_name(record)
 
 
-def _joliet_name(record) -> bytes:  # type: ignore[no-untyped-def]
-    text = record.file_identifier().decode("utf-16-be", "replace")
+def _joliet_name(record: Record) -> bytes:
+    text: str = record.file_identifier().decode("utf-16-be", "replace")
     return text.partition(";")[0].encode()
 
 
-def _iso_name(record) -> bytes:  # type: ignore[no-untyped-def]
+def _iso_name(record: Record) -> bytes:
     name: bytes = record.file_identifier().partition(b";")[0]
     return name[:-1] if name.endswith(b".") else name
 
 
-def _mtime(record) -> float:  # type: ignore[no-untyped-def]
+def _mtime(record: Record) -> float:
     date = record.date
     try:
         zone = datetime.timezone(datetime.timedelta(minutes=15 * date.gmtoffset))

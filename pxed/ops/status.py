@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol, cast
 
 from twisted.web import http
 from twisted.web.resource import Resource
@@ -186,6 +186,12 @@ class LeasesApi(Resource):
         return _json(request, lease_rows(self.operations))
 
 
+class _TransferList(Protocol):
+    """What ``/api/transfers`` reads of the TFTP service (``pxed.tftp.service.TftpService``)."""
+
+    def transfers(self) -> list[dict[str, Any]]: ...
+
+
 class TransfersApi(Resource):
     isLeaf = True
 
@@ -197,5 +203,6 @@ class TransfersApi(Resource):
         tftp = self.operations.services.get("tftp")
         if tftp is None:
             return _json(request, {"tftp_active": None, "tftp": []})
-        running = tftp.transfers()
+        # services holds each service as an IService; the "tftp" one is the TFTP service.
+        running = cast(_TransferList, tftp).transfers()
         return _json(request, {"tftp_active": len(running), "tftp": running})

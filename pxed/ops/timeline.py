@@ -20,10 +20,10 @@ import re
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import Service
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 
 from pxed.config import parse_mac
 
@@ -155,8 +155,9 @@ class ObserverService(Service):
 
     def startService(self) -> None:
         super().startService()
-        globalLogPublisher.addObserver(self.observer)
+        # Twisted types observers as ILogObserver; any callable taking the event is one.
+        globalLogPublisher.addObserver(cast(ILogObserver, self.observer))
 
     def stopService(self) -> None:
         super().stopService()
-        globalLogPublisher.removeObserver(self.observer)
+        globalLogPublisher.removeObserver(cast(ILogObserver, self.observer))

@@ -25,9 +25,10 @@ import errno
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from twisted.internet import tcp
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPushProducer, ITCPTransport
 from twisted.logger import Logger
 from twisted.web.server import Request
 from zope.interface import implementer
@@ -116,7 +117,9 @@ class _Body:
         # honoured, and only closing the connection tells the client.
         log.warn("file shrank while being served (fd {fd} at {offset})", fd=self.fd, offset=offset)
         self.request.unregisterProducer()
-        self.request.channel.transport.abortConnection()
+        # HTTPChannel types its transport ITransport | None; while a response is sent it is
+        # the connection's, and connections (TCP, TLS) have abortConnection.
+        cast(ITCPTransport, self.request.channel.transport).abortConnection()
         self._release()
 
 

@@ -24,11 +24,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
+from twisted.internet.protocol import ServerFactory
 from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -103,6 +104,7 @@ class _Tree(Resource):
 
     def render_GET(self, request: Request) -> bytes | int:
         parts = request.postpath
+        assert parts is not None  # None only before the site has looked up the resource
         if any(_bad_segment(part) for part in parts):
             return _error(request, http.NOT_FOUND)
         try:
@@ -409,10 +411,18 @@ class HttpService(Service):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
+        # listenTCP's factory is typed ServerFactory[_ProtoWithFactory], and ServerFactory is
+        # invariant in its protocol: Twisted's annotation refuses its own Site.
+        factory = cast(ServerFactory, self.site)
         for address in self.addresses:
-            self.listening.append(self.reactor.listenTCP(self.port, self.site, interface=address))
+            self.listening.append(self.reactor.listenTCP(self.port, factory, interface=address))
 
-    def stopService(self) -> Deferred[object]:
+    def stopService(self) -> Deferred[list[None]]:
         super().stopService()
         ports, self.listening = self.listening, []
-        return gatherResults([maybeDeferred(port.stopListening) for port in ports])
+        # maybeDeferred waits for the Deferred stopListening may return; its overloads take
+        # the "Deferred[None] | None" return for a plain value.
+        return cast(
+            "Deferred[list[None]]",
+            gatherResults([maybeDeferred(port.stopListening) for port in ports]),
+        )
