@@ -53,7 +53,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "dhcp.subnets[]": ("network", "range", "router", "dns", "domain", "lease_time"),
     "dhcp.boot": ("bios", "uefi", "ipxe", "uefi_http", "default_arch"),
     "http": ("enabled", "listen", "port"),
-    "install": ("kickstart_open", "loop_fetches", "loop_window"),
+    "install": ("kickstart_open", "loop_fetches", "loop_window", "mac_header_networks"),
     "logging": ("json", "level"),
     "trees.*": ("path", "iso"),
     "profiles.*": ("tree", "kernel", "initrd", "append", "kickstart", "loader", "vars"),
@@ -509,6 +509,7 @@ class _Builder:
             kickstart_open=f.get("kickstart_open", c.boolean, False),
             loop_fetches=f.get("loop_fetches", c.integer(1, 1000), 3),
             loop_window=f.get("loop_window", c.seconds, 86400),
+            mac_header_networks=f.get("mac_header_networks", c.sequence(c.network), ()),
         )
 
     def logging(self) -> LoggingConfig:

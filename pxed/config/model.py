@@ -155,6 +155,8 @@ class InstallConfig:
     kickstart_open: bool  # serve /ks/<mac> to any client, not only to that host
     loop_fetches: int  # more Kickstart fetches than this ...
     loop_window: int  # ... within this many seconds, without a done callback: looping
+    # Off-link requesters whose X-RHN-Provisioning-MAC header alone is believed (a trade-off)
+    mac_header_networks: tuple[IPv4Network, ...]
 
 
 @dataclass(frozen=True)

@@ -4,26 +4,31 @@
 
 ``/ks/<mac>`` (or ``/ks/`` with the MAC found another way) serves the host's
 rendered Kickstart. It carries root password hashes, so unless
-``install.kickstart_open`` it goes only to that host: a request whose
-``X-RHN-Provisioning-MAC-<n>`` header (Anaconda's ``inst.ks.sendmac``, value
-``eth0 52:54:00:12:34:56``) names the host's MAC, or that comes from the host's
-reserved or leased address. Anything else gets 403 and a message that says how
-to make it work. A template that renders to something pykickstart rejects is
-never served (500, logged); a looping host gets 409.
+``install.kickstart_open`` it goes only to that host, as
+``pxed.provisioning.identity`` verifies it: on a served link by the kernel's
+neighbour entry for the requester (an ``X-RHN-Provisioning-MAC-<n>`` header
+that disagrees with it is a forgery, refused and logged), behind a router by
+the host's reserved or leased address, or by the header where the operator
+trusts it. Anything else gets 403 and a message that says how to make it work.
+Only a verified fetch moves the host's state or counts for the loop breaker.
+A template that renders to something pykickstart rejects is never served
+(500, logged); a looping host gets 409.
 
 ``/boot/<mac>.ipxe`` is the iPXE script; ``/boot/pxelinux.cfg/...``,
 ``/boot/grub.cfg-01-<mac>`` and ``/boot/grub/grub.cfg`` are the same generated
 files TFTP serves (for lpxelinux.0 and GRUB over HTTP).
 
-``POST /api/hosts/<mac>/done`` and ``/failed`` (form field or ``X-Pxed-Token``
-header ``token``, the per-host HMAC the Kickstart carries) move the host to
-installed or failed.
+``POST /api/hosts/<mac>/done`` and ``/failed`` move the host to installed or
+failed when they carry the per-host HMAC the Kickstart holds (form field
+``token`` in the body, or an ``X-Pxed-Token`` header; never in the URL, which
+access logs keep) and come from a requester the same identity rule admits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
 
 from twisted.logger import Logger
 from twisted.web import http
@@ -33,6 +38,7 @@ from twisted.web.server import Request
 from pxed.config import Config, parse_mac
 from pxed.config.model import Host
 from pxed.provisioning.bootconfigs import LocalBoot, plan_for
+from pxed.provisioning.identity import Neighbours, Verdict, verify
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.kickstart import TemplateProblem, render
 from pxed.provisioning.lifecycle import Lifecycle, State
@@ -55,6 +61,21 @@ class Provisioning:
     secret: bytes
     files: ProvisionFiles
     clock: Callable[[], float]
+    neighbours: Neighbours = field(default_factory=Neighbours)
+
+    def verify(self, mac: str, request: Request, now: float, claimed: bool) -> Verdict:
+        """Whether ``request`` comes from the machine ``mac`` (pxed.provisioning.identity);
+        ``claimed``: the request itself says so (its MAC header, a valid callback token)."""
+        requester = request.getClientAddress().host
+        return verify(
+            mac,
+            requester,
+            self.neighbours.mac_of(requester),
+            header_macs(request),
+            lambda address: self.inventory.mac_for_ip(address, now),
+            self.inventory.config.install.mac_header_networks,
+            claimed,
+        )
 
     def seen(self, mac: str, source: str) -> None:
         """A host booting was seen (the DHCP adapter calls this): ready/failed -> booting.
@@ -152,23 +173,28 @@ class KickstartResource(Resource):
         host = self.p.files.host(mac)
         if host is None:
             return _reply(request, http.NOT_FOUND, f"no host with MAC {mac} in the inventory")
-        if not (
-            inventory.config.install.kickstart_open
-            or self._from_host(host, senders, requester, now)
-        ):
+        verdict = self.p.verify(host.mac, request, now, claimed=host.mac in senders)
+        if verdict.forged:
             log.warn(
-                "refused Kickstart of {mac} to {requester}: neither its MAC header nor its address",
+                "forged MAC header: {requester} asked for the Kickstart of {mac} with {rule}",
                 mac=mac,
                 requester=requester,
+                rule=verdict.rule,
+            )
+        if not (verdict.admitted or inventory.config.install.kickstart_open):
+            log.warn(
+                "refused Kickstart of {mac} to {requester}: {rule}",
+                mac=mac,
+                requester=requester,
+                rule=verdict.rule,
             )
             return _reply(
                 request,
                 http.FORBIDDEN,
-                f"the Kickstart of {mac} is served only to that host (its X-RHN-Provisioning-MAC "
-                "header, sent with inst.ks.sendmac, or its reserved or leased address); "
+                f"the Kickstart of {mac} is served only to that host ({verdict.rule}); "
                 "set install.kickstart_open to serve it to anyone",
             )
-        return self._serve(request, host, now, fetch)
+        return self._serve(request, host, now, fetch and verdict.admitted)
 
     def _mac(self, request: Request, senders: list[str], requester: str, now: float) -> str | None:
         segments = [part for part in (request.postpath or []) if part]
@@ -177,17 +203,13 @@ class KickstartResource(Resource):
                 return parse_mac(segments[0].decode("latin-1"))
             except ValueError:
                 return None
+        neighbour = self.p.neighbours.mac_of(requester)
+        if neighbour is not None:
+            return neighbour
         if senders:
             known = [mac for mac in senders if self.p.inventory.host(mac) is not None]
             return (known or senders)[0]
         return self.p.inventory.mac_for_ip(requester, now)
-
-    def _from_host(self, host: Host, senders: list[str], requester: str, now: float) -> bool:
-        if host.mac in senders:
-            return True
-        if host.ip is not None and str(host.ip) == requester:
-            return True
-        return self.p.inventory.mac_for_ip(requester, now) == host.mac
 
     def _serve(self, request: Request, host: Host, now: float, fetch: bool) -> bytes:
         config = self.p.inventory.config
@@ -276,13 +298,29 @@ class CallbackResource(Resource):
             mac = parse_mac(parts[0])
         except ValueError as error:
             return _reply(request, http.NOT_FOUND, str(error))
-        if self.p.inventory.host(mac) is None:
+        if self.p.files.host(mac) is None:
             return _reply(request, http.NOT_FOUND, f"no host with MAC {mac} in the inventory")
+        if b"token" in (request.uri or b"").partition(b"?")[2]:
+            return _reply(
+                request,
+                http.BAD_REQUEST,
+                "send the token in the body or an X-Pxed-Token header, never in the URL",
+            )
         token = _token(request)
         if token is None or not token_matches(self.p.secret, mac, token):
             log.warn("bad token in the {what} callback for {mac}", what=parts[1], mac=mac)
             return _reply(request, http.FORBIDDEN, f"wrong or missing token for {mac}")
         now = self.p.clock()
+        verdict = self.p.verify(mac, request, now, claimed=True)  # the token matched
+        if not verdict.admitted:
+            log.warn(
+                "refused the {what} callback for {mac} from {requester}: {rule}",
+                what=parts[1],
+                mac=mac,
+                requester=request.getClientAddress().host,
+                rule=verdict.rule,
+            )
+            return _reply(request, http.FORBIDDEN, f"{mac}'s callback comes only from that host")
         if parts[1] == "done":
             state = self.p.lifecycle.done(mac, now)
         else:
@@ -292,8 +330,13 @@ class CallbackResource(Resource):
 
 
 def _token(request: Request) -> str | None:
+    """From the X-Pxed-Token header, else the form body's ``token`` (not the query string)."""
     header = request.getHeader(b"x-pxed-token")
     if header:
         return header.decode("latin-1")
-    values = (request.args or {}).get(b"token")
-    return values[0].decode("latin-1") if values else None
+    if request.content is None:
+        return None
+    request.content.seek(0)
+    body = request.content.read(4096).decode("latin-1")
+    values = parse_qs(body).get("token")
+    return values[0] if values else None

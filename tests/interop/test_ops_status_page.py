@@ -76,8 +76,7 @@ def boot_steps(pxed: Pxed) -> None:
             client.sendto(datagram, ("127.0.0.1", pxed.dhcp_port))  # type: ignore[attr-defined]
     wait_until(lambda: WEB in pxed.curl(f"{pxed.base}/api/leases")[1], 15, "the lease")
     pxed.tftp_get("pxelinux.cfg/01-52-54-00-12-34-56")
-    header = f"X-RHN-Provisioning-MAC-0: eth0 {WEB}"
-    assert pxed.curl("-H", header, f"{pxed.base}/ks/{WEB}")[0] == 200
+    assert pxed.curl("--interface", str(CLIENT_IP), f"{pxed.base}/ks/{WEB}")[0] == 200
 
     def kinds() -> set[str]:
         body = pxed.curl(f"{pxed.base}/api/hosts/{WEB}/timeline")[1]

@@ -62,7 +62,7 @@ def write_config(
         f"""server: {{address: 127.0.0.1, state_dir: {root}/state}}
 tftp: {{root: {tftp}, listen: [127.0.0.1], port: {tftp_port}}}
 http: {{listen: [127.0.0.1], port: {http_port}}}
-install: {{loop_fetches: 3, loop_window: 3600}}
+install: {{loop_fetches: 3, loop_window: 3600, mac_header_networks: [127.0.0.1/32]}}
 vars: {{hash: "$6$abc"}}
 trees: {trees}
 profiles:
@@ -162,12 +162,16 @@ def pxed(tmp_path: Path) -> Iterator[Pxed]:
         proc.stop()
 
 
-def test_a_kickstart_goes_to_its_host_by_mac_header_or_reserved_ip_and_nobody_else(pxed: Pxed):
+def test_a_kickstart_goes_to_its_host_by_reserved_ip_or_trusted_header_and_nobody_else(pxed: Pxed):
+    """Loopback has no neighbour entries: the off-link rules apply (tests/interop/test_identity
+    shows the neighbour rule on a real link)."""
     header = f"X-RHN-Provisioning-MAC-0: eth0 {WEB}"
-    code, body = pxed.curl("-H", header, f"{pxed.base}/ks/{WEB}")
+    code, body = pxed.curl("-H", header, f"{pxed.base}/ks/{WEB}")  # 127.0.0.1 is trusted
     assert code == 200 and "network --bootproto=dhcp --hostname=web01\n" in body
     code, body = pxed.curl(f"{pxed.base}/ks/{WEB}")  # from 127.0.0.1, no header
     assert code == 403 and "served only to that host" in body
+    code, body = pxed.curl("--interface", "127.0.0.3", "-H", header, f"{pxed.base}/ks/{WEB}")
+    assert code == 403  # the header alone, from a network nobody trusts
     code, body = pxed.curl("--interface", "127.0.0.2", f"{pxed.base}/ks/{WEB}")
     assert code == 200 and "rootpw --iscrypted $6$abc\n" in body
     code, body = pxed.curl("-H", header, f"{pxed.base}/ks/")  # the MAC from the header alone
@@ -185,11 +189,13 @@ def test_the_install_lifecycle_end_to_end_with_the_kickstarts_own_callback(pxed:
     assert code == 200
     assert pxed.state(WEB) == "installing"
 
-    # Run the callback line exactly as %post would (curl, real HTTP POST with the token).
+    # Run the callback line as %post would (curl, real HTTP POST with the token), from the
+    # host's own address: the callback is believed only from the installing machine.
     callback = next(
         line for line in kickstart.splitlines() if line.startswith("curl ") and "/done" in line
     )
-    subprocess.run(["sh", "-c", callback], check=True, timeout=30, capture_output=True)
+    from_host = callback.replace("curl ", "curl --interface 127.0.0.2 ", 1)
+    subprocess.run(["sh", "-c", from_host], check=True, timeout=30, capture_output=True)
     assert pxed.state(WEB) == "installed"
     assert "LOCALBOOT 0" in pxed.tftp_get("pxelinux.cfg/01-52-54-00-12-34-56")
     code, script = pxed.curl(f"{pxed.base}/boot/{WEB}.ipxe")

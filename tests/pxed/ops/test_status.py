@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from io import BytesIO
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ def get(root: Resource, path: str, method: bytes = b"GET") -> tuple[int, bytes, 
     req = DummyRequest([part.encode() for part in path.removeprefix("/").split("/")])
     req.method = method
     req.client = IPv4Address("TCP", "10.213.7.99", 40000)
+    req.content = BytesIO(b"")
     body = getChildForRequest(root, req).render(req)
     return req.responseCode or 200, body, req
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from io import BytesIO
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,7 @@ class Boot:
         req.method = method
         req.client = TwistedAddress("TCP", WEB_IP, 40000)
         req.args = {key.encode(): [value] for key, value in args.items()}
+        req.content = BytesIO(b"&".join(b"%s=%s" % (k.encode(), v) for k, v in args.items()))
         body = getChildForRequest(self.site, req).render(req)
         return req.responseCode or 200, body
 

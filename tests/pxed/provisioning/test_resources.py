@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from pxed.config import Config, load_config
+from pxed.provisioning.identity import Neighbours
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle, State
 from pxed.provisioning.resources import Provisioning, mount
@@ -21,6 +23,9 @@ from tests.support.provision_lab import DB, KIOSK, WEB, lab_config, write_lab
 
 SECRET = b"k" * 32
 WEB_IP = "10.213.7.21"
+ON_LINK = "10.213.7.50"  # a requester with a neighbour (ARP) entry, see arp()
+ATTACKER = "10.213.7.66"
+ATTACKER_MAC = "52:54:00:66:66:66"
 
 
 @pytest.fixture
@@ -33,7 +38,18 @@ def provisioning(root: Path, config: Config | None = None) -> Provisioning:
     inventory = Inventory(config)
     lifecycle = Lifecycle.open(config.server.state_dir)
     files = ProvisionFiles(inventory, lifecycle, lambda: 100.0)
-    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0)
+    table = root / "arp"
+    table.write_text(ARP_HEAD)
+    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, Neighbours(table))
+
+
+ARP_HEAD = "IP address       HW type     Flags       HW address            Mask     Device\n"
+
+
+def arp(p: Provisioning, **entries: str) -> None:
+    """Give the kernel's neighbour table these address=MAC entries (keys with _ for dots)."""
+    lines = [f"{ip.replace('_', '.')} 0x1 0x2 {mac} * br0" for ip, mac in entries.items()]
+    p.neighbours.table.write_text(ARP_HEAD + "\n".join(lines) + "\n")
 
 
 def request(
@@ -47,13 +63,17 @@ def request(
 ) -> tuple[int, str]:
     root = Resource()
     mount(root, p)
+    path, _, query = path.partition("?")
     req = DummyRequest(
         [part.encode() for part in path.strip("/").split("/")]
         + ([b""] if path.endswith("/") else [])
     )
+    req.uri = f"{path}?{query}".encode() if query else path.encode()
     req.method = method
     req.client = IPv4Address("TCP", client, 40000)
     req.args = args or {}
+    form = b"&".join(b"%s=%s" % (key, values[0]) for key, values in (args or {}).items())
+    req.content = BytesIO(form)
     for name, value in (headers or {}).items():
         req.requestHeaders.setRawHeaders(name, [value])
     resource = getChildForRequest(root, req)
@@ -61,15 +81,56 @@ def request(
     return (req.responseCode or 200, body.decode())
 
 
-def test_a_kickstart_is_served_to_its_host_by_mac_header(lab: Provisioning):
-    code, body = request(
-        lab,
-        "/ks/52:54:00:12:34:56",
-        headers={b"X-RHN-Provisioning-MAC-0": b"eth0 52:54:00:12:34:56"},
-    )
+def test_a_kickstart_is_served_to_the_machine_its_neighbour_entry_names(lab: Provisioning):
+    arp(lab, **{ON_LINK.replace(".", "_"): WEB})
+    headers = {b"X-RHN-Provisioning-MAC-0": b"eth0 52:54:00:12:34:56"}
+    code, body = request(lab, "/ks/52:54:00:12:34:56", client=ON_LINK, headers=headers)
     assert code == 200
     assert "network --hostname=web01\n" in body
     assert lab.lifecycle.get(WEB).state is State.INSTALLING
+    assert request(lab, "/ks/52:54:00:12:34:56", client=ON_LINK)[0] == 200  # no header needed
+
+
+FORGERIES = [
+    {b"X-RHN-Provisioning-MAC-0": b"eth0 52:54:00:12:34:56"},
+    {b"x-rhn-provisioning-mac-7": b"ens3 52:54:00:12:34:56"},
+    {b"X-RHN-PROVISIONING-MAC-0": b"eth0 52-54-00-12-34-56"},
+    {
+        b"X-RHN-Provisioning-MAC-0": b"eth0 52:54:00:12:34:56",
+        b"X-RHN-Provisioning-MAC-1": ATTACKER_MAC.encode(),
+    },
+]
+
+
+@pytest.mark.parametrize("headers", FORGERIES, ids=["plain", "suffix-case", "dashes", "decoy"])
+def test_a_header_naming_another_mac_than_the_neighbour_entry_is_refused(
+    lab: Provisioning, headers: dict[bytes, bytes]
+):
+    """Issue 14: any of these from a second machine on the link got host A's Kickstart."""
+    arp(lab, **{ATTACKER.replace(".", "_"): ATTACKER_MAC})
+    code, body = request(lab, f"/ks/{WEB}", client=ATTACKER, headers=headers)
+    assert code == 403 and "root password" not in body
+    assert lab.lifecycle.get(WEB).state is State.READY
+
+
+def test_forged_fetches_cannot_trip_the_loop_breaker(lab: Provisioning):
+    arp(lab, **{ATTACKER.replace(".", "_"): ATTACKER_MAC})
+    headers = {b"X-RHN-Provisioning-MAC-0": b"eth0 " + WEB.encode()}
+    for _ in range(5):
+        assert request(lab, f"/ks/{WEB}", client=ATTACKER, headers=headers)[0] == 403
+    assert lab.lifecycle.get(WEB).state is State.READY
+
+
+def test_off_link_a_header_alone_counts_only_where_the_operator_trusts_it(tmp_path: Path):
+    headers = {b"X-RHN-Provisioning-MAC-0": b"eth0 " + KIOSK.encode()}
+    closed = provisioning(tmp_path / "closed")
+    assert request(closed, f"/ks/{KIOSK}", client="10.99.0.5", headers=headers)[0] == 403
+    path = write_lab(tmp_path / "open")
+    text = path.read_text().replace("install: {", "install: {mac_header_networks: [10.99.0.0/16], ")
+    path.write_text(text)
+    trusting = provisioning(tmp_path / "open", load_config(path))
+    assert request(trusting, f"/ks/{KIOSK}", client="10.99.0.5", headers=headers)[0] == 200
+    assert request(trusting, f"/ks/{KIOSK}", client="10.98.0.5", headers=headers)[0] == 403
 
 
 def test_a_kickstart_is_served_to_its_host_by_reserved_ip(lab: Provisioning):
@@ -96,10 +157,11 @@ def test_kickstart_open_serves_anyone(tmp_path: Path):
     assert request(p, "/ks/52:54:00:12:34:56")[0] == 200
 
 
-def test_without_a_mac_in_the_path_the_header_then_the_address_find_the_host(lab: Provisioning):
-    code, body = request(
-        lab, "/ks/", headers={b"X-RHN-Provisioning-MAC-0": b"eth0 52:54:00:12:34:57"}
-    )
+def test_without_a_mac_in_the_path_the_neighbour_entry_then_the_address_find_the_host(
+    lab: Provisioning,
+):
+    arp(lab, **{ON_LINK.replace(".", "_"): KIOSK})
+    code, body = request(lab, "/ks/", client=ON_LINK)
     assert code == 200 and "hostname=kiosk01" in body
     code, body = request(lab, "/ks/", client=WEB_IP)
     assert code == 200 and "hostname=web01" in body
@@ -127,8 +189,7 @@ def test_a_mac_only_a_url_names_is_404_and_adds_no_host_row(tmp_path: Path):
 
 
 def test_the_loop_breaker_refuses_the_fetch_past_the_limit_and_boots_local(lab: Provisioning):
-    headers = {b"X-RHN-Provisioning-MAC-0": b"eth0 " + WEB.encode()}
-    assert [request(lab, f"/ks/{WEB}", headers=headers)[0] for _ in range(3)] == [200, 200, 409]
+    assert [request(lab, f"/ks/{WEB}", client=WEB_IP)[0] for _ in range(3)] == [200, 200, 409]
     assert lab.lifecycle.get(WEB).state is State.LOOPING
     assert "LOCALBOOT 0" in request(lab, "/boot/pxelinux.cfg/01-52-54-00-12-34-56")[1]
 
@@ -144,7 +205,9 @@ def test_a_template_broken_on_disk_after_load_is_refused_not_served(lab: Provisi
 
 def test_done_with_the_right_token_installs_and_switches_to_local_boot(lab: Provisioning):
     token = host_token(SECRET, WEB).encode()
-    code, body = request(lab, f"/api/hosts/{WEB}/done", method=b"POST", args={b"token": [token]})
+    code, body = request(
+        lab, f"/api/hosts/{WEB}/done", method=b"POST", args={b"token": [token]}, client=WEB_IP
+    )
     assert (code, body) == (200, f"{WEB}: installed\n")
     assert "LOCALBOOT 0" in request(lab, "/boot/pxelinux.cfg/01-52-54-00-12-34-56")[1]
     assert "sanboot" in request(lab, f"/boot/{WEB}.ipxe")[1]
@@ -152,19 +215,38 @@ def test_done_with_the_right_token_installs_and_switches_to_local_boot(lab: Prov
 
 def test_a_wrong_or_missing_token_is_refused(lab: Provisioning):
     wrong = host_token(SECRET, KIOSK).encode()
-    assert (
-        request(lab, f"/api/hosts/{WEB}/done", method=b"POST", args={b"token": [wrong]})[0] == 403
-    )
-    assert request(lab, f"/api/hosts/{WEB}/done", method=b"POST")[0] == 403
+    done = f"/api/hosts/{WEB}/done"
+    assert request(lab, done, method=b"POST", args={b"token": [wrong]}, client=WEB_IP)[0] == 403
+    assert request(lab, done, method=b"POST", client=WEB_IP)[0] == 403
     assert lab.lifecycle.get(WEB).state is State.READY
 
 
 def test_failed_callback_by_header_token(lab: Provisioning):
     token = host_token(SECRET, KIOSK).encode()
+    arp(lab, **{ON_LINK.replace(".", "_"): KIOSK})
     code, _ = request(
-        lab, f"/api/hosts/{KIOSK}/failed", method=b"POST", headers={b"X-Pxed-Token": token}
+        lab,
+        f"/api/hosts/{KIOSK}/failed",
+        method=b"POST",
+        headers={b"X-Pxed-Token": token},
+        client=ON_LINK,
     )
     assert code == 200 and lab.lifecycle.get(KIOSK).state is State.FAILED
+
+
+def test_a_callback_with_the_right_token_from_another_machine_is_refused(lab: Provisioning):
+    """The token leaked with a forged Kickstart fetch once; it must not move the host."""
+    arp(lab, **{ATTACKER.replace(".", "_"): ATTACKER_MAC})
+    token = host_token(SECRET, WEB).encode()
+    done = f"/api/hosts/{WEB}/done"
+    assert request(lab, done, method=b"POST", args={b"token": [token]}, client=ATTACKER)[0] == 403
+    assert lab.lifecycle.get(WEB).state is State.READY
+
+
+def test_a_token_in_the_url_is_refused_so_no_access_log_keeps_it(lab: Provisioning):
+    token = host_token(SECRET, WEB)
+    code, body = request(lab, f"/api/hosts/{WEB}/done?token={token}", method=b"POST", client=WEB_IP)
+    assert code == 400 and "never in the URL" in body
 
 
 def test_ipxe_script_and_generated_files_over_http(lab: Provisioning):
@@ -185,7 +267,7 @@ def test_seen_records_hosts_pxed_installs_and_ignores_strangers(lab: Provisionin
 def test_an_installed_once_host_is_not_reinstalled_by_a_later_kickstart_fetch(lab: Provisioning):
     """Fetching the Kickstart of an installed once host must not make its next boot install."""
     token = host_token(SECRET, WEB).encode()
-    request(lab, f"/api/hosts/{WEB}/done", method=b"POST", args={b"token": [token]})
+    request(lab, f"/api/hosts/{WEB}/done", method=b"POST", args={b"token": [token]}, client=WEB_IP)
     code, body = request(lab, f"/ks/{WEB}", client=WEB_IP)
     assert code == 409 and "rearm" in body
     assert lab.lifecycle.get(WEB).state is State.INSTALLED
@@ -205,13 +287,11 @@ def test_a_head_request_answers_like_get_but_is_not_counted_as_a_fetch(lab: Prov
     root = Resource()
     mount(root, lab)
     site = Site(root)
-    wire = (
-        f"HEAD /ks/{WEB} HTTP/1.1\r\nHost: pxed\r\nConnection: close\r\n"
-        f"X-RHN-Provisioning-MAC-0: eth0 {WEB}\r\n\r\n"
-    ).encode()
+    wire = f"HEAD /ks/{WEB} HTTP/1.1\r\nHost: pxed\r\nConnection: close\r\n\r\n".encode()
     for _ in range(4):
-        channel = site.buildProtocol(IPv4Address("TCP", "10.213.7.99", 40000))
-        transport = StringTransport()
+        peer = IPv4Address("TCP", WEB_IP, 40000)
+        channel = site.buildProtocol(peer)
+        transport = StringTransport(peerAddress=peer)
         channel.makeConnection(transport)
         channel.dataReceived(wire)
         head, _, body = transport.value().partition(b"\r\n\r\n")

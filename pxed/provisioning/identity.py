@@ -1,0 +1,96 @@
+"""Who is asking for a host's answer file: the requester's MAC as the kernel knows it.
+
+A Kickstart holds root password hashes, SSH keys and the callback token, so it
+goes to its own machine only. What a requester writes (an
+``X-RHN-Provisioning-MAC`` header, a MAC in the URL) proves nothing. What the
+kernel's neighbour table (ARP) says does: a requester on a link pxed serves
+reached pxed's TCP stack, which resolved its address to the MAC it answered
+from. So, in order:
+
+1. The requester has a neighbour entry (it is on a served link): it is the host
+   whose MAC that entry holds, whatever it writes. A header naming another MAC
+   is a forgery attempt: refused and logged.
+2. No entry (it is behind a router, or on loopback): its address is the host's
+   reservation or DHCP lease (TCP cannot be answered from a spoofed address
+   across a router), or the operator trusts what requesters in its network
+   claim (``install.mac_header_networks``: a documented trade-off, off by
+   default): the MAC header for a Kickstart, the token for a callback.
+
+``install.kickstart_open`` serves everyone, as before, but an unverified fetch
+then counts for nothing (no state change, no loop breaker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+ARP_TABLE = Path("/proc/net/arp")
+ATF_COM = 0x2  # a complete entry: the kernel has the MAC, not a pending resolution
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether ``requester`` may have ``mac``'s answer file, by which rule (for logs, explain)."""
+
+    admitted: bool
+    rule: str
+    forged: bool = False
+
+
+class Neighbours:
+    """The kernel's IPv4 neighbour table, read from /proc/net/arp at each question."""
+
+    def __init__(self, table: Path = ARP_TABLE) -> None:
+        self.table = table
+
+    def mac_of(self, address: str) -> str | None:
+        """The MAC of ``address`` if it is a complete neighbour entry, else None."""
+        try:
+            lines = self.table.read_text().splitlines()[1:]
+        except OSError:
+            return None
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 4 and fields[0] == address and int(fields[2], 16) & ATF_COM:
+                return fields[3].lower()
+        return None
+
+
+def verify(
+    mac: str,
+    requester: str,
+    neighbour: str | None,
+    headers: Sequence[str],
+    holder: Callable[[str], str | None],
+    header_networks: Sequence[IPv4Network],
+    claimed: bool,
+) -> Verdict:
+    """Is ``requester`` (an address) the machine ``mac``? See the module doc.
+
+    ``neighbour`` is the requester's MAC from the neighbour table (None: no entry),
+    ``headers`` the MACs its headers name, ``holder(address)`` the MAC whose
+    reservation or lease the address is, ``claimed`` whether the request itself
+    says it is ``mac`` (its MAC header, a callback's valid token).
+    """
+    if neighbour is not None:
+        if any(named != neighbour for named in headers):
+            return Verdict(False, f"a MAC header that is not its neighbour entry {neighbour}", True)
+        if neighbour == mac:
+            return Verdict(True, "its neighbour entry is the host's MAC")
+        return Verdict(False, f"its neighbour entry is {neighbour}, another machine")
+    if holder(requester) == mac:
+        return Verdict(True, "off-link, from the host's reserved or leased address")
+    if claimed and _within(requester, header_networks):
+        return Verdict(True, "off-link, in install.mac_header_networks")
+    return Verdict(False, "off-link, neither the host's address nor a trusted network")
+
+
+def _within(address: str, networks: Sequence[IPv4Network]) -> bool:
+    try:
+        ip = IPv4Address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)

@@ -1,0 +1,88 @@
+"""A Kickstart and its callbacks reach only their own machine, on a real link, with curl.
+
+pxed runs in a server namespace on a bridge; the installing host (its MAC is
+web01's) and an attacker (another MAC) hang off the bridge in namespaces of
+their own. The attacker tries the header forgeries of issue 14 and the
+callback with a leaked token; the host fetches its Kickstart without any
+header (as Debian's installer or a proxy-mode install does) and calls back.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lab.netns import Namespace, NetnsLab, netns_lab, require_binary, require_netns
+from tests.interop.test_provision_lifecycle import TWISTD, WEB, write_config
+
+pytestmark = [pytest.mark.interop, pytest.mark.netns]
+
+__all__ = ["netns_lab"]  # the fixture, imported for pytest
+
+ATTACKER_MAC = "52:54:00:66:66:66"
+PORT = 8080
+FORGED = [
+    ["-H", f"X-RHN-Provisioning-MAC-0: eth0 {WEB}"],
+    ["-H", f"x-rhn-provisioning-mac-9: ens3 {WEB.upper()}"],
+    ["-H", f"X-RHN-Provisioning-MAC-0: eth0 {WEB.replace(':', '-')}"],
+    [
+        "-H",
+        f"X-RHN-Provisioning-MAC-0: eth0 {WEB}",
+        "-H",
+        f"X-RHN-Provisioning-MAC-1: {ATTACKER_MAC}",
+    ],
+]
+
+
+def machine(lab: NetnsLab, bridge: object, role: str, host: int, mac: str) -> Namespace:
+    ns = lab.namespace(role)
+    link = lab.attach(bridge, ns, host)  # type: ignore[arg-type]
+    ns.ip("link", "set", link.b_if, "address", mac)
+    return ns
+
+
+def curl(ns: Namespace, *args: str) -> tuple[int, str]:
+    done = ns.run(
+        ["curl", "--silent", "--max-time", "10", "--write-out", "\n%{http_code}", *args],
+        check=False,
+    )
+    body, _, code = done.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def test_only_the_machine_the_neighbour_table_names_gets_its_kickstart_and_calls_back(
+    netns_lab: NetnsLab, tmp_path: Path
+):
+    require_netns()
+    require_binary("curl")
+    server = netns_lab.namespace("srv")
+    bridge = netns_lab.bridge(server)
+    host = machine(netns_lab, bridge, "web", 20, WEB)
+    attacker = machine(netns_lab, bridge, "evil", 66, ATTACKER_MAC)
+    address = netns_lab.address(1)
+    config = write_config(tmp_path, PORT, 6969)
+    text = (
+        config.read_text()
+        .replace("127.0.0.1", str(address))
+        .replace("mac_header_networks: [127.0.0.1/32]", "mac_header_networks: []")
+    )
+    config.write_text(text)
+    pxed = server.spawn([str(TWISTD), "-n", "--pidfile=", "pxed", "--config", str(config)])
+    pxed.wait_for_output(f"Site starting on {PORT}", timeout=30)
+    ks = f"http://{address}:{PORT}/ks/{WEB}"
+
+    for forgery in FORGED:
+        code, body = curl(attacker, *forgery, ks)
+        assert code == 403 and "rootpw" not in body, forgery
+    assert "forged MAC header" in pxed.output()
+
+    code, kickstart = curl(host, ks)  # no header at all: the neighbour entry is enough
+    assert code == 200 and "rootpw --iscrypted" in kickstart
+    token = re.search(r"--data token=(\S+)", kickstart)
+    assert token is not None
+    done = f"http://{address}:{PORT}/api/hosts/{WEB}/done"
+    assert curl(attacker, "-X", "POST", "--data", f"token={token[1]}", done)[0] == 403
+    code, body = curl(host, "-X", "POST", "--data", f"token={token[1]}", done)
+    assert (code, body) == (200, f"{WEB}: installed\n")
