@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pxed.config import ConfigError, load_config
+from pxed.text import printable
 from pxed.dhcp.leases import DATABASE_NAME, read_leases, read_quarantine
 
 HEADERS = ("MAC", "IP", "STATE", "EXPIRES", "HOSTNAME")
@@ -59,7 +60,7 @@ def render(
             state, until = "bound", "never"
         else:
             state, until = ("bound" if expires > now else "expired"), _when(expires)
-        table.append((mac, ip, state, until, hostname or ""))
+        table.append((mac, ip, state, until, printable(hostname or "")))  # the client's words
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()

@@ -43,6 +43,8 @@ from twisted.logger import (
 )
 from twisted.python.logfile import LogFile
 
+from pxed.ops.logguard import EscapedFields, FloodLimit
+
 # Per-transfer ports log with this prefix (see pxed.tftp.service); listeners keep their own.
 EPHEMERAL_PREFIX = "pxed-tftp-transfer"
 _PORT_NOISE = re.compile(rf"^({EPHEMERAL_PREFIX} starting on \d+|\(UDP Port \d+ Closed\))$")
@@ -67,14 +69,16 @@ def demote_port_noise(event: LogEvent) -> PredicateResult:
 def pxed_observer(
     level: str | LogLevel = "info", json: bool = False, sink: TextIO | None = None
 ) -> ILogObserver:
-    """Text (or JSON lines) to ``sink`` (stdout), at ``level`` and above, port noise demoted."""
+    """Text (or JSON lines) to ``sink`` (stdout), at ``level`` and above, port noise demoted,
+    client strings escaped and floods limited (pxed.ops.logguard)."""
     out = sink if sink is not None else sys.stdout
     if json:
         from pxed.ops.jsonlog import JsonLines  # jsonlog imports this module
 
-        inner: ILogObserver = JsonLines(out)
+        inner: ILogObserver = JsonLines(out)  # JSON escapes control characters itself
     else:
-        inner = textFileLogObserver(out)
+        inner = EscapedFields(textFileLogObserver(out))
+    inner = FloodLimit(inner)
     if isinstance(level, str):
         level = LogLevel.levelWithName(level)
     threshold = LogLevelFilterPredicate(defaultLogLevel=level)

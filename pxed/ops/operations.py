@@ -48,6 +48,10 @@ class Operations:
     services: dict[str, IService] = field(default_factory=dict)
     _recent: dict[str, tuple[str | None, float]] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        inventory = self.provisioning.inventory
+        self.timeline.known = lambda mac: inventory.config.host(mac) is not None
+
     def mac_for_ip(self, ip: str) -> str | None:
         """The MAC behind ``ip`` (reservation or lease), remembered for a few seconds.
 

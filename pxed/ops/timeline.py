@@ -9,7 +9,8 @@ per-MAC file name they ask for (``pxelinux.cfg/01-<mac>``) or the host's
 reserved or leased address.
 
 Memory is bounded: at most ``per_host`` events per MAC and ``max_hosts`` MACs
-(the least recently active forgotten first). Nothing is persisted: the
+(the least recently active forgotten first), and far less for MACs that are
+not inventory hosts (:class:`Timeline`). Nothing is persisted: the
 timeline is for reading a boot in progress or just failed, the lifecycle
 database keeps the durable state.
 """
@@ -56,32 +57,58 @@ class Entry:
         return {"time": self.time, "kind": self.kind, "text": self.text, "fields": self.fields}
 
 
-class Timeline:
-    """Recent events per MAC, bounded in both directions."""
+class _Book:
+    """Events per MAC, at most ``per_mac`` each and ``max_macs`` MACs (least recent dropped)."""
 
-    def __init__(self, per_host: int = 200, max_hosts: int = 4096) -> None:
-        self.per_host = per_host
-        self.max_hosts = max_hosts
-        self._hosts: OrderedDict[str, deque[Entry]] = OrderedDict()
+    def __init__(self, per_mac: int, max_macs: int) -> None:
+        self.per_mac = per_mac
+        self.max_macs = max_macs
+        self.macs: OrderedDict[str, deque[Entry]] = OrderedDict()
 
     def add(self, mac: str, entry: Entry) -> None:
-        events = self._hosts.pop(mac, None)
+        events = self.macs.pop(mac, None)
         if events is None:
-            events = deque(maxlen=self.per_host)
+            events = deque(maxlen=self.per_mac)
         events.append(entry)
-        self._hosts[mac] = events  # most recently active last
-        while len(self._hosts) > self.max_hosts:
-            self._hosts.popitem(last=False)
+        self.macs[mac] = events  # most recently active last
+        while len(self.macs) > self.max_macs:
+            self.macs.popitem(last=False)
+
+
+class Timeline:
+    """Recent events per MAC, bounded in both directions.
+
+    Inventory hosts (``known``) keep ``per_host`` events each. Every other MAC,
+    refused or unknown, keeps only ``per_stranger`` in a book of its own capped at
+    ``max_strangers`` MACs: a LAN full of machines pxed does not serve (or one
+    machine sending from random MACs) costs at most that much, never the hosts'
+    timelines. With the defaults that is 1024 x 8 entries, a few MB.
+    """
+
+    def __init__(
+        self,
+        per_host: int = 200,
+        max_hosts: int = 4096,
+        known: Callable[[str], bool] = lambda mac: True,
+        per_stranger: int = 8,
+        max_strangers: int = 1024,
+    ) -> None:
+        self.known = known
+        self._hosts = _Book(per_host, max_hosts)
+        self._strangers = _Book(per_stranger, max_strangers)
+
+    def add(self, mac: str, entry: Entry) -> None:
+        (self._hosts if self.known(mac) else self._strangers).add(mac, entry)
 
     def events(self, mac: str) -> list[Entry]:
-        return list(self._hosts.get(mac, ()))
+        return list(self._hosts.macs.get(mac) or self._strangers.macs.get(mac) or ())
 
     def last_seen(self, mac: str) -> float | None:
-        events = self._hosts.get(mac)
+        events = self._hosts.macs.get(mac) or self._strangers.macs.get(mac)
         return events[-1].time if events else None
 
     def macs(self) -> Iterator[str]:
-        return iter(list(self._hosts))
+        return iter([*self._hosts.macs, *self._strangers.macs])
 
 
 def event_kind(event: LogEvent) -> str | None:

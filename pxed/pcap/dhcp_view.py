@@ -34,7 +34,8 @@ from protocols.dhcp.options import (
 )
 from protocols.dhcp.suboptions import SubOptions, show_value
 from protocols.dhcp.wire import BOOTREPLY, BOOTREQUEST, DhcpPacket
-from pxed.pcap.textview import hex_lines, quoted
+from pxed.pcap.textview import hex_lines
+from pxed.text import quoted
 
 OP_NAMES = {BOOTREQUEST: "BOOTREQUEST", BOOTREPLY: "BOOTREPLY"}
 ADDRESS_FIELDS = ("ciaddr", "yiaddr", "siaddr", "giaddr")

@@ -13,7 +13,8 @@ from protocols.tftp.wire import (
     ReadRequest,
     WriteRequest,
 )
-from pxed.pcap.textview import hex_preview, quoted
+from pxed.pcap.textview import hex_preview
+from pxed.text import quoted
 
 Options = tuple[tuple[str, str], ...]
 

@@ -196,7 +196,8 @@ class ProvisionFiles:
                     ErrorCode.FILE_NOT_FOUND, f"trees: {image_path.name} unreadable"
                 ) from None
             self._isos[image_path] = image
-        node = image.lookup([part.encode() for part in rest.split("/")])
+        # The name's own bytes: a TFTP path that was not UTF-8 arrives surrogate-escaped.
+        node = image.lookup([part.encode("utf-8", "surrogateescape") for part in rest.split("/")])
         if not isinstance(node, IsoFile):
             raise FileRefused(ErrorCode.FILE_NOT_FOUND, f"{rest}: file not found")
         return ExtentsSource(image, node)

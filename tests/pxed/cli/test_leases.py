@@ -97,3 +97,11 @@ def test_reading_the_table_closes_its_database_connections(tmp_path, monkeypatch
     for conn in opened:
         with pytest.raises(sqlite3.ProgrammingError, match="closed"):
             conn.execute("SELECT 1")
+
+
+def test_a_hostname_the_client_chose_cannot_forge_rows_or_drive_the_terminal():
+    """Option 12 is whatever the client wrote: CR, LF and ESC must not reach the terminal raw."""
+    evil = "web\r52:54:00:00:00:01  10.0.0.9  bound  never  admin\x1b[2J"
+    table = leases.render([("52:54:00:12:34:56", "10.0.0.5", None, evil)], [], 0.0)
+    assert "\r" not in table and "\x1b" not in table
+    assert "web\\x0d52:54" in table and len(table.splitlines()) == 3

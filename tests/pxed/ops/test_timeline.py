@@ -8,6 +8,7 @@ timeline only sees what they log, as it does inside ``twistd pxed``.
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import Iterator
 from io import BytesIO
 from ipaddress import IPv4Address
@@ -96,6 +97,34 @@ def test_the_least_recently_active_host_is_forgotten_first() -> None:
     for mac in ("a", "b", "a", "c"):
         timeline.add(mac, Entry(0.0, "dhcp", mac))
     assert sorted(timeline.macs()) == ["a", "c"]
+
+
+def test_refused_macs_cost_a_bounded_small_amount_and_never_push_hosts_out() -> None:
+    """Issue 18: 4,096 refused MACs grew RSS by ~1 KB each in the hosts' timelines.
+
+    250,000 refused DISCOVER events, as the DHCP adapter logs them, from 65,536 MACs.
+    """
+    timeline = Timeline(known=lambda mac: mac == WEB)
+    observe = TimelineObserver(timeline, no_lookup)
+    observe({"log_namespace": "pxed.dhcp", "mac": WEB, "log_format": "host", "log_time": 1.0})
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for n in range(250_000):
+        mac = f"52:54:01:00:{(n >> 8) & 255:02x}:{n & 255:02x}"
+        observe(
+            {
+                "log_namespace": "pxed.dhcp",
+                "log_format": "dhcp refused {mac}: {reason}",
+                "mac": mac,
+                "reason": "not under hosts and allow_unknown is false",
+                "log_time": float(n),
+            }
+        )
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 20 * 1024 * 1024
+    assert len(list(timeline.macs())) == 1 + 1024
+    assert [entry.text for entry in timeline.events(WEB)] == ["host"]
 
 
 class Boot:

@@ -8,7 +8,8 @@ from protocols.dhcp.options import MessageType
 from protocols.dhcp.wire import BOOTREPLY, DhcpPacket, decode_dhcp, encode_dhcp, make_options
 from protocols.tftp.wire import Data, Error, OptionAck, ReadRequest
 from pxed.pcap import dhcp_view, tftp_view
-from pxed.pcap.textview import hex_lines, quoted
+from pxed.pcap.textview import hex_lines
+from pxed.text import quoted
 
 MAC = bytes.fromhex("525400123456")
 

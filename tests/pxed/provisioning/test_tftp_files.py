@@ -162,3 +162,6 @@ def test_iso_tree_files_are_served_over_tftp_byte_for_byte(tmp_path: Path):
     assert got is not None and got.size() == len(kernel)
     assert got.read(0, len(kernel)) == kernel
     assert got.read(2000, 3000) == kernel[2000:5000]
+    # Issue 18: a byte that is not UTF-8 in the name raised, and logged a traceback per packet.
+    with pytest.raises(FileRefused, match="file not found"):
+        files.open("trees/iso9/images/pxeboot/vmlinuz\udcff", CLIENT)
