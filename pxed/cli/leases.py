@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pxed.config import ConfigError, load_config
-from pxed.text import printable
 from pxed.dhcp.leases import DATABASE_NAME, read_leases, read_quarantine
+from pxed.text import printable
 
 HEADERS = ("MAC", "IP", "STATE", "EXPIRES", "HOSTNAME")
 

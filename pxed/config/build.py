@@ -52,7 +52,7 @@ KEYS: dict[str, tuple[str, ...]] = {
              "bootp_lease_time", "relays", "subnets", "boot"),
     "dhcp.subnets[]": ("network", "range", "router", "dns", "domain", "lease_time"),
     "dhcp.boot": ("bios", "uefi", "ipxe", "uefi_http", "default_arch"),
-    "http": ("enabled", "listen", "port"),
+    "http": ("enabled", "listen", "port", "max_connections", "max_per_client", "header_timeout"),
     "install": ("kickstart_open", "loop_fetches", "loop_window", "mac_header_networks"),
     "logging": ("json", "level"),
     "trees.*": ("path", "iso"),
@@ -159,6 +159,9 @@ class _Builder:
             enabled=f.get("enabled", c.boolean, True),
             listen=f.get("listen", c.sequence(c.ipv4), ()),
             port=f.get("port", c.port, 80),
+            max_connections=f.get("max_connections", c.integer(1, 1_000_000), 512),
+            max_per_client=f.get("max_per_client", c.integer(1, 1_000_000), 32),
+            header_timeout=f.get("header_timeout", c.integer(1, 3600), 10),
         )
         if http.enabled:
             self.need_listen(f, http.listen)

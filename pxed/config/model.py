@@ -148,6 +148,9 @@ class HttpConfig:
     enabled: bool
     listen: tuple[IPv4Address, ...]  # empty: the addresses of server.interfaces
     port: int
+    max_connections: int  # open at once, all clients together
+    max_per_client: int  # open at once from one client address
+    header_timeout: int  # seconds a request's headers may take to arrive, in all
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from twisted.application.service import MultiService
 
 from pxed.config import Config
+from pxed.daemon.descriptors import budget, raise_limit
 from pxed.files.iso9660 import IsoError
 from pxed.netif import NoListenAddress, advertised_address, interface_addresses
 from pxed.ops.operations import Operations, watch_requests
@@ -19,6 +20,7 @@ from pxed.provisioning.resources import Provisioning, mount
 from pxed.provisioning.service import ReloadOnHangup, build_provisioning
 from pxed.tftp.service import Reactor, TftpService, TftpSettings
 from pxed.tftp.sources import FileProvider, ProviderChain, StaticRoot
+from pxed.web.guard import Limits
 from pxed.web.trees import HttpService, Trees, build_site, site_trees
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ def add_services(top: MultiService, config: Config) -> None:
     # Twisted declares twisted.internet.reactor with the interfaces every reactor has
     # (core, time, TCP, ...); the installed one also has the UDP, socket and thread ones.
     reactor = cast("_Reactor", installed)
+    raise_limit(budget(config))
     provisioning = build_provisioning(config, reactor, advertised_address)
     inventory = provisioning.inventory
     ReloadOnHangup(inventory, reactor).setServiceParent(top)
@@ -101,7 +104,10 @@ def http_service(
         raise NoListenAddress(
             "http: no listen addresses and server.interfaces has none; set http.listen"
         )
-    site = build_site(reactor, tree_sources(config), config.tftp.root)
+    limits = Limits(
+        config.http.max_connections, config.http.max_per_client, config.http.header_timeout
+    )
+    site = build_site(reactor, tree_sources(config), config.tftp.root, limits)
     if provisioning is not None:
         mount(site.resource, provisioning)
     if operations is not None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import resource
 import socket
 from collections import Counter
 from collections.abc import Callable
@@ -76,7 +75,6 @@ TRANSFER_DATAGRAM = 256
 UDP_SEGMENT = 103  # linux/udp.h: the UDP GSO segment size; Python's socket module lacks it
 GSO_MAX_BYTES = 65000  # one send is one IP datagram before segmentation: under 64 KiB
 GSO_MAX_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS
-DESCRIPTORS_PER_SESSION = 3  # the connected socket, its twin for strangers, the file
 
 log = Logger(namespace="pxed.tftp")
 
@@ -512,7 +510,6 @@ class TftpService(Service):
     def privilegedStartService(self) -> None:
         """Bind the listeners here: twistd calls this before it drops root (port 69)."""
         super().privilegedStartService()
-        _allow_descriptors(DESCRIPTORS_PER_SESSION * self.settings.max_sessions + 256)
         for address in self.settings.listen:
             self._listeners.append(
                 self.reactor.listenUDP(
@@ -589,7 +586,10 @@ class TftpService(Service):
         try:
             source = self.files.open(request.filename, client)
         except FileRefused as refusal:
-            outcome = "not-found" if refusal.code == ErrorCode.FILE_NOT_FOUND else "refused"
+            outcome = {
+                ErrorCode.FILE_NOT_FOUND: "not-found",
+                ErrorCode.NOT_DEFINED: "busy",  # out of descriptors: retry, not "not found"
+            }.get(refusal.code, "refused")
             self._refuse(address, client, request.filename, refusal.code, refusal.message, outcome)
             return None
         except (
@@ -701,27 +701,6 @@ class TftpService(Service):
             client=_client_text(transfer.client),
             file=transfer.request.filename,
             message=message,
-        )
-
-
-def _allow_descriptors(needed: int) -> None:
-    """Raise the soft limit on open files to ``needed`` (as far as the hard limit allows).
-
-    A transfer holds two sockets and a file, so ``tftp.max_sessions`` 1000 needs about
-    3,000 descriptors where the usual soft limit is 1024; past it, new transfers would
-    be refused "busy" long before ``max_sessions``.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return
-    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    if wanted < needed:
-        log.warn(
-            "tftp: only {limit} open files allowed (ulimit -n); tftp.max_sessions needs "
-            "{needed}, so transfers past the limit will be refused busy",
-            limit=wanted,
-            needed=needed,
         )
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from protocols.tftp.server import BUSY
 from protocols.tftp.wire import ErrorCode
 
 Client = tuple[str, int]
@@ -261,6 +262,8 @@ class StaticRoot:
 
 
 def _refusal(err: OSError) -> FileRefused:
+    if err.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+        return FileRefused(ErrorCode.NOT_DEFINED, BUSY)  # a retry later can succeed
     if err.errno in (errno.EACCES, errno.EPERM, errno.ELOOP):
         return FileRefused(ErrorCode.ACCESS_VIOLATION, "permission denied")
     if err.errno == errno.ENAMETOOLONG:

@@ -36,6 +36,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from pxed.files.iso9660 import IsoDirectory, IsoError, IsoImage
 from pxed.web import byteranges
+from pxed.web.guard import DEFAULT_LIMITS, GuardedSite, Limits
 from pxed.web.sendfile import send_body
 
 DEFAULT_TYPE = b"application/octet-stream"
@@ -371,7 +372,12 @@ def tree_resource(source: Path) -> Resource:
     return DirectoryTree(source)
 
 
-def build_site(reactor: IReactorTime, trees: Mapping[str, Path], tftp_root: Path | None) -> Site:
+def build_site(
+    reactor: IReactorTime,
+    trees: Mapping[str, Path],
+    tftp_root: Path | None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> GuardedSite:
     """The whole HTTP site: ``/trees/<name>/...`` and, if given, ``/tftp/...``.
 
     ``trees`` maps a tree name to its directory or ISO image. Raises
@@ -381,7 +387,7 @@ def build_site(reactor: IReactorTime, trees: Mapping[str, Path], tftp_root: Path
     root.putChild(b"trees", Trees(trees))
     if tftp_root is not None:
         root.putChild(b"tftp", DirectoryTree(tftp_root))
-    site = Site(root, reactor=reactor)
+    site = GuardedSite(root, reactor, limits)
     site.displayTracebacks = False
     return site
 

@@ -7,7 +7,6 @@ takes a boot server down after a few thousand boots.
 
 from __future__ import annotations
 
-import resource
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from protocols.tftp.wire import (
     encode_tftp,
 )
 from pxed.tftp.service import (
-    DESCRIPTORS_PER_SESSION,
     MAX_DATAGRAM,
     TRANSFER_DATAGRAM,
     TftpService,
@@ -770,21 +768,6 @@ def test_windows_of_blocks_over_the_path_mtu_still_arrive(root: Path, blksize: i
     h.send(Ack(5), to=src)
     assert h.service.stats.outcomes["complete"] == 1
     h.assert_nothing_leaked()
-
-
-def test_starting_raises_the_open_file_limit_to_what_max_sessions_needs(root: Path) -> None:
-    """Two sockets and a file per transfer: the usual soft limit of 1024 descriptors would
-    refuse transfers long before tftp.max_sessions."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = DESCRIPTORS_PER_SESSION * 900 + 256
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        pytest.skip(f"the hard limit ({hard}) is below what the test asks for")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard))
-    try:
-        Harness(root, max_sessions=900)
-        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= needed
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_file_that_grows_during_a_transfer_is_sent_at_its_size_when_it_began(
