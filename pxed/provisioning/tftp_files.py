@@ -218,6 +218,8 @@ class ExtentsSource:
         self._image = image  # holds the image file open for the transfer
         self._extents = node.extents
         self._size = node.size
+        # This file of this version of the image, for netascii's cache of layouts.
+        self.identity = (str(image.path), image.identity, node.extents)
 
     def size(self) -> int:
         return self._size

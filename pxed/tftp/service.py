@@ -601,6 +601,12 @@ class TftpService(Service):
             return source
         try:
             return Netascii(source)  # reads the file once to learn its converted size
+        except FileRefused as refusal:  # too large for netascii
+            source.close()
+            self._refuse(
+                address, client, request.filename, refusal.code, refusal.message, "refused"
+            )
+            return None
         except Exception:
             source.close()
             self._cannot_read(address, client, request.filename)

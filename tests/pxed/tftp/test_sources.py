@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from protocols.tftp.wire import ErrorCode
 from pxed.tftp.sources import (
+    NETASCII_MAX,
     BytesSource,
     FileRefused,
     Netascii,
@@ -391,3 +392,44 @@ def test_concurrent_netascii_requests_for_one_file_scan_it_once(
     assert second.read(100_000, 700) == _netascii(data)[100_000:100_700]
     first.close()
     second.close()
+
+
+class _Counted(BytesSource):
+    """A source with a version, counting the bytes read from it."""
+
+    def __init__(self, data: bytes, identity: object) -> None:
+        super().__init__(data)
+        self.identity = identity
+        self.read_bytes = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        piece = super().read(offset, length)
+        self.read_bytes += len(piece)
+        return piece
+
+
+def test_a_file_version_is_scanned_once_whatever_comes_after_even_from_an_iso() -> None:
+    """Issue 18: 66 netascii RRQs in 10 s for one file in an ISO tree scanned it 66 times
+    in the reactor thread (ISO sources never kept a layout), stalling DHCP and HTTP."""
+    data = b"text\n" * 10_000
+    first = _Counted(data, ("iso", "image-v1", ((0, len(data)),)))
+    Netascii(first).close()
+    assert first.read_bytes == len(data)
+    again = _Counted(data, ("iso", "image-v1", ((0, len(data)),)))
+    assert Netascii(again).size() == len(_netascii(data)) and again.read_bytes == 0
+    changed = _Counted(data, ("iso", "image-v2", ((0, len(data)),)))
+    Netascii(changed)
+    assert changed.read_bytes == len(data)
+
+
+def test_a_file_over_the_netascii_limit_is_refused_in_netascii_and_served_in_octet(
+    tree: Path,
+) -> None:
+    big = tree / "big.img"
+    with big.open("wb") as out:
+        out.truncate(NETASCII_MAX + 1)  # sparse: nothing is written
+    root = StaticRoot(tree)
+    with pytest.raises(FileRefused, match="up to 4 MiB; ask in octet") as caught:
+        Netascii(root.open("big.img", CLIENT))
+    assert caught.value.code == ErrorCode.ACCESS_VIOLATION
+    assert root.open("big.img", CLIENT).size() == NETASCII_MAX + 1
