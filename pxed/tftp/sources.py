@@ -31,6 +31,7 @@ from typing import Protocol
 
 from protocols.tftp.server import BUSY
 from protocols.tftp.wire import ErrorCode
+from pxed.files.confine import OutsideRoot, confined, opened_inside
 
 Client = tuple[str, int]
 
@@ -198,7 +199,7 @@ class StaticRoot:
     OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
     def __init__(self, root: str | Path) -> None:
-        self.root = os.path.realpath(root)
+        self.root = os.path.realpath(os.fsencode(root))
         self._open: dict[FileKey, _SharedFile] = {}
 
     @property
@@ -224,14 +225,13 @@ class StaticRoot:
             del self._open[shared.key]
             os.close(shared.fd)
 
-    def _resolve(self, path: str) -> str:
-        # commonpath, not a string prefix: /srv/tftp-private must not pass for /srv/tftp.
-        real = os.path.realpath(os.path.join(self.root, path))
-        if os.path.commonpath([self.root, real]) != self.root:
-            raise FileRefused(ErrorCode.ACCESS_VIOLATION, "outside the TFTP root")
-        return real
+    def _resolve(self, path: str) -> bytes:
+        try:
+            return confined(self.root, os.fsencode(path))
+        except OutsideRoot:
+            raise FileRefused(ErrorCode.ACCESS_VIOLATION, "outside the TFTP root") from None
 
-    def _stat(self, real: str) -> os.stat_result:
+    def _stat(self, real: bytes) -> os.stat_result:
         try:
             info = os.stat(real)
         except OSError as err:
@@ -240,24 +240,17 @@ class StaticRoot:
             raise FileRefused(ErrorCode.ACCESS_VIOLATION, "not a regular file")
         return info
 
-    def _open_shared(self, real: str, info: os.stat_result) -> _SharedFile:
+    def _open_shared(self, real: bytes, info: os.stat_result) -> _SharedFile:
         try:
             fd = os.open(real, self.OPEN_FLAGS)
         except OSError as err:
             raise _refusal(err) from None
         opened = os.fstat(fd)
-        if _key(opened) != _key(info) or not self._inside(fd):
+        if _key(opened) != _key(info) or not opened_inside(self.root, fd):
             # The file was swapped between stat and open: refuse rather than guess.
             os.close(fd)
             raise FileRefused(ErrorCode.ACCESS_VIOLATION, "changed while opening")
         return _SharedFile(fd, _key(opened))
-
-    def _inside(self, fd: int) -> bool:
-        try:
-            actual = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            return True  # no /proc: the stat comparison above is the check left
-        return os.path.commonpath([self.root, actual]) == self.root
 
 
 def _refusal(err: OSError) -> FileRefused:

@@ -34,6 +34,7 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from pxed.files.confine import OutsideRoot, confined, opened_inside
 from pxed.files.iso9660 import IsoDirectory, IsoError, IsoImage
 from pxed.web import byteranges
 from pxed.web.guard import DEFAULT_LIMITS, GuardedSite, Limits
@@ -139,14 +140,18 @@ class DirectoryTree(_Tree):
         self.root = os.path.realpath(os.fsencode(root))
 
     def locate(self, parts: Sequence[bytes]) -> Found:
-        wanted = os.path.join(self.root, *parts)
-        real = os.path.realpath(wanted)
-        if real != self.root and not real.startswith(self.root + b"/"):
-            raise FileNotFoundError(wanted)
+        wanted = os.path.join(b"", *parts)
+        try:
+            real = confined(self.root, wanted)
+        except OutsideRoot:
+            raise FileNotFoundError(wanted) from None
         if parts and parts[-1] == b"" and not os.path.isdir(real):
             raise NotADirectoryError(wanted)
         # O_NONBLOCK: opening a FIFO placed in the tree must not hang the reactor.
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        if not opened_inside(self.root, fd):  # a symlink swapped in since the check
+            os.close(fd)
+            raise FileNotFoundError(wanted)
         file = os.fdopen(fd, "rb", buffering=0)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

@@ -196,12 +196,33 @@ def test_tftp_hpa_fetches_in_octet_mode(server: Server, tmp_path: Path, size: in
     _check(out, _binary(size))
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SMALL)
 def test_tftp_hpa_fetches_in_netascii_mode(server: Server, tmp_path: Path, size: int) -> None:
     """The client turns CR LF back into LF and CR NUL into CR: the text arrives unchanged."""
     out = tmp_path / "out"
     _tftp_hpa(server, "ascii", _name(size, "txt"), out, size)
     _check(out, _text(size))
+
+
+def test_tftp_hpa_is_told_to_ask_for_a_big_file_in_octet(server: Server, tmp_path: Path) -> None:
+    """Netascii is sized by reading the file in the reactor: past 4 MiB it is refused."""
+    _need("tftp", "tftp-hpa")
+    name = _name(40 * MiB, "txt")
+    done = run(
+        [
+            "tftp",
+            "-m",
+            "ascii",
+            "127.0.0.1",
+            str(server.port),
+            "-c",
+            "get",
+            name,
+            str(tmp_path / "o"),
+        ],
+        timeout=30,
+    )
+    assert "ask in octet" in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("size", SIZES)
