@@ -30,6 +30,7 @@ from protocols.dhcp.options import MessageType, UserClass
 from protocols.dhcp.server import DhcpServer, NoReply, Received
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp, encode_dhcp, make_options
 from pxed.config import Config, ConfigError, load_config, parse_mac
+from pxed.config.defaults import CONFIG_PATH
 from pxed.dhcp.leases import DATABASE_NAME as LEASES_NAME
 from pxed.dhcp.leases import read_leases
 from pxed.dhcp.settings import engine_settings
@@ -54,7 +55,7 @@ class ExplainError(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", "-c", default="/etc/pxed/pxed.yaml", help="the pxed YAML configuration file"
+        "--config", "-c", default=CONFIG_PATH, help="the pxed YAML configuration file"
     )
     parser.add_argument("--mac", required=True, help="the client's MAC address")
     parser.add_argument(

@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 
 from pxed.config import Config, ConfigError, load_config, parse_mac
+from pxed.config.defaults import CONFIG_PATH
 from pxed.provisioning.lifecycle import HostState, Lifecycle, LifecycleError, State
 
 COLUMNS = ("MAC", "HOSTNAME", "PROFILE", "NETBOOT", "STATE", "SINCE", "BY", "KS FETCHES")
@@ -20,7 +21,7 @@ COLUMNS = ("MAC", "HOSTNAME", "PROFILE", "NETBOOT", "STATE", "SINCE", "BY", "KS 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", "-c", default="/etc/pxed/pxed.yaml", help="the pxed YAML configuration file"
+        "--config", "-c", default=CONFIG_PATH, help="the pxed YAML configuration file"
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     rearm = actions.add_parser("rearm", help="make a host install again at its next boot")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pxed.config import ConfigError, load_config
+from pxed.config.defaults import CONFIG_PATH
 from pxed.dhcp.leases import DATABASE_NAME, read_leases, read_quarantine
 from pxed.text import printable
 
@@ -21,7 +22,7 @@ HEADERS = ("MAC", "IP", "STATE", "EXPIRES", "HOSTNAME")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", default="/etc/pxed/pxed.yaml", help="pxed YAML config")
+    parser.add_argument("--config", "-c", default=CONFIG_PATH, help="pxed YAML config")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -119,7 +119,7 @@ class _Builder:
         f = self.section("server")
         address = f.optional("address", _advertisable)
         interfaces = f.optional("interfaces", c.sequence(c.interface)) or ()
-        state_dir = f.get("state_dir", c.local_path, Path("/var/lib/pxed"))
+        state_dir = f.defaulted("state_dir", c.local_path)
         self.interfaces_given = "interfaces" in f.values
         if "address" not in f.values and not self.interfaces_given:
             self.error(
@@ -136,16 +136,16 @@ class _Builder:
     def tftp(self) -> TftpConfig:
         f = self.section("tftp")
         tftp = TftpConfig(
-            enabled=f.get("enabled", c.boolean, True),
-            root=f.get("root", c.local_path, Path("/srv/tftp")),
-            listen=f.get("listen", c.sequence(_tftp_listen), ()),
-            port=f.get("port", c.port, 69),
-            max_blksize=f.get("max_blksize", c.integer(8, 65464), 1468),
-            max_windowsize=f.get("max_windowsize", c.integer(1, 32767), 16),
-            max_sessions=f.get("max_sessions", c.integer(1, 1_000_000), 1000),
-            max_per_client=f.get("max_per_client", c.integer(1, 1_000_000), 16),
-            timeout=f.get("timeout", c.integer(1, 255), 1),
-            retries=f.get("retries", c.integer(1, 100), 5),
+            enabled=f.defaulted("enabled", c.boolean),
+            root=f.defaulted("root", c.local_path),
+            listen=f.defaulted("listen", c.sequence(_tftp_listen)),
+            port=f.defaulted("port", c.port),
+            max_blksize=f.defaulted("max_blksize", c.integer(8, 65464)),
+            max_windowsize=f.defaulted("max_windowsize", c.integer(1, 32767)),
+            max_sessions=f.defaulted("max_sessions", c.integer(1, 1_000_000)),
+            max_per_client=f.defaulted("max_per_client", c.integer(1, 1_000_000)),
+            timeout=f.defaulted("timeout", c.integer(1, 255)),
+            retries=f.defaulted("retries", c.integer(1, 100)),
         )
         self.tftp_root = f.values.get("root")
         if tftp.enabled:
@@ -156,12 +156,12 @@ class _Builder:
     def http(self) -> HttpConfig:
         f = self.section("http")
         http = HttpConfig(
-            enabled=f.get("enabled", c.boolean, True),
-            listen=f.get("listen", c.sequence(c.ipv4), ()),
-            port=f.get("port", c.port, 80),
-            max_connections=f.get("max_connections", c.integer(1, 1_000_000), 512),
-            max_per_client=f.get("max_per_client", c.integer(1, 1_000_000), 32),
-            header_timeout=f.get("header_timeout", c.integer(1, 3600), 10),
+            enabled=f.defaulted("enabled", c.boolean),
+            listen=f.defaulted("listen", c.sequence(c.ipv4)),
+            port=f.defaulted("port", c.port),
+            max_connections=f.defaulted("max_connections", c.integer(1, 1_000_000)),
+            max_per_client=f.defaulted("max_per_client", c.integer(1, 1_000_000)),
+            header_timeout=f.defaulted("header_timeout", c.integer(1, 3600)),
         )
         if http.enabled:
             self.need_listen(f, http.listen)
@@ -191,25 +191,25 @@ class _Builder:
 
     def dhcp(self, tftp: TftpConfig, profiles: dict[str, Profile | None]) -> DhcpConfig:
         f = self.section("dhcp")
-        mode = cast(DhcpMode, f.get("mode", _dhcp_mode, "off"))
+        mode = cast(DhcpMode, f.defaulted("mode", _dhcp_mode))
         allow_unknown, unknown_hosts = self.unknown_policy(f, profiles)
         dhcp = DhcpConfig(
             mode=mode,
-            authoritative=f.get("authoritative", c.boolean, True),
+            authoritative=f.defaulted("authoritative", c.boolean),
             allow_unknown=allow_unknown,
             unknown_hosts=unknown_hosts,
-            server_port=f.get("server_port", c.port, 67),
-            client_port=f.get("client_port", c.port, 68),
+            server_port=f.defaulted("server_port", c.port),
+            client_port=f.defaulted("client_port", c.port),
             subnets=self.subnets(f),
             boot=self.boot(f.values.get("boot"), tftp, check_files=mode != "off"),
             deny=frozenset(f.optional("deny", c.sequence(c.mac)) or ()),
-            decline_quarantine=f.get("decline_quarantine", c.seconds, 600),
-            decline_limit=f.get("decline_limit", c.integer(1, 1000), 3),
-            max_quarantined_percent=f.get("max_quarantined_percent", c.integer(0, 100), 25),
-            discover_burst=f.get("discover_burst", c.integer(1, 1_000_000), 8),
-            discover_rate=f.get("discover_rate", c.integer(1, 1_000_000), 1),
-            bootp_lease_time=f.get("bootp_lease_time", c.seconds, 3600),
-            relays=f.get("relays", c.sequence(c.ipv4), ()),
+            decline_quarantine=f.defaulted("decline_quarantine", c.seconds),
+            decline_limit=f.defaulted("decline_limit", c.integer(1, 1000)),
+            max_quarantined_percent=f.defaulted("max_quarantined_percent", c.integer(0, 100)),
+            discover_burst=f.defaulted("discover_burst", c.integer(1, 1_000_000)),
+            discover_rate=f.defaulted("discover_rate", c.integer(1, 1_000_000)),
+            bootp_lease_time=f.defaulted("bootp_lease_time", c.seconds),
+            relays=f.defaulted("relays", c.sequence(c.ipv4)),
         )
         if dhcp.enabled:
             self.check_dhcp_enabled(f, dhcp, tftp)
@@ -272,7 +272,7 @@ class _Builder:
         router = f.optional("router", c.ipv4)
         dns = f.optional("dns", c.sequence(c.ipv4)) or ()
         domain = f.optional("domain", c.dns_name)
-        lease_time = f.get("lease_time", c.integer(60, 2**31 - 1), 3600)
+        lease_time = f.defaulted("lease_time", c.integer(60, 2**31 - 1))
         if network is None:
             return None
         subnet = Subnet(network, pool, router, dns, domain, lease_time)
@@ -299,12 +299,12 @@ class _Builder:
         f = Fields(self.ctx, node, "dhcp.boot", KEYS["dhcp.boot"])
         loader = c.template(BOOT_PLACEHOLDERS)
         boot = DhcpBoot(
-            bios=f.get("bios", loader, "pxelinux.0"),
-            uefi=f.get("uefi", loader, "syslinux.efi"),
-            ipxe=f.get("ipxe", loader, "http://{server}:{http_port}/boot/{mac}.ipxe"),
-            uefi_http=f.get("uefi_http", loader, "http://{server}:{http_port}/tftp/snponly.efi"),
+            bios=f.defaulted("bios", loader),
+            uefi=f.defaulted("uefi", loader),
+            ipxe=f.defaulted("ipxe", loader),
+            uefi_http=f.defaulted("uefi_http", loader),
             default_arch=cast(
-                DefaultArch, f.get("default_arch", c.choice("none", "bios", "uefi"), "none")
+                DefaultArch, f.defaulted("default_arch", c.choice("none", "bios", "uefi"))
             ),
         )
         if check_files:
@@ -509,19 +509,17 @@ class _Builder:
     def install(self) -> InstallConfig:
         f = self.section("install")
         return InstallConfig(
-            kickstart_open=f.get("kickstart_open", c.boolean, False),
-            loop_fetches=f.get("loop_fetches", c.integer(1, 1000), 3),
-            loop_window=f.get("loop_window", c.seconds, 86400),
-            mac_header_networks=f.get("mac_header_networks", c.sequence(c.network), ()),
+            kickstart_open=f.defaulted("kickstart_open", c.boolean),
+            loop_fetches=f.defaulted("loop_fetches", c.integer(1, 1000)),
+            loop_window=f.defaulted("loop_window", c.seconds),
+            mac_header_networks=f.defaulted("mac_header_networks", c.sequence(c.network)),
         )
 
     def logging(self) -> LoggingConfig:
         f = self.section("logging")
         return LoggingConfig(
-            json=f.get("json", c.boolean, False),
-            level=cast(
-                LogLevel, f.get("level", c.choice("debug", "info", "warn", "error"), "info")
-            ),
+            json=f.defaulted("json", c.boolean),
+            level=cast(LogLevel, f.defaulted("level", c.choice("debug", "info", "warn", "error"))),
         )
 
     # -- shapes -------------------------------------------------------------------

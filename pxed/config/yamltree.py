@@ -10,15 +10,17 @@ duplicate keys are errors and ``<<`` merge keys still work.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from pxed.config.defaults import default
 from pxed.config.problems import Problems
 
 T = TypeVar("T")
@@ -236,6 +238,10 @@ class Fields:
         """The converted value, or ``default`` when absent or invalid (invalid is reported)."""
         value = self.optional(name, convert)
         return default if value is None else value
+
+    def defaulted(self, name: str, convert: Convert[T]) -> T:
+        """The converted value, or the default ``pxed.config.defaults`` gives this key."""
+        return self.get(name, convert, cast(T, default(re.sub(r"\[\d+\]", "", self.key(name)))))
 
     def optional(self, name: str, convert: Convert[T]) -> T | None:
         node = self.values.get(name)

@@ -12,6 +12,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pxed.config import ConfigError, load_config
+from pxed.config.defaults import CONFIG_PATH
 from pxed.daemon.services import add_services
 from pxed.dhcp.sockets import DhcpSocketError
 from pxed.files.iso9660 import IsoError
@@ -29,7 +30,7 @@ log = Logger(namespace="pxed.config")
 
 class Options(usage.Options):
     optParameters = [
-        ["config", "c", "/etc/pxed/pxed.yaml", "The pxed YAML configuration file."],
+        ["config", "c", CONFIG_PATH, "The pxed YAML configuration file."],
     ]
 
     def postOptions(self) -> None:

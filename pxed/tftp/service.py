@@ -62,6 +62,7 @@ from protocols.tftp.session import (
 )
 from protocols.tftp.wire import Error, ErrorCode, ReadRequest, encode_tftp
 from pxed.config import TftpConfig
+from pxed.config.defaults import default_int
 from pxed.ops.logsink import EPHEMERAL_PREFIX
 from pxed.tftp.sources import BlockSource, Client, FileRefused, Netascii
 from pxed.tftp.transfer_loop import TransferLoop
@@ -138,13 +139,13 @@ class TftpSettings:
     """The ``tftp:`` config section as the adapter uses it."""
 
     listen: tuple[str, ...]
-    port: int = 69
-    max_blksize: int = 1468
-    max_windowsize: int = 16
-    max_sessions: int = 1000
-    max_per_client: int = 16
-    timeout: float = 1.0
-    retries: int = 5
+    port: int = default_int("tftp.port")
+    max_blksize: int = default_int("tftp.max_blksize")
+    max_windowsize: int = default_int("tftp.max_windowsize")
+    max_sessions: int = default_int("tftp.max_sessions")
+    max_per_client: int = default_int("tftp.max_per_client")
+    timeout: float = default_int("tftp.timeout")
+    retries: int = default_int("tftp.retries")
 
     @classmethod
     def from_config(cls, tftp: TftpConfig, listen: tuple[str, ...]) -> TftpSettings:

@@ -29,6 +29,8 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from pxed.config.defaults import default_int
+
 log = Logger(namespace="pxed.http")
 
 
@@ -81,9 +83,9 @@ class GuardedChannel(HTTPChannel):
 class Limits:
     """The ``http:`` limits: connections in total and per client, the headers' deadline."""
 
-    max_connections: int = 512
-    max_per_client: int = 32
-    header_timeout: float = 10.0
+    max_connections: int = default_int("http.max_connections")
+    max_per_client: int = default_int("http.max_per_client")
+    header_timeout: float = default_int("http.header_timeout")
 
 
 DEFAULT_LIMITS = Limits()

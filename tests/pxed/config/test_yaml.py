@@ -105,7 +105,10 @@ def test_unknown_keys_suggest_the_close_name():
 
 def test_unknown_keys_without_a_close_name_list_the_choices():
     (message,) = errors(HEAD + "http:\n  zzz: 1\n")
-    assert message.endswith("unknown key 'zzz'; expected one of: enabled, listen, port")
+    assert message.endswith(
+        "unknown key 'zzz'; expected one of: enabled, header_timeout, listen, "
+        "max_connections, max_per_client, port"
+    )
 
 
 def test_unknown_top_level_section_suggests_the_close_one():
