@@ -68,6 +68,9 @@ from pxed.tftp.sources import BlockSource, Client, FileRefused, Netascii
 from pxed.tftp.transfer_loop import TransferLoop
 
 MAX_DATAGRAM = 65536  # docs/pitfalls.md #1: the 8192 default truncates big blocks
+# A burst of requests (a rack powering on, or a flood of refused ones) must queue, not be
+# dropped by the kernel while the reactor is busy; the kernel caps it at net.core.rmem_max.
+LISTENER_BUFFER = 4 * 1024 * 1024
 # What a transfer's port reads: a client sends it ACKs (4 bytes) and ERRORs of a line.
 # A longer datagram is cut, does not decode, and ends the transfer as a protocol error.
 # Small enough for CPython's small-object allocator; a 64 KiB buffer per ACK was measurably
@@ -512,14 +515,14 @@ class TftpService(Service):
         """Bind the listeners here: twistd calls this before it drops root (port 69)."""
         super().privilegedStartService()
         for address in self.settings.listen:
-            self._listeners.append(
-                self.reactor.listenUDP(
-                    self.settings.port,
-                    _Listener(self, address),
-                    interface=address,
-                    maxPacketSize=MAX_DATAGRAM,
-                )
-            )
+            port = self.reactor.listenUDP(
+                self.settings.port, _Listener(self, address), interface=address,
+                maxPacketSize=MAX_DATAGRAM,
+            )  # fmt: skip
+            sock = getattr(port, "socket", None)  # a test's fake port has none
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LISTENER_BUFFER)
+            self._listeners.append(port)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from twisted.internet.address import IPv4Address as TwistedAddress
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -286,3 +287,32 @@ def test_address_lookups_are_remembered_for_a_few_seconds(boot: Boot) -> None:
     boot.reactor.advance(6)
     boot.ops.mac_for_ip(WEB_IP)
     assert calls == [WEB_IP, WEB_IP]
+
+
+def test_no_rendered_kickstart_token_or_secret_leaks_to_logs_apis_or_configs(boot: Boot) -> None:
+    """Issue 14: what a Kickstart holds goes to its host only, never sideways."""
+    lines: list[str] = []
+
+    def collect(event: dict[str, Any]) -> None:
+        lines.append(formatEvent(event) + " " + json.dumps({k: str(v) for k, v in event.items()}))
+
+    globalLogPublisher.addObserver(collect)
+    try:
+        boot.dhcp_exchange()
+        config = boot.tftp_fetch("pxelinux.cfg/01-52-54-00-12-34-56").decode()
+        kickstart = boot.http(f"/ks/{WEB}")[1].decode()
+        token = host_token(SECRET, WEB)
+        assert token in kickstart and "network --hostname=web01" in kickstart
+        boot.http(f"/api/hosts/{WEB}/done", b"POST", token=token.encode())
+        shown = [
+            config,
+            *(boot.http(path)[1].decode() for path in ("/api/hosts", "/api/leases", "/metrics")),
+            boot.http(f"/api/hosts/{WEB}/timeline")[1].decode(),
+            boot.http(f"/boot/{WEB}.ipxe")[1].decode(),
+            *lines,
+        ]
+    finally:
+        globalLogPublisher.removeObserver(collect)
+    for text in shown:
+        assert token not in text and SECRET.decode("latin-1") not in text
+        assert "network --hostname=" not in text  # no rendered Kickstart

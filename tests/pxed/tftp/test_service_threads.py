@@ -157,3 +157,17 @@ def test_files_are_opened_and_released_in_the_reactor_thread_only(tmp_path: Path
         client.close()
     finally:
         yield service.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_listener_asks_for_a_large_receive_buffer(tmp_path: Path):
+    """The listener took only 1-2k requests a second before the kernel dropped the rest."""
+    service = _service(tmp_path)
+    service.startService()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as plain:
+            default = plain.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        listener = service._listeners[0].socket
+        assert listener.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) > default
+    finally:
+        yield service.stopService()

@@ -81,3 +81,17 @@ def test_headers_in_time_are_answered_and_a_kept_alive_connection_gets_a_new_dea
     assert not transport.disconnecting  # the first deadline was cancelled
     clock.advance(2)
     assert transport.disconnecting  # the next request's headers never came
+
+
+def test_the_access_log_never_keeps_a_token_sent_in_the_url():
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from pxed.web.guard import access_line
+
+    request = DummyRequest([b"api", b"hosts", b"m", b"done"])
+    request.uri = b"/api/hosts/m/done?a=1&token=s3cr3t-value&b=2"
+    request.method = b"POST"
+    request.code = 400
+    request.sentLength = 0
+    line = access_line("[07/Dec/2026:13:00:00 +0000]", request)
+    assert "s3cr3t" not in line and "token=<redacted>&b=2" in line
