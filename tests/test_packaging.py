@@ -56,3 +56,22 @@ def test_wheel_protocols_package_comes_from_this_distribution(installed_venv: Pa
     )
     assert str(installed_venv) in out
     assert "site-packages/protocols/" in out
+
+
+@pytest.mark.slow
+def test_the_wheel_has_one_version_its_license_and_the_status_page(installed_venv: Path):
+    """The version is written once (pxed.__version__); the page ships as package data."""
+    import pxed
+
+    code = (
+        "import importlib.metadata as m, importlib.resources as r, pxed;"
+        "print(m.version('pxed'), pxed.__version__,"
+        " m.metadata('pxed').get('License-File') == 'LICENSE',"
+        " r.files('pxed.ops').joinpath('static/status.html').is_file())"
+    )
+    assert _run(installed_venv, "python", "-c", code).split() == [
+        pxed.__version__,
+        pxed.__version__,
+        "True",
+        "True",
+    ]
