@@ -9,9 +9,10 @@ Both wrap the observer that writes lines (text or JSON); the other observers
   characters escaped (``pxed.text.printable``): a CR or ESC from a client never
   reaches the log raw. Twisted's own ``log_*`` fields (a traceback) are left be.
 - :class:`FloodLimit`: warnings and errors, and events about a refused,
-  malformed or dropped request, are limited per kind (namespace, format,
-  outcome): ``burst`` lines per ``window`` seconds, the rest counted and not
-  written; the next line of that kind written says how many were suppressed.
+  malformed, dropped or ignored request (``NOISY_OUTCOMES``), are limited per
+  kind (namespace, format, outcome): ``burst`` lines per ``window`` seconds,
+  the rest counted and not written; the next line of that kind written says
+  how many were suppressed.
   One info line per malformed datagram let anyone write 5.7 MB per 60,000.
 """
 
@@ -26,7 +27,11 @@ from zope.interface import implementer
 
 from pxed.text import printable
 
-NOISY_OUTCOMES = frozenset({"refused", "malformed", "dropped", "busy"})
+# What anyone can provoke with one cheap datagram: refusals, junk, and answers to requests
+# that change nothing (a RELEASE of a lease the sender does not hold, a NAK, a WRQ).
+NOISY_OUTCOMES = frozenset(
+    {"refused", "malformed", "dropped", "busy", "ignored", "nak", "not-found", "write-refused"}
+)
 MAX_KINDS = 1024  # distinct kinds remembered (a format string is code, so few exist)
 
 
