@@ -14,6 +14,7 @@ from twisted.python import usage
 from pxed.config import ConfigError, load_config
 from pxed.config.defaults import CONFIG_PATH
 from pxed.daemon.services import add_services
+from pxed.daemon.state import StateDirError, StateOwner, check_writable, owner_to_drop_to
 from pxed.dhcp.sockets import DhcpSocketError
 from pxed.files.iso9660 import IsoError
 from pxed.netif import NoListenAddress
@@ -23,7 +24,14 @@ from pxed.provisioning.lifecycle import LifecycleError
 from pxed.provisioning.tokens import SecretError
 
 # What stops pxed at start for a reason in the host, not the file: said in one line, no traceback.
-START_ERRORS = (DhcpSocketError, IsoError, LifecycleError, NoListenAddress, SecretError)
+START_ERRORS = (
+    DhcpSocketError,
+    IsoError,
+    LifecycleError,
+    NoListenAddress,
+    SecretError,
+    StateDirError,
+)
 
 log = Logger(namespace="pxed.config")
 
@@ -49,8 +57,12 @@ def makeService(options: Options) -> IService:
     sink = twistd_log_sink(getattr(options, "parent", None))
     top = LoggingRoot(config.logging.level, config.logging.json, sink)
     top.setName("pxed")
+    owner = owner_to_drop_to(getattr(options, "parent", None))
     try:
+        check_writable(config.server.state_dir, owner)
         add_services(top, config)
+        if owner is not None:  # last: after every service has opened its state files
+            StateOwner(config.server.state_dir, owner).setServiceParent(top)
     except START_ERRORS as error:
         raise SystemExit(f"pxed cannot start: {error}") from None
     return top

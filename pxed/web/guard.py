@@ -18,6 +18,11 @@ is at its cap is the daemon's (``pxed.daemon.descriptors``).
 
 from __future__ import annotations
 
+# twisted.web parses a request's Content-Type with email.message, which imports
+# email.policy on first use. Imported at start instead: after twistd --uid drops
+# privileges the interpreter's own files may not be readable any more (a Python
+# installed under /root), and the first POST died with ModuleNotFoundError.
+import email.policy  # noqa: F401
 import re
 from collections import Counter
 from dataclasses import dataclass
