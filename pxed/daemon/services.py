@@ -11,6 +11,7 @@ from twisted.application.service import MultiService
 
 from pxed.config import Config
 from pxed.daemon.descriptors import budget, raise_limit
+from pxed.events import EventBus
 from pxed.files.iso9660 import IsoError
 from pxed.netif import NoListenAddress, advertised_address, interface_addresses
 from pxed.ops.operations import Operations, watch_requests
@@ -55,14 +56,16 @@ def add_services(top: MultiService, config: Config) -> None:
     inventory = provisioning.inventory
     ReloadOnHangup(inventory, reactor).setServiceParent(top)
     operations = Operations(provisioning, reactor.seconds)
-    operations.observers().setServiceParent(top)
+    operations.point_json_log()
     services = operations.services
     if config.tftp.enabled:
-        services["tftp"] = tftp_service(config, reactor, provisioning.files)
+        services["tftp"] = tftp_service(config, reactor, provisioning.files, provisioning.events)
     if config.dhcp.enabled:
         from pxed.dhcp.service import dhcp_service
 
-        dhcp = services["dhcp"] = dhcp_service(config, reactor, provisioning.seen)
+        dhcp = services["dhcp"] = dhcp_service(
+            config, reactor, provisioning.seen, provisioning.events
+        )
         inventory.follow(dhcp.prepare_reload)
     if config.http.enabled:
         http = services["http"] = http_service(config, reactor, provisioning, operations)
@@ -72,7 +75,10 @@ def add_services(top: MultiService, config: Config) -> None:
 
 
 def tftp_service(
-    config: Config, reactor: Reactor, generated: FileProvider | None = None
+    config: Config,
+    reactor: Reactor,
+    generated: FileProvider | None = None,
+    events: EventBus | None = None,
 ) -> TftpService:
     """The TFTP server for ``config``; its ``stats`` are what /metrics reads.
 
@@ -88,7 +94,7 @@ def tftp_service(
     settings = TftpSettings.from_config(config.tftp, listen=tuple(str(a) for a in listen))
     providers = [generated] if generated is not None else []
     chain = ProviderChain([*providers, StaticRoot(config.tftp.root)])
-    return TftpService(settings, chain, reactor)
+    return TftpService(settings, chain, reactor, events=events)
 
 
 def http_service(

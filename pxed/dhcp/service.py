@@ -50,6 +50,7 @@ from protocols.dhcp.wire import DhcpPacket, decode_dhcp
 from protocols.errors import MalformedPacket
 from pxed.config import Config
 from pxed.dhcp.settings import engine_settings
+from pxed.events import DhcpExchange, EventBus
 
 MAX_DATAGRAM = 65536  # docs/pitfalls.md #1
 # Twisted reads up to 256 KiB of queued datagrams in one go; a batch that large would
@@ -178,8 +179,10 @@ class DhcpService(Service):
         open_socket: OpenSocket,
         stats: DhcpStats | None = None,
         boot_seen: BootSeen | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.settings = settings
+        self.events = events or EventBus()
         self.open_store = open_store
         self.interfaces = tuple(interfaces)
         self.reactor = reactor
@@ -385,14 +388,10 @@ class DhcpService(Service):
             outcome = "refused" if self._refused(mac) else "ignored"
             ip = request.requested_ip or request.ciaddr
         self.stats.messages[(kind, outcome)] += 1
-        # DISCOVERs (and what we ignore) come in bursts: keep them at debug. RELEASE and
-        # DECLINE are never answered, yet change a lease, so they stay at info.
-        quiet = outcome == "offer" or (outcome == "ignored" and kind not in _LEASE_CHANGES)
-        level = log.debug if quiet else log.info
-        level(
-            "dhcp {kind} from {mac} xid {xid:#010x} on {interface}: {outcome} {ip}: {reason}",
-            kind=kind,
+        event = DhcpExchange(
+            time=self.reactor.seconds(),
             mac=mac,
+            kind=kind,
             xid=request.xid,
             interface=listener.interface.name,
             port=listener.port,
@@ -401,6 +400,11 @@ class DhcpService(Service):
             ip=str(ip),
             reason=action.reason,
         )
+        self.events.publish(event)
+        # DISCOVERs (and what we ignore) come in bursts: keep them at debug. RELEASE and
+        # DECLINE are never answered, yet change a lease, so they stay at info.
+        quiet = outcome == "offer" or (outcome == "ignored" and kind not in _LEASE_CHANGES)
+        (log.debug if quiet else log.info)(event.FORMAT, **event.fields())
 
     def _refused(self, mac: str) -> bool:
         """The MAC policy said no (deny list, or unknown with allow_unknown false)."""
@@ -426,7 +430,10 @@ class DhcpService(Service):
 
 
 def dhcp_service(
-    config: Config, reactor: Reactor, boot_seen: BootSeen | None = None
+    config: Config,
+    reactor: Reactor,
+    boot_seen: BootSeen | None = None,
+    events: EventBus | None = None,
 ) -> DhcpService:
     """The DHCP server for ``config``: interfaces read now, leases loaded from state_dir.
 
@@ -449,4 +456,5 @@ def dhcp_service(
         reactor,
         open_dhcp_socket,
         boot_seen=boot_seen,
+        events=events,
     )

@@ -1,1 +1,2 @@
-"""What the operator sees: the log observers, per-host timelines, metrics and the status page."""
+"""What the operator sees: the log observer and its guards, and the subscribers to the
+daemon's event bus (per-host timelines, metrics, the status page)."""

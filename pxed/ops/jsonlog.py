@@ -10,7 +10,7 @@ the text log shows it), then the event's own fields (``mac``, ``client``,
 Every event about a client carries ``mac``: DHCP and provisioning events log
 it; a TFTP or HTTP event knows only the client's address, so the MAC comes
 from the per-MAC file name or from the host's reservation or lease
-(pxed.ops.timeline.event_mac, the same rule the timeline uses).
+(the same rule the timeline applies to its events).
 
 The observer exists before the inventory does (twistd creates it before it
 builds the services), so address lookups go through :data:`directory`,
@@ -31,8 +31,9 @@ from twisted.logger import (
 from twisted.logger import formatEvent as format_event
 from zope.interface import implementer
 
+from pxed.config import parse_mac
 from pxed.ops.logsink import pxed_observer
-from pxed.ops.timeline import event_mac
+from pxed.ops.timeline import MAC_IN_NAME
 
 
 class MacDirectory:
@@ -59,13 +60,31 @@ def json_line(event: LogEvent, mac_for_ip: Callable[[str], str | None]) -> str:
     record.update((k, _plain(v)) for k, v in event.items() if not k.startswith("log_"))
     if not isinstance(record.get("mac"), str) and _about_a_client(event):
         try:
-            record["mac"] = event_mac(event, mac_for_ip)
+            record["mac"] = _client_mac(event, mac_for_ip)
         except Exception:
             record["mac"] = None  # a lease database error must not cost the log line
     failure = event.get("log_failure")
     if failure is not None:
         record["log_traceback"] = failure.getTraceback()
     return json.dumps(record, default=str, separators=(",", ":"))
+
+
+def _client_mac(event: LogEvent, mac_for_ip: Callable[[str], str | None]) -> str | None:
+    """The client MAC a log line is about: a MAC field, a per-MAC file name, or its address."""
+    for name in ("mac", "client_mac"):
+        value = event.get(name)
+        if isinstance(value, str):
+            try:
+                return parse_mac(value)
+            except ValueError:
+                continue
+    found = MAC_IN_NAME.search(str(event.get("file", "")).lower())
+    if found:
+        return parse_mac(found.group(1))
+    client = event.get("client")
+    if isinstance(client, str) and client:
+        return mac_for_ip(client.rpartition(":")[0] or client)
+    return None
 
 
 def _about_a_client(event: LogEvent) -> bool:

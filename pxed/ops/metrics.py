@@ -4,10 +4,10 @@ Nothing here counts DHCP or TFTP itself: the adapters keep their own
 counters (``DhcpService.stats``, ``TftpService.stats``) and a collector reads
 them at scrape time, so a scrape costs nothing between scrapes and the
 numbers are the ones the adapters log. Three things the adapters do not
-count are counted here: HTTP responses by status (the site's per-request
-log hook), the blksize and windowsize TFTP transfers negotiated (read from
-the adapter's per-transfer log event), and hosts by install state (read
-from the lifecycle database).
+count are counted here: HTTP responses by status and the blksize and
+windowsize TFTP transfers negotiated (both from the daemon's typed events,
+``pxed.events``), and hosts by install state (read from the lifecycle
+database).
 
 Each daemon gets its own ``CollectorRegistry``: prometheus_client's global
 registry would mix in process metrics and leak between tests.
@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
-from twisted.logger import LogEvent
 from twisted.web.resource import Resource
 from twisted.web.server import Request
+
+from pxed.events import Event, HttpResponse, TftpTransferEnded
 
 if TYPE_CHECKING:
     from pxed.dhcp.service import DhcpStats
@@ -38,6 +39,11 @@ class HttpStats:
 
     statuses: Counter[int] = field(default_factory=Counter)
 
+    def __call__(self, event: Event) -> None:
+        """Event subscriber: one count per finished request."""
+        if isinstance(event, HttpResponse):
+            self.statuses[event.status] += 1
+
 
 @dataclass
 class Negotiated:
@@ -46,14 +52,11 @@ class Negotiated:
     blksize: Counter[int] = field(default_factory=Counter)
     windowsize: Counter[int] = field(default_factory=Counter)
 
-    def __call__(self, event: LogEvent) -> None:
-        """Log observer: the TFTP adapter's one event per finished transfer carries both."""
-        if event.get("log_namespace") != "pxed.tftp" or "blksize" not in event:
-            return
-        blksize, windowsize = event.get("blksize"), event.get("windowsize")
-        if isinstance(blksize, int) and isinstance(windowsize, int):
-            self.blksize[blksize] += 1
-            self.windowsize[windowsize] += 1
+    def __call__(self, event: Event) -> None:
+        """Event subscriber: the TFTP adapter's one event per finished transfer carries both."""
+        if isinstance(event, TftpTransferEnded):
+            self.blksize[event.blksize] += 1
+            self.windowsize[event.windowsize] += 1
 
 
 @dataclass

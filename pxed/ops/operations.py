@@ -2,8 +2,8 @@
 
 ``add_services`` (pxed/daemon/services.py) builds one :class:`Operations`, hands it
 the services it started, and mounts its HTTP resources on the site
-(pxed/ops/status.py). The log observers (timeline, negotiated TFTP options)
-run as a service so they follow pxed's start and stop.
+(pxed/ops/status.py). The timeline, the negotiated-options counter and the HTTP
+status counter subscribe to the daemon's event bus (pxed.events).
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService
 from twisted.logger import Logger
 from twisted.web.server import Request, Site
 
 from pxed.config import parse_mac
+from pxed.events import HttpResponse
 from pxed.ops import jsonlog
 from pxed.ops.metrics import HttpStats, Negotiated, Sources
-from pxed.ops.timeline import ObserverService, Timeline, TimelineObserver
+from pxed.ops.timeline import Timeline, TimelineSubscriber
 from pxed.provisioning.lifecycle import State
 from pxed.provisioning.resources import Provisioning
 
@@ -51,6 +51,10 @@ class Operations:
     def __post_init__(self) -> None:
         inventory = self.provisioning.inventory
         self.timeline.known = lambda mac: inventory.config.host(mac) is not None
+        events = self.provisioning.events
+        events.subscribe(TimelineSubscriber(self.timeline, self.mac_for_ip))
+        events.subscribe(self.negotiated)
+        events.subscribe(self.http)
 
     def mac_for_ip(self, ip: str) -> str | None:
         """The MAC behind ``ip`` (reservation or lease), remembered for a few seconds.
@@ -69,16 +73,9 @@ class Operations:
         self._recent[ip] = (mac, now + IP_CACHE_SECONDS)
         return mac
 
-    def observers(self) -> MultiService:
-        """The log observers, as one service to parent under pxed's top service.
-
-        Also points JSON log lines' address lookups at this daemon's inventory.
-        """
+    def point_json_log(self) -> None:
+        """Make JSON log lines find the MAC behind an address through this daemon's inventory."""
         jsonlog.directory.lookup = self.mac_for_ip
-        group = MultiService()
-        ObserverService(TimelineObserver(self.timeline, self.mac_for_ip)).setServiceParent(group)
-        ObserverService(self.negotiated).setServiceParent(group)
-        return group
 
     def sources(self) -> Sources:
         tftp, dhcp = self.services.get("tftp"), self.services.get("dhcp")
@@ -101,29 +98,25 @@ class Operations:
 
 
 def watch_requests(site: Site, operations: Operations) -> None:
-    """Count every finished request by status, and log those about a client's boot."""
+    """Publish every finished request, and log those about a client's boot."""
     previous = site.log
 
     def finished(request: Request) -> None:
         previous(request)
-        operations.http.statuses[request.code] += 1
-        _log_request(request)
+        path = (request.path or b"").decode("latin-1")
+        about_a_boot = _CLIENT_PATHS.match(path)
+        found = _MAC_IN_PATH.search(path) if about_a_boot else None
+        event = HttpResponse(
+            time=operations.clock(),
+            mac=parse_mac(found.group(1)) if found else None,
+            method=(request.method or b"").decode("latin-1"),
+            path=path,
+            status=request.code,
+            client=request.getClientAddress().host,
+            size=request.sentLength,
+        )
+        operations.provisioning.events.publish(event)
+        if about_a_boot:
+            log.info(event.FORMAT, **event.fields())
 
     setattr(site, "log", finished)  # noqa: B010 - an instance attribute, twisted calls factory.log
-
-
-def _log_request(request: Request) -> None:
-    path = (request.path or b"").decode("latin-1")
-    if not _CLIENT_PATHS.match(path):
-        return
-    found = _MAC_IN_PATH.search(path)
-    fields: dict[str, Any] = {"mac": parse_mac(found.group(1))} if found else {}
-    log.info(
-        "http {method} {path}: {status} to {client}",
-        method=(request.method or b"").decode("latin-1"),
-        path=path,
-        status=request.code,
-        client=request.getClientAddress().host,
-        size=request.sentLength,
-        **fields,
-    )

@@ -1,12 +1,11 @@
-"""Per-host boot timelines: what each MAC did, with times, read from pxed's own log events.
+"""Per-host boot timelines: what each MAC did, with times, from the daemon's typed events.
 
-The adapters already log one structured event per DHCP request, TFTP
-transfer, Kickstart served and state change; a timeline is those events,
-sorted by MAC. So the timeline is a twisted.logger observer and the adapters
-know nothing about it. Most events name the client's ``mac``; TFTP knows
-only the client's address, so its events are matched to a MAC through the
-per-MAC file name they ask for (``pxelinux.cfg/01-<mac>``) or the host's
-reserved or leased address.
+The adapters publish one event per DHCP exchange, TFTP transfer or refusal,
+HTTP response about a boot, Kickstart request, callback and state change
+(``pxed.events``); a timeline is those events, sorted by MAC. Most events name
+the client's MAC; TFTP knows only the client's address, so its events are
+matched to a MAC through the per-MAC file name they ask for
+(``pxelinux.cfg/01-<mac>``) or the host's reserved or leased address.
 
 Memory is bounded: at most ``per_host`` events per MAC and ``max_hosts`` MACs
 (the least recently active forgotten first), and far less for MACs that are
@@ -21,24 +20,13 @@ import re
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-from twisted.application.service import Service
-from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from typing import Any
 
 from pxed.config import parse_mac
+from pxed.events import Event, TftpRefused, TftpTransferEnded
 
-# Which log namespaces make timeline entries, and the kind each one is.
-KINDS = {
-    "pxed.dhcp": "dhcp",
-    "pxed.tftp": "tftp",
-    "pxed.http": "http",
-    "pxed.provision": "kickstart",
-    "pxed.lifecycle": "state",
-}
-MAC_FIELDS = ("mac", "client_mac")
 # GRUB asks for grub.cfg-01-<mac> with colons too: pxed's grub/grub.cfg uses $net_default_mac.
-_MAC_IN_NAME = re.compile(r"(?:^|[/\\])(?:01-|grub\.cfg-01-)([0-9a-f]{2}(?:[-:][0-9a-f]{2}){5})$")
+MAC_IN_NAME = re.compile(r"(?:^|[/\\])(?:01-|grub\.cfg-01-)([0-9a-f]{2}(?:[-:][0-9a-f]{2}){5})$")
 
 # ip -> MAC (or None): a reservation or a lease.
 MacForIp = Callable[[str], str | None]
@@ -111,80 +99,37 @@ class Timeline:
         return iter([*self._hosts.macs, *self._strangers.macs])
 
 
-def event_kind(event: LogEvent) -> str | None:
-    """The timeline kind of a log event, or None if it is not about a client."""
-    kind = KINDS.get(event.get("log_namespace", ""))
-    text = str(event.get("log_format", ""))
-    if kind == "kickstart" and ("callback" in text or "failed install" in text):
-        return "callback"
-    if kind == "state" and event.get("source") == "callback":
-        return "callback"
-    return kind
-
-
-def event_mac(event: LogEvent, mac_for_ip: MacForIp) -> str | None:
-    """The client MAC an event is about: a MAC field, a per-MAC file name, or its address."""
-    for name in MAC_FIELDS:
-        value = event.get(name)
-        if isinstance(value, str):
-            try:
-                return parse_mac(value)
-            except ValueError:
-                continue
-    found = _MAC_IN_NAME.search(str(event.get("file", "")).lower())
+def event_mac(event: Event, mac_for_ip: MacForIp) -> str | None:
+    """The client MAC an event is about: its own, a per-MAC file name, or its address."""
+    if event.mac is not None:
+        return event.mac
+    if not isinstance(event, TftpTransferEnded | TftpRefused):
+        return None  # an HTTP response without a MAC in its path is no boot step
+    found = MAC_IN_NAME.search(event.file.lower())
     if found:
         return parse_mac(found.group(1))
-    client = event.get("client")
-    if isinstance(client, str) and client:
-        return mac_for_ip(client.rpartition(":")[0] or client)
-    return None
+    return mac_for_ip(event.client.rpartition(":")[0] or event.client)
 
 
-def _format(event: LogEvent) -> str:
-    return formatEvent(event) if event.get("log_format") else ""
-
-
-def _fields(event: LogEvent) -> dict[str, Any]:
-    """The event's own named fields, JSON-friendly (twisted's log_* bookkeeping left out)."""
-    return {
-        key: value if isinstance(value, (int, float, bool, type(None))) else str(value)
-        for key, value in event.items()
-        if not key.startswith("log_")
-    }
-
-
-class TimelineObserver:
-    """A log observer feeding a :class:`Timeline`; never raises (it runs inside log calls)."""
+class TimelineSubscriber:
+    """Feeds a :class:`Timeline` from the event bus; never raises into the publisher."""
 
     def __init__(self, timeline: Timeline, mac_for_ip: MacForIp) -> None:
         self.timeline = timeline
         self.mac_for_ip = mac_for_ip
 
-    def __call__(self, event: LogEvent) -> None:
-        kind = event_kind(event)
-        if kind is None:
-            return
+    def __call__(self, event: Event) -> None:
         try:
             mac = event_mac(event, self.mac_for_ip)
         except Exception:
-            return  # a lease database hiccup must not break the caller's log line
-        if mac is None:
-            return
-        entry = Entry(float(event.get("log_time", 0.0)), kind, _format(event), _fields(event))
-        self.timeline.add(mac, entry)
+            return  # a lease database hiccup must not fail the adapter that published
+        if mac is not None:
+            self.timeline.add(mac, Entry(event.time, event.KIND, event.text(), _plain(event)))
 
 
-class ObserverService(Service):
-    """Keeps a log observer on the global publisher while pxed runs."""
-
-    def __init__(self, observer: Callable[[LogEvent], None]) -> None:
-        self.observer = observer
-
-    def startService(self) -> None:
-        super().startService()
-        # Twisted types observers as ILogObserver; any callable taking the event is one.
-        globalLogPublisher.addObserver(cast(ILogObserver, self.observer))
-
-    def stopService(self) -> None:
-        super().stopService()
-        globalLogPublisher.removeObserver(cast(ILogObserver, self.observer))
+def _plain(event: Event) -> dict[str, Any]:
+    """The event's fields, JSON-friendly."""
+    return {
+        key: value if isinstance(value, (int, float, bool, type(None))) else str(value)
+        for key, value in event.fields().items()
+    }

@@ -33,6 +33,8 @@ from pathlib import Path
 
 from twisted.logger import Logger
 
+from pxed.events import EventBus, StateChanged
+
 DATABASE_NAME = "hosts.sqlite3"
 
 log = Logger(namespace="pxed.lifecycle")
@@ -65,6 +67,7 @@ class Lifecycle:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.events = EventBus()  # the daemon's bus, set when it wires provisioning
         self._opened: tuple[int, sqlite3.Connection] | None = None
 
     @classmethod
@@ -216,15 +219,12 @@ class _Change:
             return
         if self.new != self.old:
             self._lifecycle._write(self.new)
-            if self.new.state is not self.old.state:
-                log.info(
-                    "host {mac}: {old} -> {new} ({source})",
-                    mac=self.mac,
-                    old=self.old.state.value,
-                    new=self.new.state.value,
-                    source=self.new.source,
-                )
         conn.execute("COMMIT")
+        if self.new.state is not self.old.state:
+            old, new = self.old.state.value, self.new.state.value
+            event = StateChanged(self.new.since, self.mac, old, new, self.new.source)
+            self._lifecycle.events.publish(event)
+            log.info(event.FORMAT, **event.fields())
 
 
 def _from_row(row: tuple[str, str, float, str, str]) -> HostState:

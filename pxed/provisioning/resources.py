@@ -37,6 +37,7 @@ from twisted.web.server import Request
 
 from pxed.config import Config, parse_mac
 from pxed.config.model import Host
+from pxed.events import CallbackReceived, Event, EventBus, KickstartRequest
 from pxed.provisioning.bootconfigs import LocalBoot, plan_for
 from pxed.provisioning.identity import Neighbours, Verdict, verify
 from pxed.provisioning.inventory import Inventory
@@ -62,6 +63,16 @@ class Provisioning:
     files: ProvisionFiles
     clock: Callable[[], float]
     neighbours: Neighbours = field(default_factory=Neighbours)
+
+    @property
+    def events(self) -> EventBus:
+        """The daemon's event bus (the lifecycle publishes its state changes there too)."""
+        return self.lifecycle.events
+
+    def tell(self, event: Event, level: Callable[..., None]) -> None:
+        """Publish ``event`` and log its line at ``level``."""
+        self.events.publish(event)
+        level(event.FORMAT, **event.fields())
 
     def verify(self, mac: str, request: Request, now: float, claimed: bool) -> Verdict:
         """Whether ``request`` comes from the machine ``mac`` (pxed.provisioning.identity);
@@ -174,20 +185,9 @@ class KickstartResource(Resource):
         if host is None:
             return _reply(request, http.NOT_FOUND, f"no host with MAC {mac} in the inventory")
         verdict = self.p.verify(host.mac, request, now, claimed=host.mac in senders)
-        if verdict.forged:
-            log.warn(
-                "forged MAC header: {requester} asked for the Kickstart of {mac} with {rule}",
-                mac=mac,
-                requester=requester,
-                rule=verdict.rule,
-            )
         if not (verdict.admitted or inventory.config.install.kickstart_open):
-            log.warn(
-                "refused Kickstart of {mac} to {requester}: {rule}",
-                mac=mac,
-                requester=requester,
-                rule=verdict.rule,
-            )
+            outcome = "forged header refused" if verdict.forged else "refused"
+            self.p.tell(KickstartRequest(now, mac, requester, outcome, verdict.rule), log.warn)
             return _reply(
                 request,
                 http.FORBIDDEN,
@@ -247,12 +247,9 @@ class KickstartResource(Resource):
                 f"{host.mac} is looping (too many installs without a done callback); "
                 f"run `pxed hosts --config FILE rearm {host.mac}` to install it again",
             )
-        log.info(
-            "served the Kickstart of {mac} ({template}) to {requester}",
-            mac=host.mac,
-            template=str(rendered.template),
-            requester=request.getClientAddress().host,
-        )
+        requester = request.getClientAddress().host
+        served = KickstartRequest(now, host.mac, requester, "served", str(rendered.template))
+        self.p.tell(served, log.info)
         return rendered.text.encode()
 
 
@@ -306,26 +303,23 @@ class CallbackResource(Resource):
                 http.BAD_REQUEST,
                 "send the token in the body or an X-Pxed-Token header, never in the URL",
             )
+        now, what = self.p.clock(), parts[1]
+        requester = request.getClientAddress().host
         token = _token(request)
         if token is None or not token_matches(self.p.secret, mac, token):
-            log.warn("bad token in the {what} callback for {mac}", what=parts[1], mac=mac)
+            bad = CallbackReceived(now, mac, requester, what, "wrong or missing token")
+            self.p.tell(bad, log.warn)
             return _reply(request, http.FORBIDDEN, f"wrong or missing token for {mac}")
-        now = self.p.clock()
         verdict = self.p.verify(mac, request, now, claimed=True)  # the token matched
         if not verdict.admitted:
-            log.warn(
-                "refused the {what} callback for {mac} from {requester}: {rule}",
-                what=parts[1],
-                mac=mac,
-                requester=request.getClientAddress().host,
-                rule=verdict.rule,
-            )
+            self.p.tell(CallbackReceived(now, mac, requester, what, verdict.rule), log.warn)
             return _reply(request, http.FORBIDDEN, f"{mac}'s callback comes only from that host")
-        if parts[1] == "done":
+        accepted = CallbackReceived(now, mac, requester, what, "accepted")
+        self.p.tell(accepted, log.info if what == "done" else log.error)
+        if what == "done":
             state = self.p.lifecycle.done(mac, now)
         else:
             state = self.p.lifecycle.failed(mac, now)
-            log.error("host {mac} reported a failed install", mac=mac)
         return _reply(request, http.OK, f"{mac}: {state.state.value}")
 
 

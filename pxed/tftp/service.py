@@ -63,6 +63,7 @@ from protocols.tftp.session import (
 from protocols.tftp.wire import Error, ErrorCode, ReadRequest, encode_tftp
 from pxed.config import TftpConfig
 from pxed.config.defaults import default_int
+from pxed.events import EventBus, TftpRefused, TftpTransferEnded
 from pxed.ops.logsink import EPHEMERAL_PREFIX
 from pxed.tftp.sources import BlockSource, Client, FileRefused, Netascii
 from pxed.tftp.transfer_loop import TransferLoop
@@ -471,6 +472,7 @@ class TftpService(Service):
         reactor: Reactor,
         stats: TftpStats | None = None,
         loop: TransferReactor | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.settings = settings
         self.files = files
@@ -481,6 +483,7 @@ class TftpService(Service):
         self._listeners: list[Any] = []
         self.server: TftpServer[_Transfer] = TftpServer(settings.listener_limits())
         self._started = False
+        self.events = events or EventBus()
         self._closing: list[Deferred[None]] = []
 
     def transfers(self) -> list[dict[str, Any]]:
@@ -643,15 +646,12 @@ class TftpService(Service):
     ) -> None:
         """Answer one ERROR from a fresh port on the listener's address, count and log it."""
         self.stats.outcomes[outcome] += 1
-        level = log.debug if _expected_miss(filename, outcome) else log.info
-        level(
-            "tftp {outcome}: {client} {file}: {message}",
-            outcome=outcome,
-            client=_client_text(client),
-            file=filename,
-            message=message,
-            code=int(code),
+        event = TftpRefused(
+            self.reactor.seconds(), None, _client_text(client), filename, outcome, message, code
         )
+        self.events.publish(event)
+        level = log.debug if _expected_miss(filename, outcome) else log.info
+        level(event.FORMAT, **event.fields())
         port = self.reactor.listenUDP(0, _OneShot(), interface=address, maxPacketSize=MAX_DATAGRAM)
         try:
             port.write(encode_tftp(Error(code, message)), client)
@@ -681,37 +681,36 @@ class TftpService(Service):
         self.stats.outcomes[stats.outcome] += 1
         self.stats.bytes_sent += stats.bytes_sent
         self.stats.retransmits += stats.retransmits
+        event = TftpTransferEnded(
+            time=self.reactor.seconds(),
+            mac=None,
+            client=_client_text(transfer.client),
+            file=stats.filename,
+            outcome=stats.outcome,
+            size=stats.size,
+            duration=stats.ended - stats.started,
+            blksize=stats.blksize,
+            windowsize=stats.windowsize,
+            retransmits=stats.retransmits,
+            bytes_sent=stats.bytes_sent,
+            error=stats.error,
+        )
+        self.events.publish(event)
         level = {
             "complete": log.info,
             "size-probe": log.debug,
             "client-error": log.info,
         }.get(stats.outcome, log.warn)
-        level(
-            "tftp {outcome}: {client} {file} {size} bytes in {duration:.3f} s, "
-            "blksize {blksize} windowsize {windowsize}, {retransmits} retransmits",
-            outcome=stats.outcome,
-            client=_client_text(transfer.client),
-            file=stats.filename,
-            size=stats.size,
-            blksize=stats.blksize,
-            windowsize=stats.windowsize,
-            duration=stats.ended - stats.started,
-            retransmits=stats.retransmits,
-            bytes_sent=stats.bytes_sent,
-            error=stats.error,
-        )
+        level(event.FORMAT, **event.fields())
 
     def aborted(self, transfer: _Transfer, outcome: str, message: str) -> None:
         """pxed ended the transfer itself; still one event and one count."""
         self._forget(transfer)
         self.stats.outcomes[outcome] += 1
-        log.info(
-            "tftp {outcome}: {client} {file}: {message}",
-            outcome=outcome,
-            client=_client_text(transfer.client),
-            file=transfer.request.filename,
-            message=message,
-        )
+        client, file = _client_text(transfer.client), transfer.request.filename
+        event = TftpRefused(self.reactor.seconds(), None, client, file, outcome, message)
+        self.events.publish(event)
+        log.info(event.FORMAT, **event.fields())
 
 
 def _expected_miss(filename: str, outcome: str) -> bool:

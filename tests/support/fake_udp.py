@@ -41,8 +41,12 @@ class FakeSocket:
     gso: bool = True  # False: setsockopt(UDP_SEGMENT) fails as on a kernel without GSO
     segment: int = 0  # UDP_SEGMENT as set; 0 is off
     mtu: int = 65536  # of the path; only a GSO send checks it, a plain one fragments
+    receive_buffer: int = 212992  # SO_RCVBUF, the kernel's usual default
 
     def setsockopt(self, level: int, option: int, value: int) -> None:
+        if (level, option) == (socket.SOL_SOCKET, socket.SO_RCVBUF):
+            self.receive_buffer = value
+            return
         if (level, option) != (socket.SOL_UDP, UDP_SEGMENT) or not self.gso:
             raise OSError(errno.ENOPROTOOPT, "Protocol not available")
         self.segment = value

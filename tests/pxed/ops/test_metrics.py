@@ -10,6 +10,7 @@ from twisted.application.service import Service
 from twisted.web.test.requesthelper import DummyRequest
 
 from pxed.dhcp.service import DhcpStats
+from pxed.events import TftpRefused, TftpTransferEnded
 from pxed.ops.metrics import (
     HttpStats,
     MetricsResource,
@@ -55,11 +56,10 @@ def test_tftp_transfers_bytes_retransmits_and_sessions() -> None:
 
 def test_negotiated_options_are_read_from_the_tftp_transfer_event() -> None:
     negotiated = Negotiated()
-    event = {"log_namespace": "pxed.tftp", "blksize": 1468, "windowsize": 4}
-    negotiated(event)
-    negotiated(event)
-    negotiated({"log_namespace": "pxed.tftp", "file": "x"})  # a refusal: no options
-    negotiated({"log_namespace": "pxed.dhcp", "blksize": 512, "windowsize": 1})
+    ended = TftpTransferEnded(1.0, None, "c:1", "f", "complete", 9, 0.1, 1468, 4, 0, 9, None)
+    negotiated(ended)
+    negotiated(ended)
+    negotiated(TftpRefused(1.0, None, "c:1", "x", "not-found", "no"))  # a refusal: no options
     got = samples(Sources(negotiated=negotiated))
     assert got[("pxed_tftp_negotiated_blksize_total", (("blksize", "1468"),))] == 2
     assert got[("pxed_tftp_negotiated_windowsize_total", (("windowsize", "4"),))] == 2

@@ -27,9 +27,10 @@ from protocols.tftp.wire import Ack, Data, ReadRequest, decode_tftp, encode_tftp
 from pxed.config import load_config
 from pxed.dhcp.service import DhcpService, Interface
 from pxed.dhcp.settings import engine_settings
+from pxed.events import DhcpExchange, HttpResponse, TftpRefused
 from pxed.ops.operations import Operations
 from pxed.ops.status import mount_status
-from pxed.ops.timeline import Entry, Timeline, TimelineObserver, event_kind, event_mac
+from pxed.ops.timeline import Entry, Timeline, TimelineSubscriber, event_mac
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning, mount
@@ -51,38 +52,39 @@ def no_lookup(ip: str) -> str | None:
     return None
 
 
-def test_an_event_with_a_mac_field_goes_to_that_mac_in_canonical_form() -> None:
-    event = {"log_namespace": "pxed.dhcp", "mac": "52-54-00-12-34-56"}
-    assert event_mac(event, no_lookup) == WEB
-    assert event_kind(event) == "dhcp"
+def refused(mac: str, when: float) -> DhcpExchange:
+    reason = "not under hosts and allow_unknown is false"
+    return DhcpExchange(when, mac, "DISCOVER", 1, "lab0", 67, "0.0.0.0:68", "refused", "-", reason)
+
+
+def tftp(file: str, client: str = f"{WEB_IP}:2070") -> TftpRefused:
+    return TftpRefused(1.0, None, client, file, "not-found", "file not found")
+
+
+def test_an_event_that_names_its_mac_goes_to_that_mac() -> None:
+    assert event_mac(refused(WEB, 1.0), no_lookup) == WEB
 
 
 def test_a_tftp_event_finds_its_mac_in_the_per_mac_file_name() -> None:
-    event = {"log_namespace": "pxed.tftp", "file": "pxelinux.cfg/01-52-54-00-12-34-56"}
-    assert event_mac(event, no_lookup) == WEB
+    assert event_mac(tftp("pxelinux.cfg/01-52-54-00-12-34-56"), no_lookup) == WEB
 
 
 def test_a_grub_event_finds_its_mac_in_the_colon_spelling_grub_cfg_loader_asks_for() -> None:
     """pxed's grub/grub.cfg loads grub.cfg-01-$net_default_mac, which GRUB spells with colons."""
-    event = {"log_namespace": "pxed.tftp", "file": "/grub.cfg-01-52:54:00:12:34:56"}
-    assert event_mac(event, no_lookup) == WEB
+    assert event_mac(tftp("/grub.cfg-01-52:54:00:12:34:56"), no_lookup) == WEB
 
 
 def test_a_tftp_event_without_a_mac_is_matched_by_the_clients_address() -> None:
-    event = {"log_namespace": "pxed.tftp", "file": "pxelinux.0", "client": f"{WEB_IP}:2070"}
-    assert event_mac(event, {WEB_IP: WEB}.get) == WEB
-    assert event_mac(event, no_lookup) is None
+    assert event_mac(tftp("pxelinux.0"), {WEB_IP: WEB}.get) == WEB
+    assert event_mac(tftp("pxelinux.0"), no_lookup) is None
 
 
-def test_events_outside_pxeds_client_namespaces_are_not_recorded() -> None:
+def test_an_http_response_without_a_mac_in_its_path_is_no_boot_step() -> None:
+    """An installer fetches thousands of packages from /trees: they would bury the boot."""
     timeline = Timeline()
-    TimelineObserver(timeline, no_lookup)({"log_namespace": "twisted.web", "mac": WEB})
+    package = HttpResponse(1.0, None, "GET", "/trees/x/a.rpm", 200, WEB_IP, 10)
+    TimelineSubscriber(timeline, {WEB_IP: WEB}.get)(package)
     assert list(timeline.macs()) == []
-
-
-def test_a_callback_state_change_is_a_callback_event() -> None:
-    assert event_kind({"log_namespace": "pxed.lifecycle", "source": "callback"}) == "callback"
-    assert event_kind({"log_namespace": "pxed.lifecycle", "source": "dhcp"}) == "state"
 
 
 def test_each_host_keeps_only_its_latest_events() -> None:
@@ -106,26 +108,17 @@ def test_refused_macs_cost_a_bounded_small_amount_and_never_push_hosts_out() -> 
     250,000 refused DISCOVER events, as the DHCP adapter logs them, from 65,536 MACs.
     """
     timeline = Timeline(known=lambda mac: mac == WEB)
-    observe = TimelineObserver(timeline, no_lookup)
-    observe({"log_namespace": "pxed.dhcp", "mac": WEB, "log_format": "host", "log_time": 1.0})
+    observe = TimelineSubscriber(timeline, no_lookup)
+    observe(refused(WEB, 1.0))
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for n in range(250_000):
-        mac = f"52:54:01:00:{(n >> 8) & 255:02x}:{n & 255:02x}"
-        observe(
-            {
-                "log_namespace": "pxed.dhcp",
-                "log_format": "dhcp refused {mac}: {reason}",
-                "mac": mac,
-                "reason": "not under hosts and allow_unknown is false",
-                "log_time": float(n),
-            }
-        )
+        observe(refused(f"52:54:01:00:{(n >> 8) & 255:02x}:{n & 255:02x}", float(n)))
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert grown < 20 * 1024 * 1024
     assert len(list(timeline.macs())) == 1 + 1024
-    assert [entry.text for entry in timeline.events(WEB)] == ["host"]
+    assert [entry.time for entry in timeline.events(WEB)] == [1.0]
 
 
 class Boot:
@@ -144,26 +137,32 @@ class Boot:
         self.ops = Operations(self.p, self.reactor.seconds)
         settings = engine_settings(config, LAB.address)
         self.dhcp = DhcpService(
-            settings, Leases, [LAB], self.reactor, FakeSocket, boot_seen=self.p.seen
+            settings,
+            Leases,
+            [LAB],
+            self.reactor,
+            FakeSocket,
+            boot_seen=self.p.seen,
+            events=self.p.events,
         )
         self.tftp = TftpService(
             TftpSettings(listen=("10.213.7.1",)),
             ProviderChain([files, StaticRoot(config.tftp.root)]),
             self.reactor,
             loop=self.reactor,
+            events=self.p.events,
         )
         self.site = Resource()
         mount(self.site, self.p)
         mount_status(self.site, self.ops)
-        self.observers = self.ops.observers()
 
     def start(self) -> None:
-        for service in (self.observers, self.dhcp, self.tftp):
+        for service in (self.dhcp, self.tftp):
             service.privilegedStartService()
             service.startService()
 
     def stop(self) -> None:
-        for service in (self.tftp, self.dhcp, self.observers):
+        for service in (self.tftp, self.dhcp):
             service.stopService()
 
     def dhcp_exchange(self) -> None:

@@ -1,0 +1,151 @@
+"""What happened to a client, as typed events: the adapters publish, the operator's views
+subscribe.
+
+The per-host timeline and /metrics used to learn what happened by reading log events
+(matching namespaces and field names in what was written for people). Now each adapter
+publishes one typed event per thing that happened to a client (a DHCP exchange, a TFTP
+transfer or refusal, an HTTP response, a Kickstart request, an install callback, a host
+state change) on the daemon's one :class:`EventBus`, and logs the same event's line.
+The timeline, /metrics and the status page subscribe; nothing reads log text.
+
+Every event knows its time, the client's MAC when the adapter knows it (TFTP and HTTP
+know only the address: a subscriber that needs the MAC looks it up), its timeline
+``KIND``, the ``FORMAT`` of its one log line, and its fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from twisted.logger import Logger
+
+log = Logger(namespace="pxed.events")
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float
+    mac: str | None
+
+    KIND: ClassVar[str] = ""
+    FORMAT: ClassVar[str] = ""
+
+    def fields(self) -> dict[str, Any]:
+        """The event's own fields (everything but its time), as the log line carries them."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "time"}
+
+    def text(self) -> str:
+        """The line people read, in the log and on the timeline."""
+        return self.FORMAT.format(**self.fields())
+
+
+@dataclass(frozen=True)
+class DhcpExchange(Event):
+    KIND = "dhcp"
+    FORMAT = "dhcp {kind} from {mac} xid {xid:#010x} on {interface}: {outcome} {ip}: {reason}"
+
+    kind: str  # DISCOVER, REQUEST, ... or BOOTP
+    xid: int
+    interface: str
+    port: int
+    client: str
+    outcome: str  # offer, ack, nak, bootreply, refused, ignored
+    ip: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TftpTransferEnded(Event):
+    KIND = "tftp"
+    FORMAT = (
+        "tftp {outcome}: {client} {file} {size} bytes in {duration:.3f} s, "
+        "blksize {blksize} windowsize {windowsize}, {retransmits} retransmits"
+    )
+
+    client: str
+    file: str
+    outcome: str  # complete, size-probe, timeout, client-error, protocol-error, ...
+    size: int
+    duration: float
+    blksize: int
+    windowsize: int
+    retransmits: int
+    bytes_sent: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class TftpRefused(Event):
+    """A request answered with an ERROR, or a transfer pxed ended itself."""
+
+    KIND = "tftp"
+    FORMAT = "tftp {outcome}: {client} {file}: {message}"
+
+    client: str
+    file: str
+    outcome: str  # not-found, refused, busy, malformed, write-refused, superseded, shutdown
+    message: str
+    code: int | None = None  # the TFTP error code sent, if one was
+
+
+@dataclass(frozen=True)
+class HttpResponse(Event):
+    KIND = "http"
+    FORMAT = "http {method} {path}: {status} to {client}"
+
+    method: str
+    path: str
+    status: int
+    client: str
+    size: int
+
+
+@dataclass(frozen=True)
+class KickstartRequest(Event):
+    KIND = "kickstart"
+    FORMAT = "kickstart of {mac} for {requester}: {outcome} ({detail})"
+
+    requester: str
+    outcome: str  # served, refused, forged header refused
+    detail: str  # the template served, or the identity rule that refused
+
+
+@dataclass(frozen=True)
+class CallbackReceived(Event):
+    KIND = "callback"
+    FORMAT = "{outcome} callback for {mac} from {requester}: {verdict}"
+
+    requester: str
+    outcome: str  # done, failed
+    verdict: str  # accepted, or why not
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    KIND = "state"
+    FORMAT = "host {mac}: {old} -> {new} ({source})"
+
+    old: str
+    new: str
+    source: str
+
+
+class EventBus:
+    """Hands each published event to every subscriber, in the publisher's thread and turn."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Callable[[Event], None]] = []
+
+    def subscribe(self, subscriber: Callable[[Event], None]) -> None:
+        self._subscribers.append(subscriber)
+
+    def publish(self, event: Event) -> None:
+        """A failing subscriber is logged; the publisher and the other subscribers go on."""
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                log.failure("an event subscriber failed on {event}", event=type(event).__name__)
