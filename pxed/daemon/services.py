@@ -40,7 +40,7 @@ if TYPE_CHECKING:
         """The interfaces of the installed reactor that pxed's services use."""
 
 
-def add_services(top: MultiService, config: Config) -> None:
+def add_services(top: MultiService, config: Config) -> Operations:
     """Attach one service per enabled protocol (TFTP, DHCP, HTTP) to ``top``.
 
     DHCP and the HTTP trees follow the inventory's reloads; TFTP reads the
@@ -56,7 +56,6 @@ def add_services(top: MultiService, config: Config) -> None:
     inventory = provisioning.inventory
     ReloadOnHangup(inventory, reactor).setServiceParent(top)
     operations = Operations(provisioning, reactor.seconds)
-    operations.point_json_log()
     services = operations.services
     if config.tftp.enabled:
         services["tftp"] = tftp_service(config, reactor, provisioning.files, provisioning.events)
@@ -72,6 +71,7 @@ def add_services(top: MultiService, config: Config) -> None:
         inventory.follow(reload_trees(site_trees(http.site)))
     for service in services.values():
         service.setServiceParent(top)
+    return operations
 
 
 def tftp_service(

@@ -60,7 +60,8 @@ def makeService(options: Options) -> IService:
     owner = owner_to_drop_to(getattr(options, "parent", None))
     try:
         check_writable(config.server.state_dir, owner)
-        add_services(top, config)
+        operations = add_services(top, config)
+        top.lookup = operations.mac_for_ip  # JSON log lines find a client's MAC through it
         if owner is not None:  # last: after every service has opened its state files
             StateOwner(config.server.state_dir, owner).setServiceParent(top)
     except START_ERRORS as error:

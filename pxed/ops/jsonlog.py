@@ -12,9 +12,9 @@ it; a TFTP or HTTP event knows only the client's address, so the MAC comes
 from the per-MAC file name or from the host's reservation or lease
 (the same rule the timeline applies to its events).
 
-The observer exists before the inventory does (twistd creates it before it
-builds the services), so address lookups go through :data:`directory`,
-which the running daemon points at its inventory (pxed.ops.operations).
+The daemon hands the observer its address lookup (pxed.ops.logsink.LoggingRoot);
+``twistd --logger pxed.ops.jsonlog.observer`` has none, so there a TFTP line
+carries a MAC only when its file name names one.
 """
 
 from __future__ import annotations
@@ -34,19 +34,6 @@ from zope.interface import implementer
 from pxed.config import parse_mac
 from pxed.ops.logsink import pxed_observer
 from pxed.ops.timeline import MAC_IN_NAME
-
-
-class MacDirectory:
-    """Where JSON lines look up the MAC behind a client address; knows nothing until told."""
-
-    def __init__(self) -> None:
-        self.lookup: Callable[[str], str | None] = lambda ip: None
-
-    def mac_for_ip(self, ip: str) -> str | None:
-        return self.lookup(ip)
-
-
-directory = MacDirectory()
 
 
 def json_line(event: LogEvent, mac_for_ip: Callable[[str], str | None]) -> str:
@@ -109,7 +96,7 @@ class JsonLines:
 
     def __init__(self, sink: TextIO, mac_for_ip: Callable[[str], str | None] | None = None):
         self.sink = sink
-        self.mac_for_ip = mac_for_ip or directory.mac_for_ip
+        self.mac_for_ip = mac_for_ip or (lambda ip: None)
 
     def __call__(self, event: LogEvent) -> None:
         self.sink.write(json_line(event, self.mac_for_ip) + "\n")

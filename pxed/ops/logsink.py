@@ -27,7 +27,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO, cast
 
 from twisted.application.service import MultiService
@@ -67,7 +67,10 @@ def demote_port_noise(event: LogEvent) -> PredicateResult:
 
 
 def pxed_observer(
-    level: str | LogLevel = "info", json: bool = False, sink: TextIO | None = None
+    level: str | LogLevel = "info",
+    json: bool = False,
+    sink: TextIO | None = None,
+    mac_for_ip: Callable[[str], str | None] | None = None,
 ) -> ILogObserver:
     """Text (or JSON lines) to ``sink`` (stdout), at ``level`` and above, port noise demoted,
     client strings escaped and floods limited (pxed.ops.logguard)."""
@@ -75,7 +78,7 @@ def pxed_observer(
     if json:
         from pxed.ops.jsonlog import JsonLines  # jsonlog imports this module
 
-        inner: ILogObserver = JsonLines(out)  # JSON escapes control characters itself
+        inner: ILogObserver = JsonLines(out, mac_for_ip)  # JSON escapes control characters
     else:
         inner = EscapedFields(textFileLogObserver(out))
     inner = FloodLimit(inner)
@@ -125,19 +128,13 @@ def _rotated(log_file: LogFile) -> None:
     reactor.callFromThread(rotate)  # type: ignore[attr-defined]
 
 
-def use_pxed_logging(
-    application: Any,
-    level: str | LogLevel = "info",
-    json: bool = False,
-    sink: TextIO | None = None,
-) -> None:
-    """Make twistd log through ``pxed_observer`` (call before twistd starts logging)."""
-    if hasattr(application, "setComponent"):
-        application.setComponent(ILogObserver, pxed_observer(level, json, sink))
-
-
 class LoggingRoot(MultiService):
-    """pxed's top service: installs ``pxed_observer`` as twistd's log observer when parented."""
+    """pxed's top service: installs ``pxed_observer`` as twistd's log observer when parented.
+
+    The observer exists before the inventory does (twistd makes it before the
+    services start), so JSON lines look up the MAC behind a client address
+    through ``mac_for_ip``, which the daemon points at its inventory once built.
+    """
 
     def __init__(
         self, level: str | LogLevel = "info", json: bool = False, sink: TextIO | None = None
@@ -146,7 +143,13 @@ class LoggingRoot(MultiService):
         self.level = level
         self.json = json
         self.sink = sink
+        self.lookup: Callable[[str], str | None] = lambda ip: None
+
+    def mac_for_ip(self, ip: str) -> str | None:
+        return self.lookup(ip)
 
     def setServiceParent(self, parent: Any) -> None:
-        use_pxed_logging(parent, self.level, self.json, self.sink)
+        if hasattr(parent, "setComponent"):
+            observer = pxed_observer(self.level, self.json, self.sink, self.mac_for_ip)
+            parent.setComponent(ILogObserver, observer)
         super().setServiceParent(parent)

@@ -19,7 +19,6 @@ from twisted.web.server import Request, Site
 
 from pxed.config import parse_mac
 from pxed.events import HttpResponse
-from pxed.ops import jsonlog
 from pxed.ops.metrics import HttpStats, Negotiated, Sources
 from pxed.ops.timeline import Timeline, TimelineSubscriber
 from pxed.provisioning.lifecycle import State
@@ -72,10 +71,6 @@ class Operations:
         mac = self.provisioning.inventory.mac_for_ip(ip, now)
         self._recent[ip] = (mac, now + IP_CACHE_SECONDS)
         return mac
-
-    def point_json_log(self) -> None:
-        """Make JSON log lines find the MAC behind an address through this daemon's inventory."""
-        jsonlog.directory.lookup = self.mac_for_ip
 
     def sources(self) -> Sources:
         tftp, dhcp = self.services.get("tftp"), self.services.get("dhcp")

@@ -2,7 +2,7 @@
 
 /metrics is parsed with prometheus_client's own parser before and after real
 TFTP and HTTP traffic; /healthz answers; a host's timeline over HTTP lists its
-transfers and its Kickstart; and with ``--logger pxed.ops.jsonlog.observer`` every
+transfers and its Kickstart; and with ``logging: {json: true}`` every
 log line is JSON and the ones about the client carry its MAC, including a
 TFTP transfer, which knows only the client's address (127.0.0.2 is the
 host's reservation).
@@ -30,7 +30,8 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 def pxed(tmp_path: Path) -> Iterator[Pxed]:
     http_port, tftp_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
     config = write_config(tmp_path, http_port, tftp_port)
-    argv = [str(TWISTD), "-n", "--pidfile=", "--logger", "pxed.ops.jsonlog.observer"]
+    config.write_text(config.read_text() + "logging: {json: true}\n")
+    argv = [str(TWISTD), "-n", "--pidfile="]
     proc = Background([*argv, "pxed", "--config", str(config)], tmp_path / "pxed.log")
     try:
         proc.wait_for_output(f"Site starting on {http_port}", timeout=30)

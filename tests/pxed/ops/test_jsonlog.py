@@ -7,8 +7,7 @@ import json
 
 from twisted.logger import Logger, LogLevel, LogPublisher
 
-from pxed.ops import jsonlog
-from pxed.ops.jsonlog import JsonLines, json_line, observer
+from pxed.ops.jsonlog import JsonLines, json_line
 
 WEB = "52:54:00:12:34:56"
 
@@ -75,15 +74,21 @@ def test_values_json_cannot_hold_are_written_as_text() -> None:
     assert json.loads(json_line(event, lambda ip: None))["x"].startswith("<object")
 
 
-def test_the_twistd_logger_factory_filters_by_level_and_uses_the_daemons_lookup() -> None:
+def test_the_daemons_json_log_filters_by_level_and_uses_its_inventorys_lookup() -> None:
+    """LoggingRoot makes twistd's observer before the inventory exists; the lookup follows."""
+    from twisted.application.service import Application
+    from twisted.logger import ILogObserver
+
+    from pxed.ops.logsink import LoggingRoot
+
     sink = io.StringIO()
-    publisher = LogPublisher(observer("info", sink))
-    jsonlog.directory.lookup = {"10.213.7.21": WEB}.get
-    try:
-        log = Logger(namespace="pxed.tftp", observer=publisher)
-        log.debug("hidden", client="10.213.7.21:1")
-        log.info("shown", client="10.213.7.21:1")
-    finally:
-        jsonlog.directory.lookup = lambda ip: None
+    root = LoggingRoot("info", json=True, sink=sink)
+    application = Application("pxed")
+    root.setServiceParent(application)
+    root.lookup = {"10.213.7.21": WEB}.get  # what twistd pxed sets once the inventory is built
+    publisher = LogPublisher(application.getComponent(ILogObserver))
+    log = Logger(namespace="pxed.tftp", observer=publisher)
+    log.debug("hidden", client="10.213.7.21:1")
+    log.info("shown", client="10.213.7.21:1")
     (line,) = sink.getvalue().splitlines()
     assert json.loads(line)["mac"] == WEB

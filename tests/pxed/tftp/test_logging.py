@@ -9,7 +9,7 @@ from pathlib import Path
 from twisted.logger import Logger, LogLevel, LogPublisher
 from twisted.python import log as legacy
 
-from pxed.ops.logsink import is_port_noise, pxed_observer, twistd_log_sink, use_pxed_logging
+from pxed.ops.logsink import is_port_noise, pxed_observer, twistd_log_sink
 
 
 def _legacy_event(text: str) -> dict:
@@ -60,15 +60,6 @@ def test_json_lines_keep_the_named_fields() -> None:
     _emit(pxed_observer("info", json=True, sink=sink), LogLevel.info, "x", file="f", size=3)
     event = json.loads(sink.getvalue().strip("\x1e\n"))
     assert (event["file"], event["size"]) == ("f", 3)
-
-
-def test_use_pxed_logging_sets_twistds_observer_component() -> None:
-    from twisted.application.service import Application
-    from twisted.logger import ILogObserver
-
-    application = Application("pxed")
-    use_pxed_logging(application, "warn")
-    assert application.getComponent(ILogObserver, None) is not None
 
 
 def test_logging_root_hands_twistd_the_observer_when_parented() -> None:
