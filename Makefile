@@ -5,7 +5,7 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMPS    := $(VENV)/.stamps
 DEBIAN_PACKAGES := python3-venv iproute2 nftables tcpdump tshark curl tftp-hpa \
-	busybox-static isc-dhcp-client dnsmasq-base tftpd-hpa kea-admin atftp xorriso nginx-light wrk kea-dhcp4-server \
+	systemd busybox-static isc-dhcp-client dnsmasq-base tftpd-hpa kea-admin atftp xorriso nginx-light wrk kea-dhcp4-server \
 	qemu-system-x86 ipxe-qemu pxelinux syslinux-common syslinux-efi ovmf chromium
 # The Hypothesis fuzz tests run this many examples per grammar.
 PXED_FUZZ_EXAMPLES ?= 20000
