@@ -58,6 +58,19 @@ class DhcpExchange(Event):
 
 
 @dataclass(frozen=True)
+class TftpTransferStarted(Event):
+    """A read request admitted and its transfer's port bound (not logged: its end is)."""
+
+    KIND = "tftp"
+    FORMAT = "tftp started: {client} {file} ({size} bytes, {mode})"
+
+    client: str
+    file: str
+    size: int
+    mode: str
+
+
+@dataclass(frozen=True)
 class TftpTransferEnded(Event):
     KIND = "tftp"
     FORMAT = (

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pxed.config import parse_mac
-from pxed.events import Event, TftpRefused, TftpTransferEnded
+from pxed.events import Event, TftpRefused, TftpTransferEnded, TftpTransferStarted
 
 # GRUB asks for grub.cfg-01-<mac> with colons too: pxed's grub/grub.cfg uses $net_default_mac.
 MAC_IN_NAME = re.compile(r"(?:^|[/\\])(?:01-|grub\.cfg-01-)([0-9a-f]{2}(?:[-:][0-9a-f]{2}){5})$")
@@ -103,7 +103,7 @@ def event_mac(event: Event, mac_for_ip: MacForIp) -> str | None:
     """The client MAC an event is about: its own, a per-MAC file name, or its address."""
     if event.mac is not None:
         return event.mac
-    if not isinstance(event, TftpTransferEnded | TftpRefused):
+    if not isinstance(event, TftpTransferStarted | TftpTransferEnded | TftpRefused):
         return None  # an HTTP response without a MAC in its path is no boot step
     found = MAC_IN_NAME.search(event.file.lower())
     if found:

@@ -63,7 +63,7 @@ from protocols.tftp.session import (
 from protocols.tftp.wire import Error, ErrorCode, ReadRequest, encode_tftp
 from pxed.config import TftpConfig
 from pxed.config.defaults import default_int
-from pxed.events import EventBus, TftpRefused, TftpTransferEnded
+from pxed.events import EventBus, TftpRefused, TftpTransferEnded, TftpTransferStarted
 from pxed.ops.logsink import EPHEMERAL_PREFIX
 from pxed.tftp.sources import BlockSource, Client, FileRefused, Netascii
 from pxed.tftp.transfer_loop import TransferLoop
@@ -639,6 +639,16 @@ class TftpService(Service):
             return
         self.server.begun(client, transfer)
         self.stats.active_sessions += 1
+        self.events.publish(
+            TftpTransferStarted(
+                self.reactor.seconds(),
+                None,
+                _client_text(client),
+                request.filename,
+                session.size,
+                request.mode_name,
+            )
+        )
         self.loop.callFromThread(transfer.begin)
 
     def _refuse(

@@ -315,3 +315,32 @@ def test_no_rendered_kickstart_token_or_secret_leaks_to_logs_apis_or_configs(boo
     for text in shown:
         assert token not in text and SECRET.decode("latin-1") not in text
         assert "network --hostname=" not in text  # no rendered Kickstart
+
+
+def test_the_adapters_publish_typed_events_that_the_views_subscribe_to(boot: Boot) -> None:
+    """No view reads log events: each adapter publishes what happened on the one bus."""
+    seen: list[str] = []
+    boot.p.events.subscribe(lambda event: seen.append(type(event).__name__))
+    boot.dhcp_exchange()
+    boot.tftp_fetch("pxelinux.cfg/01-52-54-00-12-34-56")
+    assert boot.http(f"/ks/{WEB}")[0] == 200
+    assert seen == [
+        "DhcpExchange",
+        "StateChanged",  # ready -> booting, seen by DHCP
+        "DhcpExchange",
+        "TftpTransferStarted",
+        "TftpTransferEnded",
+        "StateChanged",  # booting -> installing
+        "KickstartRequest",
+    ]
+
+
+def test_a_failing_subscriber_is_logged_and_the_others_still_hear() -> None:
+    from pxed.events import EventBus
+
+    bus, heard = EventBus(), []
+    bus.subscribe(lambda event: 1 / 0)
+    bus.subscribe(heard.append)
+    event = refused(WEB, 1.0)
+    bus.publish(event)
+    assert heard == [event]
