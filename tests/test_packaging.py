@@ -75,3 +75,12 @@ def test_the_wheel_has_one_version_its_license_and_the_status_page(installed_ven
         "True",
         "True",
     ]
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_the_reference_config_templates_and_unit(installed_venv: Path):
+    share = installed_venv / "share/pxed"
+    assert (share / "systemd/pxed.service").is_file()
+    assert (share / "templates/rocky9-web.ks.j2").is_file()
+    reference = share / "pxed.yaml"
+    assert reference.read_text() == (ROOT / "etc/pxed.yaml").read_text()

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("pxed.cli.init", "write a starting config for an interface of this machine"),
     "check": ("pxed.cli.check", "validate a config file and every template it names"),
     "pcap": ("pxed.cli.pcap", "decode DHCP/BOOTP/TFTP packets from pcap/pcapng captures"),
     "hosts": ("pxed.cli.hosts", "list host install states, or rearm a host to install again"),
