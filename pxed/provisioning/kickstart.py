@@ -111,14 +111,15 @@ def _callback_section(header: str, url: str, token: str) -> str:
     )
 
 
-def render(config: Config, host: Host, urls: Urls, secret: bytes) -> Rendered:
-    """The Kickstart ``host`` gets, checked; TemplateProblem if it must not be served."""
+def render(config: Config, host: Host, urls: Urls, secret: bytes, generation: int = 0) -> Rendered:
+    """The Kickstart ``host`` gets in its install ``generation``, checked; TemplateProblem if it
+    must not be served."""
     profile = config.profiles[host.profile] if host.profile else None
     if profile is None or profile.kickstart is None:
         raise LookupError(f"host {host.mac} has no profile with a kickstart template")
     template_path = profile.kickstart
     source = _read(template_path)
-    variables = context(config, host, profile, urls, host_token(secret, host.mac))
+    variables = context(config, host, profile, urls, host_token(secret, host.mac, generation))
     try:
         text = _ENVIRONMENT.from_string(source).render(variables)
     except jinja2.TemplateSyntaxError as error:

@@ -56,6 +56,7 @@ class HostState:
     since: float  # when the host entered this state
     source: str  # what moved it here: dhcp, tftp, kickstart, callback, rearm
     fetches: tuple[float, ...]  # Kickstart fetches since the last done or rearm
+    generation: int = 0  # installs ended (done, failed, rearm): the callback token's salt
 
 
 class LifecycleError(Exception):
@@ -97,8 +98,12 @@ class Lifecycle:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS hosts (mac TEXT PRIMARY KEY, state TEXT NOT NULL,"
-                " since REAL NOT NULL, source TEXT NOT NULL, fetches TEXT NOT NULL)"
+                " since REAL NOT NULL, source TEXT NOT NULL, fetches TEXT NOT NULL,"
+                " generation INTEGER NOT NULL DEFAULT 0)"
             )
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(hosts)")}
+            if "generation" not in columns:  # a database from before per-install tokens
+                conn.execute("ALTER TABLE hosts ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
         except sqlite3.Error as error:
             raise LifecycleError(
                 f"{self.path}: cannot open the host state database: {error}"
@@ -115,7 +120,8 @@ class Lifecycle:
     def get(self, mac: str) -> HostState:
         """``mac``'s state; a host never seen is ready."""
         row = self._conn.execute(
-            "SELECT mac, state, since, source, fetches FROM hosts WHERE mac = ?", (mac,)
+            "SELECT mac, state, since, source, fetches, generation FROM hosts WHERE mac = ?",
+            (mac,),
         ).fetchone()
         return _from_row(row) if row else HostState(mac, State.READY, 0.0, "", ())
 
@@ -125,7 +131,9 @@ class Lifecycle:
         return row is not None
 
     def all(self) -> list[HostState]:
-        rows = self._conn.execute("SELECT mac, state, since, source, fetches FROM hosts")
+        rows = self._conn.execute(
+            "SELECT mac, state, since, source, fetches, generation FROM hosts"
+        )
         return sorted((_from_row(row) for row in rows), key=lambda s: s.mac)
 
     # -- events --------------------------------------------------------------
@@ -165,20 +173,20 @@ class Lifecycle:
 
     def done(self, mac: str, now: float) -> HostState:
         with self._change(mac) as change:
-            change.to(State.INSTALLED, "callback", now, ())
+            change.to(State.INSTALLED, "callback", now, (), ends_install=True)
         return change.new
 
     def failed(self, mac: str, now: float) -> HostState:
         """-> failed; a looping host stays looping (only a rearm ends that)."""
         with self._change(mac) as change:
             if change.old.state is not State.LOOPING:
-                change.to(State.FAILED, "callback", now)
+                change.to(State.FAILED, "callback", now, ends_install=True)
         return change.new
 
     def rearm(self, mac: str, now: float) -> HostState:
         """Back to ready with the loop count cleared: the host installs at its next boot."""
         with self._change(mac) as change:
-            change.to(State.READY, "rearm", now, ())
+            change.to(State.READY, "rearm", now, (), ends_install=True)
         return change.new
 
     def _change(self, mac: str) -> _Change:
@@ -186,9 +194,16 @@ class Lifecycle:
 
     def _write(self, new: HostState) -> None:
         self._conn.execute(
-            "INSERT OR REPLACE INTO hosts (mac, state, since, source, fetches)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (new.mac, new.state.value, new.since, new.source, json.dumps(list(new.fetches))),
+            "INSERT OR REPLACE INTO hosts (mac, state, since, source, fetches, generation)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                new.mac,
+                new.state.value,
+                new.since,
+                new.source,
+                json.dumps(list(new.fetches)),
+                new.generation,
+            ),
         )
 
 
@@ -206,11 +221,17 @@ class _Change:
         return self
 
     def to(
-        self, state: State, source: str, now: float, fetches: tuple[float, ...] | None = None
+        self,
+        state: State,
+        source: str,
+        now: float,
+        fetches: tuple[float, ...] | None = None,
+        ends_install: bool = False,
     ) -> None:
         kept = self.old.fetches if fetches is None else fetches
         since = self.old.since if state is self.old.state else now
-        self.new = HostState(self.mac, state, since, source, kept)
+        generation = self.old.generation + 1 if ends_install else self.old.generation
+        self.new = HostState(self.mac, state, since, source, kept, generation)
 
     def __exit__(self, kind: object, error: object, tb: object) -> None:
         conn = self._lifecycle._conn
@@ -227,6 +248,6 @@ class _Change:
             log.info(event.FORMAT, **event.fields())
 
 
-def _from_row(row: tuple[str, str, float, str, str]) -> HostState:
-    mac, state, since, source, fetches = row
-    return HostState(mac, State(state), since, source, tuple(json.loads(fetches)))
+def _from_row(row: tuple[str, str, float, str, str, int]) -> HostState:
+    mac, state, since, source, fetches, generation = row
+    return HostState(mac, State(state), since, source, tuple(json.loads(fetches)), generation)

@@ -213,12 +213,13 @@ class KickstartResource(Resource):
 
     def _serve(self, request: Request, host: Host, now: float, fetch: bool) -> bytes:
         config = self.p.inventory.config
-        state = self.p.lifecycle.get(host.mac).state
-        refused = kickstart_refusal(config, host, state, self.p.inventory.urls)
+        current = self.p.lifecycle.get(host.mac)
+        refused = kickstart_refusal(config, host, current.state, self.p.inventory.urls)
         if refused is not None:
             return _reply(request, *refused)
         try:
-            rendered = render(config, host, self.p.inventory.urls, self.p.secret)
+            secret, urls = self.p.secret, self.p.inventory.urls
+            rendered = render(config, host, urls, secret, current.generation)
         except LookupError as error:
             return _reply(request, http.NOT_FOUND, str(error))
         except TemplateProblem as problem:
@@ -306,7 +307,8 @@ class CallbackResource(Resource):
         now, what = self.p.clock(), parts[1]
         requester = request.getClientAddress().host
         token = _token(request)
-        if token is None or not token_matches(self.p.secret, mac, token):
+        generation = self.p.lifecycle.get(mac).generation  # an ended install's token is void
+        if token is None or not token_matches(self.p.secret, mac, token, generation):
             bad = CallbackReceived(now, mac, requester, what, "wrong or missing token")
             self.p.tell(bad, log.warn)
             return _reply(request, http.FORBIDDEN, f"wrong or missing token for {mac}")

@@ -1,9 +1,12 @@
 """Per-host tokens for the install callbacks (``POST /api/hosts/<mac>/done``).
 
 A Kickstart carries its host's token; the callback must present it. The token
-is an HMAC of the MAC with a secret that lives only in ``server.state_dir``, so
-nobody can mark another host installed (and switch it to local boot) without
-having read that host's Kickstart, and a restart keeps every token valid.
+is an HMAC of the MAC and the host's install generation with a secret that
+lives only in ``server.state_dir``, so nobody can mark another host installed
+(and switch it to local boot) without having read that host's Kickstart, a
+restart keeps every token valid, and an install that ended (done, failed, or
+re-armed by an operator) makes its token worthless: the next install's
+Kickstart carries a new one.
 """
 
 from __future__ import annotations
@@ -61,16 +64,17 @@ def _create(path: Path) -> bytes:
     return secret
 
 
-def host_token(secret: bytes, mac: str) -> str:
-    """The token the host with ``mac`` (parse_mac form) presents in its callbacks."""
-    return hmac.new(secret, mac.encode("ascii"), hashlib.sha256).hexdigest()[:TOKEN_HEX]
+def host_token(secret: bytes, mac: str, generation: int = 0) -> str:
+    """The token the host with ``mac`` (parse_mac form) presents in this install's callbacks."""
+    message = mac if generation == 0 else f"{mac}/{generation}"  # 0: tokens issued before
+    return hmac.new(secret, message.encode("ascii"), hashlib.sha256).hexdigest()[:TOKEN_HEX]
 
 
-def token_matches(secret: bytes, mac: str, token: str) -> bool:
+def token_matches(secret: bytes, mac: str, token: str, generation: int = 0) -> bool:
     """Whether ``token`` is ``mac``'s, compared in constant time.
 
     As bytes: compare_digest raises TypeError on a str with non-ASCII
     characters, which a client can put in the form field or header.
     """
     presented = token.encode("utf-8", "surrogatepass")
-    return hmac.compare_digest(host_token(secret, mac).encode("ascii"), presented)
+    return hmac.compare_digest(host_token(secret, mac, generation).encode("ascii"), presented)

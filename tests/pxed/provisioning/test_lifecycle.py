@@ -136,3 +136,23 @@ def test_a_failed_callback_does_not_end_looping(states: Lifecycle):
         states.kickstart_fetched(MAC, now, limit=3, window=100)
     assert states.failed(MAC, 5.0).state is State.LOOPING
     assert states.seen(MAC, "dhcp", 6.0).state is State.LOOPING
+
+
+def test_a_database_from_before_install_generations_opens_and_keeps_its_rows(tmp_path):
+    """The generation column is added in place; old rows start at 0 (their tokens stay valid)."""
+    import sqlite3
+
+    from pxed.provisioning.lifecycle import DATABASE_NAME
+
+    old = sqlite3.connect(tmp_path / DATABASE_NAME)
+    old.execute(
+        "CREATE TABLE hosts (mac TEXT PRIMARY KEY, state TEXT NOT NULL,"
+        " since REAL NOT NULL, source TEXT NOT NULL, fetches TEXT NOT NULL)"
+    )
+    old.execute("INSERT INTO hosts VALUES ('52:54:00:12:34:56', 'installing', 5.0, 'k', '[5.0]')")
+    old.commit()
+    old.close()
+    lifecycle = Lifecycle.open(tmp_path)
+    state = lifecycle.get("52:54:00:12:34:56")
+    assert (state.state, state.generation) == (State.INSTALLING, 0)
+    assert lifecycle.done("52:54:00:12:34:56", 6.0).generation == 1

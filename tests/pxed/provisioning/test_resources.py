@@ -299,3 +299,28 @@ def test_a_head_request_answers_like_get_but_is_not_counted_as_a_fetch(lab: Prov
         assert head.startswith(b"HTTP/1.1 200 ") and body == b""
         assert b"content-length: 0\r\n" not in head.lower()
     assert lab.lifecycle.get(WEB).state is State.READY
+
+
+def test_an_ended_installs_token_is_worthless_and_the_next_install_gets_a_new_one(
+    lab: Provisioning,
+):
+    """Issue 14: the token of an old Kickstart must not mark a reinstall done."""
+    import re
+
+    def token_served() -> str:
+        code, body = request(lab, f"/ks/{WEB}", client=WEB_IP)
+        assert code == 200
+        found = re.search(r"--data token=(\w+)", body)
+        assert found is not None
+        return found.group(1)
+
+    def done(token: str) -> int:
+        args = {b"token": [token.encode()]}
+        return request(lab, f"/api/hosts/{WEB}/done", method=b"POST", args=args, client=WEB_IP)[0]
+
+    first = token_served()
+    assert done(first) == 200
+    lab.lifecycle.rearm(WEB, 200.0)  # an operator reinstalls it
+    assert done(first) == 403
+    second = token_served()
+    assert second != first and done(second) == 200
