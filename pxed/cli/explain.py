@@ -35,6 +35,7 @@ from pxed.dhcp.leases import DATABASE_NAME as LEASES_NAME
 from pxed.dhcp.leases import read_leases
 from pxed.dhcp.settings import engine_settings
 from pxed.pcap.dhcp_view import detail
+from pxed.provisioning.identity import verify
 from pxed.provisioning.inventory import Inventory, host_for
 from pxed.provisioning.kickstart import TemplateProblem, render
 from pxed.provisioning.lifecycle import DATABASE_NAME, Lifecycle, LifecycleError, State
@@ -66,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--user-class", help="option 77, e.g. iPXE for iPXE's second DHCP")
     parser.add_argument("--giaddr", help="the relay agent's address, for a client behind a relay")
+    parser.add_argument(
+        "--requester", help="an address asking for the Kickstart: would it be served, and why"
+    )
+    parser.add_argument(
+        "--neighbour",
+        help="the requester's MAC in the server's ARP table (leave out: behind a router)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.config} has errors:\n{error}", file=sys.stderr)
         return 1
     try:
-        print(explain(config, args.mac, args.arch, args.user_class, args.giaddr), end="")
+        asker = (args.requester, args.neighbour) if args.requester else None
+        print(explain(config, args.mac, args.arch, args.user_class, args.giaddr, asker), end="")
     except (ExplainError, LifecycleError) as error:
         print(f"pxed explain: {error}", file=sys.stderr)
         return 1
@@ -83,9 +92,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def explain(
-    config: Config, mac_text: str, arch: int, user_class: str | None, giaddr: str | None
+    config: Config,
+    mac_text: str,
+    arch: int,
+    user_class: str | None,
+    giaddr: str | None,
+    requester: tuple[str, str | None] | None = None,
 ) -> str:
-    """The whole report as text."""
+    """The whole report as text; ``requester`` (address, neighbour MAC) adds who may fetch."""
     try:
         mac = parse_mac(mac_text)
     except ValueError as error:
@@ -103,7 +117,29 @@ def explain(
         files = ProvisionFiles(inventory, lifecycle, time.time)
         lines += ["", *boot_config_sections(files, mac)]
         lines += ["", *kickstart_section(config, inventory, mac, state.state)]
+        if requester is not None:
+            lines.append(requester_line(config, inventory, mac, *requester))
     return "\n".join(lines) + "\n"
+
+
+def requester_line(
+    config: Config, inventory: Inventory, mac: str, address: str, neighbour: str | None
+) -> str:
+    """Which identity rule (pxed.provisioning.identity) admits or refuses ``address``."""
+    seen = parse_mac(neighbour) if neighbour else None
+    verdict = verify(
+        mac,
+        address,
+        seen,
+        [],
+        lambda ip: inventory.mac_for_ip(ip, time.time()),
+        config.install.mac_header_networks,
+        claimed=False,
+    )
+    outcome = "served" if verdict.admitted else "refused"
+    if not verdict.admitted and config.install.kickstart_open:
+        outcome = "served (install.kickstart_open), but the fetch changes no state"
+    return f"  to {address}: {outcome}: {verdict.rule}"
 
 
 def _by(source: str) -> str:

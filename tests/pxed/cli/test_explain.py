@@ -152,3 +152,21 @@ def test_an_installed_once_host_is_explained_with_its_kickstart_refused(config: 
     assert "lifecycle state: installed" in report
     assert "refused (" in report and "rearm" in report
     assert "passes pykickstart" not in report
+
+
+def test_explain_names_the_rule_that_admits_or_refuses_a_requester(config: Config) -> None:
+    """Issue 14: `pxed explain --requester ADDR [--neighbour MAC]` says who gets the Kickstart."""
+    web = "52:54:00:12:34:56"
+
+    def line(address: str, neighbour: str | None) -> str:
+        text = explain(config, web, 0, None, None, (address, neighbour))
+        return text.splitlines()[-1]
+
+    assert line("10.0.0.9", web) == ("  to 10.0.0.9: served: its neighbour entry is the host's MAC")
+    assert line("10.0.0.9", "52:54:00:66:66:66").startswith(
+        "  to 10.0.0.9: refused: its neighbour entry is 52:54:00:66:66:66"
+    )
+    assert line("127.0.0.21", None) == (
+        "  to 127.0.0.21: served: off-link, from the host's reserved or leased address"
+    )
+    assert line("10.1.2.3", None).startswith("  to 10.1.2.3: refused: off-link")
