@@ -43,12 +43,26 @@ PXE_BOOT_ITEM = 71
 
 
 class BootFamily(enum.Enum):
-    """The ``dhcp.boot`` (and profile ``loader``) key that names a client's boot file."""
+    """The ``dhcp.boot`` (and profile ``loader``) key that names a client's boot file.
 
-    BIOS = "bios"
-    UEFI = "uefi"
-    IPXE = "ipxe"
-    UEFI_HTTP = "uefi_http"
+    One key per CPU architecture and boot method, so a client is only ever offered a
+    loader built for its own architecture: an ARM64 server handed an x86-64 GRUB
+    cannot run it.
+    """
+
+    BIOS = "bios"  # x86 BIOS PXE
+    UEFI = "uefi"  # x86-64 UEFI
+    UEFI32 = "uefi32"  # IA32 UEFI
+    ARM32 = "arm32"
+    ARM64 = "arm64"
+    RISCV64 = "riscv64"
+    LOONGARCH64 = "loongarch64"
+    IPXE = "ipxe"  # any iPXE, whatever the architecture: it gets its script
+    UEFI_HTTP = "uefi_http"  # x86-64 UEFI HTTP Boot
+    ARM64_HTTP = "arm64_http"  # ARM64 UEFI HTTP Boot
+
+
+HTTP_FAMILIES = frozenset({BootFamily.UEFI_HTTP, BootFamily.ARM64_HTTP})
 
 
 @dataclass(frozen=True)
@@ -62,54 +76,56 @@ def _arch(code: int, name: str, family: BootFamily | None) -> tuple[int, Archite
     return code, Architecture(code, name, family)
 
 
-_B, _U, _H = BootFamily.BIOS, BootFamily.UEFI, BootFamily.UEFI_HTTP
+_F = BootFamily
 
 # IANA "Processor Architecture Types" (RFC 4578, RFC 5970 registry).  RFC 4578
 # printed 7 = EFI BC and 9 = EFI x86-64, the registry swapped them; firmware
-# sends either for x86-64 (OVMF sends 7), so both are UEFI here.
+# sends either for x86-64 (OVMF sends 7), so both are x86-64 UEFI here.  A code
+# whose architecture has no key gets ``dhcp.boot.default_arch`` (none by
+# default: an address and no boot file).
 ARCHITECTURES: Mapping[int, Architecture] = dict(
     [
-        _arch(0, "x86 BIOS", _B),
+        _arch(0, "x86 BIOS", _F.BIOS),
         _arch(1, "NEC/PC98", None),
-        _arch(2, "Itanium", _U),
+        _arch(2, "Itanium", None),
         _arch(3, "DEC Alpha", None),
         _arch(4, "Arc x86", None),
         _arch(5, "Intel Lean Client", None),
-        _arch(6, "x86 UEFI (IA32)", _U),
-        _arch(7, "x64 UEFI (EFI BC)", _U),
-        _arch(8, "EFI Xscale", _U),
-        _arch(9, "EBC (EFI x86-64)", _U),
-        _arch(10, "ARM 32-bit UEFI", _U),
-        _arch(11, "ARM 64-bit UEFI", _U),
+        _arch(6, "x86 UEFI (IA32)", _F.UEFI32),
+        _arch(7, "x64 UEFI (EFI BC)", _F.UEFI),
+        _arch(8, "EFI Xscale", None),
+        _arch(9, "EBC (EFI x86-64)", _F.UEFI),
+        _arch(10, "ARM 32-bit UEFI", _F.ARM32),
+        _arch(11, "ARM 64-bit UEFI", _F.ARM64),
         _arch(12, "PowerPC Open Firmware", None),
         _arch(13, "PowerPC ePAPR", None),
         _arch(14, "POWER OPAL v3", None),
-        _arch(15, "x86 UEFI HTTP", _H),
-        _arch(16, "x64 UEFI HTTP", _H),
-        _arch(17, "EBC HTTP", _H),
-        _arch(18, "ARM 32-bit UEFI HTTP", _H),
-        _arch(19, "ARM 64-bit UEFI HTTP", _H),
-        _arch(20, "PC/AT BIOS HTTP", _H),
+        _arch(15, "x86 UEFI HTTP", None),
+        _arch(16, "x64 UEFI HTTP", _F.UEFI_HTTP),
+        _arch(17, "EBC HTTP", None),
+        _arch(18, "ARM 32-bit UEFI HTTP", None),
+        _arch(19, "ARM 64-bit UEFI HTTP", _F.ARM64_HTTP),
+        _arch(20, "PC/AT BIOS HTTP", None),
         _arch(21, "ARM 32-bit U-Boot", None),
         _arch(22, "ARM 64-bit U-Boot", None),
-        _arch(23, "ARM 32-bit U-Boot HTTP", _H),
-        _arch(24, "ARM 64-bit U-Boot HTTP", _H),
-        _arch(25, "RISC-V 32-bit UEFI", _U),
-        _arch(26, "RISC-V 32-bit UEFI HTTP", _H),
-        _arch(27, "RISC-V 64-bit UEFI", _U),
-        _arch(28, "RISC-V 64-bit UEFI HTTP", _H),
-        _arch(29, "RISC-V 128-bit UEFI", _U),
-        _arch(30, "RISC-V 128-bit UEFI HTTP", _H),
+        _arch(23, "ARM 32-bit U-Boot HTTP", None),
+        _arch(24, "ARM 64-bit U-Boot HTTP", None),
+        _arch(25, "RISC-V 32-bit UEFI", None),
+        _arch(26, "RISC-V 32-bit UEFI HTTP", None),
+        _arch(27, "RISC-V 64-bit UEFI", _F.RISCV64),
+        _arch(28, "RISC-V 64-bit UEFI HTTP", None),
+        _arch(29, "RISC-V 128-bit UEFI", None),
+        _arch(30, "RISC-V 128-bit UEFI HTTP", None),
         _arch(31, "s390 Basic", None),
         _arch(32, "s390 Extended", None),
-        _arch(33, "MIPS 32-bit UEFI", _U),
-        _arch(34, "MIPS 64-bit UEFI", _U),
-        _arch(35, "Sunway 32-bit UEFI", _U),
-        _arch(36, "Sunway 64-bit UEFI", _U),
-        _arch(37, "LoongArch 32-bit UEFI", _U),
-        _arch(38, "LoongArch 32-bit UEFI HTTP", _H),
-        _arch(39, "LoongArch 64-bit UEFI", _U),
-        _arch(40, "LoongArch 64-bit UEFI HTTP", _H),
+        _arch(33, "MIPS 32-bit UEFI", None),
+        _arch(34, "MIPS 64-bit UEFI", None),
+        _arch(35, "Sunway 32-bit UEFI", None),
+        _arch(36, "Sunway 64-bit UEFI", None),
+        _arch(37, "LoongArch 32-bit UEFI", None),
+        _arch(38, "LoongArch 32-bit UEFI HTTP", None),
+        _arch(39, "LoongArch 64-bit UEFI", _F.LOONGARCH64),
+        _arch(40, "LoongArch 64-bit UEFI HTTP", None),
         _arch(41, "ARM rpiboot", None),
     ]
 )
@@ -192,21 +208,26 @@ def _sub_option(data: bytes, code: int) -> bytes | None:
 
 
 def family_of(client: Client, unknown_arch: BootFamily | None) -> BootFamily | None:
-    """iPXE first (it must get its script), then HTTP Boot, then option 93's first entry.
+    """iPXE first (it must get its script), then option 93's first entry.
 
     An architecture no ``dhcp.boot`` key fits gets ``unknown_arch``; None means
     no boot file at all (``default_arch: none``), so it tries its next device.
+    A UEFI HTTP Boot client gets an HTTP family only (its URL), never a TFTP
+    loader; one without option 93 is taken for x86-64, as firmware before
+    RFC 5970's codes was.
     """
     if client.ipxe:
         return BootFamily.IPXE
-    if client.http:
-        return BootFamily.UEFI_HTTP
     if not client.architectures:
-        return BootFamily.BIOS  # PXE before RFC 4578 meant x86 BIOS
+        # PXE before RFC 4578 meant x86 BIOS.
+        return BootFamily.UEFI_HTTP if client.http else BootFamily.BIOS
     known = ARCHITECTURES.get(client.architectures[0])
-    if known is None or known.family is None:
-        return unknown_arch
-    return known.family
+    family = known.family if known is not None else None
+    if family is None:
+        return None if client.http else unknown_arch
+    if client.http != (family in HTTP_FAMILIES):
+        return None  # an HTTPClient naming a PXE architecture, or the reverse
+    return family
 
 
 TEMPLATE_FIELDS = frozenset({"server", "http_port", "mac"})
@@ -282,16 +303,40 @@ def choose_boot(
     return BootChoice(family, file, server, _echo(client, direct=True))
 
 
-def proxy_offer(client: Client, server: IPv4Address) -> BootChoice | None:
+def proxy_offer(
+    client: Client,
+    mac: str,
+    server: IPv4Address,
+    settings: BootSettings,
+    loader: Mapping[BootFamily, str] | None = None,
+) -> BootChoice | None:
     """proxyDHCP answer to a DISCOVER: identify as PXE server, file comes on 4011.
 
     Observed to boot BIOS iPXE and OVMF alike (docs/firmware.md): no option 43 and no
-    file, so the client sends its REQUEST to siaddr:4011.
+    file, so the client sends its REQUEST to siaddr:4011. A client pxed has no loader
+    for gets no answer at all: beside another DHCP server, silence lets it boot from
+    whoever does.
     """
     if not client.pxe:
         return None
-    family = family_of(client, BootFamily.BIOS) or BootFamily.BIOS
-    return BootChoice(family, "", server, _echo(client, direct=False))
+    choice = choose_boot(client, mac, server, settings, loader)
+    if choice is None:
+        return None
+    return BootChoice(choice.family, "", server, _echo(client, direct=False))
+
+
+def no_loader(client: Client, settings: BootSettings) -> str | None:
+    """Why a booting client gets no boot file (for the log and ``pxed explain``), or None."""
+    if not client.netboot or client.ipxe:
+        return None
+    family = family_of(client, settings.unknown_arch)
+    code = client.architectures[0] if client.architectures else None
+    name = architecture_name(code) if code is not None else "x86 BIOS"
+    if family is None:
+        return f"no dhcp.boot key fits {name} (dhcp.boot.default_arch: none)"
+    if not settings.files.get(family):
+        return f"no loader for {name}: set dhcp.boot.{family.value}"
+    return None
 
 
 def proxy_ack(

@@ -76,6 +76,7 @@ from protocols.dhcp.policy import (
     Client,
     choose_boot,
     classify,
+    no_loader,
     proxy_ack,
     proxy_offer,
 )
@@ -350,9 +351,18 @@ class DhcpServer:
     # -- proxy mode --------------------------------------------------------
 
     def _proxy(self, request: DhcpPacket, received: Received, kind: object) -> Action:
-        choice = proxy_offer(_client(request), self._next_server(received))
-        if kind != MessageType.DISCOVER or choice is None:
+        client, host = _client(request), self.settings.hosts.get(request.mac)
+        if kind != MessageType.DISCOVER or not client.pxe:
             return NoReply(f"proxy mode answers only PXEClient DISCOVERs (got {kind})")
+        choice = proxy_offer(
+            client,
+            request.mac,
+            self._next_server(received),
+            self.settings.boot,
+            host.loader if host else None,
+        )
+        if choice is None:
+            return NoReply(f"proxy mode: {no_loader(client, self.settings.boot)}")
         return self._boot_reply(request, received, MessageType.OFFER, choice)
 
     def _boot_server(self, request: DhcpPacket, received: Received) -> Action:
@@ -429,7 +439,9 @@ class DhcpServer:
         fixed = _options(head, forced)
         options = _options(fixed, [(option.code, option) for option in _wanted(request, offered)])
         name = kind.name if kind is not None else "BOOTREPLY"
+        missing = None if choice else no_loader(_client(request), self.settings.boot)
         boot = f" boot {choice.family.value} {choice.file}" if choice else ""
+        boot += f" (no boot file: {missing})" if missing else ""
         return self._send(
             request,
             received,

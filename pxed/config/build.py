@@ -18,6 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from pxed.config import convert as c
 from pxed.config.model import (
+    ARCH_LOADERS,
     Config,
     DefaultArch,
     DhcpBoot,
@@ -51,13 +52,13 @@ KEYS: dict[str, tuple[str, ...]] = {
              "max_quarantined_percent", "discover_burst", "discover_rate",
              "bootp_lease_time", "relays", "subnets", "boot"),
     "dhcp.subnets[]": ("network", "range", "router", "dns", "domain", "lease_time"),
-    "dhcp.boot": ("bios", "uefi", "ipxe", "uefi_http", "default_arch"),
+    "dhcp.boot": ("bios", "uefi", "ipxe", "uefi_http", *ARCH_LOADERS, "default_arch"),
     "http": ("enabled", "listen", "port", "max_connections", "max_per_client", "header_timeout"),
     "install": ("kickstart_open", "loop_fetches", "loop_window", "mac_header_networks"),
     "logging": ("json", "level"),
     "trees.*": ("path", "iso"),
     "profiles.*": ("tree", "kernel", "initrd", "append", "kickstart", "loader", "vars"),
-    "profiles.*.loader": ("bios", "uefi", "ipxe", "uefi_http"),
+    "profiles.*.loader": ("bios", "uefi", "ipxe", "uefi_http", *ARCH_LOADERS),
     "hosts[]": ("mac", "hostname", "ip", "profile", "netboot", "vars"),
 }  # fmt: skip
 BOOT_PLACEHOLDERS = ("server", "http_port", "mac")
@@ -306,6 +307,7 @@ class _Builder:
             default_arch=cast(
                 DefaultArch, f.defaulted("default_arch", c.choice("none", "bios", "uefi"))
             ),
+            **{key: f.defaulted(key, loader) for key in ARCH_LOADERS},
         )
         if check_files:
             self.check_loaders(f, Loaders(boot.bios, boot.uefi), tftp)

@@ -38,6 +38,12 @@ DEFAULTS: dict[str, object] = {
     "dhcp.boot.ipxe": "http://{server}:{http_port}/boot/{mac}.ipxe",
     "dhcp.boot.uefi_http": "http://{server}:{http_port}/tftp/snponly.efi",
     "dhcp.boot.default_arch": "none",
+    "dhcp.boot.uefi32": None,  # an architecture without a loader gets no boot file
+    "dhcp.boot.arm32": None,
+    "dhcp.boot.arm64": None,
+    "dhcp.boot.riscv64": None,
+    "dhcp.boot.loongarch64": None,
+    "dhcp.boot.arm64_http": None,
     "http.enabled": True,
     "http.listen": (),  # none given: the addresses of server.interfaces
     "http.port": 80,

@@ -90,6 +90,16 @@ class Loaders:
     uefi: str | None = None
     ipxe: str | None = None
     uefi_http: str | None = None
+    uefi32: str | None = None
+    arm32: str | None = None
+    arm64: str | None = None
+    riscv64: str | None = None
+    loongarch64: str | None = None
+    arm64_http: str | None = None
+
+
+# The per-architecture keys of dhcp.boot and a profile's loader, beside bios/uefi/ipxe/uefi_http.
+ARCH_LOADERS = ("uefi32", "arm32", "arm64", "riscv64", "loongarch64", "arm64_http")
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,12 @@ class DhcpBoot:
     ipxe: str
     uefi_http: str
     default_arch: DefaultArch  # what a client whose option 93 pxed has no loader for gets
+    uefi32: str | None = None  # an architecture without a loader gets no boot file
+    arm32: str | None = None
+    arm64: str | None = None
+    riscv64: str | None = None
+    loongarch64: str | None = None
+    arm64_http: str | None = None
 
     def with_profile(self, loader: Loaders) -> DhcpBoot:
         """These defaults overridden by whatever a profile's ``loader`` sets."""
@@ -108,6 +124,7 @@ class DhcpBoot:
             ipxe=loader.ipxe or self.ipxe,
             uefi_http=loader.uefi_http or self.uefi_http,
             default_arch=self.default_arch,
+            **{key: getattr(loader, key) or getattr(self, key) for key in ARCH_LOADERS},
         )
 
 

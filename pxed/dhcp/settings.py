@@ -49,13 +49,9 @@ def engine_settings(config: Config, server_address: IPv4Address | None = None) -
 
 def boot_settings(boot: DhcpBoot, http_port: int) -> BootSettings:
     unknown = {"bios": BootFamily.BIOS, "uefi": BootFamily.UEFI}.get(boot.default_arch)
+    files = {family: getattr(boot, family.value) for family in BootFamily}
     return BootSettings(
-        files={
-            BootFamily.BIOS: boot.bios,
-            BootFamily.UEFI: boot.uefi,
-            BootFamily.IPXE: boot.ipxe,
-            BootFamily.UEFI_HTTP: boot.uefi_http,
-        },
+        files={family: file for family, file in files.items() if file},
         http_port=http_port,
         unknown_arch=unknown,
     )
@@ -63,12 +59,7 @@ def boot_settings(boot: DhcpBoot, http_port: int) -> BootSettings:
 
 def loader_files(loader: Loaders) -> Mapping[BootFamily, str]:
     """A profile's loader overrides, keyed as the engine keys boot files (unset ones left out)."""
-    files = {
-        BootFamily.BIOS: loader.bios,
-        BootFamily.UEFI: loader.uefi,
-        BootFamily.IPXE: loader.ipxe,
-        BootFamily.UEFI_HTTP: loader.uefi_http,
-    }
+    files = {family: getattr(loader, family.value) for family in BootFamily}
     return {family: file for family, file in files.items() if file}
 
 

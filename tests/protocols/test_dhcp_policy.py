@@ -19,6 +19,7 @@ from protocols.dhcp.policy import (
     choose_boot,
     classify,
     family_of,
+    no_loader,
     proxy_ack,
     proxy_offer,
 )
@@ -141,27 +142,72 @@ def test_ipxe_detected_from_option_175_alone():
     ("code", "family"),
     [
         (0, BootFamily.BIOS),
-        (2, BootFamily.UEFI),
-        (6, BootFamily.UEFI),
+        (6, BootFamily.UEFI32),
         (7, BootFamily.UEFI),
         (9, BootFamily.UEFI),
-        (10, BootFamily.UEFI),
-        (11, BootFamily.UEFI),
-        (15, BootFamily.UEFI_HTTP),
-        (16, BootFamily.UEFI_HTTP),
-        (18, BootFamily.UEFI_HTTP),
-        (19, BootFamily.UEFI_HTTP),
-        (27, BootFamily.UEFI),
-        (39, BootFamily.UEFI),
+        (10, BootFamily.ARM32),
+        (11, BootFamily.ARM64),
+        (27, BootFamily.RISCV64),
+        (39, BootFamily.LOONGARCH64),
     ],
 )
 def test_option_93_architecture_picks_the_boot_family(code, family):
-    assert family_of(Client(vendor_class=b"PXEClient", architectures=(code,)), BootFamily.BIOS) is (
-        family
-    )
+    assert family_of(Client(vendor_class=b"PXEClient", architectures=(code,)), None) is family
 
 
-@pytest.mark.parametrize("code", [1, 12, 21, 41, 42, 0xFFFF])
+@pytest.mark.parametrize(
+    ("code", "family"), [(16, BootFamily.UEFI_HTTP), (19, BootFamily.ARM64_HTTP)]
+)
+def test_http_boot_architectures_pick_their_own_url(code, family):
+    assert family_of(Client(vendor_class=b"HTTPClient", architectures=(code,)), None) is family
+
+
+@pytest.mark.parametrize("code", [15, 17, 18, 24, 28, 40])
+def test_an_http_boot_architecture_without_a_key_gets_nothing_not_x86s_url(code):
+    """An ARM32 or RISC-V HTTP Boot client handed x86-64's snponly.efi could not run it."""
+    client = Client(vendor_class=b"HTTPClient", architectures=(code,))
+    assert family_of(client, BootFamily.UEFI) is None
+
+
+ARCH_OF_FAMILY = {
+    BootFamily.BIOS: {0},
+    BootFamily.UEFI: {7, 9},
+    BootFamily.UEFI32: {6},
+    BootFamily.ARM32: {10},
+    BootFamily.ARM64: {11},
+    BootFamily.RISCV64: {27},
+    BootFamily.LOONGARCH64: {39},
+    BootFamily.UEFI_HTTP: {16},
+    BootFamily.ARM64_HTTP: {19},
+}
+EVERY_LOADER = BootSettings(
+    files={family: f"{family.value}.efi" for family in BootFamily if family != BootFamily.IPXE}
+    | {BootFamily.UEFI_HTTP: "http://{server}/x64.efi", BootFamily.ARM64_HTTP: "http://{server}/a"},
+    unknown_arch=None,
+)
+
+
+def test_no_client_is_ever_offered_a_loader_of_another_architecture():
+    """Issue 13: every option 93 code 0-65535, as PXE and as HTTP Boot, with every key set."""
+    for code in range(65536):
+        for vendor in (b"PXEClient:Arch:00000", b"HTTPClient:Arch:00016"):
+            choice = choose_boot(
+                Client(vendor_class=vendor, architectures=(code,)), MAC, SERVER, EVERY_LOADER
+            )
+            if choice is not None:
+                assert code in ARCH_OF_FAMILY[choice.family], (code, vendor, choice.family)
+
+
+def test_an_arm64_server_gets_no_x86_loader_when_arm64_has_none():
+    """dhcp.boot with bios and uefi only: ARM64 got the x86-64 GRUB before."""
+    settings = BootSettings(files={BootFamily.BIOS: "pxelinux.0", BootFamily.UEFI: "grubx64.efi"})
+    arm64 = classify({60: b"PXEClient:Arch:00011:UNDI:003000", 93: arch(11)})
+    assert choose_boot(arm64, MAC, SERVER, settings) is None
+    assert proxy_offer(arm64, MAC, SERVER, settings) is None  # proxy mode stays silent
+    assert no_loader(arm64, settings) == "no loader for ARM 64-bit UEFI: set dhcp.boot.arm64"
+
+
+@pytest.mark.parametrize("code", [1, 2, 12, 21, 25, 33, 41, 42, 0xFFFF])
 def test_unknown_or_unmapped_architecture_falls_to_configured_default(code):
     client = Client(vendor_class=b"PXEClient", architectures=(code,))
     assert family_of(client, BootFamily.UEFI) is BootFamily.UEFI
@@ -199,12 +245,12 @@ def test_family_without_a_template_gets_no_boot_answer():
 
 
 def test_proxy_offer_answers_only_pxe_clients_without_file_or_option_43():
-    offer = proxy_offer(classify(OVMF_PXE), SERVER)
+    offer = proxy_offer(classify(OVMF_PXE), MAC, SERVER, SETTINGS)
     assert offer.file == ""
     assert offer.next_server == SERVER
     assert offer.options == {60: b"PXEClient", 97: UUID, 94: NDI}
-    assert proxy_offer(classify(UDHCPC), SERVER) is None
-    assert proxy_offer(classify(OVMF_HTTP), SERVER) is None
+    assert proxy_offer(classify(UDHCPC), MAC, SERVER, SETTINGS) is None
+    assert proxy_offer(classify(OVMF_HTTP), MAC, SERVER, SETTINGS) is None
 
 
 def test_proxy_ack_carries_the_file_by_architecture():
@@ -244,5 +290,6 @@ def test_classification_and_boot_choice_never_raise(options, default):
     client = classify(options)
     settings = BootSettings(files=SETTINGS.files, unknown_arch=default)
     choose_boot(client, MAC, SERVER, settings)
-    proxy_offer(client, SERVER)
+    proxy_offer(client, MAC, SERVER, settings)
     proxy_ack(client, MAC, SERVER, settings)
+    no_loader(client, settings)

@@ -207,3 +207,27 @@ def test_boot_server_without_a_file_for_the_client_says_so():
         request(R, options=OVMF), received, NOW
     )
     assert isinstance(action, NoReply) and "no boot file" in action.reason
+
+
+ARM64_UEFI = ((55, [1, 3, 6, 66, 67]), (93, [11]), (60, "PXEClient:Arch:00011:UNDI:003000"))
+
+
+def test_an_arm64_server_gets_an_address_and_no_x86_loader_when_arm64_has_none():
+    """Issue 13: with dhcp.boot {bios, uefi} only, ARM64 was handed the x86-64 loader."""
+    action = server().handle_datagram(request(D, options=ARM64_UEFI), ON_LAB, NOW)
+    offer = reply_packet(action)
+    assert offer.yiaddr != IPv4Address(0) and offer.boot_file == ""
+    assert offer.option(67) is None and offer.get(60) is None and offer.get(43) is None
+    assert "no boot file: no loader for ARM 64-bit UEFI: set dhcp.boot.arm64" in action.reason
+
+
+def test_an_arm64_server_gets_the_arm64_loader_when_there_is_one():
+    files = {BootFamily.BIOS: "pxelinux.0", BootFamily.UEFI: "grubx64.efi"}
+    files[BootFamily.ARM64] = "grubaa64.efi"
+    offer = offer_for(ARM64_UEFI, boot=BootSettings(files=files))
+    assert offer.boot_file == "grubaa64.efi" and offer.get(60).data == b"PXEClient"
+
+
+def test_proxy_mode_stays_silent_for_an_architecture_it_has_no_loader_for():
+    action = server(mode=Mode.PROXY).handle_datagram(request(D, options=ARM64_UEFI), ON_LAB, NOW)
+    assert isinstance(action, NoReply) and "set dhcp.boot.arm64" in action.reason

@@ -44,6 +44,8 @@ def documented_defaults() -> dict[str, str]:
 
 
 def shown(value: object) -> str:
+    if value is None:
+        return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
     if value == ():
