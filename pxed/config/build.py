@@ -282,6 +282,13 @@ class _Builder:
                 self.check_host_address(f.values["range"], f.key("range"), address, subnet)
         if router is not None:
             self.check_host_address(f.values["router"], f.key("router"), router, subnet)
+        if pool is not None and not dns:
+            self.warn(
+                node,
+                f.key("dns"),
+                "no DNS servers: an unattended installer asks for one before it reads its "
+                'answer file (Debian\'s installer stops at "Name server addresses")',
+            )
         return subnet
 
     def check_host_address(

@@ -122,7 +122,7 @@ def test_a_kernel_missing_from_a_present_tree_folder_is_an_error(lab: Path):
     (lab / "trees/rocky9/images/pxeboot/vmlinuz").unlink()
     (message,) = errors((lab / "pxed.yaml").read_text(), lab / "pxed.yaml")
     assert message == (
-        f"{lab / 'pxed.yaml'}:27:13: profiles.rocky9-web.kernel: images/pxeboot/vmlinuz is not "
+        f"{lab / 'pxed.yaml'}:28:13: profiles.rocky9-web.kernel: images/pxeboot/vmlinuz is not "
         f"in {lab / 'trees/rocky9'}"
     )
 
@@ -262,6 +262,17 @@ def test_a_reserved_ip_inside_the_dynamic_range_is_a_warning():
     config = load(FULL + 'hosts:\n  - {mac: "52:54:00:00:00:01", ip: 10.213.7.150}\n')
     (warning,) = [w for w in config.warnings if w.key.startswith("hosts")]
     assert warning.key == "hosts[0].ip" and "inside the dynamic range" in warning.message
+
+
+def test_a_leasing_subnet_without_dns_is_a_warning_naming_the_installer_stall():
+    (warning,) = [w for w in load(FULL).warnings if w.key.endswith("dns")]
+    assert warning.key == "dhcp.subnets[0].dns"
+    assert "Name server addresses" in warning.message
+
+
+def test_a_subnet_that_names_dns_servers_has_no_dns_warning():
+    config = load(FULL + "      dns: [10.213.7.1]\n")
+    assert not [w for w in config.warnings if w.key.endswith("dns")]
 
 
 def test_a_host_naming_a_missing_profile_gets_a_suggestion():
