@@ -96,8 +96,15 @@ def test_the_timeline_over_http_lists_the_hosts_transfers_and_kickstart(pxed: Px
     code, body = pxed.curl(f"{pxed.base}/api/hosts/{WEB}/timeline")
     assert code == 200
     events = json.loads(body)["events"]
-    files = [e["fields"].get("file") for e in events if e["kind"] == "tftp"]
-    assert files == ["pxelinux.cfg/01-52-54-00-12-34-56", "vmlinuz"]
+    tftp = [
+        (e["fields"]["file"], e["fields"].get("outcome")) for e in events if e["kind"] == "tftp"
+    ]
+    assert tftp == [
+        ("pxelinux.cfg/01-52-54-00-12-34-56", None),  # started: a stuck transfer still shows
+        ("pxelinux.cfg/01-52-54-00-12-34-56", "complete"),
+        ("vmlinuz", None),
+        ("vmlinuz", "complete"),
+    ]
     kinds = [e["kind"] for e in events]
     # The request's own event is logged when its response is finished, after what it caused.
     assert kinds.index("tftp") < kinds.index("kickstart") < kinds.index("http")
