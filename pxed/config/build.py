@@ -19,6 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from pxed.config import convert as c
 from pxed.config.model import (
     ARCH_LOADERS,
+    HOST_ARCHES,
     Config,
     DefaultArch,
     DhcpBoot,
@@ -59,7 +60,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "trees.*": ("path", "iso"),
     "profiles.*": ("tree", "kernel", "initrd", "append", "kickstart", "loader", "vars"),
     "profiles.*.loader": ("bios", "uefi", "ipxe", "uefi_http", *ARCH_LOADERS),
-    "hosts[]": ("mac", "hostname", "ip", "profile", "netboot", "vars"),
+    "hosts[]": ("mac", "hostname", "ip", "profile", "netboot", "arch", "vars"),
 }  # fmt: skip
 BOOT_PLACEHOLDERS = ("server", "http_port", "mac")
 APPEND_PLACEHOLDERS = ("server", "http_port", "mac", "hostname", "tree_url", "ks_url")
@@ -494,9 +495,28 @@ class _Builder:
             )
         if ip is not None and dhcp.subnets:
             self.check_reservation(f.values["ip"], f.key("ip"), ip, dhcp)
+        if "arch" in f.values:
+            self.check_arch(f, dhcp.boot, profile, profiles)
         if mac is None or not f.valid:
             return None
         return Host(mac, hostname, ip, profile, netboot, variables)
+
+    def check_arch(
+        self, f: Fields, boot: DhcpBoot, name: str | None, profiles: dict[str, Profile | None]
+    ) -> None:
+        """Warn before boot day that this host's firmware would get no boot file."""
+        arch = f.optional("arch", c.choice(*HOST_ARCHES))
+        profile = profiles.get(name) if name else None
+        if arch is None or profile is None:
+            return  # a host without a (valid) profile boots locally and needs no loader
+        if not getattr(boot.with_profile(profile.loader), arch):
+            self.warn(
+                f.values["arch"],
+                f.key("arch"),
+                f"profile {name!r} has no {arch} loader and neither has "
+                f"dhcp.boot: this host would get an address and no boot file "
+                f"(set dhcp.boot.{arch} or the profile's loader.{arch})",
+            )
 
     def check_reservation(self, node: Node, path: str, ip: IPv4Address, dhcp: DhcpConfig) -> None:
         subnet = dhcp.subnet_for(ip)

@@ -100,6 +100,7 @@ class Loaders:
 
 # The per-architecture keys of dhcp.boot and a profile's loader, beside bios/uefi/ipxe/uefi_http.
 ARCH_LOADERS = ("uefi32", "arm32", "arm64", "riscv64", "loongarch64", "arm64_http")
+HOST_ARCHES = ("bios", "uefi", "uefi_http", *ARCH_LOADERS)  # what a host's ``arch:`` may say
 
 
 @dataclass(frozen=True)

@@ -275,6 +275,31 @@ def test_a_subnet_that_names_dns_servers_has_no_dns_warning():
     assert not [w for w in config.warnings if w.key.endswith("dns")]
 
 
+def test_a_host_declaring_an_arch_without_a_loader_is_a_warning_naming_the_key():
+    host = 'hosts:\n  - {mac: "52:54:00:00:00:01", profile: web, arch: arm64}\n'
+    (warning,) = [w for w in load(FULL + PROFILE + host).warnings if w.key.startswith("hosts")]
+    assert warning.key == "hosts[0].arch"
+    assert "set dhcp.boot.arm64 or the profile's loader.arm64" in warning.message
+
+
+def test_a_host_arch_served_by_its_profiles_loader_or_dhcp_boot_is_quiet():
+    profile = PROFILE + "    loader: {arm64: grubaa64.efi}\n"
+    hosts = (
+        'hosts:\n  - {mac: "52:54:00:00:00:01", profile: web, arch: arm64}\n'
+        '  - {mac: "52:54:00:00:00:02", profile: web, arch: uefi}\n'
+        '  - {mac: "52:54:00:00:00:03", arch: riscv64}\n'  # no profile: boots locally
+    )
+    assert not [w for w in load(FULL + profile + hosts).warnings if w.key.startswith("hosts")]
+
+
+def test_an_unknown_host_arch_is_an_error_listing_the_choices():
+    (message,) = errors(HEAD + PROFILE + 'hosts:\n  - {mac: "52:54:00:00:00:01", arch: x86}\n')
+    assert message == (
+        "/cfg/pxed.yaml:10:38: hosts[0].arch: 'x86' is not one of: bios, uefi, uefi_http, "
+        "uefi32, arm32, arm64, riscv64, loongarch64, arm64_http"
+    )
+
+
 def test_a_host_naming_a_missing_profile_gets_a_suggestion():
     text = HEAD + PROFILE + 'hosts:\n  - mac: "52:54:00:00:00:01"\n    profile: wbe\n'
     assert errors(text) == [
