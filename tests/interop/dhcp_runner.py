@@ -11,6 +11,10 @@ In a client namespace, as ``python -m tests.interop.dhcp_runner COMMAND``:
 - ``load``: DISCOVER/REQUEST exchanges for fresh MACs, ``--window`` at a
   time, for ``--duration`` seconds, surviving a server that dies and comes
   back; every ACK seen is appended to ``--acks`` as ``mac ip xid``.
+- ``decline``: issue 18's DECLINE attack: ``--macs`` MACs each take an
+  address and DECLINE it from 0.0.0.0, ``--per-mac`` times; prints the ACKs.
+- ``release``: a RELEASE of ``--ip`` in ``--mac``'s name, sent from
+  ``--source`` (the holder's own address, or an attacker's).
 """
 
 from __future__ import annotations
@@ -101,7 +105,7 @@ def in_namespace(ns: Any, *args: str) -> list[str]:
 
 MAGIC = b"\x63\x82\x53\x63"
 ZERO = IPv4Address(0)
-DISCOVER, OFFER, REQUEST, ACK, NAK = 1, 2, 3, 5, 6
+DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE = 1, 2, 3, 4, 5, 6, 7
 
 
 def build(
@@ -310,6 +314,62 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
     return {"acked": acked, "clients": serial}
 
 
+# --- decline and release ---------------------------------------------------------------------
+
+
+def first_reply(sock: socket.socket, xid: int, kind: int, seconds: float) -> Parsed | None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([sock], [], [], left)[0]:
+            return None
+        reply = parse(sock.recv(65536))
+        if reply is not None and reply.xid == xid and reply.kind == kind:
+            return reply
+    return None
+
+
+def dora(sock: socket.socket, mac: bytes, port: int, wait: float) -> Parsed | None:
+    """DISCOVER, REQUEST what was offered; the ACK, or None."""
+    xid = random.getrandbits(32)
+    sock.sendto(build(DISCOVER, mac, xid, []), ("255.255.255.255", port))
+    offer = first_reply(sock, xid, OFFER, wait)
+    if offer is None or offer.server_id is None:
+        return None
+    chosen = [(50, offer.yiaddr.packed), (54, offer.server_id.packed)]
+    sock.sendto(build(REQUEST, mac, xid, chosen), ("255.255.255.255", port))
+    return first_reply(sock, xid, ACK, wait)
+
+
+def decline(args: argparse.Namespace) -> dict[str, Any]:
+    sock = client_socket(args.interface, 68)
+    acks = []
+    for serial in range(args.macs):
+        mac = b"\x02\xde\xc1" + serial.to_bytes(3, "big")
+        for _ in range(args.per_mac):
+            ack = dora(sock, mac, args.server_port, args.wait)
+            if ack is None or ack.server_id is None:
+                break
+            acks.append(str(ack.yiaddr))
+            declined = [(50, ack.yiaddr.packed), (54, ack.server_id.packed)]
+            sock.sendto(
+                build(DECLINE, mac, ack.xid, declined), ("255.255.255.255", args.server_port)
+            )
+            time.sleep(0.05)  # let the server quarantine it before the next DISCOVER
+    return {"acks": acks}
+
+
+def release(args: argparse.Namespace) -> dict[str, Any]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.source, 68))
+    mac = bytes.fromhex(args.mac.replace(":", ""))
+    ip = IPv4Address(args.ip)
+    packet = build(RELEASE, mac, random.getrandbits(32), [(54, IPv4Address(args.server).packed)],
+                   ciaddr=ip, broadcast=False)  # fmt: skip
+    sock.sendto(packet, (args.server, args.server_port))
+    return {"sent": True}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dhcp_runner")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -326,8 +386,24 @@ def main(argv: list[str] | None = None) -> int:
     generator.add_argument("--window", type=int, default=16)
     generator.add_argument("--retry", type=float, default=0.5)
     generator.add_argument("--server-port", type=int, default=67)
+    declining = commands.add_parser("decline")
+    declining.add_argument("--interface", required=True)
+    declining.add_argument("--macs", type=int, default=1)
+    declining.add_argument("--per-mac", type=int, default=1)
+    declining.add_argument("--wait", type=float, default=2.0)
+    declining.add_argument("--server-port", type=int, default=67)
+    releasing = commands.add_parser("release")
+    for option in ("--mac", "--ip", "--server", "--source"):
+        releasing.add_argument(option, required=True)
+    releasing.add_argument("--server-port", type=int, default=67)
     args = parser.parse_args(argv)
-    result = pxe_client(args) if args.command == "pxe-client" else load(args)
+    commands_by_name = {
+        "pxe-client": pxe_client,
+        "load": load,
+        "decline": decline,
+        "release": release,
+    }
+    result = commands_by_name[args.command](args)
     print(json.dumps(result), flush=True)
     return 0
 
