@@ -99,7 +99,8 @@ class TftpRefused(Event):
 
     client: str
     file: str
-    outcome: str  # not-found, refused, busy, malformed, write-refused, superseded, shutdown
+    # not-found, refused, busy, malformed, write-refused, superseded, evicted, shutdown
+    outcome: str
     message: str
     code: int | None = None  # the TFTP error code sent, if one was
 

@@ -20,11 +20,17 @@ client address) live here, next to the rules that read them:
 * Past ``max_sessions`` transfers, or ``max_per_client`` for one client
   address, a request gets ERROR 0 "server busy, try again" at once: PXE ROMs
   retry the whole boot, and a queue would only hold their timers hostage.
+* Except that at ``max_sessions`` a transfer whose client has not answered
+  within ``timeout`` of its start gives up its slot to the new request, silently.
+  A real client answers its first block in milliseconds; RRQs with forged
+  source addresses never answer, so without this a few dozen forged addresses
+  (under ``max_per_client`` each) would hold every slot for the transfers'
+  whole retry time. Forgers must now outpace ``max_sessions`` a ``timeout``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -80,9 +86,12 @@ T = TypeVar("T", bound=Running)
 
 @dataclass(frozen=True)
 class Supersede(Generic[T]):
-    """End ``transfer`` without telling its client: the same port asked anew."""
+    """End ``transfer`` without telling its client: its port asked anew, or its slot is
+    wanted and it never answered (an ERROR could go to a forged address)."""
 
     transfer: T
+    outcome: str  # superseded or evicted
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,8 @@ class TftpServer(Generic[T]):
         self.running: dict[Client, T] = {}
         self.active = 0
         self._per_address: Counter[str] = Counter()
+        self._unheard: OrderedDict[int, T] = OrderedDict()  # by id, in start order
+        self._evicted: dict[int, T] = {}  # told to end, not yet ``ended``
 
     def receive(self, datagram: bytes, client: Client, now: float) -> list[Action[T]]:
         """What to do about one datagram that reached a listener from ``client``."""
@@ -153,6 +164,7 @@ class TftpServer(Generic[T]):
     def begun(self, client: Client, transfer: T) -> None:
         """The adapter started the transfer a ``Start`` asked for."""
         self.running[client] = transfer
+        self._unheard[id(transfer)] = transfer
         self._per_address[client[0]] += 1
         self.active += 1
 
@@ -160,6 +172,8 @@ class TftpServer(Generic[T]):
         """A transfer ``begun`` has ended, whoever ended it."""
         if self.running.get(client) is transfer:
             del self.running[client]
+        self._unheard.pop(id(transfer), None)
+        self._evicted.pop(id(transfer), None)
         self._per_address[client[0]] -= 1
         if self._per_address[client[0]] <= 0:
             del self._per_address[client[0]]
@@ -177,27 +191,47 @@ class TftpServer(Generic[T]):
     def _read(self, request: ReadRequest, client: Client, now: float) -> list[Action[T]]:
         actions: list[Action[T]] = []
         running = self.running.get(client)
-        if running is not None and not running.done:  # done: its end has yet to reach us
+        # A transfer done or evicted is ending; its end has yet to reach us.
+        if running is not None and not running.done and id(running) not in self._evicted:
             if running.request == request and (
                 not running.heard or now - running.started < self.limits.timeout
             ):
                 return [Repeat(client, request.filename)]
-            actions.append(Supersede(running))
-        actions.append(self._admit(request, client))
+            actions.append(
+                Supersede(running, "superseded", "a new request came from the same port")
+            )
+        actions.extend(self._admit(request, client, now))
         return actions
 
-    def _admit(self, request: ReadRequest, client: Client) -> Start | Refuse:
+    def _admit(self, request: ReadRequest, client: Client, now: float) -> list[Action[T]]:
         if request.mode_name not in MODES:
-            return Refuse(
-                client,
-                request.filename,
-                ErrorCode.ILLEGAL_OPERATION,
-                f"unsupported mode {request.mode!r}",
-                "malformed",
-            )
-        if (
-            self.active >= self.limits.max_sessions
-            or self._per_address[client[0]] >= self.limits.max_per_client
-        ):
-            return Refuse(client, request.filename, ErrorCode.NOT_DEFINED, BUSY, "busy")
-        return Start(client, request)
+            message = f"unsupported mode {request.mode!r}"
+            return [
+                Refuse(client, request.filename, ErrorCode.ILLEGAL_OPERATION, message, "malformed")
+            ]
+        busy = Refuse(client, request.filename, ErrorCode.NOT_DEFINED, BUSY, "busy")
+        if self._per_address[client[0]] >= self.limits.max_per_client:
+            return [busy]
+        if self.active - len(self._evicted) < self.limits.max_sessions:
+            return [Start(client, request)]
+        stale = self._stale(now)
+        if stale is None:
+            return [busy]
+        self._evicted[id(stale)] = stale
+        reason = f"no answer within {self.limits.timeout:g} s and max_sessions reached"
+        return [Supersede(stale, "evicted", reason), Start(client, request)]
+
+    def _stale(self, now: float) -> T | None:
+        """The oldest transfer never answered for ``timeout``; prunes the answered ones.
+
+        Each transfer leaves ``_unheard`` once, so a flood at the cap costs O(1) a request.
+        """
+        while self._unheard:
+            transfer = next(iter(self._unheard.values()))
+            if not (transfer.heard or transfer.done):
+                if now - transfer.started < self.limits.timeout:
+                    return None  # the rest started later still
+                self._unheard.popitem(last=False)
+                return transfer
+            self._unheard.popitem(last=False)
+        return None

@@ -565,10 +565,8 @@ class TftpService(Service):
                     self._start(address, request, client, source)
             case Refuse(client, filename, code, message, outcome):
                 self._refuse(address, client, filename, code, message, outcome)
-            case Supersede(transfer):
-                self.loop.callFromThread(
-                    transfer.abort, "superseded", "a new request came from the same port", False
-                )
+            case Supersede(transfer, outcome, reason):
+                self.loop.callFromThread(transfer.abort, outcome, reason, False)
             case Repeat(client, filename):
                 log.debug(
                     "tftp: repeated request from {client} for {file}; its transfer goes on",

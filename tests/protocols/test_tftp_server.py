@@ -101,14 +101,19 @@ def test_the_same_request_after_the_client_answered_is_a_rebooted_client():
     transfer = begin(server, rrq())
     transfer.heard = True
     actions = server.receive(rrq(), CLIENT, 5.0)
-    assert actions == [Supersede(transfer), Start(CLIENT, transfer.request)]
+    assert actions == [
+        Supersede(transfer, "superseded", "a new request came from the same port"),
+        Start(CLIENT, transfer.request),
+    ]
 
 
 def test_another_file_from_a_busy_port_supersedes_its_transfer():
     server: TftpServer[Transfer] = TftpServer(LIMITS)
     transfer = begin(server, rrq())
     actions = server.receive(rrq("ldlinux.c32"), CLIENT, 0.1)
-    assert actions[0] == Supersede(transfer) and isinstance(actions[1], Start)
+    assert actions[0] == Supersede(
+        transfer, "superseded", "a new request came from the same port"
+    ) and isinstance(actions[1], Start)
 
 
 def test_a_transfer_whose_end_is_on_its_way_is_not_repeated():
@@ -136,6 +141,47 @@ def test_past_max_sessions_every_address_is_busy():
     assert isinstance(busy, Refuse) and busy.code == ErrorCode.NOT_DEFINED
 
 
+def full(server: TftpServer[Transfer], now: float = 0.0) -> list[Transfer]:
+    return [begin(server, rrq(), (f"10.0.0.{host}", 69), now) for host in range(3)]
+
+
+def test_at_max_sessions_a_transfer_never_answered_gives_its_slot_to_a_new_request():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    oldest, *_ = full(server)  # forged sources: none of them ever answers
+    newcomer = ("10.0.0.9", 69)
+    evict, start = server.receive(rrq(), newcomer, LIMITS.timeout)
+    assert isinstance(evict, Supersede) and evict.transfer is oldest
+    assert evict.outcome == "evicted" and start == Start(newcomer, oldest.request)
+
+
+def test_at_max_sessions_a_transfer_answered_or_still_young_keeps_its_slot():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    first, second, third = full(server)
+    first.heard = second.heard = True  # real clients: they answered
+    [busy] = server.receive(rrq(), ("10.0.0.9", 69), LIMITS.timeout / 2)  # third is young
+    assert isinstance(busy, Refuse) and busy.outcome == "busy"
+    evict, _ = server.receive(rrq(), ("10.0.0.9", 69), LIMITS.timeout)
+    assert isinstance(evict, Supersede) and evict.transfer is third
+
+
+def test_an_evicted_transfer_is_neither_evicted_again_nor_repeated():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    first, second, third = full(server)
+    second.heard = third.heard = True
+    assert isinstance(server.receive(rrq(), ("10.0.0.9", 69), 5.0)[0], Supersede)
+    server.begun(("10.0.0.9", 69), Transfer(first.request, 5.0))
+    [busy] = server.receive(rrq(), ("10.0.0.8", 69), 5.0)  # its end has not reached us yet
+    assert isinstance(busy, Refuse) and busy.outcome == "busy"
+    # The evicted client's own retry is a new request, not a repeat of the evicted transfer.
+    assert server.receive(rrq(), ("10.0.0.0", 69), 5.0) == [busy_for(("10.0.0.0", 69))]
+    server.ended(("10.0.0.0", 69), first)
+    assert server.active == 3
+
+
+def busy_for(client: tuple[str, int]) -> Refuse:
+    return Refuse(client, "pxelinux.0", ErrorCode.NOT_DEFINED, BUSY, "busy")
+
+
 CLIENTS = st.sampled_from([("10.0.0.1", 1), ("10.0.0.1", 2), ("10.0.0.1", 3), ("10.0.0.2", 1)])
 DATAGRAMS = st.sampled_from(
     [
@@ -152,6 +198,7 @@ class ListenerMachine(RuleBasedStateMachine):
         super().__init__()
         self.server: TftpServer[Transfer] = TftpServer(LIMITS)
         self.transfers: list[tuple[tuple[str, int], Transfer]] = []
+        self.evicted: list[Transfer] = []
         self.now = 0.0
 
     @rule(datagram=DATAGRAMS, client=CLIENTS, wait=st.floats(0, 3))
@@ -161,9 +208,16 @@ class ListenerMachine(RuleBasedStateMachine):
         actions = self.server.receive(datagram, client, self.now)
         *before, last = actions
         assert all(isinstance(action, Supersede) for action in before)
-        assert len(before) <= 1
-        if before:
-            assert before[0].transfer is running and running is not None and not running.done
+        assert len(before) <= 2
+        for action in before:
+            assert isinstance(action, Supersede) and not action.transfer.done
+            if action.outcome == "evicted":
+                assert not action.transfer.heard
+                assert self.now - action.transfer.started >= LIMITS.timeout
+                assert all(action.transfer is not gone for gone in self.evicted)
+                self.evicted.append(action.transfer)
+            else:
+                assert action.transfer is running
         if isinstance(last, Repeat):
             assert running is not None and running.request.filename == last.filename
         if isinstance(last, Start):
@@ -183,10 +237,12 @@ class ListenerMachine(RuleBasedStateMachine):
             transfer.done = True
             self.server.ended(client, transfer)
             del self.transfers[index]
+            self.evicted = [gone for gone in self.evicted if gone is not transfer]
 
     @invariant()
     def books_match_the_transfers_begun(self) -> None:
-        assert self.server.active == len(self.transfers) <= LIMITS.max_sessions
+        assert self.server.active == len(self.transfers)
+        assert self.server.active - len(self.evicted) <= LIMITS.max_sessions
         for address in {client[0] for client, _ in self.transfers}:
             count = sum(1 for client, _ in self.transfers if client[0] == address)
             assert self.server.transfers_from(address) == count <= LIMITS.max_per_client
