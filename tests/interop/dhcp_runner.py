@@ -15,6 +15,8 @@ In a client namespace, as ``python -m tests.interop.dhcp_runner COMMAND``:
   address and DECLINE it from 0.0.0.0, ``--per-mac`` times; prints the ACKs.
 - ``release``: a RELEASE of ``--ip`` in ``--mac``'s name, sent from
   ``--source`` (the holder's own address, or an attacker's).
+- ``flood``: ``--count`` DISCOVERs from one MAC back to back; prints how many
+  were offered an address.
 """
 
 from __future__ import annotations
@@ -370,6 +372,21 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
     return {"sent": True}
 
 
+def flood(args: argparse.Namespace) -> dict[str, Any]:
+    sock = client_socket(args.interface, 68)
+    mac = bytes.fromhex(args.mac.replace(":", ""))
+    xids = {random.getrandbits(32) for _ in range(args.count)}
+    for xid in xids:
+        sock.sendto(build(DISCOVER, mac, xid, []), ("255.255.255.255", args.server_port))
+    offered = set()
+    deadline = time.monotonic() + args.wait
+    while (left := deadline - time.monotonic()) > 0 and select.select([sock], [], [], left)[0]:
+        reply = parse(sock.recv(65536))
+        if reply is not None and reply.xid in xids and reply.kind == OFFER:
+            offered.add(reply.xid)
+    return {"sent": len(xids), "offered": len(offered)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dhcp_runner")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -396,12 +413,19 @@ def main(argv: list[str] | None = None) -> int:
     for option in ("--mac", "--ip", "--server", "--source"):
         releasing.add_argument(option, required=True)
     releasing.add_argument("--server-port", type=int, default=67)
+    flooding = commands.add_parser("flood")
+    flooding.add_argument("--interface", required=True)
+    flooding.add_argument("--mac", default="52:54:00:aa:bb:66")
+    flooding.add_argument("--count", type=int, default=100)
+    flooding.add_argument("--wait", type=float, default=2.0)
+    flooding.add_argument("--server-port", type=int, default=67)
     args = parser.parse_args(argv)
     commands_by_name = {
         "pxe-client": pxe_client,
         "load": load,
         "decline": decline,
         "release": release,
+        "flood": flood,
     }
     result = commands_by_name[args.command](args)
     print(json.dumps(result), flush=True)

@@ -2,7 +2,8 @@
 
 tests/protocols/test_dhcp_hostile.py pins each limit in the engine; these
 show the daemon applies them to what arrives on the wire: a DECLINE loop from
-one MAC, DECLINEs from many MACs, and a RELEASE in another client's name.
+one MAC, DECLINEs from many MACs, a RELEASE in another client's name and a
+DISCOVER flood from one MAC.
 What pxed decided is read from its SQLite file, the way ``pxed leases`` does.
 """
 
@@ -76,3 +77,16 @@ def test_a_release_in_another_clients_name_keeps_its_lease_its_own_release_ends_
     lab.client.ip("addr", "add", f"{address}/24", "dev", lab.client_if)
     runner(lab, *release, "--source", address)
     wait_until(lambda: VICTIM not in lab.leases(), 10, "pxed to honour the holder's RELEASE")
+
+
+def test_a_discover_flood_from_one_mac_is_answered_only_up_to_its_burst(
+    netns_lab: NetnsLab, tmp_path: Path
+) -> None:
+    lab = DhcpLab(netns_lab, tmp_path)
+    lab.start()
+    result = runner(lab, "flood", "--interface", lab.client_if, "--count", "100")
+    assert result["sent"] == 100
+    # discover_burst 8, then discover_rate 1/s: one refill at most while the flood lasts.
+    assert 1 <= result["offered"] <= 10
+    other = runner(lab, "pxe-client", "--interface", lab.client_if, "--mac", OTHER)
+    assert IPv4Address(other["address"]) in netns_lab.subnet  # another MAC is not held back
