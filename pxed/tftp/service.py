@@ -484,7 +484,7 @@ class TftpService(Service):
         self.server: TftpServer[_Transfer] = TftpServer(settings.listener_limits())
         self._started = False
         self.events = events or EventBus()
-        self._closing: list[Deferred[None]] = []
+        self._closing: set[Deferred[None]] = set()
 
     def transfers(self) -> list[dict[str, Any]]:
         """The transfers running now, for the status page (client, file, progress, options).
@@ -546,8 +546,8 @@ class TftpService(Service):
         for transfer in list(self.server.running.values()):
             self.loop.callFromThread(transfer.abort, "shutdown", "server shutting down", True)
         closing.append(self.loop.stop())  # fires after those aborts have reported back
-        closing += [d for d in self._closing if not d.called]
-        self._closing = []
+        closing += list(self._closing)
+        self._closing = set()
         return gatherResults([d for d in closing if d is not None])
 
     # --- requests ------------------------------------------------------------------------
@@ -667,14 +667,21 @@ class TftpService(Service):
             self._track(port.stopListening())
 
     def _track(self, closing: Deferred[None] | None) -> None:
-        """Keep a closing port's Deferred for stopService, dropping those already fired.
+        """Keep a closing port's Deferred for stopService until it fires.
 
-        Pruned on every call, not only when a transfer ends: a stream of refusals
-        (probes, scans, busy answers) with no transfer would otherwise grow the list forever.
+        Each one leaves the set as it fires: a flood of refusals closes ports faster
+        than the reactor gets round to firing them, and rescanning the set on every
+        refusal made each one cost more than the last (issue 18's listener collapse).
         """
-        self._closing = [d for d in self._closing if not d.called]
-        if closing is not None:
-            self._closing.append(closing)
+        if closing is None or closing.called:
+            return
+        self._closing.add(closing)
+
+        def fired(result: object) -> object:
+            self._closing.discard(closing)
+            return result
+
+        closing.addBoth(fired)
 
     # --- transfers ending ----------------------------------------------------------------
 
