@@ -141,17 +141,22 @@ def _offered(dhcp_port: int, client_port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         client.bind(("", client_port))  # the OFFER goes to ciaddr (127.0.0.2)
-        client.settimeout(10)  # pxed may still be reading the flood's backlog
         options = make_options([(53, MessageType.DISCOVER)])
         # ciaddr set: answered by unicast to 127.0.0.2, never a broadcast (RFC 2131 4.1).
         # Another MAC than the fuzzed one, which its own flood has rate-limited.
         discover = _request(0x4242, options, IPv4Address("127.0.0.2"), "52:54:00:aa:00:01")
         client.sendto(discover, ("127.0.0.1", dhcp_port))
-        try:
-            data = client.recv(4096)
-        except TimeoutError:
-            return False
-        return data[0] == 2 and data[4:8] == (0x4242).to_bytes(4, "big")
+        deadline = time.monotonic() + 10
+        while (left := deadline - time.monotonic()) > 0:
+            client.settimeout(left)
+            try:
+                data = client.recv(4096)
+            except TimeoutError:
+                return False
+            # Replies to the flood's own requests with ciaddr set may still be arriving.
+            if data[0] == 2 and data[4:8] == (0x4242).to_bytes(4, "big"):
+                return True
+        return False
 
 
 @dataclass
