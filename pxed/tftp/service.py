@@ -119,6 +119,10 @@ class TransferReactor(Reactor, Protocol):
 
     def stop(self) -> Deferred[None]: ...
 
+    def send_once(self, address: str, datagram: bytes, client: Client) -> None:
+        """One datagram from a fresh port, closed at once (a refusal's ERROR)."""
+        ...
+
 
 class TransferPort(Protocol):
     """What a transfer needs of its port: a ``pxed.tftp.transfer_loop.Port`` (or a test's fake)."""
@@ -207,13 +211,10 @@ class _Listener(DatagramProtocol):
             log.failure("tftp: request from {client} dropped", client=_client_text(addr))
 
 
-class _OneShot(DatagramProtocol):
-    """The fresh port a refusal is sent from; closed right after."""
-
-    noisy = False
-
-    def logPrefix(self) -> str:
-        return EPHEMERAL_PREFIX  # pxed.ops.logsink demotes this port's open/close lines
+@functools.lru_cache(maxsize=64)
+def _error_datagram(code: int, message: str) -> bytes:
+    """Refusals repeat a handful of messages; a flood of them need not rebuild each."""
+    return encode_tftp(Error(code, message))
 
 
 def _is_loss(failure: OSError) -> bool:
@@ -660,11 +661,13 @@ class TftpService(Service):
         self.events.publish(event)
         level = log.debug if _expected_miss(filename, outcome) else log.info
         level(event.FORMAT, **event.fields())
-        port = self.reactor.listenUDP(0, _OneShot(), interface=address, maxPacketSize=MAX_DATAGRAM)
         try:
-            port.write(encode_tftp(Error(code, message)), client)
-        finally:
-            self._track(port.stopListening())
+            self.loop.send_once(address, _error_datagram(code, message), client)
+        except OSError as failure:
+            if not (_is_loss(failure) or failure.errno in (errno.EMFILE, errno.ENFILE)):
+                raise
+            log.debug("tftp: answer to {client} lost: {error}", client=_client_text(client),
+                      error=failure)  # fmt: skip
 
     def _track(self, closing: Deferred[None] | None) -> None:
         """Keep a closing port's Deferred for stopService until it fires.

@@ -254,6 +254,19 @@ def _timeval(seconds: float) -> bytes:
     return struct.pack("@ll", whole, int((seconds - whole) * 1e6))
 
 
+def send_once(address: str, datagram: bytes, client: Address) -> None:
+    """One datagram from a fresh port on ``address``, closed at once: a refusal's ERROR.
+
+    A plain socket rather than a port in either loop: a flood of refusals then costs a
+    few system calls each, with nothing to register, log or close later (issue 18).
+    It shares nothing with the loop, so any thread may call it.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.bind((address, 0))
+        sock.sendto(datagram, client)
+
+
 class TransferLoop:
     """Runs transfer ports and their timers in one thread; see the module docstring."""
 
@@ -315,6 +328,9 @@ class TransferLoop:
         if call.when < alarm.at:
             alarm.set(call.when)
         return call
+
+    def send_once(self, address: str, datagram: bytes, client: Address) -> None:
+        send_once(address, datagram, client)
 
     def callFromThread(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` in the loop's thread, in the order asked; safe from any thread."""

@@ -168,6 +168,11 @@ class FakeUDPReactor(Clock):
 
     alive = True  # the TransferLoop's thread, for a fake standing in for it
 
+    def send_once(self, address: str, datagram: bytes, client: Address) -> None:
+        """As ``TransferLoop.send_once``: recorded from a fresh ephemeral port."""
+        port, self._next_port = self._next_port, self._next_port + 1
+        self.sent.append(((address or "0.0.0.0", port), datagram, client))
+
     def start(self) -> None:
         """The TransferLoop's life, for a fake standing in for it: nothing to start."""
 
