@@ -27,7 +27,12 @@ from elsewhere on the machine hits them alike:
   one (each storm bounded at 120 s): total time, failures, the server's RSS
   before and its peak (VmHWM, reset with /proc/PID/clear_refs before each storm);
 - loss: a 128 KiB file by curl (512-byte blocks) with 5 % of datagrams
-  dropped each way on the server's veth (nftables, lab/netns.py).
+  dropped each way on the server's veth (nftables, lab/netns.py);
+- listener: ``benchmarks/tftp_flood.py`` sends read requests for a file that
+  does not exist from 64 ports at 5,000, 10,000 and 20,000 a second for 5 s
+  each (issue 18: a listener must take 10,000 a second, most refused): the
+  share answered, and the datagrams the server namespace's kernel dropped for
+  a full receive buffer (Udp RcvbufErrors), servers one at a time.
 
 twisted-floor (``benchmarks/tftp_floor.py``) is a bare Twisted loop (lockstep
 and windowed, one write per datagram): the ceiling for a server on Twisted's
@@ -67,7 +72,9 @@ REPO = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
 SERVER_CPU = "1"
 STORM_CPU = "0"  # 200 clients at once want the other CPU, not a share of the server's
-PHASES = ("lockstep", "windowed", "storm", "loss")
+PHASES = ("lockstep", "windowed", "storm", "loss", "listener")
+FLOOD_RATES = (5_000, 10_000, 20_000)
+FLOOD_SECONDS = 5
 PEERS = ("tftpy", "py3tftp", "pypxe", "fbtftp")
 BLKSIZES = (512, 1468, 65464)
 STORM_SOURCES = range(10, 210)  # client addresses .10-.209, one per storm client
@@ -111,6 +118,7 @@ class Results:
 
     samples: dict[tuple[str, str], list[Sample]] = field(default_factory=dict)
     storms: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict)
+    floods: dict[tuple[int, str], dict[str, int]] = field(default_factory=dict)
 
     def add(self, scenario: str, server: str, sample: Sample) -> Sample:
         self.samples.setdefault((scenario, server), []).append(sample)
@@ -366,6 +374,27 @@ def loss(cli: Namespace, ip: str, lossy: list[Server], runs: int, size: int, res
         res.add("loss", server.name, sample)
 
 
+def rcvbuf_errors(ns: Namespace) -> int:
+    """The namespace's UDP datagrams dropped for a full receive buffer, since it began."""
+    udp = [line.split() for line in ns.run(["cat", "/proc/net/snmp"]).stdout.splitlines()
+           if line.startswith("Udp:")]  # fmt: skip
+    return int(udp[1][udp[0].index("RcvbufErrors")])
+
+
+def flood(cli: Namespace, srv: Namespace, ip: str, server: Server, rate: int) -> dict[str, int]:
+    """One listener flood against `server`: sent, answered, kernel drops meanwhile."""
+    before = rcvbuf_errors(srv)
+    argv = [sys.executable, "-P", str(REPO / "benchmarks" / "tftp_flood.py"), ip,
+            str(server.port), "--rate", str(rate), "--seconds", str(FLOOD_SECONDS)]  # fmt: skip
+    _, out, code = client_run(cli, argv, FLOOD_SECONDS + 30.0, STORM_CPU)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if code != 0 or not lines:
+        return {"sent": 0, "answered": 0, "drops": -1}
+    result: dict[str, int] = json.loads(lines[-1])
+    result["drops"] = rcvbuf_errors(srv) - before
+    return result
+
+
 # --- the run -----------------------------------------------------------------------------
 
 
@@ -440,6 +469,11 @@ def benchmark(args: argparse.Namespace, work: Path, res: Results) -> dict[str, s
             net.server.impair(net.server_if, drop_percent=5)
             lossy = [s for s in chosen if s.name in args.loss]
             loss(cli, ip, lossy, args.loss_runs, sizes["loss.bin"], res)
+        if "listener" in args.phases:
+            for rate in FLOOD_RATES:
+                for server in chosen:
+                    progress(f"listener {server.name} {rate}/s")
+                    res.floods[(rate, server.name)] = flood(cli, net.server, ip, server, rate)
         for server in chosen:
             if server.proc is not None and not server.proc.running():
                 print(f"warning: {server.name} exited during the run", file=sys.stderr)
@@ -532,6 +566,26 @@ def report(args: argparse.Namespace, res: Results, kinds: dict[str, str]) -> str
         t = res.median("loss", name)
         ratio = f"{t / ref:.2f}x" if t and ref else "-"
         lines.append(f"| {name} | {_num(t)} | {res.failures('loss', name)} | {ratio} |")
+    if res.floods:
+        lines += [
+            "",
+            f"## Listener: read requests for a missing file, {FLOOD_SECONDS} s at each rate",
+            "",
+            "Share answered (an ERROR back), and in brackets the datagrams the kernel "
+            "dropped for a full receive buffer meanwhile.",
+            "",
+            "| server | " + " | ".join(f"{rate:,}/s" for rate in FLOOD_RATES) + " |",
+            "| --- |" + " --- |" * len(FLOOD_RATES),
+        ]
+        for name in names:
+            cells = []
+            for rate in FLOOD_RATES:
+                got = res.floods.get((rate, name))
+                if got is None or not got["sent"]:
+                    cells.append("-" if got is None else "failed")
+                    continue
+                cells.append(f"{100 * got['answered'] / got['sent']:.0f} % ({got['drops']:,})")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "## Targets (issue 3)", "", *targets(res, names, mbps), ""]
     return "\n".join(lines)
 
