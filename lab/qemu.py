@@ -5,9 +5,10 @@ and (UEFI) its own copy of OVMF's variable store. `Machine.boot()` powers it on 
 lab namespace and returns a `Boot` whose console (SeaBIOS, iPXE, pxelinux, the kernel and
 our initrd, all on the serial port thanks to `-nographic`) is the QEMU process's output log.
 
-The disk is tiny and blank so that a local boot fails fast ("No bootable device" or the
-UEFI boot manager giving up) instead of hanging: a second boot that gets the local-boot
-config is recognised from the console, and the test bounds the wait.
+The disk is tiny and blank by default so that a local boot fails fast ("No bootable device"
+or the UEFI boot manager giving up) instead of hanging: a second boot that gets the
+local-boot config is recognised from the console, and the test bounds the wait. A machine
+that a real installer installs asks for more memory and a disk of some gigabytes (sparse).
 
 KVM only when kvm_intel or kvm_amd is loaded: on these machines /dev/kvm belongs to
 kvm_pvm, under which SeaBIOS resets and OVMF stops with an emulation failure.
@@ -90,6 +91,9 @@ class Machine:
     workdir: Path
     # False: a virtio NIC without option ROM, so OVMF's own PXE client boots (UEFI only).
     ipxe: bool = True
+    # A real installer needs room: RAM for d-i, a disk it can install onto.
+    memory_mb: int = 512
+    disk_bytes: int = 1024 * 1024
 
     @property
     def uuid(self) -> str:
@@ -109,7 +113,7 @@ class Machine:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.disk.exists():
             with self.disk.open("wb") as disk:
-                disk.truncate(1024 * 1024)
+                disk.truncate(self.disk_bytes)
         if self.firmware == "uefi" and not self.efivars.exists():
             shutil.copyfile(OVMF_VARS, self.efivars)
         return self
@@ -119,7 +123,8 @@ class Machine:
         model, rom = ("e1000", ROMS[self.firmware]) if self.ipxe else ("virtio-net-pci", "")
         nic = f"{model},netdev=net0,mac={self.mac},romfile={rom},bootindex=1"
         argv = [
-            QEMU, "-name", self.name, "-accel", accelerator(), "-m", "512", "-smp", "1",
+            QEMU, "-name", self.name, "-accel", accelerator(),
+            "-m", str(self.memory_mb), "-smp", "1",
             "-nographic", "-no-reboot", "-nic", "none", "-uuid", self.uuid,
             "-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no",
             "-device", nic,
