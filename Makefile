@@ -11,7 +11,12 @@ DEBIAN_PACKAGES := python3-venv iproute2 nftables tcpdump tshark curl tftp-hpa \
 PXED_FUZZ_EXAMPLES ?= 20000
 export PXED_FUZZ_EXAMPLES
 
-.PHONY: test lint unit demo debs venv bench fuzz clean
+# `make install-test` only: Debian's netboot installer, and the tools that build its mirror.
+INSTALL_TEST_PACKAGES := debian-installer-12-netboot-amd64 dpkg-dev
+# Wall-clock budget of `make install-test` (the install runs under TCG), printed up front.
+INSTALL_TEST_BUDGET_MIN ?= 120
+
+.PHONY: test lint unit demo debs venv bench fuzz clean install-test install-test-debs
 
 test: venv debs lint
 	$(PY) -bb -m pytest
@@ -44,6 +49,25 @@ $(STAMPS)/debs:
 		status=$$?; [ -n "$$made_policy" ] && rm -f /usr/sbin/policy-rc.d; [ $$status = 0 ] || exit $$status; \
 	else \
 		echo "not root: skipping Debian packages; tests that need them will skip"; \
+	fi
+	@mkdir -p $(STAMPS) && touch $@
+
+# Debian's own netboot installer installs a VM from pxed, then the VM boots its disk
+# (tests marked `install`, which `make test` deselects). Tens of minutes under TCG.
+install-test: venv debs install-test-debs
+	@echo "install-test: budget $(INSTALL_TEST_BUDGET_MIN) min (1 vCPU under TCG); started $$(date -u +%H:%M:%S) UTC"
+	@start=$$(date +%s); \
+	timeout $$(( $(INSTALL_TEST_BUDGET_MIN) * 60 )) $(PY) -bb -m pytest -m install -v tests/e2e/test_debian_installer.py; \
+	status=$$?; echo "install-test: $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s, status $$status"; \
+	exit $$status
+
+install-test-debs: $(STAMPS)/install-test-debs
+
+$(STAMPS)/install-test-debs:
+	@if [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(INSTALL_TEST_PACKAGES); \
+	else \
+		echo "not root: skipping $(INSTALL_TEST_PACKAGES); the install test will skip"; \
 	fi
 	@mkdir -p $(STAMPS) && touch $@
 
