@@ -290,6 +290,13 @@ class _Builder:
                 "no DNS servers: an unattended installer asks for one before it reads its "
                 'answer file (Debian\'s installer stops at "Name server addresses")',
             )
+        if pool is not None and router is None:
+            self.warn(
+                node,
+                f.key("router"),
+                "no router: Debian's installer's DHCP script fails on the missing default "
+                'route before it writes the DNS servers, and stops at "Name server addresses"',
+            )
         return subnet
 
     def check_host_address(

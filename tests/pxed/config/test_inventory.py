@@ -300,6 +300,17 @@ def test_an_unknown_host_arch_is_an_error_listing_the_choices():
     )
 
 
+def test_a_leasing_subnet_without_router_is_a_warning_naming_the_installer_stall():
+    (warning,) = [w for w in load(FULL).warnings if w.key.endswith("router")]
+    assert warning.key == "dhcp.subnets[0].router"
+    assert "Name server addresses" in warning.message
+
+
+def test_a_subnet_that_names_a_router_has_no_router_warning():
+    config = load(FULL + "      router: 10.213.7.1\n")
+    assert not [w for w in config.warnings if w.key.endswith("router")]
+
+
 def test_a_host_naming_a_missing_profile_gets_a_suggestion():
     text = HEAD + PROFILE + 'hosts:\n  - mac: "52:54:00:00:00:01"\n    profile: wbe\n'
     assert errors(text) == [
