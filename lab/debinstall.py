@@ -20,18 +20,21 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import yaml
 
 from lab.bootlab import BootLab
-from lab.debmirror import CODENAME, NETBOOT_INITRD, NETBOOT_KERNEL, SUITE, Mirror
+from lab.debmirror import CODENAME, NETBOOT_INITRD, NETBOOT_KERNEL, SUITE
 from lab.netns import Background
 from lab.qemu import Boot, BootError
 from lab.scenario import HTTP_PORT
 from pxed.provisioning.tokens import host_token, load_secret
 
 PROFILE = "debian12"
+KERNEL = "linux"  # in tftp.root, as the netboot package names them
+INITRD = "initrd.gz"
 MIRROR_TREE = "mirror"
 PRESEED_TREE = "preseed"
 DOMAIN = "lab.pxed"
@@ -117,49 +120,54 @@ def preseed_path(host: Installee) -> str:
     return f"/trees/{PRESEED_TREE}/{host.hostname}.cfg"
 
 
-def late_command(lab: BootLab, host: Installee, token: str) -> str:
+def late_command(server: IPv4Address, host: Installee, token: str) -> str:
     """pxed's done callback from d-i's shell: an HTTP/1.0 POST through busybox nc.
 
     The token travels in a header, never in the URL; the reply's status line goes to the
     installer's syslog so a refused callback shows there.
     """
     request = (
-        f"POST /api/hosts/{host.mac}/done HTTP/1.0\\r\\nHost: {lab.server_ip}\\r\\n"
+        f"POST /api/hosts/{host.mac}/done HTTP/1.0\\r\\nHost: {server}\\r\\n"
         f"X-Pxed-Token: {token}\\r\\nContent-Length: 0\\r\\n\\r\\n"
     )
-    return (
-        f"printf '{request}' | nc -w 30 {lab.server_ip} {HTTP_PORT} | head -n 1"
-        " | logger -t pxed-done"
-    )
+    return f"printf '{request}' | nc -w 30 {server} {HTTP_PORT} | head -n 1 | logger -t pxed-done"
 
 
-def render_preseed(lab: BootLab, host: Installee, token: str) -> str:
+def render_preseed(server: IPv4Address, host: Installee, token: str) -> str:
     return PRESEED.format(
         hostname=host.hostname,
         mac=host.mac,
         domain=DOMAIN,
-        server=lab.server_ip,
+        server=server,
         mirror_tree=MIRROR_TREE,
         suite=SUITE,
         codename=CODENAME,
         root_password=ROOT_PASSWORD,
         disk=DISK,
-        late_command=late_command(lab, host, token),
+        late_command=late_command(server, host, token),
     )
 
 
-def write_config(lab: BootLab, host: Installee, mirror: Mirror, workdir: Path) -> Path:
-    """pxed's YAML (full DHCP with dns:, the d-i profile, the trees) and the preseed file."""
+def fill_tftp_root(root: Path) -> Path:
+    """The netboot package's kernel and initrd, under the names the profile gives them."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(NETBOOT_KERNEL, root / KERNEL)
+    shutil.copyfile(NETBOOT_INITRD, root / INITRD)
+    return root
+
+
+def write_config(lab: BootLab, host: Installee, mirror: Path, workdir: Path) -> Path:
+    """pxed's YAML (full DHCP with dns:, the d-i profile, the trees) and the preseed file.
+
+    The profile's kernel and initrd are looked up in workdir/tftp (fill_tftp_root).
+    """
     state_dir = workdir / "state"
     # The token the host's done callback must carry: install generation 0 of a new state.
     token = host_token(load_secret(state_dir), host.mac)
     preseeds = workdir / "preseeds"
     preseeds.mkdir(parents=True, exist_ok=True)
-    (preseeds / f"{host.hostname}.cfg").write_text(render_preseed(lab, host, token))
+    (preseeds / f"{host.hostname}.cfg").write_text(render_preseed(lab.server_ip, host, token))
     tftp_root = workdir / "tftp"
-    tftp_root.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(NETBOOT_KERNEL, tftp_root / "linux")
-    shutil.copyfile(NETBOOT_INITRD, tftp_root / "initrd.gz")
     server = str(lab.server_ip)
     append = APPEND.format(tree=PRESEED_TREE, domain=DOMAIN)
     config = {
@@ -182,8 +190,8 @@ def write_config(lab: BootLab, host: Installee, mirror: Mirror, workdir: Path) -
             ],
         },
         "http": {"listen": [server], "port": HTTP_PORT},
-        "trees": {MIRROR_TREE: {"path": str(mirror.root)}, PRESEED_TREE: {"path": str(preseeds)}},
-        "profiles": {PROFILE: {"kernel": "linux", "initrd": "initrd.gz", "append": append}},
+        "trees": {MIRROR_TREE: {"path": str(mirror)}, PRESEED_TREE: {"path": str(preseeds)}},
+        "profiles": {PROFILE: {"kernel": KERNEL, "initrd": INITRD, "append": append}},
         "hosts": [{"mac": host.mac, "hostname": host.hostname, "profile": PROFILE}],
         "logging": {"level": "info"},
     }

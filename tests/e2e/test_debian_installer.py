@@ -24,6 +24,7 @@ from lab.bootlab import BootLab
 from lab.debinstall import (
     LOGIN_PROMPT,
     Installee,
+    fill_tftp_root,
     preseed_path,
     progress,
     served,
@@ -78,7 +79,8 @@ def test_debian_installer_fetches_its_preseed_and_installer_components_from_pxed
     tmp_path: Path, lab: BootLab, mirror: Mirror
 ) -> None:
     """The installer's first steps: pxed's preseed, then the mirror's Release, index, udebs."""
-    pxed = start_pxed(lab, write_config(lab, HOST, mirror, tmp_path))
+    fill_tftp_root(tmp_path / "tftp")
+    pxed = start_pxed(lab, write_config(lab, HOST, mirror.root, tmp_path))
     boot = machine(tmp_path).boot(lab, "install")
     wait_served(pxed, boot, re.escape(preseed_path(HOST)), TO_PRESEED)
     wait_served(pxed, boot, "/trees/mirror/dists/bookworm/Release", TO_MIRROR)
@@ -100,7 +102,8 @@ def test_debian_installer_installs_then_the_vm_boots_its_disk_to_a_login_prompt(
             f" installer may need (404), e.g. {', '.join(mirror.missing[:8])}; listed in"
             f" {mirror.root}/missing-udebs.txt"
         )
-    pxed = start_pxed(lab, write_config(lab, HOST, mirror, tmp_path))
+    fill_tftp_root(tmp_path / "tftp")
+    pxed = start_pxed(lab, write_config(lab, HOST, mirror.root, tmp_path))
     vm = machine(tmp_path)
     first = vm.boot(lab, "install")
     wait_served(pxed, first, rf"/api/hosts/{re.escape(HOST.mac)}/done", TO_INSTALLED)
