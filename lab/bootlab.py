@@ -71,11 +71,12 @@ def _router_adverts(ns: Namespace, bridge: Bridge, workdir: Path) -> Background:
     return proc
 
 
-def start_address_server(lab: BootLab, host: int = 2) -> Background:
+def start_address_server(lab: BootLab, host: int = 2, dns: IPv4Address | None = None) -> Background:
     """dnsmasq handing out addresses only (no boot options), as the LAN's DHCP server.
 
     It runs in a namespace of its own, joined to the bridge by a veth at `.host`: two DHCP
-    servers in one namespace would fight over udp/67 (docs/firmware.md, proxyDHCP).
+    servers in one namespace would fight over udp/67 (docs/firmware.md, proxyDHCP). It
+    names itself as router; `dns` adds a DNS server, which Debian's installer needs.
     """
     ns = lab.netns.namespace("dhcp")
     link = lab.netns.attach(lab.bridge, ns, host)
@@ -85,7 +86,8 @@ def start_address_server(lab: BootLab, host: int = 2) -> Background:
         ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
          "--user=root", "--port=0", f"--interface={link.b_if}", "--bind-interfaces",
          "--log-dhcp", f"--dhcp-range={first},{last},255.255.255.0,1h",
-         f"--pid-file={stem}.pid", f"--dhcp-leasefile={stem}.leases"],
+         f"--pid-file={stem}.pid", f"--dhcp-leasefile={stem}.leases",
+         *([f"--dhcp-option=option:dns-server,{dns}"] if dns else [])],
         stem.with_suffix(".log"),
     )  # fmt: skip
     proc.wait_for_output("DHCP, IP range", timeout=10.0)

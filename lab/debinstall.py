@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -32,6 +33,7 @@ from lab.qemu import Boot, BootError
 from lab.scenario import HTTP_PORT
 from pxed.provisioning.tokens import host_token, load_secret
 
+DhcpMode = Literal["full", "proxy"]
 PROFILE = "debian12"
 KERNEL = "linux"  # in tftp.root, as the netboot package names them
 INITRD = "initrd.gz"
@@ -156,9 +158,13 @@ def fill_tftp_root(root: Path) -> Path:
     return root
 
 
-def write_config(lab: BootLab, host: Installee, mirror: Path, workdir: Path) -> Path:
-    """pxed's YAML (full DHCP with dns:, the d-i profile, the trees) and the preseed file.
+def write_config(
+    lab: BootLab, host: Installee, mirror: Path, workdir: Path, mode: DhcpMode = "full"
+) -> Path:
+    """pxed's YAML (DHCP, the d-i profile, the trees) and the preseed file.
 
+    Full mode: pxed leases from a subnet with router: and dns:. Proxy mode: another server
+    leases (lab.bootlab.start_address_server, with dns) and pxed only says what to boot.
     The profile's kernel and initrd are looked up in workdir/tftp (fill_tftp_root).
     """
     state_dir = workdir / "state"
@@ -173,22 +179,7 @@ def write_config(lab: BootLab, host: Installee, mirror: Path, workdir: Path) -> 
     config = {
         "server": {"address": server, "interfaces": [lab.bridge.name], "state_dir": str(state_dir)},
         "tftp": {"root": str(tftp_root), "listen": [server]},
-        "dhcp": {
-            "mode": "full",
-            "subnets": [
-                {
-                    "network": str(lab.subnet),
-                    "range": [str(lab.address(100)), str(lab.address(200))],
-                    "lease_time": 3600,
-                    # d-i's udhcpc script (sh -e) dies adding a default route via an empty
-                    # router, before it writes resolv.conf: without option 3 d-i then
-                    # stops at "Name server addresses", as it does without dns:.
-                    "router": server,
-                    "dns": [server],
-                    "domain": DOMAIN,
-                }
-            ],
-        },
+        "dhcp": _dhcp(lab) if mode == "full" else {"mode": "proxy"},
         "http": {"listen": [server], "port": HTTP_PORT},
         "trees": {MIRROR_TREE: {"path": str(mirror)}, PRESEED_TREE: {"path": str(preseeds)}},
         "profiles": {PROFILE: {"kernel": KERNEL, "initrd": INITRD, "append": append}},
@@ -198,6 +189,23 @@ def write_config(lab: BootLab, host: Installee, mirror: Path, workdir: Path) -> 
     path = workdir / "pxed.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def _dhcp(lab: BootLab) -> dict[str, object]:
+    """Full mode: what d-i needs from DHCP to reach its preseed unasked."""
+    server = str(lab.server_ip)
+    subnet = {
+        "network": str(lab.subnet),
+        "range": [str(lab.address(100)), str(lab.address(200))],
+        "lease_time": 3600,
+        # d-i's udhcpc script (sh -e) dies adding a default route via an empty router,
+        # before it writes resolv.conf: without option 3 d-i then stops at "Name server
+        # addresses", as it does without dns:.
+        "router": server,
+        "dns": [server],
+        "domain": DOMAIN,
+    }
+    return {"mode": "full", "subnets": [subnet]}
 
 
 def served(pxed_log: str) -> list[str]:

@@ -67,7 +67,7 @@ EXTRA_DEBS = (
 )
 # Kernel ABIs in udeb names: nic-modules-6.1.0-50-amd64-di.
 ABI_IN_NAME = re.compile(r"-(\d+\.\d+\.\d+-\d+-[a-z0-9]+)-di$")
-# In the mirror's root: the udebs upstream would not give, one a line.
+# In the mirror's root: the udebs upstream would not give, one a line, those d-i wants first.
 MISSING = "missing-udebs.txt"
 # Index files in Release, relative to dists/<suite>/.
 # Each folder's own Release is what choose-mirror reads to see the architecture is served.
@@ -214,7 +214,12 @@ def _build(apt: PrivateApt, root: Path, initrd: Initrd) -> Path:
     )
     apt.download_closure([*roots, *EXTRA_DEBS], root / "pool" / "main")
     got = apt.download(udebs, root / "pool" / "udeb")
-    (root / MISSING).write_text("".join(f"{name}\n" for name in udebs if name not in got))
+    # Those anna installs unasked (priority standard and up) first: they are what stops d-i.
+    missing = sorted(
+        (name for name in udebs if name not in got),
+        key=lambda name: (records[name].get("Priority") in ("optional", "extra"), name),
+    )
+    (root / MISSING).write_text("".join(f"{name}\n" for name in missing))
     _index_all(root)
     return root
 

@@ -1,10 +1,11 @@
 """Debian's own netboot installer installs Debian onto a VM's disk from pxed, unattended.
 
 Not a stand-in: the kernel and initrd are the debian-installer-12-netboot-amd64 package's.
-pxed (full DHCP mode, with dns:) hands the VM iPXE's script, the installer fetches its
-preseed and then every udeb and deb from pxed's `mirror` tree (lab/debmirror.py), its
-late_command posts the done callback, it reboots, pxed hands it local boot and the system
-boots from its own disk to a login prompt on the serial console.
+pxed (full DHCP mode with router: and dns:, or proxy mode beside dnsmasq) hands the VM
+iPXE's script, the installer fetches its preseed and then every udeb and deb from pxed's
+`mirror` tree (lab/debmirror.py), its late_command posts the done callback, it reboots,
+pxed hands it local boot and the system boots from its own disk to a login prompt on the
+serial console.
 
 Under TCG this takes tens of minutes, so these tests carry the `install` marker, which
 `make test` deselects (pyproject addopts); `make install-test` runs them. Each wait is
@@ -20,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.bootlab import BootLab
+from lab.bootlab import BootLab, start_address_server
 from lab.debinstall import (
     LOGIN_PROMPT,
+    DhcpMode,
     Installee,
     fill_tftp_root,
     preseed_path,
@@ -75,12 +77,18 @@ def machine(tmp_path: Path) -> Machine:
     return vm.create()
 
 
+@pytest.mark.parametrize("mode", ["full", "proxy"])
 def test_debian_installer_fetches_its_preseed_and_installer_components_from_pxed(
-    tmp_path: Path, lab: BootLab, mirror: Mirror
+    mode: DhcpMode, tmp_path: Path, lab: BootLab, mirror: Mirror
 ) -> None:
-    """The installer's first steps: pxed's preseed, then the mirror's Release, index, udebs."""
+    """The installer's first steps: pxed's preseed, then the mirror's Release, index, udebs.
+
+    Proxy mode: dnsmasq leases (naming a DNS server, which d-i needs), pxed says what to boot.
+    """
+    if mode == "proxy":
+        start_address_server(lab, dns=lab.server_ip)
     fill_tftp_root(tmp_path / "tftp")
-    pxed = start_pxed(lab, write_config(lab, HOST, mirror.root, tmp_path))
+    pxed = start_pxed(lab, write_config(lab, HOST, mirror.root, tmp_path, mode))
     boot = machine(tmp_path).boot(lab, "install")
     wait_served(pxed, boot, re.escape(preseed_path(HOST)), TO_PRESEED)
     wait_served(pxed, boot, "/trees/mirror/dists/bookworm/Release", TO_MIRROR)
