@@ -4,7 +4,8 @@ Everything is computed by the code the daemon runs, never by a second copy:
 a DISCOVER like the client's firmware sends is built with the DHCP encoder,
 decoded again, and handed to the DHCP engine with the settings the adapter
 builds (pxed.dhcp.settings.engine_settings); the boot configs come from the
-same ProvisionFiles the TFTP and HTTP servers read; the Kickstart is rendered
+same ProvisionFiles the TFTP and HTTP servers read (the Kickstart URL's
+signature shown as ``<signature>``: explain never reads the secret); the Kickstart is rendered
 and checked with pykickstart by pxed.provisioning.kickstart.render, as ``/ks/<mac>`` does.
 
 Nothing the daemon owns is written: the engine answers from an in-memory copy
@@ -48,6 +49,7 @@ PXE_PRL: tuple[int, ...]
 PXE_PRL = (1, 2, 3, 4, 5, 6, 11, 12, 13, 15, 16, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51)
 PXE_PRL += (54, 58, 59, 60, 66, 67, 97, 128, 129, 130, 131, 132, 133, 134, 135)
 EXPLAIN_SECRET = b"pxed explain: tokens are not shown"
+SIGNED = "<signature>"  # the served configs sign each install's Kickstart URL; not shown here
 
 
 class ExplainError(Exception):
@@ -114,7 +116,7 @@ def explain(
         state = lifecycle.get(mac)
         lines += ["", f"lifecycle state: {state.state.value}" + _by(state.source)]
         inventory = Inventory(config, lambda _: str(server))
-        files = ProvisionFiles(inventory, lifecycle, time.time)
+        files = ProvisionFiles(inventory, lifecycle, time.time, lambda mac, generation: SIGNED)
         lines += ["", *boot_config_sections(files, mac)]
         lines += ["", *kickstart_section(config, inventory, mac, state.state)]
         if requester is not None:

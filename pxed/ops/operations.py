@@ -23,6 +23,7 @@ from pxed.ops.metrics import HttpStats, Negotiated, Sources
 from pxed.ops.timeline import Timeline, TimelineSubscriber
 from pxed.provisioning.lifecycle import State
 from pxed.provisioning.resources import Provisioning
+from pxed.text import redacted
 
 log = Logger(namespace="pxed.http")
 
@@ -98,7 +99,7 @@ def watch_requests(site: Site, operations: Operations) -> None:
 
     def finished(request: Request) -> None:
         previous(request)
-        path = (request.path or b"").decode("latin-1")
+        path = redacted((request.path or b"").decode("latin-1"))
         about_a_boot = _CLIENT_PATHS.match(path)
         found = _MAC_IN_PATH.search(path) if about_a_boot else None
         event = HttpResponse(

@@ -53,8 +53,9 @@ class LocalBoot:
 Plan = Install | LocalBoot
 
 
-def plan_for(config: Config, host: Host, state: State, urls: Urls) -> Plan:
-    """Install or boot locally, and why, for a host in ``state``."""
+def plan_for(config: Config, host: Host, state: State, urls: Urls, ks_signature: str = "") -> Plan:
+    """Install or boot locally, and why, for a host in ``state``; ``ks_signature`` signs
+    the Kickstart URL for this install (pxed.provisioning.tokens)."""
     who = host.hostname or host.mac
     if host.profile is None or host.profile not in config.profiles:
         return LocalBoot(f"{who} has no profile")
@@ -65,7 +66,8 @@ def plan_for(config: Config, host: Host, state: State, urls: Urls) -> Plan:
     if state is State.INSTALLED and host.netboot == "once":
         return LocalBoot(f"{who} is installed (netboot once)")
     profile = config.profiles[host.profile]
-    return Install(who, profile, kernel_args(config, profile, host, urls), host.mac)
+    args = kernel_args(config, profile, host, urls, ks_signature)
+    return Install(who, profile, args, host.mac)
 
 
 def default_plan(config: Config, urls: Urls) -> Plan | None:
@@ -81,7 +83,9 @@ def default_plan(config: Config, urls: Urls) -> Plan | None:
     )
 
 
-def kernel_args(config: Config, profile: Profile, host: Host | None, urls: Urls) -> str:
+def kernel_args(
+    config: Config, profile: Profile, host: Host | None, urls: Urls, ks_signature: str = ""
+) -> str:
     """The profile's ``append`` with its placeholders filled, plus inst.ks and inst.repo.
 
     ``inst.ks`` points at this host's Kickstart; for the unknown-hosts default
@@ -91,7 +95,7 @@ def kernel_args(config: Config, profile: Profile, host: Host | None, urls: Urls)
     """
     mac = host.mac if host is not None else None
     tree_url = urls.tree(profile.tree) if profile.tree else ""
-    ks_url = urls.kickstart(mac)
+    ks_url = urls.kickstart(mac, ks_signature)
     args = profile.append.format_map(
         {
             "server": urls.server,

@@ -2,17 +2,18 @@
 
 ``mount(root, provisioning)`` adds them to the site's root resource.
 
-``/ks/<mac>`` (or ``/ks/`` with the MAC found another way) serves the host's
+``/ks/<mac>`` (or ``/ks/`` with the MAC found another way, or
+``/ks/<mac>/<signature>`` as the host's boot config spells it) serves the host's
 rendered Kickstart. It carries root password hashes, so unless
 ``install.kickstart_open`` it goes only to that host, as
 ``pxed.provisioning.identity`` verifies it: on a served link by the kernel's
 neighbour entry for the requester (an ``X-RHN-Provisioning-MAC-<n>`` header
 that disagrees with it is a forgery, refused and logged), behind a router by
-the host's reserved or leased address, or by the header where the operator
-trusts it. Anything else gets 403 and a message that says how to make it work.
-Only a verified fetch moves the host's state or counts for the loop breaker.
-A template that renders to something pykickstart rejects is never served
-(500, logged); a looping host gets 409.
+the host's reserved or leased address or this install's signed URL, or by the
+header where the operator trusts it. Anything else gets 403 and a message
+that says how to make it work. Only a verified fetch moves the host's state
+or counts for the loop breaker. A template that renders to something
+pykickstart rejects is never served (500, logged); a looping host gets 409.
 
 ``/boot/<mac>.ipxe`` is the iPXE script; ``/boot/pxelinux.cfg/...``,
 ``/boot/grub.cfg-01-<mac>`` and ``/boot/grub/grub.cfg`` are the same generated
@@ -44,13 +45,14 @@ from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.kickstart import TemplateProblem, render
 from pxed.provisioning.lifecycle import Lifecycle, State
 from pxed.provisioning.tftp_files import ProvisionFiles
-from pxed.provisioning.tokens import token_matches
+from pxed.provisioning.tokens import signature_matches, token_matches
 from pxed.provisioning.urls import Urls
 
 log = Logger(namespace="pxed.provision")
 
 MAC_HEADER_PREFIX = b"x-rhn-provisioning-mac-"
 TEXT = b"text/plain; charset=utf-8"
+UNDER_WAY = (State.BOOTING, State.INSTALLING)  # an install's credentials count only then
 
 
 @dataclass
@@ -74,9 +76,12 @@ class Provisioning:
         self.events.publish(event)
         level(event.FORMAT, **event.fields())
 
-    def verify(self, mac: str, request: Request, now: float, claimed: bool) -> Verdict:
+    def verify(
+        self, mac: str, request: Request, now: float, claimed: bool, signed: bool = False
+    ) -> Verdict:
         """Whether ``request`` comes from the machine ``mac`` (pxed.provisioning.identity);
-        ``claimed``: the request itself says so (its MAC header, a valid callback token)."""
+        ``claimed``: the request itself says so (its MAC header, a valid callback token);
+        ``signed``: it came by this install's signed Kickstart URL."""
         requester = request.getClientAddress().host
         return verify(
             mac,
@@ -86,6 +91,7 @@ class Provisioning:
             lambda address: self.inventory.mac_for_ip(address, now),
             self.inventory.config.install.mac_header_networks,
             claimed,
+            signed,
         )
 
     def seen(self, mac: str, source: str) -> None:
@@ -184,7 +190,8 @@ class KickstartResource(Resource):
         host = self.p.files.host(mac)
         if host is None:
             return _reply(request, http.NOT_FOUND, f"no host with MAC {mac} in the inventory")
-        verdict = self.p.verify(host.mac, request, now, claimed=host.mac in senders)
+        claimed, signed = host.mac in senders, self._signed(request, host.mac)
+        verdict = self.p.verify(host.mac, request, now, claimed, signed)
         if not (verdict.admitted or inventory.config.install.kickstart_open):
             outcome = "forged header refused" if verdict.forged else "refused"
             self.p.tell(KickstartRequest(now, mac, requester, outcome, verdict.rule), log.warn)
@@ -210,6 +217,18 @@ class KickstartResource(Resource):
             known = [mac for mac in senders if self.p.inventory.host(mac) is not None]
             return (known or senders)[0]
         return self.p.inventory.mac_for_ip(requester, now)
+
+    def _signed(self, request: Request, mac: str) -> bool:
+        """``/ks/<mac>/<signature>`` with this install's signature, while ``mac`` boots or
+        installs: from the boot config it was handed until its done or failed callback."""
+        segments = [part for part in (request.postpath or []) if part]
+        if len(segments) < 2:
+            return False
+        current = self.p.lifecycle.get(mac)
+        if current.state not in UNDER_WAY:
+            return False
+        signature = segments[1].decode("latin-1")
+        return signature_matches(self.p.secret, mac, signature, current.generation)
 
     def _serve(self, request: Request, host: Host, now: float, fetch: bool) -> bytes:
         config = self.p.inventory.config
@@ -307,12 +326,15 @@ class CallbackResource(Resource):
         now, what = self.p.clock(), parts[1]
         requester = request.getClientAddress().host
         token = _token(request)
-        generation = self.p.lifecycle.get(mac).generation  # an ended install's token is void
-        if token is None or not token_matches(self.p.secret, mac, token, generation):
+        current = self.p.lifecycle.get(mac)  # an ended install's token is void
+        if token is None or not token_matches(self.p.secret, mac, token, current.generation):
             bad = CallbackReceived(now, mac, requester, what, "wrong or missing token")
             self.p.tell(bad, log.warn)
             return _reply(request, http.FORBIDDEN, f"wrong or missing token for {mac}")
-        verdict = self.p.verify(mac, request, now, claimed=True)  # the token matched
+        # The token matched: only a Kickstart this install served to a verified requester
+        # carried it (kickstart_open serves it to anyone, so there it proves nothing).
+        signed = current.state in UNDER_WAY and not self.p.inventory.config.install.kickstart_open
+        verdict = self.p.verify(mac, request, now, claimed=True, signed=signed)
         if not verdict.admitted:
             self.p.tell(CallbackReceived(now, mac, requester, what, verdict.rule), log.warn)
             return _reply(request, http.FORBIDDEN, f"{mac}'s callback comes only from that host")

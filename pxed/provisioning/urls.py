@@ -20,9 +20,13 @@ class Urls:
         """The tree's root, with the trailing slash ``inst.repo`` and ``url --url`` expect."""
         return f"{self.base}/trees/{name}/"
 
-    def kickstart(self, mac: str | None) -> str:
-        """``/ks/<mac>``; without a MAC, ``/ks/`` finds the host by Anaconda's MAC header."""
-        return f"{self.base}/ks/{mac or ''}"
+    def kickstart(self, mac: str | None, signature: str = "") -> str:
+        """``/ks/<mac>``; without a MAC, ``/ks/`` finds the host by Anaconda's MAC header.
+
+        ``signature`` (pxed.provisioning.tokens) admits the host from behind a router; a
+        path segment, not a query, so no boot loader's quoting or globbing touches it."""
+        signed = f"/{signature}" if mac and signature else ""
+        return f"{self.base}/ks/{mac or ''}{signed}"
 
     def callback(self, mac: str, outcome: str) -> str:
         return f"{self.base}/api/hosts/{mac}/{outcome}"

@@ -5,6 +5,7 @@ web01's) and an attacker (another MAC) hang off the bridge in namespaces of
 their own. The attacker tries the header forgeries of issue 14 and the
 callback with a leaked token; the host fetches its Kickstart without any
 header (as Debian's installer or a proxy-mode install does) and calls back.
+Behind a real router, the host gets in only by the signed URL of its boot config.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.netns import Namespace, NetnsLab, netns_lab, require_binary, require_netns
+from lab.netns import Bridge, Namespace, NetnsLab, netns_lab, require_binary, require_netns
+from lab.procs import Background
 from tests.interop.test_provision_lifecycle import TWISTD, WEB, write_config
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
@@ -52,25 +54,31 @@ def curl(ns: Namespace, *args: str) -> tuple[int, str]:
     return int(code or 0), body
 
 
-def test_only_the_machine_the_neighbour_table_names_gets_its_kickstart_and_calls_back(
-    netns_lab: NetnsLab, tmp_path: Path
-):
-    require_netns()
-    require_binary("curl")
-    server = netns_lab.namespace("srv")
-    bridge = netns_lab.bridge(server)
-    host = machine(netns_lab, bridge, "web", 20, WEB)
-    attacker = machine(netns_lab, bridge, "evil", 66, ATTACKER_MAC)
-    address = netns_lab.address(1)
+def serve(lab: NetnsLab, tmp_path: Path) -> tuple[Bridge, Background]:
+    """twistd pxed in a server namespace on a bridge at .1, trusting no MAC header."""
+    server = lab.namespace("srv")
+    bridge = lab.bridge(server)
     config = write_config(tmp_path, PORT, 6969)
     text = (
         config.read_text()
-        .replace("127.0.0.1", str(address))
+        .replace("127.0.0.1", str(lab.address(1)))
         .replace("mac_header_networks: [127.0.0.1/32]", "mac_header_networks: []")
     )
     config.write_text(text)
     pxed = server.spawn([str(TWISTD), "-n", "--pidfile=", "pxed", "--config", str(config)])
     pxed.wait_for_output(f"Site starting on {PORT}", timeout=30)
+    return bridge, pxed
+
+
+def test_only_the_machine_the_neighbour_table_names_gets_its_kickstart_and_calls_back(
+    netns_lab: NetnsLab, tmp_path: Path
+):
+    require_netns()
+    require_binary("curl")
+    bridge, pxed = serve(netns_lab, tmp_path)
+    host = machine(netns_lab, bridge, "web", 20, WEB)
+    attacker = machine(netns_lab, bridge, "evil", 66, ATTACKER_MAC)
+    address = netns_lab.address(1)
     ks = f"http://{address}:{PORT}/ks/{WEB}"
 
     for forgery in FORGED:
@@ -86,3 +94,32 @@ def test_only_the_machine_the_neighbour_table_names_gets_its_kickstart_and_calls
     assert curl(attacker, "-X", "POST", "--data", f"token={token[1]}", done)[0] == 403
     code, body = curl(host, "-X", "POST", "--data", f"token={token[1]}", done)
     assert (code, body) == (200, f"{WEB}: installed\n")
+
+
+def test_behind_a_router_the_host_gets_in_by_its_boot_configs_signed_url_only(
+    netns_lab: NetnsLab, tmp_path: Path
+):
+    """Issue 14: no neighbour entry and no known address (a relay, another DHCP server)."""
+    require_netns()
+    require_binary("curl")
+    bridge, pxed = serve(netns_lab, tmp_path)
+    host, host_address = netns_lab.behind_router(bridge, "far")
+    base = f"http://{netns_lab.address(1)}:{PORT}"
+    assert curl(host, "-H", f"X-RHN-Provisioning-MAC-0: eth0 {WEB}", f"{base}/ks/{WEB}")[0] == 403
+
+    code, script = curl(host, f"{base}/boot/{WEB}.ipxe")  # as its loader fetches it
+    signed = re.search(r"inst\.ks=(\S+)", script)
+    assert code == 200 and signed is not None and signed[1].startswith(f"{base}/ks/{WEB}/")
+    code, kickstart = curl(host, signed[1])
+    assert code == 200 and "rootpw --iscrypted" in kickstart
+    token = re.search(r"--data token=(\S+)", kickstart)
+    assert token is not None
+    done = f"{base}/api/hosts/{WEB}/done"
+    assert curl(host, "-X", "POST", "--data", f"token={token[1]}", done) == (
+        200,
+        f"{WEB}: installed\n",
+    )
+    assert curl(host, signed[1])[0] == 403  # the install ended: its URL is void
+    log = pxed.output()
+    assert f"kickstart of {WEB} for {host_address}: served" in log
+    assert signed[1].rsplit("/", 1)[1] not in log  # never in a log line

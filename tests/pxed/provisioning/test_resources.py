@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from io import BytesIO
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle, State
 from pxed.provisioning.resources import Provisioning, mount
 from pxed.provisioning.tftp_files import ProvisionFiles
-from pxed.provisioning.tokens import host_token
+from pxed.provisioning.tokens import host_token, kickstart_signature
 from tests.support.provision_lab import DB, KIOSK, WEB, lab_config, write_lab
 
 SECRET = b"k" * 32
@@ -37,7 +38,8 @@ def provisioning(root: Path, config: Config | None = None) -> Provisioning:
     config = config or lab_config(root)
     inventory = Inventory(config)
     lifecycle = Lifecycle.open(config.server.state_dir)
-    files = ProvisionFiles(inventory, lifecycle, lambda: 100.0)
+    sign = partial(kickstart_signature, SECRET)
+    files = ProvisionFiles(inventory, lifecycle, lambda: 100.0, sign)
     table = root / "arp"
     table.write_text(ARP_HEAD)
     return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, Neighbours(table))
@@ -324,3 +326,56 @@ def test_an_ended_installs_token_is_worthless_and_the_next_install_gets_a_new_on
     assert done(first) == 403
     second = token_served()
     assert second != first and done(second) == 200
+
+
+OFF_LINK = "10.99.0.5"  # behind a router: no neighbour entry, not the host's address
+
+
+def signed_kickstart_path(p: Provisioning, mac: str) -> str:
+    """The ``/ks/...`` path in the host's iPXE script, as its installer would fetch it."""
+    import re
+
+    code, script = request(p, f"/boot/{mac}.ipxe")
+    found = re.search(r"inst\.ks=http://[^/]+(/ks/\S+)", script)
+    assert code == 200 and found is not None, script
+    return found.group(1)
+
+
+def test_behind_a_router_the_signed_url_of_its_boot_config_admits_the_host_while_it_installs(
+    lab: Provisioning,
+):
+    """Issue 14: no neighbour entry, no known address (proxy mode behind a relay)."""
+    assert request(lab, f"/ks/{KIOSK}", client=OFF_LINK)[0] == 403
+    signed = signed_kickstart_path(lab, KIOSK)  # the boot config moved it to booting
+    assert signed.startswith(f"/ks/{KIOSK}/") and len(signed.rsplit("/", 1)[1]) == 32
+    code, body = request(lab, signed, client=OFF_LINK)
+    assert code == 200 and "network --hostname=kiosk01" in body
+    assert lab.lifecycle.get(KIOSK).state is State.INSTALLING
+    token = host_token(SECRET, KIOSK, lab.lifecycle.get(KIOSK).generation)
+    done = f"/api/hosts/{KIOSK}/done"
+    args = {b"token": [token.encode()]}
+    assert request(lab, done, method=b"POST", args=args, client=OFF_LINK)[0] == 200
+    assert request(lab, signed, client=OFF_LINK)[0] == 403  # ended with the install
+
+
+def test_a_signed_url_is_refused_before_the_host_boots_with_a_wrong_signature_and_on_link(
+    lab: Provisioning,
+):
+    signed = f"/ks/{KIOSK}/{kickstart_signature(SECRET, KIOSK, 0)}"
+    assert request(lab, signed, client=OFF_LINK)[0] == 403  # ready: not under way yet
+    assert signed == signed_kickstart_path(lab, KIOSK)
+    assert request(lab, signed[:-1] + "0", client=OFF_LINK)[0] == 403
+    arp(lab, **{ATTACKER.replace(".", "_"): ATTACKER_MAC})
+    assert request(lab, signed_kickstart_path(lab, KIOSK), client=ATTACKER)[0] == 403
+    assert lab.lifecycle.get(KIOSK).state is State.BOOTING  # nothing counted
+
+
+def test_an_off_link_callback_with_the_token_counts_only_while_the_host_installs(
+    lab: Provisioning,
+):
+    token = host_token(SECRET, KIOSK, lab.lifecycle.get(KIOSK).generation)
+    args = {b"token": [token.encode()]}
+    done = f"/api/hosts/{KIOSK}/done"
+    assert request(lab, done, method=b"POST", args=args, client=OFF_LINK)[0] == 403  # ready
+    lab.lifecycle.seen(KIOSK, "dhcp", 110.0)
+    assert request(lab, done, method=b"POST", args=args, client=OFF_LINK)[0] == 200
