@@ -29,7 +29,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import socket
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -57,6 +57,7 @@ MAX_DATAGRAM = 65536  # docs/pitfalls.md #1
 # leave as one burst of replies that overflows a relay's or client's receive buffer
 # (perfdhcp lost a fifth of its OFFERs so).  Past this many replies, commit and send.
 MAX_BATCH = 32
+NO_LOADER_MEMORY = 4096  # MACs warned about a missing loader, the least recent forgotten
 EXPIRY_INTERVAL = 60.0  # seconds between sweeps of expired leases and quarantines
 NO_SERVER = IPv4Address(0)  # siaddr of a reply that carries no boot information
 
@@ -192,6 +193,7 @@ class DhcpService(Service):
         self._ports: list[Any] = []
         self._batch: list[_Outgoing] = []
         self._flush_call: IDelayedCall | None = None
+        self._told_no_loader: OrderedDict[str, None] = OrderedDict()
         self._expiry: LoopingCall | None = None
 
     @property
@@ -297,12 +299,26 @@ class DhcpService(Service):
             self._malformed(listener, datagram, addr, bad)
         if isinstance(action, Reply):
             self._booting(action)
+            if action.no_loader is not None:
+                self._no_loader(action.packet.mac, action.no_loader)
             self._batch.append(_Outgoing(listener, action))
             if len(self._batch) >= MAX_BATCH:
                 self.flush()
         # Silent requests write too (RELEASE, DECLINE): every turn ends with a commit.
         if self._flush_call is None:
             self._flush_call = self.reactor.callLater(0, self._end_of_turn)
+
+    def _no_loader(self, mac: str, why: str) -> None:
+        """Warn once per MAC (the most recent NO_LOADER_MEMORY of them) that a booting client
+        got an address but no boot file: its firmware retries at every boot, and a line per
+        exchange would bury the one fact the operator needs, the architecture."""
+        if mac in self._told_no_loader:
+            self._told_no_loader.move_to_end(mac)
+            return
+        self._told_no_loader[mac] = None
+        if len(self._told_no_loader) > NO_LOADER_MEMORY:
+            self._told_no_loader.popitem(last=False)
+        log.warn("dhcp {mac} gets an address but no boot file: {why}", mac=mac, why=why)
 
     def _booting(self, reply: Reply) -> None:
         """Tell provisioning a host is netbooting (a reply naming a boot server)."""

@@ -358,3 +358,18 @@ def test_a_failing_provisioning_hook_does_not_stop_the_reply():
         h.reactor.advance(0)
     assert len(h.reactor.sent) == 1
     assert any(e.get("log_failure") is not None for e in events)
+
+
+def test_a_client_with_no_loader_for_its_architecture_is_warned_about_once_per_mac():
+    """Issue 13: an ARM64 UEFI client (option 93 = 11) gets an address, no boot file, and one
+    warning naming its architecture, however often its firmware retries."""
+    arm64 = ((60, "PXEClient:Arch:00011:UNDI:003016"), (93, (11,)))
+    h = Harness()
+    with capturedLogs() as events:
+        for mac in (MAC, MAC, MAC2):
+            h.deliver(request(MessageType.DISCOVER, mac, options=arm64))
+            h.reactor.advance(0)
+    assert [packet.file.strip(b"\0") for packet, _ in h.replies()] == [b"", b"", b""]
+    warned = [e for e in events if e.get("log_level") == LogLevel.warn]
+    assert [e["mac"] for e in warned] == [MAC, MAC2]
+    assert "ARM 64-bit UEFI" in warned[0]["why"] and "dhcp.boot.arm64" in warned[0]["why"]
