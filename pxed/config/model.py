@@ -69,7 +69,7 @@ class TftpConfig:
     max_sessions: int
     max_per_client: int  # concurrent transfers from one client IP
     timeout: int  # seconds before a retransmission, unless the client negotiates one
-    retries: int  # patience: abandon after (retries + 1) x timeout without progress
+    retries: int  # patience: (retries + 1) x timeout of resends, then 6 s of silence
 
 
 @dataclass(frozen=True)
