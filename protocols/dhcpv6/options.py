@@ -199,10 +199,10 @@ def encode_options(options: Iterable[Option]) -> bytes:
     return b"".join(build_option(option.code, option.data) for option in options)
 
 
-def _nested(data: bytes, space: str) -> tuple[Option, ...]:
-    """The options inside an option's data, read in ``space``."""
+def _nested(data: bytes, space: str, start: int) -> tuple[Option, ...]:
+    """The options inside an option's data (from byte ``start`` of it), read in ``space``."""
     try:
-        items = scan(data, 0, "options inside")
+        items = scan(data, start, "options inside")
     except MalformedPacket as exc:
         raise MalformedPacket(f"{exc.reason} at byte {exc.offset} of the option") from None
     return tuple(Option(item.code, item.data, space, item.offset) for item in items)
@@ -368,11 +368,12 @@ def _known(kind: type[IntEnum]) -> Any:
 def _grammar(
     construct: Any, what: str, kind: type, fields: tuple[str, ...], space: str, minimum: int
 ) -> Grammar:
-    """An IA-shaped codec: fixed ``fields``, then options nested in ``space``."""
+    """An IA-shaped codec: fixed ``fields`` (``minimum`` bytes), then options nested in
+    ``space``."""
     return Grammar(
         construct,
         what,
-        lambda v: kind(*(v[name] for name in fields), _nested(v.options, space)),
+        lambda v: kind(*(v[name] for name in fields), _nested(v.options, space, minimum)),
         lambda v: {
             **{name: getattr(v, name) for name in fields},
             "options": encode_options(v.options),
