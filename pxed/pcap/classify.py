@@ -17,9 +17,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 
-from pxed.pcap.dissect import Datagram
+from pxed.pcap.dissect import Datagram, IPAddress
 
 DHCP_PORTS = frozenset({67, 68, 4011})
 TFTP_PORT = 69
@@ -34,12 +33,12 @@ class Protocol(enum.Enum):
     TFTP = "TFTP"
 
 
-Endpoint = tuple[IPv4Address, int]
+Endpoint = tuple[IPAddress, int]
 
 
 @dataclass(frozen=True)
 class _Transfer:
-    server: IPv4Address | None  # None: the request went to a broadcast address
+    server: IPAddress | None  # None: the request went to a broadcast address
 
 
 class Classifier:
@@ -91,10 +90,11 @@ def _looks_like_request(payload: bytes) -> bool:
     return len(fields) >= 3 and bool(fields[0]) and fields[1].lower() in TFTP_MODES
 
 
-def _matches(transfer: _Transfer, peer: IPv4Address) -> bool:
+def _matches(transfer: _Transfer, peer: IPAddress) -> bool:
     return transfer.server is None or transfer.server == peer
 
 
-def _is_broadcast(address: IPv4Address) -> bool:
-    """Without the netmask, a final .255 is the best guess at a subnet broadcast."""
-    return address.is_multicast or address.packed[-1] == 255
+def _is_broadcast(address: IPAddress) -> bool:
+    """Without the netmask, a final .255 is the best guess at a subnet broadcast
+    (IPv6 has none: multicast only)."""
+    return address.is_multicast or (address.version == 4 and address.packed[-1] == 255)

@@ -151,7 +151,7 @@ def test_frames_not_decoded_are_counted_by_reason(
     _, lines, _ = _run(capsys, _capture(tmp_path, frames))
     assert (
         lines[1]
-        == "-- 4 frames: no DHCP/BOOTP/TFTP packets; not decoded: 2 IPv6, 1 ARP, 1 other UDP"
+        == "-- 4 frames: no DHCP/BOOTP/TFTP packets; not decoded: 2 ICMPv6, 1 ARP, 1 other UDP"
     )
 
 
