@@ -227,7 +227,7 @@ def test_nested_spaces_type_only_what_the_rfc_puts_there() -> None:
         (79, f"0001 {MAC}", LinkLayerAddress(1, bytes.fromhex(MAC))),
         (9999, "0102", b"\x01\x02"),
     ],
-    ids=lambda item: str(item)[:24],
+    ids=lambda item: repr(item)[:24],
 )
 def test_each_option_decodes_typed_round_trips_and_builds_the_same_bytes(
     code: int, data: str, value: object
