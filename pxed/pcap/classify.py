@@ -1,6 +1,8 @@
-"""Which protocol a captured UDP datagram belongs to: DHCP/BOOTP by port, TFTP by conversation.
+"""Which protocol a captured UDP datagram belongs to: DHCP/BOOTP and DHCPv6 by port, TFTP by
+conversation.
 
-DHCP is easy: one side uses 67, 68 or 4011 (the PXE boot-server port).
+DHCP is easy: one side uses 67, 68 or 4011 (the PXE boot-server port); DHCPv6
+uses 546 (clients) and 547 (servers and relays).
 TFTP is not: only the request goes to port 69; the server answers from a new
 port (its transfer ID) and the rest of the transfer runs between the two
 TIDs.  So a read or write request opens a conversation keyed by the client's
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pxed.pcap.dissect import Datagram, IPAddress
 
 DHCP_PORTS = frozenset({67, 68, 4011})
+DHCPV6_PORTS = frozenset({546, 547})
 TFTP_PORT = 69
 TFTP_REQUEST_OPCODES = (1, 2)  # RRQ, WRQ
 TFTP_MODES = (b"octet", b"netascii", b"mail")
@@ -30,6 +33,7 @@ MAX_CONVERSATIONS = 4096
 
 class Protocol(enum.Enum):
     DHCP = "DHCP"
+    DHCPV6 = "DHCPv6"
     TFTP = "TFTP"
 
 
@@ -53,6 +57,8 @@ class Classifier:
             return Protocol.TFTP
         if datagram.sport in DHCP_PORTS or datagram.dport in DHCP_PORTS:
             return Protocol.DHCP
+        if datagram.sport in DHCPV6_PORTS or datagram.dport in DHCPV6_PORTS:
+            return Protocol.DHCPV6
         if datagram.dport in self.tftp_ports or _looks_like_request(datagram.payload):
             self._note_request(datagram)
             return Protocol.TFTP

@@ -21,6 +21,10 @@ from pxed.pcap.payload import Outcome, judge
 ROOT = Path(__file__).resolve().parents[2]
 OWN = ROOT / "tests" / "captures"
 PUBLIC = Path(os.environ.get("PXED_PUBLIC_CAPTURES", ROOT.parent / "shared/captures/public"))
+# DHCPv6 captures, kept beside the others until they join them (see their README.md).
+PUBLIC_DHCPV6 = Path(
+    os.environ.get("PXED_PUBLIC_DHCPV6_CAPTURES", ROOT.parent / "shared/captures/public-dhcpv6")
+)
 GOLDEN = ROOT / "tests" / "replay" / "golden"
 SUFFIXES = (".pcap", ".pcapng")
 
