@@ -1,7 +1,7 @@
-"""``pxed pcap``: what DHCP/BOOTP and TFTP said in a capture, one aligned line per packet.
+"""``pxed pcap``: what DHCP/BOOTP, DHCPv6 and TFTP said in a capture, one aligned line per packet.
 
 The tool a sysadmin runs on a capture from a failing boot, so the line shows
-what matters for a boot (message type, xid, MAC, addresses, boot file,
+what matters for a boot (message type, xid, MAC or DUID, addresses, boot file,
 options by name, TFTP file and blocks) and ``-v`` shows every field under it.
 ``--strict`` turns it into a check of pxed's own grammars against real
 traffic: exit status 1 if a payload makes a decoder raise anything but
