@@ -24,6 +24,11 @@ OPTION = Struct("code" / Int16ub, "data" / Prefixed(Int16ub, GreedyBytes))
 OPTIONS_AREA = whole(GreedyRange(OPTION))
 
 
+class EncodeError(ValueError):
+    """A message that cannot go on the wire: an option over 65535 bytes, a header field
+    out of range (a builder bug, never a peer's)."""
+
+
 class Item(NamedTuple):
     """One option as framed: its code, where it starts (for messages), its data."""
 
@@ -63,5 +68,5 @@ def scan(area: bytes, base: int, where: str) -> tuple[Item, ...]:
 def build_option(code: int, data: bytes) -> bytes:
     """What building ``OPTION`` gives, without Construct's per-item cost."""
     if len(data) > MAX_OPTION_DATA:
-        raise ValueError(f"option {code}: {len(data)} bytes do not fit (65535 at most)")
+        raise EncodeError(f"option {code}: {len(data)} bytes do not fit (65535 at most)")
     return code.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data

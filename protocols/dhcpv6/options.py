@@ -382,10 +382,13 @@ def _grammar(
     )
 
 
+_status_code = _known(StatusCode)
 _IPS = Array(IPV6, 16, "IPv6 addresses")
 _U8 = Fixed(U8, 1, "8-bit number")
 _U16 = Fixed(U16, 2, "16-bit number")
 _U32 = Fixed(U32, 4, "32-bit number")
+# RFC 8415 section 10 forbids compressed names; the DHCPv4 codec reads them anyway, which
+# costs nothing (the bytes round-trip either way), and writes them uncompressed.
 _DOMAINS = DomainSearchCodec()
 _OPAQUES = Grammar(GreedyRange(OPAQUE), "16-bit length-prefixed items", tuple, list)
 
@@ -431,7 +434,7 @@ _IAPREFIX = _grammar(
 _STATUS = Grammar(
     Struct("code" / U16, "message" / GreedyBytes),
     "status code",
-    lambda v: Status(_known(StatusCode)(v.code), decode_text(v.message)),
+    lambda v: Status(_status_code(v.code), decode_text(v.message)),
     lambda v: {"code": int(v.code), "message": v.message.encode("utf-8")},
     minimum=2,
 )

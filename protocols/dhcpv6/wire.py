@@ -3,7 +3,7 @@
 Public API (Construct containers never leave this package)::
 
     decode_dhcpv6(data: bytes) -> Dhcpv6Message | Dhcpv6Relay   # raises only MalformedPacket
-    encode_dhcpv6(message) -> bytes
+    encode_dhcpv6(message) -> bytes                    # EncodeError for a field out of range
     Dhcpv6Message(msg_type=..., transaction_id=..., options=(...))   # frozen, keyword-only
     Dhcpv6Relay.around(relayed, msg_type=..., hop_count=..., link_address=...,
                        peer_address=..., options=(...))    # option 9 added last
@@ -39,11 +39,11 @@ from functools import cached_property
 from ipaddress import IPv6Address
 from typing import Any
 
-from construct import Int8ub, Int24ub, Struct
+from construct import ConstructError, Int8ub, Int24ub, Struct
 
 from protocols.dhcp.options import ClientArch, NetworkInterfaceId
 from protocols.dhcpv6.duid import Duid
-from protocols.dhcpv6.framing import scan
+from protocols.dhcpv6.framing import EncodeError, scan
 from protocols.dhcpv6.options import (
     BOOTFILE_URL,
     CLIENT_ARCH_TYPE,
@@ -114,6 +114,22 @@ class MessageType(IntEnum):
     RECONFIGURE_REPLY = 19
     DHCPV4_QUERY = 20
     DHCPV4_RESPONSE = 21
+    ACTIVELEASEQUERY = 22
+    STARTTLS = 23
+    BNDUPD = 24
+    BNDREPLY = 25
+    POOLREQ = 26
+    POOLRESP = 27
+    UPDREQ = 28
+    UPDREQALL = 29
+    UPDDONE = 30
+    CONNECT = 31
+    CONNECTREPLY = 32
+    DISCONNECT = 33
+    STATE = 34
+    CONTACT = 35
+    ADDR_REG_INFORM = 36
+    ADDR_REG_REPLY = 37
 
     def __str__(self) -> str:
         return self.name.replace("_", "-")
@@ -333,20 +349,25 @@ def _options(data: bytes, start: int, base: int) -> tuple[Option, ...]:
 
 def encode_dhcpv6(message: Dhcpv6Packet) -> bytes:
     """Wire bytes for ``message``; a decoded, unchanged message gives back its exact bytes."""
+    try:
+        head = _header(message)
+    except ConstructError as exc:
+        reason = "; ".join(line for line in str(exc).splitlines() if line.strip())
+        raise EncodeError(f"{message.msg_type} header: {reason}") from None
+    return head + encode_options(message.options)
+
+
+def _header(message: Dhcpv6Packet) -> bytes:
     if isinstance(message, Dhcpv6Relay):
-        head = _RELAY_HEADER.build(
-            {
-                "msg_type": message.msg_type,
-                "hop_count": message.hop_count,
-                "link_address": message.link_address,
-                "peer_address": message.peer_address,
-            }
-        )
-    else:
-        head = _CLIENT_HEADER.build(
-            {"msg_type": message.msg_type, "transaction_id": message.transaction_id}
-        )
-    return bytes(head) + encode_options(message.options)
+        fields = {
+            "msg_type": message.msg_type,
+            "hop_count": message.hop_count,
+            "link_address": message.link_address,
+            "peer_address": message.peer_address,
+        }
+        return bytes(_RELAY_HEADER.build(fields))
+    fields = {"msg_type": message.msg_type, "transaction_id": message.transaction_id}
+    return bytes(_CLIENT_HEADER.build(fields))
 
 
 __all__ = [
@@ -354,6 +375,7 @@ __all__ = [
     "Dhcpv6Message",
     "Dhcpv6Packet",
     "Dhcpv6Relay",
+    "EncodeError",
     "MessageType",
     "decode_dhcpv6",
     "encode_dhcpv6",

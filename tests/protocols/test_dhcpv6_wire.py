@@ -32,6 +32,7 @@ from protocols.dhcpv6.options import (
 from protocols.dhcpv6.wire import (
     Dhcpv6Message,
     Dhcpv6Relay,
+    EncodeError,
     MessageType,
     decode_dhcpv6,
     encode_dhcpv6,
@@ -427,3 +428,21 @@ def test_relays_nested_deeper_than_nine_are_refused() -> None:
 def test_framing_errors_raise_malformed_packet_saying_where(wire: bytes, message: str) -> None:
     with pytest.raises(MalformedPacket, match=message):
         decode_dhcpv6(wire)
+
+
+def test_what_cannot_go_on_the_wire_raises_encode_error() -> None:
+    """A builder bug (a 25-bit transaction id, an option over 65535 bytes) is named."""
+    with pytest.raises(EncodeError, match=r"SOLICIT header: .*16777216"):
+        encode_dhcpv6(Dhcpv6Message(msg_type=MessageType.SOLICIT, transaction_id=1 << 24))
+    too_big = Dhcpv6Message(msg_type=MessageType.SOLICIT, options=(Option(18, bytes(65536)),))
+    with pytest.raises(EncodeError, match="option 18: 65536 bytes do not fit"):
+        encode_dhcpv6(too_big)
+
+
+def test_every_iana_message_type_has_its_name() -> None:
+    assert [str(MessageType(n)) for n in (11, 12, 20, 36)] == [
+        "INFORMATION-REQUEST",
+        "RELAY-FORW",
+        "DHCPV4-QUERY",
+        "ADDR-REG-INFORM",
+    ]
