@@ -365,7 +365,7 @@ def _known(kind: type[IntEnum]) -> Any:
     return lambda number: members.get(number, number)
 
 
-def _grammar(
+def _ia_codec(
     construct: Any, what: str, kind: type, fields: tuple[str, ...], space: str, minimum: int
 ) -> Grammar:
     """An IA-shaped codec: fixed ``fields`` (``minimum`` bytes), then options nested in
@@ -392,7 +392,7 @@ _U32 = Fixed(U32, 4, "32-bit number")
 _DOMAINS = DomainSearchCodec()
 _OPAQUES = Grammar(GreedyRange(OPAQUE), "16-bit length-prefixed items", tuple, list)
 
-_IA_NA = _grammar(
+_IA_NA = _ia_codec(
     Struct("iaid" / U32, "t1" / U32, "t2" / U32, "options" / GreedyBytes),
     "IA_NA",
     IaNa,
@@ -400,8 +400,8 @@ _IA_NA = _grammar(
     "ia",
     12,
 )
-_IA_TA = _grammar(Struct("iaid" / U32, "options" / GreedyBytes), "IA_TA", IaTa, ("iaid",), "ia", 4)
-_IAADDR = _grammar(
+_IA_TA = _ia_codec(Struct("iaid" / U32, "options" / GreedyBytes), "IA_TA", IaTa, ("iaid",), "ia", 4)
+_IAADDR = _ia_codec(
     Struct("address" / IPV6, "preferred" / U32, "valid" / U32, "options" / GreedyBytes),
     "IA address",
     IaAddress,
@@ -409,7 +409,7 @@ _IAADDR = _grammar(
     "iaaddr",
     24,
 )
-_IA_PD = _grammar(
+_IA_PD = _ia_codec(
     Struct("iaid" / U32, "t1" / U32, "t2" / U32, "options" / GreedyBytes),
     "IA_PD",
     IaPd,
@@ -417,7 +417,7 @@ _IA_PD = _grammar(
     "ia_pd",
     12,
 )
-_IAPREFIX = _grammar(
+_IAPREFIX = _ia_codec(
     Struct(
         "preferred" / U32,
         "valid" / U32,
