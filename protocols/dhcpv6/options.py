@@ -317,10 +317,10 @@ class VendorOptions:
     """Option 17: one enterprise's sub-options, (code, bytes) in wire order."""
 
     enterprise: int
-    options: tuple[tuple[int, bytes], ...]
+    items: tuple[tuple[int, bytes], ...]
 
     def __str__(self) -> str:
-        inner = " ".join(f"{code}={show_bytes(data)}" for code, data in self.options)
+        inner = " ".join(f"{code}={show_bytes(data)}" for code, data in self.items)
         return f"enterprise {self.enterprise}" + (f": {inner}" if inner else "")
 
 
@@ -462,13 +462,13 @@ CODECS: dict[int, Codec] = {
     VENDOR_OPTS: Grammar(
         Struct(
             "enterprise" / U32,
-            "options" / GreedyRange(Struct("code" / U16, "data" / OPAQUE)),
+            "entries" / GreedyRange(Struct("code" / U16, "data" / OPAQUE)),
         ),
         "vendor options",
-        lambda v: VendorOptions(v.enterprise, tuple((o.code, o.data) for o in v.options)),
+        lambda v: VendorOptions(v.enterprise, tuple((item.code, item.data) for item in v.entries)),
         lambda v: {
             "enterprise": v.enterprise,
-            "options": [{"code": code, "data": data} for code, data in v.options],
+            "entries": [{"code": code, "data": data} for code, data in v.items],
         },
         minimum=4,
     ),
