@@ -462,6 +462,7 @@ CODECS: dict[int, Codec] = {
     VENDOR_OPTS: Grammar(
         Struct(
             "enterprise" / U32,
+            # Not "items": that is Container's dict method (docs/pitfalls.md #13).
             "entries" / GreedyRange(Struct("code" / U16, "data" / OPAQUE)),
         ),
         "vendor options",
