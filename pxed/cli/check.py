@@ -4,6 +4,10 @@ Prints every error and warning as ``FILE:LINE:COLUMN: key.path: message`` in
 file order and exits 1 if there was any error. Every Kickstart template is
 rendered for every host that uses it and checked with pykickstart; a problem
 names the template file and line, the host, and the error.
+
+With ``server.database`` set it also connects there and says, in one line, the
+schema version and whether the daemon will migrate it at start; a database it
+cannot reach, or one a newer pxed migrated, fails the check (pxed would not start).
 """
 
 from __future__ import annotations
@@ -11,7 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+import psycopg
+
 from pxed.config import ConfigError, load_config
+from pxed.database.connection import DatabaseUnreachable, connect, first_line, redacted
+from pxed.database.migrations import SCHEMA_VERSION, status
 from pxed.provisioning.kickstart import checked
 
 
@@ -32,4 +40,33 @@ def run(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     count = len(config.warnings)
     print(f"{args.file}: ok" + (f" ({count} warning{'s' if count != 1 else ''})" if count else ""))
-    return 0
+    if config.server.database is None:
+        return 0
+    good, line = database_status(config.server.database)
+    print(line, file=sys.stdout if good else sys.stderr)
+    return 0 if good else 1
+
+
+def database_status(url: str) -> tuple[bool, str]:
+    """Whether pxed could start on ``url``'s schema, and one line that says why."""
+    where = f"server.database {redacted(url)}"
+    try:
+        with connect(url) as conn:
+            schema = status(conn)
+    except DatabaseUnreachable as error:
+        return False, f"{error}"
+    except psycopg.Error as error:
+        return False, f"{where}: cannot read the schema version: {first_line(error)}"
+    version = schema.version
+    if version > SCHEMA_VERSION:
+        return False, (
+            f"{where}: schema version {version} is newer than this pxed understands"
+            f" ({SCHEMA_VERSION}); upgrade pxed"
+        )
+    if version == SCHEMA_VERSION:
+        return True, f"{where}: schema version {version}, up to date"
+    pending = schema.pending
+    return True, (
+        f"{where}: schema version {version}, {pending} migration{'s' if pending != 1 else ''}"
+        " pending (pxed applies them at start)"
+    )

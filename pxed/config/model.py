@@ -56,6 +56,7 @@ class ServerConfig:
     address: IPv4Address | None  # None: the first IPv4 address of interfaces[0], found at start-up
     interfaces: tuple[str, ...]
     state_dir: Path
+    database: str | None = None  # a postgresql:// URL; None: SQLite files in state_dir
 
 
 @dataclass(frozen=True)

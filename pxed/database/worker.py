@@ -11,7 +11,7 @@ batch's COMMIT and goes on answering, and the Deferred fires when the COMMIT ret
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads
@@ -21,17 +21,23 @@ from twisted.python.threadpool import ThreadPool
 T = TypeVar("T")
 
 
+class FromThreads(Protocol):
+    """The reactor as the worker needs it (IReactorFromThreads)."""
+
+    def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None: ...
+
+
 class Worker:
     """Runs calls in one thread, first in first out; results come back on the reactor."""
 
-    def __init__(self, reactor: IReactorFromThreads, name: str) -> None:
+    def __init__(self, reactor: FromThreads, name: str) -> None:
         self._reactor = reactor
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name=name)
 
     def run(self, call: Callable[[], T]) -> Deferred[T]:
         if not self._pool.started:
             self._pool.start()
-        return deferToThreadPool(self._reactor, self._pool, call)
+        return deferToThreadPool(cast(IReactorFromThreads, self._reactor), self._pool, call)
 
     def stop(self) -> None:
         """Join the thread: call once every Deferred from ``run`` has fired."""

@@ -14,7 +14,9 @@ Choices worth knowing:
   only then are the held replies sent.  A lease is on disk before its ACK
   leaves, and a burst of a hundred requests costs one fsync, not a hundred.
   If the commit fails, the batch's replies are dropped: clients retry, and no
-  client is told about a lease that is not on disk.
+  client is told about a lease that is not on disk.  A PostgreSQL store's
+  commit returns a Deferred: the batch's replies leave when it fires, and the
+  reactor goes on answering (and gathering the next batch) meanwhile.
 * Nothing escapes ``datagramReceived``: a malformed datagram is logged with
   the reason and dropped, and an unexpected error is logged with its
   traceback and the datagram dropped; the socket keeps serving.
@@ -37,11 +39,12 @@ from ipaddress import IPv4Address
 from typing import Any, Protocol
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IUDPTransport
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from protocols.dhcp.leases import Lease, LeaseStore
 from protocols.dhcp.options import MessageType
@@ -75,6 +78,8 @@ class Reactor(Protocol):
         self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any
     ) -> IDelayedCall: ...
 
+    def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None: ...
+
     # Without a default, as IReactorSocket declares it (the adapter passes maxPacketSize).
     def adoptDatagramPort(
         self,
@@ -86,13 +91,18 @@ class Reactor(Protocol):
 
 
 class DurableLeaseStore(LeaseStore, Protocol):
-    """The engine's store plus what the adapter drives: commits, expiry, closing."""
+    """The engine's store plus what the adapter drives: commits, expiry, closing.
 
-    def commit(self) -> None: ...
+    ``commit`` and ``close`` either finish before they return (SQLite: a local fsync) or
+    return a Deferred that fires when they have (PostgreSQL: a COMMIT over the network,
+    in a worker thread); both raise or fail with the reason when they cannot.
+    """
+
+    def commit(self) -> Deferred[None] | None: ...
 
     def expire(self, now: float) -> list[Lease]: ...
 
-    def close(self) -> None: ...
+    def close(self) -> Deferred[None] | None: ...
 
 
 class SocketLike(Protocol):
@@ -251,8 +261,8 @@ class DhcpService(Service):
             self._flush_call.cancel()
         self._flush_call = None
         self.flush()
-        self.store.close()
-        closing = [port.stopListening() for port in self._ports]
+        closing = [maybeDeferred(self.store.close)]
+        closing += [port.stopListening() for port in self._ports]
         self._ports = []
         return gatherResults([d for d in closing if d is not None])
 
@@ -337,19 +347,22 @@ class DhcpService(Service):
     def flush(self) -> None:
         """Commit the batch's leases (one fsync), then send its replies, in arrival order."""
         batch, self._batch = self._batch, []
-        try:
-            self.store.commit()
-        except Exception:
-            self.stats.commit_failures += 1
-            log.failure(
-                "dhcp: lease commit failed; {count} replies not sent (clients will retry)",
-                count=len(batch),
-            )
-            return
+        committed = maybeDeferred(self.store.commit)
+        committed.addCallbacks(partial(self._committed, batch), partial(self._not_committed, batch))
+
+    def _committed(self, batch: list[_Outgoing], _: object) -> None:
         self.stats.commits += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         for outgoing in batch:
             self._send(outgoing)
+
+    def _not_committed(self, batch: list[_Outgoing], failure: Failure) -> None:
+        self.stats.commit_failures += 1
+        log.failure(
+            "dhcp: lease commit failed; {count} replies not sent (clients will retry)",
+            failure,
+            count=len(batch),
+        )
 
     def _send(self, outgoing: _Outgoing) -> None:
         ip, port = outgoing.reply.destination
@@ -372,17 +385,25 @@ class DhcpService(Service):
         with it every later sweep.  Deletions lost with a failed commit are by time,
         so the next sweep makes them again.
         """
-        try:
-            gone = self.store.expire(self.reactor.seconds())
-            self.store.commit()
-        except Exception:
-            log.failure(
-                "dhcp: sweeping expired leases failed; trying again in {interval:.0f} s",
-                interval=EXPIRY_INTERVAL,
-            )
-            return
+        swept = maybeDeferred(self.store.expire, self.reactor.seconds())
+        swept.addCallback(self._commit_sweep)
+        swept.addCallbacks(self._expired, self._not_expired)
+
+    def _commit_sweep(self, gone: list[Lease]) -> Deferred[list[Lease]]:
+        return maybeDeferred(self.store.commit).addCallback(lambda _: gone)
+
+    @staticmethod
+    def _expired(gone: list[Lease]) -> None:
         for lease in gone:
             log.info("dhcp lease expired: {mac} {ip}", mac=lease.mac, ip=str(lease.ip))
+
+    @staticmethod
+    def _not_expired(failure: Failure) -> None:
+        log.failure(
+            "dhcp: sweeping expired leases failed; trying again in {interval:.0f} s",
+            failure,
+            interval=EXPIRY_INTERVAL,
+        )
 
     # --- logs and counters ---------------------------------------------------------------
 
@@ -451,11 +472,10 @@ def dhcp_service(
     boot_seen: BootSeen | None = None,
     events: EventBus | None = None,
 ) -> DhcpService:
-    """The DHCP server for ``config``: interfaces read now, leases loaded from state_dir.
+    """The DHCP server for ``config``: interfaces read now, leases loaded when it starts.
 
     ``server.address`` left out means the first interface's address (docs/configuration.md).
     """
-    from pxed.dhcp.leases import SqliteLeaseStore
     from pxed.dhcp.sockets import DhcpSocketError, open_dhcp_socket
     from pxed.netif import interface_address
 
@@ -464,13 +484,24 @@ def dhcp_service(
         raise DhcpSocketError("dhcp: server.interfaces is empty; DHCP needs an interface to serve")
     interfaces = [Interface(name, interface_address(name)) for name in names]
     settings = engine_settings(config, interfaces[0].address)
-    state_dir = config.server.state_dir
     return DhcpService(
         settings,
-        lambda: SqliteLeaseStore.open(state_dir),
+        partial(open_lease_store, config, reactor),
         interfaces,
         reactor,
         open_dhcp_socket,
         boot_seen=boot_seen,
         events=events,
     )
+
+
+def open_lease_store(config: Config, reactor: Reactor) -> DurableLeaseStore:
+    """SQLite in ``server.state_dir``, or PostgreSQL when ``server.database`` names it."""
+    if config.server.database is None:
+        from pxed.dhcp.leases import SqliteLeaseStore
+
+        return SqliteLeaseStore.open(config.server.state_dir)
+    from pxed.database.worker import Worker
+    from pxed.dhcp.pg_leases import PostgresLeaseStore
+
+    return PostgresLeaseStore.open(config.server.database, Worker(reactor, "pxed-leases"))

@@ -45,6 +45,7 @@ Prepare = Callable[[Config], Apply]
 RESTART_KEYS = (
     "server.interfaces",
     "server.state_dir",
+    "server.database",
     "tftp",
     "http.enabled",
     "http.listen",
