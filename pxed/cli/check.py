@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import psycopg
-
 from pxed.config import ConfigError, load_config
-from pxed.database.connection import DatabaseUnreachable, connect, first_line, redacted
-from pxed.database.migrations import SCHEMA_VERSION, status
+from pxed.database.connection import DatabaseUnreachable, redacted
+from pxed.database.migrations import SchemaTooNew, read_status
 from pxed.provisioning.kickstart import checked
 
 
@@ -49,24 +47,15 @@ def run(args: argparse.Namespace) -> int:
 
 def database_status(url: str) -> tuple[bool, str]:
     """Whether pxed could start on ``url``'s schema, and one line that says why."""
-    where = f"server.database {redacted(url)}"
     try:
-        with connect(url) as conn:
-            schema = status(conn)
-    except DatabaseUnreachable as error:
-        return False, f"{error}"
-    except psycopg.Error as error:
-        return False, f"{where}: cannot read the schema version: {first_line(error)}"
-    version = schema.version
-    if version > SCHEMA_VERSION:
-        return False, (
-            f"{where}: schema version {version} is newer than this pxed understands"
-            f" ({SCHEMA_VERSION}); upgrade pxed"
-        )
-    if version == SCHEMA_VERSION:
-        return True, f"{where}: schema version {version}, up to date"
-    pending = schema.pending
+        schema = read_status(url)
+    except (DatabaseUnreachable, SchemaTooNew) as error:
+        return False, str(error)
+    where = f"server.database {redacted(url)}"
+    if schema.pending == 0:
+        return True, f"{where}: schema version {schema.version}, up to date"
+    plural = "s" if schema.pending != 1 else ""
     return True, (
-        f"{where}: schema version {version}, {pending} migration{'s' if pending != 1 else ''}"
+        f"{where}: schema version {schema.version}, {schema.pending} migration{plural}"
         " pending (pxed applies them at start)"
     )

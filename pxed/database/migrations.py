@@ -16,6 +16,8 @@ from typing import LiteralString
 import psycopg
 from psycopg.rows import TupleRow
 
+from pxed.database.connection import DatabaseUnreachable, connect, first_line, redacted
+
 # MIGRATIONS[n] takes a database at schema version n to n + 1.  Never edit a step that
 # has shipped: add one.  Times are seconds since the epoch, as the engine counts them.
 MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
@@ -50,6 +52,29 @@ def status(conn: psycopg.Connection[TupleRow]) -> SchemaStatus:
         row = conn.execute("SELECT version FROM schema_version").fetchone()
         version = 0 if row is None else int(row[0])
     return SchemaStatus(version)
+
+
+def read_status(url: str) -> SchemaStatus:
+    """Connect once and read the schema version, or say in one line why not.
+
+    At start this runs before twistd forks, so a database that is down or newer
+    than this pxed stops it with that line rather than a traceback after the fork;
+    ``pxed check`` prints the same.  Raises DatabaseUnreachable or SchemaTooNew.
+    """
+    where = f"server.database {redacted(url)}"
+    try:
+        with connect(url) as conn:
+            schema = status(conn)
+    except psycopg.Error as error:
+        raise DatabaseUnreachable(
+            f"{where}: cannot read the schema version: {first_line(error)}"
+        ) from error
+    if schema.version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"{where}: schema version {schema.version} is newer than this pxed understands"
+            f" ({SCHEMA_VERSION}); upgrade pxed"
+        )
+    return schema
 
 
 def migrate(conn: psycopg.Connection[TupleRow]) -> tuple[int, int]:

@@ -254,6 +254,48 @@ async def test_a_commit_waiting_on_the_database_leaves_the_reactor_free(postgres
     await store.close()
 
 
+class _Socket:
+    def fileno(self) -> int:
+        return 100
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_adapter_acks_a_request_once_its_lease_is_in_postgresql(postgres_url):
+    """DISCOVER, REQUEST through the DHCP service on PostgreSQL: the ACK names the
+    address the lease table holds for the client."""
+    from protocols.dhcp.options import MessageType
+    from protocols.dhcp.wire import decode_dhcp
+    from pxed.dhcp.service import DhcpService, Interface
+    from tests.protocols.dhcp_engine_support import MAC, SERVER, request, settings
+    from tests.support.fake_udp import FakeUDPReactor
+
+    fake = FakeUDPReactor()
+    service = DhcpService(
+        settings(),
+        lambda: PostgresLeaseStore.open(postgres_url, Inline()),
+        [Interface("lab0", SERVER)],
+        fake,
+        lambda interface, port: _Socket(),
+    )
+    service.privilegedStartService()
+    service.startService()
+    (port,) = fake.open_ports
+    port.protocol.datagramReceived(request(MessageType.DISCOVER), ("0.0.0.0", 68))
+    fake.advance(0)
+    offer = decode_dhcp(fake.sent[-1][1])
+    options = ((54, SERVER), (50, offer.yiaddr))
+    port.protocol.datagramReceived(request(MessageType.REQUEST, options=options), ("0.0.0.0", 68))
+    fake.advance(0)
+    ack = decode_dhcp(fake.sent[-1][1])
+    assert ack.message_type is MessageType.ACK
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT mac, host(ip) FROM leases").fetchall()
+    assert rows == [(MAC, str(ack.yiaddr))]
+    service.stopService()
+
+
 CHILD = textwrap.dedent(
     """
     import sys, time
