@@ -245,3 +245,20 @@ def _read(conn: psycopg.Connection[TupleRow]) -> MemoryLeaseStore:
     for ip, until in quarantined:
         memory.quarantine(IPv4Address(ip), until)
     return memory
+
+
+# The read API, for tools beside the running server (``pxed leases``): one short
+# connection, committed rows only, in the shapes ``pxed.dhcp.leases`` returns.
+def read_table(
+    url: str,
+) -> tuple[list[tuple[str, str, float | None, str | None]], list[tuple[str, float]]]:
+    """(mac, ip, expires, hostname) of every lease by address, and (ip, until) of every
+    quarantined address, soonest first.  Raises DatabaseUnreachable or psycopg.Error."""
+    with connect(url) as conn, conn.transaction():
+        leases = conn.execute(
+            "SELECT mac, host(ip), expires, hostname FROM leases ORDER BY ip"
+        ).fetchall()
+        quarantined = conn.execute(
+            "SELECT host(ip), until FROM quarantine ORDER BY until"
+        ).fetchall()
+    return leases, quarantined
