@@ -11,9 +11,22 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
-CONNECT_TIMEOUT = 5  # seconds: a database that does not answer must not hold DHCP for long
+# Unless the URL says otherwise: a database that does not answer must not hold DHCP for
+# long.  Every batch waits for the one before it, so a COMMIT hung on a dead TCP peer would
+# hold every later ACK: libpq gives up on a connection whose data go unacknowledged for
+# tcp_user_timeout ms (or whose keepalives go unanswered), the batch fails, the store
+# reconnects.  Ignored on Unix sockets, which cannot hang so.
+CONNECTION_DEFAULTS = {
+    "application_name": "pxed",
+    "connect_timeout": "5",
+    "tcp_user_timeout": "10000",
+    "keepalives_idle": "10",
+    "keepalives_interval": "3",
+    "keepalives_count": "3",
+}
 
 
 class DatabaseUnreachable(Exception):
@@ -36,9 +49,9 @@ def connect(url: str) -> psycopg.Connection[TupleRow]:
     never one a stray SELECT left open.
     """
     try:
-        conn = psycopg.connect(
-            url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, application_name="pxed"
-        )
+        given = conninfo_to_dict(url)
+        defaults = {key: value for key, value in CONNECTION_DEFAULTS.items() if key not in given}
+        conn = psycopg.connect(make_conninfo(url, **defaults), autocommit=True)
     except psycopg.Error as error:
         raise DatabaseUnreachable(
             f"server.database {redacted(url)}: cannot connect: {first_line(error)}"

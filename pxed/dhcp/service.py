@@ -253,7 +253,9 @@ class DhcpService(Service):
         self._expiry.start(EXPIRY_INTERVAL, now=True)
 
     def stopService(self) -> Deferred[Any]:
-        """Commit and send the pending batch, close every socket, fire when they are closed."""
+        """Commit and send the pending batch, close the store, then every socket; fire when
+        they are closed.  The sockets wait for the store: a batch still committing
+        (PostgreSQL) sends its replies on them when its commit returns."""
         super().stopService()
         if self._expiry is not None and self._expiry.running:
             self._expiry.stop()
@@ -261,10 +263,15 @@ class DhcpService(Service):
             self._flush_call.cancel()
         self._flush_call = None
         self.flush()
-        closing = [maybeDeferred(self.store.close)]
-        closing += [port.stopListening() for port in self._ports]
-        self._ports = []
-        return gatherResults([d for d in closing if d is not None])
+        ports, self._ports = self._ports, []
+        closed = maybeDeferred(self.store.close)
+        return closed.addBoth(self._close_ports, ports)
+
+    @staticmethod
+    def _close_ports(outcome: object, ports: list[Any]) -> Deferred[Any]:
+        closing = [port.stopListening() for port in ports]
+        stopped = gatherResults([d for d in closing if d is not None])
+        return stopped.addCallback(lambda _: outcome)
 
     def prepare_reload(self, config: Config) -> Callable[[], None]:
         """DHCP's part of a reload (``inventory.Prepare``): the new settings, built now."""

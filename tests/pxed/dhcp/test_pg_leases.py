@@ -102,6 +102,14 @@ def test_every_session_commits_with_synchronous_commit_on(postgres_url):
             admin.execute("ALTER ROLE postgres RESET synchronous_commit")
 
 
+def test_a_hung_database_is_given_up_on_unless_the_url_says_otherwise(postgres_url):
+    """Every batch waits for the one before it: a COMMIT hung on a dead peer must end."""
+    with connect(postgres_url) as conn:
+        assert conn.info.get_parameters()["tcp_user_timeout"] == "10000"
+    with connect(postgres_url + "&tcp_user_timeout=2500") as conn:
+        assert conn.info.get_parameters()["tcp_user_timeout"] == "2500"
+
+
 def test_a_lost_connection_drops_the_batch_and_the_store_reconnects(postgres_url):
     """The server ends pxed's session mid-run: that batch fails (no ACK), memory is read
     again from the database, and the next batch commits over a new connection."""
