@@ -27,6 +27,7 @@ from typing import Any, LiteralString, Protocol, TypeVar
 import psycopg
 from psycopg.rows import TupleRow
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from protocols.dhcp.leases import Lease, LeaseState, MemoryLeaseStore
@@ -35,6 +36,7 @@ from pxed.database.migrations import migrate
 from pxed.dhcp.leases import LeaseDatabaseError
 
 T = TypeVar("T")
+log = Logger(namespace="pxed.dhcp")
 Write = tuple[LiteralString, tuple[object, ...]]
 
 
@@ -69,8 +71,8 @@ class PostgresLeaseStore:
         """
         conn = connect(url)
         try:
-            migrate(conn)
-            return cls(conn, url, runner)
+            before, now = migrate(conn)
+            store = cls(conn, url, runner)
         except (psycopg.Error, ValueError) as error:
             conn.close()
             raise LeaseDatabaseError(
@@ -79,6 +81,14 @@ class PostgresLeaseStore:
         except Exception:
             conn.close()
             raise
+        log.info(
+            "dhcp: {count} leases in {url}, schema version {now}{migrated}",
+            count=len(store.leases()),
+            url=redacted(url),
+            now=now,
+            migrated=f" (migrated from {before})" if before != now else "",
+        )
+        return store
 
     # -- reads: memory only ------------------------------------------------
 
