@@ -121,7 +121,7 @@ def test_the_check_works_while_apt_holds_the_system_debconf_database():
     if not SYSTEM_DEBCONF.exists():
         pytest.skip(f"{SYSTEM_DEBCONF} does not exist here")
     with SYSTEM_DEBCONF.open("rb") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+        fcntl.flock(held, fcntl.LOCK_EX)  # what apt's debconf frontend holds while it runs
         assert preseed.check(["d-i netcfg/get_hostname string web01\n"])[0] is None
 
 
