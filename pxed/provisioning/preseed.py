@@ -47,49 +47,57 @@ def check(texts: Sequence[str]) -> list[Verdict]:
     the next, so a complaint's line says whose it is; one that names no line
     sends every text back to be judged alone.
     """
+    if not texts:
+        return []  # with no file to read, it would read its standard input
+    outcome = _run(texts)
+    if isinstance(outcome, str):
+        return [(0, outcome)] * len(texts)
+    verdicts = _attributed(texts, *outcome)
+    if verdicts is None:
+        return [check([text])[0] for text in texts]
+    return verdicts
+
+
+def _run(texts: Sequence[str]) -> tuple[int, list[str]] | str:
+    """(exit status, what it said) of one run over ``texts``; a message if it could not run."""
     with tempfile.TemporaryDirectory(prefix="pxed-preseed-") as folder:
         paths = [Path(folder) / f"{n}.cfg" for n in range(len(texts))]
         for path, text in zip(paths, texts, strict=True):
             path.write_text(text, encoding="utf-8")
-        outcome = _run(paths)
-    if isinstance(outcome, str):
-        return [(0, outcome)] * len(texts)
-    status, said = outcome
+        try:
+            done = subprocess.run(
+                [CHECKER, "--checkonly", *map(str, paths)],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                encoding="utf-8",
+                errors="replace",
+                env={**os.environ, **_ISOLATED},
+                timeout=CHECK_TIMEOUT,
+                check=False,
+            )
+        except FileNotFoundError:
+            return f"{CHECKER} not found: install Debian's debconf package to check preseeds"
+        except subprocess.TimeoutExpired:
+            return f"{CHECKER} --checkonly did not finish within {CHECK_TIMEOUT} s"
+    return done.returncode, [line.strip() for line in done.stderr.splitlines() if line.strip()]
+
+
+def _attributed(texts: Sequence[str], status: int, said: list[str]) -> list[Verdict] | None:
+    """Each text's first complaint, found by its line; None if one cannot be placed."""
     ends = list(itertools.accumulate(_line_count(text) for text in texts))
     verdicts: list[Verdict] = [None] * len(texts)
+    if status != 0 and not said:
+        said = [f"exit status {status} and no message"]
     for complaint in said:
         found = _LINE.search(complaint)
         if found is None and len(texts) > 1:
-            return [check([text])[0] for text in texts]
+            return None
         line = int(found[1]) if found else 0
         index = min(bisect.bisect_left(ends, line), len(texts) - 1)
+        local = line - (ends[index - 1] if index else 0) if found else 0
         if verdicts[index] is None:
-            local = line - (ends[index - 1] if index else 0) if found else 0
             verdicts[index] = (local, _message(complaint, local))
-    if status != 0 and not said:
-        if len(texts) > 1:
-            return [check([text])[0] for text in texts]
-        verdicts[0] = (0, f"{CHECKER}: exit status {status} and no message")
     return verdicts
-
-
-def _run(paths: list[Path]) -> tuple[int, list[str]] | str:
-    """(exit status, what it said) of one run over ``paths``; a message if it could not run."""
-    try:
-        done = subprocess.run(
-            [CHECKER, "--checkonly", *map(str, paths)],
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            env={**os.environ, **_ISOLATED},
-            timeout=CHECK_TIMEOUT,
-            check=False,
-        )
-    except FileNotFoundError:
-        return f"{CHECKER} not found: install Debian's debconf package to check preseeds"
-    except subprocess.TimeoutExpired:
-        return f"{CHECKER} --checkonly did not finish within {CHECK_TIMEOUT} s"
-    return done.returncode, [line.strip() for line in done.stderr.splitlines() if line.strip()]
 
 
 def _line_count(text: str) -> int:

@@ -133,6 +133,35 @@ def test_without_debconf_set_selections_a_preseed_is_refused_with_what_to_instal
     assert verdict is not None and "install Debian's debconf package" in verdict[1]
 
 
+def test_a_complaint_that_names_no_line_is_judged_again_file_by_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Perl's line numbers say whose a complaint is; without one, each file is run alone."""
+    fake = tmp_path / "debconf-set-selections"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'echo "run $#" >> "$0.runs"\n'
+        "shift\n"  # --checkonly
+        'grep -q bad "$@" && echo "error: Cannot find a question for x/y" >&2 && exit 1\n'
+        "exit 0\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(preseed, "CHECKER", str(fake))
+    good, bad = "d-i a/b string good\n", "d-i a/b string bad\n"
+    assert preseed.check([good, bad, good]) == [
+        None,
+        (0, f"{fake}: error: Cannot find a question for x/y"),
+        None,
+    ]
+    assert preseed.check([]) == []
+    assert (tmp_path / "debconf-set-selections.runs").read_text().split("\n")[:4] == [
+        "run 4",  # --checkonly and three files
+        "run 2",
+        "run 2",
+        "run 2",
+    ]
+
+
 def test_a_profile_names_one_answer_file(tmp_path: Path):
     path = write_lab(tmp_path)
     path.write_text(
