@@ -23,6 +23,14 @@ DhcpMode = Literal["full", "proxy", "off"]
 Netboot = Literal["once", "always", "never"]
 DefaultArch = Literal["none", "bios", "uefi"]
 LogLevel = Literal["debug", "info", "warn", "error"]
+# Answer-file families, by the profile key that names the template (Kickstart first: the
+# default, and the only one before preseed).
+AnswerFamily = Literal["kickstart", "preseed"]
+ANSWER_FAMILIES: tuple[AnswerFamily, ...] = ("kickstart", "preseed")
+# Each family's answer-file URL as a profile's append and the templates name it.
+ANSWER_URLS: Mapping[AnswerFamily, str] = MappingProxyType(
+    {"kickstart": "ks_url", "preseed": "preseed_url"}
+)
 
 _MAC_FORMS = (
     re.compile(
@@ -173,8 +181,8 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class InstallConfig:
-    kickstart_open: bool  # serve /ks/<mac> to any client, not only to that host
-    loop_fetches: int  # more Kickstart fetches than this ...
+    kickstart_open: bool  # serve /ks/<mac> and /preseed/<mac> to any client, not only that host
+    loop_fetches: int  # more answer-file fetches (any family) than this ...
     loop_window: int  # ... within this many seconds, without a done callback: looping
     # Off-link requesters whose X-RHN-Provisioning-MAC header alone is believed (a trade-off)
     mac_header_networks: tuple[IPv4Network, ...]
@@ -202,13 +210,21 @@ class Tree:
 
 
 @dataclass(frozen=True)
+class AnswerFile:
+    """A profile's answer-file template and the installer family that reads it."""
+
+    family: AnswerFamily
+    template: Path
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     tree: str | None
     kernel: str  # relative POSIX path inside the tree, or inside tftp.root without a tree
     initrd: str
     append: str
-    kickstart: Path | None
+    answer_file: AnswerFile | None
     loader: Loaders
     vars: Mapping[str, object]
 

@@ -95,9 +95,9 @@ def test_the_reference_config_shows_every_key_the_loader_accepts():
     assert {where: keys for where, keys in missing.items() if keys} == {}
 
 
-def test_the_reference_config_has_two_profiles_and_three_hosts_with_existing_templates():
+def test_the_reference_config_has_three_profiles_and_four_hosts_with_existing_templates():
     config = load_config(ROOT / "etc/pxed.yaml")
-    assert len(config.profiles) == 2 and len(config.hosts) == 3
+    assert len(config.profiles) == 3 and len(config.hosts) == 4
     for profile in config.profiles.values():
-        assert profile.kickstart is not None and profile.kickstart.is_file()
-        assert profile.kickstart.parent == ROOT / "etc/templates"
+        assert profile.answer_file is not None and profile.answer_file.template.is_file()
+        assert profile.answer_file.template.parent == ROOT / "etc/templates"

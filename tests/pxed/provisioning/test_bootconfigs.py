@@ -6,12 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from pxed.config import Config
+from pxed.config import Config, load_config
 from pxed.provisioning import bootconfigs
 from pxed.provisioning.bootconfigs import Install, LocalBoot, plan_for
 from pxed.provisioning.lifecycle import State
 from pxed.provisioning.urls import Urls
-from tests.support.provision_lab import BARE, DB, KIOSK, WEB, lab_config
+from tests.support.provision_lab import (
+    BARE,
+    DB,
+    DEB,
+    DEB_HOST,
+    KIOSK,
+    WEB,
+    lab_config,
+    write_lab,
+)
 
 URLS = Urls("10.213.7.1", 8080)
 
@@ -139,3 +148,68 @@ def test_default_follows_the_unknown_hosts_policy(tmp_path: Path):
     plan = bootconfigs.default_plan(lab_config(tmp_path / "c", unknown="kiosk"), URLS)
     assert isinstance(plan, Install)
     assert plan.args == "inst.ks=http://10.213.7.1:8080/ks/ quiet inst.ks.sendmac"
+
+
+# -- each answer-file family's kernel arguments ----------------------------------------------
+
+DEB_ARGS = (
+    "console=ttyS0 auto=true priority=critical "
+    f"url=http://10.213.7.1:8080/preseed/{DEB} interface=auto hostname=deb01"
+)
+
+
+def test_a_preseed_host_gets_debian_installers_arguments_instead_of_inst_ks(tmp_path: Path):
+    config = lab_config(tmp_path, extra=DEB_HOST)
+    plan = plan_for(config, host(config, DEB), State.READY, URLS)
+    assert isinstance(plan, Install)
+    assert plan.args == DEB_ARGS
+
+
+@pytest.mark.parametrize("loader", ["pxelinux", "grub", "ipxe"])
+@pytest.mark.parametrize(
+    ("mac", "wanted", "unwanted"),
+    [
+        (WEB, ["inst.ks=http://10.213.7.1:8080/ks/52:54:00:12:34:56", "inst.repo="], ["url="]),
+        (DEB, [DEB_ARGS], ["inst.ks", "inst.repo"]),
+    ],
+    ids=["kickstart", "preseed"],
+)
+def test_every_generated_boot_config_carries_its_familys_arguments(
+    tmp_path: Path, loader: str, mac: str, wanted: list[str], unwanted: list[str]
+):
+    config = lab_config(tmp_path, extra=DEB_HOST)
+    text = getattr(bootconfigs, loader)(
+        plan_for(config, host(config, mac), State.READY, URLS), URLS
+    )
+    assert all(arg in text for arg in wanted), text
+    assert not any(arg in text for arg in unwanted), text
+
+
+def test_the_domain_of_a_preseed_hosts_subnet_goes_on_the_command_line(tmp_path: Path):
+    path = write_lab(tmp_path, extra=DEB_HOST)
+    path.write_text(
+        path.read_text().replace("10.213.7.0/24", "10.213.7.0/24\n      domain: lab.internal")
+    )
+    config = load_config(path)
+    plan = plan_for(config, host(config, DEB), State.READY, URLS)
+    assert isinstance(plan, Install) and plan.args == f"{DEB_ARGS} domain=lab.internal"
+
+
+def test_an_append_that_gives_a_preseed_argument_in_either_spelling_keeps_it(tmp_path: Path):
+    path = write_lab(tmp_path, extra=DEB_HOST)
+    given = "priority=high preseed/url=http://mirror.lab/p.cfg netcfg/choose_interface=ens3"
+    path.write_text(path.read_text().replace('append: "console=ttyS0"', f'append: "{given}"'))
+    config = load_config(path)
+    plan = plan_for(config, host(config, DEB), State.READY, URLS)
+    assert isinstance(plan, Install) and plan.args == f"{given} auto=true hostname=deb01"
+
+
+def test_the_unknown_hosts_default_for_a_preseed_profile_lets_the_neighbour_entry_name_it(
+    tmp_path: Path,
+):
+    plan = bootconfigs.default_plan(lab_config(tmp_path, unknown="deb"), URLS)
+    assert isinstance(plan, Install)
+    assert plan.args == (
+        "console=ttyS0 auto=true priority=critical url=http://10.213.7.1:8080/preseed/ "
+        "interface=auto"
+    )
