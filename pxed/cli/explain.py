@@ -179,6 +179,8 @@ def host_section(config: Config, mac: str) -> list[str]:
             f"  kernel: {profile.kernel}",
             f"  initrd: {profile.initrd}",
         ]
+        for cpu, images in profile.cpus.items():
+            lines += [f"  {cpu} kernel: {images.kernel}", f"  {cpu} initrd: {images.initrd}"]
     return lines
 
 

@@ -22,6 +22,7 @@ from pxed.config.model import (
     ANSWER_URLS,
     ARCH_LOADERS,
     HOST_ARCHES,
+    PROFILE_CPUS,
     AnswerFile,
     Config,
     DefaultArch,
@@ -30,6 +31,7 @@ from pxed.config.model import (
     DhcpMode,
     Host,
     HttpConfig,
+    Images,
     InstallConfig,
     Loaders,
     LoggingConfig,
@@ -61,8 +63,11 @@ KEYS: dict[str, tuple[str, ...]] = {
     "install": ("kickstart_open", "loop_fetches", "loop_window", "mac_header_networks"),
     "logging": ("json", "level"),
     "trees.*": ("path", "iso"),
-    "profiles.*": ("tree", "kernel", "initrd", "append", *ANSWER_FAMILIES, "loader", "vars"),
+    "profiles.*": ("tree", "kernel", "initrd", "cpus", "append", *ANSWER_FAMILIES, "loader",
+                   "vars"),
     "profiles.*.loader": ("bios", "uefi", "ipxe", "uefi_http", *ARCH_LOADERS),
+    "profiles.*.cpus": PROFILE_CPUS,
+    "profiles.*.cpus.*": ("kernel", "initrd"),
     "hosts[]": ("mac", "hostname", "ip", "profile", "netboot", "arch", "vars"),
 }  # fmt: skip
 BOOT_PLACEHOLDERS = ("server", "http_port", "mac")
@@ -418,13 +423,39 @@ class _Builder:
         answer_file = self.answer_file(f, append)
         loader = self.loaders(f.values.get("loader"), f.key("loader"), tftp)
         variables = self.free_mapping(f.values.get("vars"), f.key("vars"))
+        base = self.image_folder(tree, trees, tftp)
+        cpus = self.cpu_images(f.values.get("cpus"), f.key("cpus"), base)
         if kernel is None or initrd is None:
             return None
-        base = self.image_folder(tree, trees, tftp)
+        self.check_images(f, base, kernel, initrd)
+        return Profile(
+            entry.key, tree, kernel, initrd, append, answer_file, loader, variables, cpus
+        )
+
+    def cpu_images(
+        self, node: Node | None, path: str, base: Path | None
+    ) -> MappingProxyType[str, Images]:
+        """``cpus``: the kernel and initrd that CPUs other than x86 boot (arm64: ...)."""
+        f = Fields(self.ctx, node, path, KEYS["profiles.*.cpus"])
+        images: dict[str, Images] = {}
+        for cpu in KEYS["profiles.*.cpus"]:
+            if cpu not in f.values:
+                continue
+            g = Fields(self.ctx, f.values[cpu], f.key(cpu), KEYS["profiles.*.cpus.*"])
+            kernel = g.required("kernel", c.inner_path)
+            initrd = g.required("initrd", c.inner_path)
+            if kernel is not None and initrd is not None:
+                self.check_images(g, base, kernel, initrd)
+                images[cpu] = Images(kernel, initrd)
+        return MappingProxyType(images)
+
+    def check_images(self, f: Fields, base: Path | None, kernel: str, initrd: str) -> None:
+        """A kernel or initrd that is not where the profile says, when pxed can tell."""
+        if base is None:
+            return
         for key, image in (("kernel", kernel), ("initrd", initrd)):
-            if base is not None and not (base / image).is_file():
+            if not (base / image).is_file():
                 self.error(f.values[key], f.key(key), f"{image} is not in {base}")
-        return Profile(entry.key, tree, kernel, initrd, append, answer_file, loader, variables)
 
     def answer_file(self, f: Fields, append: str) -> AnswerFile | None:
         """The one answer-file key a profile may give (``kickstart`` or ``preseed``).

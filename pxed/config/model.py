@@ -227,6 +227,21 @@ class Profile:
     answer_file: AnswerFile | None
     loader: Loaders
     vars: Mapping[str, object]
+    cpus: Mapping[str, Images] = field(default_factory=lambda: MappingProxyType({}))
+
+
+# CPUs a profile may give a kernel and initrd of their own (``cpus:``), named as GRUB's
+# $grub_cpu names them; the profile's own kernel is x86's. Not i386: GRUB for BIOS and
+# iPXE for BIOS say i386 on every x86 machine, 64-bit ones included.
+PROFILE_CPUS = ("arm64", "arm", "riscv64", "loongarch64")
+
+
+@dataclass(frozen=True)
+class Images:
+    """One CPU's kernel and initrd, paths as the profile's own are."""
+
+    kernel: str
+    initrd: str
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from pxed.config.model import ANSWER_URLS, Config, Host, Profile
+from pxed.config.model import ANSWER_URLS, Config, Host, Images, Profile
 from pxed.provisioning.answers import FAMILIES, family_of
 from pxed.provisioning.family import Target
 from pxed.provisioning.kickstart import KICKSTART
@@ -184,20 +184,32 @@ def grub(plan: Plan, urls: Urls) -> str:
             "exit\n"
         )
     profile = plan.profile
+    lines = [f"# pxed: {plan.label}: install profile {profile.name}", "set timeout=0"]
+    choices = cpu_images(profile)
+    for n, (cpu, images) in enumerate(choices):
+        if len(choices) > 1:  # GRUB knows the CPU it was built for: $grub_cpu
+            test = f'[ "$grub_cpu" = {cpu} ]; then'
+            lines.append("else" if cpu is None else f"{'elif' if n else 'if'} {test}")
+        lines += _grub_entry(plan, images, urls)
+    if len(choices) > 1:
+        lines.append("fi")
+    return "\n".join(lines) + "\n"
+
+
+def _grub_entry(plan: Install, images: Images, urls: Urls) -> list[str]:
+    profile = plan.profile
     if profile.tree:
         prefix = f"(http,{urls.server}:{urls.http_port})/trees/{profile.tree}/"
-        kernel, initrd = prefix + profile.kernel, prefix + profile.initrd
+        kernel, initrd = prefix + images.kernel, prefix + images.initrd
     else:
-        kernel, initrd = (tftp_path(profile, name) for name in (profile.kernel, profile.initrd))
+        kernel, initrd = (tftp_path(profile, name) for name in (images.kernel, images.initrd))
     bootif = f" BOOTIF=01-{plan.mac.replace(':', '-')}" if plan.mac else ""
-    return (
-        f"# pxed: {plan.label}: install profile {profile.name}\n"
-        "set timeout=0\n"
-        f'menuentry "install {profile.name}" {{\n'
-        f"  linux {kernel} {plan.args}{bootif}\n"
-        f"  initrd {initrd}\n"
-        "}\n"
-    )
+    return [
+        f'menuentry "install {profile.name}" {{',
+        f"  linux {kernel} {plan.args}{bootif}",
+        f"  initrd {initrd}",
+        "}",
+    ]
 
 
 def grub_loader() -> str:
@@ -227,13 +239,35 @@ def ipxe(plan: Plan, urls: Urls) -> str:
             "sanboot --no-describe --drive 0x80 || exit\n"
         )
     profile = plan.profile
-    kernel = http_url(profile, profile.kernel, urls)
-    initrd = http_url(profile, profile.initrd, urls)
-    name = posixpath.basename(profile.initrd)
-    return (
-        "#!ipxe\n"
-        f"# pxed: {plan.label}: install profile {profile.name}\n"
-        f"kernel {kernel} initrd={name} {plan.args} BOOTIF=01-${{net0/mac:hexhyp}}\n"
-        f"initrd {initrd}\n"
-        "boot\n"
-    )
+    lines = ["#!ipxe", f"# pxed: {plan.label}: install profile {profile.name}"]
+    choices = cpu_images(profile)
+    # iPXE knows the CPU it was built for: ${buildarch}; the x86 kernel comes first, so
+    # the tests jump over it to the other CPUs' labels.
+    lines += [
+        f"iseq ${{buildarch}} {IPXE_BUILDARCH[cpu]} && goto {cpu} ||"
+        for cpu, _ in choices
+        if cpu is not None
+    ]
+    for cpu, images in reversed(choices):
+        lines += [f":{cpu}"] if cpu is not None else []
+        kernel = http_url(profile, images.kernel, urls)
+        initrd = http_url(profile, images.initrd, urls)
+        name = posixpath.basename(images.initrd)
+        lines += [
+            f"kernel {kernel} initrd={name} {plan.args} BOOTIF=01-${{net0/mac:hexhyp}}",
+            f"initrd {initrd}",
+            "boot",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# iPXE's ${buildarch} for the CPUs a profile may name (GRUB's $grub_cpu names).
+IPXE_BUILDARCH = {"arm64": "arm64", "arm": "arm32", "riscv64": "riscv64", "loongarch64": "loong64"}
+
+
+def cpu_images(profile: Profile) -> list[tuple[str | None, Images]]:
+    """The profile's kernels by CPU (``cpus:``), the x86 one (None) last, as the fallback.
+
+    pxelinux runs on x86 only, so its configs take the profile's own kernel.
+    """
+    return [*profile.cpus.items(), (None, Images(profile.kernel, profile.initrd))]

@@ -213,3 +213,73 @@ def test_the_unknown_hosts_default_for_a_preseed_profile_lets_the_neighbour_entr
         "console=ttyS0 auto=true priority=critical url=http://10.213.7.1:8080/preseed/ "
         "interface=auto"
     )
+
+
+def _two_cpu_kiosk(tmp_path: Path) -> Config:
+    """The lab with kiosk's profile also giving an arm64 kernel and initrd (tftp.root)."""
+    path = write_lab(tmp_path)
+    (tmp_path / "tftp/arm64").mkdir()
+    for name in ("vmlinuz", "initrd.gz"):
+        (tmp_path / "tftp/arm64" / name).write_bytes(b"arm64")
+    text = path.read_text().replace(
+        "    initrd: initrd.gz\n",
+        "    initrd: initrd.gz\n"
+        "    cpus: {arm64: {kernel: arm64/vmlinuz, initrd: arm64/initrd.gz}}\n",
+        1,
+    )
+    path.write_text(text)
+    return load_config(path)
+
+
+def test_grub_boots_each_cpu_its_own_kernel_by_grub_cpu_and_x86_the_profiles(tmp_path: Path):
+    """Issue 13: one profile for a mixed fleet; GRUB knows the CPU it was built for."""
+    import shutil
+    import subprocess
+
+    config = _two_cpu_kiosk(tmp_path)
+    text = bootconfigs.grub(plan_for(config, host(config, KIOSK), State.READY, URLS), URLS)
+    assert text.index('if [ "$grub_cpu" = arm64 ]; then') < text.index("linux /arm64/vmlinuz")
+    assert text.index("\nelse\n") < text.index("linux /vmlinuz") < text.index("\nfi\n")
+    assert "initrd /arm64/initrd.gz" in text and "initrd /initrd.gz" in text
+    if shutil.which("grub-script-check"):
+        check = subprocess.run(["grub-script-check"], input=text, text=True, capture_output=True)
+        assert check.returncode == 0, check.stderr
+
+
+def test_ipxe_boots_each_cpu_its_own_kernel_by_buildarch(tmp_path: Path):
+    config = _two_cpu_kiosk(tmp_path)
+    text = bootconfigs.ipxe(plan_for(config, host(config, KIOSK), State.READY, URLS), URLS)
+    lines = text.splitlines()
+    jump = lines.index("iseq ${buildarch} arm64 && goto arm64 ||")
+    x86 = next(n for n, line in enumerate(lines) if line.startswith("kernel "))
+    assert jump < x86 and "/tftp/vmlinuz " in lines[x86] and lines[x86 + 2] == "boot"
+    arm64 = lines[lines.index(":arm64") + 1]
+    assert arm64.startswith("kernel http://10.213.7.1:8080/tftp/arm64/vmlinuz initrd=initrd.gz ")
+
+
+def test_pxelinux_and_a_one_cpu_profile_are_as_before(tmp_path: Path, config: Config):
+    two = _two_cpu_kiosk(tmp_path / "two")
+    plan = plan_for(two, host(two, KIOSK), State.READY, URLS)
+    assert "arm64" not in bootconfigs.pxelinux(plan, URLS)  # pxelinux is x86 only
+    one = bootconfigs.grub(plan_for(config, host(config, KIOSK), State.READY, URLS), URLS)
+    assert "grub_cpu" not in one and one.count("menuentry") == 1
+
+
+@pytest.mark.parametrize(
+    ("cpus", "problem"),
+    [
+        ("{arm65: {kernel: vmlinuz, initrd: initrd.gz}}", "did you mean 'arm64'?"),
+        ("{arm64: {kernel: vmlinuz}}", "profiles.kiosk.cpus.arm64.initrd: missing"),
+        ("{arm64: {kernel: nope, initrd: initrd.gz}}", "nope is not in"),
+    ],
+)
+def test_a_bad_cpus_entry_is_an_error_naming_its_key(tmp_path: Path, cpus: str, problem: str):
+    from pxed.config import ConfigError
+
+    path = write_lab(tmp_path)
+    text = path.read_text().replace(
+        "    initrd: initrd.gz\n", f"    initrd: initrd.gz\n    cpus: {cpus}\n", 1
+    )
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=problem.replace("?", r"\?")):
+        load_config(path)
