@@ -198,7 +198,8 @@ class Dhcpv6Server:
             return NoReply("dhcp6.mode is off")
         relays, message = _unwrap(packet)
         if message is None:
-            return NoReply(f"{packet.msg_type} is not a client message (or a relay of one)")
+            inner = packet.client_message if isinstance(packet, Dhcpv6Relay) else packet
+            return NoReply(f"{inner.msg_type} is not a client message (or is relayed as a reply)")
         if relays and settings.relays and received.source[0] not in settings.relays:
             return NoReply(f"RELAY-FORW from {received.source[0]}, not one of dhcp6.relays")
         duid = message.client_id
