@@ -113,21 +113,26 @@ class Allocator:
     """Decides which address an IA may have; reads the lease store, never writes it."""
 
     store: LeaseStore
-    hosts: tuple[Host, ...]
+    by_duid: Mapping[bytes, Host]
+    by_mac: Mapping[str, Host]
     reserved: Mapping[IPv6Address, Host]
     full_since: dict[Link, float] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, store: LeaseStore, hosts: tuple[Host, ...]) -> Allocator:
-        reserved = {host.address: host for host in hosts if host.address is not None}
-        return cls(store, hosts, reserved)
+        return cls(
+            store,
+            by_duid={host.duid: host for host in hosts if host.duid is not None},
+            by_mac={host.mac: host for host in hosts if host.mac is not None},
+            reserved={host.address: host for host in hosts if host.address is not None},
+        )
 
     def host_for(self, client: bytes, mac: str | None) -> Host | None:
-        """The host reserved for this DUID, else for this MAC."""
-        by_duid = next((host for host in self.hosts if host.duid == client), None)
-        if by_duid is not None or mac is None:
-            return by_duid
-        return next((host for host in self.hosts if host.mac == mac), None)
+        """The host known by this DUID, else by this MAC."""
+        host = self.by_duid.get(client)
+        if host is None and mac is not None:
+            host = self.by_mac.get(mac)
+        return host
 
     def acceptable(
         self, key: BindingKey, host: Host | None, address: IPv6Address, link: Link, now: float
