@@ -387,3 +387,9 @@ def test_remote_link_is_served_from_its_own_pool_and_lease_time():
     advertise = client_reply(send(server(), message(M.SOLICIT, ia()), received))
     ((address, valid),) = addresses(advertise).items()
     assert REMOTE.in_pool(address) and valid == 600
+
+
+def test_information_request_is_answered_on_a_link_without_a_subnet():
+    stray = Received(IPv6Address("fd00:77::1"), (LINK_LOCAL, 546))
+    reply = client_reply(send(server(), message(M.INFORMATION_REQUEST), stray))
+    assert reply.msg_type == M.REPLY and reply.get(23) is None
