@@ -4,7 +4,7 @@
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMPS    := $(VENV)/.stamps
-DEBIAN_PACKAGES := python3-venv iproute2 nftables tcpdump tshark curl tftp-hpa \
+DEBIAN_PACKAGES := python3-venv iproute2 nftables tcpdump tshark curl wget debconf tftp-hpa \
 	systemd busybox-static isc-dhcp-client dnsmasq-base tftpd-hpa kea-admin atftp xorriso nginx-light wrk kea-dhcp4-server \
 	qemu-system-x86 ipxe-qemu pxelinux syslinux-common syslinux-efi ovmf chromium \
 	shim-signed grub-efi-amd64-signed postgresql

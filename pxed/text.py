@@ -28,17 +28,19 @@ def quoted(text: str) -> str:
 
 
 _SECRET_QUERY = re.compile(r"(?i)((?:^|[?&;])(?:token|secret)=)[^&;\s\"]*")
-_SIGNED_KICKSTART = re.compile(r"((?:^|[\s\"])/ks/[^/\s?\"]+/)[^\s?\"]+")
+# The answer-file paths of pxed.provisioning's families (/ks/, /preseed/), which sign them.
+_SIGNED_ANSWER = re.compile(r"((?:^|[\s\"])/(?:ks|preseed)/[^/\s?\"]+/)[^\s?\"]+")
 
 
 def redacted(text: str) -> str:
     """``text`` (a URL, a log line) with credentials replaced by ``<redacted>``.
 
     pxed refuses a callback token in a URL, but the refused request is still
-    logged; a signed Kickstart URL (``/ks/<mac>/<signature>``) admits its host
+    logged; a signed answer-file URL (``/ks/<mac>/<signature>``,
+    ``/preseed/<mac>/<signature>``) admits its host
     from behind a router while it installs, so its signature is kept out too.
     """
-    return _SIGNED_KICKSTART.sub(r"\1<redacted>", _SECRET_QUERY.sub(r"\1<redacted>", text))
+    return _SIGNED_ANSWER.sub(r"\1<redacted>", _SECRET_QUERY.sub(r"\1<redacted>", text))
 
 
 def _escaped(char: str, special: str) -> str:

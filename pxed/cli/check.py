@@ -1,9 +1,11 @@
 """``pxed check FILE``: validate a config without starting anything.
 
 Prints every error and warning as ``FILE:LINE:COLUMN: key.path: message`` in
-file order and exits 1 if there was any error. Every Kickstart template is
-rendered for every host that uses it and checked with pykickstart; a problem
-names the template file and line, the host, and the error.
+file order and exits 1 if there was any error. Every answer-file template is
+rendered for every host that uses it and checked by its family's checker
+(pykickstart, debconf-set-selections); a problem names the template file and
+line, the host, and the error. A good file's profiles are listed with the
+family of their answer file and the URL it is served at.
 
 With ``server.database`` set it also connects there and says, in one line, the
 schema version and whether the daemon will migrate it at start; a database it
@@ -18,7 +20,7 @@ import sys
 from pxed.config import ConfigError, load_config
 from pxed.database.connection import DatabaseUnreachable, redacted
 from pxed.database.migrations import SchemaTooNew, read_status
-from pxed.provisioning.kickstart import checked
+from pxed.provisioning.answers import checked, served
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     count = len(config.warnings)
     print(f"{args.file}: ok" + (f" ({count} warning{'s' if count != 1 else ''})" if count else ""))
+    for line in served(config):
+        print(f"  {line}")
     if config.server.database is None:
         return 0
     good, line = database_status(config.server.database)

@@ -22,7 +22,7 @@ from pxed.dhcp.sockets import DhcpSocketError
 from pxed.files.iso9660 import IsoError
 from pxed.netif import NoListenAddress
 from pxed.ops.logsink import LoggingRoot, twistd_log_sink
-from pxed.provisioning.kickstart import checked
+from pxed.provisioning.answers import checked
 from pxed.provisioning.lifecycle import LifecycleError
 from pxed.provisioning.tokens import SecretError
 

@@ -31,7 +31,7 @@ IP_CACHE_SECONDS = 5.0
 IP_CACHE_SIZE = 4096
 # Requests about a client's boot or install; others (trees, status, metrics) are counted only:
 # an installer fetches thousands of packages from /trees, which would bury the boot steps.
-_CLIENT_PATHS = re.compile(r"^/(ks|boot|tftp|api/hosts/[^/]+/(done|failed))(/|$)")
+_CLIENT_PATHS = re.compile(r"^/(ks|preseed|boot|tftp|api/hosts/[^/]+/(done|failed))(/|$)")
 # A MAC as a whole path segment or before an extension: /ks/<mac>, /boot/<mac>.ipxe, 01-<mac>.
 _MAC_IN_PATH = re.compile(r"([0-9a-fA-F]{2}(?:[:-][0-9a-fA-F]{2}){5})(?=$|[/.])")
 

@@ -17,7 +17,7 @@ state_dir still stops pxed at start-up with a clear message.
 
 The loop breaker is why this exists at all: a host whose install never reports
 done (broken %post, no disk, wrong boot order) would otherwise reinstall at
-every boot forever. More than ``loop_fetches`` Kickstart fetches within
+every boot forever. More than ``loop_fetches`` answer-file fetches within
 ``loop_window`` seconds without a done callback make it ``looping``; it then
 gets local boot until an operator rearms it.
 """
@@ -55,7 +55,7 @@ class HostState:
     state: State
     since: float  # when the host entered this state
     source: str  # what moved it here: dhcp, tftp, kickstart, callback, rearm
-    fetches: tuple[float, ...]  # Kickstart fetches since the last done or rearm
+    fetches: tuple[float, ...]  # answer-file fetches since the last done or rearm
     generation: int = 0  # installs ended (done, failed, rearm): the callback token's salt
 
 
@@ -166,7 +166,7 @@ class Lifecycle:
             if len(fetches) > limit:
                 change.to(State.LOOPING, "kickstart", now, fetches)
                 log.error(
-                    "host {mac} is looping: {count} Kickstart fetches within {window} s and no "
+                    "host {mac} is looping: {count} answer-file fetches within {window} s and no "
                     "done callback; it gets local boot until `pxed hosts rearm {mac}`",
                     mac=mac,
                     count=len(fetches),

@@ -1,10 +1,14 @@
-"""HTTP resources for installs: ``/ks/<mac>``, ``/boot/...``, ``/api/hosts/<mac>/done|failed``.
+"""HTTP resources for installs: ``/ks/<mac>`` and ``/preseed/<mac>``, ``/boot/...``,
+``/api/hosts/<mac>/done|failed``.
 
 ``mount(root, provisioning)`` adds them to the site's root resource.
 
 ``/ks/<mac>`` (or ``/ks/`` with the MAC found another way, or
 ``/ks/<mac>/<signature>`` as the host's boot config spells it) serves the host's
-rendered Kickstart. It carries root password hashes, so unless
+rendered Kickstart, ``/preseed/<mac>`` (``/preseed/<mac>/<signature>``) its
+preseed: one resource per answer-file family, each serving only hosts whose
+profile uses that family, all under the same rules below. An answer file
+carries root password hashes, so unless
 ``install.kickstart_open`` it goes only to that host, as
 ``pxed.provisioning.identity`` verifies it: on a served link by the kernel's
 neighbour entry for the requester (an ``X-RHN-Provisioning-MAC-<n>`` header
@@ -12,17 +16,18 @@ that disagrees with it is a forgery, refused and logged), behind a router by
 the host's reserved or leased address or this install's signed URL, or by the
 header where the operator trusts it. Anything else gets 403 and a message
 that says how to make it work. Only a verified fetch moves the host's state
-or counts for the loop breaker. A template that renders to something
-pykickstart rejects is never served (500, logged); a looping host gets 409.
+or counts for the loop breaker. A template that renders to something its
+family's checker rejects is never served (500, logged); a looping host gets 409.
 
 ``/boot/<mac>.ipxe`` is the iPXE script; ``/boot/pxelinux.cfg/...``,
 ``/boot/grub.cfg-01-<mac>`` and ``/boot/grub/grub.cfg`` are the same generated
 files TFTP serves (for lpxelinux.0 and GRUB over HTTP).
 
 ``POST /api/hosts/<mac>/done`` and ``/failed`` move the host to installed or
-failed when they carry the per-host HMAC the Kickstart holds (form field
+failed when they carry the per-host HMAC the answer file holds (form field
 ``token`` in the body, or an ``X-Pxed-Token`` header; never in the URL, which
 access logs keep) and come from a requester the same identity rule admits.
+The token is the same whichever family's file carried it.
 """
 
 from __future__ import annotations
@@ -39,10 +44,11 @@ from twisted.web.server import Request
 from pxed.config import Config, parse_mac
 from pxed.config.model import Host
 from pxed.events import CallbackReceived, Event, EventBus, KickstartRequest
+from pxed.provisioning.answers import FAMILIES, TemplateProblem, family_of, render
 from pxed.provisioning.bootconfigs import LocalBoot, plan_for
+from pxed.provisioning.family import Family
 from pxed.provisioning.identity import Neighbours, Verdict, verify
 from pxed.provisioning.inventory import Inventory
-from pxed.provisioning.kickstart import TemplateProblem, render
 from pxed.provisioning.lifecycle import Lifecycle, State
 from pxed.provisioning.tftp_files import ProvisionFiles
 from pxed.provisioning.tokens import signature_matches, token_matches
@@ -105,8 +111,10 @@ class Provisioning:
 
 
 def mount(root: Resource, provisioning: Provisioning) -> None:
-    """Add ``/ks``, ``/boot`` and ``/api`` to a site's root resource."""
-    root.putChild(b"ks", KickstartResource(provisioning))
+    """Add each family's answer-file path (``/ks``, ``/preseed``), ``/boot`` and ``/api`` to a
+    site's root resource."""
+    for family in FAMILIES.values():
+        root.putChild(family.path.encode(), AnswerFileResource(provisioning, family))
     root.putChild(b"boot", BootResource(provisioning))
     api = Resource()
     api.putChild(b"hosts", CallbackResource(provisioning))
@@ -135,10 +143,8 @@ def header_macs(request: Request) -> list[str]:
     return macs
 
 
-def kickstart_refusal(
-    config: Config, host: Host, state: State, urls: Urls
-) -> tuple[int, str] | None:
-    """Why ``host`` in ``state`` gets no Kickstart (HTTP status, message), or None to serve it.
+def answer_refusal(config: Config, host: Host, state: State, urls: Urls) -> tuple[int, str] | None:
+    """Why ``host`` in ``state`` gets no answer file (HTTP status, message), or None to serve it.
 
     A host whose boot config is local boot gets none: counting the fetch would
     move an installed once host back to installing, and its next boot would
@@ -157,12 +163,15 @@ def kickstart_refusal(
     return None
 
 
-class KickstartResource(Resource):
+class AnswerFileResource(Resource):
+    """``/<path>/<mac>`` of one answer-file family."""
+
     isLeaf = True
 
-    def __init__(self, provisioning: Provisioning) -> None:
+    def __init__(self, provisioning: Provisioning, family: Family) -> None:
         super().__init__()
         self.p = provisioning
+        self.family = family
 
     def render_GET(self, request: Request) -> bytes:
         return self._answer(request, fetch=True)
@@ -184,8 +193,8 @@ class KickstartResource(Resource):
             return _reply(
                 request,
                 http.NOT_FOUND,
-                "no host: give the MAC in the path (/ks/<mac>), boot with inst.ks.sendmac, "
-                "or fetch from the host's leased or reserved address",
+                f"no host: give the MAC in the path (/{self.family.path}/<mac>), "
+                "or fetch from the host itself or its leased or reserved address",
             )
         host = self.p.files.host(mac)
         if host is None:
@@ -194,11 +203,12 @@ class KickstartResource(Resource):
         verdict = self.p.verify(host.mac, request, now, claimed, signed)
         if not (verdict.admitted or inventory.config.install.kickstart_open):
             outcome = "forged header refused" if verdict.forged else "refused"
-            self.p.tell(KickstartRequest(now, mac, requester, outcome, verdict.rule), log.warn)
+            refused = KickstartRequest(now, mac, self.family.name, requester, outcome, verdict.rule)
+            self.p.tell(refused, log.warn)
             return _reply(
                 request,
                 http.FORBIDDEN,
-                f"the Kickstart of {mac} is served only to that host ({verdict.rule}); "
+                f"the {self.family.title} of {mac} is served only to that host ({verdict.rule}); "
                 "set install.kickstart_open to serve it to anyone",
             )
         return self._serve(request, host, now, fetch and verdict.admitted)
@@ -219,7 +229,7 @@ class KickstartResource(Resource):
         return self.p.inventory.mac_for_ip(requester, now)
 
     def _signed(self, request: Request, mac: str) -> bool:
-        """``/ks/<mac>/<signature>`` with this install's signature, while ``mac`` boots or
+        """``/<path>/<mac>/<signature>`` with this install's signature, while ``mac`` boots or
         installs: from the boot config it was handed until its done or failed callback."""
         segments = [part for part in (request.postpath or []) if part]
         if len(segments) < 2:
@@ -232,8 +242,16 @@ class KickstartResource(Resource):
 
     def _serve(self, request: Request, host: Host, now: float, fetch: bool) -> bytes:
         config = self.p.inventory.config
+        family = family_of(config.profiles.get(host.profile) if host.profile else None)
+        if family is not None and family is not self.family:
+            where = self.p.inventory.urls.answer(family.path, host.mac)
+            return _reply(
+                request,
+                http.NOT_FOUND,
+                f"the answer file of {host.mac} is a {family.title}: {where}",
+            )
         current = self.p.lifecycle.get(host.mac)
-        refused = kickstart_refusal(config, host, current.state, self.p.inventory.urls)
+        refused = answer_refusal(config, host, current.state, self.p.inventory.urls)
         if refused is not None:
             return _reply(request, *refused)
         try:
@@ -243,14 +261,16 @@ class KickstartResource(Resource):
             return _reply(request, http.NOT_FOUND, str(error))
         except TemplateProblem as problem:
             log.error(
-                "refused to serve the Kickstart of {mac}: {problem}",
+                "refused to serve the {family} of {mac}: {problem}",
+                family=self.family.title,
                 mac=host.mac,
                 problem=str(problem),
             )
             return _reply(
                 request,
                 http.INTERNAL_SERVER_ERROR,
-                f"the Kickstart of {host.mac} does not pass pykickstart; see pxed's log",
+                f"the {self.family.title} of {host.mac} does not pass {self.family.checker}; "
+                "see pxed's log",
             )
         request.setHeader(b"content-type", TEXT)
         request.setHeader(b"cache-control", b"no-store")
@@ -268,7 +288,8 @@ class KickstartResource(Resource):
                 f"run `pxed hosts --config FILE rearm {host.mac}` to install it again",
             )
         requester = request.getClientAddress().host
-        served = KickstartRequest(now, host.mac, requester, "served", str(rendered.template))
+        template = str(rendered.template)
+        served = KickstartRequest(now, host.mac, self.family.name, requester, "served", template)
         self.p.tell(served, log.info)
         return rendered.text.encode()
 

@@ -8,8 +8,9 @@ restart keeps every token valid, and an install that ended (done, failed, or
 re-armed by an operator) makes its token worthless: the next install's
 Kickstart carries a new one.
 
-The same secret signs the Kickstart URL in a host's generated boot config
-(``/ks/<mac>/<signature>``), in another domain so a signature is never a token: a
+The same secret signs the answer-file URL in a host's generated boot config
+(``/ks/<mac>/<signature>``, ``/preseed/<mac>/<signature>``; the ``ks:`` domain
+predates preseed), in another domain so a signature is never a token: a
 requester behind a router, which no neighbour entry names, proves with it
 that it booted from that config during this install (see identity).
 """

@@ -1,4 +1,4 @@
-"""A Kickstart and its callbacks reach only their own machine, on a real link, with curl.
+"""Answer files and their callbacks reach only their own machine, on a real link, with curl.
 
 pxed runs in a server namespace on a bridge; the installing host (its MAC is
 web01's) and an attacker (another MAC) hang off the bridge in namespaces of
@@ -6,6 +6,7 @@ their own. The attacker tries the header forgeries of issue 14 and the
 callback with a leaked token; the host fetches its Kickstart without any
 header (as Debian's installer or a proxy-mode install does) and calls back.
 Behind a real router, the host gets in only by the signed URL of its boot config.
+The same for a preseed, whose late_command calls back with wget.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ pytestmark = [pytest.mark.interop, pytest.mark.netns]
 __all__ = ["netns_lab"]  # the fixture, imported for pytest
 
 ATTACKER_MAC = "52:54:00:66:66:66"
+PRESEED = (
+    "d-i netcfg/get_hostname string {{ host.hostname }}\n"
+    "d-i passwd/root-password-crypted password {{ vars.hash }}\n"
+    "d-i preseed/late_command string {{ pxed_done }}\n"
+)
 PORT = 8080
 FORGED = [
     ["-H", f"X-RHN-Provisioning-MAC-0: eth0 {WEB}"],
@@ -54,8 +60,9 @@ def curl(ns: Namespace, *args: str) -> tuple[int, str]:
     return int(code or 0), body
 
 
-def serve(lab: NetnsLab, tmp_path: Path) -> tuple[Bridge, Background]:
-    """twistd pxed in a server namespace on a bridge at .1, trusting no MAC header."""
+def serve(lab: NetnsLab, tmp_path: Path, preseed: bool = False) -> tuple[Bridge, Background]:
+    """twistd pxed in a server namespace on a bridge at .1, trusting no MAC header;
+    ``preseed``: web01's profile has a preseed instead of a Kickstart."""
     server = lab.namespace("srv")
     bridge = lab.bridge(server)
     config = write_config(tmp_path, PORT, 6969)
@@ -64,6 +71,9 @@ def serve(lab: NetnsLab, tmp_path: Path) -> tuple[Bridge, Background]:
         .replace("127.0.0.1", str(lab.address(1)))
         .replace("mac_header_networks: [127.0.0.1/32]", "mac_header_networks: []")
     )
+    if preseed:
+        (tmp_path / "web.preseed.j2").write_text(PRESEED)
+        text = text.replace("kickstart: web.ks.j2", "preseed: web.preseed.j2")
     config.write_text(text)
     pxed = server.spawn([str(TWISTD), "-n", "--pidfile=", "pxed", "--config", str(config)])
     pxed.wait_for_output(f"Site starting on {PORT}", timeout=30)
@@ -123,3 +133,32 @@ def test_behind_a_router_the_host_gets_in_by_its_boot_configs_signed_url_only(
     log = pxed.output()
     assert f"kickstart of {WEB} for {host_address}: served" in log
     assert signed[1].rsplit("/", 1)[1] not in log  # never in a log line
+
+
+def test_a_preseed_reaches_only_its_machine_and_its_late_command_reports_done(
+    netns_lab: NetnsLab, tmp_path: Path
+):
+    """debian-installer sends no MAC header: the neighbour entry alone admits it. The
+    late_command pxed renders is run as the installer runs it (sh -c, GNU wget)."""
+    require_netns()
+    require_binary("curl")
+    require_binary("wget")
+    bridge, pxed = serve(netns_lab, tmp_path, preseed=True)
+    host = machine(netns_lab, bridge, "web", 20, WEB)
+    attacker = machine(netns_lab, bridge, "evil", 66, ATTACKER_MAC)
+    base = f"http://{netns_lab.address(1)}:{PORT}"
+    url = f"{base}/preseed/{WEB}"
+
+    for forgery in FORGED:
+        code, body = curl(attacker, *forgery, url)
+        assert code == 403 and "root-password" not in body, forgery
+    assert curl(attacker, f"{base}/ks/{WEB}")[0] == 403
+
+    code, answers = curl(host, url)
+    assert code == 200 and "d-i passwd/root-password-crypted password $6$abc\n" in answers
+    late = re.search(r"^d-i preseed/late_command string (.*)$", answers, re.MULTILINE)
+    assert late is not None and "X-Pxed-Token: " in late[1]
+    assert attacker.run(["sh", "-c", late[1]], check=False).returncode != 0  # wget: 403
+    assert host.run(["sh", "-c", late[1]], check=False).returncode == 0
+    assert re.search(rf"done callback for {WEB} from \S+: accepted", pxed.output())
+    assert curl(host, url)[0] == 409  # installed: it boots its disk now

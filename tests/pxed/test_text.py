@@ -19,6 +19,7 @@ def test_control_characters_and_undecodable_bytes_are_escaped():
     [
         ("/api/hosts/m/done?token=s3cr3t&b=2", "/api/hosts/m/done?token=<redacted>&b=2"),
         (f"/ks/52:54:00:12:34:57/{SIGNATURE}", "/ks/52:54:00:12:34:57/<redacted>"),
+        (f"/preseed/52:54:00:12:34:57/{SIGNATURE}", "/preseed/52:54:00:12:34:57/<redacted>"),
         ("/ks/52:54:00:12:34:57", "/ks/52:54:00:12:34:57"),
         ("/trees/x/ks/a/b", "/trees/x/ks/a/b"),
     ],

@@ -77,7 +77,7 @@ def _documented(node: object, pattern: str, found: dict[str, set[str]]) -> None:
     """Collect the keys a YAML document uses, in KEYS' notation (`[]` items, `*` names)."""
     if isinstance(node, dict):
         found.setdefault(pattern, set()).update(node)
-        named = pattern in ("trees", "profiles")
+        named = pattern in ("trees", "profiles", "profiles.*.cpus")
         for key, value in node.items():
             child = f"{pattern}.*" if named else f"{pattern}.{key}" if pattern else key
             if key != "vars":
@@ -90,17 +90,20 @@ def _documented(node: object, pattern: str, found: dict[str, set[str]]) -> None:
 def test_the_reference_config_shows_every_key_the_loader_accepts():
     """etc/pxed.yaml is the documentation: a key added to the loader must appear there too."""
     found: dict[str, set[str]] = {}
-    _documented(yaml.safe_load((ROOT / "etc/pxed.yaml").read_text()), "", found)
+    text = (ROOT / "etc/pxed.yaml").read_text()
+    _documented(yaml.safe_load(text), "", found)
     missing = {where: sorted(set(keys) - found.get(where, set())) for where, keys in KEYS.items()}
+    cpus = missing.pop("profiles.*.cpus")  # CPU names: one example, the others in its comment
     assert {where: keys for where, keys in missing.items() if keys} == {}
+    assert all(cpu in text for cpu in cpus)
 
 
-def test_the_reference_config_has_two_profiles_and_three_hosts_with_existing_templates():
+def test_the_reference_config_has_three_profiles_and_four_hosts_with_existing_templates():
     config = load_config(ROOT / "etc/pxed.yaml")
-    assert len(config.profiles) == 2 and len(config.hosts) == 3
+    assert len(config.profiles) == 3 and len(config.hosts) == 4
     for profile in config.profiles.values():
-        assert profile.kickstart is not None and profile.kickstart.is_file()
-        assert profile.kickstart.parent == ROOT / "etc/templates"
+        assert profile.answer_file is not None and profile.answer_file.template.is_file()
+        assert profile.answer_file.template.parent == ROOT / "etc/templates"
 
 
 def _with_database(tmp_path: Path, url: str) -> Path:
