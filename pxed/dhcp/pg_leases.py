@@ -179,7 +179,7 @@ class PostgresLeaseStore:
             last: Deferred[None] | None = self.commit()
         except LeaseDatabaseError:
             last = None
-        closed = self._runner.run(self._conn.close)
+        closed = self._runner.run(self._disconnect)
         closed.addBoth(self._stopped)
         return closed if last is None else last.addBoth(lambda result: closed)
 
@@ -202,6 +202,10 @@ class PostgresLeaseStore:
                 f"server.database {redacted(self.url)}: lease writes rolled back"
                 f" ({first_line(error)}); their replies are dropped and clients will retry"
             ) from error
+
+    def _disconnect(self) -> None:
+        """The connection of the moment: a reload queued before may have replaced it."""
+        self._conn.close()
 
     def _fetch(self) -> MemoryLeaseStore:
         if self._conn.closed or self._conn.broken:

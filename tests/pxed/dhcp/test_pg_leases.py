@@ -157,13 +157,16 @@ class Held:
 
     def run_all(self) -> None:
         while self.calls:
-            call, done = self.calls.pop(0)
-            try:
-                result = call()
-            except Exception:
-                done.errback(Failure())
-            else:
-                done.callback(result)
+            self.run_one()
+
+    def run_one(self) -> None:
+        call, done = self.calls.pop(0)
+        try:
+            result = call()
+        except Exception:
+            done.errback(Failure())
+        else:
+            done.callback(result)
 
     def stop(self) -> None:
         pass
@@ -200,6 +203,38 @@ def test_batches_queued_behind_a_failed_one_fail_with_it(postgres_url):
     assert outcomes[-1] == "ok" and count(postgres_url) == 1
     store.close()
     runner.run_all()
+
+
+def _end_pxed_sessions(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'pxed' AND datname = current_database()"
+        )
+
+
+def _pxed_sessions(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'pxed' AND datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_closing_while_a_reconnect_is_queued_closes_the_new_connection(postgres_url):
+    runner = Held()
+    store = PostgresLeaseStore.open(postgres_url, runner)
+    _end_pxed_sessions(postgres_url)
+    store.bind(bound(), now=0)
+    failed = store.commit()
+    assert failed is not None
+    failed.addErrback(lambda _: None)
+    runner.run_one()  # the batch fails; the reload (and its reconnect) is queued
+    store.close()
+    runner.run_all()
+    assert _pxed_sessions(postgres_url) == 0
 
 
 def test_schema_version_is_recorded_and_migrating_again_changes_nothing(postgres_url):
