@@ -65,6 +65,7 @@ from pxed.config import TftpConfig
 from pxed.config.defaults import default_int
 from pxed.events import EventBus, TftpRefused, TftpTransferEnded, TftpTransferStarted
 from pxed.ops.logsink import EPHEMERAL_PREFIX
+from pxed.tftp.refusals import RefusalSampler
 from pxed.tftp.sources import BlockSource, Client, FileRefused, Netascii
 from pxed.tftp.transfer_loop import TransferLoop
 
@@ -183,12 +184,14 @@ class TftpSettings:
 
 @dataclass
 class TftpStats:
-    """Counters for /metrics: requests by outcome, bytes and retransmits sent, sessions open."""
+    """Counters for /metrics: requests by outcome, bytes and retransmits sent, sessions open,
+    refusals counted but not logged (pxed.tftp.refusals)."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
     bytes_sent: int = 0
     retransmits: int = 0
     active_sessions: int = 0
+    refusals_unlogged: int = 0
 
 
 def _client_text(client: Client) -> str:
@@ -486,6 +489,7 @@ class TftpService(Service):
         self._started = False
         self.events = events or EventBus()
         self._closing: set[Deferred[None]] = set()
+        self._sampler = RefusalSampler()
 
     def transfers(self) -> list[dict[str, Any]]:
         """The transfers running now, for the status page (client, file, progress, options).
@@ -653,14 +657,22 @@ class TftpService(Service):
     def _refuse(
         self, address: str, client: Client, filename: str, code: int, message: str, outcome: str
     ) -> None:
-        """Answer one ERROR from a fresh port on the listener's address, count and log it."""
+        """Answer one ERROR from a fresh port on the listener's address, count it, and log
+        and publish it unless a flood of its kind is being sampled (pxed.tftp.refusals)."""
         self.stats.outcomes[outcome] += 1
-        event = TftpRefused(
-            self.reactor.seconds(), None, _client_text(client), filename, outcome, message, code
-        )
-        self.events.publish(event)
-        level = log.debug if _expected_miss(filename, outcome) else log.info
-        level(event.FORMAT, **event.fields())
+        now = self.reactor.seconds()
+        hidden = self._sampler.show(client[0], outcome, now)
+        if hidden is None:
+            self.stats.refusals_unlogged += 1
+        else:
+            event = TftpRefused(now, None, _client_text(client), filename, outcome, message, code)
+            self.events.publish(event)
+            level = log.debug if _expected_miss(filename, outcome) else log.info
+            if hidden:
+                level(f"{event.FORMAT} ({{hidden}} more like it from {{address}} not logged)",
+                      hidden=hidden, address=client[0], **event.fields())  # fmt: skip
+            else:
+                level(event.FORMAT, **event.fields())
         try:
             self.loop.send_once(address, _error_datagram(code, message), client)
         except OSError as failure:

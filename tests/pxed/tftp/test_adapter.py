@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.logger import LogLevel, capturedLogs
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 
 from protocols.tftp.wire import (
     Ack,
@@ -266,6 +266,25 @@ def test_pxelinux_config_probe_misses_are_debug_but_other_misses_are_info(h: Har
         h.request(ReadRequest("vmlinuz"))
     levels = [e["log_level"] for e in events if e.get("outcome") == "not-found"]
     assert levels == [LogLevel.debug, LogLevel.info]
+
+
+def test_a_flood_of_misses_from_one_client_is_answered_and_counted_but_logged_by_sample(
+    h: Harness,
+) -> None:
+    burst = h.service._sampler.burst
+    with capturedLogs() as events:
+        for _ in range(burst + 10):
+            h.request(ReadRequest("vmlinuz"))
+        h.reactor.advance(h.service._sampler.window)
+        h.request(ReadRequest("vmlinuz"))
+    assert len(h.replies()) == burst + 11
+    assert h.service.stats.outcomes["not-found"] == burst + 11
+    assert h.service.stats.refusals_unlogged == 10
+    logged = [e for e in events if e.get("outcome") == "not-found"]
+    assert len(logged) == burst + 1
+    assert logged[-1]["hidden"] == 10 and logged[-1]["address"] == CLIENT[0]
+    assert "10 more like it from 10.213.7.50 not logged" in formatEvent(logged[-1])
+    h.assert_nothing_leaked()
 
 
 @pytest.mark.parametrize("path", ["../etc/passwd", "a/../../x", "..\\x"])
