@@ -17,8 +17,9 @@ Choices worth knowing:
   what it tells the service (finished, aborted, log lines) crosses to the
   reactor with ``callFromThread``, and the service reaches a running transfer
   the same way the other direction.
-* Refusals (file not found, busy, read-only, malformed) also come from a
-  fresh port, like every reply; docs/firmware.md saw every firmware accept that.
+* Refusals (file not found, busy, read-only, malformed) come from a port that
+  is not the listener's, like every reply, but the same one for every refusal
+  at an address (``transfer_loop.RefusalPorts``); a transfer's port is fresh.
 * A file that cannot be opened for lack of a port is answered busy, like the
   listener's own limits (``protocols.tftp.server`` says which those are).
 """
@@ -120,8 +121,8 @@ class TransferReactor(Reactor, Protocol):
 
     def stop(self) -> Deferred[None]: ...
 
-    def send_once(self, address: str, datagram: bytes, client: Client) -> None:
-        """One datagram from a fresh port, closed at once (a refusal's ERROR)."""
+    def send_refusal(self, address: str, datagram: bytes, client: Client) -> None:
+        """A refusal's ERROR, from a port on ``address`` that is not the listener's."""
         ...
 
 
@@ -657,7 +658,7 @@ class TftpService(Service):
     def _refuse(
         self, address: str, client: Client, filename: str, code: int, message: str, outcome: str
     ) -> None:
-        """Answer one ERROR from a fresh port on the listener's address, count it, and log
+        """Answer one ERROR from the refusal port on the listener's address, count it, and log
         and publish it unless a flood of its kind is being sampled (pxed.tftp.refusals)."""
         self.stats.outcomes[outcome] += 1
         now = self.reactor.seconds()
@@ -674,7 +675,7 @@ class TftpService(Service):
             else:
                 level(event.FORMAT, **event.fields())
         try:
-            self.loop.send_once(address, _error_datagram(code, message), client)
+            self.loop.send_refusal(address, _error_datagram(code, message), client)
         except OSError as failure:
             if not (_is_loss(failure) or failure.errno in (errno.EMFILE, errno.ENFILE)):
                 raise

@@ -132,6 +132,7 @@ class FakeUDPReactor(Clock):
         self.ports: list[FakeDatagramPort] = []
         self.sent: list[tuple[Address, bytes, Address]] = []
         self._next_port = first_ephemeral
+        self.refusal_ports: dict[str, int] = {}  # send_refusal: one port per address
 
     def listenUDP(
         self,
@@ -168,10 +169,11 @@ class FakeUDPReactor(Clock):
 
     alive = True  # the TransferLoop's thread, for a fake standing in for it
 
-    def send_once(self, address: str, datagram: bytes, client: Address) -> None:
-        """As ``TransferLoop.send_once``: recorded from a fresh ephemeral port."""
-        port, self._next_port = self._next_port, self._next_port + 1
-        self.sent.append(((address or "0.0.0.0", port), datagram, client))
+    def send_refusal(self, address: str, datagram: bytes, client: Address) -> None:
+        """As ``TransferLoop.send_refusal``: recorded from the address's one refusal port."""
+        if address not in self.refusal_ports:
+            self.refusal_ports[address], self._next_port = self._next_port, self._next_port + 1
+        self.sent.append(((address or "0.0.0.0", self.refusal_ports[address]), datagram, client))
 
     def start(self) -> None:
         """The TransferLoop's life, for a fake standing in for it: nothing to start."""

@@ -251,12 +251,18 @@ def test_one_structured_event_per_transfer(h: Harness) -> None:
     assert event["outcome"] == "complete"
 
 
-def test_missing_file_gets_error_1_from_a_fresh_port_that_is_closed(h: Harness) -> None:
+def test_missing_file_gets_error_1_from_the_addresss_refusal_port_not_the_listener(
+    h: Harness,
+) -> None:
     h.request(ReadRequest("vmlinuz"))
     src, error, dst = h.only_reply()
     assert src[0] == SERVER[0] and src != SERVER and dst == CLIENT
     assert error.code == ErrorCode.FILE_NOT_FOUND
     assert h.service.stats.outcomes["not-found"] == 1
+    h.request(WriteRequest("vmlinuz"))
+    assert h.only_reply()[0] == src
+    h.request(ReadRequest("vmlinuz"), to=OTHER_SERVER)
+    assert h.only_reply()[0][0] == OTHER_SERVER[0]
     h.assert_nothing_leaked()
 
 
