@@ -6,7 +6,8 @@ Issue 18's listener load, without the network: the TFTP service is wired as the
 daemon wires it (``add_services`` from a YAML config: generated files ahead of
 the root, the event bus with its timeline and metrics, pxed's log observer
 writing to /dev/null), and ``TftpService.request`` is called ``--count`` times
-with an RRQ for a missing file.
+with an RRQ for a missing file (``--distinct``: a different missing name each time,
+as a flood that defeats the listener's cache of decoded requests would send).
 The ERRORs really go out, to a socket of ours on 127.0.0.1 that nobody reads
 (its buffer fills and the kernel drops the rest, as a flood's would).
 
@@ -59,11 +60,12 @@ def tftp_service(work: Path) -> TftpService:
     return service
 
 
-def refusals(service: TftpService, count: int, sink: int, name: str) -> float:
-    """Seconds ``count`` refusals took."""
-    datagram, request, client = rrq(name), service.request, ("127.0.0.1", sink)
+def refusals(service: TftpService, count: int, sink: int, name: str, distinct: bool) -> float:
+    """Seconds ``count`` refusals took; ``distinct``: a name of its own for each request."""
+    names = [f"{name}.{n}" for n in range(count)] if distinct else [name] * count
+    datagrams, request, client = [rrq(n) for n in names], service.request, ("127.0.0.1", sink)
     began = time.perf_counter()
-    for _ in range(count):
+    for datagram in datagrams:
         request("127.0.0.1", datagram, client)
     return time.perf_counter() - began
 
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--name", default="missing.bin")
+    parser.add_argument("--distinct", action="store_true", help="a different name each time")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
@@ -85,13 +88,17 @@ def main() -> None:
         sink.bind(("127.0.0.1", 0))
         port = sink.getsockname()[1]
         service = tftp_service(Path(tmp))
-        refusals(service, 1000, port, args.name)  # warm the caches, as a running daemon has
+        refusals(
+            service, 1000, port, args.name, args.distinct
+        )  # warm the caches, as a running daemon has
         if args.profile:
             profile = cProfile.Profile()
-            profile.runcall(refusals, service, args.count, port, args.name)
+            profile.runcall(refusals, service, args.count, port, args.name, args.distinct)
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)
             return
-        best = min(refusals(service, args.count, port, args.name) for _ in range(args.runs))
+        best = min(
+            refusals(service, args.count, port, args.name, args.distinct) for _ in range(args.runs)
+        )
         print(f"{best / args.count * 1e6:.1f} µs per refusal ({args.count} refusals, best of "
               f"{args.runs}); outcomes {dict(service.stats.outcomes)}")  # fmt: skip
 
