@@ -661,12 +661,12 @@ class TftpService(Service):
         """Answer one ERROR from the refusal port on the listener's address, count it, and log
         and publish it unless a flood of its kind is being sampled (pxed.tftp.refusals)."""
         self.stats.outcomes[outcome] += 1
-        now = self.reactor.seconds()
-        hidden = self._sampler.show(client[0], outcome, now)
+        hidden = self._sampler.show(client[0], outcome, self.loop.seconds())  # monotonic
         if hidden is None:
             self.stats.refusals_unlogged += 1
         else:
-            event = TftpRefused(now, None, _client_text(client), filename, outcome, message, code)
+            client_text, now = _client_text(client), self.reactor.seconds()
+            event = TftpRefused(now, None, client_text, filename, outcome, message, code)
             self.events.publish(event)
             level = log.debug if _expected_miss(filename, outcome) else log.info
             if hidden:
