@@ -72,7 +72,8 @@ from pxed.tftp.transfer_loop import TransferLoop
 
 MAX_DATAGRAM = 65536  # docs/pitfalls.md #1: the 8192 default truncates big blocks
 # A burst of requests (a rack powering on, or a flood of refused ones) must queue, not be
-# dropped by the kernel while the reactor is busy; the kernel caps it at net.core.rmem_max.
+# dropped by the kernel while the reactor is busy; the kernel caps it at net.core.rmem_max
+# unless pxed may force it (``_large_receive_buffer``).
 LISTENER_BUFFER = 4 * 1024 * 1024
 # What a transfer's port reads: a client sends it ACKs (4 bytes) and ERRORs of a line.
 # A longer datagram is cut, does not decode, and ends the transfer as a protocol error.
@@ -80,6 +81,7 @@ LISTENER_BUFFER = 4 * 1024 * 1024
 # slower (benchmarks/README.md).
 TRANSFER_DATAGRAM = 256
 UDP_SEGMENT = 103  # linux/udp.h: the UDP GSO segment size; Python's socket module lacks it
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h: SO_RCVBUF past rmem_max; Python lacks it too
 GSO_MAX_BYTES = 65000  # one send is one IP datagram before segmentation: under 64 KiB
 GSO_MAX_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS
 
@@ -219,6 +221,16 @@ class _Listener(DatagramProtocol):
 def _error_datagram(code: int, message: str) -> bytes:
     """Refusals repeat a handful of messages; a flood of them need not rebuild each."""
     return encode_tftp(Error(code, message))
+
+
+def _large_receive_buffer(sock: socket.socket) -> None:
+    """``LISTENER_BUFFER``, past ``net.core.rmem_max`` (212992 bytes unless raised) where pxed
+    may (root or CAP_NET_ADMIN: twistd binds as root before dropping to ``--uid``); else as
+    much as ``rmem_max`` allows, which a sysctl raises."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, LISTENER_BUFFER)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LISTENER_BUFFER)
 
 
 def _is_loss(failure: OSError) -> bool:
@@ -530,7 +542,7 @@ class TftpService(Service):
             )  # fmt: skip
             sock = getattr(port, "socket", None)  # a test's fake port has none
             if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LISTENER_BUFFER)
+                _large_receive_buffer(sock)
             self._listeners.append(port)
 
     @property

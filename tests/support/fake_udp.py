@@ -27,6 +27,7 @@ from twisted.internet.task import Clock
 
 Address = tuple[str, int]
 UDP_SEGMENT = 103  # linux/udp.h
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h
 UDP_MAX_SEGMENTS = 64
 MAX_UDP_PAYLOAD = 65507
 IP_UDP_HEADERS = 28
@@ -44,6 +45,8 @@ class FakeSocket:
     receive_buffer: int = 212992  # SO_RCVBUF, the kernel's usual default
 
     def setsockopt(self, level: int, option: int, value: int) -> None:
+        if (level, option) == (socket.SOL_SOCKET, SO_RCVBUFFORCE):
+            raise PermissionError(errno.EPERM, "Operation not permitted")  # not CAP_NET_ADMIN
         if (level, option) == (socket.SOL_SOCKET, socket.SO_RCVBUF):
             self.receive_buffer = value
             return
