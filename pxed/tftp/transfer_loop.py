@@ -260,8 +260,9 @@ class RefusalPorts:
     Not port 69, as RFC 1350 asks of a reply, but not a fresh port per refusal either:
     opening, binding and closing one per refusal was a quarter of what a refused request
     cost in a flood (issue 18, benchmarks/README.md); a refusal has no transfer, so its
-    port is no TID anyone answers to. Nothing reads these sockets: what a client sends
-    back is held up to the smallest receive buffer the kernel allows, then dropped. Once
+    port is no TID anyone needs to answer. Nothing reads these sockets: what a client
+    sends back (tftp-hpa's client ACKs an ERROR, tests/captures/README.md) is held up to
+    the smallest receive buffer the kernel allows, then dropped. Once
     open, a refusal still goes out when descriptors run short. Reactor thread only.
     """
 
