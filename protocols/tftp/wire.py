@@ -385,7 +385,11 @@ def decode_tftp(datagram: bytes) -> Message:
     try:
         # _TFTP's two steps, the opcode and then its body, taken here: the outer Struct and
         # Switch were half of what Construct spent on a request (issue 18's refusal flood).
-        opcode: int = _OPCODE.parse_stream(stream)
+        # The opcode as the per-block hot path reads it; _OPCODE says why when it is short.
+        if len(datagram) < 2:
+            _OPCODE.parse_stream(stream)
+        opcode: int = _U16_STRUCT.unpack_from(datagram)[0]
+        stream.seek(2)
         body = _BODIES.get(opcode, _UNKNOWN_OPCODE).parse_stream(stream, opcode=opcode)
     except _Bad as bad:
         raise MalformedPacket(f"{_label(datagram)}: {bad.reason}", bad.offset) from None
@@ -398,9 +402,16 @@ def _options(pairs: list[tuple[bytes, bytes]]) -> Options:
     return tuple((_text(name), _text(value)) for name, value in pairs)
 
 
+# By plain int: an enum member read from its class is an unspecialised attribute load.
+_REQUEST_KINDS: dict[int, type[ReadRequest | WriteRequest]] = {
+    int(Opcode.RRQ): ReadRequest,
+    int(Opcode.WRQ): WriteRequest,
+}
+
+
 def _to_message(opcode: int, body: Any) -> Message:
-    if opcode in (Opcode.RRQ, Opcode.WRQ):
-        kind = ReadRequest if opcode == Opcode.RRQ else WriteRequest
+    kind = _REQUEST_KINDS.get(opcode)
+    if kind is not None:
         return kind(_text(body.filename), _text(body.mode), _options(body.options), body.padding)
     if opcode == Opcode.DATA:
         return Data(body.block, body.payload)
