@@ -4,9 +4,10 @@
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMPS    := $(VENV)/.stamps
-DEBIAN_PACKAGES := python3-venv iproute2 nftables tcpdump tshark curl tftp-hpa \
+DEBIAN_PACKAGES := python3-venv iproute2 nftables tcpdump tshark curl wget debconf tftp-hpa \
 	systemd busybox-static isc-dhcp-client dnsmasq-base tftpd-hpa kea-admin atftp xorriso nginx-light wrk kea-dhcp4-server \
-	qemu-system-x86 ipxe-qemu pxelinux syslinux-common syslinux-efi ovmf chromium
+	qemu-system-x86 ipxe-qemu pxelinux syslinux-common syslinux-efi ovmf chromium \
+	shim-signed grub-efi-amd64-signed postgresql
 # The Hypothesis fuzz tests run this many examples per grammar.
 PXED_FUZZ_EXAMPLES ?= 20000
 export PXED_FUZZ_EXAMPLES
@@ -32,8 +33,9 @@ venv: $(STAMPS)/venv
 debs: $(STAMPS)/debs
 
 $(STAMPS)/debs:
-	@# policy-rc.d 101 stops the packages' own services (tftpd-hpa, nginx, kea) from
-	@# starting in the root namespace: tests and benchmarks start their own, by PID.
+	@# policy-rc.d 101 stops the packages' own services (tftpd-hpa, nginx, kea, PostgreSQL's
+	@# main cluster) from starting in the root namespace: tests and benchmarks start their
+	@# own, by PID (tests/support/postgres.py runs initdb into a temporary folder).
 	@if [ "$$(id -u)" = 0 ]; then \
 		made_policy=; \
 		if [ ! -e /usr/sbin/policy-rc.d ]; then \

@@ -386,6 +386,25 @@ class NetnsLab:
         bridge.ns.ip("link", "set", link.a_if, "master", bridge.name)
         return link
 
+    def behind_router(self, bridge: Bridge, role: str) -> tuple[Namespace, IPv4Address]:
+        """A client namespace two hops from the bridge's server, and the client's address.
+
+        A router namespace hangs off `bridge` at `.254` and forwards to the client on a
+        /24 of its own (10.99.<lab>.0), and the server routes that /24 through it: the
+        client reaches the server by IP only, so the server has no neighbour entry for it.
+        """
+        router, client = self.namespace("rtr"), self.namespace(role)
+        self.attach(bridge, router, 254)
+        remote = IPv4Network(f"10.99.{self.subnet.network_address.packed[2]}.0/24")
+        link = self.veth(router, client)
+        gateway, address = remote.network_address + 1, remote.network_address + 2
+        router.ip("addr", "add", f"{gateway}/24", "dev", link.a_if)
+        client.ip("addr", "add", f"{address}/24", "dev", link.b_if)
+        client.ip("route", "add", "default", "via", str(gateway))
+        bridge.ns.ip("route", "add", str(remote), "via", str(self.address(254)))
+        router.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        return client, address
+
     def tap(self, ns: Namespace, name: str, bridge: Bridge | None = None) -> str:
         """A tap device in `ns` (for QEMU's `-netdev tap,ifname=...`), up, on `bridge` if given."""
         ns.ip("tuntap", "add", "dev", name, "mode", "tap")

@@ -119,9 +119,12 @@ class HttpResponse(Event):
 
 @dataclass(frozen=True)
 class KickstartRequest(Event):
-    KIND = "kickstart"
-    FORMAT = "kickstart of {mac} for {requester}: {outcome} ({detail})"
+    """A request for an answer file of any family (the name and KIND predate preseed)."""
 
+    KIND = "kickstart"
+    FORMAT = "{family} of {mac} for {requester}: {outcome} ({detail})"
+
+    family: str  # kickstart, preseed
     requester: str
     outcome: str  # served, refused, forged header refused
     detail: str  # the template served, or the identity rule that refused

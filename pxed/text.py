@@ -4,9 +4,13 @@ a terminal raw.
 A hostname (DHCP option 12), a TFTP file name or a vendor class is whatever the
 sender wrote: a carriage return or an escape sequence in it would forge log rows
 or drive the operator's terminal. Every such string is shown through these.
+A URL is shown through :func:`redacted` as well: what a log keeps must not be
+a credential that was sent in it.
 """
 
 from __future__ import annotations
+
+import re
 
 SURROGATE_ESCAPES = range(0xDC80, 0xDD00)  # bytes that were not UTF-8 (surrogateescape)
 
@@ -21,6 +25,22 @@ def printable(text: str) -> str:
 def quoted(text: str) -> str:
     """Double-quoted, escaped as :func:`printable`, with quotes and backslashes escaped too."""
     return '"' + "".join(_escaped(char, '"\\') for char in text) + '"'
+
+
+_SECRET_QUERY = re.compile(r"(?i)((?:^|[?&;])(?:token|secret)=)[^&;\s\"]*")
+# The answer-file paths of pxed.provisioning's families (/ks/, /preseed/), which sign them.
+_SIGNED_ANSWER = re.compile(r"((?:^|[\s\"])/(?:ks|preseed)/[^/\s?\"]+/)[^\s?\"]+")
+
+
+def redacted(text: str) -> str:
+    """``text`` (a URL, a log line) with credentials replaced by ``<redacted>``.
+
+    pxed refuses a callback token in a URL, but the refused request is still
+    logged; a signed answer-file URL (``/ks/<mac>/<signature>``,
+    ``/preseed/<mac>/<signature>``) admits its host
+    from behind a router while it installs, so its signature is kept out too.
+    """
+    return _SIGNED_ANSWER.sub(r"\1<redacted>", _SECRET_QUERY.sub(r"\1<redacted>", text))
 
 
 def _escaped(char: str, special: str) -> str:

@@ -12,4 +12,4 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "pxed"))
 
-pytest_plugins = ["lab.netns"]
+pytest_plugins = ["lab.netns", "tests.support.postgres"]

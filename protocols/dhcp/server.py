@@ -155,6 +155,7 @@ class Reply:
     data: bytes
     destination: tuple[IPv4Address, int]
     reason: str
+    no_loader: str | None = None  # a booting client got no boot file: why (pxed warns once)
 
 
 @dataclass(frozen=True)
@@ -442,7 +443,7 @@ class DhcpServer:
         missing = None if choice else no_loader(_client(request), self.settings.boot)
         boot = f" boot {choice.family.value} {choice.file}" if choice else ""
         boot += f" (no boot file: {missing})" if missing else ""
-        return self._send(
+        action = self._send(
             request,
             received,
             options,
@@ -453,6 +454,9 @@ class DhcpServer:
             file=file,
             droppable=len(options) - len(fixed),
         )
+        if missing and isinstance(action, Reply):
+            return replace(action, no_loader=missing)
+        return action
 
     def _nak(self, request: DhcpPacket, received: Received, why: str) -> Action:
         options = _options(

@@ -1,9 +1,15 @@
 """``pxed check FILE``: validate a config without starting anything.
 
 Prints every error and warning as ``FILE:LINE:COLUMN: key.path: message`` in
-file order and exits 1 if there was any error. Every Kickstart template is
-rendered for every host that uses it and checked with pykickstart; a problem
-names the template file and line, the host, and the error.
+file order and exits 1 if there was any error. Every answer-file template is
+rendered for every host that uses it and checked by its family's checker
+(pykickstart, debconf-set-selections); a problem names the template file and
+line, the host, and the error. A good file's profiles are listed with the
+family of their answer file and the URL it is served at.
+
+With ``server.database`` set it also connects there and says, in one line, the
+schema version and whether the daemon will migrate it at start; a database it
+cannot reach, or one a newer pxed migrated, fails the check (pxed would not start).
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import argparse
 import sys
 
 from pxed.config import ConfigError, load_config
-from pxed.provisioning.kickstart import checked
+from pxed.database.connection import DatabaseUnreachable, redacted
+from pxed.database.migrations import SchemaTooNew, read_status
+from pxed.provisioning.answers import checked, served
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,4 +40,26 @@ def run(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     count = len(config.warnings)
     print(f"{args.file}: ok" + (f" ({count} warning{'s' if count != 1 else ''})" if count else ""))
-    return 0
+    for line in served(config):
+        print(f"  {line}")
+    if config.server.database is None:
+        return 0
+    good, line = database_status(config.server.database)
+    print(line, file=sys.stdout if good else sys.stderr)
+    return 0 if good else 1
+
+
+def database_status(url: str) -> tuple[bool, str]:
+    """Whether pxed could start on ``url``'s schema, and one line that says why."""
+    try:
+        schema = read_status(url)
+    except (DatabaseUnreachable, SchemaTooNew) as error:
+        return False, str(error)
+    where = f"server.database {redacted(url)}"
+    if schema.pending == 0:
+        return True, f"{where}: schema version {schema.version}, up to date"
+    plural = "s" if schema.pending != 1 else ""
+    return True, (
+        f"{where}: schema version {schema.version}, {schema.pending} migration{plural}"
+        " pending (pxed applies them at start)"
+    )

@@ -4,8 +4,10 @@ Everything is computed by the code the daemon runs, never by a second copy:
 a DISCOVER like the client's firmware sends is built with the DHCP encoder,
 decoded again, and handed to the DHCP engine with the settings the adapter
 builds (pxed.dhcp.settings.engine_settings); the boot configs come from the
-same ProvisionFiles the TFTP and HTTP servers read; the Kickstart is rendered
-and checked with pykickstart by pxed.provisioning.kickstart.render, as ``/ks/<mac>`` does.
+same ProvisionFiles the TFTP and HTTP servers read (the answer-file URL's
+signature shown as ``<signature>``: explain never reads the secret); the answer
+file (Kickstart or preseed) is rendered and checked by
+pxed.provisioning.answers.render, as ``/ks/<mac>`` and ``/preseed/<mac>`` do.
 
 Nothing the daemon owns is written: the engine answers from an in-memory copy
 of the lease table (so a client holding a lease is offered its address, as
@@ -35,11 +37,11 @@ from pxed.dhcp.leases import DATABASE_NAME as LEASES_NAME
 from pxed.dhcp.leases import read_leases
 from pxed.dhcp.settings import engine_settings
 from pxed.pcap.dhcp_view import detail
+from pxed.provisioning.answers import TemplateProblem, family_of, render
 from pxed.provisioning.identity import verify
 from pxed.provisioning.inventory import Inventory, host_for
-from pxed.provisioning.kickstart import TemplateProblem, render
 from pxed.provisioning.lifecycle import DATABASE_NAME, Lifecycle, LifecycleError, State
-from pxed.provisioning.resources import kickstart_refusal
+from pxed.provisioning.resources import answer_refusal
 from pxed.provisioning.tftp_files import ProvisionFiles
 
 # The parameter request list of an Intel PXE 2.1 ROM (docs/firmware.md), so the answer
@@ -48,6 +50,7 @@ PXE_PRL: tuple[int, ...]
 PXE_PRL = (1, 2, 3, 4, 5, 6, 11, 12, 13, 15, 16, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51)
 PXE_PRL += (54, 58, 59, 60, 66, 67, 97, 128, 129, 130, 131, 132, 133, 134, 135)
 EXPLAIN_SECRET = b"pxed explain: tokens are not shown"
+SIGNED = "<signature>"  # the served configs sign each install's answer-file URL; not shown here
 
 
 class ExplainError(Exception):
@@ -68,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user-class", help="option 77, e.g. iPXE for iPXE's second DHCP")
     parser.add_argument("--giaddr", help="the relay agent's address, for a client behind a relay")
     parser.add_argument(
-        "--requester", help="an address asking for the Kickstart: would it be served, and why"
+        "--requester", help="an address asking for the answer file: would it be served, and why"
     )
     parser.add_argument(
         "--neighbour",
@@ -114,9 +117,9 @@ def explain(
         state = lifecycle.get(mac)
         lines += ["", f"lifecycle state: {state.state.value}" + _by(state.source)]
         inventory = Inventory(config, lambda _: str(server))
-        files = ProvisionFiles(inventory, lifecycle, time.time)
+        files = ProvisionFiles(inventory, lifecycle, time.time, lambda mac, generation: SIGNED)
         lines += ["", *boot_config_sections(files, mac)]
-        lines += ["", *kickstart_section(config, inventory, mac, state.state)]
+        lines += ["", *answer_section(config, inventory, mac, state.state)]
         if requester is not None:
             lines.append(requester_line(config, inventory, mac, *requester))
     return "\n".join(lines) + "\n"
@@ -176,6 +179,8 @@ def host_section(config: Config, mac: str) -> list[str]:
             f"  kernel: {profile.kernel}",
             f"  initrd: {profile.initrd}",
         ]
+        for cpu, images in profile.cpus.items():
+            lines += [f"  {cpu} kernel: {images.kernel}", f"  {cpu} initrd: {images.initrd}"]
     return lines
 
 
@@ -260,27 +265,29 @@ def boot_config_sections(files: ProvisionFiles, mac: str) -> list[str]:
     return lines[:-1]
 
 
-def kickstart_section(config: Config, inventory: Inventory, mac: str, state: State) -> list[str]:
+def answer_section(config: Config, inventory: Inventory, mac: str, state: State) -> list[str]:
+    """The answer file's family and URL, and whether it renders and passes its checker."""
     host = host_for(config, mac)
     if host is None:
-        return ["Kickstart: none (no host)"]
-    url = inventory.urls.kickstart(mac)
+        return ["answer file: none (no host)"]
+    family = family_of(config.profiles.get(host.profile) if host.profile else None)
+    if family is None:
+        return ["answer file: none (the profile has no kickstart or preseed template)"]
+    head = f"{family.title}: {inventory.urls.answer(family.path, mac)}"
     if host.netboot == "never":
-        return [f"Kickstart: {url} refused (netboot: never)"]
-    refused = kickstart_refusal(config, host, state, inventory.urls)
+        return [f"{head} refused (netboot: never)"]
+    refused = answer_refusal(config, host, state, inventory.urls)
     if refused is not None:
-        return [f"Kickstart: {url} refused ({refused[1]})"]
+        return [f"{head} refused ({refused[1]})"]
     try:
         rendered = render(config, host, inventory.urls, EXPLAIN_SECRET)
-    except LookupError as error:
-        return [f"Kickstart: {url}: {error}"]
     except TemplateProblem as problem:
-        return [f"Kickstart: {url}", f"  does NOT pass pykickstart: {problem}"]
+        return [head, f"  does NOT pass {family.checker}: {problem}"]
     lines = len(rendered.text.splitlines())
     return [
-        f"Kickstart: {url}",
+        head,
         f"  template {Path(str(rendered.template)).name} renders ({lines} lines) "
-        "and passes pykickstart",
+        f"and passes {family.checker}",
     ]
 
 

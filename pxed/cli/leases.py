@@ -1,7 +1,8 @@
-"""``pxed leases --config FILE``: the DHCP leases in ``server.state_dir``, as a table.
+"""``pxed leases --config FILE``: the DHCP leases, as a table.
 
-It reads through the lease database's read API (``pxed.dhcp.leases``), so
-listing leases beside a running pxed never takes its write lock.
+It reads through the lease database's read API: ``pxed.dhcp.leases`` for SQLite
+in ``server.state_dir`` (never taking a running pxed's write lock), or
+``pxed.dhcp.pg_leases`` when ``server.database`` names PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import psycopg
 
 from pxed.config import ConfigError, load_config
 from pxed.config.defaults import CONFIG_PATH
@@ -31,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"{args.config} has errors:\n{error}", file=sys.stderr)
         return 2
+    if config.server.database is not None:
+        return _from_postgresql(config.server.database)
     path = Path(config.server.state_dir) / DATABASE_NAME
     if not path.exists():
         print(f"no lease database at {path} (pxed has not served DHCP yet)", file=sys.stderr)
@@ -40,6 +45,26 @@ def run(args: argparse.Namespace) -> int:
         quarantined = read_quarantine(path)
     except sqlite3.Error as error:
         print(f"{path}: cannot read the lease database: {error}", file=sys.stderr)
+        return 1
+    print(render(rows, quarantined, time.time()))
+    return 0
+
+
+def _from_postgresql(url: str) -> int:
+    from pxed.database.connection import DatabaseUnreachable, first_line, redacted
+    from pxed.dhcp.pg_leases import read_table
+
+    try:
+        rows, quarantined = read_table(url)
+    except DatabaseUnreachable as error:
+        print(error, file=sys.stderr)
+        return 1
+    except psycopg.Error as error:
+        print(
+            f"server.database {redacted(url)}: cannot read the leases: {first_line(error)}"
+            " (has pxed started on it yet?)",
+            file=sys.stderr,
+        )
         return 1
     print(render(rows, quarantined, time.time()))
     return 0

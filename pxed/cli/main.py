@@ -19,7 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("pxed.cli.check", "validate a config file and every template it names"),
     "pcap": ("pxed.cli.pcap", "decode DHCP/BOOTP/TFTP packets from pcap/pcapng captures"),
     "hosts": ("pxed.cli.hosts", "list host install states, or rearm a host to install again"),
-    "leases": ("pxed.cli.leases", "list the DHCP leases in server.state_dir"),
+    "leases": ("pxed.cli.leases", "list the DHCP leases (server.state_dir or server.database)"),
     "explain": ("pxed.cli.explain", "show what pxed would answer and serve a client, and why"),
 }
 

@@ -1,7 +1,7 @@
-"""``pxed pcap``: what DHCP/BOOTP and TFTP said in a capture, one aligned line per packet.
+"""``pxed pcap``: what DHCP/BOOTP, DHCPv6 and TFTP said in a capture, one aligned line per packet.
 
 The tool a sysadmin runs on a capture from a failing boot, so the line shows
-what matters for a boot (message type, xid, MAC, addresses, boot file,
+what matters for a boot (message type, xid, MAC or DUID, addresses, boot file,
 options by name, TFTP file and blocks) and ``-v`` shows every field under it.
 ``--strict`` turns it into a check of pxed's own grammars against real
 traffic: exit status 1 if a payload makes a decoder raise anything but
@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pxed.pcap import dhcp_view, tftp_view
+from pxed.pcap import dhcp_view, dhcpv6_view, tftp_view
 from pxed.pcap.capture import CaptureError, Frame, NotACapture, read_frames
 from pxed.pcap.classify import Classifier, Protocol
-from pxed.pcap.dissect import LINK_NAMES, Datagram, Dissector, Skipped
+from pxed.pcap.dissect import LINK_NAMES, Datagram, Dissector, IPAddress, Skipped
 from pxed.pcap.payload import Bug, Decoded, Malformed, Outcome, judge
 from pxed.pcap.textview import hex_lines
 
@@ -42,6 +42,7 @@ class View:
 
 VIEWS = {
     Protocol.DHCP: View(dhcp_view.kind, dhcp_view.summary, dhcp_view.detail),
+    Protocol.DHCPV6: View(dhcpv6_view.kind, dhcpv6_view.summary, dhcpv6_view.detail),
     Protocol.TFTP: View(tftp_view.kind, tftp_view.summary, tftp_view.detail),
 }
 
@@ -150,8 +151,8 @@ class _FileReport:
 
     def _line(self, datagram: Datagram, protocol: Protocol, outcome: Outcome) -> str:
         frame = datagram.frame
-        source = f"{datagram.src}:{datagram.sport}"
-        destination = f"{datagram.dst}:{datagram.dport}"
+        source = _endpoint(datagram.src, datagram.sport)
+        destination = _endpoint(datagram.dst, datagram.dport)
         where = f"{source:>{ADDRESS_WIDTH}} -> {destination:<{ADDRESS_WIDTH}}"
         return (
             f"{frame.number:>5}  {self._time(frame)}  {where}  {self._message(protocol, outcome)}"
@@ -172,6 +173,11 @@ class _FileReport:
         if frame.timestamp_ns is None or self.first_ns is None:
             return f"{'-':>11}"
         return f"{_seconds(frame.timestamp_ns - self.first_ns):>11}"
+
+
+def _endpoint(address: IPAddress, port: int) -> str:
+    """address:port, with an IPv6 address in brackets (RFC 3986) so the port stands apart."""
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
 
 def _report_file(path: Path, args: argparse.Namespace) -> int:

@@ -5,9 +5,9 @@ It reports every problem at once, each as ``FILE:LINE:COLUMN: key.path: message`
 (list indexes in key paths count from 0), by raising ConfigError; warnings
 (a tree folder not mounted yet, say) ride along in ``Config.warnings``.
 
-Kickstart templates are rendered for every host that uses them and checked
-with pykickstart (``pxed.provisioning.kickstart.check_config``); a template problem is an
-error like any other, pointing at the template's file and line.
+Answer-file templates (Kickstart, preseed) are rendered for every host that uses
+them and checked by their family's checker (``pxed.provisioning.answers.check_config``);
+a template problem is an error like any other, pointing at the template's file and line.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pxed.config.build import build
 from pxed.config.model import (
+    AnswerFile,
     Config,
     DhcpBoot,
     DhcpConfig,
@@ -35,6 +36,7 @@ from pxed.config.problems import ConfigError, ConfigProblem, Problems
 from pxed.config.yamltree import Context
 
 __all__ = [
+    "AnswerFile",
     "Config",
     "ConfigError",
     "ConfigProblem",

@@ -18,8 +18,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from pxed.config import convert as c
 from pxed.config.model import (
+    ANSWER_FAMILIES,
+    ANSWER_URLS,
     ARCH_LOADERS,
     HOST_ARCHES,
+    PROFILE_CPUS,
+    AnswerFile,
     Config,
     DefaultArch,
     DhcpBoot,
@@ -27,6 +31,7 @@ from pxed.config.model import (
     DhcpMode,
     Host,
     HttpConfig,
+    Images,
     InstallConfig,
     Loaders,
     LoggingConfig,
@@ -45,7 +50,7 @@ from pxed.config.yamltree import Context, Entry, Fields, describe_node, is_null,
 KEYS: dict[str, tuple[str, ...]] = {
     "": ("server", "tftp", "dhcp", "http", "install", "logging", "vars", "trees", "profiles",
          "hosts"),
-    "server": ("address", "interfaces", "state_dir"),
+    "server": ("address", "interfaces", "state_dir", "database"),
     "tftp": ("enabled", "root", "listen", "port", "max_blksize", "max_windowsize", "max_sessions",
              "max_per_client", "timeout", "retries"),
     "dhcp": ("mode", "authoritative", "allow_unknown", "unknown_hosts", "server_port",
@@ -58,12 +63,15 @@ KEYS: dict[str, tuple[str, ...]] = {
     "install": ("kickstart_open", "loop_fetches", "loop_window", "mac_header_networks"),
     "logging": ("json", "level"),
     "trees.*": ("path", "iso"),
-    "profiles.*": ("tree", "kernel", "initrd", "append", "kickstart", "loader", "vars"),
+    "profiles.*": ("tree", "kernel", "initrd", "cpus", "append", *ANSWER_FAMILIES, "loader",
+                   "vars"),
     "profiles.*.loader": ("bios", "uefi", "ipxe", "uefi_http", *ARCH_LOADERS),
+    "profiles.*.cpus": PROFILE_CPUS,
+    "profiles.*.cpus.*": ("kernel", "initrd"),
     "hosts[]": ("mac", "hostname", "ip", "profile", "netboot", "arch", "vars"),
 }  # fmt: skip
 BOOT_PLACEHOLDERS = ("server", "http_port", "mac")
-APPEND_PLACEHOLDERS = ("server", "http_port", "mac", "hostname", "tree_url", "ks_url")
+APPEND_PLACEHOLDERS = ("server", "http_port", "mac", "hostname", "tree_url", *ANSWER_URLS.values())
 RESERVED_PROFILE_NAMES = ("ignore", "local")
 BOOL_TAG = "tag:yaml.org,2002:bool"
 
@@ -122,6 +130,10 @@ class _Builder:
         address = f.optional("address", _advertisable)
         interfaces = f.optional("interfaces", c.sequence(c.interface)) or ()
         state_dir = f.defaulted("state_dir", c.local_path)
+        database_node = f.values.get("database")
+        database = None
+        if database_node is not None and not is_null(database_node):
+            database = c.postgresql_url(self.ctx, database_node, f.key("database"))
         self.interfaces_given = "interfaces" in f.values
         if "address" not in f.values and not self.interfaces_given:
             self.error(
@@ -133,7 +145,7 @@ class _Builder:
         if state_dir.exists() and not state_dir.is_dir():
             where = f.values.get("state_dir", f.node)
             self.error(where, f.key("state_dir"), f"{state_dir} is not a folder")
-        return ServerConfig(address, interfaces, state_dir)
+        return ServerConfig(address, interfaces, state_dir, database)
 
     def tftp(self) -> TftpConfig:
         f = self.section("tftp")
@@ -412,20 +424,72 @@ class _Builder:
         append = f.get("append", c.template(APPEND_PLACEHOLDERS), "")
         if tree is None and "tree_url" in c.placeholders_in(append):
             self.error(f.values["append"], f.key("append"), "uses {tree_url} but has no tree")
-        kickstart = f.optional("kickstart", c.local_path)
-        if kickstart is not None and not kickstart.is_file():
-            self.error(
-                f.values["kickstart"], f.key("kickstart"), f"template {kickstart} does not exist"
-            )
+        answer_file = self.answer_file(f, append)
         loader = self.loaders(f.values.get("loader"), f.key("loader"), tftp)
         variables = self.free_mapping(f.values.get("vars"), f.key("vars"))
+        base = self.image_folder(tree, trees, tftp)
+        cpus = self.cpu_images(f.values.get("cpus"), f.key("cpus"), base)
         if kernel is None or initrd is None:
             return None
-        base = self.image_folder(tree, trees, tftp)
+        self.check_images(f, base, kernel, initrd)
+        return Profile(
+            entry.key, tree, kernel, initrd, append, answer_file, loader, variables, cpus
+        )
+
+    def cpu_images(
+        self, node: Node | None, path: str, base: Path | None
+    ) -> MappingProxyType[str, Images]:
+        """``cpus``: the kernel and initrd that CPUs other than x86 boot (arm64: ...)."""
+        f = Fields(self.ctx, node, path, KEYS["profiles.*.cpus"])
+        images: dict[str, Images] = {}
+        for cpu in KEYS["profiles.*.cpus"]:
+            if cpu not in f.values:
+                continue
+            g = Fields(self.ctx, f.values[cpu], f.key(cpu), KEYS["profiles.*.cpus.*"])
+            kernel = g.required("kernel", c.inner_path)
+            initrd = g.required("initrd", c.inner_path)
+            if kernel is not None and initrd is not None:
+                self.check_images(g, base, kernel, initrd)
+                images[cpu] = Images(kernel, initrd)
+        return MappingProxyType(images)
+
+    def check_images(self, f: Fields, base: Path | None, kernel: str, initrd: str) -> None:
+        """A kernel or initrd that is not where the profile says, when pxed can tell."""
+        if base is None:
+            return
         for key, image in (("kernel", kernel), ("initrd", initrd)):
-            if base is not None and not (base / image).is_file():
+            if not (base / image).is_file():
                 self.error(f.values[key], f.key(key), f"{image} is not in {base}")
-        return Profile(entry.key, tree, kernel, initrd, append, kickstart, loader, variables)
+
+    def answer_file(self, f: Fields, append: str) -> AnswerFile | None:
+        """The one answer-file key a profile may give (``kickstart`` or ``preseed``).
+
+        An ``append`` that names another family's URL would point the installer
+        at a file pxed refuses to serve it, so that is an error here.
+        """
+        given = [family for family in ANSWER_FAMILIES if family in f.values]
+        given.sort(key=lambda family: f.values[family].start_mark.index)  # file order
+        for extra in given[1:]:
+            self.error(
+                f.values[extra],
+                f.key(extra),
+                f"a profile has one answer file; {given[0]!r} already names it",
+            )
+        if not given:
+            return None
+        family = given[0]
+        template = f.optional(family, c.local_path)
+        if template is not None and not template.is_file():
+            self.error(f.values[family], f.key(family), f"template {template} does not exist")
+        used = c.placeholders_in(append)
+        for other, placeholder in ANSWER_URLS.items():
+            if other != family and placeholder in used:
+                self.error(
+                    f.values["append"],
+                    f.key("append"),
+                    f"uses {{{placeholder}}} but the profile's answer file is {family}",
+                )
+        return None if template is None else AnswerFile(family, template)
 
     def image_folder(
         self, tree: str | None, trees: dict[str, Tree], tftp: TftpConfig

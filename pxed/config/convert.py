@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
@@ -164,6 +165,22 @@ def local_path(ctx: Context, node: Node, path: str) -> Path | None:
     """A filesystem path; relative ones resolve against the config file's (absolute) folder."""
     value = text(ctx, node, path)
     return None if value is None else ctx.base / value
+
+
+def postgresql_url(ctx: Context, node: Node, path: str) -> str | None:
+    """A ``postgresql://`` URL as libpq reads it; nothing is connected to here."""
+    value = text(ctx, node, path)
+    if value is None:
+        return None
+    if urlsplit(value.strip()).scheme not in ("postgresql", "postgres"):
+        ctx.problems.error(
+            node,
+            path,
+            f"{value!r} is not a postgresql:// URL (like postgresql://pxed@db.example.net/pxed);"
+            " leave it out to keep leases in SQLite in server.state_dir",
+        )
+        return None
+    return value.strip()
 
 
 def inner_path(ctx: Context, node: Node, path: str) -> str | None:

@@ -23,6 +23,14 @@ DhcpMode = Literal["full", "proxy", "off"]
 Netboot = Literal["once", "always", "never"]
 DefaultArch = Literal["none", "bios", "uefi"]
 LogLevel = Literal["debug", "info", "warn", "error"]
+# Answer-file families, by the profile key that names the template (Kickstart first: the
+# default, and the only one before preseed).
+AnswerFamily = Literal["kickstart", "preseed"]
+ANSWER_FAMILIES: tuple[AnswerFamily, ...] = ("kickstart", "preseed")
+# Each family's answer-file URL as a profile's append and the templates name it.
+ANSWER_URLS: Mapping[AnswerFamily, str] = MappingProxyType(
+    {"kickstart": "ks_url", "preseed": "preseed_url"}
+)
 
 _MAC_FORMS = (
     re.compile(
@@ -56,6 +64,7 @@ class ServerConfig:
     address: IPv4Address | None  # None: the first IPv4 address of interfaces[0], found at start-up
     interfaces: tuple[str, ...]
     state_dir: Path
+    database: str | None = None  # a postgresql:// URL; None: SQLite files in state_dir
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class TftpConfig:
     max_sessions: int
     max_per_client: int  # concurrent transfers from one client IP
     timeout: int  # seconds before a retransmission, unless the client negotiates one
-    retries: int  # patience: abandon after (retries + 1) x timeout without progress
+    retries: int  # patience: (retries + 1) x timeout of resends, then 6 s of silence
 
 
 @dataclass(frozen=True)
@@ -173,8 +182,8 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class InstallConfig:
-    kickstart_open: bool  # serve /ks/<mac> to any client, not only to that host
-    loop_fetches: int  # more Kickstart fetches than this ...
+    kickstart_open: bool  # serve /ks/<mac> and /preseed/<mac> to any client, not only that host
+    loop_fetches: int  # more answer-file fetches (any family) than this ...
     loop_window: int  # ... within this many seconds, without a done callback: looping
     # Off-link requesters whose X-RHN-Provisioning-MAC header alone is believed (a trade-off)
     mac_header_networks: tuple[IPv4Network, ...]
@@ -202,15 +211,38 @@ class Tree:
 
 
 @dataclass(frozen=True)
+class AnswerFile:
+    """A profile's answer-file template and the installer family that reads it."""
+
+    family: AnswerFamily
+    template: Path
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     tree: str | None
     kernel: str  # relative POSIX path inside the tree, or inside tftp.root without a tree
     initrd: str
     append: str
-    kickstart: Path | None
+    answer_file: AnswerFile | None
     loader: Loaders
     vars: Mapping[str, object]
+    cpus: Mapping[str, Images] = field(default_factory=lambda: MappingProxyType({}))
+
+
+# CPUs a profile may give a kernel and initrd of their own (``cpus:``), named as GRUB's
+# $grub_cpu names them; the profile's own kernel is x86's. Not i386: GRUB for BIOS and
+# iPXE for BIOS say i386 on every x86 machine, 64-bit ones included.
+PROFILE_CPUS = ("arm64", "arm", "riscv64", "loongarch64")
+
+
+@dataclass(frozen=True)
+class Images:
+    """One CPU's kernel and initrd, paths as the profile's own are."""
+
+    kernel: str
+    initrd: str
 
 
 @dataclass(frozen=True)

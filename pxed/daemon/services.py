@@ -103,8 +103,8 @@ def http_service(
     provisioning: Provisioning | None = None,
     operations: Operations | None = None,
 ) -> HttpService:
-    """pxed's HTTP site (/trees/, /tftp/, /ks/, /boot/, /api/, and the status page) on each
-    listen address."""
+    """pxed's HTTP site (/trees/, /tftp/, /ks/, /preseed/, /boot/, /api/, and the status
+    page) on each listen address."""
     listen = config.http.listen or interface_addresses(config.server.interfaces)
     if not listen:
         raise NoListenAddress(

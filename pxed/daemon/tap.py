@@ -16,20 +16,24 @@ from pxed.config.defaults import CONFIG_PATH
 from pxed.daemon.notify import ReadyNotifier
 from pxed.daemon.services import add_services
 from pxed.daemon.state import StateDirError, StateOwner, check_writable, owner_to_drop_to
+from pxed.database.connection import DatabaseUnreachable
+from pxed.database.migrations import SchemaTooNew, read_status
 from pxed.dhcp.sockets import DhcpSocketError
 from pxed.files.iso9660 import IsoError
 from pxed.netif import NoListenAddress
 from pxed.ops.logsink import LoggingRoot, twistd_log_sink
-from pxed.provisioning.kickstart import checked
+from pxed.provisioning.answers import checked
 from pxed.provisioning.lifecycle import LifecycleError
 from pxed.provisioning.tokens import SecretError
 
 # What stops pxed at start for a reason in the host, not the file: said in one line, no traceback.
 START_ERRORS = (
+    DatabaseUnreachable,
     DhcpSocketError,
     IsoError,
     LifecycleError,
     NoListenAddress,
+    SchemaTooNew,
     SecretError,
     StateDirError,
 )
@@ -61,6 +65,8 @@ def makeService(options: Options) -> IService:
     owner = owner_to_drop_to(getattr(options, "parent", None))
     try:
         check_writable(config.server.state_dir, owner)
+        if config.dhcp.enabled and config.server.database is not None:
+            read_status(config.server.database)  # migrated later, once twistd has forked
         operations = add_services(top, config)
         top.lookup = operations.mac_for_ip  # JSON log lines find a client's MAC through it
         if owner is not None:  # last: after every service has opened its state files

@@ -14,7 +14,9 @@ Choices worth knowing:
   only then are the held replies sent.  A lease is on disk before its ACK
   leaves, and a burst of a hundred requests costs one fsync, not a hundred.
   If the commit fails, the batch's replies are dropped: clients retry, and no
-  client is told about a lease that is not on disk.
+  client is told about a lease that is not on disk.  A PostgreSQL store's
+  commit returns a Deferred: the batch's replies leave when it fires, and the
+  reactor goes on answering (and gathering the next batch) meanwhile.
 * Nothing escapes ``datagramReceived``: a malformed datagram is logged with
   the reason and dropped, and an unexpected error is logged with its
   traceback and the datagram dropped; the socket keeps serving.
@@ -29,7 +31,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import socket
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -37,11 +39,12 @@ from ipaddress import IPv4Address
 from typing import Any, Protocol
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IUDPTransport
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from protocols.dhcp.leases import Lease, LeaseStore
 from protocols.dhcp.options import MessageType
@@ -57,6 +60,7 @@ MAX_DATAGRAM = 65536  # docs/pitfalls.md #1
 # leave as one burst of replies that overflows a relay's or client's receive buffer
 # (perfdhcp lost a fifth of its OFFERs so).  Past this many replies, commit and send.
 MAX_BATCH = 32
+NO_LOADER_MEMORY = 4096  # MACs warned about a missing loader, the least recent forgotten
 EXPIRY_INTERVAL = 60.0  # seconds between sweeps of expired leases and quarantines
 NO_SERVER = IPv4Address(0)  # siaddr of a reply that carries no boot information
 
@@ -74,6 +78,8 @@ class Reactor(Protocol):
         self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any
     ) -> IDelayedCall: ...
 
+    def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None: ...
+
     # Without a default, as IReactorSocket declares it (the adapter passes maxPacketSize).
     def adoptDatagramPort(
         self,
@@ -85,13 +91,18 @@ class Reactor(Protocol):
 
 
 class DurableLeaseStore(LeaseStore, Protocol):
-    """The engine's store plus what the adapter drives: commits, expiry, closing."""
+    """The engine's store plus what the adapter drives: commits, expiry, closing.
 
-    def commit(self) -> None: ...
+    ``commit`` and ``close`` either finish before they return (SQLite: a local fsync) or
+    return a Deferred that fires when they have (PostgreSQL: a COMMIT over the network,
+    in a worker thread); both raise or fail with the reason when they cannot.
+    """
+
+    def commit(self) -> Deferred[None] | None: ...
 
     def expire(self, now: float) -> list[Lease]: ...
 
-    def close(self) -> None: ...
+    def close(self) -> Deferred[None] | None: ...
 
 
 class SocketLike(Protocol):
@@ -192,6 +203,7 @@ class DhcpService(Service):
         self._ports: list[Any] = []
         self._batch: list[_Outgoing] = []
         self._flush_call: IDelayedCall | None = None
+        self._told_no_loader: OrderedDict[str, None] = OrderedDict()
         self._expiry: LoopingCall | None = None
 
     @property
@@ -241,7 +253,9 @@ class DhcpService(Service):
         self._expiry.start(EXPIRY_INTERVAL, now=True)
 
     def stopService(self) -> Deferred[Any]:
-        """Commit and send the pending batch, close every socket, fire when they are closed."""
+        """Commit and send the pending batch, close the store, then every socket; fire when
+        they are closed.  The sockets wait for the store: a batch still committing
+        (PostgreSQL) sends its replies on them when its commit returns."""
         super().stopService()
         if self._expiry is not None and self._expiry.running:
             self._expiry.stop()
@@ -249,10 +263,15 @@ class DhcpService(Service):
             self._flush_call.cancel()
         self._flush_call = None
         self.flush()
-        self.store.close()
-        closing = [port.stopListening() for port in self._ports]
-        self._ports = []
-        return gatherResults([d for d in closing if d is not None])
+        ports, self._ports = self._ports, []
+        closed = maybeDeferred(self.store.close)
+        return closed.addBoth(self._close_ports, ports)
+
+    @staticmethod
+    def _close_ports(outcome: object, ports: list[Any]) -> Deferred[Any]:
+        closing = [port.stopListening() for port in ports]
+        stopped = gatherResults([d for d in closing if d is not None])
+        return stopped.addCallback(lambda _: outcome)
 
     def prepare_reload(self, config: Config) -> Callable[[], None]:
         """DHCP's part of a reload (``inventory.Prepare``): the new settings, built now."""
@@ -297,12 +316,26 @@ class DhcpService(Service):
             self._malformed(listener, datagram, addr, bad)
         if isinstance(action, Reply):
             self._booting(action)
+            if action.no_loader is not None:
+                self._no_loader(action.packet.mac, action.no_loader)
             self._batch.append(_Outgoing(listener, action))
             if len(self._batch) >= MAX_BATCH:
                 self.flush()
         # Silent requests write too (RELEASE, DECLINE): every turn ends with a commit.
         if self._flush_call is None:
             self._flush_call = self.reactor.callLater(0, self._end_of_turn)
+
+    def _no_loader(self, mac: str, why: str) -> None:
+        """Warn once per MAC (the most recent NO_LOADER_MEMORY of them) that a booting client
+        got an address but no boot file: its firmware retries at every boot, and a line per
+        exchange would bury the one fact the operator needs, the architecture."""
+        if mac in self._told_no_loader:
+            self._told_no_loader.move_to_end(mac)
+            return
+        self._told_no_loader[mac] = None
+        if len(self._told_no_loader) > NO_LOADER_MEMORY:
+            self._told_no_loader.popitem(last=False)
+        log.warn("dhcp {mac} gets an address but no boot file: {why}", mac=mac, why=why)
 
     def _booting(self, reply: Reply) -> None:
         """Tell provisioning a host is netbooting (a reply naming a boot server)."""
@@ -321,19 +354,22 @@ class DhcpService(Service):
     def flush(self) -> None:
         """Commit the batch's leases (one fsync), then send its replies, in arrival order."""
         batch, self._batch = self._batch, []
-        try:
-            self.store.commit()
-        except Exception:
-            self.stats.commit_failures += 1
-            log.failure(
-                "dhcp: lease commit failed; {count} replies not sent (clients will retry)",
-                count=len(batch),
-            )
-            return
+        committed = maybeDeferred(self.store.commit)
+        committed.addCallbacks(partial(self._committed, batch), partial(self._not_committed, batch))
+
+    def _committed(self, batch: list[_Outgoing], _: object) -> None:
         self.stats.commits += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         for outgoing in batch:
             self._send(outgoing)
+
+    def _not_committed(self, batch: list[_Outgoing], failure: Failure) -> None:
+        self.stats.commit_failures += 1
+        log.failure(
+            "dhcp: lease commit failed; {count} replies not sent (clients will retry)",
+            failure,
+            count=len(batch),
+        )
 
     def _send(self, outgoing: _Outgoing) -> None:
         ip, port = outgoing.reply.destination
@@ -356,17 +392,25 @@ class DhcpService(Service):
         with it every later sweep.  Deletions lost with a failed commit are by time,
         so the next sweep makes them again.
         """
-        try:
-            gone = self.store.expire(self.reactor.seconds())
-            self.store.commit()
-        except Exception:
-            log.failure(
-                "dhcp: sweeping expired leases failed; trying again in {interval:.0f} s",
-                interval=EXPIRY_INTERVAL,
-            )
-            return
+        swept = maybeDeferred(self.store.expire, self.reactor.seconds())
+        swept.addCallback(self._commit_sweep)
+        swept.addCallbacks(self._expired, self._not_expired)
+
+    def _commit_sweep(self, gone: list[Lease]) -> Deferred[list[Lease]]:
+        return maybeDeferred(self.store.commit).addCallback(lambda _: gone)
+
+    @staticmethod
+    def _expired(gone: list[Lease]) -> None:
         for lease in gone:
             log.info("dhcp lease expired: {mac} {ip}", mac=lease.mac, ip=str(lease.ip))
+
+    @staticmethod
+    def _not_expired(failure: Failure) -> None:
+        log.failure(
+            "dhcp: sweeping expired leases failed; trying again in {interval:.0f} s",
+            failure,
+            interval=EXPIRY_INTERVAL,
+        )
 
     # --- logs and counters ---------------------------------------------------------------
 
@@ -435,11 +479,10 @@ def dhcp_service(
     boot_seen: BootSeen | None = None,
     events: EventBus | None = None,
 ) -> DhcpService:
-    """The DHCP server for ``config``: interfaces read now, leases loaded from state_dir.
+    """The DHCP server for ``config``: interfaces read now, leases loaded when it starts.
 
     ``server.address`` left out means the first interface's address (docs/configuration.md).
     """
-    from pxed.dhcp.leases import SqliteLeaseStore
     from pxed.dhcp.sockets import DhcpSocketError, open_dhcp_socket
     from pxed.netif import interface_address
 
@@ -448,13 +491,24 @@ def dhcp_service(
         raise DhcpSocketError("dhcp: server.interfaces is empty; DHCP needs an interface to serve")
     interfaces = [Interface(name, interface_address(name)) for name in names]
     settings = engine_settings(config, interfaces[0].address)
-    state_dir = config.server.state_dir
     return DhcpService(
         settings,
-        lambda: SqliteLeaseStore.open(state_dir),
+        partial(open_lease_store, config, reactor),
         interfaces,
         reactor,
         open_dhcp_socket,
         boot_seen=boot_seen,
         events=events,
     )
+
+
+def open_lease_store(config: Config, reactor: Reactor) -> DurableLeaseStore:
+    """SQLite in ``server.state_dir``, or PostgreSQL when ``server.database`` names it."""
+    if config.server.database is None:
+        from pxed.dhcp.leases import SqliteLeaseStore
+
+        return SqliteLeaseStore.open(config.server.state_dir)
+    from pxed.database.worker import Worker
+    from pxed.dhcp.pg_leases import PostgresLeaseStore
+
+    return PostgresLeaseStore.open(config.server.database, Worker(reactor, "pxed-leases"))

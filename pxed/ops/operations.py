@@ -23,6 +23,7 @@ from pxed.ops.metrics import HttpStats, Negotiated, Sources
 from pxed.ops.timeline import Timeline, TimelineSubscriber
 from pxed.provisioning.lifecycle import State
 from pxed.provisioning.resources import Provisioning
+from pxed.text import redacted
 
 log = Logger(namespace="pxed.http")
 
@@ -30,7 +31,7 @@ IP_CACHE_SECONDS = 5.0
 IP_CACHE_SIZE = 4096
 # Requests about a client's boot or install; others (trees, status, metrics) are counted only:
 # an installer fetches thousands of packages from /trees, which would bury the boot steps.
-_CLIENT_PATHS = re.compile(r"^/(ks|boot|tftp|api/hosts/[^/]+/(done|failed))(/|$)")
+_CLIENT_PATHS = re.compile(r"^/(ks|preseed|boot|tftp|api/hosts/[^/]+/(done|failed))(/|$)")
 # A MAC as a whole path segment or before an extension: /ks/<mac>, /boot/<mac>.ipxe, 01-<mac>.
 _MAC_IN_PATH = re.compile(r"([0-9a-fA-F]{2}(?:[:-][0-9a-fA-F]{2}){5})(?=$|[/.])")
 
@@ -98,7 +99,7 @@ def watch_requests(site: Site, operations: Operations) -> None:
 
     def finished(request: Request) -> None:
         previous(request)
-        path = (request.path or b"").decode("latin-1")
+        path = redacted((request.path or b"").decode("latin-1"))
         about_a_boot = _CLIENT_PATHS.match(path)
         found = _MAC_IN_PATH.search(path) if about_a_boot else None
         event = HttpResponse(

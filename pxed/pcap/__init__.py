@@ -1,1 +1,1 @@
-"""Reading captures: pcap/pcapng frames down to DHCP and TFTP datagrams, shown as text."""
+"""Reading captures: pcap/pcapng frames down to DHCP, DHCPv6 and TFTP datagrams, shown as text."""

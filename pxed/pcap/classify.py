@@ -1,6 +1,8 @@
-"""Which protocol a captured UDP datagram belongs to: DHCP/BOOTP by port, TFTP by conversation.
+"""Which protocol a captured UDP datagram belongs to: DHCP/BOOTP and DHCPv6 by port, TFTP by
+conversation.
 
-DHCP is easy: one side uses 67, 68 or 4011 (the PXE boot-server port).
+DHCP is easy: one side uses 67, 68 or 4011 (the PXE boot-server port); DHCPv6
+uses 546 (clients) and 547 (servers and relays).
 TFTP is not: only the request goes to port 69; the server answers from a new
 port (its transfer ID) and the rest of the transfer runs between the two
 TIDs.  So a read or write request opens a conversation keyed by the client's
@@ -17,11 +19,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 
-from pxed.pcap.dissect import Datagram
+from pxed.pcap.dissect import Datagram, IPAddress
 
 DHCP_PORTS = frozenset({67, 68, 4011})
+DHCPV6_PORTS = frozenset({546, 547})
 TFTP_PORT = 69
 TFTP_REQUEST_OPCODES = (1, 2)  # RRQ, WRQ
 TFTP_MODES = (b"octet", b"netascii", b"mail")
@@ -31,15 +33,16 @@ MAX_CONVERSATIONS = 4096
 
 class Protocol(enum.Enum):
     DHCP = "DHCP"
+    DHCPV6 = "DHCPv6"
     TFTP = "TFTP"
 
 
-Endpoint = tuple[IPv4Address, int]
+Endpoint = tuple[IPAddress, int]
 
 
 @dataclass(frozen=True)
 class _Transfer:
-    server: IPv4Address | None  # None: the request went to a broadcast address
+    server: IPAddress | None  # None: the request went to a broadcast address
 
 
 class Classifier:
@@ -54,6 +57,8 @@ class Classifier:
             return Protocol.TFTP
         if datagram.sport in DHCP_PORTS or datagram.dport in DHCP_PORTS:
             return Protocol.DHCP
+        if datagram.sport in DHCPV6_PORTS or datagram.dport in DHCPV6_PORTS:
+            return Protocol.DHCPV6
         if datagram.dport in self.tftp_ports or _looks_like_request(datagram.payload):
             self._note_request(datagram)
             return Protocol.TFTP
@@ -91,10 +96,11 @@ def _looks_like_request(payload: bytes) -> bool:
     return len(fields) >= 3 and bool(fields[0]) and fields[1].lower() in TFTP_MODES
 
 
-def _matches(transfer: _Transfer, peer: IPv4Address) -> bool:
+def _matches(transfer: _Transfer, peer: IPAddress) -> bool:
     return transfer.server is None or transfer.server == peer
 
 
-def _is_broadcast(address: IPv4Address) -> bool:
-    """Without the netmask, a final .255 is the best guess at a subnet broadcast."""
-    return address.is_multicast or address.packed[-1] == 255
+def _is_broadcast(address: IPAddress) -> bool:
+    """Without the netmask, a final .255 is the best guess at a subnet broadcast
+    (IPv6 has none: multicast only)."""
+    return address.is_multicast or (address.version == 4 and address.packed[-1] == 255)

@@ -1,10 +1,11 @@
-"""From a captured frame to a UDP datagram over IPv4: link layers, VLAN tags, fragments.
+"""From a captured frame to a UDP datagram over IPv4 or IPv6: link layers, VLAN tags, fragments.
 
-Everything pxed speaks runs over UDP/IPv4, so this module peels the link
-header (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback), any stack of
-802.1Q/802.1ad tags and the IPv4 header, puts simple IP fragments back
-together, and hands out the UDP payload.  A frame it cannot use becomes a
-``Skipped`` with a short reason, counted in the summary instead of shouting.
+Everything pxed speaks runs over UDP, so this module peels the link header
+(Ethernet, Linux cooked v1/v2, raw IP, BSD loopback), any stack of
+802.1Q/802.1ad tags and the IPv4 header, or the IPv6 header and its extension
+headers, puts simple IP fragments back together, and hands out the UDP payload.
+A frame it cannot use becomes a ``Skipped`` with a short reason, counted in the
+summary instead of shouting.
 A payload cut short by the snap length is still handed out, marked with how
 many bytes are missing, so the caller can say "truncated" instead of
 blaming the protocol.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from pxed.pcap.capture import Frame
 
@@ -46,14 +47,21 @@ ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_ARP = 0x0806
 VLAN_ETHERTYPES = (0x8100, 0x88A8, 0x9100)
-ETHERTYPE_NAMES = {ETHERTYPE_IPV6: "IPv6", ETHERTYPE_ARP: "ARP", 0x88CC: "LLDP"}
+ETHERTYPE_NAMES = {ETHERTYPE_ARP: "ARP", 0x88CC: "LLDP"}
 AF_INET = 2
 AF_INET6 = (10, 24, 28, 30)  # Linux, NetBSD/OpenBSD, FreeBSD, macOS
 IPPROTO_UDP = 17
-_PROTOCOL_NAMES = {1: "ICMP", 2: "IGMP", 6: "TCP"}
+_PROTOCOL_NAMES = {1: "ICMP", 2: "IGMP", 6: "TCP", 58: "ICMPv6", 59: "IPv6 no next header"}
+IPV6_HEADER = 40
+IPV6_FRAGMENT = 44
+# Hop-by-hop, routing and destination options: next header, then length in 8-byte units.
+IPV6_SKIPPED_HEADERS = frozenset({0, 43, 60})
+IPV6_OFFSET_MASK = 0xFFF8
 IP_MORE_FRAGMENTS = 0x2000
 IP_OFFSET_MASK = 0x1FFF
 MAX_PENDING_FRAGMENTS = 64
+
+IPAddress = IPv4Address | IPv6Address
 
 
 @dataclass(frozen=True)
@@ -66,9 +74,9 @@ class Datagram:
     """
 
     frame: Frame
-    src: IPv4Address
+    src: IPAddress
     sport: int
-    dst: IPv4Address
+    dst: IPAddress
     dport: int
     payload: bytes
     missing: int = 0
@@ -90,10 +98,10 @@ class _NotUsable(Exception):
 
 @dataclass
 class _Packet:
-    """An IPv4 packet on its way up; a fragment until reassembled."""
+    """An IP packet on its way up; a fragment until reassembled."""
 
-    src: IPv4Address
-    dst: IPv4Address
+    src: IPAddress
+    dst: IPAddress
     ident: int
     protocol: int
     offset: int
@@ -101,18 +109,22 @@ class _Packet:
     body: bytes
     missing: int
 
+    @property
+    def version(self) -> str:
+        return "IPv4" if isinstance(self.src, IPv4Address) else "IPv6"
+
 
 class Dissector:
     """Turns frames into datagrams, keeping IP fragments until they complete."""
 
     def __init__(self) -> None:
-        self._pending: dict[tuple[IPv4Address, IPv4Address, int, int], list[_Fragment]] = {}
+        self._pending: dict[tuple[IPAddress, IPAddress, int, int], list[_Fragment]] = {}
 
     def dissect(self, frame: Frame) -> Datagram | Skipped | None:
         """None means the frame was kept as a fragment of a later datagram."""
         try:
             ip_data, vlans = _network_layer(frame.link_type, frame.data)
-            packet = _ipv4(ip_data)
+            packet = _ipv6(ip_data) if ip_data[:1] and ip_data[0] >> 4 == 6 else _ipv4(ip_data)
         except _NotUsable as reason:
             return Skipped(frame, str(reason))
         frames: tuple[int, ...] = (frame.number,)
@@ -129,7 +141,10 @@ class Dissector:
     def leftovers(self) -> list[Skipped]:
         """Fragments whose datagram never completed, one entry per frame."""
         left = [
-            Skipped(piece.frame, "IPv4 fragment whose other fragments were not captured")
+            Skipped(
+                piece.frame,
+                f"{piece.packet.version} fragment whose other fragments were not captured",
+            )
             for pieces in self._pending.values()
             for piece in pieces
         ]
@@ -177,7 +192,7 @@ def _joined(pieces: list[_Fragment]) -> bytes | None:
 
 
 def _network_layer(link_type: int, data: bytes) -> tuple[bytes, tuple[int, ...]]:
-    """The IPv4 packet inside a frame, and the VLAN IDs it was tagged with."""
+    """The IP packet inside a frame, and the VLAN IDs it was tagged with."""
     if link_type == LINK_ETHERNET:
         return _ethernet(data)
     if link_type == LINK_LINUX_SLL:
@@ -185,7 +200,7 @@ def _network_layer(link_type: int, data: bytes) -> tuple[bytes, tuple[int, ...]]
     if link_type == LINK_LINUX_SLL2:
         return _ethertype_chain(_field(data, 0, "Linux cooked v2 header"), data[20:])
     if link_type in (LINK_RAW, LINK_RAW_DLT12, LINK_RAW_DLT14, LINK_IPV4, LINK_IPV6):
-        return _raw_ip(data), ()
+        return data, ()
     if link_type in (LINK_NULL, LINK_LOOP):
         return _loopback(link_type, data), ()
     raise _NotUsable(f"link type {link_type} is not supported")
@@ -211,16 +226,9 @@ def _ethertype_chain(ethertype: int, data: bytes) -> tuple[bytes, tuple[int, ...
         vlans.append(_field(data, 0, "VLAN tag") & 0x0FFF)
         ethertype = _field(data, 2, "VLAN tag")
         data = data[4:]
-    if ethertype != ETHERTYPE_IPV4:
+    if ethertype not in (ETHERTYPE_IPV4, ETHERTYPE_IPV6):
         raise _NotUsable(ETHERTYPE_NAMES.get(ethertype, f"ethertype 0x{ethertype:04x}"))
     return data, tuple(vlans)
-
-
-def _raw_ip(data: bytes) -> bytes:
-    version = data[0] >> 4 if data else 0
-    if version == 6:
-        raise _NotUsable("IPv6")
-    return data
 
 
 def _loopback(link_type: int, data: bytes) -> bytes:
@@ -230,16 +238,14 @@ def _loopback(link_type: int, data: bytes) -> bytes:
     family = int.from_bytes(data[:4], "big")
     if link_type == LINK_NULL and family > 0xFFFF:
         family = int.from_bytes(data[:4], "little")
-    if family in AF_INET6:
-        raise _NotUsable("IPv6")
-    if family != AF_INET:
+    if family != AF_INET and family not in AF_INET6:
         raise _NotUsable(f"address family {family}")
     return data[4:]
 
 
 def _ipv4(data: bytes) -> _Packet:
     if len(data) < 20 or data[0] >> 4 != 4:
-        raise _NotUsable("IPv6" if data and data[0] >> 4 == 6 else "not an IPv4 packet")
+        raise _NotUsable("not an IP packet")
     header_length = (data[0] & 0x0F) * 4
     total, ident, flags, _ttl, protocol = struct.unpack("!HHHBB", data[2:10])
     if total == 0:  # captured before segmentation offload filled it in
@@ -255,6 +261,37 @@ def _ipv4(data: bytes) -> _Packet:
         offset=(flags & IP_OFFSET_MASK) * 8,
         more=bool(flags & IP_MORE_FRAGMENTS),
         body=data[header_length:total],
+        missing=missing,
+    )
+
+
+def _ipv6(data: bytes) -> _Packet:
+    """The IPv6 header, then hop-by-hop, routing and destination options skipped and a
+    fragment header read, down to the upper-layer protocol."""
+    if len(data) < IPV6_HEADER:
+        raise _NotUsable("IPv6 header cut short")
+    length, protocol = struct.unpack("!HB", data[4:7])
+    if length == 0:  # a jumbogram or offloaded: trust the frame
+        length = len(data) - IPV6_HEADER
+    body = data[IPV6_HEADER : IPV6_HEADER + length]
+    missing = max(0, length - len(body))
+    ident, offset, more = 0, 0, False
+    while protocol in IPV6_SKIPPED_HEADERS or protocol == IPV6_FRAGMENT:
+        size = 8 if protocol == IPV6_FRAGMENT or len(body) < 2 else (body[1] + 1) * 8
+        if len(body) < size:
+            raise _NotUsable("IPv6 extension header cut short")
+        if protocol == IPV6_FRAGMENT:
+            field, ident = struct.unpack("!HI", body[2:8])
+            offset, more = field & IPV6_OFFSET_MASK, bool(field & 1)
+        protocol, body = body[0], body[size:]
+    return _Packet(
+        src=IPv6Address(data[8:24]),
+        dst=IPv6Address(data[24:40]),
+        ident=ident,
+        protocol=protocol,
+        offset=offset,
+        more=more,
+        body=body,
         missing=missing,
     )
 

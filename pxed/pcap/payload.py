@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocols.dhcp.wire import decode_dhcp, encode_dhcp
+from protocols.dhcpv6.wire import decode_dhcpv6, encode_dhcpv6
 from protocols.errors import MalformedPacket
 from protocols.tftp.wire import decode_tftp, encode_tftp
 from pxed.pcap.classify import Protocol
@@ -21,6 +22,7 @@ from pxed.pcap.dissect import Datagram
 
 CODECS: dict[Protocol, tuple[Callable[[bytes], Any], Callable[[Any], bytes]]] = {
     Protocol.DHCP: (decode_dhcp, encode_dhcp),
+    Protocol.DHCPV6: (decode_dhcpv6, encode_dhcpv6),
     Protocol.TFTP: (decode_tftp, encode_tftp),
 }
 

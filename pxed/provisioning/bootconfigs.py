@@ -30,7 +30,10 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from pxed.config.model import Config, Host, Profile
+from pxed.config.model import ANSWER_URLS, Config, Host, Images, Profile
+from pxed.provisioning.answers import FAMILIES, family_of
+from pxed.provisioning.family import Target
+from pxed.provisioning.kickstart import KICKSTART
 from pxed.provisioning.lifecycle import State
 from pxed.provisioning.urls import Urls
 
@@ -53,8 +56,9 @@ class LocalBoot:
 Plan = Install | LocalBoot
 
 
-def plan_for(config: Config, host: Host, state: State, urls: Urls) -> Plan:
-    """Install or boot locally, and why, for a host in ``state``."""
+def plan_for(config: Config, host: Host, state: State, urls: Urls, signature: str = "") -> Plan:
+    """Install or boot locally, and why, for a host in ``state``; ``signature`` signs
+    the answer-file URL for this install (pxed.provisioning.tokens)."""
     who = host.hostname or host.mac
     if host.profile is None or host.profile not in config.profiles:
         return LocalBoot(f"{who} has no profile")
@@ -65,7 +69,8 @@ def plan_for(config: Config, host: Host, state: State, urls: Urls) -> Plan:
     if state is State.INSTALLED and host.netboot == "once":
         return LocalBoot(f"{who} is installed (netboot once)")
     profile = config.profiles[host.profile]
-    return Install(who, profile, kernel_args(config, profile, host, urls), host.mac)
+    args = kernel_args(config, profile, host, urls, signature)
+    return Install(who, profile, args, host.mac)
 
 
 def default_plan(config: Config, urls: Urls) -> Plan | None:
@@ -81,38 +86,47 @@ def default_plan(config: Config, urls: Urls) -> Plan | None:
     )
 
 
-def kernel_args(config: Config, profile: Profile, host: Host | None, urls: Urls) -> str:
-    """The profile's ``append`` with its placeholders filled, plus inst.ks and inst.repo.
-
-    ``inst.ks`` points at this host's Kickstart; for the unknown-hosts default
-    the MAC is not known yet, so the URL is ``/ks/`` and ``inst.ks.sendmac``
-    makes Anaconda send it in a header. ``inst.repo`` is added when the profile
-    has a tree and its append names none.
-    """
+def kernel_args(
+    config: Config, profile: Profile, host: Host | None, urls: Urls, signature: str = ""
+) -> str:
+    """The profile's ``append`` with its placeholders filled, plus what its family's installer
+    needs to find its answer file (``pxed.provisioning.family``), each unless given;
+    ``signature`` signs this install's answer-file URL (pxed.provisioning.tokens)."""
     mac = host.mac if host is not None else None
-    tree_url = urls.tree(profile.tree) if profile.tree else ""
-    ks_url = urls.kickstart(mac)
+    hostname = host.hostname if host is not None else None
+    tree_url = urls.tree(profile.tree) if profile.tree else None
+    answer_urls = {
+        ANSWER_URLS[f.name]: urls.answer(f.path, mac, signature) for f in FAMILIES.values()
+    }
     args = profile.append.format_map(
         {
             "server": urls.server,
             "http_port": urls.http_port,
             "mac": mac or "",
-            "hostname": (host.hostname if host else None) or "",
-            "tree_url": tree_url,
-            "ks_url": ks_url,
+            "hostname": hostname or "",
+            "tree_url": tree_url or "",
+            **answer_urls,
         }
     ).split()
-    if profile.tree and not _has(args, "inst.repo"):
-        args.append(f"inst.repo={tree_url}")
-    if profile.kickstart is not None and not _has(args, "inst.ks"):
-        args.append(f"inst.ks={ks_url}")
-    if mac is None and profile.kickstart is not None and "inst.ks.sendmac" not in args:
-        args.append("inst.ks.sendmac")
+    family = family_of(profile)
+    url = urls.answer(family.path, mac, signature) if family is not None else None
+    target = Target(url, tree_url, mac, hostname, _domain(config, host))
+    for names, arg in (family or KICKSTART).boot_args(target):
+        if not any(_has(args, name) for name in names):
+            args.append(arg)
     return " ".join(args)
 
 
 def _has(args: list[str], name: str) -> bool:
-    return any(arg.startswith(f"{name}=") for arg in args)
+    return any(arg == name or arg.startswith(f"{name}=") for arg in args)
+
+
+def _domain(config: Config, host: Host | None) -> str | None:
+    """The DNS domain of the subnet the host's reservation is in, if pxed knows one."""
+    if host is None or host.ip is None:
+        return None
+    subnet = config.dhcp.subnet_for(host.ip)
+    return subnet.domain if subnet is not None else None
 
 
 # -- where the images are ------------------------------------------------------
@@ -170,20 +184,32 @@ def grub(plan: Plan, urls: Urls) -> str:
             "exit\n"
         )
     profile = plan.profile
+    lines = [f"# pxed: {plan.label}: install profile {profile.name}", "set timeout=0"]
+    choices = cpu_images(profile)
+    for n, (cpu, images) in enumerate(choices):
+        if len(choices) > 1:  # GRUB knows the CPU it was built for: $grub_cpu
+            test = f'[ "$grub_cpu" = {cpu} ]; then'
+            lines.append("else" if cpu is None else f"{'elif' if n else 'if'} {test}")
+        lines += _grub_entry(plan, images, urls)
+    if len(choices) > 1:
+        lines.append("fi")
+    return "\n".join(lines) + "\n"
+
+
+def _grub_entry(plan: Install, images: Images, urls: Urls) -> list[str]:
+    profile = plan.profile
     if profile.tree:
         prefix = f"(http,{urls.server}:{urls.http_port})/trees/{profile.tree}/"
-        kernel, initrd = prefix + profile.kernel, prefix + profile.initrd
+        kernel, initrd = prefix + images.kernel, prefix + images.initrd
     else:
-        kernel, initrd = (tftp_path(profile, name) for name in (profile.kernel, profile.initrd))
+        kernel, initrd = (tftp_path(profile, name) for name in (images.kernel, images.initrd))
     bootif = f" BOOTIF=01-{plan.mac.replace(':', '-')}" if plan.mac else ""
-    return (
-        f"# pxed: {plan.label}: install profile {profile.name}\n"
-        "set timeout=0\n"
-        f'menuentry "install {profile.name}" {{\n'
-        f"  linux {kernel} {plan.args}{bootif}\n"
-        f"  initrd {initrd}\n"
-        "}\n"
-    )
+    return [
+        f'menuentry "install {profile.name}" {{',
+        f"  linux {kernel} {plan.args}{bootif}",
+        f"  initrd {initrd}",
+        "}",
+    ]
 
 
 def grub_loader() -> str:
@@ -213,13 +239,35 @@ def ipxe(plan: Plan, urls: Urls) -> str:
             "sanboot --no-describe --drive 0x80 || exit\n"
         )
     profile = plan.profile
-    kernel = http_url(profile, profile.kernel, urls)
-    initrd = http_url(profile, profile.initrd, urls)
-    name = posixpath.basename(profile.initrd)
-    return (
-        "#!ipxe\n"
-        f"# pxed: {plan.label}: install profile {profile.name}\n"
-        f"kernel {kernel} initrd={name} {plan.args} BOOTIF=01-${{net0/mac:hexhyp}}\n"
-        f"initrd {initrd}\n"
-        "boot\n"
-    )
+    lines = ["#!ipxe", f"# pxed: {plan.label}: install profile {profile.name}"]
+    choices = cpu_images(profile)
+    # iPXE knows the CPU it was built for: ${buildarch}; the x86 kernel comes first, so
+    # the tests jump over it to the other CPUs' labels.
+    lines += [
+        f"iseq ${{buildarch}} {IPXE_BUILDARCH[cpu]} && goto {cpu} ||"
+        for cpu, _ in choices
+        if cpu is not None
+    ]
+    for cpu, images in reversed(choices):
+        lines += [f":{cpu}"] if cpu is not None else []
+        kernel = http_url(profile, images.kernel, urls)
+        initrd = http_url(profile, images.initrd, urls)
+        name = posixpath.basename(images.initrd)
+        lines += [
+            f"kernel {kernel} initrd={name} {plan.args} BOOTIF=01-${{net0/mac:hexhyp}}",
+            f"initrd {initrd}",
+            "boot",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# iPXE's ${buildarch} for the CPUs a profile may name (GRUB's $grub_cpu names).
+IPXE_BUILDARCH = {"arm64": "arm64", "arm": "arm32", "riscv64": "riscv64", "loongarch64": "loong64"}
+
+
+def cpu_images(profile: Profile) -> list[tuple[str | None, Images]]:
+    """The profile's kernels by CPU (``cpus:``), the x86 one (None) last, as the fallback.
+
+    pxelinux runs on x86 only, so its configs take the profile's own kernel.
+    """
+    return [*profile.cpus.items(), (None, Images(profile.kernel, profile.initrd))]

@@ -12,9 +12,18 @@ from. So, in order:
    is a forgery attempt: refused and logged.
 2. No entry (it is behind a router, or on loopback): its address is the host's
    reservation or DHCP lease (TCP cannot be answered from a spoofed address
-   across a router), or the operator trusts what requesters in its network
-   claim (``install.mac_header_networks``: a documented trade-off, off by
-   default): the MAC header for a Kickstart, the token for a callback.
+   across a router); or, while that host is booting or installing, it fetches
+   the signed Kickstart URL of the host's generated boot config, or calls back
+   with the token of the Kickstart that URL got (both change with each
+   install, so an old config's URL or token is void); or
+   the operator trusts what requesters in its network claim
+   (``install.mac_header_networks``: a documented trade-off, off by default):
+   the MAC header for a Kickstart, the token for a callback.
+
+The signed URL is as secret as the boot config that carries it, which TFTP and
+HTTP hand to whoever names the MAC: it narrows an off-link fetch to the
+install's window, it does not make it private. On a served link it counts for
+nothing (rule 1 decides), so a neighbour cannot use it.
 
 ``install.kickstart_open`` serves everyone, as before, but an unverified fetch
 then counts for nothing (no state change, no loop breaker).
@@ -67,13 +76,16 @@ def verify(
     holder: Callable[[str], str | None],
     header_networks: Sequence[IPv4Network],
     claimed: bool,
+    signed: bool = False,
 ) -> Verdict:
     """Is ``requester`` (an address) the machine ``mac``? See the module doc.
 
     ``neighbour`` is the requester's MAC from the neighbour table (None: no entry),
     ``headers`` the MACs its headers name, ``holder(address)`` the MAC whose
     reservation or lease the address is, ``claimed`` whether the request itself
-    says it is ``mac`` (its MAC header, a callback's valid token).
+    says it is ``mac`` (its MAC header, a callback's valid token), ``signed`` whether it
+    holds a credential only this install's boot config or verified Kickstart carried (the
+    signed Kickstart URL, the callback token) while the host boots or installs.
     """
     if neighbour is not None:
         if any(named != neighbour for named in headers):
@@ -83,9 +95,13 @@ def verify(
         return Verdict(False, f"its neighbour entry is {neighbour}, another machine")
     if holder(requester) == mac:
         return Verdict(True, "off-link, from the host's reserved or leased address")
+    if signed:
+        return Verdict(True, "off-link, with this install's signed Kickstart URL or token")
     if claimed and _within(requester, header_networks):
         return Verdict(True, "off-link, in install.mac_header_networks")
-    return Verdict(False, "off-link, neither the host's address nor a trusted network")
+    return Verdict(
+        False, "off-link, not the host's address, nor its signed URL while it installs, nor trusted"
+    )
 
 
 def _within(address: str, networks: Sequence[IPv4Network]) -> bool:

@@ -3,8 +3,8 @@
 ``Inventory.config`` is replaced as a whole on reload (SIGHUP), never edited, so
 a request sees either the old config or the new one, never half of each; a
 transfer or download already running keeps the objects it started with.
-A reload validates the new file in full first (``kickstart.checked`` renders and
-checks every Kickstart too), then lets every service that follows reloads
+A reload validates the new file in full first (``answers.checked`` renders and
+checks every answer file too), then lets every service that follows reloads
 (DHCP, the HTTP trees) build what it needs from it; if anything is wrong the
 errors are logged and the old config keeps serving. Only when every part is
 ready is the config swapped and each service's part put in force, in the
@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from pxed.config import Config, ConfigError, Host, load_config, parse_mac
 from pxed.dhcp.leases import DATABASE_NAME, read_holder
 from pxed.netif import advertised_address
-from pxed.provisioning.kickstart import checked, stand_in_host
+from pxed.provisioning.answers import checked, stand_in_host
 from pxed.provisioning.urls import Urls
 
 log = Logger(namespace="pxed.inventory")
@@ -45,6 +45,7 @@ Prepare = Callable[[Config], Apply]
 RESTART_KEYS = (
     "server.interfaces",
     "server.state_dir",
+    "server.database",
     "tftp",
     "http.enabled",
     "http.listen",

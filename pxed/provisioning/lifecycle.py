@@ -1,6 +1,6 @@
 """Host install states, persisted in ``server.state_dir/hosts.sqlite3``.
 
-ready -> booting (DHCP or TFTP saw the host) -> installing (Kickstart fetched)
+ready -> booting (DHCP, TFTP or HTTP saw the host) -> installing (Kickstart fetched)
 -> installed (done callback) or failed (failed callback); ``looping`` when the
 loop breaker trips. ``pxed hosts rearm MAC`` puts a host back to ready.
 
@@ -17,7 +17,7 @@ state_dir still stops pxed at start-up with a clear message.
 
 The loop breaker is why this exists at all: a host whose install never reports
 done (broken %post, no disk, wrong boot order) would otherwise reinstall at
-every boot forever. More than ``loop_fetches`` Kickstart fetches within
+every boot forever. More than ``loop_fetches`` answer-file fetches within
 ``loop_window`` seconds without a done callback make it ``looping``; it then
 gets local boot until an operator rearms it.
 """
@@ -55,7 +55,7 @@ class HostState:
     state: State
     since: float  # when the host entered this state
     source: str  # what moved it here: dhcp, tftp, kickstart, callback, rearm
-    fetches: tuple[float, ...]  # Kickstart fetches since the last done or rearm
+    fetches: tuple[float, ...]  # answer-file fetches since the last done or rearm
     generation: int = 0  # installs ended (done, failed, rearm): the callback token's salt
 
 
@@ -139,16 +139,21 @@ class Lifecycle:
     # -- events --------------------------------------------------------------
 
     def seen(self, mac: str, source: str, now: float) -> HostState:
-        """DHCP or TFTP saw the host boot: ready or failed -> booting; nothing else changes.
+        """DHCP, TFTP or HTTP saw the host boot: ready -> booting, and failed -> booting
+        for DHCP only; nothing else changes.
 
         An installed host stays installed (a ``netboot: once`` host boots its
-        disk; an ``always`` host moves on when it fetches its Kickstart).
+        disk; an ``always`` host moves on when it fetches its Kickstart). A
+        failed install is left for an operator to see until the host itself
+        boots again: a generated config's fetch proves nothing (anyone can
+        name a MAC in a TFTP or HTTP request), a DHCP exchange is its firmware.
         """
+        leaving = (State.READY, State.FAILED) if source == "dhcp" else (State.READY,)
         current = self.get(mac)
-        if current.state not in (State.READY, State.FAILED):
+        if current.state not in leaving:
             return current  # the common case (every DHCP packet): no write transaction
         with self._change(mac) as change:
-            if change.old.state in (State.READY, State.FAILED):
+            if change.old.state in leaving:
                 change.to(State.BOOTING, source, now)
         return change.new
 
@@ -161,7 +166,7 @@ class Lifecycle:
             if len(fetches) > limit:
                 change.to(State.LOOPING, "kickstart", now, fetches)
                 log.error(
-                    "host {mac} is looping: {count} Kickstart fetches within {window} s and no "
+                    "host {mac} is looping: {count} answer-file fetches within {window} s and no "
                     "done callback; it gets local boot until `pxed hosts rearm {mac}`",
                     mac=mac,
                     count=len(fetches),

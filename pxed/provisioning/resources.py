@@ -1,27 +1,33 @@
-"""HTTP resources for installs: ``/ks/<mac>``, ``/boot/...``, ``/api/hosts/<mac>/done|failed``.
+"""HTTP resources for installs: ``/ks/<mac>`` and ``/preseed/<mac>``, ``/boot/...``,
+``/api/hosts/<mac>/done|failed``.
 
 ``mount(root, provisioning)`` adds them to the site's root resource.
 
-``/ks/<mac>`` (or ``/ks/`` with the MAC found another way) serves the host's
-rendered Kickstart. It carries root password hashes, so unless
+``/ks/<mac>`` (or ``/ks/`` with the MAC found another way, or
+``/ks/<mac>/<signature>`` as the host's boot config spells it) serves the host's
+rendered Kickstart, ``/preseed/<mac>`` (``/preseed/<mac>/<signature>``) its
+preseed: one resource per answer-file family, each serving only hosts whose
+profile uses that family, all under the same rules below. An answer file
+carries root password hashes, so unless
 ``install.kickstart_open`` it goes only to that host, as
 ``pxed.provisioning.identity`` verifies it: on a served link by the kernel's
 neighbour entry for the requester (an ``X-RHN-Provisioning-MAC-<n>`` header
 that disagrees with it is a forgery, refused and logged), behind a router by
-the host's reserved or leased address, or by the header where the operator
-trusts it. Anything else gets 403 and a message that says how to make it work.
-Only a verified fetch moves the host's state or counts for the loop breaker.
-A template that renders to something pykickstart rejects is never served
-(500, logged); a looping host gets 409.
+the host's reserved or leased address or this install's signed URL, or by the
+header where the operator trusts it. Anything else gets 403 and a message
+that says how to make it work. Only a verified fetch moves the host's state
+or counts for the loop breaker. A template that renders to something its
+family's checker rejects is never served (500, logged); a looping host gets 409.
 
 ``/boot/<mac>.ipxe`` is the iPXE script; ``/boot/pxelinux.cfg/...``,
 ``/boot/grub.cfg-01-<mac>`` and ``/boot/grub/grub.cfg`` are the same generated
 files TFTP serves (for lpxelinux.0 and GRUB over HTTP).
 
 ``POST /api/hosts/<mac>/done`` and ``/failed`` move the host to installed or
-failed when they carry the per-host HMAC the Kickstart holds (form field
+failed when they carry the per-host HMAC the answer file holds (form field
 ``token`` in the body, or an ``X-Pxed-Token`` header; never in the URL, which
 access logs keep) and come from a requester the same identity rule admits.
+The token is the same whichever family's file carried it.
 """
 
 from __future__ import annotations
@@ -38,19 +44,21 @@ from twisted.web.server import Request
 from pxed.config import Config, parse_mac
 from pxed.config.model import Host
 from pxed.events import CallbackReceived, Event, EventBus, KickstartRequest
+from pxed.provisioning.answers import FAMILIES, TemplateProblem, family_of, render
 from pxed.provisioning.bootconfigs import LocalBoot, plan_for
+from pxed.provisioning.family import Family
 from pxed.provisioning.identity import Neighbours, Verdict, verify
 from pxed.provisioning.inventory import Inventory
-from pxed.provisioning.kickstart import TemplateProblem, render
 from pxed.provisioning.lifecycle import Lifecycle, State
 from pxed.provisioning.tftp_files import ProvisionFiles
-from pxed.provisioning.tokens import token_matches
+from pxed.provisioning.tokens import signature_matches, token_matches
 from pxed.provisioning.urls import Urls
 
 log = Logger(namespace="pxed.provision")
 
 MAC_HEADER_PREFIX = b"x-rhn-provisioning-mac-"
 TEXT = b"text/plain; charset=utf-8"
+UNDER_WAY = (State.BOOTING, State.INSTALLING)  # an install's credentials count only then
 
 
 @dataclass
@@ -74,9 +82,12 @@ class Provisioning:
         self.events.publish(event)
         level(event.FORMAT, **event.fields())
 
-    def verify(self, mac: str, request: Request, now: float, claimed: bool) -> Verdict:
+    def verify(
+        self, mac: str, request: Request, now: float, claimed: bool, signed: bool = False
+    ) -> Verdict:
         """Whether ``request`` comes from the machine ``mac`` (pxed.provisioning.identity);
-        ``claimed``: the request itself says so (its MAC header, a valid callback token)."""
+        ``claimed``: the request itself says so (its MAC header, a valid callback token);
+        ``signed``: it came by this install's signed Kickstart URL."""
         requester = request.getClientAddress().host
         return verify(
             mac,
@@ -86,6 +97,7 @@ class Provisioning:
             lambda address: self.inventory.mac_for_ip(address, now),
             self.inventory.config.install.mac_header_networks,
             claimed,
+            signed,
         )
 
     def seen(self, mac: str, source: str) -> None:
@@ -99,8 +111,10 @@ class Provisioning:
 
 
 def mount(root: Resource, provisioning: Provisioning) -> None:
-    """Add ``/ks``, ``/boot`` and ``/api`` to a site's root resource."""
-    root.putChild(b"ks", KickstartResource(provisioning))
+    """Add each family's answer-file path (``/ks``, ``/preseed``), ``/boot`` and ``/api`` to a
+    site's root resource."""
+    for family in FAMILIES.values():
+        root.putChild(family.path.encode(), AnswerFileResource(provisioning, family))
     root.putChild(b"boot", BootResource(provisioning))
     api = Resource()
     api.putChild(b"hosts", CallbackResource(provisioning))
@@ -129,10 +143,8 @@ def header_macs(request: Request) -> list[str]:
     return macs
 
 
-def kickstart_refusal(
-    config: Config, host: Host, state: State, urls: Urls
-) -> tuple[int, str] | None:
-    """Why ``host`` in ``state`` gets no Kickstart (HTTP status, message), or None to serve it.
+def answer_refusal(config: Config, host: Host, state: State, urls: Urls) -> tuple[int, str] | None:
+    """Why ``host`` in ``state`` gets no answer file (HTTP status, message), or None to serve it.
 
     A host whose boot config is local boot gets none: counting the fetch would
     move an installed once host back to installing, and its next boot would
@@ -151,12 +163,15 @@ def kickstart_refusal(
     return None
 
 
-class KickstartResource(Resource):
+class AnswerFileResource(Resource):
+    """``/<path>/<mac>`` of one answer-file family."""
+
     isLeaf = True
 
-    def __init__(self, provisioning: Provisioning) -> None:
+    def __init__(self, provisioning: Provisioning, family: Family) -> None:
         super().__init__()
         self.p = provisioning
+        self.family = family
 
     def render_GET(self, request: Request) -> bytes:
         return self._answer(request, fetch=True)
@@ -178,20 +193,22 @@ class KickstartResource(Resource):
             return _reply(
                 request,
                 http.NOT_FOUND,
-                "no host: give the MAC in the path (/ks/<mac>), boot with inst.ks.sendmac, "
-                "or fetch from the host's leased or reserved address",
+                f"no host: give the MAC in the path (/{self.family.path}/<mac>), "
+                "or fetch from the host itself or its leased or reserved address",
             )
         host = self.p.files.host(mac)
         if host is None:
             return _reply(request, http.NOT_FOUND, f"no host with MAC {mac} in the inventory")
-        verdict = self.p.verify(host.mac, request, now, claimed=host.mac in senders)
+        claimed, signed = host.mac in senders, self._signed(request, host.mac)
+        verdict = self.p.verify(host.mac, request, now, claimed, signed)
         if not (verdict.admitted or inventory.config.install.kickstart_open):
             outcome = "forged header refused" if verdict.forged else "refused"
-            self.p.tell(KickstartRequest(now, mac, requester, outcome, verdict.rule), log.warn)
+            refused = KickstartRequest(now, mac, self.family.name, requester, outcome, verdict.rule)
+            self.p.tell(refused, log.warn)
             return _reply(
                 request,
                 http.FORBIDDEN,
-                f"the Kickstart of {mac} is served only to that host ({verdict.rule}); "
+                f"the {self.family.title} of {mac} is served only to that host ({verdict.rule}); "
                 "set install.kickstart_open to serve it to anyone",
             )
         return self._serve(request, host, now, fetch and verdict.admitted)
@@ -211,10 +228,30 @@ class KickstartResource(Resource):
             return (known or senders)[0]
         return self.p.inventory.mac_for_ip(requester, now)
 
+    def _signed(self, request: Request, mac: str) -> bool:
+        """``/<path>/<mac>/<signature>`` with this install's signature, while ``mac`` boots or
+        installs: from the boot config it was handed until its done or failed callback."""
+        segments = [part for part in (request.postpath or []) if part]
+        if len(segments) < 2:
+            return False
+        current = self.p.lifecycle.get(mac)
+        if current.state not in UNDER_WAY:
+            return False
+        signature = segments[1].decode("latin-1")
+        return signature_matches(self.p.secret, mac, signature, current.generation)
+
     def _serve(self, request: Request, host: Host, now: float, fetch: bool) -> bytes:
         config = self.p.inventory.config
+        family = family_of(config.profiles.get(host.profile) if host.profile else None)
+        if family is not None and family is not self.family:
+            where = self.p.inventory.urls.answer(family.path, host.mac)
+            return _reply(
+                request,
+                http.NOT_FOUND,
+                f"the answer file of {host.mac} is a {family.title}: {where}",
+            )
         current = self.p.lifecycle.get(host.mac)
-        refused = kickstart_refusal(config, host, current.state, self.p.inventory.urls)
+        refused = answer_refusal(config, host, current.state, self.p.inventory.urls)
         if refused is not None:
             return _reply(request, *refused)
         try:
@@ -224,14 +261,16 @@ class KickstartResource(Resource):
             return _reply(request, http.NOT_FOUND, str(error))
         except TemplateProblem as problem:
             log.error(
-                "refused to serve the Kickstart of {mac}: {problem}",
+                "refused to serve the {family} of {mac}: {problem}",
+                family=self.family.title,
                 mac=host.mac,
                 problem=str(problem),
             )
             return _reply(
                 request,
                 http.INTERNAL_SERVER_ERROR,
-                f"the Kickstart of {host.mac} does not pass pykickstart; see pxed's log",
+                f"the {self.family.title} of {host.mac} does not pass {self.family.checker}; "
+                "see pxed's log",
             )
         request.setHeader(b"content-type", TEXT)
         request.setHeader(b"cache-control", b"no-store")
@@ -249,7 +288,8 @@ class KickstartResource(Resource):
                 f"run `pxed hosts --config FILE rearm {host.mac}` to install it again",
             )
         requester = request.getClientAddress().host
-        served = KickstartRequest(now, host.mac, requester, "served", str(rendered.template))
+        template = str(rendered.template)
+        served = KickstartRequest(now, host.mac, self.family.name, requester, "served", template)
         self.p.tell(served, log.info)
         return rendered.text.encode()
 
@@ -307,12 +347,15 @@ class CallbackResource(Resource):
         now, what = self.p.clock(), parts[1]
         requester = request.getClientAddress().host
         token = _token(request)
-        generation = self.p.lifecycle.get(mac).generation  # an ended install's token is void
-        if token is None or not token_matches(self.p.secret, mac, token, generation):
+        current = self.p.lifecycle.get(mac)  # an ended install's token is void
+        if token is None or not token_matches(self.p.secret, mac, token, current.generation):
             bad = CallbackReceived(now, mac, requester, what, "wrong or missing token")
             self.p.tell(bad, log.warn)
             return _reply(request, http.FORBIDDEN, f"wrong or missing token for {mac}")
-        verdict = self.p.verify(mac, request, now, claimed=True)  # the token matched
+        # The token matched: only a Kickstart this install served to a verified requester
+        # carried it (kickstart_open serves it to anyone, so there it proves nothing).
+        signed = current.state in UNDER_WAY and not self.p.inventory.config.install.kickstart_open
+        verdict = self.p.verify(mac, request, now, claimed=True, signed=signed)
         if not verdict.admitted:
             self.p.tell(CallbackReceived(now, mac, requester, what, verdict.rule), log.warn)
             return _reply(request, http.FORBIDDEN, f"{mac}'s callback comes only from that host")

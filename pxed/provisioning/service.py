@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -38,7 +39,7 @@ from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning
 from pxed.provisioning.tftp_files import ProvisionFiles
-from pxed.provisioning.tokens import load_secret
+from pxed.provisioning.tokens import kickstart_signature, load_secret
 
 log = Logger(namespace="pxed.provision")
 
@@ -53,7 +54,8 @@ def build_provisioning(
     state_dir = config.server.state_dir
     lifecycle = Lifecycle.open(state_dir)
     secret = load_secret(state_dir)
-    files = ProvisionFiles(inventory, lifecycle, reactor.seconds)
+    sign = partial(kickstart_signature, secret)
+    files = ProvisionFiles(inventory, lifecycle, reactor.seconds, sign)
     return Provisioning(inventory, lifecycle, secret, files, reactor.seconds)
 
 

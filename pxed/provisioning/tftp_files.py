@@ -54,15 +54,20 @@ _MAC_NAME = re.compile(r"01-((?:[0-9a-f]{2}[-:]){5}[0-9a-f]{2})")
 
 Clock = Callable[[], float]
 Render = Callable[[Plan], str]
+Sign = Callable[[str, int], str]
 
 
 class ProvisionFiles:
     """A ``FileProvider`` (pxed.tftp.sources) for the files the inventory generates."""
 
-    def __init__(self, inventory: Inventory, lifecycle: Lifecycle, clock: Clock) -> None:
+    def __init__(
+        self, inventory: Inventory, lifecycle: Lifecycle, clock: Clock, sign: Sign | None = None
+    ) -> None:
         self.inventory = inventory
         self.lifecycle = lifecycle
         self.clock = clock
+        # (mac, install generation) -> the signature of its Kickstart URL; None: unsigned.
+        self.sign = sign
         self._isos: dict[Path, IsoImage] = {}
         self._folders: dict[Path, StaticRoot] = {}
 
@@ -164,8 +169,9 @@ class ProvisionFiles:
             if config.dhcp.unknown_hosts != "local" or mac in config.dhcp.deny:
                 return None
             return render(bootconfigs.LocalBoot("unknown host (dhcp.unknown_hosts: local)"))
-        state = self.lifecycle.seen(mac, source, self.clock()).state
-        return render(bootconfigs.plan_for(config, host, state, urls))
+        current = self.lifecycle.seen(mac, source, self.clock())
+        signature = self.sign(mac, current.generation) if self.sign else ""
+        return render(bootconfigs.plan_for(config, host, current.state, urls, signature))
 
     # -- files ------------------------------------------------------------------------------
 

@@ -7,6 +7,12 @@ lives only in ``server.state_dir``, so nobody can mark another host installed
 restart keeps every token valid, and an install that ended (done, failed, or
 re-armed by an operator) makes its token worthless: the next install's
 Kickstart carries a new one.
+
+The same secret signs the answer-file URL in a host's generated boot config
+(``/ks/<mac>/<signature>``, ``/preseed/<mac>/<signature>``; the ``ks:`` domain
+predates preseed), in another domain so a signature is never a token: a
+requester behind a router, which no neighbour entry names, proves with it
+that it booted from that config during this install (see identity).
 """
 
 from __future__ import annotations
@@ -78,3 +84,17 @@ def token_matches(secret: bytes, mac: str, token: str, generation: int = 0) -> b
     """
     presented = token.encode("utf-8", "surrogatepass")
     return hmac.compare_digest(host_token(secret, mac, generation).encode("ascii"), presented)
+
+
+def kickstart_signature(secret: bytes, mac: str, generation: int) -> str:
+    """The signature in ``mac``'s Kickstart URL for this install (``ks:`` keeps it apart from
+    the callback token, which the same secret makes from the same MAC and generation)."""
+    message = f"ks:{mac}/{generation}"
+    return hmac.new(secret, message.encode("ascii"), hashlib.sha256).hexdigest()[:TOKEN_HEX]
+
+
+def signature_matches(secret: bytes, mac: str, signature: str, generation: int) -> bool:
+    """Whether ``signature`` is this install's for ``mac``, compared in constant time."""
+    presented = signature.encode("utf-8", "surrogatepass")
+    expected = kickstart_signature(secret, mac, generation).encode("ascii")
+    return hmac.compare_digest(expected, presented)

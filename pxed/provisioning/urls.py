@@ -1,4 +1,4 @@
-"""The HTTP URLs pxed hands to clients, built in one place so configs and Kickstarts agree."""
+"""The HTTP URLs pxed hands to clients, built in one place so configs and answer files agree."""
 
 from __future__ import annotations
 
@@ -20,9 +20,14 @@ class Urls:
         """The tree's root, with the trailing slash ``inst.repo`` and ``url --url`` expect."""
         return f"{self.base}/trees/{name}/"
 
-    def kickstart(self, mac: str | None) -> str:
-        """``/ks/<mac>``; without a MAC, ``/ks/`` finds the host by Anaconda's MAC header."""
-        return f"{self.base}/ks/{mac or ''}"
+    def answer(self, path: str, mac: str | None, signature: str = "") -> str:
+        """An answer file, ``/<path>/<mac>`` (``/ks/...``, ``/preseed/...``); without a MAC,
+        ``/<path>/`` finds the host by the requester's neighbour entry, MAC header or address.
+
+        ``signature`` (pxed.provisioning.tokens) admits the host from behind a router; a
+        path segment, not a query, so no boot loader's quoting or globbing touches it."""
+        signed = f"/{signature}" if mac and signature else ""
+        return f"{self.base}/{path}/{mac or ''}{signed}"
 
     def callback(self, mac: str, outcome: str) -> str:
         return f"{self.base}/api/hosts/{mac}/{outcome}"

@@ -23,7 +23,6 @@ from __future__ import annotations
 # privileges the interpreter's own files may not be readable any more (a Python
 # installed under /root), and the first POST died with ModuleNotFoundError.
 import email.policy  # noqa: F401
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,7 @@ from twisted.web.server import Request, Site
 from zope.interface import provider
 
 from pxed.config.defaults import default_int
+from pxed.text import redacted
 
 log = Logger(namespace="pxed.http")
 
@@ -88,17 +88,10 @@ class GuardedChannel(HTTPChannel):
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
 
-_SECRET_QUERY = re.compile(r"(?i)((?:^|[?&;])(?:token|secret)=)[^&;\s\"]*")
-
-
 @provider(IAccessLogFormatter)
 def access_line(timestamp: str, request: Request) -> str:
-    """Twisted's combined access-log line, with any token in the URL blotted out.
-
-    pxed refuses a callback token in the URL, but the refused request is still
-    logged: what an access log keeps must not be the secret that was sent.
-    """
-    return _SECRET_QUERY.sub(r"\1<redacted>", combinedLogFormatter(timestamp, request))
+    """Twisted's combined access-log line, with any credential in the URL blotted out."""
+    return redacted(combinedLogFormatter(timestamp, request))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Fixtures for the end-to-end boots: the guest artefacts, a boot lab, and skips that say why.
 
 Run them alone with `pytest -m e2e`. They need root (namespaces, a tap), QEMU, Debian's
-iPXE ROMs, pxelinux and apt (to fetch the kernel package once into .cache/e2e/).
+iPXE ROMs, pxelinux and apt (to fetch the kernel package once into .cache/e2e/); the
+Secure Boot scenarios also OVMF's secboot build and Debian's signed shim and GRUB.
 The dnsmasq reference boot is opt-in: `PXED_E2E_REFERENCE=1`.
 
 `PXED_E2E_CAPTURE=DIR` records each scenario's UDP traffic on the lab bridge (DHCP, TFTP

@@ -266,3 +266,38 @@ def test_two_interfaces_each_serve_their_own_subnet_and_answer_on_their_own_link
         assert found, done.stderr
         assert IPv4Address(found.group(1)) in net
         assert found.group(2).rstrip(",") == str(net.network_address + 1)
+
+
+@pytest.mark.parametrize(
+    ("relays", "remote_served"),
+    [
+        ("elsewhere", True),  # dhcp.relays lists another address
+        ("any", False),  # the default: any source, but giaddr must lie in a subnet of ours
+    ],
+)
+def test_a_relayed_request_pxed_does_not_trust_gets_no_offer_and_takes_no_lease(
+    netns_lab, tmp_path, relays, remote_served
+):
+    """Issue 18: giaddr from anyone picked any subnet's pool and aimed replies anywhere.
+
+    The same relay as the test above, which is answered in full: only dhcp.relays, or
+    the subnet list, differs.
+    """
+    require_binary("perfdhcp")
+    lab = DhcpLab(netns_lab, tmp_path, client_host=2)
+    third = (lab.lab.subnet.network_address.packed[2] + 128) % 250 + 1
+    remote = IPv4Network(f"10.213.{third}.0/24")
+    relay = remote.network_address + 1
+    lab.client.ip("addr", "add", f"{relay}/24", "dev", lab.client_if)
+    lab.server.ip("route", "add", str(remote), "dev", lab.server_if)
+    subnets = [subnet(lab.lab.subnet, 100, 200)]
+    subnets += [subnet(remote, 100, 200)] if remote_served else []
+    trusted = [str(lab.lab.address(250))] if relays == "elsewhere" else []
+    lab.start(subnets, relays=trusted)
+    burst = ["perfdhcp", "-4", "-r", "50", "-R", "10", "-n", "50", "-p", "3", "-d", "2"]
+    done = lab.client.run([*burst, "-l", str(relay), str(lab.server_ip)], timeout=30, check=False)
+    offers = re.search(r"DISCOVER-OFFER\*+\n.*?sent packets: (\d+).*?received packets: (\d+)",
+                       done.stdout, re.S)  # fmt: skip
+    assert offers is not None, done.stdout + done.stderr
+    assert int(offers[1]) > 0 and int(offers[2]) == 0
+    assert lab.leases() == {}

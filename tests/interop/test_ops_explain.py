@@ -8,6 +8,7 @@ tests/pxed/cli/test_explain.py).
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -70,6 +71,11 @@ def test_explained_boot_configs_are_what_the_daemon_serves(pxed: Pxed, mac: str)
     assert set(shown) == {f"pxelinux.cfg/01-{dashed}", f"grub.cfg-01-{dashed}", f"/boot/{mac}.ipxe"}
     for name in (f"pxelinux.cfg/01-{dashed}", f"grub.cfg-01-{dashed}"):
         _, body = pxed.curl(f"{tftp}/{name}")
-        assert body == shown[name], name
+        assert unsigned(body) == shown[name], name
     code, body = pxed.curl(f"{pxed.base}/boot/{mac}.ipxe")
-    assert code == 200 and body == shown[f"/boot/{mac}.ipxe"]
+    assert code == 200 and unsigned(body) == shown[f"/boot/{mac}.ipxe"]
+
+
+def unsigned(config: str) -> str:
+    """A served boot config as explain shows it: the Kickstart URL's signature elided."""
+    return re.sub(r"(/ks/[0-9a-f:]{17}/)[0-9a-f]{32}", r"\1<signature>", config)

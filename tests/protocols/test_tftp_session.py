@@ -389,16 +389,32 @@ def test_clock_stepping_back_never_makes_the_timer_negative():
 
 
 def test_unanswered_block_is_resent_max_retries_times_then_the_session_times_out_silently():
-    """Without an RTT sample the timer is the fixed initial one, so this is tftpd's schedule."""
+    """Without an RTT sample the timer is the fixed initial one, so this is tftpd's schedule,
+    and then ``linger`` seconds of silence for a client that answers only its own timer."""
     session = make(100)
     original = sends(session.start(0.0))
-    for tick in range(1, 6):
+    for tick in range(1, 5):
         assert sends(session.expire(float(tick))) == original
         assert session.deadline == tick + 1.0
-    done = finish_of(session.expire(6.0))
-    assert done is not None and sends(session.expire(6.0)) == []
+    assert sends(session.expire(5.0)) == original
+    assert session.deadline == 12.0  # the sixth second of resending, then linger (6 s)
+    done = finish_of(session.expire(12.0))
+    assert done is not None and sends(session.expire(12.0)) == []
     assert (done.stats.outcome, done.stats.retransmits) == ("timeout", 5)
-    assert done.stats.error == "no ACK of block 1 after 6 s"
+    assert done.stats.error == "no ACK of block 1 after 12 s"
+
+
+def test_a_client_that_answers_only_its_own_timer_is_heard_during_the_linger():
+    """atftp re-ACKs a duplicate block once, then only when its own timer (2 s here) fires;
+    every resend restarts that timer. Both ACKs of block 1 lost: its timer fires in the
+    silence after the last resend, and the transfer goes on."""
+    session = make(100_000)
+    session.start(0.0)
+    for tick in range(1, 6):
+        session.expire(float(tick))
+    assert session.deadline == 12.0
+    following = session.receive(encode_ack(1), 5.0 + 2.0)
+    assert blocks(following) == [2]
 
 
 def test_retries_is_a_patience_in_timeouts_not_a_count_of_resends():
@@ -411,15 +427,15 @@ def test_retries_is_a_patience_in_timeouts_not_a_count_of_resends():
         resends += 1
         deadline = session.deadline
     assert resends > 2
-    assert done is not None and done.stats.ended == pytest.approx(0.01 + 3 * 1.0)
+    assert done is not None and done.stats.ended == pytest.approx(0.01 + 3 * 1.0 + 6.0)
 
 
 def test_unanswered_oack_is_resent_then_times_out():
     session = make(100, [("tsize", "0")])
     oack = sends(session.start(0.0))
     assert sends(session.expire(1.0)) == oack
-    done = finish_of(session.expire(6.0))
-    assert done is not None and done.stats.error == "no ACK of the OACK after 6 s"
+    done = finish_of(session.expire(12.0))
+    assert done is not None and done.stats.error == "no ACK of the OACK after 12 s"
 
 
 def test_timeout_resends_the_whole_unacknowledged_window():
@@ -459,9 +475,9 @@ def test_negotiated_timeout_is_the_ceiling_of_the_timer_and_sets_the_patience():
     deadline = session.deadline
     assert deadline is not None and deadline < 3.0
     while (done := finish_of(session.expire(deadline))) is None:
-        assert session.deadline is not None and session.deadline - deadline <= 3.0 + 1e-9
+        assert session.deadline is not None and session.deadline - deadline <= 3.0 + 6.0 + 1e-9
         deadline = session.deadline
-    assert done.stats.ended == pytest.approx(0.4 + 6 * 3.0)
+    assert done.stats.ended == pytest.approx(0.4 + 6 * 3.0 + 6.0)
 
 
 def test_resends_per_window_are_bounded_even_from_the_timer_floor():
@@ -555,6 +571,7 @@ def test_unknown_tid_answer_is_one_encode_call():
 # --- properties ---------------------------------------------------------------------------
 
 # Each example is a whole session of up to 40 steps, so a twentieth of the grammar budget.
+LINGER = SessionLimits().linger
 STATEFUL_EXAMPLES = max(50, FUZZ_EXAMPLES // 20)
 
 
@@ -657,7 +674,7 @@ class SessionUnderAnyInput(RuleBasedStateMachine):
     @rule()
     def expire_at_deadline(self):
         deadline = self.session.deadline
-        assert deadline is not None and deadline - self.now <= self.ceiling + 1e-9
+        assert deadline is not None and deadline - self.now <= self.ceiling + LINGER + 1e-9
         self.now = max(self.now, deadline)
         self.check(self.session.expire(self.now))
 

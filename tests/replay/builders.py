@@ -7,7 +7,7 @@ cannot make both sides agree.
 from __future__ import annotations
 
 import struct
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 BIG = ">"
 LITTLE = "<"
@@ -139,8 +139,24 @@ def ipv4(
     return header + options + payload
 
 
+def ipv6(
+    src: str,
+    dst: str,
+    payload: bytes,
+    next_header: int = 17,
+    extensions: bytes = b"",
+    length: int | None = None,
+) -> bytes:
+    """An IPv6 header; ``extensions`` (already chained to end in ``next_header``'s
+    payload) go between it and the payload, and the first header type is then theirs."""
+    size = len(extensions) + len(payload) if length is None else length
+    header = struct.pack("!IHBB", 0x60000000, size, next_header, 64)
+    return header + IPv6Address(src).packed + IPv6Address(dst).packed + extensions + payload
+
+
 def ipv6_packet() -> bytes:
-    return bytes([0x60]) + b"\0" * 39
+    """An ICMPv6 echo request: IPv6 that carries nothing pxed decodes."""
+    return ipv6("fe80::1", "fe80::2", b"\x80\0\0\0\0\0\0\0", next_header=58)
 
 
 def ethernet(

@@ -21,6 +21,10 @@ from pxed.pcap.payload import Outcome, judge
 ROOT = Path(__file__).resolve().parents[2]
 OWN = ROOT / "tests" / "captures"
 PUBLIC = Path(os.environ.get("PXED_PUBLIC_CAPTURES", ROOT.parent / "shared/captures/public"))
+# DHCPv6 captures, kept beside the others until they join them (see their README.md).
+PUBLIC_DHCPV6 = Path(
+    os.environ.get("PXED_PUBLIC_DHCPV6_CAPTURES", ROOT.parent / "shared/captures/public-dhcpv6")
+)
 GOLDEN = ROOT / "tests" / "replay" / "golden"
 SUFFIXES = (".pcap", ".pcapng")
 
@@ -33,21 +37,24 @@ def _captures_in(folder: Path) -> list[Path]:
 
 OWN_CAPTURES = _captures_in(OWN)
 PUBLIC_CAPTURES = _captures_in(PUBLIC)
-ALL_CAPTURES = OWN_CAPTURES + PUBLIC_CAPTURES
+PUBLIC_DHCPV6_CAPTURES = _captures_in(PUBLIC_DHCPV6)
+ALL_CAPTURES = OWN_CAPTURES + PUBLIC_CAPTURES + PUBLIC_DHCPV6_CAPTURES
+
+
+def corpus(path: Path) -> str:
+    """Which corpus a capture came from: own, public or public-dhcpv6."""
+    return {OWN: "own", PUBLIC_DHCPV6: "public-dhcpv6"}.get(path.parent, "public")
 
 
 def label(path: Path) -> str:
     """A test id that says which corpus the capture came from."""
-    return f"{'own' if path.parent == OWN else 'public'}/{path.name}"
+    return f"{corpus(path)}/{path.name}"
 
 
 def golden_path(path: Path) -> Path:
-    """Own captures' goldens at the top of golden/, public ones under golden/public/."""
-    return (
-        GOLDEN / (path.name + ".txt")
-        if path.parent == OWN
-        else GOLDEN / "public" / (path.name + ".txt")
-    )
+    """Own captures' goldens at the top of golden/, public ones under golden/<corpus>/."""
+    name = path.name + ".txt"
+    return GOLDEN / name if path.parent == OWN else GOLDEN / corpus(path) / name
 
 
 @dataclass(frozen=True)

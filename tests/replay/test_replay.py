@@ -23,6 +23,8 @@ from tests.replay.corpus import (
     OWN_CAPTURES,
     PUBLIC,
     PUBLIC_CAPTURES,
+    PUBLIC_DHCPV6,
+    PUBLIC_DHCPV6_CAPTURES,
     golden_path,
     label,
     replay,
@@ -155,9 +157,13 @@ def test_pcap_output_matches_the_golden_text(
 
 def test_every_own_capture_has_a_committed_golden_and_no_golden_is_stale() -> None:
     expected = {golden_path(path) for path in OWN_CAPTURES}
-    if PUBLIC.is_dir():
-        expected |= {golden_path(path) for path in PUBLIC_CAPTURES}
-        present = set(GOLDEN.rglob("*.txt"))
-    else:
-        present = set(GOLDEN.glob("*.txt"))
+    present = set(GOLDEN.glob("*.txt"))
+    corpora = (
+        ("public", PUBLIC, PUBLIC_CAPTURES),
+        ("public-dhcpv6", PUBLIC_DHCPV6, PUBLIC_DHCPV6_CAPTURES),
+    )
+    for folder, found, captures in corpora:
+        if found.is_dir():
+            expected |= {golden_path(path) for path in captures}
+            present |= set((GOLDEN / folder).glob("*.txt"))
     assert present == expected

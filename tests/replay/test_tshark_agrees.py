@@ -1,9 +1,10 @@
 """pxed's reading of every capture agrees with tshark's, packet by packet.
 
-Compared per frame: which frames carry DHCP or TFTP at all; for DHCP the message
-type, xid and the set of option codes; for TFTP the opcode, block number, file
-name of a request and the option names of a request or OACK.  Skipped when
-tshark is not installed.
+Compared per frame: which frames carry DHCP, DHCPv6 or TFTP at all; for DHCP the
+message type, xid and the set of option codes; for DHCPv6 the message type of each
+relay and of the message inside, the transaction id and the set of option codes,
+nested ones included; for TFTP the opcode, block number, file name of a request and
+the option names of a request or OACK.  Skipped when tshark is not installed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from protocols.dhcp.wire import DhcpPacket
+from protocols.dhcpv6.options import IaAddress, IaNa, IaPd, IaPrefix, IaTa, Option
+from protocols.dhcpv6.wire import Dhcpv6Message, Dhcpv6Packet, Dhcpv6Relay
 from protocols.tftp.wire import Ack, Data, OptionAck, ReadRequest, WriteRequest
 from pxed.pcap import tftp_view
 from pxed.pcap.payload import Decoded
@@ -27,6 +30,9 @@ FIELDS = (
     "dhcp.id",
     "dhcp.option.dhcp",
     "dhcp.option.type",
+    "dhcpv6.msgtype",
+    "dhcpv6.xid",
+    "dhcpv6.option.type",
     "tftp.opcode",
     "tftp.block",
     "tftp.source_file",
@@ -49,7 +55,7 @@ def _tshark_rows(capture: Path) -> dict[int, dict[str, str]]:
     for line in output.stdout.splitlines():
         values = dict(zip(FIELDS, line.split("\t"), strict=True))
         layers = values["frame.protocols"].split(":")
-        if "dhcp" in layers or "tftp" in layers:
+        if {"dhcp", "dhcpv6", "tftp"} & set(layers):
             rows[int(values["frame.number"])] = values
     return rows
 
@@ -59,6 +65,10 @@ def _tshark_facts(row: dict[str, str]) -> Facts:
         codes = set(row["dhcp.option.type"].split("|")) - FRAMING_CODES - {""}
         kind = int(row["dhcp.option.dhcp"]) if row["dhcp.option.dhcp"] else None
         return ("DHCP", kind, int(row["dhcp.id"], 16), frozenset(int(code) for code in codes))
+    if row["dhcpv6.msgtype"]:
+        kinds = tuple(int(kind) for kind in row["dhcpv6.msgtype"].split("|"))
+        codes = frozenset(int(code) for code in row["dhcpv6.option.type"].split("|") if code)
+        return ("DHCPv6", kinds, int(row["dhcpv6.xid"], 16), codes)
     opcode = int(row["tftp.opcode"])
     block = int(row["tftp.block"]) if opcode in (3, 4) else None
     filename = {1: row["tftp.source_file"], 2: row["tftp.destination_file"]}.get(opcode)
@@ -82,8 +92,34 @@ def _tftp_facts(message: object) -> Facts:
     return ("TFTP", opcode, block, filename, names)
 
 
+def _dhcpv6_facts(message: Dhcpv6Packet) -> Facts:
+    kinds = [int(message.msg_type)]
+    codes = _codes(message.options)
+    while isinstance(message, Dhcpv6Relay):
+        message = message.relayed
+        kinds.append(int(message.msg_type))
+        codes |= _codes(message.options)
+    assert isinstance(message, Dhcpv6Message)
+    return ("DHCPv6", tuple(kinds), message.transaction_id, frozenset(codes))
+
+
+def _codes(options: tuple[Option, ...]) -> set[int]:
+    """Option codes, and those of the options nested in IAs and their addresses."""
+    found = set()
+    for option in options:
+        found.add(option.code)
+        value = option.value
+        if isinstance(value, IaNa | IaTa | IaPd | IaAddress | IaPrefix):
+            found |= _codes(value.options)
+    return found
+
+
 def _pxed_facts(message: object) -> Facts:
-    return _dhcp_facts(message) if isinstance(message, DhcpPacket) else _tftp_facts(message)
+    if isinstance(message, DhcpPacket):
+        return _dhcp_facts(message)
+    if isinstance(message, Dhcpv6Message | Dhcpv6Relay):
+        return _dhcpv6_facts(message)
+    return _tftp_facts(message)
 
 
 @pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")

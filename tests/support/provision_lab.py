@@ -1,4 +1,8 @@
-"""A small inventory on disk for the provisioning tests: two profiles, four hosts."""
+"""A small inventory on disk for the provisioning tests: three profiles, four hosts.
+
+The third profile, ``deb``, is a preseed one that no host uses unless a test adds
+``DEB_HOST`` (``write_lab(extra=DEB_HOST)``).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,19 @@ from pxed.config import Config, load_config
 KS = "text\nurl --url={{ tree_url }}\nnetwork --hostname={{ host.hostname }}\nreboot\n" + (
     "{{ pxed_done }}\n{{ pxed_failed }}\n"
 )
+PRESEED = (
+    "d-i netcfg/get_hostname string {{ host.hostname }}\n"
+    "d-i mirror/http/directory string /trees/{{ profile.tree }}\n"
+    "d-i passwd/root-password-crypted password $6$lab\n"
+    "d-i preseed/late_command string {{ pxed_done }}\n"
+)
 WEB = "52:54:00:12:34:56"  # netboot once, tree profile, reserved 10.213.7.21
 KIOSK = "52:54:00:12:34:57"  # netboot always, tree-less profile
 DB = "52:54:00:12:34:58"  # netboot never
 BARE = "52:54:00:12:34:59"  # no profile
+DEB = "52:54:00:12:34:5a"  # netboot once, preseed profile, reserved 10.213.7.41 (DEB_HOST)
+DEB_IP = "10.213.7.41"
+DEB_HOST = f'  - {{mac: "{DEB}", hostname: deb01, ip: {DEB_IP}, profile: deb}}\n'
 
 
 def write_lab(
@@ -35,6 +48,7 @@ def write_lab(
     (tftp / "initrd.gz").write_bytes(b"tftp initrd")
     (root / "web.ks.j2").write_text(KS)
     (root / "kiosk.ks.j2").write_text(KS.replace("url --url={{ tree_url }}\n", ""))
+    (root / "deb.preseed.j2").write_text(PRESEED)
     config = root / "pxed.yaml"
     config.write_text(
         f"""server: {{address: 127.0.0.1, state_dir: {root}/state}}
@@ -59,6 +73,12 @@ trees:
     initrd: initrd.gz
     append: "inst.ks={{ks_url}} quiet"
     kickstart: kiosk.ks.j2
+  deb:
+    tree: rocky9
+    kernel: images/pxeboot/vmlinuz
+    initrd: images/pxeboot/initrd.img
+    append: "console=ttyS0"
+    preseed: deb.preseed.j2
 hosts:
   - {{mac: "{WEB}", hostname: web01, ip: 10.213.7.21, profile: web}}
   - {{mac: "{KIOSK}", hostname: kiosk01, profile: kiosk, netboot: always}}

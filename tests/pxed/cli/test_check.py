@@ -77,7 +77,7 @@ def _documented(node: object, pattern: str, found: dict[str, set[str]]) -> None:
     """Collect the keys a YAML document uses, in KEYS' notation (`[]` items, `*` names)."""
     if isinstance(node, dict):
         found.setdefault(pattern, set()).update(node)
-        named = pattern in ("trees", "profiles")
+        named = pattern in ("trees", "profiles", "profiles.*.cpus")
         for key, value in node.items():
             child = f"{pattern}.*" if named else f"{pattern}.{key}" if pattern else key
             if key != "vars":
@@ -90,14 +90,62 @@ def _documented(node: object, pattern: str, found: dict[str, set[str]]) -> None:
 def test_the_reference_config_shows_every_key_the_loader_accepts():
     """etc/pxed.yaml is the documentation: a key added to the loader must appear there too."""
     found: dict[str, set[str]] = {}
-    _documented(yaml.safe_load((ROOT / "etc/pxed.yaml").read_text()), "", found)
+    text = (ROOT / "etc/pxed.yaml").read_text()
+    _documented(yaml.safe_load(text), "", found)
     missing = {where: sorted(set(keys) - found.get(where, set())) for where, keys in KEYS.items()}
+    cpus = missing.pop("profiles.*.cpus")  # CPU names: one example, the others in its comment
     assert {where: keys for where, keys in missing.items() if keys} == {}
+    assert all(cpu in text for cpu in cpus)
 
 
-def test_the_reference_config_has_two_profiles_and_three_hosts_with_existing_templates():
+def test_the_reference_config_has_three_profiles_and_four_hosts_with_existing_templates():
     config = load_config(ROOT / "etc/pxed.yaml")
-    assert len(config.profiles) == 2 and len(config.hosts) == 3
+    assert len(config.profiles) == 3 and len(config.hosts) == 4
     for profile in config.profiles.values():
-        assert profile.kickstart is not None and profile.kickstart.is_file()
-        assert profile.kickstart.parent == ROOT / "etc/templates"
+        assert profile.answer_file is not None and profile.answer_file.template.is_file()
+        assert profile.answer_file.template.parent == ROOT / "etc/templates"
+
+
+def _with_database(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "pxed.yaml"
+    (tmp_path / "tftp").mkdir(exist_ok=True)
+    path.write_text(
+        f"server: {{address: 127.0.0.1, database: '{url}'}}\n"
+        "tftp: {listen: [127.0.0.1], root: tftp}\nhttp: {enabled: false}\n"
+    )
+    return path
+
+
+def test_check_says_the_database_schema_version_and_what_start_will_migrate(
+    tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+):
+    from pxed.database.connection import connect
+    from pxed.database.migrations import SCHEMA_VERSION, migrate
+
+    path = _with_database(tmp_path, postgres_url)
+    assert check.run(argparse.Namespace(file=str(path))) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"{path}: ok",
+        f"server.database {postgres_url}: schema version 0, {SCHEMA_VERSION} migration"
+        f"{'s' if SCHEMA_VERSION != 1 else ''} pending (pxed applies them at start)",
+    ]
+    with connect(postgres_url) as conn:
+        migrate(conn)
+    assert check.run(argparse.Namespace(file=str(path))) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"server.database {postgres_url}: schema version {SCHEMA_VERSION}, up to date"
+    )
+
+
+def test_check_fails_in_one_line_when_the_database_cannot_be_reached(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    url = f"postgresql://pxed:secret@/pxed?host={tmp_path}"
+    path = _with_database(tmp_path, url)
+    assert check.run(argparse.Namespace(file=str(path))) == 1
+    out, err = capsys.readouterr()
+    assert out == f"{path}: ok\n"
+    (line,) = err.splitlines()
+    assert line.startswith(f"server.database postgresql://pxed:***@/pxed?host={tmp_path}:")
+    assert "cannot connect" in line and "secret" not in line

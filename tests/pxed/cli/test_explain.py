@@ -26,6 +26,7 @@ from pxed.dhcp.settings import engine_settings
 from pxed.pcap.dhcp_view import detail
 from pxed.provisioning.lifecycle import Lifecycle
 from tests.support.fake_udp import FakeUDPReactor
+from tests.support.provision_lab import DEB, DEB_HOST, DEB_IP, lab_config
 
 HERE = Path(__file__).parents[1]
 FIXTURE = HERE / "configs/explain"
@@ -170,3 +171,17 @@ def test_explain_names_the_rule_that_admits_or_refuses_a_requester(config: Confi
         "  to 127.0.0.21: served: off-link, from the host's reserved or leased address"
     )
     assert line("10.1.2.3", None).startswith("  to 10.1.2.3: refused: off-link")
+
+
+def test_explain_names_a_preseed_hosts_family_url_checker_and_boot_arguments(tmp_path: Path):
+    if shutil.which("debconf-set-selections") is None:
+        pytest.skip("debconf-set-selections (debconf) not installed")
+    text = explain(lab_config(tmp_path, extra=DEB_HOST), DEB, 0, None, None, (DEB_IP, None))
+    url = f"http://127.0.0.1:8080/preseed/{DEB}"
+    assert f"\npreseed: {url}\n  template deb.preseed.j2 renders (4 lines) and passes " in text
+    assert "passes debconf-set-selections\n" in text
+    assert (
+        f"auto=true priority=critical url={url}/<signature> interface=auto hostname=deb01" in text
+    )
+    assert "inst.ks" not in text
+    assert f"  to {DEB_IP}: served: off-link, from the host's reserved or leased address" in text

@@ -105,3 +105,27 @@ def test_a_hostname_the_client_chose_cannot_forge_rows_or_drive_the_terminal():
     table = leases.render([("52:54:00:12:34:56", "10.0.0.5", None, evil)], [], 0.0)
     assert "\r" not in table and "\x1b" not in table
     assert "web\\x0d52:54" in table and len(table.splitlines()) == 3
+
+
+def test_with_server_database_the_table_comes_from_postgresql(tmp_path, capsys, postgres_url):
+    from pxed.dhcp.pg_leases import PostgresLeaseStore
+    from tests.support.postgres import Inline
+
+    args = config(tmp_path)
+    path = Path(args.config)
+    path.write_text(
+        path.read_text().replace("server:\n", f"server:\n  database: '{postgres_url}'\n")
+    )
+    store = PostgresLeaseStore.open(postgres_url, Inline())
+    store.bind(Lease("52:54:00:00:00:0a", IPv4Address("10.213.7.10"), None, hostname="web01"), 0)
+    store.bind(Lease("52:54:00:00:00:09", IPv4Address("10.213.7.9"), None), 0)
+    store.commit()
+    store.bind(Lease("52:54:00:00:00:0b", IPv4Address("10.213.7.11"), None), 0)  # uncommitted
+    assert leases.run(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[1:3]] == [
+        ["52:54:00:00:00:09", "10.213.7.9"],
+        ["52:54:00:00:00:0a", "10.213.7.10"],
+    ]
+    assert lines[3] == "2 leases"
+    store.close()

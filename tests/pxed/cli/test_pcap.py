@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,13 @@ from tests.replay.builders import (
     ethernet,
     idb,
     ipv4,
+    ipv6,
     ipv6_packet,
     pcap_file,
     shb,
     udp,
 )
+from tests.replay.corpus import PUBLIC_DHCPV6
 
 CLIENT = "10.213.0.2"
 SERVER = "10.213.0.1"
@@ -151,7 +154,7 @@ def test_frames_not_decoded_are_counted_by_reason(
     _, lines, _ = _run(capsys, _capture(tmp_path, frames))
     assert (
         lines[1]
-        == "-- 4 frames: no DHCP/BOOTP/TFTP packets; not decoded: 2 IPv6, 1 ARP, 1 other UDP"
+        == "-- 4 frames: no DHCP/BOOTP/TFTP packets; not decoded: 2 ICMPv6, 1 ARP, 1 other UDP"
     )
 
 
@@ -296,3 +299,101 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
         error = child.stderr.read()
         assert child.wait(timeout=60) == 1
     assert b"Traceback" not in error
+
+
+def _opt6(code: int, data: bytes) -> bytes:
+    return code.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
+
+
+V6_CLIENT = "fe80::5054:ff:fe12:3456"
+V6_RELAY = "2001:db8:1::1"
+V6_SERVER = "2001:db8::1"
+V6_SOLICIT = bytes.fromhex("01a1b2c3") + _opt6(1, bytes.fromhex("00030001525400123456"))
+V6_ADVERTISE = bytes.fromhex("02a1b2c3") + _opt6(13, b"\0\0")
+V6_RELAY_HEAD = bytes([0, *IPv6Address(V6_RELAY).packed, *IPv6Address(V6_CLIENT).packed])
+
+
+def _v6_frame(src: str, sport: int, dst: str, dport: int, body: bytes) -> bytes:
+    return ethernet(ipv6(src, dst, udp(sport, dport, body)), ethertype=0x86DD)
+
+
+RELAYED_EXCHANGE = [
+    (T0, _v6_frame(V6_CLIENT, 546, "ff02::1:2", 547, V6_SOLICIT), None),
+    (
+        T0 + 1_000_000,
+        _v6_frame(
+            V6_RELAY,
+            547,
+            V6_SERVER,
+            547,
+            b"\x0c" + V6_RELAY_HEAD + _opt6(18, b"eth0/1") + _opt6(9, V6_SOLICIT),
+        ),
+        None,
+    ),
+    (
+        T0 + 2_000_000,
+        _v6_frame(
+            V6_SERVER,
+            547,
+            V6_RELAY,
+            547,
+            b"\x0d" + V6_RELAY_HEAD + _opt6(18, b"eth0/1") + _opt6(9, V6_ADVERTISE),
+        ),
+        None,
+    ),
+]
+
+
+def test_dhcpv6_and_relayed_dhcpv6_get_a_line_each_with_the_relay_in_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, lines, err = _run(capsys, "--strict", _capture(tmp_path, RELAYED_EXCHANGE))
+    assert status == 0 and err == ""
+    relay = f'hop=0 link={V6_RELAY} peer={V6_CLIENT} interface-id="eth0/1"'
+    assert lines[1:5] == [
+        f"    1     0.000000  [{V6_CLIENT}]:546 -> [ff02::1:2]:547        "
+        "DHCPv6 SOLICIT     xid=0xa1b2c3 client-id=ll:52:54:00:12:34:56",
+        f"    2     0.001000    [{V6_RELAY}]:547 -> [{V6_SERVER}]:547      "
+        f"DHCPv6 RELAY-FORW  {relay} > SOLICIT xid=0xa1b2c3 client-id=ll:52:54:00:12:34:56",
+        f"    3     0.002000      [{V6_SERVER}]:547 -> [{V6_RELAY}]:547    "
+        f"DHCPv6 RELAY-REPL  {relay} > ADVERTISE xid=0xa1b2c3 status-code=SUCCESS",
+        "-- 3 frames: 3 DHCPv6",
+    ]
+
+
+def test_verbose_dhcpv6_relay_indents_the_message_it_carries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, lines, _ = _run(capsys, "-v", _capture(tmp_path, RELAYED_EXCHANGE[1:2]))
+    assert lines[2:] == [
+        "        frame 1: 128 of 128 bytes, Ethernet; UDP payload 66 bytes",
+        "        msg-type: 12 (RELAY-FORW)",
+        "        hop-count: 0",
+        f"        link-address: {V6_RELAY}",
+        f"        peer-address: {V6_CLIENT}",
+        '        option 18 interface-id (6 bytes): "eth0/1"',
+        "        option 9 relay-msg (18 bytes), carrying:",
+        "          msg-type: 1 (SOLICIT)",
+        "          transaction-id: 0xa1b2c3",
+        "          option 1 client-id (10 bytes): LL hw 1 52:54:00:12:34:56",
+        "-- 1 frame: 1 DHCPv6",
+        "",
+    ]
+
+
+def test_strict_passes_on_every_public_dhcpv6_capture(capsys: pytest.CaptureFixture[str]) -> None:
+    """The shared DHCPv6 corpus: every message decodes and re-encodes byte for byte."""
+    captures = sorted(PUBLIC_DHCPV6.glob("*.pcap")) if PUBLIC_DHCPV6.is_dir() else []
+    if not captures:
+        pytest.skip(f"{PUBLIC_DHCPV6} not present (the shared public DHCPv6 captures)")
+    status, lines, err = _run(capsys, "--strict", *captures)
+    assert status == 0 and err == ""
+    tallies = [line for line in lines if line.startswith("-- ")]
+    assert tallies == [
+        "-- 1 frame: 1 DHCPv6",
+        "-- 4 frames: 4 DHCPv6",
+        "-- 4 frames: 4 DHCPv6",
+        "-- 4 frames: 4 DHCPv6",
+        "-- 2 frames: 2 DHCPv6",
+    ]
+    assert not any("MALFORMED" in line or "PXED BUG" in line for line in lines)

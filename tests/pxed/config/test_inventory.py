@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pxed.config import Config, ConfigError, DhcpBoot, Loaders, load_config, parse_config
+from pxed.config import (
+    AnswerFile,
+    Config,
+    ConfigError,
+    DhcpBoot,
+    Loaders,
+    load_config,
+    parse_config,
+)
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 # tftp.root: somewhere absent, so kernels of tree-less profiles are not looked for.
@@ -79,7 +87,7 @@ def test_a_good_inventory_loads_into_typed_objects(lab: Path):
         "images/pxeboot/vmlinuz",
         "images/pxeboot/initrd.img",
     )
-    assert web.kickstart == lab / "templates/web.ks.j2"
+    assert web.answer_file == AnswerFile("kickstart", lab / "templates/web.ks.j2")
     assert web.loader == Loaders(uefi="grubx64.efi")
     assert web.vars["packages"] == ("nginx",)
     web01, db01 = config.hosts

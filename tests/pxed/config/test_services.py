@@ -85,6 +85,21 @@ def test_relative_paths_resolve_against_the_config_folder():
     assert config.path == Path("/cfg/etc/pxed.yaml")
 
 
+def test_leases_stay_in_sqlite_unless_server_database_names_postgresql():
+    assert load(HEAD).server.database is None
+    assert load(HEAD + "  database: null\n").server.database is None
+    url = "postgresql://pxed@db.example.net/pxed?sslmode=verify-full"
+    assert load(HEAD + f"  database: '{url}'\n").server.database == url
+
+
+def test_a_database_that_is_not_a_postgresql_url_is_an_error_at_its_line():
+    assert errors(HEAD + "  database: mysql://pxed@db/pxed\n") == [
+        "/cfg/pxed.yaml:4:13: server.database: 'mysql://pxed@db/pxed' is not a postgresql://"
+        " URL (like postgresql://pxed@db.example.net/pxed); leave it out to keep leases in"
+        " SQLite in server.state_dir"
+    ]
+
+
 def test_a_missing_tftp_root_is_a_warning_not_an_error(tmp_path: Path):
     """The operator may mount it later; pxed check still says so."""
     config = load(HEAD + f"tftp:\n  root: {tmp_path / 'absent'}\n")

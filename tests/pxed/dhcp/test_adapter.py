@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from twisted.internet.defer import Deferred
 from twisted.logger import LogLevel, capturedLogs
 
 from protocols.dhcp.leases import Lease, MemoryLeaseStore
@@ -70,10 +71,14 @@ class RecordingStore(MemoryLeaseStore):
 
 class Harness:
     def __init__(
-        self, engine_settings: Settings | None = None, interfaces=(LAB, REMOTE), boot_seen=None
+        self,
+        engine_settings: Settings | None = None,
+        interfaces=(LAB, REMOTE),
+        boot_seen=None,
+        make_store=RecordingStore,
     ) -> None:
         self.reactor = FakeUDPReactor()
-        self.store = RecordingStore(self.reactor)
+        self.store = make_store(self.reactor)
         self.sockets: list[FakeSocket] = []
         self.service = DhcpService(
             engine_settings or settings(),
@@ -214,6 +219,34 @@ def test_failed_commit_sends_no_reply_of_the_batch():
     assert h.reactor.sent == []
     assert h.service.stats.commit_failures == 1
     assert any(e["log_level"] == LogLevel.critical for e in events)
+
+
+@dataclass
+class WaitingStore(RecordingStore):
+    """A store whose commits go over the network (PostgreSQL): each returns a Deferred the
+    test fires when it likes."""
+
+    waiting: list[Deferred[None]] = field(default_factory=list)
+
+    def commit(self) -> Deferred[None]:  # type: ignore[override]
+        self.waiting.append(Deferred())
+        return self.waiting[-1]
+
+
+def test_replies_wait_for_a_commit_that_returns_later_and_the_adapter_answers_meanwhile():
+    h = Harness(make_store=WaitingStore)
+    store = h.store
+    store.waiting.clear()  # the expiry sweep's, at start
+    first, second = IPv4Address("10.213.7.100"), IPv4Address("10.213.7.101")
+    h.deliver(request(MessageType.REQUEST, MAC, options=((50, first),)))
+    h.reactor.advance(0)
+    h.deliver(request(MessageType.REQUEST, MAC2, options=((50, second),)))
+    h.reactor.advance(0)
+    assert len(store.waiting) == 2 and h.reactor.sent == []
+    store.waiting[0].callback(None)
+    assert [(p.mac, p.message_type) for p, _ in h.replies()] == [(MAC, MessageType.ACK)]
+    store.waiting[1].errback(OSError("server closed the connection unexpectedly"))
+    assert len(h.reactor.sent) == 1 and h.service.stats.commit_failures == 1
 
 
 @property_settings
@@ -358,3 +391,18 @@ def test_a_failing_provisioning_hook_does_not_stop_the_reply():
         h.reactor.advance(0)
     assert len(h.reactor.sent) == 1
     assert any(e.get("log_failure") is not None for e in events)
+
+
+def test_a_client_with_no_loader_for_its_architecture_is_warned_about_once_per_mac():
+    """Issue 13: an ARM64 UEFI client (option 93 = 11) gets an address, no boot file, and one
+    warning naming its architecture, however often its firmware retries."""
+    arm64 = ((60, "PXEClient:Arch:00011:UNDI:003016"), (93, (11,)))
+    h = Harness()
+    with capturedLogs() as events:
+        for mac in (MAC, MAC, MAC2):
+            h.deliver(request(MessageType.DISCOVER, mac, options=arm64))
+            h.reactor.advance(0)
+    assert [packet.file.strip(b"\0") for packet, _ in h.replies()] == [b"", b"", b""]
+    warned = [e for e in events if e.get("log_level") == LogLevel.warn]
+    assert [e["mac"] for e in warned] == [MAC, MAC2]
+    assert "ARM 64-bit UEFI" in warned[0]["why"] and "dhcp.boot.arm64" in warned[0]["why"]

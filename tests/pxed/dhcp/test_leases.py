@@ -1,4 +1,5 @@
-"""Lease bookkeeping: the in-memory store's contract, and SQLite's durability on top of it."""
+"""Lease bookkeeping: the in-memory store's contract, which the SQLite and PostgreSQL stores
+keep too, and SQLite's durability on top of it (PostgreSQL's: test_pg_leases.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from protocols.dhcp.leases import (
     normalise_mac,
 )
 from pxed.dhcp.leases import DATABASE_NAME, LeaseDatabaseError, SqliteLeaseStore
+from tests.support.postgres import Inline
 
 ROOT = Path(__file__).resolve().parents[3]
 MAC_A = "52:54:00:00:00:0a"
@@ -29,14 +31,20 @@ IP_1 = IPv4Address("10.213.7.101")
 IP_2 = IPv4Address("10.213.7.102")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store(request, tmp_path):
     if request.param == "memory":
         yield MemoryLeaseStore()
-    else:
+    elif request.param == "sqlite":
         sqlite_store = SqliteLeaseStore.open(tmp_path)
         yield sqlite_store
         sqlite_store.close()
+    else:
+        from pxed.dhcp.pg_leases import PostgresLeaseStore
+
+        pg_store = PostgresLeaseStore.open(request.getfixturevalue("postgres_url"), Inline())
+        yield pg_store
+        pg_store.close()
 
 
 def bound(mac=MAC_A, ip=IP_1, expires: float | None = 100.0, hostname=None) -> Lease:

@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from io import BytesIO
 from ipaddress import IPv4Address
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from twisted.internet.address import IPv4Address as TwistedAddress
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from protocols.dhcp.leases import MemoryLeaseStore
@@ -28,7 +30,7 @@ from pxed.config import load_config
 from pxed.dhcp.service import DhcpService, Interface
 from pxed.dhcp.settings import engine_settings
 from pxed.events import DhcpExchange, HttpResponse, TftpRefused
-from pxed.ops.operations import Operations
+from pxed.ops.operations import Operations, watch_requests
 from pxed.ops.status import mount_status
 from pxed.ops.timeline import Entry, Timeline, TimelineSubscriber, event_mac
 from pxed.provisioning.inventory import Inventory
@@ -344,3 +346,21 @@ def test_a_failing_subscriber_is_logged_and_the_others_still_hear() -> None:
     event = refused(WEB, 1.0)
     bus.publish(event)
     assert heard == [event]
+
+
+@pytest.mark.parametrize("family", ["ks", "preseed"])
+def test_an_answer_file_fetch_of_either_family_is_a_boot_step_of_its_host(family: str) -> None:
+    """The access log's event names the host (its timeline) and never the URL's signature."""
+    heard: list[HttpResponse] = []
+    site = Site(Resource())
+    site.log = lambda request: None  # type: ignore[method-assign]
+    events = SimpleNamespace(publish=heard.append)
+    operations = SimpleNamespace(clock=lambda: 1.0, provisioning=SimpleNamespace(events=events))
+    watch_requests(site, operations)  # type: ignore[arg-type]
+    request = DummyRequest([])
+    request.path = f"/{family}/{WEB}/{'ab' * 16}".encode()
+    request.code, request.sentLength = 200, 10
+    request.client = TwistedAddress("TCP", WEB_IP, 40000)
+    site.log(request)
+    [event] = heard
+    assert (event.mac, event.path) == (WEB, f"/{family}/{WEB}/<redacted>")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
@@ -28,6 +28,23 @@ def _datagram(src: str, sport: int, dst: str, dport: int, payload: bytes = ACK1)
 def test_dhcp_is_recognised_by_either_port(sport: int, dport: int) -> None:
     datagram = _datagram(CLIENT, sport, SERVER, dport, b"\x01" * 300)
     assert Classifier().classify(datagram) is Protocol.DHCP
+
+
+@pytest.mark.parametrize(("sport", "dport"), [(546, 547), (547, 546), (547, 547), (50000, 547)])
+def test_dhcpv6_is_recognised_by_either_port(sport: int, dport: int) -> None:
+    frame = Frame(1, 0, 1, b"", 0)
+    client, server = IPv6Address("fe80::1"), IPv6Address("ff02::1:2")
+    datagram = Datagram(frame, client, sport, server, dport, b"\x01\0\0\1")
+    assert Classifier().classify(datagram) is Protocol.DHCPV6
+
+
+def test_tftp_over_ipv6_is_followed_from_the_request() -> None:
+    frame = Frame(1, 0, 1, b"", 0)
+    client, server = IPv6Address("2001:db8::2"), IPv6Address("2001:db8::1")
+    classifier = Classifier()
+    assert classifier.classify(Datagram(frame, client, 40000, server, 69, RRQ)) is Protocol.TFTP
+    reply = Datagram(frame, server, 51000, client, 40000, b"\0\x03\0\x01data")
+    assert classifier.classify(reply) is Protocol.TFTP
 
 
 def test_unrelated_udp_is_not_classified() -> None:

@@ -1,8 +1,9 @@
-"""pxed.pcap.dissect: link layers, VLAN tags, IPv4, fragments and UDP from hand-built frames."""
+"""pxed.pcap.dissect: link layers, VLAN tags, IPv4, IPv6, fragments and UDP from hand-built
+frames."""
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from tests.replay.builders import (
     ethernet,
     idb,
     ipv4,
+    ipv6,
     ipv6_packet,
     linux_sll,
     linux_sll2,
@@ -109,8 +111,65 @@ def test_vlan_tag_inside_linux_cooked_capture_is_peeled() -> None:
         (113, linux_sll(ipv6_packet(), protocol=0x86DD)),
     ],
 )
-def test_ipv6_is_skipped_politely(link_type: int, frame: bytes) -> None:
-    assert _skipped(frame, link_type) == "IPv6"
+def test_ipv6_without_udp_is_skipped_naming_its_protocol(link_type: int, frame: bytes) -> None:
+    assert _skipped(frame, link_type) == "ICMPv6"
+
+
+V6_PAYLOAD = b"\x01\xa1\xb2\xc3" + b"\x00\x08\x00\x02\x00\x00"
+V6_PACKET = ipv6("fe80::5054:ff:fe12:3456", "ff02::1:2", udp(546, 547, V6_PAYLOAD))
+
+
+@pytest.mark.parametrize(
+    ("link_type", "frame"),
+    [
+        (1, ethernet(V6_PACKET, ethertype=0x86DD)),
+        (1, ethernet(V6_PACKET, ethertype=0x86DD, vlans=((0x8100, 9),))),
+        (113, linux_sll(V6_PACKET, protocol=0x86DD)),
+        (276, linux_sll2(V6_PACKET, protocol=0x86DD)),
+        (101, V6_PACKET),
+        (229, V6_PACKET),
+        (0, bsd_null(V6_PACKET, family=30)),
+        (0, bsd_null(V6_PACKET, family=10)),
+        (108, openbsd_loop(V6_PACKET, family=24)),
+    ],
+    ids=[
+        "ethernet",
+        "vlan",
+        "sll",
+        "sll2",
+        "raw101",
+        "ipv6-229",
+        "null-macos",
+        "null-linux",
+        "loop",
+    ],
+)
+def test_udp_over_ipv6_yields_the_datagram_on_every_link_type(link_type: int, frame: bytes) -> None:
+    datagram = _datagram(frame, link_type)
+    assert (datagram.src, datagram.sport, datagram.dst, datagram.dport) == (
+        IPv6Address("fe80::5054:ff:fe12:3456"),
+        546,
+        IPv6Address("ff02::1:2"),
+        547,
+    )
+    assert datagram.payload == V6_PAYLOAD and datagram.missing == 0
+
+
+def test_ipv6_hop_by_hop_and_destination_options_are_skipped_down_to_udp() -> None:
+    """MLD reports carry hop-by-hop (router alert); relays may add destination options."""
+    hop_by_hop = bytes([60, 0]) + bytes([5, 2, 0, 0, 1, 0])  # router alert, then PadN
+    destination = bytes([17, 1]) + bytes(14)  # 16 bytes: length 1 means 8 more
+    packet = ipv6(
+        "2001:db8::1", "2001:db8::2", udp(547, 547, V6_PAYLOAD), 0, hop_by_hop + destination
+    )
+    datagram = _datagram(ethernet(packet, ethertype=0x86DD))
+    assert datagram.payload == V6_PAYLOAD and datagram.dport == 547
+
+
+def test_ipv6_payload_cut_by_the_snap_length_is_marked_missing() -> None:
+    whole = ethernet(V6_PACKET, ethertype=0x86DD)
+    datagram = _datagram(whole[:-4], original=len(whole))
+    assert datagram.missing == 4 and datagram.payload == V6_PAYLOAD[:-4]
 
 
 @pytest.mark.parametrize(
@@ -123,7 +182,13 @@ def test_ipv6_is_skipped_politely(link_type: int, frame: bytes) -> None:
         (1, ethernet(b"", vlans=((0x8100, 1),))[:-2], "VLAN tag cut short"),
         (1, ethernet(ipv4("1.1.1.1", "2.2.2.2", b"\0" * 20, protocol=6)), "TCP"),
         (1, ethernet(ipv4("1.1.1.1", "2.2.2.2", b"\0" * 20, protocol=47)), "IP protocol 47"),
-        (1, ethernet(b"\x45\0\0"), "not an IPv4 packet"),
+        (1, ethernet(b"\x45\0\0"), "not an IP packet"),
+        (1, ethernet(b"\x60\0\0", ethertype=0x86DD), "IPv6 header cut short"),
+        (
+            1,
+            ethernet(ipv6("::1", "::2", b"\x11\x04", 0), ethertype=0x86DD),
+            "IPv6 extension header cut short",
+        ),
         (
             1,
             ethernet(ipv4("1.1.1.1", "2.2.2.2", b"", total=10)),
@@ -251,3 +316,35 @@ def test_link_types_read_from_files_end_to_end(
     (read,) = read_frames(path)
     datagram = Dissector().dissect(read)
     assert isinstance(datagram, Datagram) and datagram.payload == PAYLOAD
+
+
+def _v6_fragments(payload: bytes, size: int) -> list[bytes]:
+    pieces = [payload[i : i + size] for i in range(0, len(payload), size)]
+    return [
+        ethernet(
+            ipv6(
+                "2001:db8::1",
+                "2001:db8::2",
+                piece,
+                44,
+                bytes([17, 0])
+                + (index * size | (index < len(pieces) - 1)).to_bytes(2, "big")
+                + (0x1234).to_bytes(4, "big"),
+            ),
+            ethertype=0x86DD,
+        )
+        for index, piece in enumerate(pieces)
+    ]
+
+
+def test_ipv6_fragments_are_reassembled_and_leftovers_named_ipv6() -> None:
+    frames = _v6_fragments(udp(50000, 69, DATA), 400)
+    dissector = Dissector()
+    results = [dissector.dissect(_frame(frame, number=n + 1)) for n, frame in enumerate(frames)]
+    assert results[:-1] == [None] * (len(frames) - 1)
+    datagram = results[-1]
+    assert isinstance(datagram, Datagram) and datagram.payload == DATA
+    assert dissector.dissect(_frame(frames[0], number=9)) is None
+    assert [s.reason for s in dissector.leftovers()] == [
+        "IPv6 fragment whose other fragments were not captured"
+    ]

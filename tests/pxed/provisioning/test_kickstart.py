@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pxed.config import Config, ConfigError, load_config
-from pxed.provisioning.kickstart import TemplateProblem, check_config, checked, render, validate
+from pxed.provisioning.answers import check_config, checked, render
+from pxed.provisioning.kickstart import check_one
 from pxed.provisioning.tokens import host_token
 from pxed.provisioning.urls import Urls
 
@@ -82,17 +83,15 @@ def test_pxed_done_and_failed_post_the_hosts_own_token_to_its_callbacks(config: 
 
 
 def test_pykickstart_rejects_an_unknown_command_with_its_line():
-    with pytest.raises(TemplateProblem) as caught:
-        validate("text\nreboot\nfrobnicate --now\n")
-    assert caught.value.rendered_line == 3
-    assert "Unknown command: frobnicate" in caught.value.message
+    verdict = check_one("text\nreboot\nfrobnicate --now\n")
+    assert verdict is not None and verdict[0] == 3
+    assert "Unknown command: frobnicate" in verdict[1]
 
 
 def test_an_unclosed_quote_is_a_problem_not_a_crash():
-    with pytest.raises(TemplateProblem) as caught:
-        validate("text\nnetwork --hostname='web\n")
-    assert caught.value.rendered_line == 2
-    assert "No closing quotation" in caught.value.message
+    verdict = check_one("text\nnetwork --hostname='web\n")
+    assert verdict is not None and verdict[0] == 2
+    assert "No closing quotation" in verdict[1]
 
 
 def test_checking_names_template_line_host_and_error_for_a_bad_command(tmp_path: Path):

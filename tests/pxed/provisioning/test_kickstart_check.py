@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.provision_lab import write_lab
+from tests.support.provision_lab import DEB_HOST, write_lab
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -36,3 +36,14 @@ def test_pxed_check_names_template_line_host_and_pykickstart_error(tmp_path: Pat
 def test_pxed_check_passes_a_good_lab(tmp_path: Path):
     result = pxed_check(write_lab(tmp_path))
     assert result.returncode == 0, result.stderr
+
+
+def test_pxed_check_names_each_profiles_answer_file_family_and_url(tmp_path: Path):
+    result = pxed_check(write_lab(tmp_path, extra=DEB_HOST))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "  profile web: Kickstart at http://127.0.0.1:8080/ks/<mac> from web.ks.j2 (2 hosts)",
+        "  profile kiosk: Kickstart at http://127.0.0.1:8080/ks/<mac> from kiosk.ks.j2 (1 host)",
+        "  profile deb: preseed at http://127.0.0.1:8080/preseed/<mac> from deb.preseed.j2"
+        " (1 host)",
+    ]

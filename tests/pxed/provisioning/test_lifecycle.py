@@ -42,6 +42,18 @@ def test_a_failed_callback_fails_and_the_next_boot_is_booting_again(states: Life
     assert states.seen(MAC, "dhcp", 3.0).state is State.BOOTING
 
 
+@pytest.mark.parametrize("source", ["tftp", "http"])
+def test_an_anonymous_config_fetch_never_moves_a_host_out_of_failed_or_installed(
+    states: Lifecycle, source: str
+):
+    """Issue 14: anyone can name a MAC in a TFTP or HTTP request; only its DHCP is the host."""
+    states.failed(MAC, 1.0)
+    assert states.seen(MAC, source, 2.0).state is State.FAILED
+    states.done(MAC, 3.0)
+    assert states.seen(MAC, source, 4.0).state is State.INSTALLED
+    assert states.seen("52:54:00:00:00:99", source, 5.0).state is State.BOOTING  # from ready
+
+
 def test_more_fetches_than_the_limit_within_the_window_is_looping(states: Lifecycle):
     for now in (1.0, 2.0, 3.0):
         assert states.kickstart_fetched(MAC, now, limit=3, window=100).state is State.INSTALLING

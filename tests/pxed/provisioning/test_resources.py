@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from functools import partial
 from io import BytesIO
 from pathlib import Path
 
@@ -18,14 +20,24 @@ from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle, State
 from pxed.provisioning.resources import Provisioning, mount
 from pxed.provisioning.tftp_files import ProvisionFiles
-from pxed.provisioning.tokens import host_token
-from tests.support.provision_lab import DB, KIOSK, WEB, lab_config, write_lab
+from pxed.provisioning.tokens import host_token, kickstart_signature
+from tests.support.provision_lab import (
+    DB,
+    DEB,
+    DEB_HOST,
+    DEB_IP,
+    KIOSK,
+    WEB,
+    lab_config,
+    write_lab,
+)
 
 SECRET = b"k" * 32
 WEB_IP = "10.213.7.21"
 ON_LINK = "10.213.7.50"  # a requester with a neighbour (ARP) entry, see arp()
 ATTACKER = "10.213.7.66"
 ATTACKER_MAC = "52:54:00:66:66:66"
+PRESEED_URL = f"http://127.0.0.1:8080/preseed/{DEB}"
 
 
 @pytest.fixture
@@ -37,7 +49,8 @@ def provisioning(root: Path, config: Config | None = None) -> Provisioning:
     config = config or lab_config(root)
     inventory = Inventory(config)
     lifecycle = Lifecycle.open(config.server.state_dir)
-    files = ProvisionFiles(inventory, lifecycle, lambda: 100.0)
+    sign = partial(kickstart_signature, SECRET)
+    files = ProvisionFiles(inventory, lifecycle, lambda: 100.0, sign)
     table = root / "arp"
     table.write_text(ARP_HEAD)
     return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, Neighbours(table))
@@ -195,9 +208,9 @@ def test_the_loop_breaker_refuses_the_fetch_past_the_limit_and_boots_local(lab: 
 
 
 def test_a_template_broken_on_disk_after_load_is_refused_not_served(lab: Provisioning):
-    template = lab.inventory.config.profiles["web"].kickstart
-    assert template is not None
-    template.write_text("text\nnot_a_command\n")
+    answer_file = lab.inventory.config.profiles["web"].answer_file
+    assert answer_file is not None
+    answer_file.template.write_text("text\nnot_a_command\n")
     code, body = request(lab, f"/ks/{WEB}", client=WEB_IP)
     assert code == 500 and "pykickstart" in body
     assert lab.lifecycle.get(WEB).state is State.READY
@@ -305,7 +318,6 @@ def test_an_ended_installs_token_is_worthless_and_the_next_install_gets_a_new_on
     lab: Provisioning,
 ):
     """Issue 14: the token of an old Kickstart must not mark a reinstall done."""
-    import re
 
     def token_served() -> str:
         code, body = request(lab, f"/ks/{WEB}", client=WEB_IP)
@@ -324,3 +336,133 @@ def test_an_ended_installs_token_is_worthless_and_the_next_install_gets_a_new_on
     assert done(first) == 403
     second = token_served()
     assert second != first and done(second) == 200
+
+
+OFF_LINK = "10.99.0.5"  # behind a router: no neighbour entry, not the host's address
+
+
+def signed_kickstart_path(p: Provisioning, mac: str) -> str:
+    """The ``/ks/...`` path in the host's iPXE script, as its installer would fetch it."""
+    code, script = request(p, f"/boot/{mac}.ipxe")
+    found = re.search(r"inst\.ks=http://[^/]+(/ks/\S+)", script)
+    assert code == 200 and found is not None, script
+    return found.group(1)
+
+
+def test_behind_a_router_the_signed_url_of_its_boot_config_admits_the_host_while_it_installs(
+    lab: Provisioning,
+):
+    """Issue 14: no neighbour entry, no known address (proxy mode behind a relay)."""
+    assert request(lab, f"/ks/{KIOSK}", client=OFF_LINK)[0] == 403
+    signed = signed_kickstart_path(lab, KIOSK)  # the boot config moved it to booting
+    assert signed.startswith(f"/ks/{KIOSK}/") and len(signed.rsplit("/", 1)[1]) == 32
+    code, body = request(lab, signed, client=OFF_LINK)
+    assert code == 200 and "network --hostname=kiosk01" in body
+    assert lab.lifecycle.get(KIOSK).state is State.INSTALLING
+    token = host_token(SECRET, KIOSK, lab.lifecycle.get(KIOSK).generation)
+    done = f"/api/hosts/{KIOSK}/done"
+    args = {b"token": [token.encode()]}
+    assert request(lab, done, method=b"POST", args=args, client=OFF_LINK)[0] == 200
+    assert request(lab, signed, client=OFF_LINK)[0] == 403  # ended with the install
+
+
+def test_a_signed_url_is_refused_before_the_host_boots_with_a_wrong_signature_and_on_link(
+    lab: Provisioning,
+):
+    signed = f"/ks/{KIOSK}/{kickstart_signature(SECRET, KIOSK, 0)}"
+    assert request(lab, signed, client=OFF_LINK)[0] == 403  # ready: not under way yet
+    assert signed == signed_kickstart_path(lab, KIOSK)
+    assert request(lab, signed[:-1] + "0", client=OFF_LINK)[0] == 403
+    arp(lab, **{ATTACKER.replace(".", "_"): ATTACKER_MAC})
+    assert request(lab, signed_kickstart_path(lab, KIOSK), client=ATTACKER)[0] == 403
+    assert lab.lifecycle.get(KIOSK).state is State.BOOTING  # nothing counted
+
+
+def test_an_off_link_callback_with_the_token_counts_only_while_the_host_installs(
+    lab: Provisioning,
+):
+    token = host_token(SECRET, KIOSK, lab.lifecycle.get(KIOSK).generation)
+    args = {b"token": [token.encode()]}
+    done = f"/api/hosts/{KIOSK}/done"
+    assert request(lab, done, method=b"POST", args=args, client=OFF_LINK)[0] == 403  # ready
+    lab.lifecycle.seen(KIOSK, "dhcp", 110.0)
+    assert request(lab, done, method=b"POST", args=args, client=OFF_LINK)[0] == 200
+
+
+# -- /preseed/<mac>: the same rules for debian-installer's answer file ----------------------
+
+
+@pytest.fixture
+def deb_lab(tmp_path: Path) -> Provisioning:
+    return provisioning(tmp_path, lab_config(tmp_path, extra=DEB_HOST))
+
+
+def test_a_preseed_is_served_to_the_machine_its_neighbour_entry_names_only(deb_lab: Provisioning):
+    arp(deb_lab, **{ON_LINK.replace(".", "_"): DEB, ATTACKER.replace(".", "_"): ATTACKER_MAC})
+    for headers in FORGERIES:
+        forged = {
+            name: value.replace(WEB.encode(), DEB.encode()) for name, value in headers.items()
+        }
+        code, body = request(deb_lab, f"/preseed/{DEB}", client=ATTACKER, headers=forged)
+        assert code == 403 and "root-password" not in body
+    assert request(deb_lab, f"/preseed/{DEB}", client=ATTACKER)[0] == 403
+    assert deb_lab.lifecycle.get(DEB).state is State.READY
+    code, body = request(deb_lab, f"/preseed/{DEB}", client=ON_LINK)  # d-i sends no header
+    assert code == 200 and "d-i netcfg/get_hostname string deb01\n" in body
+    assert deb_lab.lifecycle.get(DEB).state is State.INSTALLING
+
+
+def test_preseed_fetches_count_for_the_same_loop_breaker(deb_lab: Provisioning):
+    fetches = [request(deb_lab, f"/preseed/{DEB}", client=DEB_IP)[0] for _ in range(3)]
+    assert fetches == [200, 200, 409]
+    assert deb_lab.lifecycle.get(DEB).state is State.LOOPING
+    assert "LOCALBOOT 0" in request(deb_lab, "/boot/pxelinux.cfg/01-52-54-00-12-34-5a")[1]
+
+
+def test_each_family_serves_only_hosts_whose_profile_uses_it(deb_lab: Provisioning):
+    code, body = request(deb_lab, f"/ks/{DEB}", client=DEB_IP)
+    assert (code, body) == (404, f"the answer file of {DEB} is a preseed: {PRESEED_URL}\n")
+    code, body = request(deb_lab, f"/preseed/{WEB}", client=WEB_IP)
+    assert code == 404 and f"is a Kickstart: http://127.0.0.1:8080/ks/{WEB}" in body
+    assert deb_lab.lifecycle.get(DEB).state is State.READY
+
+
+def test_the_done_token_a_preseed_carries_works_once_and_the_next_install_gets_a_new_one(
+    deb_lab: Provisioning,
+):
+    def token_served() -> str:
+        code, body = request(deb_lab, f"/preseed/{DEB}", client=DEB_IP)
+        assert code == 200
+        found = re.search(r'--header "X-Pxed-Token: (\w+)"', body)
+        assert found is not None
+        return found.group(1)
+
+    def done(token: str, client: str = DEB_IP) -> int:
+        headers = {b"X-Pxed-Token": token.encode()}
+        return request(
+            deb_lab, f"/api/hosts/{DEB}/done", method=b"POST", headers=headers, client=client
+        )[0]
+
+    arp(deb_lab, **{ATTACKER.replace(".", "_"): ATTACKER_MAC})
+    first = token_served()
+    assert done(first, client=ATTACKER) == 403  # the right token from another machine
+    assert done(first) == 200
+    assert deb_lab.lifecycle.get(DEB).state is State.INSTALLED
+    deb_lab.lifecycle.rearm(DEB, 200.0)
+    assert done(first) == 403
+    second = token_served()
+    assert second != first and done(second) == 200
+
+
+def test_behind_a_router_a_preseed_hosts_signed_url_admits_it_while_it_installs(
+    deb_lab: Provisioning,
+):
+    assert request(deb_lab, f"/preseed/{DEB}", client=OFF_LINK)[0] == 403
+    code, script = request(deb_lab, f"/boot/{DEB}.ipxe")  # the boot config: now booting
+    found = re.search(r" url=http://[^/]+(/preseed/\S+)", script)
+    assert code == 200 and found is not None, script
+    signed = found.group(1)
+    assert signed == f"/preseed/{DEB}/{kickstart_signature(SECRET, DEB, 0)}"
+    code, body = request(deb_lab, signed, client=OFF_LINK)
+    assert code == 200 and "get_hostname string deb01" in body
+    assert request(deb_lab, f"/ks/{DEB}/{signed.rsplit('/', 1)[1]}", client=OFF_LINK)[0] == 404

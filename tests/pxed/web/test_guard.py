@@ -95,3 +95,17 @@ def test_the_access_log_never_keeps_a_token_sent_in_the_url():
     request.sentLength = 0
     line = access_line("[07/Dec/2026:13:00:00 +0000]", request)
     assert "s3cr3t" not in line and "token=<redacted>&b=2" in line
+
+
+def test_the_access_log_never_keeps_a_signed_kickstart_urls_signature():
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from pxed.web.guard import access_line
+
+    request = DummyRequest([b"ks", b"52:54:00:12:34:57", b"0123abcd" * 4])
+    request.uri = b"/ks/52:54:00:12:34:57/" + b"0123abcd" * 4
+    request.method = b"GET"
+    request.code = 200
+    request.sentLength = 10
+    line = access_line("[07/Dec/2026:13:00:00 +0000]", request)
+    assert "0123abcd" not in line and '"GET /ks/52:54:00:12:34:57/<redacted> HTTP' in line

@@ -1,0 +1,278 @@
+"""Durable DHCP leases in PostgreSQL (``server.database``), committed off the reactor.
+
+The same promise as the SQLite store (``pxed.dhcp.leases``): a lease is committed,
+with ``synchronous_commit`` on, before its ACK leaves; writes gather into a batch
+and one COMMIT covers it; the engine reads a ``MemoryLeaseStore`` mirror, written
+through and loaded at start.  What differs is the wait: a COMMIT travels the
+network, so ``commit()`` hands the batch to the worker thread
+(``pxed.database.worker``) and returns a Deferred that fires once it is durable;
+the adapter sends the batch's replies then, and meanwhile keeps answering.
+
+Batches commit in the order they were handed in, and a batch with no writes still
+waits for the ones before it, since its replies may rest on their leases.  When a
+batch fails (the database went away, a constraint, a lost connection), memory may
+claim leases the database does not hold: every batch already queued behind it
+fails too (its writes were decided on that memory), memory is read again from
+the database (reconnecting if need be), and until that reload has worked every
+commit fails, so no ACK leaves for a lease that is not stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from ipaddress import IPv4Address
+from typing import Any, LiteralString, Protocol, TypeVar
+
+import psycopg
+from psycopg.rows import TupleRow
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from protocols.dhcp.leases import Lease, LeaseState, MemoryLeaseStore
+from pxed.database.connection import connect, first_line, redacted
+from pxed.database.migrations import migrate
+from pxed.dhcp.leases import LeaseDatabaseError
+
+T = TypeVar("T")
+log = Logger(namespace="pxed.dhcp")
+Write = tuple[LiteralString, tuple[object, ...]]
+
+
+class Runner(Protocol):
+    """Where the database calls run: ``pxed.database.worker.Worker``, or inline in tests."""
+
+    def run(self, call: Callable[[], T]) -> Deferred[T]: ...
+
+    def stop(self) -> None: ...
+
+
+class PostgresLeaseStore:
+    """A ``LeaseStore`` whose bound leases and quarantines are in PostgreSQL once committed."""
+
+    def __init__(self, conn: psycopg.Connection[TupleRow], url: str, runner: Runner) -> None:
+        self._conn = conn  # the worker's from here on
+        self.url = url
+        self._runner = runner
+        self._memory = _read(conn)
+        self._writes: list[Write] = []
+        self._queued = 0  # batches handed to the worker whose outcome is not back yet
+        self._stale = False  # memory may hold what the database lost: reload before trusting it
+        self._lost = False  # writes made since the last commit were dropped by a reload
+        self._reloading = False
+        self._broken = False  # worker side: a batch failed, later ones fail until a reload
+
+    @classmethod
+    def open(cls, url: str, runner: Runner) -> PostgresLeaseStore:
+        """Connect, apply pending schema migrations and load the leases.
+
+        Blocking: called once at start, before any client is answered.
+        """
+        conn = connect(url)
+        try:
+            before, now = migrate(conn)
+            store = cls(conn, url, runner)
+        except (psycopg.Error, ValueError) as error:
+            conn.close()
+            raise LeaseDatabaseError(
+                f"server.database {redacted(url)}: cannot open the lease tables: {error}"
+            ) from error
+        except Exception:
+            conn.close()
+            raise
+        log.info(
+            "dhcp: {count} leases in {url}, schema version {now}{migrated}",
+            count=len(store.leases()),
+            url=redacted(url),
+            now=now,
+            migrated=f" (migrated from {before})" if before != now else "",
+        )
+        return store
+
+    # -- reads: memory only ------------------------------------------------
+
+    def lease_for(self, mac: str, now: float) -> Lease | None:
+        return self._memory.lease_for(mac, now)
+
+    def holder_of(self, ip: IPv4Address, now: float) -> str | None:
+        return self._memory.holder_of(ip, now)
+
+    def quarantined(self, ip: IPv4Address, now: float) -> bool:
+        return self._memory.quarantined(ip, now)
+
+    def leases(self) -> list[Lease]:
+        return self._memory.leases()
+
+    def quarantines(self) -> dict[IPv4Address, float]:
+        return self._memory.quarantines()
+
+    # -- writes ------------------------------------------------------------
+
+    def offer(self, lease: Lease, now: float) -> None:
+        self._memory.offer(lease, now)
+
+    def forget_offer(self, mac: str) -> None:
+        self._memory.forget_offer(mac)
+
+    def bind(self, lease: Lease, now: float) -> None:
+        self._memory.bind(lease, now)
+        self._writes.append(("DELETE FROM leases WHERE mac = %s OR ip = %s", (lease.mac, lease.ip)))
+        self._writes.append(
+            (
+                "INSERT INTO leases (mac, ip, expires, hostname) VALUES (%s, %s, %s, %s)",
+                (lease.mac, lease.ip, lease.expires, lease.hostname),
+            )
+        )
+
+    def release(self, mac: str) -> None:
+        self._memory.release(mac)
+        self._writes.append(("DELETE FROM leases WHERE mac = %s", (mac,)))
+
+    def quarantine(self, ip: IPv4Address, until: float) -> None:
+        self._memory.quarantine(ip, until)
+        self._writes.append(("DELETE FROM leases WHERE ip = %s", (ip,)))
+        self._writes.append(
+            (
+                "INSERT INTO quarantine (ip, until) VALUES (%s, %s)"
+                " ON CONFLICT (ip) DO UPDATE SET until = EXCLUDED.until",
+                (ip, until),
+            )
+        )
+
+    def expire(self, now: float) -> list[Lease]:
+        """Delete expired leases and quarantines; return the leases that went."""
+        gone = self._memory.expire(now)
+        self._writes.append(
+            ("DELETE FROM leases WHERE expires IS NOT NULL AND expires <= %s", (now,))
+        )
+        self._writes.append(("DELETE FROM quarantine WHERE until <= %s", (now,)))
+        return gone
+
+    @property
+    def pending(self) -> bool:
+        """Whether writes wait for ``commit()``."""
+        return bool(self._writes)
+
+    def commit(self) -> Deferred[None] | None:
+        """Hand the batch to the worker: the Deferred fires once it is durable, or fails
+        with LeaseDatabaseError.  None when there is nothing to wait for."""
+        writes, self._writes = self._writes, []
+        if self._stale or self._lost:
+            self._lost = False
+            self._reload()
+            raise LeaseDatabaseError(
+                f"server.database {redacted(self.url)}: an earlier lease commit failed and"
+                " the leases are being read again; this batch's replies are dropped"
+            )
+        if not writes and self._queued == 0:
+            return None
+        self._queued += 1
+        done = self._runner.run(partial(self._store, writes))
+        done.addBoth(self._returned)
+        done.addErrback(self._failed)
+        return done
+
+    def close(self) -> Deferred[None]:
+        """Commit what is left, then close the connection and stop the worker."""
+        try:
+            last: Deferred[None] | None = self.commit()
+        except LeaseDatabaseError:
+            last = None
+        closed = self._runner.run(self._disconnect)
+        closed.addBoth(self._stopped)
+        return closed if last is None else last.addBoth(lambda result: closed)
+
+    # -- the worker's side ---------------------------------------------------
+
+    def _store(self, writes: list[Write]) -> None:
+        if self._broken:
+            raise LeaseDatabaseError(
+                f"server.database {redacted(self.url)}: not written, an earlier batch failed"
+            )
+        if not writes:
+            return
+        try:
+            with self._conn.transaction():
+                for sql, params in writes:
+                    self._conn.execute(sql, params)
+        except psycopg.Error as error:
+            self._broken = True
+            raise LeaseDatabaseError(
+                f"server.database {redacted(self.url)}: lease writes rolled back"
+                f" ({first_line(error)}); their replies are dropped and clients will retry"
+            ) from error
+
+    def _disconnect(self) -> None:
+        """The connection of the moment: a reload queued before may have replaced it."""
+        self._conn.close()
+
+    def _fetch(self) -> MemoryLeaseStore:
+        if self._conn.closed or self._conn.broken:
+            self._conn = connect(self.url)
+        memory = _read(self._conn)
+        self._broken = False
+        return memory
+
+    # -- back on the reactor -------------------------------------------------
+
+    def _returned(self, result: T) -> T:
+        self._queued -= 1
+        return result
+
+    def _failed(self, failure: Failure) -> Failure:
+        self._stale = True
+        self._reload()
+        return failure
+
+    def _reload(self) -> None:
+        """Read memory again from the database, unless a read is already on its way."""
+        if self._reloading or not self._stale:
+            return
+        self._reloading = True
+        self._runner.run(self._fetch).addCallbacks(self._reloaded, self._reload_failed)
+
+    def _reloaded(self, memory: MemoryLeaseStore) -> None:
+        self._memory = memory
+        self._stale = self._reloading = False
+        if self._writes:  # made on the memory just replaced, and never stored
+            self._writes = []
+            self._lost = True
+
+    def _reload_failed(self, failure: Failure) -> None:
+        self._reloading = False  # the next commit tries again
+
+    def _stopped(self, result: Any) -> Any:
+        self._runner.stop()
+        return result
+
+
+def _read(conn: psycopg.Connection[TupleRow]) -> MemoryLeaseStore:
+    """The committed leases and quarantines, read in one snapshot."""
+    memory = MemoryLeaseStore()
+    with conn.transaction():
+        leases = conn.execute("SELECT mac, host(ip), expires, hostname FROM leases").fetchall()
+        quarantined = conn.execute("SELECT host(ip), until FROM quarantine").fetchall()
+    for mac, ip, expires, hostname in leases:
+        lease = Lease(mac, IPv4Address(ip), expires, LeaseState.BOUND, hostname)
+        memory.bind(lease, float("-inf"))
+    for ip, until in quarantined:
+        memory.quarantine(IPv4Address(ip), until)
+    return memory
+
+
+# The read API, for tools beside the running server (``pxed leases``): one short
+# connection, committed rows only, in the shapes ``pxed.dhcp.leases`` returns.
+def read_table(
+    url: str,
+) -> tuple[list[tuple[str, str, float | None, str | None]], list[tuple[str, float]]]:
+    """(mac, ip, expires, hostname) of every lease by address, and (ip, until) of every
+    quarantined address, soonest first.  Raises DatabaseUnreachable or psycopg.Error."""
+    with connect(url) as conn, conn.transaction():
+        leases = conn.execute(
+            "SELECT mac, host(ip), expires, hostname FROM leases ORDER BY ip"
+        ).fetchall()
+        quarantined = conn.execute(
+            "SELECT host(ip), until FROM quarantine ORDER BY until"
+        ).fetchall()
+    return leases, quarantined

@@ -1,0 +1,129 @@
+"""A real PostgreSQL for the tests: Debian's binaries, a throwaway cluster, a Unix socket only.
+
+``postgres_server`` (once per session) runs ``initdb`` into a temporary folder and starts
+``postgres`` there as the ``postgres`` user the Debian package creates (through
+``setpriv``, which execs, so the PID we hold is the postmaster's), with TCP off
+(``listen_addresses=''``) and its socket in that folder.  Teardown stops it by that PID
+(a fast shutdown, SIGKILL if it lingers) and removes the folder.  ``postgres_url`` gives
+each test an empty database of its own on that server.
+
+Tests skip, saying why, when not root (the cluster must run as another user: PostgreSQL
+refuses to run as root) or when the binaries are missing.  The package's own cluster
+never starts during ``make debs`` (its policy-rc.d), and is not used.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from twisted.internet.defer import Deferred, maybeDeferred
+
+from lab.procs import Background, ProcessError, run, wait_until
+
+BINDIR = Path("/usr/lib/postgresql/15/bin")
+USER = "postgres"
+_names = itertools.count(1)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    socket_dir: Path
+    pid: int
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{USER}@/{database}?host={self.socket_dir}"
+
+
+def _require() -> pwd.struct_passwd:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run PostgreSQL's initdb and postgres as the postgres user")
+    if not (BINDIR / "postgres").exists():
+        pytest.skip(f"needs {BINDIR}/postgres (Debian package postgresql; `make debs`)")
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (Debian package util-linux)")
+    try:
+        return pwd.getpwnam(USER)
+    except KeyError:
+        pytest.skip("needs the postgres user that Debian's postgresql package creates")
+
+
+def _as_postgres(*argv: str) -> list[str]:
+    return ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups", "--", *argv]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    user = _require()
+    # Short and under /tmp: a Unix socket path must fit in 107 bytes.
+    folder = Path(tempfile.mkdtemp(prefix="pxed-pg-", dir="/tmp"))
+    try:
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        data = folder / "data"
+        run(
+            _as_postgres(
+                str(BINDIR / "initdb"), "-D", str(data), "-U", USER, "-A", "trust",
+                "--no-sync", "-E", "UTF8", "--locale=C.UTF-8",
+            ),
+            timeout=120,
+        )  # fmt: skip
+        server = Background(
+            _as_postgres(
+                str(BINDIR / "postgres"), "-D", str(data), "-k", str(folder),
+                "-c", "listen_addresses=", "-c", "synchronous_commit=on",
+            ),
+            folder / "postgres.log",
+        )  # fmt: skip
+        try:
+            wait_until(
+                lambda: _ready(server, folder), 60, f"PostgreSQL on {folder} to accept connections"
+            )
+            yield PostgresServer(folder, server.pid)
+        finally:
+            if server.running():
+                os.kill(server.pid, signal.SIGINT)  # fast shutdown: ends open sessions
+            server.stop(grace=10)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _ready(server: Background, folder: Path) -> bool:
+    if not server.running():
+        raise ProcessError(f"postgres exited early:\n{server.output()[-2000:]}")
+    done = run([str(BINDIR / "pg_isready"), "-q", "-h", str(folder), "-U", USER], check=False)
+    return done.returncode == 0
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """An empty database of this test's own, dropped afterwards."""
+    import psycopg
+
+    name = f"pxed_test_{os.getpid()}_{next(_names)}"
+    admin = postgres_server.url("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.url(name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+class Inline:
+    """A ``pxed.dhcp.pg_leases.Runner`` that runs each call at once: a test reads the
+    outcome of a commit as soon as it returns, without a reactor."""
+
+    def run(self, call: Callable[[], T]) -> Deferred[T]:
+        return maybeDeferred(call)
+
+    def stop(self) -> None:
+        pass
