@@ -32,7 +32,8 @@ from elsewhere on the machine hits them alike:
   does not exist from 64 ports at 5,000, 10,000 and 20,000 a second for 5 s
   each (issue 18: a listener must take 10,000 a second, most refused): the
   share answered, and the datagrams the server namespace's kernel dropped for
-  a full receive buffer (Udp RcvbufErrors), servers one at a time.
+  a full receive buffer (Udp RcvbufErrors), servers one at a time
+  (``--flood-distinct``: a new name per request).
 
 twisted-floor (``benchmarks/tftp_floor.py``) is a bare Twisted loop (lockstep
 and windowed, one write per datagram): the ceiling for a server on Twisted's
@@ -381,11 +382,14 @@ def rcvbuf_errors(ns: Namespace) -> int:
     return int(udp[1][udp[0].index("RcvbufErrors")])
 
 
-def flood(cli: Namespace, srv: Namespace, ip: str, server: Server, rate: int) -> dict[str, int]:
+def flood(
+    cli: Namespace, srv: Namespace, ip: str, server: Server, rate: int, distinct: bool
+) -> dict[str, int]:
     """One listener flood against `server`: sent, answered, kernel drops meanwhile."""
     before = rcvbuf_errors(srv)
     argv = [sys.executable, "-P", str(REPO / "benchmarks" / "tftp_flood.py"), ip,
-            str(server.port), "--rate", str(rate), "--seconds", str(FLOOD_SECONDS)]  # fmt: skip
+            str(server.port), "--rate", str(rate), "--seconds", str(FLOOD_SECONDS),
+            *(["--distinct"] if distinct else [])]  # fmt: skip
     _, out, code = client_run(cli, argv, FLOOD_SECONDS + 30.0, STORM_CPU)
     lines = [line for line in out.splitlines() if line.startswith("{")]
     if code != 0 or not lines:
@@ -473,7 +477,9 @@ def benchmark(args: argparse.Namespace, work: Path, res: Results) -> dict[str, s
             for rate in FLOOD_RATES:
                 for server in chosen:
                     progress(f"listener {server.name} {rate}/s")
-                    res.floods[(rate, server.name)] = flood(cli, net.server, ip, server, rate)
+                    res.floods[(rate, server.name)] = flood(
+                        cli, net.server, ip, server, rate, args.flood_distinct
+                    )
         for server in chosen:
             if server.proc is not None and not server.proc.running():
                 print(f"warning: {server.name} exited during the run", file=sys.stderr)
@@ -646,6 +652,8 @@ def main() -> int:
     parser.add_argument("--client-cpu", default=SERVER_CPU,
                         help="CPU of the throughput clients (default: the server's)")  # fmt: skip
     parser.add_argument("--no-peers", action="store_true", help="skip the PyPI servers")
+    parser.add_argument("--flood-distinct", action="store_true",
+                        help="listener: a new missing name per request, not one name")  # fmt: skip
     parser.add_argument("--peer-venv", type=Path, help="keep the peers' venv here")
     args = parser.parse_args()
     if args.quick:

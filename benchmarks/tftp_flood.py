@@ -1,14 +1,16 @@
 """Read requests at a fixed rate at one TFTP listener; prints how many were answered.
 
-    python benchmarks/tftp_flood.py IP PORT --rate 10000 --seconds 5 [--name missing.bin]
+    python benchmarks/tftp_flood.py IP PORT --rate 10000 --seconds 5 [--name N] [--distinct]
 
 Issue 18's listener load: a hostile or broken LAN sends RRQs faster than any
 boot does, most of them for files that do not exist, from many source ports.
 Requests go out in batches every millisecond, round-robin over ``--sockets``
 sockets; every datagram a server sends back (an ERROR, or the first DATA/OACK)
-counts as an answer. Answers still arriving up to ``--drain`` seconds after the
-last request count too. Bounded in count (rate x seconds) and time. One JSON
-line: sent, answered, seconds taken to send.
+counts as an answer. ``--distinct`` asks for ``N.0``, ``N.1``, ...: a new name
+each time, which no cache of names or decoded requests can help with. Answers
+still arriving up to ``--drain`` seconds after the last request count too.
+Bounded in count (rate x seconds) and time. One JSON line: sent, answered,
+seconds taken to send.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ def flood(args: argparse.Namespace) -> dict[str, float]:
         sockets.append(sock)
     total = int(args.rate * args.seconds)
     request, server = rrq(args.name), (args.ip, args.port)
+    if args.distinct:  # made before the clock starts: the send loop must keep its rate
+        requests = [rrq(f"{args.name}.{n}") for n in range(total)]
     sent = answered = 0
     began = time.monotonic()
     while sent < total:
         due = min(total, int((time.monotonic() - began) * args.rate) + 1)
         while sent < due:
+            if args.distinct:
+                request = requests[sent]
             try:
                 sockets[sent % len(sockets)].sendto(request, server)
             except BlockingIOError:
@@ -76,6 +82,7 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=64)
     parser.add_argument("--source", default="0.0.0.0")
     parser.add_argument("--name", default="missing.bin")
+    parser.add_argument("--distinct", action="store_true", help="NAME.N: a new name each time")
     parser.add_argument("--drain", type=float, default=2.0)
     print(json.dumps(flood(parser.parse_args())), flush=True)
 

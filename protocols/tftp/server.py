@@ -26,20 +26,35 @@ client address) live here, next to the rules that read them:
   source addresses never answer, so without this a few dozen forged addresses
   (under ``max_per_client`` each) would hold every slot for the transfers'
   whole retry time. Forgers must now outpace ``max_sessions`` a ``timeout``.
+
+A flood repeats the same few datagrams, so the last ``DECODED_KEPT`` request-sized
+datagrams are remembered with what they decode to: Construct took ~30 % of a
+refusal's cost (issue 18, benchmarks/README.md). Messages are frozen, so sharing
+one between requests is safe.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from protocols.errors import MalformedPacket
-from protocols.tftp.wire import ErrorCode, Opcode, ReadRequest, WriteRequest, decode_tftp
+from protocols.tftp.wire import (
+    ErrorCode,
+    Message,
+    Opcode,
+    ReadRequest,
+    WriteRequest,
+    decode_tftp,
+)
 
 Client = tuple[str, int]
 MODES = ("octet", "netascii")
 BUSY = "server busy, try again"
+DECODED_KEPT = 256  # distinct datagrams remembered
+REQUEST_SIZE = 512  # RFC 2347: a request fits in 512 bytes; a longer one is decoded each time
 
 
 class Running(Protocol):
@@ -143,10 +158,9 @@ class TftpServer(Generic[T]):
 
     def receive(self, datagram: bytes, client: Client, now: float) -> list[Action[T]]:
         """What to do about one datagram that reached a listener from ``client``."""
-        try:
-            message = decode_tftp(datagram)
-        except MalformedPacket as bad:
-            return [self._malformed(datagram, client, str(bad))]
+        message = _decoded(datagram) if len(datagram) <= REQUEST_SIZE else _decode(datagram)
+        if isinstance(message, str):
+            return [self._malformed(datagram, client, message)]
         if isinstance(message, WriteRequest):
             return [
                 Refuse(
@@ -235,3 +249,14 @@ class TftpServer(Generic[T]):
                 return transfer
             self._unheard.popitem(last=False)
         return None
+
+
+def _decode(datagram: bytes) -> Message | str:
+    """The message, or why the datagram is malformed."""
+    try:
+        return decode_tftp(datagram)
+    except MalformedPacket as bad:
+        return str(bad)
+
+
+_decoded = functools.lru_cache(maxsize=DECODED_KEPT)(_decode)

@@ -40,11 +40,15 @@ Decisions
   session matter, not a grammar one).  ERROR codes outside 0-8 decode as plain ``int``.
 * Grammars are never ``.compile()``d (docs/pitfalls.md #8) and no ``GreedyRange`` is
   used: option lists are parsed by a small construct that reports exactly where they break.
+* A well-formed RRQ/WRQ is split at its NULs in one pass (``_OnePass``); any other shape
+  goes through the field-by-field grammar, which reports the error. A property test holds
+  the two to the same answers; the one pass is what a flood of distinct names costs.
 """
 
 from __future__ import annotations
 
 import enum
+import io
 import struct
 from dataclasses import dataclass
 from typing import Any, assert_never
@@ -52,6 +56,7 @@ from typing import Any, assert_never
 from construct import (
     Construct,
     ConstructError,
+    Container,
     ExplicitError,
     GreedyBytes,
     Struct,
@@ -300,33 +305,60 @@ class _UnknownOpcode(Construct):  # type: ignore[misc]
 
 _U16_STRUCT = struct.Struct("!H")
 
-_REQUEST = Struct(
+
+class _OnePass(Construct):  # type: ignore[misc]
+    """RRQ/WRQ fields (``filename``, ``mode``, ``options``, ``padding``) split at their NULs
+    in one pass; input of any other shape goes through ``fields``, field by field, which
+    says what broke and where. Same containers, same errors (a property test holds them
+    to it): the field-by-field Struct was most of a request's decode, which a flood of
+    distinct names pays on every datagram (issue 18)."""
+
+    def __init__(self, fields: Construct) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def _parse(self, stream: Any, context: Any, path: str) -> Container:
+        start = stream_tell(stream, path)
+        rest: bytes = stream_read_entire(stream, path)
+        strings = rest.split(b"\0")
+        end = len(strings) - 1  # the piece after the last NUL: empty when well-formed
+        at = 2
+        while at < end and strings[at]:  # name, value; an empty string starts the padding
+            at += 2
+        if strings[end] or at > end or any(strings[at:end]):
+            stream_seek(stream, start, 0, path)
+            return self.fields._parsereport(stream, context, path)
+        options = list(zip(strings[2:at:2], strings[3:at:2], strict=True))
+        return Container(filename=strings[0], mode=strings[1], options=options, padding=end - at)
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        return self.fields._build(obj, stream, context, path)
+
+
+_REQUEST_FIELDS = Struct(
     "filename" / _CString("file name"),
     "mode" / _CString("mode"),
     "options" / _OptionPairs(),
     "padding" / _NulPadding(),
 )
+_REQUEST = _OnePass(_REQUEST_FIELDS)
 
-_TFTP = Struct(
-    "opcode" / _U16("opcode"),
-    "body"
-    / Switch(
-        this.opcode,
-        {
-            Opcode.RRQ: _REQUEST,
-            Opcode.WRQ: _REQUEST,
-            Opcode.DATA: Struct("block" / _U16("block number"), "payload" / GreedyBytes),
-            Opcode.ACK: Struct("block" / _U16("block number"), _End("the block number")),
-            Opcode.ERROR: Struct(
-                "code" / _U16("error code"),
-                "message" / _CString("error message"),
-                "padding" / _NulPadding(),
-            ),
-            Opcode.OACK: Struct("options" / _OptionPairs(), "padding" / _NulPadding()),
-        },
-        default=_UnknownOpcode(),
+_OPCODE = _U16("opcode")
+_BODIES: dict[int, Construct] = {
+    Opcode.RRQ: _REQUEST,
+    Opcode.WRQ: _REQUEST,
+    Opcode.DATA: Struct("block" / _U16("block number"), "payload" / GreedyBytes),
+    Opcode.ACK: Struct("block" / _U16("block number"), _End("the block number")),
+    Opcode.ERROR: Struct(
+        "code" / _U16("error code"),
+        "message" / _CString("error message"),
+        "padding" / _NulPadding(),
     ),
-)
+    Opcode.OACK: Struct("options" / _OptionPairs(), "padding" / _NulPadding()),
+}
+_UNKNOWN_OPCODE = _UnknownOpcode()
+
+_TFTP = Struct("opcode" / _OPCODE, "body" / Switch(this.opcode, _BODIES, default=_UNKNOWN_OPCODE))
 
 
 # --- typed messages <-> Construct containers ----------------------------------------------
@@ -349,22 +381,37 @@ def _label(datagram: bytes) -> str:
 
 def decode_tftp(datagram: bytes) -> Message:
     """Decode one TFTP datagram; MalformedPacket is the only exception bad input can raise."""
+    stream = io.BytesIO(datagram)
     try:
-        parsed = _TFTP.parse(datagram)
+        # _TFTP's two steps, the opcode and then its body, taken here: the outer Struct and
+        # Switch were half of what Construct spent on a request (issue 18's refusal flood).
+        # The opcode as the per-block hot path reads it; _OPCODE says why when it is short.
+        if len(datagram) < 2:
+            _OPCODE.parse_stream(stream)
+        opcode: int = _U16_STRUCT.unpack_from(datagram)[0]
+        stream.seek(2)
+        body = _BODIES.get(opcode, _UNKNOWN_OPCODE).parse_stream(stream, opcode=opcode)
     except _Bad as bad:
         raise MalformedPacket(f"{_label(datagram)}: {bad.reason}", bad.offset) from None
     except ConstructError as err:  # a grammar path not covered by _Bad: still the user's input
         raise MalformedPacket(f"{_label(datagram)}: {err}") from None
-    return _to_message(parsed.opcode, parsed.body)
+    return _to_message(opcode, body)
 
 
 def _options(pairs: list[tuple[bytes, bytes]]) -> Options:
     return tuple((_text(name), _text(value)) for name, value in pairs)
 
 
+# By plain int: an enum member read from its class is an unspecialised attribute load.
+_REQUEST_KINDS: dict[int, type[ReadRequest | WriteRequest]] = {
+    int(Opcode.RRQ): ReadRequest,
+    int(Opcode.WRQ): WriteRequest,
+}
+
+
 def _to_message(opcode: int, body: Any) -> Message:
-    if opcode in (Opcode.RRQ, Opcode.WRQ):
-        kind = ReadRequest if opcode == Opcode.RRQ else WriteRequest
+    kind = _REQUEST_KINDS.get(opcode)
+    if kind is not None:
         return kind(_text(body.filename), _text(body.mode), _options(body.options), body.padding)
     if opcode == Opcode.DATA:
         return Data(body.block, body.payload)

@@ -120,6 +120,11 @@ def tftp_metrics(stats: TftpStats) -> Iterator[Metric]:
         "outcome",
         stats.outcomes,
     )
+    yield CounterMetricFamily(
+        "pxed_tftp_refusals_unlogged",
+        "TFTP refusals counted in pxed_tftp_transfers but, in a flood of one kind, not logged",
+        stats.refusals_unlogged,
+    )
     yield CounterMetricFamily("pxed_tftp_sent_bytes", "TFTP payload bytes sent", stats.bytes_sent)
     yield CounterMetricFamily(
         "pxed_tftp_retransmits", "TFTP blocks sent again after a timeout", stats.retransmits

@@ -17,8 +17,9 @@ Choices worth knowing:
   what it tells the service (finished, aborted, log lines) crosses to the
   reactor with ``callFromThread``, and the service reaches a running transfer
   the same way the other direction.
-* Refusals (file not found, busy, read-only, malformed) also come from a
-  fresh port, like every reply; docs/firmware.md saw every firmware accept that.
+* Refusals (file not found, busy, read-only, malformed) come from a port that
+  is not the listener's, like every reply, but the same one for every refusal
+  at an address (``transfer_loop.RefusalPorts``); a transfer's port is fresh.
 * A file that cannot be opened for lack of a port is answered busy, like the
   listener's own limits (``protocols.tftp.server`` says which those are).
 """
@@ -65,12 +66,14 @@ from pxed.config import TftpConfig
 from pxed.config.defaults import default_int
 from pxed.events import EventBus, TftpRefused, TftpTransferEnded, TftpTransferStarted
 from pxed.ops.logsink import EPHEMERAL_PREFIX
+from pxed.tftp.refusals import RefusalSampler
 from pxed.tftp.sources import BlockSource, Client, FileRefused, Netascii
 from pxed.tftp.transfer_loop import TransferLoop
 
 MAX_DATAGRAM = 65536  # docs/pitfalls.md #1: the 8192 default truncates big blocks
 # A burst of requests (a rack powering on, or a flood of refused ones) must queue, not be
-# dropped by the kernel while the reactor is busy; the kernel caps it at net.core.rmem_max.
+# dropped by the kernel while the reactor is busy; the kernel caps it at net.core.rmem_max
+# unless pxed may force it (``_large_receive_buffer``).
 LISTENER_BUFFER = 4 * 1024 * 1024
 # What a transfer's port reads: a client sends it ACKs (4 bytes) and ERRORs of a line.
 # A longer datagram is cut, does not decode, and ends the transfer as a protocol error.
@@ -78,6 +81,7 @@ LISTENER_BUFFER = 4 * 1024 * 1024
 # slower (benchmarks/README.md).
 TRANSFER_DATAGRAM = 256
 UDP_SEGMENT = 103  # linux/udp.h: the UDP GSO segment size; Python's socket module lacks it
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h: SO_RCVBUF past rmem_max; Python lacks it too
 GSO_MAX_BYTES = 65000  # one send is one IP datagram before segmentation: under 64 KiB
 GSO_MAX_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS
 
@@ -119,8 +123,8 @@ class TransferReactor(Reactor, Protocol):
 
     def stop(self) -> Deferred[None]: ...
 
-    def send_once(self, address: str, datagram: bytes, client: Client) -> None:
-        """One datagram from a fresh port, closed at once (a refusal's ERROR)."""
+    def send_refusal(self, address: str, datagram: bytes, client: Client) -> None:
+        """A refusal's ERROR, from a port on ``address`` that is not the listener's."""
         ...
 
 
@@ -183,12 +187,14 @@ class TftpSettings:
 
 @dataclass
 class TftpStats:
-    """Counters for /metrics: requests by outcome, bytes and retransmits sent, sessions open."""
+    """Counters for /metrics: requests by outcome, bytes and retransmits sent, sessions open,
+    refusals counted but not logged (pxed.tftp.refusals)."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
     bytes_sent: int = 0
     retransmits: int = 0
     active_sessions: int = 0
+    refusals_unlogged: int = 0
 
 
 def _client_text(client: Client) -> str:
@@ -215,6 +221,16 @@ class _Listener(DatagramProtocol):
 def _error_datagram(code: int, message: str) -> bytes:
     """Refusals repeat a handful of messages; a flood of them need not rebuild each."""
     return encode_tftp(Error(code, message))
+
+
+def _large_receive_buffer(sock: socket.socket) -> None:
+    """``LISTENER_BUFFER``, past ``net.core.rmem_max`` (212992 bytes unless raised) where pxed
+    may (root or CAP_NET_ADMIN: twistd binds as root before dropping to ``--uid``); else as
+    much as ``rmem_max`` allows, which a sysctl raises."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, LISTENER_BUFFER)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LISTENER_BUFFER)
 
 
 def _is_loss(failure: OSError) -> bool:
@@ -486,6 +502,7 @@ class TftpService(Service):
         self._started = False
         self.events = events or EventBus()
         self._closing: set[Deferred[None]] = set()
+        self._sampler = RefusalSampler()
 
     def transfers(self) -> list[dict[str, Any]]:
         """The transfers running now, for the status page (client, file, progress, options).
@@ -525,7 +542,7 @@ class TftpService(Service):
             )  # fmt: skip
             sock = getattr(port, "socket", None)  # a test's fake port has none
             if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LISTENER_BUFFER)
+                _large_receive_buffer(sock)
             self._listeners.append(port)
 
     @property
@@ -653,16 +670,24 @@ class TftpService(Service):
     def _refuse(
         self, address: str, client: Client, filename: str, code: int, message: str, outcome: str
     ) -> None:
-        """Answer one ERROR from a fresh port on the listener's address, count and log it."""
+        """Answer one ERROR from the refusal port on the listener's address, count it, and log
+        and publish it unless a flood of its kind is being sampled (pxed.tftp.refusals)."""
         self.stats.outcomes[outcome] += 1
-        event = TftpRefused(
-            self.reactor.seconds(), None, _client_text(client), filename, outcome, message, code
-        )
-        self.events.publish(event)
-        level = log.debug if _expected_miss(filename, outcome) else log.info
-        level(event.FORMAT, **event.fields())
+        hidden = self._sampler.show(client[0], outcome, self.loop.seconds())  # monotonic
+        if hidden is None:
+            self.stats.refusals_unlogged += 1
+        else:
+            client_text, now = _client_text(client), self.reactor.seconds()
+            event = TftpRefused(now, None, client_text, filename, outcome, message, code)
+            self.events.publish(event)
+            level = log.debug if _expected_miss(filename, outcome) else log.info
+            if hidden:
+                level(f"{event.FORMAT} ({{hidden}} more like it from {{address}} not logged)",
+                      hidden=hidden, address=client[0], **event.fields())  # fmt: skip
+            else:
+                level(event.FORMAT, **event.fields())
         try:
-            self.loop.send_once(address, _error_datagram(code, message), client)
+            self.loop.send_refusal(address, _error_datagram(code, message), client)
         except OSError as failure:
             if not (_is_loss(failure) or failure.errno in (errno.EMFILE, errno.ENFILE)):
                 raise

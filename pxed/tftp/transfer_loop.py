@@ -254,17 +254,42 @@ def _timeval(seconds: float) -> bytes:
     return struct.pack("@ll", whole, int((seconds - whole) * 1e6))
 
 
-def send_once(address: str, datagram: bytes, client: Address) -> None:
-    """One datagram from a fresh port on ``address``, closed at once: a refusal's ERROR.
+class RefusalPorts:
+    """One unconnected socket per address that every refusal's ERROR leaves from.
 
-    A plain socket rather than a port in either loop: a flood of refusals then costs a
-    few system calls each, with nothing to register, log or close later (issue 18).
-    It shares nothing with the loop, so any thread may call it.
+    Not port 69, as RFC 1350 asks of a reply, but not a fresh port per refusal either:
+    opening, binding and closing one per refusal was a quarter of what a refused request
+    cost in a flood (issue 18, benchmarks/README.md); a refusal has no transfer, so its
+    port is no TID anyone needs to answer. Nothing reads these sockets: what a client
+    sends back (tftp-hpa's client ACKs an ERROR, tests/captures/README.md) is held up to
+    the smallest receive buffer the kernel allows, then dropped. Once
+    open, a refusal still goes out when descriptors run short. Reactor thread only.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.setblocking(False)
-        sock.bind((address, 0))
+
+    def __init__(self) -> None:
+        self._sockets: dict[str, socket.socket] = {}
+
+    def send(self, address: str, datagram: bytes, client: Address) -> None:
+        sock = self._sockets.get(address)
+        if sock is None:
+            sock = self._sockets[address] = _refusal_socket(address)
         sock.sendto(datagram, client)
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+
+
+def _refusal_socket(address: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's minimum
+        sock.bind((address, 0))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class TransferLoop:
@@ -291,6 +316,7 @@ class TransferLoop:
         self._running = False
         self._died = False
         self._stopped: Deferred[None] | None = None
+        self._refusals = RefusalPorts()
 
     # --- the reactor API transfers use -----------------------------------------------------
 
@@ -329,8 +355,8 @@ class TransferLoop:
             alarm.set(call.when)
         return call
 
-    def send_once(self, address: str, datagram: bytes, client: Address) -> None:
-        send_once(address, datagram, client)
+    def send_refusal(self, address: str, datagram: bytes, client: Address) -> None:
+        self._refusals.send(address, datagram, client)
 
     def callFromThread(self, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func(*args)`` in the loop's thread, in the order asked; safe from any thread."""
@@ -363,6 +389,7 @@ class TransferLoop:
 
     def stop(self) -> Deferred[None]:
         """Finish what was asked before, close whatever is left, then fire (in the reactor)."""
+        self._refusals.close()
         if self._thread is None or not self.alive:  # never started, or died: nobody to ask
             return succeed(None)
         stopped: Deferred[None] = Deferred()

@@ -260,6 +260,22 @@ def test_missing_file_is_reported_to_curl_as_not_found(server: Server, tmp_path:
     assert done.returncode == 68, done.stderr  # CURLE_TFTP_NOTFOUND
 
 
+def test_two_misses_in_a_row_are_reported_to_tftp_hpa_and_atftp_as_not_found(
+    server: Server, tmp_path: Path
+) -> None:
+    """Refusals leave from one port per address (issue 18); each client still takes the
+    ERROR as the answer to its request, the second time too."""
+    _need("tftp", "tftp-hpa")
+    atftp = _need("atftp", "atftp")
+    port = str(server.port)
+    for _ in range(2):
+        hpa = run(["tftp", "127.0.0.1", port, "-c", "get", "nope", str(tmp_path / "a")])
+        assert "Error code 1" in hpa.stdout + hpa.stderr, hpa.stdout + hpa.stderr
+        done = run([atftp, "-g", "-r", "nope", "-l", str(tmp_path / "b"), "127.0.0.1", port],
+                   check=False)  # fmt: skip
+        assert "file not found" in (done.stdout + done.stderr).lower(), done.stderr
+
+
 def test_traversal_is_refused_to_a_real_client(server: Server, tmp_path: Path) -> None:
     busybox = _need("busybox", "busybox-static")
     done = run(

@@ -250,3 +250,33 @@ class ListenerMachine(RuleBasedStateMachine):
 
 ListenerMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=30)
 test_listener_books_hold_under_any_interleaving = ListenerMachine.TestCase
+
+
+def test_a_repeated_datagram_is_decoded_once_and_answered_the_same(monkeypatch):
+    from protocols.tftp import server as listener
+
+    decoded: list[bytes] = []
+    real = listener.decode_tftp
+
+    def counting(datagram: bytes):
+        decoded.append(datagram)
+        return real(datagram)
+
+    monkeypatch.setattr(listener, "decode_tftp", counting)
+    listener._decoded.cache_clear()
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    junk = b"\x00\x01no-terminator"
+    answers = [server.receive(d, CLIENT, 0.0) for d in (rrq("a"), junk, rrq("a"), junk)]
+    assert answers[0] == answers[2] == [Start(CLIENT, ReadRequest("a", "octet", ()))]
+    assert answers[1] == answers[3] and isinstance(answers[1][0], Refuse)
+    assert decoded == [rrq("a"), junk]
+
+
+def test_a_request_longer_than_512_bytes_is_decoded_each_time_not_remembered():
+    from protocols.tftp import server as listener
+
+    listener._decoded.cache_clear()
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    long = rrq("x" * 600)
+    assert server.receive(long, CLIENT, 0.0) == [Start(CLIENT, ReadRequest("x" * 600))]
+    assert listener._decoded.cache_info().currsize == 0

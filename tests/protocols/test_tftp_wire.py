@@ -209,3 +209,25 @@ def test_fast_decoders_accept_exactly_what_the_grammar_decodes_as_data_or_ack(da
     else:
         with pytest.raises(MalformedPacket):
             decode_data(datagram)
+
+
+def _parsed_or_why(grammar, raw: bytes):
+    from protocols.tftp.wire import _Bad
+
+    try:
+        return grammar.parse(raw)
+    except _Bad as bad:
+        return ("malformed", bad.reason, bad.offset)
+
+
+@fuzz_settings
+@given(
+    st.lists(st.sampled_from([b"\x00", b"a", b"octet", b"blksize", b"\xff"]), max_size=12).map(
+        b"".join
+    )
+    | st.binary(max_size=40)
+)
+def test_request_fields_split_in_one_pass_agree_with_the_field_by_field_grammar(raw: bytes):
+    from protocols.tftp.wire import _REQUEST, _REQUEST_FIELDS
+
+    assert _parsed_or_why(_REQUEST, raw) == _parsed_or_why(_REQUEST_FIELDS, raw)

@@ -27,6 +27,7 @@ from twisted.internet.task import Clock
 
 Address = tuple[str, int]
 UDP_SEGMENT = 103  # linux/udp.h
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h
 UDP_MAX_SEGMENTS = 64
 MAX_UDP_PAYLOAD = 65507
 IP_UDP_HEADERS = 28
@@ -44,6 +45,8 @@ class FakeSocket:
     receive_buffer: int = 212992  # SO_RCVBUF, the kernel's usual default
 
     def setsockopt(self, level: int, option: int, value: int) -> None:
+        if (level, option) == (socket.SOL_SOCKET, SO_RCVBUFFORCE):
+            raise PermissionError(errno.EPERM, "Operation not permitted")  # not CAP_NET_ADMIN
         if (level, option) == (socket.SOL_SOCKET, socket.SO_RCVBUF):
             self.receive_buffer = value
             return
@@ -132,6 +135,7 @@ class FakeUDPReactor(Clock):
         self.ports: list[FakeDatagramPort] = []
         self.sent: list[tuple[Address, bytes, Address]] = []
         self._next_port = first_ephemeral
+        self.refusal_ports: dict[str, int] = {}  # send_refusal: one port per address
 
     def listenUDP(
         self,
@@ -168,10 +172,11 @@ class FakeUDPReactor(Clock):
 
     alive = True  # the TransferLoop's thread, for a fake standing in for it
 
-    def send_once(self, address: str, datagram: bytes, client: Address) -> None:
-        """As ``TransferLoop.send_once``: recorded from a fresh ephemeral port."""
-        port, self._next_port = self._next_port, self._next_port + 1
-        self.sent.append(((address or "0.0.0.0", port), datagram, client))
+    def send_refusal(self, address: str, datagram: bytes, client: Address) -> None:
+        """As ``TransferLoop.send_refusal``: recorded from the address's one refusal port."""
+        if address not in self.refusal_ports:
+            self.refusal_ports[address], self._next_port = self._next_port, self._next_port + 1
+        self.sent.append(((address or "0.0.0.0", self.refusal_ports[address]), datagram, client))
 
     def start(self) -> None:
         """The TransferLoop's life, for a fake standing in for it: nothing to start."""

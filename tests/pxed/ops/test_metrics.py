@@ -44,14 +44,15 @@ def test_dhcp_messages_are_counted_by_type_and_outcome() -> None:
     assert got[("pxed_dhcp_replies_sent_total", ())] == 5
 
 
-def test_tftp_transfers_bytes_retransmits_and_sessions() -> None:
-    tftp = TftpStats(Counter({"complete": 4, "not-found": 1}), 9000, 2, 1)
+def test_tftp_transfers_bytes_retransmits_sessions_and_unlogged_refusals() -> None:
+    tftp = TftpStats(Counter({"complete": 4, "not-found": 1}), 9000, 2, 1, 7)
     got = samples(Sources(tftp=tftp))
     assert got[("pxed_tftp_transfers_total", (("outcome", "complete"),))] == 4
     assert got[("pxed_tftp_transfers_total", (("outcome", "not-found"),))] == 1
     assert got[("pxed_tftp_sent_bytes_total", ())] == 9000
     assert got[("pxed_tftp_retransmits_total", ())] == 2
     assert got[("pxed_tftp_active_sessions", ())] == 1
+    assert got[("pxed_tftp_refusals_unlogged_total", ())] == 7
 
 
 def test_negotiated_options_are_read_from_the_tftp_transfer_event() -> None:

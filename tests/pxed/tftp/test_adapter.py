@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.logger import LogLevel, capturedLogs
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 
 from protocols.tftp.wire import (
     Ack,
@@ -27,6 +27,7 @@ from protocols.tftp.wire import (
     encode_tftp,
 )
 from pxed.tftp.service import (
+    LISTENER_BUFFER,
     MAX_DATAGRAM,
     TRANSFER_DATAGRAM,
     TftpService,
@@ -121,10 +122,11 @@ def _fetch_lockstep(h: Harness, client=CLIENT, to=SERVER) -> tuple[bytes, tuple[
 
 
 def test_one_listener_per_address_with_large_receive_buffers(h: Harness) -> None:
+    """Where pxed may not force its buffer past rmem_max, it asks for it the plain way."""
     listeners = h.reactor.open_ports
-    assert [(p.address, p.max_packet_size) for p in listeners] == [
-        (SERVER, MAX_DATAGRAM),
-        (OTHER_SERVER, MAX_DATAGRAM),
+    assert [(p.address, p.max_packet_size, p.socket.receive_buffer) for p in listeners] == [
+        (SERVER, MAX_DATAGRAM, LISTENER_BUFFER),
+        (OTHER_SERVER, MAX_DATAGRAM, LISTENER_BUFFER),
     ]
 
 
@@ -251,12 +253,18 @@ def test_one_structured_event_per_transfer(h: Harness) -> None:
     assert event["outcome"] == "complete"
 
 
-def test_missing_file_gets_error_1_from_a_fresh_port_that_is_closed(h: Harness) -> None:
+def test_missing_file_gets_error_1_from_the_addresss_refusal_port_not_the_listener(
+    h: Harness,
+) -> None:
     h.request(ReadRequest("vmlinuz"))
     src, error, dst = h.only_reply()
     assert src[0] == SERVER[0] and src != SERVER and dst == CLIENT
     assert error.code == ErrorCode.FILE_NOT_FOUND
     assert h.service.stats.outcomes["not-found"] == 1
+    h.request(WriteRequest("vmlinuz"))
+    assert h.only_reply()[0] == src
+    h.request(ReadRequest("vmlinuz"), to=OTHER_SERVER)
+    assert h.only_reply()[0][0] == OTHER_SERVER[0]
     h.assert_nothing_leaked()
 
 
@@ -266,6 +274,25 @@ def test_pxelinux_config_probe_misses_are_debug_but_other_misses_are_info(h: Har
         h.request(ReadRequest("vmlinuz"))
     levels = [e["log_level"] for e in events if e.get("outcome") == "not-found"]
     assert levels == [LogLevel.debug, LogLevel.info]
+
+
+def test_a_flood_of_misses_from_one_client_is_answered_and_counted_but_logged_by_sample(
+    h: Harness,
+) -> None:
+    burst = h.service._sampler.burst
+    with capturedLogs() as events:
+        for _ in range(burst + 10):
+            h.request(ReadRequest("vmlinuz"))
+        h.reactor.advance(h.service._sampler.window)
+        h.request(ReadRequest("vmlinuz"))
+    assert len(h.replies()) == burst + 11
+    assert h.service.stats.outcomes["not-found"] == burst + 11
+    assert h.service.stats.refusals_unlogged == 10
+    logged = [e for e in events if e.get("outcome") == "not-found"]
+    assert len(logged) == burst + 1
+    assert logged[-1]["hidden"] == 10 and logged[-1]["address"] == CLIENT[0]
+    assert "10 more like it from 10.213.7.50 not logged" in formatEvent(logged[-1])
+    h.assert_nothing_leaked()
 
 
 @pytest.mark.parametrize("path", ["../etc/passwd", "a/../../x", "..\\x"])

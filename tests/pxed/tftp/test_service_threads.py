@@ -13,10 +13,11 @@ import socket
 import threading
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
 
-from pxed.tftp.service import TRANSFER_DATAGRAM, TftpService, TftpSettings
+from pxed.tftp.service import LISTENER_BUFFER, TRANSFER_DATAGRAM, TftpService, TftpSettings
 from pxed.tftp.sources import ProviderChain, StaticRoot
 from tests.support.descriptors import open_files, opened_since
 
@@ -169,5 +170,19 @@ def test_a_listener_asks_for_a_large_receive_buffer(tmp_path: Path):
             default = plain.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         listener = service._listeners[0].socket
         assert listener.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) > default
+    finally:
+        yield service.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_listener_started_as_root_gets_its_buffer_past_rmem_max(tmp_path: Path):
+    """A burst is absorbed even where net.core.rmem_max was never raised."""
+    if os.geteuid() != 0:
+        pytest.skip("SO_RCVBUFFORCE needs root (or CAP_NET_ADMIN)")
+    service = _service(tmp_path)
+    service.startService()
+    try:
+        listener = service._listeners[0].socket
+        assert listener.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= LISTENER_BUFFER
     finally:
         yield service.stopService()

@@ -358,3 +358,31 @@ def test_a_dead_loop_says_so_and_stopping_it_does_not_hang(main: MainThread) -> 
         time.sleep(0.01)
     assert not loop.alive
     assert loop.stop().called
+
+
+def test_refusals_leave_from_one_port_per_address_that_stopping_closes(
+    main: MainThread,
+) -> None:
+    before = open_files()
+    loop = TransferLoop(main)
+    loop.start()
+    client = _client()
+    for datagram in (b"\x00\x05\x00\x01first\x00", b"\x00\x05\x00\x01second\x00"):
+        loop.send_refusal(LOOPBACK, datagram, client.getsockname())
+    (first, one), (second, other) = client.recvfrom(100), client.recvfrom(100)
+    assert (first, second) == (b"\x00\x05\x00\x01first\x00", b"\x00\x05\x00\x01second\x00")
+    assert one == other and one[0] == LOOPBACK
+    stopped = loop.stop()
+    while not stopped.called:
+        main.run_one()
+    client.close()
+    assert opened_since(before) == set()
+
+
+def test_a_refusal_from_an_address_that_cannot_be_bound_leaves_no_socket(
+    loop: TransferLoop,
+) -> None:
+    before = open_files()
+    with pytest.raises(OSError):
+        loop.send_refusal("192.0.2.1", b"\x00\x05\x00\x01x\x00", (LOOPBACK, 9))
+    assert opened_since(before) == set()
