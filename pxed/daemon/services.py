@@ -60,12 +60,13 @@ def add_services(top: MultiService, config: Config) -> Operations:
     if config.tftp.enabled:
         services["tftp"] = tftp_service(config, reactor, provisioning.files, provisioning.events)
     if config.dhcp.enabled:
-        from pxed.dhcp.service import dhcp_service
+        from pxed.dhcp.service import ServedLeases, dhcp_service
 
         dhcp = services["dhcp"] = dhcp_service(
             config, reactor, provisioning.seen, provisioning.events
         )
         inventory.follow(dhcp.prepare_reload)
+        inventory.leases = ServedLeases(dhcp)  # its own leases, whichever database keeps them
     if config.http.enabled:
         http = services["http"] = http_service(config, reactor, provisioning, operations)
         inventory.follow(reload_trees(site_trees(http.site)))

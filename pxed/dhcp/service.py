@@ -104,6 +104,8 @@ class DurableLeaseStore(LeaseStore, Protocol):
 
     def close(self) -> Deferred[None] | None: ...
 
+    def leases(self) -> list[Lease]: ...
+
 
 class SocketLike(Protocol):
     def fileno(self) -> int: ...
@@ -471,6 +473,37 @@ class DhcpService(Service):
             reason=str(bad),
             size=len(datagram),
         )
+
+
+class ServedLeases:
+    """The leases of the DHCP server in this process, read from its memory: the rows its
+    database holds (SQLite or PostgreSQL) without a query on the reactor thread, for the
+    Kickstart's identity rule and the status page (pxed.provisioning.inventory)."""
+
+    def __init__(self, service: DhcpService) -> None:
+        self.service = service
+
+    def mac_for(self, ip: IPv4Address, now: float) -> str | None:
+        lease = self._lease(ip, now)
+        return None if lease is None else lease.mac
+
+    def rows(self) -> list[tuple[str, str, float | None, str | None]]:
+        store = self._store()
+        leases = store.leases() if store is not None else []
+        return [
+            (lease.mac, str(lease.ip), lease.expires, lease.hostname)
+            for lease in sorted(leases, key=lambda lease: lease.ip)
+        ]
+
+    def _lease(self, ip: IPv4Address, now: float) -> Lease | None:
+        store = self._store()
+        mac = store.holder_of(ip, now) if store is not None else None
+        lease = store.lease_for(mac, now) if store is not None and mac is not None else None
+        return lease if lease is not None and lease.ip == ip else None
+
+    def _store(self) -> DurableLeaseStore | None:
+        """None until the service has opened its store (privilegedStartService)."""
+        return getattr(self.service, "store", None)
 
 
 def dhcp_service(

@@ -19,7 +19,6 @@ The page is static HTML with a little vanilla JavaScript that reads these.
 from __future__ import annotations
 
 import json
-import sqlite3
 from importlib import resources
 from typing import Any, Protocol, cast
 
@@ -28,7 +27,6 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from pxed.config import parse_mac
-from pxed.dhcp.leases import DATABASE_NAME, read_leases
 from pxed.ops.metrics import MetricsResource, registry_for
 from pxed.ops.operations import Operations
 from pxed.provisioning.lifecycle import HostState, State
@@ -158,13 +156,7 @@ def _row(
 
 
 def lease_rows(operations: Operations) -> list[dict[str, Any]]:
-    path = operations.provisioning.inventory.config.server.state_dir / DATABASE_NAME
-    if not path.exists():
-        return []
-    try:
-        rows = read_leases(path)
-    except sqlite3.Error:
-        return []
+    rows = operations.provisioning.inventory.leases.rows()
     return [
         {"mac": mac, "ip": ip, "expires": expires, "hostname": hostname}
         for mac, ip, expires, hostname in rows

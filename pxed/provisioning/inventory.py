@@ -21,12 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Protocol
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pxed.config import Config, ConfigError, Host, load_config, parse_mac
-from pxed.dhcp.leases import DATABASE_NAME, read_holder
+from pxed.dhcp.leases import DATABASE_NAME, read_holder, read_leases
 from pxed.netif import advertised_address
 from pxed.provisioning.answers import checked, stand_in_host
 from pxed.provisioning.urls import Urls
@@ -106,8 +107,23 @@ def host_for(config: Config, mac: str) -> Host | None:
     return stand_in_host(mac, profile)
 
 
+LeaseRow = tuple[str, str, float | None, str | None]  # mac, ip, expires, hostname
+
+
+class LeaseSource(Protocol):
+    """Where the Kickstart's identity rule and the status page learn the DHCP leases."""
+
+    def mac_for(self, ip: IPv4Address, now: float) -> str | None:
+        """The MAC holding ``ip`` by an unexpired lease, if any."""
+
+    def rows(self) -> list[LeaseRow]:
+        """Every lease, by address."""
+
+
 class LeaseLookup:
-    """Which MAC holds an address, read from the DHCP lease database (read-only).
+    """The leases read from the SQLite lease file (read-only), for a pxed whose DHCP
+    server runs elsewhere or not yet; the daemon swaps in its own server's (see
+    pxed.dhcp.service.ServedLeases), which a PostgreSQL lease store needs.
 
     Opened per query: the database may appear only once the DHCP side first
     starts, and a Kickstart request is rare enough that a connect costs nothing.
@@ -125,6 +141,14 @@ class LeaseLookup:
             log.warn("cannot read leases from {path}: {error}", path=self.path, error=error)
             return None
 
+    def rows(self) -> list[LeaseRow]:
+        if not self.path.exists():
+            return []
+        try:
+            return read_leases(self.path)
+        except sqlite3.Error:
+            return []
+
 
 class Inventory:
     """The current config, how clients reach pxed, and the host behind an address."""
@@ -135,7 +159,7 @@ class Inventory:
         self.config = config
         self._followers: list[Prepare] = []
         self.urls = Urls(resolve(config), config.http.port)
-        self.leases = LeaseLookup(config.server.state_dir)
+        self.leases: LeaseSource = LeaseLookup(config.server.state_dir)
 
     def host(self, mac: str) -> Host | None:
         return host_for(self.config, mac)

@@ -406,3 +406,22 @@ def test_a_client_with_no_loader_for_its_architecture_is_warned_about_once_per_m
     warned = [e for e in events if e.get("log_level") == LogLevel.warn]
     assert [e["mac"] for e in warned] == [MAC, MAC2]
     assert "ARM 64-bit UEFI" in warned[0]["why"] and "dhcp.boot.arm64" in warned[0]["why"]
+
+
+def test_served_leases_read_the_running_servers_leases_from_memory():
+    """Issue 16: with leases in PostgreSQL, the Kickstart's identity rule and /api/leases read
+    the DHCP server's own rows, not the SQLite file (which then does not exist)."""
+    from pxed.dhcp.service import ServedLeases
+
+    h = Harness()
+    served = ServedLeases(h.service)
+    h.deliver(request(MessageType.DISCOVER, MAC))
+    h.reactor.advance(0)
+    (offer, _), *_ = h.replies()
+    request_options = ((50, offer.yiaddr), (54, offer.server_id))
+    h.deliver(request(MessageType.REQUEST, MAC, options=request_options))
+    h.reactor.advance(0)
+    now = h.reactor.seconds()
+    assert served.mac_for(offer.yiaddr, now) == MAC
+    assert served.mac_for(IPv4Address("10.99.0.1"), now) is None
+    assert [row[:2] for row in served.rows()] == [(MAC, str(offer.yiaddr))]
