@@ -366,7 +366,7 @@ class ReadSession:
 
     def _give_up(self, now: float, detail: Detail) -> list[Action]:
         waiting = "ACK of the OACK" if self._sent == 0 else f"ACK of block {self._sent}"
-        reason = f"no {waiting} after {self._patience + self._linger:g} s"
+        reason = f"no {waiting} after {self._give_up_at - self._window_sent_at:g} s"
         return [self._finish(now, "timeout", reason)]
 
     def _on_error_after_oack(self, now: float, detail: Detail) -> list[Action]:
@@ -440,7 +440,7 @@ class ReadSession:
         self._blocks_sent += 1
         self._window_sent_at = now  # _begin_window(now, resent=False), inlined: per block
         self._resends_until = resends_until = now + self._patience
-        self._give_up_at = resends_until + self._linger
+        self._give_up_at = resends_until + (self._linger if block < self._final else 0.0)
         deadline = now + self._timer.rto
         self.deadline = deadline if deadline < resends_until else self._give_up_at
         return _DATA_HEADER.pack(_DATA, block & _BLOCK_MASK) + payload  # encode_data, inlined
@@ -454,7 +454,9 @@ class ReadSession:
         self._window_sent_at = now
         self._window_resent = resent
         self._resends_until = now + self._patience
-        self._give_up_at = self._resends_until + self._linger
+        # A client that has the last block is done and will not ask again: no linger.
+        linger = self._linger if self._sent < self._final else 0.0
+        self._give_up_at = self._resends_until + linger
         self._arm(now)
 
     def _arm(self, now: float) -> None:

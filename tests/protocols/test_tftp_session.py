@@ -391,7 +391,7 @@ def test_clock_stepping_back_never_makes_the_timer_negative():
 def test_unanswered_block_is_resent_max_retries_times_then_the_session_times_out_silently():
     """Without an RTT sample the timer is the fixed initial one, so this is tftpd's schedule,
     and then ``linger`` seconds of silence for a client that answers only its own timer."""
-    session = make(100)
+    session = make(100_000)
     original = sends(session.start(0.0))
     for tick in range(1, 5):
         assert sends(session.expire(float(tick))) == original
@@ -402,6 +402,18 @@ def test_unanswered_block_is_resent_max_retries_times_then_the_session_times_out
     assert done is not None and sends(session.expire(12.0)) == []
     assert (done.stats.outcome, done.stats.retransmits) == ("timeout", 5)
     assert done.stats.error == "no ACK of block 1 after 12 s"
+
+
+def test_a_lost_ack_of_the_last_block_ends_the_session_without_the_linger():
+    """A client that has the last block is done and will not ask again: the slot is freed
+    after the resends alone, as before the linger."""
+    session = make(100)  # one block: the first is the last
+    session.start(0.0)
+    for tick in range(1, 6):
+        session.expire(float(tick))
+    assert session.deadline == 6.0
+    done = finish_of(session.expire(6.0))
+    assert done is not None and done.stats.error == "no ACK of block 1 after 6 s"
 
 
 def test_a_client_that_answers_only_its_own_timer_is_heard_during_the_linger():
