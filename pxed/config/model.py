@@ -65,6 +65,7 @@ class ServerConfig:
     interfaces: tuple[str, ...]
     state_dir: Path
     database: str | None = None  # a postgresql:// URL; None: SQLite files in state_dir
+    notice: str | None = None  # shown atop the status page (the appliance's "no configuration")
 
 
 @dataclass(frozen=True)

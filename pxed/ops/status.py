@@ -18,6 +18,7 @@ The page is static HTML with a little vanilla JavaScript that reads these.
 
 from __future__ import annotations
 
+import html
 import json
 from importlib import resources
 from typing import Any, Protocol, cast
@@ -36,7 +37,7 @@ JSON_TYPE = b"application/json"
 
 def mount_status(root: Resource, operations: Operations) -> None:
     """Add ``/``, ``/metrics``, ``/healthz`` and the ``/api`` reads to ``root``."""
-    root.putChild(b"", StatusPage())
+    root.putChild(b"", StatusPage(operations))
     root.putChild(b"metrics", MetricsResource(registry_for(operations.sources())))
     root.putChild(b"healthz", HealthResource(operations))
     api = root.children.get(b"api")
@@ -55,13 +56,23 @@ def _json(request: Request, value: object, code: int = http.OK) -> bytes:
     return json.dumps(value, indent=1).encode() + b"\n"
 
 
+NOTICE_SLOT = b"<!-- server.notice -->"
+
+
 class StatusPage(Resource):
-    """``GET /``: the page itself (pxed/ops/static/status.html)."""
+    """``GET /``: the page itself (pxed/ops/static/status.html), with ``server.notice``.
+
+    The notice is put in by the server, not fetched by the page's script: it is what
+    someone must read even with JavaScript off (the appliance without a configuration
+    says there how to provide one), and it follows a reload because the config is read
+    per request.
+    """
 
     isLeaf = True
 
-    def __init__(self) -> None:
+    def __init__(self, operations: Operations) -> None:
         super().__init__()
+        self.operations = operations
         self.html = resources.files("pxed.ops").joinpath("static/status.html").read_bytes()
 
     def render_GET(self, request: Request) -> bytes:
@@ -69,7 +80,11 @@ class StatusPage(Resource):
             request.setResponseCode(http.NOT_FOUND)
             return b"not found\n"
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return self.html
+        notice = self.operations.provisioning.inventory.config.server.notice
+        if notice is None:
+            return self.html
+        shown = f'<p id="notice">{html.escape(notice)}</p>'.encode()
+        return self.html.replace(NOTICE_SLOT, shown)
 
 
 class HealthResource(Resource):

@@ -292,3 +292,13 @@ def test_config_objects_are_frozen():
     config = load(HEAD)
     with pytest.raises(AttributeError):
         config.tftp.port = 70  # type: ignore[misc]
+
+
+def test_server_notice_is_read_as_written_and_absent_by_default():
+    assert load(HEAD).server.notice is None
+    text = HEAD + '  notice: "No configuration found: attach a disk labelled pxed-data."\n'
+    assert load(text).server.notice == "No configuration found: attach a disk labelled pxed-data."
+
+
+def test_an_empty_server_notice_is_an_error():
+    assert any("server.notice: must not be empty" in e for e in errors(HEAD + '  notice: ""\n'))

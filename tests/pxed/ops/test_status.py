@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from io import BytesIO
 from pathlib import Path
@@ -22,9 +23,9 @@ from tests.support.provision_lab import KIOSK, WEB, lab_config
 SECRET = b"t" * 32
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Resource:
+def make_site(tmp_path: Path, notice: str | None = None) -> Resource:
     config = lab_config(tmp_path)
+    config = dataclasses.replace(config, server=dataclasses.replace(config.server, notice=notice))
     inventory = Inventory(config)
     lifecycle = Lifecycle.open(config.server.state_dir)
     files = ProvisionFiles(inventory, lifecycle, lambda: 50.0)
@@ -33,6 +34,11 @@ def site(tmp_path: Path) -> Resource:
     mount(root, provisioning)
     mount_status(root, Operations(provisioning, lambda: 50.0))
     return root
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Resource:
+    return make_site(tmp_path)
 
 
 def get(root: Resource, path: str, method: bytes = b"GET") -> tuple[int, bytes, DummyRequest]:
@@ -73,3 +79,14 @@ def test_leases_are_empty_before_dhcp_ever_ran_and_transfers_null_with_tftp_off(
 def test_install_callbacks_still_reach_the_callback_resource(site: Resource) -> None:
     code, body, _ = get(site, f"/api/hosts/{WEB}/done", b"POST")
     assert code == 403 and b"wrong or missing token" in body
+
+
+def test_the_page_shows_server_notice_escaped_above_everything(tmp_path: Path) -> None:
+    site = make_site(tmp_path, "No configuration found: put pxed.yaml on <pxed-data>.")
+    body = get(site, "/")[1].decode()
+    notice = '<p id="notice">No configuration found: put pxed.yaml on &lt;pxed-data&gt;.</p>'
+    assert notice in body and body.index(notice) < body.index('id="summary"')
+
+
+def test_the_page_has_no_notice_when_the_config_sets_none(site: Resource) -> None:
+    assert b'id="notice"' not in get(site, "/")[1]
