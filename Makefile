@@ -17,7 +17,8 @@ INSTALL_TEST_PACKAGES := debian-installer-12-netboot-amd64 dpkg-dev
 # Wall-clock budget of `make install-test` (the install runs under TCG), printed up front.
 INSTALL_TEST_BUDGET_MIN ?= 120
 
-.PHONY: test lint unit demo debs venv bench fuzz clean install-test install-test-debs
+.PHONY: test lint unit demo debs venv bench fuzz clean install-test install-test-debs \
+	image image-test
 
 test: venv debs lint
 	$(PY) -bb -m pytest
@@ -89,6 +90,22 @@ bench: venv debs
 # recorded (root: DHCP binds lo). tests/interop/test_udp_fuzz.py runs 20,000 a port.
 fuzz: venv debs
 	$(PY) -m lab.udpfuzz --count 1000000
+
+# The appliance image (image/build.sh): Debian 12 with pxed from this checkout's wheel.
+# Its own Debian packages (mmdebstrap, syslinux, mtools, ...) are installed here, not by
+# `make debs`; .debs and wheels are kept in IMAGE_CACHE, outside the checkout.
+IMAGE       ?= build/image/pxed-appliance.img
+IMAGE_CACHE ?= /var/cache/pxed-image
+IMAGE_DEBIAN_PACKAGES := mmdebstrap syslinux syslinux-common mtools dosfstools e2fsprogs fdisk
+
+image: venv
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(IMAGE_DEBIAN_PACKAGES)
+	image/build.sh $(IMAGE) $(IMAGE_CACHE) $(PY)
+
+# Boots $(IMAGE) in QEMU on a lab bridge with a data disk and checks it serves; not part
+# of `make test` (it needs the image and minutes of TCG).
+image-test: venv debs
+	PXED_IMAGE=$(IMAGE) $(PY) -bb -m pytest tests/image -m image
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
