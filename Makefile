@@ -105,7 +105,7 @@ image: venv
 # Boots $(IMAGE) in QEMU on a lab bridge with a data disk and checks it serves; not part
 # of `make test` (it needs the image and minutes of TCG).
 image-test: venv debs
-	PXED_IMAGE=$(IMAGE) $(PY) -bb -m pytest tests/image -m image
+	PXED_IMAGE=$(IMAGE) $(PY) -bb -m pytest -s tests/image -m image
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
