@@ -98,9 +98,13 @@ IMAGE       ?= build/image/pxed-appliance.img
 IMAGE_CACHE ?= /var/cache/pxed-image
 IMAGE_DEBIAN_PACKAGES := mmdebstrap syslinux syslinux-common mtools dosfstools e2fsprogs fdisk
 
-image: venv
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(IMAGE_DEBIAN_PACKAGES)
+image: venv $(STAMPS)/image-debs
 	image/build.sh $(IMAGE) $(IMAGE_CACHE) $(PY)
+
+$(STAMPS)/image-debs:
+	DEBIAN_FRONTEND=noninteractive apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(IMAGE_DEBIAN_PACKAGES)
+	@mkdir -p $(STAMPS) && touch $@
 
 # Boots $(IMAGE) in QEMU on a lab bridge with a data disk and checks it serves; not part
 # of `make test` (it needs the image and minutes of TCG).
