@@ -51,7 +51,38 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
-class SqliteLeaseStore:
+class MirroredLeases:
+    """What a durable lease store answers from its copy in memory: every read, and the
+    offers, which are never written (SQLite and PostgreSQL alike).
+
+    The engine asks per packet, so no read ever waits on the database.
+    """
+
+    _memory: MemoryLeaseStore
+
+    def lease_for(self, mac: str, now: float) -> Lease | None:
+        return self._memory.lease_for(mac, now)
+
+    def holder_of(self, ip: IPv4Address, now: float) -> str | None:
+        return self._memory.holder_of(ip, now)
+
+    def quarantined(self, ip: IPv4Address, now: float) -> bool:
+        return self._memory.quarantined(ip, now)
+
+    def leases(self) -> list[Lease]:
+        return self._memory.leases()
+
+    def quarantines(self) -> dict[IPv4Address, float]:
+        return self._memory.quarantines()
+
+    def offer(self, lease: Lease, now: float) -> None:
+        self._memory.offer(lease, now)
+
+    def forget_offer(self, mac: str) -> None:
+        self._memory.forget_offer(mac)
+
+
+class SqliteLeaseStore(MirroredLeases):
     """A ``LeaseStore`` whose bound leases and quarantines survive a crash once committed."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
@@ -92,30 +123,7 @@ class SqliteLeaseStore:
         _migrate(conn, path)
         return cls(conn, path)
 
-    # -- reads: memory only ------------------------------------------------
-
-    def lease_for(self, mac: str, now: float) -> Lease | None:
-        return self._memory.lease_for(mac, now)
-
-    def holder_of(self, ip: IPv4Address, now: float) -> str | None:
-        return self._memory.holder_of(ip, now)
-
-    def quarantined(self, ip: IPv4Address, now: float) -> bool:
-        return self._memory.quarantined(ip, now)
-
-    def leases(self) -> list[Lease]:
-        return self._memory.leases()
-
-    def quarantines(self) -> dict[IPv4Address, float]:
-        return self._memory.quarantines()
-
     # -- writes ------------------------------------------------------------
-
-    def offer(self, lease: Lease, now: float) -> None:
-        self._memory.offer(lease, now)
-
-    def forget_offer(self, mac: str) -> None:
-        self._memory.forget_offer(mac)
 
     def bind(self, lease: Lease, now: float) -> None:
         self._memory.bind(lease, now)

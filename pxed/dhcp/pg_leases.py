@@ -33,7 +33,7 @@ from twisted.python.failure import Failure
 from protocols.dhcp.leases import Lease, LeaseState, MemoryLeaseStore
 from pxed.database.connection import connect, first_line, redacted
 from pxed.database.migrations import migrate
-from pxed.dhcp.leases import LeaseDatabaseError
+from pxed.dhcp.leases import LeaseDatabaseError, MirroredLeases
 
 T = TypeVar("T")
 log = Logger(namespace="pxed.dhcp")
@@ -48,7 +48,7 @@ class Runner(Protocol):
     def stop(self) -> None: ...
 
 
-class PostgresLeaseStore:
+class PostgresLeaseStore(MirroredLeases):
     """A ``LeaseStore`` whose bound leases and quarantines are in PostgreSQL once committed."""
 
     def __init__(self, conn: psycopg.Connection[TupleRow], url: str, runner: Runner) -> None:
@@ -90,30 +90,7 @@ class PostgresLeaseStore:
         )
         return store
 
-    # -- reads: memory only ------------------------------------------------
-
-    def lease_for(self, mac: str, now: float) -> Lease | None:
-        return self._memory.lease_for(mac, now)
-
-    def holder_of(self, ip: IPv4Address, now: float) -> str | None:
-        return self._memory.holder_of(ip, now)
-
-    def quarantined(self, ip: IPv4Address, now: float) -> bool:
-        return self._memory.quarantined(ip, now)
-
-    def leases(self) -> list[Lease]:
-        return self._memory.leases()
-
-    def quarantines(self) -> dict[IPv4Address, float]:
-        return self._memory.quarantines()
-
     # -- writes ------------------------------------------------------------
-
-    def offer(self, lease: Lease, now: float) -> None:
-        self._memory.offer(lease, now)
-
-    def forget_offer(self, mac: str) -> None:
-        self._memory.forget_offer(mac)
 
     def bind(self, lease: Lease, now: float) -> None:
         self._memory.bind(lease, now)
