@@ -433,7 +433,7 @@ def test_the_done_token_a_preseed_carries_works_once_and_the_next_install_gets_a
     def token_served() -> str:
         code, body = request(deb_lab, f"/preseed/{DEB}", client=DEB_IP)
         assert code == 200
-        found = re.search(r'--header "X-Pxed-Token: (\w+)"', body)
+        found = re.search(r"X-Pxed-Token: (\w+)", body)
         assert found is not None
         return found.group(1)
 
