@@ -106,6 +106,20 @@ class TftpRefused(Event):
 
 
 @dataclass(frozen=True)
+class HttpRequestStarted(Event):
+    """A request's headers are in and its resource is being looked up (not logged: its
+    response is). A kernel or initrd over HTTP takes seconds: the boot view shows it
+    running from here."""
+
+    KIND = "http"
+    FORMAT = "http {method} {path}: started by {client}"
+
+    method: str
+    path: str
+    client: str
+
+
+@dataclass(frozen=True)
 class HttpResponse(Event):
     KIND = "http"
     FORMAT = "http {method} {path}: {status} to {client}"
