@@ -161,13 +161,19 @@ class BootsSubscriber:
 
     TFTP and most HTTP events carry no MAC: TFTP ones are matched like the timeline's,
     HTTP ones by the client's address, and only for paths that may be a boot file.
+    Only hosts pxed installs are followed: inventory hosts, and unknown MACs when
+    ``dhcp.unknown_hosts`` names a profile; a flood of refused MACs evicts no boot.
+    The profiles' file names are worked out once per loaded config: this runs for
+    every DHCP exchange.
     """
 
     def __init__(self, boots: Boots, config: Callable[[], Config], mac_for_ip: MacForIp) -> None:
         self.boots = boots
         self.config = config
         self.mac_for_ip = mac_for_ip
-        self._names: tuple[Config, frozenset[str]] | None = None
+        self._for: Config | None = None
+        self._names: frozenset[str] = frozenset()
+        self._files: dict[str | None, BootFiles] = {}
 
     def __call__(self, event: Event) -> None:
         try:
@@ -179,25 +185,24 @@ class BootsSubscriber:
 
     def _step(self, event: Event) -> tuple[str, Step] | None:
         config = self.config()
-        mac = self._mac(event, config)
+        if config is not self._for:
+            self._for, self._names, self._files = config, boot_file_names(config), {}
+        mac = self._mac(event)
         if mac is None:
             return None
-        step = step_of(event, self._files(config, mac))
+        host = config.host(mac)
+        profile = host.profile if host is not None else config.dhcp.unknown_profile
+        if host is None and profile is None:
+            return None
+        files = self._files.get(profile)
+        if files is None:
+            files = self._files[profile] = boot_files(config, config.profiles.get(profile or ""))
+        step = step_of(event, files)
         return None if step is None else (mac, step)
 
-    def _mac(self, event: Event, config: Config) -> str | None:
+    def _mac(self, event: Event) -> str | None:
         if event.mac is not None or not isinstance(event, HttpRequestStarted | HttpResponse):
             return event_mac(event, self.mac_for_ip)
-        if event.path.rpartition("/")[2] not in self._boot_names(config):
+        if event.path.rpartition("/")[2] not in self._names:
             return None
         return self.mac_for_ip(event.client)
-
-    def _files(self, config: Config, mac: str) -> BootFiles:
-        host = config.host(mac)
-        name = host.profile if host is not None else config.dhcp.unknown_profile
-        return boot_files(config, config.profiles.get(name) if name else None)
-
-    def _boot_names(self, config: Config) -> frozenset[str]:
-        if self._names is None or self._names[0] is not config:
-            self._names = (config, boot_file_names(config))
-        return self._names[1]

@@ -24,7 +24,7 @@ from pxed.events import (
     TftpTransferStarted,
 )
 from pxed.ops.boots import MAX_BOOTS, WINDOW, Boot, Boots, BootsSubscriber
-from pxed.ops.phases import PHASES
+from pxed.ops.phases import PHASES, Step
 from tests.support.provision_lab import KIOSK, WEB, write_lab
 
 WEB_IP = "10.213.7.21"
@@ -233,11 +233,17 @@ def test_tree_fetches_that_are_no_boot_file_cost_no_address_lookup(config: Confi
     assert boots.recent(2) == []
 
 
-def test_boots_are_bounded_in_hosts_and_idle_ones_drop_out_of_the_window(config: Config) -> None:
+def test_boots_are_bounded_in_hosts_and_idle_ones_drop_out_of_the_window() -> None:
     boots = Boots()
     macs = [f"52:54:01:00:{i // 256:02x}:{i % 256:02x}" for i in range(MAX_BOOTS + 100)]
     for i, mac in enumerate(macs):
-        boots_of(config, [dhcp(float(i), "DISCOVER", "offer", mac)], boots)
+        boots.add(mac, float(i), Step("dhcp", "start", True, "DISCOVER offer"))
     recent = boots.recent(float(len(macs)))
     assert len(recent) == MAX_BOOTS and recent[0].mac == macs[100]
     assert boots.recent(150.0 + WINDOW)[0].mac == macs[150]
+
+
+def test_macs_pxed_does_not_install_are_not_followed(config: Config) -> None:
+    """The lab's unknown_hosts is ignore: a flood of refused MACs must not evict real boots."""
+    stranger = "02:00:00:00:00:01"
+    assert boots_of(config, [dhcp(0, "DISCOVER", "refused", stranger)]).recent(1) == []
