@@ -119,7 +119,7 @@ def browse(ns: Namespace, tmp_path: Path, *mode: str) -> str:
 
 
 class BootRows(HTMLParser):
-    """Per boot row of the page's SVG: its MAC, its phases' classes, its texts by class."""
+    """Per boot row of the page's SVG: its MAC, its phases' classes, its texts by first class."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -159,14 +159,14 @@ def test_a_storm_of_50_boots_is_drawn_as_one_row_of_phases_per_host(
     assert sorted(page.rows) == [mac(n) for n in range(1, HOSTS + 1)]
     plain = [page.rows[mac(n)] for n in range(1, HOSTS + 1) if n not in QUIRKS]
     assert all(row["phases"] == ALL for row in plain)
-    assert all(row["status"][0].startswith("done in ") for row in plain)
+    assert all(row["state-text"][0].startswith("done in ") for row in plain)
     for n in (3, 31):
         assert page.rows[mac(n)]["retry"] == [RETRIED_ONCE] and page.rows[mac(n)]["phases"] == ALL
     assert page.rows[mac(17)]["retry"] == [RETRIED_ONCE] and "failed" not in str(page.rows[mac(17)])
     assert page.rows[mac(44)]["phases"][-1] == "callback failed"
-    assert page.rows[mac(44)]["failed-row"] == ["callback failed"]
+    assert page.rows[mac(44)]["state-text"] == ["callback failed"]
     assert page.rows[mac(HOSTS)]["phases"] == ALL[:5]
-    assert page.rows[mac(HOSTS)]["status"][0].startswith("after initrd ")
+    assert page.rows[mac(HOSTS)]["state-text"][0].startswith("after initrd ")
 
     shot = tmp_path / "status-storm.png"
     browse(storm_ns, tmp_path, f"--screenshot={shot}")
