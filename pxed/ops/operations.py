@@ -105,11 +105,10 @@ def watch_requests(site: Site, operations: Operations) -> None:
 
     def started(request: Request) -> Resource:
         """Twisted's Request.process looks up the resource once its headers are in."""
-        path = redacted((request.path or b"").decode("latin-1"))
-        found = _MAC_IN_PATH.search(path) if _CLIENT_PATHS.match(path) else None
+        path, mac, _ = _seen(request)
         event = HttpRequestStarted(
             time=operations.clock(),
-            mac=parse_mac(found.group(1)) if found else None,
+            mac=mac,
             method=(request.method or b"").decode("latin-1"),
             path=path,
             client=request.getClientAddress().host,
@@ -120,12 +119,10 @@ def watch_requests(site: Site, operations: Operations) -> None:
 
     def finished(request: Request) -> None:
         previous(request)
-        path = redacted((request.path or b"").decode("latin-1"))
-        about_a_boot = _CLIENT_PATHS.match(path)
-        found = _MAC_IN_PATH.search(path) if about_a_boot else None
+        path, mac, about_a_boot = _seen(request)
         event = HttpResponse(
             time=operations.clock(),
-            mac=parse_mac(found.group(1)) if found else None,
+            mac=mac,
             method=(request.method or b"").decode("latin-1"),
             path=path,
             status=request.code,
@@ -138,3 +135,20 @@ def watch_requests(site: Site, operations: Operations) -> None:
 
     setattr(site, "log", finished)  # noqa: B010 - an instance attribute, twisted calls factory.log
     setattr(site, "getResourceFor", started)  # noqa: B010 - likewise, Request.process calls it
+
+
+_SEEN = "_pxed_seen"
+
+
+def _seen(request: Request) -> tuple[str, str | None, bool]:
+    """The request's path without credentials, the MAC it names, and whether it is about a
+    boot: worked out at its start and kept on it for its end (the regexes cost about as
+    much as the rest of both events together)."""
+    known: tuple[str, str | None, bool] | None = getattr(request, _SEEN, None)
+    if known is None:
+        path = redacted((request.path or b"").decode("latin-1"))
+        about_a_boot = _CLIENT_PATHS.match(path) is not None
+        found = _MAC_IN_PATH.search(path) if about_a_boot else None
+        known = (path, parse_mac(found.group(1)) if found else None, about_a_boot)
+        setattr(request, _SEEN, known)
+    return known
