@@ -41,7 +41,7 @@ _CONFIG = re.compile(r"(^|/)(pxelinux\.cfg/|grub\.cfg)")
 # TFTP transfer outcomes that are no failure: a tsize probe is the firmware asking the size.
 _TFTP_FINE = ("complete", "size-probe")
 # Refusals that end a transfer already started (TftpService.aborted); others come before one.
-TFTP_ABORTS = ("superseded", "evicted", "shutdown")
+_TFTP_ABORTS = ("superseded", "evicted", "shutdown")
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def _transfer_step(event: Event, files: BootFiles) -> Step | None:
     if isinstance(event, TftpRefused):
         if event.outcome == "not-found" and files.phase_of(event.file, False) == "config":
             return None  # pxelinux probes a dozen config names; the missing ones are routine
-        mark: Mark = "end" if event.outcome in TFTP_ABORTS else "once"
+        mark: Mark = "end" if event.outcome in _TFTP_ABORTS else "once"
         return _file_step(files, event.file, False, mark, False, event.outcome)
     if isinstance(event, HttpRequestStarted):
         return _file_step(files, event.path, True, "start", True, "")
