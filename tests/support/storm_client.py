@@ -11,8 +11,9 @@ Run inside the test's network namespace::
 PLAN is ``{"server", "dhcp_port", "client_port", "tftp_port", "http_port", "hosts":
 [{"mac", "ip", "quirk"}]}``; a quirk makes a host misbehave the way firmware does, so
 the status page has retries and failures to show: ``dhcp-retry`` ignores the first
-OFFER, ``loader-retry`` asks for a missing loader first, ``no-kickstart`` stops after
-the initrd, ``install-fails`` calls back ``failed``. Prints one JSON line per host
+OFFER, ``loader-retry`` asks for a missing loader first, ``initrd-stalls`` stops
+acknowledging its initrd over TFTP, ``no-kickstart`` stops after the initrd,
+``install-fails`` calls back ``failed``. Prints one JSON line per host
 (its MAC and the step it failed at, if any) and exits 1 if any host failed.
 """
 
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from protocols.dhcp.options import MessageType
+from protocols.tftp.wire import ReadRequest, encode_tftp
 from tests.protocols.dhcp_engine_support import request as dhcp_request
 from tests.support.tftp_client import TftpClientError, fetch
 
@@ -56,6 +58,9 @@ class Host:
         fetch(server, "pxelinux.0", blksize=1468, source=self.ip)
         fetch(server, "pxelinux.cfg/01-" + self.mac.replace(":", "-"), source=self.ip)
         self.get("/tftp/vmlinuz")
+        if self.quirk == "initrd-stalls":
+            self.stall(server, "initrd.img")
+            return
         self.get("/tftp/initrd.img")
         if self.quirk == "no-kickstart":
             return
@@ -63,6 +68,15 @@ class Host:
         if self.quirk == "install-fails":
             url = url.replace("/done", "/failed")
         self.post(url.split("/", 3)[3], token)
+
+    def stall(self, server: tuple[str, int], name: str) -> None:
+        """Ask for ``name`` and never acknowledge its first block: pxed retransmits, then
+        gives the transfer up, as with a machine that hung mid-download."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((self.ip, 0))
+            sock.settimeout(5.0)
+            sock.sendto(encode_tftp(ReadRequest(name)), server)
+            sock.recv(2048)
 
     def dhcp(self) -> None:
         ip = IPv4Address(self.ip)
