@@ -9,6 +9,9 @@ and hands every POST to the callback resource unchanged.
   state, last seen, address and profile.
 - ``GET /api/hosts/<mac>/timeline``: that host's recent events, oldest first.
 - ``GET /api/leases``: the DHCP lease table.
+- ``GET /api/boots``: each recently active host's current boot, its phases with start
+  and end times, attempts and failures (pxed/ops/boots.py), and the server's ``now``
+  for the page's time axis.
 - ``GET /api/transfers``: TFTP transfers in progress: client, file, bytes
   acknowledged of the size, blksize, windowsize, start time.
 - ``GET /healthz``: 200 and the services that run, 503 if one stopped.
@@ -47,6 +50,7 @@ def mount_status(root: Resource, operations: Operations) -> None:
     api.putChild(b"hosts", HostsApi(operations, api.children.get(b"hosts")))
     api.putChild(b"leases", LeasesApi(operations))
     api.putChild(b"transfers", TransfersApi(operations))
+    api.putChild(b"boots", BootsApi(operations))
 
 
 def _json(request: Request, value: object, code: int = http.OK) -> bytes:
@@ -213,3 +217,22 @@ class TransfersApi(Resource):
         # services holds each service as an IService; the "tftp" one is the TFTP service.
         running = cast(_TransferList, tftp).transfers()
         return _json(request, {"tftp_active": len(running), "tftp": running})
+
+
+class BootsApi(Resource):
+    """``GET /api/boots``: what the page's boot view draws, with hostnames from the inventory."""
+
+    isLeaf = True
+
+    def __init__(self, operations: Operations) -> None:
+        super().__init__()
+        self.operations = operations
+
+    def render_GET(self, request: Request) -> bytes:
+        now = self.operations.clock()
+        config = self.operations.provisioning.inventory.config
+        rows = []
+        for boot in self.operations.boots.recent(now):
+            host = config.host(boot.mac)
+            rows.append({**boot.as_json(), "hostname": host.hostname if host else None})
+        return _json(request, {"now": now, "boots": rows})
