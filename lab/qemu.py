@@ -52,9 +52,12 @@ SECURE_BOOT_MACHINE = [
 ]  # fmt: skip
 QEMU = "qemu-system-x86_64"
 QEMU_ARM64 = "qemu-system-aarch64"
-# Without Secure Boot: its variable store has no keys enrolled.
+# One code image for both; Secure Boot is the variable store's: AAVMF_VARS.fd has no keys,
+# AAVMF_VARS.ms.fd Debian's PK and Microsoft's KEK and db with Secure Boot on (no SMM
+# needed on ARM64, so nothing else changes).
 AAVMF_CODE = Path("/usr/share/AAVMF/AAVMF_CODE.fd")
 AAVMF_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.fd")
+AAVMF_MS_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.ms.fd")
 # cortex-a57 rather than max: max emulates pointer authentication, which costs TCG dearly.
 ARM64_MACHINE = ["-machine", "virt", "-cpu", "cortex-a57"]
 # A boot under TCG on a shared 2-core machine: 20-35 s measured, so this is generous.
@@ -99,7 +102,7 @@ def missing_arm64_firmware() -> str:
     """Why an ARM64 VM cannot run here ("" when it can): a skip reason naming the package."""
     if shutil.which(QEMU_ARM64) is None:
         return f"needs {QEMU_ARM64} (Debian package qemu-system-arm)"
-    for path in (AAVMF_CODE, AAVMF_VARS):
+    for path in (AAVMF_CODE, AAVMF_VARS, AAVMF_MS_VARS):
         if not path.exists():
             return f"needs {path} (Debian package qemu-efi-aarch64)"
     return ""
@@ -129,7 +132,7 @@ class Machine:
     workdir: Path
     # False: a virtio NIC without option ROM, so OVMF's own PXE client boots (UEFI only).
     ipxe: bool = True
-    # True: OVMF enforcing Secure Boot with Microsoft's keys (UEFI only).
+    # True: OVMF (or AAVMF) enforcing Secure Boot with Microsoft's keys (not BIOS).
     secure_boot: bool = False
     # A real installer needs room: RAM for d-i, a disk it can install onto.
     memory_mb: int = 512
@@ -161,7 +164,7 @@ class Machine:
     @property
     def _vars_template(self) -> Path:
         if self.firmware == "arm64":
-            return AAVMF_VARS
+            return AAVMF_MS_VARS if self.secure_boot else AAVMF_VARS
         return OVMF_MS_VARS if self.secure_boot else OVMF_VARS
 
     def argv(self, tap: str) -> list[str]:

@@ -1,13 +1,15 @@
 """ARM64, for real: an emulated ARM64 server installs from pxed with Debian's arm64 boot chain.
 
-QEMU's `virt` board (Cortex-A57, TCG) runs AAVMF, whose own PXE client on a virtio NIC asks
-DHCP with option 93 = 11 (ARM64 UEFI). pxed answers with the profile's `loader.arm64`,
-Debian's signed `shimaa64.efi`; shim loads `grubaa64.efi` beside it (Debian's signed GRUB
-netboot image for arm64), GRUB reads pxed's `grub/grub.cfg` and the host's
-`grub.cfg-01-<mac>`, whose `$grub_cpu` branch picks the profile's `cpus.arm64` kernel and
-initrd: Debian's arm64 cloud kernel and lab/guest.py's initrd with arm64 busybox. The
-guest fetches its Kickstart from pxed over HTTP and calls back (lab/arm64.py has where the
-files come from; AAVMF here enforces no Secure Boot).
+QEMU's `virt` board (Cortex-A57, TCG) runs AAVMF with Microsoft's keys enrolled and Secure
+Boot on; its own PXE client on a virtio NIC asks DHCP with option 93 = 11 (ARM64 UEFI).
+pxed answers with the profile's `loader.arm64`, Debian's signed `shimaa64.efi`, which the
+firmware checks; shim loads `grubaa64.efi` beside it (Debian's signed GRUB netboot image for
+arm64) and checks it, GRUB reads pxed's `grub/grub.cfg` and the host's `grub.cfg-01-<mac>`,
+whose `$grub_cpu` branch picks the profile's `cpus.arm64` kernel and initrd: Debian's signed
+arm64 cloud kernel (checked through shim; its `secureboot: Secure boot enabled` shows the
+chain ran under enforcement) and lab/guest.py's initrd with arm64 busybox. The guest fetches
+its Kickstart from pxed over HTTP and calls back. lab/arm64.py says where the files come
+from; docs/firmware.md what each stage asked for.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ ARM64_MAC = "52:54:00:e2:e0:a6"
 # TCG emulating an ARM64 CPU on a loaded x86 host: the boot is several times an x86 one's.
 ARM64_BOOT_TIMEOUT = 600.0
 # GRUB asks for the kernel only after GRUB itself runs, so this pins "an arm64 GRUB ran".
+SECURE_BOOT_ON = re.compile(r"secureboot: Secure boot enabled")
 CHAIN = ["shimaa64.efi", "grubaa64.efi", "grub/grub.cfg", f"grub.cfg-01-{ARM64_MAC}"]
 
 
@@ -65,13 +68,16 @@ def test_arm64_vm_runs_signed_shim_grub_and_arm64_kernel_from_pxed_and_installs(
     )
     pxed = start_pxed(lab, write_config(lab, scenario, tftp_root, tmp_path))
 
-    machine = Machine(hostname, ARM64_MAC, "arm64", tmp_path / "vm", ipxe=False).create()
+    machine = Machine(
+        hostname, ARM64_MAC, "arm64", tmp_path / "vm", ipxe=False, secure_boot=True
+    ).create()
     boot = machine.boot(lab, "install")
     elapsed = boot.installed(ARM64_BOOT_TIMEOUT)
     boot.powered_off()
     print(f"arm64: power-on to done callback in {elapsed:.1f} s")
 
     assert re.search(r"Linux version \S+-arm64 ", boot.console), "no arm64 kernel ran"
+    assert SECURE_BOOT_ON.search(boot.console), "the kernel did not run under Secure Boot"
     served = re.findall(r"tftp complete: \S+ /?(\S+) \d+ bytes", pxed.output())
     assert [name for name in served if name in CHAIN] == CHAIN, served
     assert served[-2:] == [KERNEL_NAME, INITRD_NAME], served
