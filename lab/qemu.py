@@ -58,7 +58,7 @@ QEMU_ARM64 = "qemu-system-aarch64"
 AAVMF_CODE = Path("/usr/share/AAVMF/AAVMF_CODE.fd")
 AAVMF_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.fd")
 AAVMF_MS_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.ms.fd")
-# cortex-a57 rather than max: max emulates pointer authentication, which costs TCG dearly.
+# cortex-a57 rather than max: max adds pointer authentication, slow under TCG per QEMU docs.
 ARM64_MACHINE = ["-machine", "virt", "-cpu", "cortex-a57"]
 # A boot under TCG on a shared 2-core machine: 20-35 s measured, so this is generous.
 BOOT_TIMEOUT = 240.0
