@@ -60,6 +60,10 @@ class Scenario:
     # The profile's loader overrides (dhcp.boot keys). Scenario a sets ipxe: pxelinux.0,
     # because QEMU's ROM is iPXE and pxed, rightly, hands iPXE its script URL by default.
     loader: dict[str, str] = field(default_factory=dict)
+    # The profile's kernel command line (ARM64's serial console is ttyAMA0, not ttyS0).
+    append: str = APPEND
+    # The profile's per-CPU kernels and initrds (`cpus:`), e.g. {"arm64": {"kernel": ...}}.
+    cpus: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def write_config(lab: BootLab, scenario: Scenario, tftp_root: Path, workdir: Path) -> Path:
@@ -92,9 +96,10 @@ def write_config(lab: BootLab, scenario: Scenario, tftp_root: Path, workdir: Pat
             PROFILE: {
                 "kernel": "vmlinuz",
                 "initrd": "initrd.gz",
-                "append": APPEND,
+                "append": scenario.append,
                 "kickstart": str(template),
                 **({"loader": scenario.loader} if scenario.loader else {}),
+                **({"cpus": scenario.cpus} if scenario.cpus else {}),
             }
         },
         "hosts": [
