@@ -64,6 +64,9 @@ class Scenario:
     append: str = APPEND
     # The profile's per-CPU kernels and initrds (`cpus:`), e.g. {"arm64": {"kernel": ...}}.
     cpus: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Serve tftp.root as the profile's install tree too: kernel and initrd then come from
+    # /trees/e2e/ (GRUB: over HTTP if it can, else over TFTP; iPXE: HTTP).
+    tree: bool = False
 
 
 def write_config(lab: BootLab, scenario: Scenario, tftp_root: Path, workdir: Path) -> Path:
@@ -100,8 +103,10 @@ def write_config(lab: BootLab, scenario: Scenario, tftp_root: Path, workdir: Pat
                 "kickstart": str(template),
                 **({"loader": scenario.loader} if scenario.loader else {}),
                 **({"cpus": scenario.cpus} if scenario.cpus else {}),
+                **({"tree": PROFILE} if scenario.tree else {}),
             }
         },
+        **({"trees": {PROFILE: {"path": str(tftp_root)}}} if scenario.tree else {}),
         "hosts": [
             {"mac": h.mac, "hostname": h.hostname, "profile": PROFILE, "netboot": h.netboot}
             for h in scenario.hosts

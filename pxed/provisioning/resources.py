@@ -19,7 +19,8 @@ that says how to make it work. Only a verified fetch moves the host's state
 or counts for the loop breaker. A template that renders to something its
 family's checker rejects is never served (500, logged); a looping host gets 409.
 
-``/boot/<mac>.ipxe`` is the iPXE script; ``/boot/pxelinux.cfg/...``,
+``/boot/<mac>.ipxe`` is the iPXE script, ``/boot/<mac>.grub`` GRUB's entry over
+HTTP (pxed/provisioning/bootconfigs.py); ``/boot/pxelinux.cfg/...``,
 ``/boot/grub.cfg-01-<mac>`` and ``/boot/grub/grub.cfg`` are the same generated
 files TFTP serves (for lpxelinux.0 and GRUB over HTTP).
 
@@ -308,6 +309,8 @@ class BootResource(Resource):
         requester = request.getClientAddress().host
         if "/" not in path and path.endswith(".ipxe"):
             text = self.p.files.ipxe_script(path.removesuffix(".ipxe"))
+        elif "/" not in path and path.endswith(".grub"):
+            text = self.p.files.grub_http(path.removesuffix(".grub"))
         else:
             text = self.p.files.config_text(path, requester, "http")
         if text is None:

@@ -98,6 +98,11 @@ class ProvisionFiles:
         """``/boot/<mac>.ipxe``: None for a MAC pxed ignores."""
         return self._per_mac(mac, lambda plan: bootconfigs.ipxe(plan, self.inventory.urls), "http")
 
+    def grub_http(self, mac: str) -> str | None:
+        """``/boot/<mac>.grub``: GRUB's install entry over HTTP; None for a MAC pxed ignores."""
+        urls = self.inventory.urls
+        return self._per_mac(mac, lambda plan: bootconfigs.grub_http(plan, urls), "http")
+
     # -- pxelinux ---------------------------------------------------------------------
 
     def _pxelinux(self, name: str, requester: str, folder: str, source: str) -> str | None:

@@ -267,6 +267,9 @@ def test_ipxe_script_and_generated_files_over_http(lab: Provisioning):
     assert code == 200 and script.startswith("#!ipxe\n")
     assert "menuentry" in request(lab, "/boot/grub.cfg-01-52-54-00-12-34-56")[1]
     assert request(lab, "/boot/52:54:00:aa:bb:cc.ipxe")[0] == 404
+    code, entry = request(lab, f"/boot/{WEB}.grub")
+    assert code == 200 and entry.startswith('menuentry "install ') and "(http," in entry
+    assert request(lab, "/boot/52:54:00:aa:bb:cc.grub")[0] == 404
 
 
 def test_seen_records_hosts_pxed_installs_and_ignores_strangers(lab: Provisioning):
