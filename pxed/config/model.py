@@ -66,6 +66,7 @@ class ServerConfig:
     state_dir: Path
     database: str | None = None  # a postgresql:// URL; None: SQLite files in state_dir
     notice: str | None = None  # shown atop the status page (the appliance's "no configuration")
+    name: str | None = None  # in the rows this pxed shares in server.database; None: host name
 
 
 @dataclass(frozen=True)
