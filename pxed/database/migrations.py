@@ -36,6 +36,11 @@ MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
         "CREATE INDEX host_events_mac ON host_events (mac, id)",
         "CREATE TABLE secrets (name text PRIMARY KEY, value bytea NOT NULL)",
     ),
+    (  # which server bound each lease; seq orders them for the peers' polls
+        "ALTER TABLE leases ADD COLUMN server text",
+        "ALTER TABLE leases ADD COLUMN seq bigserial",
+        "CREATE INDEX leases_seq ON leases (seq)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _LOCK = 0x70786564  # "pxed": the advisory lock that serialises migrations between servers

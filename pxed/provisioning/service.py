@@ -24,7 +24,6 @@ logs a warning naming it, keeps its running value and applies the rest.
 from __future__ import annotations
 
 import signal
-import socket
 from collections.abc import Callable
 from functools import partial
 from types import FrameType
@@ -66,7 +65,7 @@ def open_lifecycle(server: ServerConfig) -> Lifecycle:
         return Lifecycle.open(server.state_dir)
     from pxed.provisioning.pg_lifecycle import PostgresLifecycle
 
-    return PostgresLifecycle.open_database(server.database, server_name(server))
+    return PostgresLifecycle.open_database(server.database, server.label)
 
 
 def callback_secret(server: ServerConfig) -> bytes:
@@ -76,11 +75,6 @@ def callback_secret(server: ServerConfig) -> bytes:
     from pxed.provisioning.pg_lifecycle import shared_secret
 
     return shared_secret(server.database)
-
-
-def server_name(server: ServerConfig) -> str:
-    """What this pxed writes in the rows it shares: ``server.name``, else the host name."""
-    return server.name or socket.gethostname()
 
 
 class ReloadOnHangup(Service):

@@ -375,3 +375,53 @@ def test_committed_lease_survives_sigkill(postgres_url):
     store = PostgresLeaseStore.open(postgres_url, Inline())
     assert [lease.mac for lease in store.leases()] == [MAC_A]
     store.close()
+
+
+def outcome_of(store: PostgresLeaseStore) -> frozenset[str]:
+    """The MACs whose binds lost, from a commit through the inline runner."""
+    result: list[frozenset[str]] = []
+    done = store.commit()
+    assert done is not None
+    done.addCallback(result.append)
+    return result[0]
+
+
+def test_two_servers_binding_one_address_the_database_lets_only_the_first_have_it(postgres_url):
+    """Server two's memory does not know server one's lease: its bind loses, the client's
+    ACK is not to be sent, and its memory learns who holds the address."""
+    one = PostgresLeaseStore.open(postgres_url, Inline(), "pxe1")
+    two = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
+    one.bind(bound(mac=MAC_A), now=0)
+    assert outcome_of(one) == frozenset()
+    two.bind(bound(mac=MAC_B), now=0)
+    assert outcome_of(two) == frozenset({MAC_B})
+    assert two.holder_of(IP_1, 0) == MAC_A and two.lease_for(MAC_B, 0) is None
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT mac, server FROM leases").fetchall()
+    assert rows == [(MAC_A, "pxe1")]
+    one.close()
+    two.close()
+
+
+def test_an_expired_lease_of_another_server_gives_way(postgres_url):
+    one = PostgresLeaseStore.open(postgres_url, Inline(), "pxe1")
+    two = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
+    one.bind(bound(mac=MAC_A, expires=50.0), now=0)
+    committed(one)
+    two.bind(bound(mac=MAC_B, expires=200.0), now=60)
+    assert outcome_of(two) == frozenset()
+    one.close()
+    two.close()
+
+
+def test_a_commit_reads_the_leases_other_servers_committed(postgres_url, monkeypatch):
+    monkeypatch.setattr("pxed.dhcp.pg_leases.PEER_POLL", 0.0)
+    one = PostgresLeaseStore.open(postgres_url, Inline(), "pxe1")
+    two = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
+    one.bind(bound(mac=MAC_A), now=0)
+    committed(one)
+    two.bind(bound(mac=MAC_B, ip=IP_2), now=0)
+    committed(two)
+    assert two.holder_of(IP_1, 0) == MAC_A  # learned, not bound here
+    one.close()
+    two.close()
