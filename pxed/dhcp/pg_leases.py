@@ -101,6 +101,7 @@ class PostgresLeaseStore(MirroredLeases):
         self._lost = False  # writes made since the last commit were dropped by a reload
         self._reloading = False
         self._broken = False  # worker side: a batch failed, later ones fail until a reload
+        self.problem: str | None = None  # why commits fail, until a reload has worked (/healthz)
 
     @classmethod
     def open(cls, url: str, runner: Runner, server: str = "") -> PostgresLeaseStore:
@@ -275,6 +276,12 @@ class PostgresLeaseStore(MirroredLeases):
 
     def _failed(self, failure: Failure) -> Failure:
         self._stale = True
+        if self.problem is None:
+            self.problem = str(failure.value)
+            log.error(
+                "dhcp: {problem}; no ACK leaves until the leases are stored again",
+                problem=self.problem,
+            )
         self._reload()
         return failure
 
@@ -322,6 +329,13 @@ class PostgresLeaseStore(MirroredLeases):
     def _reloaded(self, memory: MemoryLeaseStore) -> None:
         self._memory = memory
         self._stale = self._reloading = False
+        if self.problem is not None:
+            self.problem = None
+            log.info(
+                "dhcp: server.database {url} answers again: {count} leases read, serving",
+                url=redacted(self.url),
+                count=len(memory.leases()),
+            )
         if self._writes:  # made on the memory just replaced, and never stored
             self._writes = []
             self._lost = True

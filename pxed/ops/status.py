@@ -11,7 +11,8 @@ and hands every POST to the callback resource unchanged.
 - ``GET /api/leases``: the DHCP lease table.
 - ``GET /api/transfers``: TFTP transfers in progress: client, file, bytes
   acknowledged of the size, blksize, windowsize, start time.
-- ``GET /healthz``: 200 and the services that run, 503 if one stopped.
+- ``GET /healthz``: 200 and the services that run, 503 if one stopped or the lease
+  database fails (its reason under ``database``).
 
 The page is static HTML with a little vanilla JavaScript that reads these.
 """
@@ -96,8 +97,11 @@ class HealthResource(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         running = {name: bool(s.running) for name, s in self.operations.services.items()}
-        healthy = all(running.values())
-        body = {"status": "ok" if healthy else "degraded", "services": running}
+        database = self.operations.database_problem()
+        healthy = all(running.values()) and database is None
+        body: dict[str, object] = {"status": "ok" if healthy else "degraded", "services": running}
+        if database is not None:
+            body["database"] = database
         return _json(request, body, http.OK if healthy else http.SERVICE_UNAVAILABLE)
 
 

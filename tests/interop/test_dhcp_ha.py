@@ -1,4 +1,5 @@
-"""Two pxed servers, one network, one PostgreSQL: no address for two clients, and takeover.
+"""Two pxed servers, one network, one PostgreSQL: no address for two clients, and takeover;
+then one pxed whose PostgreSQL stops for a while and comes back.
 
 Two twistd pxed processes, each in a namespace of its own, hang off one bridge with
 the client namespace, serve the same pool from the same database (a throwaway
@@ -29,11 +30,13 @@ import psycopg
 import pytest
 
 from lab.netns import Namespace, NetnsLab, require_binary
+from lab.procs import wait_until
 from protocols.dhcp.options import MessageType
 from protocols.dhcp.wire import decode_dhcp
 from protocols.errors import MalformedPacket
 from pxed.pcap.capture import read_frames
-from tests.interop.dhcp_runner import start_pxed, subnet, write_config
+from tests.interop.dhcp_runner import runner_argv, start_pxed, subnet, write_config
+from tests.support.postgres import cluster
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
 
@@ -43,6 +46,7 @@ CLIENT_HOST = 2
 EXCHANGES = 3000
 RATE = 150  # exchanges a second: about 20 s
 KILL_AFTER = 7.0  # seconds into the run
+HTTP_PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -174,3 +178,65 @@ def test_two_servers_on_one_database_never_give_one_address_to_two_clients_and_s
     assert len(acks) > EXCHANGES // 2, load.output()[-2000:]
     assert after_kill, f"{survivor} sent no ACK after {victim} was killed"
     assert pxeds[survivor].running(), pxeds[survivor].output()[-2000:]
+
+
+def healthz(ns: Namespace, address: IPv4Address) -> tuple[int, str]:
+    done = ns.run(
+        ["curl", "-s", "-m", "5", "-w", "\\n%{http_code}", f"http://{address}:{HTTP_PORT}/healthz"],
+        check=False,
+    )
+    body, _, code = done.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def acked(path: Path) -> dict[str, str]:
+    """mac -> address of every ACK the load generator saw (whole lines only)."""
+    if not path.exists():
+        return {}
+    lines = (line.split() for line in path.read_text().splitlines())
+    return {parts[0]: parts[1] for parts in lines if len(parts) == 3}
+
+
+def test_with_postgresql_stopped_pxed_acks_nothing_unstored_says_so_and_recovers(
+    netns_lab: NetnsLab, tmp_path: Path
+):
+    """Light load (two exchanges in flight, fresh MACs); PostgreSQL stopped by its PID for
+    a few seconds, then started again on the same data."""
+    require_binary("curl")
+    with cluster() as db:
+        url = db.start().url("postgres")
+        server, client = netns_lab.namespace("srv"), netns_lab.namespace("cli")
+        link = netns_lab.veth(server, client)
+        server.ip("addr", "add", on_network(1), "dev", link.a_if)
+        address = NETWORK.network_address + 1
+        config = shared_config(tmp_path / "pxed.yaml", link.a_if, tmp_path / "state", url, "pxe1")
+        settings = json.loads(config.read_text())
+        settings["http"] = {"enabled": True, "listen": [str(address)], "port": HTTP_PORT}
+        config.write_text(json.dumps(settings))
+        pxed = start_pxed(server, config, tmp_path / "pxed.log")
+        acks = tmp_path / "acks"
+        load = client.spawn(
+            runner_argv("load", "--interface", link.b_if, "--acks", str(acks),
+                        "--duration", "120", "--window", "2"),
+            tmp_path / "load.log",
+        )  # fmt: skip
+        wait_until(lambda: len(acked(acks)) >= 20, 30, "20 ACKs before the database stops")
+        db.stop()
+        wait_until(lambda: "no ACK leaves" in pxed.output(), 30, "pxed to log the database down")
+        code, body = healthz(server, address)
+        assert code == 503 and "server.database" in json.loads(body)["database"], body
+        time.sleep(3)  # down a while longer, under load
+        during = len(acked(acks))
+        db.start()
+        wait_until(lambda: len(acked(acks)) >= during + 20, 60, "ACKs after the database is back")
+        wait_until(lambda: healthz(server, address)[0] == 200, 30, "/healthz to be 200 again")
+        load.stop()
+        assert pxed.running(), pxed.output()[-3000:]
+        seen = acked(acks)
+        with psycopg.connect(url) as conn:
+            stored = dict(conn.execute("SELECT mac, host(ip) FROM leases").fetchall())
+        unstored = {mac: ip for mac, ip in seen.items() if stored.get(mac) != ip}
+        print(f"{len(seen)} ACKs, {len(unstored)} not stored; {during} before the restart")
+        assert not unstored, unstored
+        assert "answers again" in pxed.output()
+        pxed.stop()
