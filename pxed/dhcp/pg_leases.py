@@ -382,13 +382,11 @@ def _read(conn: psycopg.Connection[TupleRow]) -> MemoryLeaseStore:
 # connection, committed rows only, in the shapes ``pxed.dhcp.leases`` returns.
 def read_table(
     url: str,
-) -> tuple[list[tuple[str, str, float | None, str | None]], list[tuple[str, float]]]:
-    """(mac, ip, expires, hostname) of every lease by address, and (ip, until) of every
-    quarantined address, soonest first.  Raises DatabaseUnreachable or psycopg.Error."""
+) -> tuple[list[tuple[str, str, float | None, str | None, str | None]], list[tuple[str, float]]]:
+    """(mac, ip, expires, hostname, server) of every lease by address, and (ip, until) of
+    every quarantined address, soonest first.  Raises DatabaseUnreachable or psycopg.Error."""
     with connect(url) as conn, conn.transaction():
-        leases = conn.execute(
-            "SELECT mac, host(ip), expires, hostname FROM leases ORDER BY ip"
-        ).fetchall()
+        leases = conn.execute(f"SELECT {_LEASE}, server FROM leases ORDER BY ip").fetchall()
         quarantined = conn.execute(
             "SELECT host(ip), until FROM quarantine ORDER BY until"
         ).fetchall()
