@@ -339,6 +339,48 @@ def test_the_adapter_acks_a_request_once_its_lease_is_in_postgresql(postgres_url
     service.stopService()
 
 
+def test_the_adapter_sends_no_ack_for_an_address_another_server_committed_first(postgres_url):
+    """Between this server's OFFER and the client's REQUEST, the other server binds that
+    address to another client: the REQUEST is answered by nobody here, and the client's
+    retry is refused (NAK) since memory learnt who holds it."""
+    from protocols.dhcp.options import MessageType
+    from protocols.dhcp.wire import decode_dhcp
+    from pxed.dhcp.service import DhcpService, Interface
+    from tests.protocols.dhcp_engine_support import MAC, SERVER, request, settings
+    from tests.support.fake_udp import FakeUDPReactor
+
+    fake = FakeUDPReactor()
+    service = DhcpService(
+        settings(),
+        lambda: PostgresLeaseStore.open(postgres_url, Inline(), "pxe1"),
+        [Interface("lab0", SERVER)],
+        fake,
+        lambda interface, port: _Socket(),
+    )
+    service.privilegedStartService()
+    service.startService()
+    (port,) = fake.open_ports
+    port.protocol.datagramReceived(request(MessageType.DISCOVER), ("0.0.0.0", 68))
+    fake.advance(0)
+    offer = decode_dhcp(fake.sent[-1][1])
+    other = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
+    other.bind(Lease(MAC_B, offer.yiaddr, 1e12, LeaseState.BOUND), now=0)
+    committed(other)
+    sent = len(fake.sent)
+    options = ((54, SERVER), (50, offer.yiaddr))
+    port.protocol.datagramReceived(request(MessageType.REQUEST, options=options), ("0.0.0.0", 68))
+    fake.advance(0)
+    assert len(fake.sent) == sent  # no ACK
+    port.protocol.datagramReceived(request(MessageType.REQUEST, options=options), ("0.0.0.0", 68))
+    fake.advance(0)
+    assert decode_dhcp(fake.sent[-1][1]).message_type is MessageType.NAK
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT mac, server FROM leases").fetchall()
+    assert rows == [(MAC_B, "pxe2")] and MAC != MAC_B
+    other.close()
+    service.stopService()
+
+
 CHILD = textwrap.dedent(
     """
     import sys, time
