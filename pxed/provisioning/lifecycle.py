@@ -245,7 +245,11 @@ class _Change:
 
     def __enter__(self) -> _Change:
         self._lifecycle._begin(self.mac)
-        self.old = self._lifecycle.get(self.mac)
+        try:
+            self.old = self._lifecycle.get(self.mac)
+        except BaseException:
+            self._lifecycle._end(commit=False)  # never leave the transaction open
+            raise
         self.new = self.old
         return self
 

@@ -104,7 +104,11 @@ class PostgresLifecycle(Lifecycle):
 
     def _begin(self, mac: str) -> None:
         self._run("BEGIN")
-        self._run("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pxed host {mac}",))
+        try:
+            self._run("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pxed host {mac}",))
+        except LifecycleError:
+            self._end(commit=False)  # an open, aborted transaction would fail every later call
+            raise
 
     def _end(self, commit: bool) -> None:
         self._run("COMMIT" if commit else "ROLLBACK")

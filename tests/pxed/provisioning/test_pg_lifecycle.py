@@ -109,3 +109,20 @@ def test_a_database_gone_fails_the_call_with_a_clear_error_and_comes_back(
     with pytest.raises(LifecycleError, match="host states"):
         one.lifecycle.get(WEB)
     assert one.lifecycle.get(WEB).state is State.READY
+
+
+def test_a_change_that_fails_inside_its_transaction_leaves_no_transaction_open(
+    pair: tuple[Provisioning, Provisioning], monkeypatch: pytest.MonkeyPatch
+):
+    one, _ = pair
+    assert isinstance(one.lifecycle, PostgresLifecycle)
+    real = one.lifecycle._row
+
+    def broken(mac: str) -> None:
+        one.lifecycle._run("SELECT no_such_column FROM hosts")
+
+    monkeypatch.setattr(one.lifecycle, "_row", broken)
+    with pytest.raises(LifecycleError, match="no_such_column"):
+        one.lifecycle.done(WEB, 1.0)
+    monkeypatch.setattr(one.lifecycle, "_row", real)
+    assert one.lifecycle.done(WEB, 2.0).state is State.INSTALLED
