@@ -58,10 +58,12 @@ def _json(request: Request, value: object, code: int = http.OK) -> bytes:
 
 
 NOTICE_SLOT = b"<!-- server.notice -->"
+TITLE = b"<h1>pxed</h1>"
 
 
 class StatusPage(Resource):
-    """``GET /``: the page itself (pxed/ops/static/status.html), with ``server.notice``.
+    """``GET /``: the page itself (pxed/ops/static/status.html), with ``server.notice``, and
+    with ``server.database`` this server's name in the title.
 
     The notice is put in by the server, not fetched by the page's script: it is what
     someone must read even with JavaScript off (the appliance without a configuration
@@ -81,11 +83,14 @@ class StatusPage(Resource):
             request.setResponseCode(http.NOT_FOUND)
             return b"not found\n"
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        notice = self.operations.provisioning.inventory.config.server.notice
-        if notice is None:
-            return self.html
-        shown = f'<p id="notice">{html.escape(notice)}</p>'.encode()
-        return self.html.replace(NOTICE_SLOT, shown)
+        server = self.operations.provisioning.inventory.config.server
+        page = self.html
+        if server.database is not None:  # one of several pxed: say which
+            page = page.replace(TITLE, f"<h1>pxed {html.escape(server.label)}</h1>".encode())
+        if server.notice is None:
+            return page
+        shown = f'<p id="notice">{html.escape(server.notice)}</p>'.encode()
+        return page.replace(NOTICE_SLOT, shown)
 
 
 class HealthResource(Resource):
@@ -169,6 +174,7 @@ def _row(
         "state": state.state.value,
         "since": state.since or None,
         "source": state.source or None,
+        "server": state.server or None,  # the pxed that made the change (server.database)
         "ip": ip,
         "last_seen": seen if seen is not None else (state.since or None),
     }
