@@ -50,7 +50,7 @@ from pxed.config.yamltree import Context, Entry, Fields, describe_node, is_null,
 KEYS: dict[str, tuple[str, ...]] = {
     "": ("server", "tftp", "dhcp", "http", "install", "logging", "vars", "trees", "profiles",
          "hosts"),
-    "server": ("address", "interfaces", "state_dir", "database", "notice"),
+    "server": ("address", "interfaces", "state_dir", "database", "name", "notice"),
     "tftp": ("enabled", "root", "listen", "port", "max_blksize", "max_windowsize", "max_sessions",
              "max_per_client", "timeout", "retries"),
     "dhcp": ("mode", "authoritative", "allow_unknown", "unknown_hosts", "server_port",
@@ -135,6 +135,7 @@ class _Builder:
         if database_node is not None and not is_null(database_node):
             database = c.postgresql_url(self.ctx, database_node, f.key("database"))
         notice = f.optional("notice", c.text)
+        name = f.optional("name", c.text)
         self.interfaces_given = "interfaces" in f.values
         if "address" not in f.values and not self.interfaces_given:
             self.error(
@@ -146,7 +147,7 @@ class _Builder:
         if state_dir.exists() and not state_dir.is_dir():
             where = f.values.get("state_dir", f.node)
             self.error(where, f.key("state_dir"), f"{state_dir} is not a folder")
-        return ServerConfig(address, interfaces, state_dir, database, notice)
+        return ServerConfig(address, interfaces, state_dir, database, notice, name)
 
     def tftp(self) -> TftpConfig:
         f = self.section("tftp")

@@ -11,6 +11,7 @@ CONFIG_PATH = "/etc/pxed/pxed.yaml"  # where twistd and the pxed tools look with
 DEFAULTS: dict[str, object] = {
     "server.state_dir": Path("/var/lib/pxed"),
     "server.database": None,  # none: leases in SQLite in state_dir
+    "server.name": None,  # none: the machine's host name
     "tftp.enabled": True,
     "tftp.root": Path("/srv/tftp"),
     "tftp.listen": (),  # none given: the addresses of server.interfaces

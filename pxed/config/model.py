@@ -10,6 +10,7 @@ running host can know (the socket layer resolves it with
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
@@ -66,6 +67,12 @@ class ServerConfig:
     state_dir: Path
     database: str | None = None  # a postgresql:// URL; None: SQLite files in state_dir
     notice: str | None = None  # shown atop the status page (the appliance's "no configuration")
+    name: str | None = None  # in the rows this pxed shares in server.database; None: host name
+
+    @property
+    def label(self) -> str:
+        """This pxed's name in shared rows: ``server.name``, else the machine's host name."""
+        return self.name or socket.gethostname()
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,12 @@ class Operations:
         self._recent[ip] = (mac, now + IP_CACHE_SECONDS)
         return mac
 
+    def database_problem(self) -> str | None:
+        """Why the DHCP lease database fails, while it does (PostgreSQL: no ACK leaves)."""
+        store = getattr(self.services.get("dhcp"), "store", None)
+        problem = getattr(store, "problem", None)
+        return problem if isinstance(problem, str) else None
+
     def sources(self) -> Sources:
         tftp, dhcp = self.services.get("tftp"), self.services.get("dhcp")
         return Sources(

@@ -14,7 +14,8 @@ and hands every POST to the callback resource unchanged.
   for the page's time axis.
 - ``GET /api/transfers``: TFTP transfers in progress: client, file, bytes
   acknowledged of the size, blksize, windowsize, start time.
-- ``GET /healthz``: 200 and the services that run, 503 if one stopped.
+- ``GET /healthz``: 200 and the services that run, 503 if one stopped or the lease
+  database fails (its reason under ``database``).
 
 The page is static HTML with a little vanilla JavaScript that reads these.
 """
@@ -61,10 +62,12 @@ def _json(request: Request, value: object, code: int = http.OK) -> bytes:
 
 
 NOTICE_SLOT = b"<!-- server.notice -->"
+TITLE = b"<h1>pxed</h1>"
 
 
 class StatusPage(Resource):
-    """``GET /``: the page itself (pxed/ops/static/status.html), with ``server.notice``.
+    """``GET /``: the page itself (pxed/ops/static/status.html), with ``server.notice``, and
+    with ``server.database`` this server's name in the title.
 
     The notice is put in by the server, not fetched by the page's script: it is what
     someone must read even with JavaScript off (the appliance without a configuration
@@ -84,11 +87,14 @@ class StatusPage(Resource):
             request.setResponseCode(http.NOT_FOUND)
             return b"not found\n"
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        notice = self.operations.provisioning.inventory.config.server.notice
-        if notice is None:
-            return self.html
-        shown = f'<p id="notice">{html.escape(notice)}</p>'.encode()
-        return self.html.replace(NOTICE_SLOT, shown)
+        server = self.operations.provisioning.inventory.config.server
+        page = self.html
+        if server.database is not None:  # one of several pxed: say which
+            page = page.replace(TITLE, f"<h1>pxed {html.escape(server.label)}</h1>".encode())
+        if server.notice is None:
+            return page
+        shown = f'<p id="notice">{html.escape(server.notice)}</p>'.encode()
+        return page.replace(NOTICE_SLOT, shown)
 
 
 class HealthResource(Resource):
@@ -100,8 +106,11 @@ class HealthResource(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         running = {name: bool(s.running) for name, s in self.operations.services.items()}
-        healthy = all(running.values())
-        body = {"status": "ok" if healthy else "degraded", "services": running}
+        database = self.operations.database_problem()
+        healthy = all(running.values()) and database is None
+        body: dict[str, object] = {"status": "ok" if healthy else "degraded", "services": running}
+        if database is not None:
+            body["database"] = database
         return _json(request, body, http.OK if healthy else http.SERVICE_UNAVAILABLE)
 
 
@@ -169,6 +178,7 @@ def _row(
         "state": state.state.value,
         "since": state.since or None,
         "source": state.source or None,
+        "server": state.server or None,  # the pxed that made the change (server.database)
         "ip": ip,
         "last_seen": seen if seen is not None else (state.since or None),
     }
