@@ -7,8 +7,12 @@ say, arms the timer a session asks for and logs one event when it is done.
 
 Choices worth knowing:
 
-* One listener per ``tftp.listen`` address, so a reply leaves from the
-  address the request came to, on the reactor. Each transfer gets its own
+* One listener per ``tftp.listen`` and ``tftp.listen6`` address, so a reply
+  leaves from the address the request came to, on the reactor. IPv6 is the same
+  path: a link-local listener binds with its zone (``transfer_loop.sockaddr``) and
+  its transfers and refusals leave from sockets bound to that address, so the
+  client's address needs no zone; ``max_per_client`` counts an IPv6 address as one
+  client, as the refusal sampler does. Each transfer gets its own
   ephemeral port bound to that address (its TID) and connected to the client,
   on ``pxed.tftp.transfer_loop``: a leaner loop in its own thread, which is what
   makes lockstep transfers as fast as dnsmasq's. Its ports still hear
@@ -37,6 +41,7 @@ from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -68,7 +73,7 @@ from pxed.events import EventBus, TftpRefused, TftpTransferEnded, TftpTransferSt
 from pxed.ops.logsink import EPHEMERAL_PREFIX
 from pxed.tftp.refusals import RefusalSampler
 from pxed.tftp.sources import BlockSource, Client, FileRefused, Netascii
-from pxed.tftp.transfer_loop import TransferLoop
+from pxed.tftp.transfer_loop import TransferLoop, family_of, sockaddr
 
 MAX_DATAGRAM = 65536  # docs/pitfalls.md #1: the 8192 default truncates big blocks
 # A burst of requests (a rack powering on, or a flood of refused ones) must queue, not be
@@ -111,6 +116,19 @@ class Reactor(Protocol):
     ) -> Any: ...
 
     def callFromThread(self, callable: Callable[..., Any], *args: Any) -> None: ...
+
+
+class ListenerReactor(Reactor, Protocol):
+    """Where listeners are bound: the reactor, which also adopts a socket pxed bound itself
+    (an IPv6 listener: ``pxed.tftp.transfer_loop.sockaddr`` says why)."""
+
+    def adoptDatagramPort(
+        self,
+        fileDescriptor: int,
+        addressFamily: socket.AddressFamily,
+        protocol: DatagramProtocol,
+        maxPacketSize: int,
+    ) -> Any: ...
 
 
 class TransferReactor(Reactor, Protocol):
@@ -198,7 +216,9 @@ class TftpStats:
 
 
 def _client_text(client: Client) -> str:
-    return f"{client[0]}:{client[1]}"
+    """``10.0.0.5:2070``, or ``[2001:db8::5]:2070`` for an IPv6 client."""
+    host = f"[{client[0]}]" if ":" in client[0] else client[0]
+    return f"{host}:{client[1]}"
 
 
 class _Listener(DatagramProtocol):
@@ -486,7 +506,7 @@ class TftpService(Service):
         self,
         settings: TftpSettings,
         files: Files,
-        reactor: Reactor,
+        reactor: ListenerReactor,
         stats: TftpStats | None = None,
         loop: TransferReactor | None = None,
         events: EventBus | None = None,
@@ -536,14 +556,30 @@ class TftpService(Service):
         """Bind the listeners here: twistd calls this before it drops root (port 69)."""
         super().privilegedStartService()
         for address in self.settings.listen:
-            port = self.reactor.listenUDP(
-                self.settings.port, _Listener(self, address), interface=address,
-                maxPacketSize=MAX_DATAGRAM,
-            )  # fmt: skip
+            port = self._bind(address)
             sock = getattr(port, "socket", None)  # a test's fake port has none
             if sock is not None:
                 _large_receive_buffer(sock)
             self._listeners.append(port)
+
+    def _bind(self, address: str) -> Any:
+        """A listener on ``address``; an IPv6 one on a socket bound here, because Twisted
+        binds ``(address, port)``, the form that drops a link-local address's zone."""
+        listener, port = _Listener(self, address), self.settings.port
+        if family_of(address) == socket.AF_INET:
+            return self.reactor.listenUDP(
+                port, listener, interface=address, maxPacketSize=MAX_DATAGRAM
+            )
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(sockaddr(address, port))
+            except OSError as error:
+                raise CannotListenError(address, port, error) from None
+            sock.setblocking(False)
+            # The reactor keeps a duplicate of the descriptor; this one closes here.
+            return self.reactor.adoptDatagramPort(
+                sock.fileno(), socket.AF_INET6, listener, MAX_DATAGRAM
+            )
 
     @property
     def addresses(self) -> list[tuple[str, int]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +17,7 @@ from tests.support.fake_udp import FakeUDPReactor
 LOOPBACK = (IPv4Address("127.0.0.1"),)
 
 
-def _config(root: Path, enabled: bool = True, listen=LOOPBACK, interfaces=()):
+def _config(root: Path, enabled: bool = True, listen=LOOPBACK, interfaces=(), listen6=()):
     tftp = SimpleNamespace(
         enabled=enabled,
         root=root,
@@ -29,6 +29,7 @@ def _config(root: Path, enabled: bool = True, listen=LOOPBACK, interfaces=()):
         timeout=2,
         retries=5,
         max_per_client=16,
+        listen6=listen6,
     )
     return SimpleNamespace(tftp=tftp, server=SimpleNamespace(interfaces=interfaces))
 
@@ -80,3 +81,9 @@ def test_service_serves_from_the_configured_root(tmp_path: Path) -> None:
     source = service.files.open("/pxelinux.0", ("127.0.0.1", 1234))
     assert source.read(0, 100) == b"loader"
     source.close()
+
+
+def test_ipv6_listen_addresses_join_the_interfaces_ipv4_ones(tmp_path: Path) -> None:
+    config = _config(tmp_path, listen=(), interfaces=("lo",), listen6=(IPv6Address("::1"),))
+    service = tftp_service(config, FakeUDPReactor())
+    assert service.settings.listen == ("127.0.0.1", "::1")
