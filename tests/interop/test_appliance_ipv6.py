@@ -1,0 +1,113 @@
+"""`twistd -n pxed` on an IPv6-only link: HTTP and TFTP on tftp.listen6 / http.listen6, and
+every generated config and answer file fetched over IPv6 points at http://[addr]/.
+
+The server namespace's veth carries IPv6 only (``lab.netns.NetnsLab.pair6``); pxed
+listens on its global address and on ``fe80::1%<if>``. The client namespace fetches
+with curl -g and tftp-hpa, by the global address and by the link-local one with its
+own zone. URLs handed out over IPv6 name ``server.address6``'s default, the first
+routable ``http.listen6`` address, in brackets and without a zone (RFC 6874).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lab.netns import NetnsLab, Pair6, require_binary, require_netns
+from tests.support.provision_lab import WEB, write_lab
+
+pytestmark = [pytest.mark.interop, pytest.mark.netns]
+
+WEB_DASHED = "01-" + WEB.replace(":", "-")
+
+
+@dataclass
+class Appliance:
+    net: Pair6
+    work: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://[{self.net.server_ip}]:80"
+
+    def curl(self, url: str, *args: str) -> str:
+        done = self.net.client.run(["curl", "-g", "-sS", "--max-time", "20", *args, url])
+        return done.stdout
+
+
+@pytest.fixture(scope="module")
+def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
+    require_netns()
+    require_binary("curl")
+    work = tmp_path_factory.mktemp("appliance6")
+    with NetnsLab(work) as lab:
+        net = lab.pair6()
+        listen6 = f'["{net.server_ip}", "{net.server_ll}"]'
+        config = write_lab(work, http_port=80, tftp_port=69, http_listen6=listen6)
+        text = config.read_text()
+        text = text.replace("port: 69}", f"port: 69, listen6: {listen6}}}")
+        text = text.replace("install: {", "install: {kickstart_open: true, ")
+        config.write_text(text)
+        twistd = str(Path(sys.executable).with_name("twistd"))
+        daemon = net.server.spawn(
+            [twistd, "-n", "--pidfile=", "pxed", "--config", str(config)], work / "twistd.log"
+        )
+        net.server.wait_listening(80, "tcp", timeout=30)
+        net.server.wait_listening(69, "udp", timeout=30)
+        yield Appliance(net, work)
+        daemon.stop()
+        assert "Traceback" not in daemon.output(), daemon.output()
+
+
+@pytest.mark.parametrize("link_local", [False, True])
+def test_curl_fetches_tftp_root_and_trees_over_ipv6(appliance: Appliance, link_local: bool):
+    host = (
+        f"[fe80::1%25{appliance.net.client_if}]" if link_local else f"[{appliance.net.server_ip}]"
+    )
+    assert appliance.curl(f"http://{host}/tftp/vmlinuz") == "tftp kernel"
+    assert appliance.curl(f"http://{host}/trees/rocky9/images/pxeboot/vmlinuz") == "tree kernel"
+
+
+def test_http_traversal_is_refused_over_ipv6(appliance: Appliance):
+    for path in ("/tftp/../pxed.yaml", "/tftp/%2e%2e/pxed.yaml", "/trees/rocky9/../../pxed.yaml"):
+        code = appliance.curl(
+            appliance.base + path, "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}"
+        )
+        assert code in ("400", "403", "404"), (path, code)
+
+
+def test_an_ipxe_script_fetched_over_ipv6_points_at_the_bracketed_ipv6_address(
+    appliance: Appliance,
+):
+    script = appliance.curl(f"{appliance.base}/boot/{WEB}.ipxe")
+    assert f"kernel {appliance.base}/trees/rocky9/images/pxeboot/vmlinuz" in script
+    assert f"inst.ks={appliance.base}/ks/{WEB}/" in script
+    assert "127.0.0.1" not in script and "%" not in script
+
+
+def test_a_kickstart_fetched_over_ipv6_names_its_tree_and_callbacks_over_ipv6(
+    appliance: Appliance,
+):
+    kickstart = appliance.curl(f"{appliance.base}/ks/{WEB}")
+    assert f"url --url={appliance.base}/trees/rocky9/" in kickstart
+    assert f"{appliance.base}/api/hosts/{WEB}/done" in kickstart
+
+
+@pytest.mark.parametrize("link_local", [False, True])
+def test_a_pxelinux_config_fetched_by_tftp_over_ipv6_has_no_zone_in_its_urls(
+    appliance: Appliance, tmp_path: Path, link_local: bool
+):
+    """Over the link-local address too, the URLs name the routable address: a zone is
+    the server's name for its link and would mean nothing to the client."""
+    require_binary("tftp")
+    net = appliance.net
+    host = net.server_ll_from_client() if link_local else str(net.server_ip)
+    out = tmp_path / "pxelinux.cfg"
+    net.client.run(["tftp", "-6", host, "69", "-c", "get", f"pxelinux.cfg/{WEB_DASHED}", str(out)])
+    config = out.read_text()
+    assert f"{appliance.base}/ks/{WEB}" in config
+    assert "127.0.0.1" not in config and "%" not in config
