@@ -697,8 +697,8 @@ def _listen6(ctx: Context, node: Node, path: str) -> IPv6Address | None:
     problem = None
     if address.is_unspecified:
         problem = (
-            ":: cannot be used: a transfer must answer from the address the request came to, "
-            "and :: would also take IPv4 from the listen addresses; list the IPv6 addresses"
+            ":: is refused: it would take IPv4 too, clashing with the listen addresses, and "
+            "TFTP must answer from the address each request came to; list the IPv6 addresses"
         )
     elif address.is_multicast or address.ipv4_mapped is not None:
         problem = f"{address} is not an address of this host to listen on"

@@ -324,7 +324,7 @@ def test_ipv6_listen_addresses_keep_a_link_local_addresss_zone_for_binding():
     [
         ('"fe80::1"', "fe80::1 is link-local: name the interface it is on, like fe80::1%br0"),
         ('"2001:db8::1%veth0"', "a zone (%veth0) belongs on link-local addresses only"),
-        ('"::"', ":: cannot be used"),
+        ('"::"', ":: is refused"),
         ('"ff02::1"', "ff02::1 is not an address of this host to listen on"),
         ('"::ffff:10.0.0.1"', "is not an address of this host to listen on"),
         ('"10.213.7.1"', "not an IPv6 address (like 2001:db8::1 or fe80::1%br0): '10.213.7.1'"),
