@@ -7,9 +7,8 @@ with curl -g and tftp-hpa, by the global address and by the link-local one with 
 own zone. URLs handed out over IPv6 name ``server.address6``'s default, the first
 routable ``http.listen6`` address, in brackets and without a zone (RFC 6874).
 
-pxed reads no IPv6 neighbour table yet, so an IPv6 requester is judged by the
-off-link rules: the host's Kickstart comes by the signed URL its boot config
-names, and its done callback by its token, as behind a router over IPv4. The
+The client's veth has web01's MAC, so pxed's IPv6 neighbour table (NDP, read over
+rtnetlink) names it: its Kickstart is served by that, as ARP does over IPv4. The
 tests run in order: the last one reports the install done.
 """
 
@@ -52,6 +51,7 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     work = tmp_path_factory.mktemp("appliance6")
     with NetnsLab(work) as lab:
         net = lab.pair6()
+        net.client.ip("link", "set", "dev", net.client_if, "address", WEB)  # the host itself
         listen6 = f'["{net.server_ip}", "{net.server_ll}"]'
         config = write_lab(work, http_port=80, tftp_port=69, http_listen6=listen6)
         text = config.read_text()
@@ -108,6 +108,12 @@ def test_a_pxelinux_config_fetched_by_tftp_over_ipv6_has_no_zone_in_its_urls(
     config = out.read_text()
     assert f"{appliance.base}/ks/{WEB}" in config
     assert "127.0.0.1" not in config and "%" not in config
+
+
+def test_an_on_link_ipv6_host_gets_its_kickstart_by_its_ndp_entry(appliance: Appliance):
+    """/ks/ without a MAC: pxed finds the requester's MAC in its IPv6 neighbour table."""
+    kickstart = appliance.curl(f"{appliance.base}/ks/")
+    assert f"url --url={appliance.base}/trees/rocky9/" in kickstart, kickstart
 
 
 def test_the_signed_kickstart_and_its_done_callback_work_over_ipv6(appliance: Appliance):

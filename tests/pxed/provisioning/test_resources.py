@@ -53,7 +53,8 @@ def provisioning(root: Path, config: Config | None = None) -> Provisioning:
     files = ProvisionFiles(inventory, lifecycle, lambda: 100.0, sign)
     table = root / "arp"
     table.write_text(ARP_HEAD)
-    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, Neighbours(table))
+    neighbours = Neighbours(table, ndp_dump=lambda: b"")  # IPv6 neighbours: ndp()
+    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, neighbours)
 
 
 ARP_HEAD = "IP address       HW type     Flags       HW address            Mask     Device\n"

@@ -12,6 +12,7 @@ from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.tftp_files import ProvisionFiles
 from pxed.provisioning.urls import Urls, came_over_ipv6, for_requester, url_host
+from tests.pxed.provisioning.test_ndp import DONE, entry
 from tests.pxed.provisioning.test_resources import provisioning, request
 from tests.support.provision_lab import KIOSK, WEB, write_lab
 
@@ -116,3 +117,18 @@ def test_a_kickstart_fetched_over_ipv6_points_its_tree_and_callbacks_at_ipv6(tmp
     assert f"{V6_BASE}/api/hosts/{WEB}/done" in body
     code, body = request(lab, f"/ks/{WEB}", client="10.213.7.21")
     assert "url --url=http://127.0.0.1:8080/trees/rocky9/" in body
+
+
+def test_an_on_link_ipv6_requester_is_known_by_its_ndp_entry_like_an_arp_one(tmp_path: Path):
+    """The IPv6 neighbour table decides as ARP does: the host's own MAC gets its Kickstart
+    (URLs over IPv6), another machine's gets 403, and a header naming another MAC is a
+    forgery."""
+    lab = provisioning(tmp_path, load_config(write_lab(tmp_path, http_listen6=LISTEN6)))
+    table = entry("fe80::5054:ff:fe12:3456", WEB) + entry("2001:db8:7::66", KIOSK) + DONE
+    lab.neighbours.ndp_dump = lambda: table
+    code, body = request(lab, f"/ks/{WEB}", client="fe80::5054:ff:fe12:3456")
+    assert code == 200, body
+    assert f"url --url={V6_BASE}/trees/rocky9/" in body
+    assert request(lab, f"/ks/{WEB}", client="2001:db8:7::66")[0] == 403
+    forged = {b"X-RHN-Provisioning-MAC-0": f"eth0 {KIOSK}".encode()}
+    assert request(lab, f"/ks/{WEB}", client="fe80::5054:ff:fe12:3456", headers=forged)[0] == 403
