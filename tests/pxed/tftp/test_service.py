@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from types import SimpleNamespace
@@ -53,7 +54,7 @@ def test_enabled_tftp_adds_a_service_named_tftp(tmp_path: Path) -> None:
     service = top.getServiceNamed("tftp")
     assert service.settings.listen == ("127.0.0.1",)
     assert (service.settings.port, service.settings.max_per_client) == (6969, 4)
-    assert service.limits.initial_timeout == 2
+    assert service.limits[socket.AF_INET].initial_timeout == 2
 
 
 def test_disabled_tftp_adds_no_tftp_service(tmp_path: Path) -> None:
@@ -87,3 +88,11 @@ def test_ipv6_listen_addresses_join_the_interfaces_ipv4_ones(tmp_path: Path) -> 
     config = _config(tmp_path, listen=(), interfaces=("lo",), listen6=(IPv6Address("::1"),))
     service = tftp_service(config, FakeUDPReactor())
     assert service.settings.listen == ("127.0.0.1", "::1")
+
+
+def test_over_ipv6_the_largest_block_fills_the_same_frame_as_over_ipv4(tmp_path: Path) -> None:
+    """An IPv6 header is 20 bytes longer: 1468 fills a 1500-byte frame over IPv4, 1448 over
+    IPv6 (a 1468-byte block would go out in two fragments)."""
+    service = tftp_service(_config(tmp_path), FakeUDPReactor())
+    assert service.limits[socket.AF_INET].max_blksize == 1468
+    assert service.limits[socket.AF_INET6].max_blksize == 1448
