@@ -138,12 +138,12 @@ class _Builder:
             database = c.postgresql_url(self.ctx, database_node, f.key("database"))
         notice = f.optional("notice", c.text)
         self.interfaces_given = "interfaces" in f.values
-        if "address" not in f.values and not self.interfaces_given:
+        if not ({"address", "address6"} & set(f.values) or self.interfaces_given):
             self.error(
                 f.node,
                 "server",
                 "set server.address or server.interfaces: pxed must tell clients an address "
-                "(next-server, HTTP URLs)",
+                "(next-server, HTTP URLs); server.address6 alone for an IPv6-only pxed",
             )
         if state_dir.exists() and not state_dir.is_dir():
             where = f.values.get("state_dir", f.node)

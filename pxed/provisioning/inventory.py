@@ -159,12 +159,19 @@ class Inventory:
         self.started = config
         self.config = config
         self._followers: list[Prepare] = []
-        self.urls = Urls(resolve(config), config.http.port)
         self.urls6 = urls6(config)
+        self.urls = self._urls4(config, self.urls6)
         self.leases: LeaseSource = LeaseLookup(config.server.state_dir)
 
     def host(self, mac: str) -> Host | None:
         return host_for(self.config, mac)
+
+    def _urls4(self, config: Config, v6: Urls | None) -> Urls:
+        """The URLs for IPv4 clients; an IPv6-only pxed (server.address6, no IPv4 address
+        and no interface to find one on) has no IPv4 clients, and its IPv6 URLs stand in."""
+        if config.server.address is None and not config.server.interfaces and v6 is not None:
+            return v6
+        return Urls(self._resolve(config), config.http.port)
 
     def urls_for(self, requester: str) -> Urls:
         """The URLs for a client at ``requester``, in the address family it came in on."""
@@ -207,9 +214,9 @@ class Inventory:
         indexing a new ISO image longer. Raises ConfigError, ReloadRefused, or what failed.
         """
         config, pinned = pin_restart_keys(self.started, checked(load_config(self.config.path)))
-        urls = Urls(self._resolve(config), config.http.port)
+        v6 = urls6(config)
         steps = [prepare(config) for prepare in self._followers]
-        return Reloaded(config, urls, urls6(config), pinned, steps)
+        return Reloaded(config, self._urls4(config, v6), v6, pinned, steps)
 
     def swap(self, loaded: Reloaded) -> None:
         """Put ``loaded`` in force, all in one reactor turn, and say what it changed."""

@@ -1,11 +1,12 @@
 """`twistd -n pxed` on an IPv6-only link: HTTP and TFTP on tftp.listen6 / http.listen6, and
 every generated config and answer file fetched over IPv6 points at http://[addr]/.
 
-The server namespace's veth carries IPv6 only (``lab.netns.NetnsLab.pair6``); pxed
-listens on its global address and on ``fe80::1%<if>``. The client namespace fetches
+The server namespace's veth carries IPv6 only (``lab.netns.NetnsLab.pair6``) and pxed
+is configured for IPv6 only (``server.address6``, no IPv4 address or listen list); it
+listens on the global address and on ``fe80::1%<if>``. The client namespace fetches
 with curl -g and tftp-hpa, by the global address and by the link-local one with its
-own zone. URLs handed out over IPv6 name ``server.address6``'s default, the first
-routable ``http.listen6`` address, in brackets and without a zone (RFC 6874).
+own zone. URLs handed out over IPv6 name ``server.address6`` in brackets, and never a
+zone (RFC 6874), even for a request that came to the link-local address.
 
 The client's veth has web01's MAC, so pxed's IPv6 neighbour table (NDP, read over
 rtnetlink) names it: its Kickstart is served by that, as ARP does over IPv4. The
@@ -56,6 +57,9 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
         config = write_lab(work, http_port=80, tftp_port=69, http_listen6=listen6)
         text = config.read_text()
         text = text.replace("port: 69}", f"port: 69, listen6: {listen6}}}")
+        # IPv6 only: no IPv4 address to advertise or listen on
+        text = text.replace("address: 127.0.0.1", f'address6: "{net.server_ip}"')
+        text = text.replace("listen: [127.0.0.1], ", "")
         config.write_text(text)
         twistd = str(Path(sys.executable).with_name("twistd"))
         daemon = net.server.spawn(

@@ -74,7 +74,7 @@ def test_server_address_may_be_left_to_start_up_when_interfaces_are_given():
 def test_no_address_and_no_interfaces_is_an_error():
     assert (
         "/cfg/pxed.yaml: server: set server.address or server.interfaces: pxed must tell "
-        "clients an address (next-server, HTTP URLs)"
+        "clients an address (next-server, HTTP URLs); server.address6 alone for an IPv6-only pxed"
     ) in errors("logging:\n  json: true\n")
 
 

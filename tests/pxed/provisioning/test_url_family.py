@@ -132,3 +132,17 @@ def test_an_on_link_ipv6_requester_is_known_by_its_ndp_entry_like_an_arp_one(tmp
     assert request(lab, f"/ks/{WEB}", client="2001:db8:7::66")[0] == 403
     forged = {b"X-RHN-Provisioning-MAC-0": f"eth0 {KIOSK}".encode()}
     assert request(lab, f"/ks/{WEB}", client="fe80::5054:ff:fe12:3456", headers=forged)[0] == 403
+
+
+def test_an_ipv6_only_pxed_needs_only_server_address6(tmp_path: Path):
+    """No server.address, no interfaces, IPv6 listen addresses only: it loads, listens on
+    IPv6 alone, and every URL (there are no IPv4 clients) names the IPv6 address."""
+    path = write_lab(tmp_path, http_listen6='["::1"]')
+    text = path.read_text().replace("address: 127.0.0.1", 'address6: "2001:db8:7::1"')
+    path.write_text(text.replace("listen: [127.0.0.1], ", 'listen6: ["::1"], ', 1)
+                    .replace("listen: [127.0.0.1], ", ""))  # fmt: skip
+    config = load_config(path)
+    assert (config.tftp.listen, config.http.listen, config.server.address) == ((), (), None)
+    inventory = Inventory(config)
+    assert inventory.urls_for("2001:db8:7::21").base == V6_BASE
+    assert inventory.urls.base == V6_BASE
