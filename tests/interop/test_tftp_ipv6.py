@@ -139,11 +139,17 @@ def test_busybox_fetches_over_ipv6(served: Served, tmp_path: Path, link_local: b
 @pytest.mark.parametrize(
     "name", ["../../../../etc/passwd", "/../etc/passwd", "sub/../../etc/passwd"]
 )
-def test_traversal_is_refused_over_ipv6(served: Served, tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("link_local", [False, True])
+def test_traversal_is_refused_over_ipv6(
+    served: Served, tmp_path: Path, name: str, link_local: bool
+) -> None:
+    """Refused, and the ERROR reaches the client from the refusal socket on the listener's
+    address, link-local included."""
     busybox = require_binary("busybox")
+    host = served.net.server_ll_from_client() if link_local else served.global_ip
     out = tmp_path / "out"
     done = served.client(
-        [busybox, "tftp", "-g", "-r", name, "-l", str(out), served.global_ip, "69"], check=False
+        [busybox, "tftp", "-g", "-r", name, "-l", str(out), host, "69"], check=False
     )
     assert done.returncode != 0
     assert "server error" in done.stderr, done.stderr
