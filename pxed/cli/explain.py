@@ -260,7 +260,7 @@ def boot_config_sections(files: ProvisionFiles, mac: str) -> list[str]:
     sections = (
         (f"pxelinux.cfg/01-{dashed} (TFTP)", files.config_text(f"pxelinux.cfg/01-{dashed}", "")),
         (f"grub.cfg-01-{dashed} (TFTP)", files.config_text(f"grub.cfg-01-{dashed}", "")),
-        (f"/boot/{mac}.ipxe (HTTP)", files.ipxe_script(mac)),
+        (f"/boot/{mac}.ipxe (HTTP)", files.ipxe_script(mac, "")),
     )
     lines: list[str] = []
     for name, text in sections:

@@ -16,7 +16,7 @@ unknown-hosts policy, the URLs pxed hands out, the trees TFTP and HTTP serve
 allow/deny lists, authoritative, and the mode when it needs no new socket).
 Keys tied to a socket or to something opened at start need a restart
 (``pxed.provisioning.inventory.RESTART_KEYS``: server.interfaces and state_dir, the tftp
-section, http.enabled/listen/port, the DHCP ports, logging, and a DHCP mode
+section, http.enabled/listen/listen6/port, the DHCP ports, logging, and a DHCP mode
 that needs more sockets, such as full to proxy); a reload that changes one
 logs a warning naming it, keeps its running value and applies the rest.
 """

@@ -8,7 +8,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import StringTransport
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.server import Site
@@ -53,7 +53,8 @@ def provisioning(root: Path, config: Config | None = None) -> Provisioning:
     files = ProvisionFiles(inventory, lifecycle, lambda: 100.0, sign)
     table = root / "arp"
     table.write_text(ARP_HEAD)
-    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, Neighbours(table))
+    neighbours = Neighbours(table, ndp_dump=lambda: b"")  # IPv6 neighbours: ndp()
+    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, neighbours)
 
 
 ARP_HEAD = "IP address       HW type     Flags       HW address            Mask     Device\n"
@@ -83,7 +84,8 @@ def request(
     )
     req.uri = f"{path}?{query}".encode() if query else path.encode()
     req.method = method
-    req.client = IPv4Address("TCP", client, 40000)
+    family = IPv6Address if ":" in client else IPv4Address
+    req.client = family("TCP", client, 40000)
     req.args = args or {}
     form = b"&".join(b"%s=%s" % (key, values[0]) for key, values in (args or {}).items())
     req.content = BytesIO(form)
