@@ -99,7 +99,9 @@ def test_a_boot_config_fetched_over_ipv6_gets_bracketed_urls_and_over_ipv4_the_o
 
 def test_grub_reaches_a_tree_over_ipv6_by_a_bracketed_http_device(files: ProvisionFiles):
     grub = generated(files, "grub.cfg-01-52-54-00-12-34-56", "2001:db8:7::21")
-    assert "linux (http,[2001:db8:7::1]:8080)/trees/rocky9/images/pxeboot/vmlinuz" in grub
+    assert "source (http,[2001:db8:7::1]:8080)/boot/$net_default_mac.grub" in grub
+    entry = files.grub_http("52:54:00:12:34:56", "2001:db8:7::21") or ""
+    assert "linux (http,[2001:db8:7::1]:8080)/trees/rocky9/images/pxeboot/vmlinuz" in entry
 
 
 def test_an_ipxe_script_follows_the_family_of_its_fetch(files: ProvisionFiles):
