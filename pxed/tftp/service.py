@@ -314,6 +314,11 @@ class _Transfer(DatagramProtocol):
     def begin(self) -> None:
         self._guarded(self.session.start)
 
+    def repeat(self) -> None:
+        """The client asked again: the engine resends the OACK if that is what it lost."""
+        if not self.done:
+            self._guarded(self.session.repeat)
+
     def datagramReceived(self, datagram: bytes, addr: Client) -> None:
         if self.done:
             return
@@ -586,6 +591,8 @@ class TftpService(Service):
             case Supersede(transfer, outcome, reason):
                 self.loop.callFromThread(transfer.abort, outcome, reason, False)
             case Repeat(client, filename):
+                if (repeated := self.server.running.get(client)) is not None:
+                    self.loop.callFromThread(repeated.repeat)
                 log.debug(
                     "tftp: repeated request from {client} for {file}; its transfer goes on",
                     client=_client_text(client),
