@@ -1,6 +1,7 @@
 """Run pxed's TFTP service alone on the real reactor, for interop tests with real clients.
 
-``python -m tests.interop.tftp_runner ROOT [--address A] [--port P] [--max-blksize N]``
+``python -m tests.interop.tftp_runner ROOT [--address A] [--port P] [--max-blksize N]
+[--max-sessions N]``
 prints ``listening on A:P`` once bound (port 0 picks a free one) and, when
 stopped with SIGTERM, ``stats {...}`` with the service's counters, so a test can
 check that every transfer ended and nothing is left open. Logs go to stderr.
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--max-blksize", type=int, default=1468)
     parser.add_argument("--max-windowsize", type=int, default=16)
+    parser.add_argument("--max-sessions", type=int, default=1000)
     args = parser.parse_args()
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)])
     settings = TftpSettings(
@@ -33,6 +35,7 @@ def main() -> None:
         port=args.port,
         max_blksize=args.max_blksize,
         max_windowsize=args.max_windowsize,
+        max_sessions=args.max_sessions,
     )
     service = TftpService(settings, ProviderChain([StaticRoot(args.root)]), reactor)
     service.startService()
