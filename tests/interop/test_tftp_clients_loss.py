@@ -26,7 +26,7 @@ from lab.tftp_loss import CLIENTS, Lossy, fetch, lossy_server, write_files
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
 
-SIZE = 64 * 1024
+SIZE = 32 * 1024
 FETCHES = int(os.environ.get("PXED_LOSS_FETCHES", "4"))  # per client and loss rate
 
 
