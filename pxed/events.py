@@ -94,7 +94,8 @@ class TftpTransferEnded(Event):
 
 @dataclass(frozen=True)
 class TftpRefused(Event):
-    """A request answered with an ERROR, or a transfer pxed ended itself."""
+    """A request answered with an ERROR or left unanswered (busy), or a transfer pxed
+    ended itself."""
 
     KIND = "tftp"
     FORMAT = "tftp {outcome}: {client} {file}: {message}"
@@ -104,7 +105,7 @@ class TftpRefused(Event):
     # not-found, refused, busy, malformed, write-refused, superseded, evicted, shutdown
     outcome: str
     message: str
-    code: int | None = None  # the TFTP error code sent, if one was
+    code: int | None = None  # the TFTP error code sent, if one was (busy: none)
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ class TftpConfig:
     max_sessions: int
     max_per_client: int  # concurrent transfers from one client IP
     timeout: int  # seconds before a retransmission, unless the client negotiates one
-    retries: int  # patience: (retries + 1) x timeout of resends, then 6 s of silence
+    retries: int  # patience: (retries + 1) x timeout of resends, then 16 s of silence
     listen6: tuple[IPv6Address, ...] = ()  # link-local ones carry their zone (fe80::1%br0)
 
 

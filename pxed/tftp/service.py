@@ -24,8 +24,11 @@ Choices worth knowing:
 * Refusals (file not found, busy, read-only, malformed) come from a port that
   is not the listener's, like every reply, but the same one for every refusal
   at an address (``transfer_loop.RefusalPorts``); a transfer's port is fresh.
-* A file that cannot be opened for lack of a port is answered busy, like the
-  listener's own limits (``protocols.tftp.server`` says which those are).
+* A request past the listener's limits is deferred, unanswered (firmware ends
+  a download on any ERROR and repeats an unanswered RRQ; ``protocols.tftp.server``
+  says why), counted and logged as ``busy`` like a refusal. A file that cannot be
+  opened for lack of a port or descriptor is still answered ERROR 0 busy: that is
+  an operating system limit pxed sizes its own limits to stay under.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from twisted.python.failure import Failure
 from protocols.tftp.server import (
     BUSY,
     Action,
+    Defer,
     Drop,
     Ignore,
     ListenerLimits,
@@ -343,6 +347,11 @@ class _Transfer(DatagramProtocol):
     def begin(self) -> None:
         self._guarded(self.session.start)
 
+    def repeat(self) -> None:
+        """The client asked again: the engine resends the OACK if that is what it lost."""
+        if not self.done:
+            self._guarded(self.session.repeat)
+
     def datagramReceived(self, datagram: bytes, addr: Client) -> None:
         if self.done:
             return
@@ -632,7 +641,11 @@ class TftpService(Service):
                 self._refuse(address, client, filename, code, message, outcome)
             case Supersede(transfer, outcome, reason):
                 self.loop.callFromThread(transfer.abort, outcome, reason, False)
+            case Defer(client, filename, reason):
+                self._report(client, filename, "busy", f"not answered: {reason}", None)
             case Repeat(client, filename):
+                if (repeated := self.server.running.get(client)) is not None:
+                    self.loop.callFromThread(repeated.repeat)
                 log.debug(
                     "tftp: repeated request from {client} for {file}; its transfer goes on",
                     client=_client_text(client),
@@ -718,8 +731,21 @@ class TftpService(Service):
     def _refuse(
         self, address: str, client: Client, filename: str, code: int, message: str, outcome: str
     ) -> None:
-        """Answer one ERROR from the refusal port on the listener's address, count it, and log
-        and publish it unless a flood of its kind is being sampled (pxed.tftp.refusals)."""
+        """Answer one ERROR from the refusal port on the listener's address, and report it."""
+        self._report(client, filename, outcome, message, code)
+        try:
+            self.loop.send_refusal(address, _error_datagram(code, message), client)
+        except OSError as failure:
+            if not (_is_loss(failure) or failure.errno in (errno.EMFILE, errno.ENFILE)):
+                raise
+            log.debug("tftp: answer to {client} lost: {error}", client=_client_text(client),
+                      error=failure)  # fmt: skip
+
+    def _report(
+        self, client: Client, filename: str, outcome: str, message: str, code: int | None
+    ) -> None:
+        """Count a refusal, and log and publish it unless a flood of its kind is being
+        sampled (pxed.tftp.refusals)."""
         self.stats.outcomes[outcome] += 1
         hidden = self._sampler.show(client[0], outcome, self.loop.seconds())  # monotonic
         if hidden is None:
@@ -734,13 +760,6 @@ class TftpService(Service):
                       hidden=hidden, address=client[0], **event.fields())  # fmt: skip
             else:
                 level(event.FORMAT, **event.fields())
-        try:
-            self.loop.send_refusal(address, _error_datagram(code, message), client)
-        except OSError as failure:
-            if not (_is_loss(failure) or failure.errno in (errno.EMFILE, errno.ENFILE)):
-                raise
-            log.debug("tftp: answer to {client} lost: {error}", client=_client_text(client),
-                      error=failure)  # fmt: skip
 
     def _track(self, closing: Deferred[None] | None) -> None:
         """Keep a closing port's Deferred for stopService until it fires.

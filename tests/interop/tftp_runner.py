@@ -1,8 +1,8 @@
 """Run pxed's TFTP service alone on the real reactor, for interop tests with real clients.
 
-``python -m tests.interop.tftp_runner ROOT [--address A]... [--port P] [--max-blksize N]``
-prints ``listening on A:P`` once bound (port 0 picks a free one; the first address's,
-``[A]:P`` for IPv6; with several addresses give a port) and, when
+``python -m tests.interop.tftp_runner ROOT [--address A]... [--port P] [--max-blksize N]
+[--max-sessions N]`` prints ``listening on A:P`` once bound (port 0 picks a free one; the
+first address's, ``[A]:P`` for IPv6; with several addresses give a port) and, when
 stopped with SIGTERM, ``stats {...}`` with the service's counters, so a test can
 check that every transfer ended and nothing is left open. Logs go to stderr.
 """
@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--max-blksize", type=int, default=1468)
     parser.add_argument("--max-windowsize", type=int, default=16)
     parser.add_argument("--max-per-client", type=int, default=16)
+    parser.add_argument("--max-sessions", type=int, default=1000)
     args = parser.parse_args()
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)])
     settings = TftpSettings(
@@ -36,6 +37,7 @@ def main() -> None:
         max_blksize=args.max_blksize,
         max_windowsize=args.max_windowsize,
         max_per_client=args.max_per_client,
+        max_sessions=args.max_sessions,
     )
     service = TftpService(settings, ProviderChain([StaticRoot(args.root)]), reactor)
     service.startService()
