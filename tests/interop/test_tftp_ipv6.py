@@ -165,13 +165,16 @@ def rrq(name):
     return b"\\x00\\x01" + name.encode() + b"\\x00octet\\x00"
 def ask(sock, name):
     sock.sendto(rrq(name), server)
-    return sock.recvfrom(2048)[0][:4].hex()
+    try:
+        return sock.recvfrom(2048)[0][:4].hex()
+    except TimeoutError:
+        return "silence"
 flood = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 flood.settimeout(5)
 answers = [ask(flood, "missing") for _ in range(40)]
 held = [socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) for _ in range(3)]
 for sock in held:
-    sock.settimeout(5)
+    sock.settimeout(2)
     answers.append(ask(sock, "bin-1M"))
 print(" ".join(answers))
 """
@@ -185,7 +188,7 @@ def test_per_client_limit_and_refusal_sampling_hold_over_ipv6(tmp_path: Path) ->
         answers = done.stdout.split()
         assert answers[:40] == ["00050001"] * 40  # ERROR 1, file not found, each time
         assert answers[40:42] == ["00030001", "00030001"]  # DATA block 1, twice
-        assert answers[42] == "00050000"  # ERROR 0: busy, past max_per_client
+        assert answers[42] == "silence"  # past max_per_client: the client's resend may fit
         stats = served.stats()
         assert stats["refusals_unlogged"] == 40 - 32
         assert stats["outcomes"]["not-found"] == 40  # type: ignore[index]
