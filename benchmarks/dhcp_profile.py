@@ -5,9 +5,10 @@
 
 Drives the real adapter (``pxed.dhcp.service.DhcpService``) over a fake UDP
 reactor with the SQLite lease store in a temporary directory (WAL,
-synchronous=FULL, as the daemon runs it) and the daemon's log observer at info
-level writing to a file, with the configuration benchmarks/dhcp.py gives pxed
-(10.213.0.0/16, a 65,000-address pool).  Each reactor turn delivers ``--batch``
+synchronous=FULL, as the daemon runs it), the daemon's log observer at info
+level writing to a file, the event bus with the daemon's subscribers, and the
+configuration benchmarks/dhcp.py gives pxed (10.213.0.0/16, a 65,000-address
+pool).  Each reactor turn delivers ``--batch``
 DISCOVERs from fresh MACs, then the turn ends (group commit, OFFERs sent), then
 their ``--batch`` REQUESTs, then the turn ends again (commit, ACKs sent).
 
@@ -43,7 +44,10 @@ from pxed.config import parse_config
 from pxed.dhcp.leases import SqliteLeaseStore
 from pxed.dhcp.service import DhcpService, Interface
 from pxed.dhcp.settings import engine_settings
+from pxed.events import EventBus
 from pxed.ops.logsink import pxed_observer
+from pxed.ops.metrics import HttpStats, Negotiated
+from pxed.ops.timeline import Timeline, TimelineSubscriber
 from tests.support.fake_udp import FakeUDPReactor
 
 NETWORK = IPv4Network("10.213.0.0/16")
@@ -114,6 +118,7 @@ class Run:
             [interface],
             self.reactor,
             lambda name, port: _NoSocket(),
+            events=daemon_events(),
         )
         self.service.privilegedStartService()
         self.service.startService()
@@ -144,6 +149,15 @@ class Run:
         self.reactor.advance(0)
         self.cpu += time.process_time() - started
         return [data for _, data, _ in self.reactor.sent]
+
+
+def daemon_events() -> EventBus:
+    """The bus with the subscribers the daemon gives it (pxed.ops.operations)."""
+    events = EventBus()
+    events.subscribe(TimelineSubscriber(Timeline(known=lambda mac: False), lambda ip: None))
+    events.subscribe(Negotiated())
+    events.subscribe(HttpStats())
+    return events
 
 
 class _NoSocket:
