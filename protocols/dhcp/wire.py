@@ -52,7 +52,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -93,6 +92,7 @@ from protocols.dhcp.values import (
     scan,
 )
 from protocols.errors import MalformedPacket
+from protocols.once import once
 
 BOOTREQUEST = 1
 BOOTREPLY = 2
@@ -239,7 +239,7 @@ class DhcpPacket:
             **fields,
         )
 
-    @cached_property
+    @once
     def _by_code(self) -> dict[int, Option]:
         return {option.code: option for option in self.options}
 
@@ -267,8 +267,9 @@ class DhcpPacket:
         """The first ``hlen`` bytes of chaddr (the MAC for Ethernet)."""
         return self.chaddr[: min(self.hlen, 16)]
 
-    @property
+    @once
     def mac(self) -> str:
+        """The engine, the log and the event each ask, several times a request."""
         return self.hardware_address.hex(":")
 
     @property
@@ -497,16 +498,8 @@ def _replay(packet: DhcpPacket, layout: _Layout) -> tuple[bytes, bytes, bytes]:
     return main, file, sname
 
 
-def _chunks(option: Option) -> list[bytes]:
-    """An option as items of at most 255 data bytes (RFC 3396), in order."""
-    data = option.data
-    if not data:
-        return [build_item(option.code, b"")]
-    return [build_item(option.code, data[i : i + 255]) for i in range(0, len(data), 255)]
-
-
 def _lay_out(packet: DhcpPacket, max_size: int | None, min_size: int) -> tuple[bytes, bytes, bytes]:
-    items = [b"".join(_chunks(option)) for option in packet.options]
+    items = [option.framed for option in packet.options]
     main = b"".join(items)
     limit = None if max_size is None else max_size - _OPTIONS_OFFSET - 1
     if limit is None or len(main) <= limit:
