@@ -105,6 +105,7 @@ SNAME_SIZE = 64
 FILE_SIZE = 128
 _OPTIONS_OFFSET = HEADER_SIZE + len(MAGIC_COOKIE)
 _ZERO = IPv4Address(0)
+_ZERO_BYTES = bytes(4)
 
 HEADER_GRAMMAR = Struct(
     "op" / Int8ub,
@@ -142,7 +143,9 @@ def parse_header(data: bytes) -> dict[str, Any]:
     values = _FAST_HEADER.unpack_from(data)
     fields = dict(zip(_FIELDS, values, strict=True))
     for name in _ADDRESS_FIELDS:
-        fields[name] = IPv4Address(fields[name])
+        raw = fields[name]
+        # Most requests leave three of the four at 0.0.0.0: share the one address object.
+        fields[name] = _ZERO if raw == _ZERO_BYTES else IPv4Address(raw)
     return fields
 
 
@@ -208,7 +211,9 @@ class DhcpPacket:
     layout: _Layout | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name, size in (("chaddr", 16), ("sname", SNAME_SIZE), ("file", FILE_SIZE)):
+        if (len(self.chaddr), len(self.sname), len(self.file)) == (16, SNAME_SIZE, FILE_SIZE):
+            return  # every decoded packet, and most built ones
+        for name, size in _BYTES_FIELDS:
             value = getattr(self, name)
             if len(value) != size:
                 object.__setattr__(self, name, _pad_field(value, size, name))
