@@ -17,7 +17,6 @@ know only the address: a subscriber that needs the MAC looks it up), its timelin
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,8 +35,11 @@ class Event:
     FORMAT: ClassVar[str] = ""
 
     def fields(self) -> dict[str, Any]:
-        """The event's own fields (everything but its time), as the log line carries them."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "time"}
+        """The event's own fields (everything but its time), as the log line carries them.
+
+        Read from the instance's dict, in field order: ``dataclasses.fields`` cost more
+        than the rest of a DHCP exchange's event, and it is asked twice per event."""
+        return {name: value for name, value in vars(self).items() if name != "time"}
 
     def text(self) -> str:
         """The line people read, in the log and on the timeline."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -40,12 +39,14 @@ from protocols.dhcp.values import (
     Codec,
     Fixed,
     Grammar,
+    build_item,
     decode_text,
     show_bytes,
     show_text,
     whole,
 )
 from protocols.errors import MalformedPacket
+from protocols.once import once
 
 PAD = 0
 SUBNET_MASK = 1
@@ -743,12 +744,23 @@ class Option:
         """An option from a typed value (or raw ``bytes``), for building replies."""
         return cls(code, encode_value(code, value), pxe=isinstance(value, PxeOptions))
 
-    @cached_property
+    @once
     def value(self) -> object:
         try:
             return decode_value(self.code, self.data, self.pxe)
         except MalformedPacket as exc:
             return InvalidValue(self.code, self.data, exc.reason, self.offset)
+
+    @once
+    def framed(self) -> bytes:
+        """The option laid out afresh: items of at most 255 data bytes (RFC 3396), in order.
+
+        A reply's options are mostly the same objects from reply to reply (the engine
+        caches them), so each is framed once."""
+        data = self.data
+        if not data:
+            return build_item(self.code, b"")
+        return b"".join(build_item(self.code, data[i : i + 255]) for i in range(0, len(data), 255))
 
     @property
     def name(self) -> str:

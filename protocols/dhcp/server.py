@@ -414,8 +414,9 @@ class DhcpServer:
         (``ip`` ZERO for a BOOTP client that knows its address)."""
         host = self.settings.hosts.get(request.mac)
         next_server = self._next_server(received)
+        client = _client(request)
         choice = choose_boot(
-            _client(request),
+            client,
             request.mac,
             next_server,
             self.settings.boot,
@@ -440,7 +441,7 @@ class DhcpServer:
         fixed = _options(head, forced)
         options = _options(fixed, [(option.code, option) for option in _wanted(request, offered)])
         name = kind.name if kind is not None else "BOOTREPLY"
-        missing = None if choice else no_loader(_client(request), self.settings.boot)
+        missing = None if choice else no_loader(client, self.settings.boot)
         boot = f" boot {choice.family.value} {choice.file}" if choice else ""
         boot += f" (no boot file: {missing})" if missing else ""
         action = self._send(

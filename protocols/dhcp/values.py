@@ -12,8 +12,9 @@ read the bytes in plain Python, with exactly the meaning of the grammar next to 
 (the property tests in tests/protocols/test_dhcp_grammar.py hold them to it):
 ``scan`` and ``build_item`` for the TLV framing (``OPTIONS_AREA``, ``OPTION``),
 ``FAST_READERS`` for fixed-size fields (addresses, integers) and arrays of them, and
-``Grammar.fast`` for three small options every PXE request carries. The BOOTP header
-and every value with structure go through Construct both ways.
+``Grammar.fast`` for three small options every PXE request carries; the BOOTP header
+is one ``struct`` call beside its grammar in wire.py (held to it the same way). Every
+value with structure goes through Construct both ways.
 """
 
 from __future__ import annotations

@@ -127,9 +127,10 @@ class SqliteLeaseStore(MirroredLeases):
 
     def bind(self, lease: Lease, now: float) -> None:
         self._memory.bind(lease, now)
-        self._write("DELETE FROM leases WHERE mac = ? OR ip = ?", (lease.mac, str(lease.ip)))
+        # REPLACE deletes every row the new one collides with, by MAC (the primary key)
+        # or by address (UNIQUE): the client's old lease and the address's old holder.
         self._write(
-            "INSERT INTO leases (mac, ip, expires, hostname) VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO leases (mac, ip, expires, hostname) VALUES (?, ?, ?, ?)",
             (lease.mac, str(lease.ip), lease.expires, lease.hostname),
         )
 

@@ -15,8 +15,11 @@ from __future__ import annotations
 import socket
 
 # A burst of DISCOVERs (a rack powering on, perfdhcp) must queue, not drop,
-# while a batch is committed; the kernel caps this at net.core.rmem_max.
+# while a batch is committed.  SO_RCVBUF is capped at net.core.rmem_max (212992
+# bytes unless raised: about 300 queued requests, as the kernel counts them), so
+# pxed asks with SO_RCVBUFFORCE, which root may (twistd opens the sockets as root).
 RECEIVE_BUFFER = 4 * 1024 * 1024
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h; Python's socket module lacks it
 
 
 class DhcpSocketError(Exception):
@@ -29,7 +32,7 @@ def open_dhcp_socket(interface: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        _large_receive_buffer(sock)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         sock.bind(("0.0.0.0", port))
         sock.setblocking(False)
@@ -40,3 +43,12 @@ def open_dhcp_socket(interface: str, port: int) -> socket.socket:
             " (pxed needs root or CAP_NET_RAW + CAP_NET_BIND_SERVICE for this)"
         ) from None
     return sock
+
+
+def _large_receive_buffer(sock: socket.socket) -> None:
+    """``RECEIVE_BUFFER`` past rmem_max where pxed may (root or CAP_NET_ADMIN); else as
+    much as rmem_max allows, which a sysctl raises."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)

@@ -32,6 +32,7 @@ from typing import Any, TextIO, cast
 
 from twisted.application.service import MultiService
 from twisted.logger import (
+    FileLogObserver,
     FilteringLogObserver,
     ILogFilterPredicate,
     ILogObserver,
@@ -39,11 +40,11 @@ from twisted.logger import (
     LogLevel,
     LogLevelFilterPredicate,
     PredicateResult,
-    textFileLogObserver,
 )
 from twisted.python.logfile import LogFile
 
 from pxed.ops.logguard import EscapedFields, FloodLimit
+from pxed.ops.loglines import ClassicLines
 
 # Per-transfer ports log with this prefix (see pxed.tftp.service); listeners keep their own.
 EPHEMERAL_PREFIX = "pxed-tftp-transfer"
@@ -80,7 +81,7 @@ def pxed_observer(
 
         inner: ILogObserver = JsonLines(out, mac_for_ip)  # JSON escapes control characters
     else:
-        inner = EscapedFields(textFileLogObserver(out))
+        inner = EscapedFields(FileLogObserver(out, ClassicLines()))
     inner = FloodLimit(inner)
     if isinstance(level, str):
         level = LogLevel.levelWithName(level)

@@ -3,6 +3,7 @@ Construct grammar next to them says (they exist only for speed)."""
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
@@ -23,6 +24,13 @@ from protocols.dhcp.values import (
     build_item,
     parse_whole,
     scan,
+)
+from protocols.dhcp.wire import (
+    HEADER_GRAMMAR,
+    HEADER_SIZE,
+    EncodeError,
+    build_header,
+    parse_header,
 )
 from protocols.errors import MalformedPacket
 from tests.support.fuzz import FUZZ_EXAMPLES, fuzz_settings
@@ -141,3 +149,39 @@ def test_user_class_reader_gives_what_the_rfc3004_grammar_gives(data: bytes) -> 
     if parsed is not None and not all(parsed):
         parsed = None
     assert UserClassCodec.rfc3004_classes(data) == parsed
+
+
+_HEADER_NUMBERS = {"op": 1, "htype": 1, "hlen": 1, "hops": 1, "xid": 4, "secs": 2, "flags": 2}
+
+
+@grammar_settings
+@given(st.binary(min_size=HEADER_SIZE, max_size=HEADER_SIZE + 8))
+def test_header_struct_reads_what_the_header_grammar_parses(data: bytes) -> None:
+    parsed = HEADER_GRAMMAR.parse(data)
+    assert parse_header(data) == {name: parsed[name] for name in parse_header(data)}
+
+
+@grammar_settings
+@given(
+    st.fixed_dictionaries(
+        {
+            **{name: st.integers(-1, 2 ** (8 * size)) for name, size in _HEADER_NUMBERS.items()},
+            **{
+                name: st.integers(0, 2**32 - 1).map(IPv4Address)
+                for name in ("ciaddr", "yiaddr", "siaddr", "giaddr")
+            },
+            "chaddr": st.binary(min_size=16, max_size=16),
+            "sname": st.binary(min_size=64, max_size=64),
+            "file": st.binary(min_size=128, max_size=128),
+        }
+    )
+)
+def test_header_struct_builds_what_the_header_grammar_builds(fields: dict[str, Any]) -> None:
+    """The same bytes, and an EncodeError exactly where Construct refuses a number."""
+    try:
+        expected = HEADER_GRAMMAR.build(fields)
+    except ConstructError:
+        with pytest.raises(EncodeError, match="BOOTP header"):
+            build_header(fields)
+        return
+    assert build_header(fields) == expected

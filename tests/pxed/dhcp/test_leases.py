@@ -169,6 +169,19 @@ def test_leases_and_quarantines_survive_reopen(tmp_path):
     again.close()
 
 
+def test_a_rebind_on_disk_replaces_the_clients_old_row_and_the_addresss_old_holder(tmp_path):
+    """One statement writes a bind: the rows it collides with, by MAC or by address, go."""
+    store = SqliteLeaseStore.open(tmp_path)
+    store.bind(bound(mac=MAC_A, ip=IP_1, expires=10), now=0)
+    store.bind(bound(mac=MAC_B, ip=IP_2, expires=10), now=0)
+    store.commit()
+    store.bind(bound(mac=MAC_A, ip=IP_2, expires=100), now=20)
+    store.close()
+    again = SqliteLeaseStore.open(tmp_path)
+    assert again.leases() == [bound(mac=MAC_A, ip=IP_2, expires=100)]
+    again.close()
+
+
 def test_offers_are_not_written_to_disk(tmp_path):
     """A DISCOVER must cost no fsync: offers live in memory only."""
     store = SqliteLeaseStore.open(tmp_path)

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from pxed.dhcp.sockets import DhcpSocketError, open_dhcp_socket
+from pxed.dhcp.sockets import RECEIVE_BUFFER, DhcpSocketError, open_dhcp_socket
 
 
 def test_socket_is_bound_to_the_device_on_all_addresses_with_broadcast_and_reuse():
@@ -28,3 +28,14 @@ def test_socket_is_bound_to_the_device_on_all_addresses_with_broadcast_and_reuse
 def test_unknown_interface_is_a_sysadmin_readable_error():
     with pytest.raises(DhcpSocketError, match="nosuchif0"):
         open_dhcp_socket("nosuchif0", 0)
+
+
+def test_the_receive_buffer_is_large_whatever_rmem_max_says():
+    """Root gets RECEIVE_BUFFER past net.core.rmem_max (Linux reports twice what was set)."""
+    if os.geteuid() != 0:
+        pytest.skip("SO_BINDTODEVICE and SO_RCVBUFFORCE need root")
+    sock = open_dhcp_socket("lo", 0)
+    try:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * RECEIVE_BUFFER
+    finally:
+        sock.close()
