@@ -24,7 +24,7 @@ from tests.protocols.dhcpv6_engine_support import (
 )
 from tests.support.fake_udp import FakeDatagramPort, FakeUDPReactor
 
-LAB = Interface("lab0", SERVER)
+LAB = Interface("lab0", SERVER, index=7)
 CLIENT = (str(LINK_LOCAL), 546)  # as Twisted hands it: no scope id
 
 
@@ -95,7 +95,7 @@ class Harness:
     def turn(self) -> None:
         self.reactor.advance(0)
 
-    def replies(self) -> list[tuple[Dhcpv6Message | Dhcpv6Relay, tuple[str, int]]]:
+    def replies(self) -> list[tuple[Dhcpv6Message | Dhcpv6Relay, tuple[object, ...]]]:
         return [(decode_dhcpv6(data), to) for _, data, to in self.reactor.sent]
 
 
@@ -113,7 +113,7 @@ def test_a_reply_goes_to_the_link_local_source_with_the_interfaces_scope():
     h.turn()
     ((advertise, to),) = h.replies()
     assert isinstance(advertise, Dhcpv6Message) and advertise.msg_type == M.ADVERTISE
-    assert to == (f"{LINK_LOCAL}%lab0", 546)
+    assert to == (str(LINK_LOCAL), 546, 0, 7)  # scope id: the interface's index
 
 
 def test_no_reply_leaves_before_its_binding_is_committed():
@@ -147,7 +147,7 @@ def test_a_relayed_reply_goes_back_to_the_relay_on_547():
     h.turn()
     ((answer, to),) = h.replies()
     assert isinstance(answer, Dhcpv6Relay) and answer.msg_type == M.RELAY_REPL
-    assert to == relay
+    assert to == (*relay, 0, 0)
 
 
 def test_malformed_datagrams_are_counted_and_logged_and_the_listener_keeps_serving():
