@@ -1,12 +1,17 @@
-"""A DHCPv6 load generator for the crash test, run in a client namespace as
-``python -m tests.interop.dhcp6_runner load --interface IF --acks FILE``.
+"""DHCPv6 clients for the interop tests, run in a client namespace as
+``python -m tests.interop.dhcp6_runner COMMAND --interface IF ...``.
 
-SOLICIT/ADVERTISE/REQUEST/REPLY exchanges for fresh DUIDs (DUID-LL of made-up
-MACs), ``--window`` at a time, for ``--duration`` seconds, surviving a server
-that dies and comes back (an exchange unanswered for ``--retry`` seconds is
-given up and a fresh client takes its place).  Every REPLY that grants an
-address is appended to ``--acks`` as ``duid address xid``, line-buffered, so the
-test reads every REPLY the client has seen so far.
+``fuzz``: ``--count`` hostile datagrams grown from real messages (lab/udpfuzz.py's
+mutations) at ff02::1:2, bounded in count and time, then one clean exchange;
+prints how many were sent and the address the exchange got.
+
+``load`` (the crash test): SOLICIT/ADVERTISE/REQUEST/REPLY exchanges for
+fresh DUIDs (DUID-LL of made-up MACs), ``--window`` at a time, for
+``--duration`` seconds, surviving a server that dies and comes back (an
+exchange unanswered for ``--retry`` seconds is given up and a fresh client takes
+its place).  Every REPLY that grants an address is appended to ``--acks`` as
+``duid address xid``, line-buffered, so the test reads every REPLY the client
+has seen so far.
 """
 
 from __future__ import annotations
@@ -22,17 +27,25 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import Any
 
+from lab.udpfuzz import mutations
 from protocols.dhcpv6.duid import DuidLl
 from protocols.dhcpv6.options import (
     CLIENTID,
     IA_NA,
     IAADDR,
+    INTERFACE_ID,
     SERVERID,
     IaAddress,
     IaNa,
     Option,
 )
-from protocols.dhcpv6.wire import Dhcpv6Message, MessageType, decode_dhcpv6, encode_dhcpv6
+from protocols.dhcpv6.wire import (
+    Dhcpv6Message,
+    Dhcpv6Relay,
+    MessageType,
+    decode_dhcpv6,
+    encode_dhcpv6,
+)
 from protocols.errors import MalformedPacket
 
 M = MessageType
@@ -128,6 +141,81 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
     return {"acked": acked, "clients": serial}
 
 
+FUZZ_TIME_BUDGET = 30.0  # seconds, whatever the count
+# Below the veth's 1500-byte MTU: a larger datagram would leave in IPv6 fragments, and
+# reassembly is the kernel's business, not pxed's.
+MAX_FUZZ = 1200
+
+
+def fuzz(args: argparse.Namespace) -> dict[str, Any]:
+    sock, index = client_socket(args.interface)
+    servers = (SERVERS, 547, 0, index)
+    client = Option.of(CLIENTID, DuidLl(1, bytes.fromhex("02000000fe01")))
+    ia = Option.of(IA_NA, IaNa(1, 0, 0, ()))
+    solicit = Dhcpv6Message(msg_type=M.SOLICIT, transaction_id=1, options=(client, ia))
+    relayed = Dhcpv6Relay.around(
+        solicit,
+        options=[Option(INTERFACE_ID, b"eth0")],
+        msg_type=M.RELAY_FORW,
+        link_address=IPv6Address("fd00:213:7::1"),
+        peer_address=IPv6Address("fe80::1"),
+    )
+    seeds = [encode_dhcpv6(solicit), encode_dhcpv6(relayed)]
+    hostile = mutations(seeds, random.Random(args.seed))
+    deadline = time.monotonic() + FUZZ_TIME_BUDGET
+    sent = 0
+    while sent < args.count and time.monotonic() < deadline:
+        try:
+            sock.sendto(next(hostile)[:MAX_FUZZ], servers)
+        except (BlockingIOError, OSError):
+            time.sleep(0.001)  # a full buffer, or a datagram too big: go on
+        sent += 1
+        if sent % 100 == 0:
+            time.sleep(0.01)  # bounded rate: 10,000 a second at most
+    sock.close()
+    return {"sent": sent, "granted": exchange(args.interface)}
+
+
+def exchange(interface: str, wait: float = 60.0) -> str | None:
+    """One SOLICIT/ADVERTISE/REQUEST/REPLY, each message sent again every second it goes
+    unanswered (the server may still be reading a backlog); the address, or None."""
+    sock, index = client_socket(interface)
+    servers = (SERVERS, 547, 0, index)
+    client = Option.of(CLIENTID, DuidLl(1, bytes.fromhex("02000000fe02")))
+    ia = Option.of(IA_NA, IaNa(1, 0, 0, ()))
+    solicit = Dhcpv6Message(msg_type=M.SOLICIT, transaction_id=2, options=(client, ia))
+    deadline = time.monotonic() + wait
+    last = encode_dhcpv6(solicit)
+    sock.sendto(last, servers)
+    state = M.SOLICIT
+    while time.monotonic() < deadline:
+        if not select.select([sock], [], [], 1.0)[0]:
+            sock.sendto(last, servers)
+            continue
+        try:
+            reply = decode_dhcpv6(sock.recv(65536))
+        except MalformedPacket:
+            continue
+        if not isinstance(reply, Dhcpv6Message) or reply.transaction_id != 2:
+            continue
+        address = granted(reply)
+        if reply.msg_type == M.ADVERTISE and state == M.SOLICIT and address is not None:
+            server = reply.get(SERVERID)
+            assert server is not None
+            held = IaNa(1, 0, 0, (Option.of(IAADDR, IaAddress(address, 0, 0)),))
+            request = Dhcpv6Message(
+                msg_type=M.REQUEST,
+                transaction_id=2,
+                options=(client, server, Option.of(IA_NA, held)),
+            )
+            last = encode_dhcpv6(request)
+            sock.sendto(last, servers)
+            state = M.REQUEST
+        elif reply.msg_type == M.REPLY and state == M.REQUEST:
+            return None if address is None else str(address)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dhcp6_runner")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -137,8 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     generator.add_argument("--duration", type=float, default=10.0)
     generator.add_argument("--window", type=int, default=16)
     generator.add_argument("--retry", type=float, default=0.5)
+    fuzzer = commands.add_parser("fuzz")
+    fuzzer.add_argument("--interface", required=True)
+    fuzzer.add_argument("--count", type=int, default=5000)
+    fuzzer.add_argument("--seed", type=int, default=15)
     args = parser.parse_args(argv)
-    print(json.dumps(load(args)), flush=True)
+    command = {"load": load, "fuzz": fuzz}[args.command]
+    print(json.dumps(command(args)), flush=True)
     return 0
 
 

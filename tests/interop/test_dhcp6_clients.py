@@ -21,7 +21,7 @@ import pytest
 from lab.netns import Background, Namespace, NetnsLab, require_binary
 from lab.procs import wait_until
 from pxed.dhcp6.leases import DATABASE_NAME, read_leases6
-from tests.interop.dhcp_runner import pxed_argv
+from tests.interop.dhcp_runner import PYTHON, REPO, pxed_argv
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
@@ -59,9 +59,12 @@ class Dhcp6Lab:
         return self.client.run(["cat", path]).stdout.strip()
 
     def start(
-        self, hosts: list[dict[str, Any]] | None = None, lease_time: int = 3600
+        self,
+        hosts: list[dict[str, Any]] | None = None,
+        lease_time: int = 3600,
+        pool: tuple[IPv6Address, IPv6Address] = POOL,
     ) -> Background:
-        subnet = {"prefix": str(PREFIX), "range": [str(a) for a in POOL], "lease_time": lease_time}
+        subnet = {"prefix": str(PREFIX), "range": [str(a) for a in pool], "lease_time": lease_time}
         config: dict[str, Any] = {
             # No server.interfaces: the veth has no IPv4 address, which they need.
             "server": {"address": "192.0.2.1", "state_dir": str(self.state)},
@@ -167,3 +170,23 @@ def test_perfdhcp6_on_the_link_completes_its_exchanges(dhcp6_lab):
     assert stats == {"SOLICIT-ADVERTISE": 300, "REQUEST-REPLY": 300}, done.stdout
     leases = dhcp6_lab.leases()
     assert len(leases) == 100 and all(POOL[0] <= a <= POOL[1] for a in leases.values())
+
+
+def test_hostile_datagrams_are_counted_logged_and_pxed_keeps_answering(dhcp6_lab):
+    """5,000 mutated SOLICITs and RELAY-FORWs at ff02::1:2, then a clean exchange.
+
+    A pool of 61,440: some 1,500 of the mutants are valid SOLICITs from as many DUIDs,
+    and each holds its offer for a minute (a 256-address pool is then full of them).
+    """
+    pool = (PREFIX.network_address + 0x1000, PREFIX.network_address + 0xFFFF)
+    pxed = dhcp6_lab.start(pool=pool)
+    module = ["env", f"PYTHONPATH={REPO}", str(PYTHON), "-m", "tests.interop.dhcp6_runner"]
+    done = dhcp6_lab.client.run(
+        [*module, "fuzz", "--interface", dhcp6_lab.client_if, "--count", "5000"], timeout=90
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["sent"] == 5000
+    assert result["granted"] is not None and pool[0] <= IPv6Address(result["granted"]) <= pool[1]
+    log = pxed.output()
+    assert pxed.running() and "dhcp6 malformed datagram from" in log
+    assert "Traceback" not in log and "internal error" not in log
