@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address
 
 from twisted.logger import capturedLogs
 
@@ -10,6 +11,7 @@ from protocols.dhcp.server import Mode
 from protocols.dhcpv6.leases import Lease, MemoryLeaseStore
 from protocols.dhcpv6.server import Settings
 from protocols.dhcpv6.wire import Dhcpv6Message, Dhcpv6Relay, decode_dhcpv6, encode_dhcpv6
+from pxed.config import parse_config
 from pxed.dhcp6.service import Dhcp6Service, Interface
 from tests.protocols.dhcpv6_engine_support import (
     LINK_LOCAL,
@@ -180,3 +182,23 @@ def test_stop_commits_the_pending_batch_closes_the_store_and_every_socket():
     assert len(h.replies()) == 1
     assert h.store.events[-1] == ("close", None)
     assert h.reactor.open_ports == []
+
+
+def test_a_reload_answers_by_the_new_hosts_on_the_same_sockets_store_and_duid(tmp_path):
+    h = Harness()
+    text = (
+        "server: {address: 10.0.0.1, interfaces: [lab0], state_dir: /tmp}\n"
+        "tftp: {enabled: false}\nhttp: {enabled: false}\n"
+        "dhcp6:\n  mode: full\n  subnets:\n    - prefix: fd00:213:7::/64\n"
+        '      range: ["fd00:213:7::100", "fd00:213:7::1ff"]\n'
+        'hosts:\n  - {mac: "52:54:00:12:34:56", ip6: "fd00:213:7::77"}\n'
+    )
+    ports = list(h.reactor.open_ports)
+    h.service.prepare_reload(parse_config(text, tmp_path / "pxed.yaml"))()
+    assert h.reactor.open_ports == ports and h.service.engine.store is h.store
+    assert h.service.settings.server_duid == SERVER_DUID
+    h.deliver(message(M.REQUEST, ia(), server_id=SERVER_DUID))
+    h.turn()
+    ((reply, _),) = h.replies()
+    assert isinstance(reply, Dhcpv6Message)
+    assert list(addresses(reply)) == [IPv6Address("fd00:213:7::77")]
