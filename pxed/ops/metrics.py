@@ -83,7 +83,7 @@ class PxedCollector(Collector):
         if s.dhcp is not None:
             yield from dhcp_metrics(s.dhcp)
         if s.dhcp6 is not None:
-            yield from dhcp_metrics(s.dhcp6, "pxed_dhcp6", "DHCPv6")
+            yield from dhcp_metrics(s.dhcp6, "pxed_dhcp6", "DHCPv6", "advertise, reply, ignored")
         if s.tftp is not None:
             yield from tftp_metrics(s.tftp)
         if s.negotiated is not None:
@@ -100,12 +100,15 @@ class PxedCollector(Collector):
 
 
 def dhcp_metrics(
-    stats: DhcpStats | Dhcp6Stats, prefix: str = "pxed_dhcp", what: str = "DHCP"
+    stats: DhcpStats | Dhcp6Stats,
+    prefix: str = "pxed_dhcp",
+    what: str = "DHCP",
+    outcomes: str = "offer, ack, nak, ignored, refused",
 ) -> Iterator[Metric]:
     """DHCP's counters, or DHCPv6's under ``pxed_dhcp6_``: the two adapters count alike."""
     messages = CounterMetricFamily(
         f"{prefix}_messages",
-        f"{what} requests by message type and what pxed did (offer, ack, reply, ignored...)",
+        f"{what} requests by message type and what pxed did ({outcomes}...)",
         labels=["type", "outcome"],
     )
     for (kind, outcome), count in sorted(stats.messages.items()):
