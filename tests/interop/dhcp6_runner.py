@@ -5,6 +5,10 @@
 mutations) at ff02::1:2, bounded in count and time, then one clean exchange;
 prints how many were sent and the address the exchange got.
 
+``pxe``: an EDK2 PXEv6 client's first steps: a SOLICIT with option 61 (x64 UEFI)
+and vendor class PXEClient to ff02::1:2, then a REQUEST to the boot service on
+``--server``:4011; prints the option 59 of the ADVERTISE and of the REPLY.
+
 ``load`` (the crash test): SOLICIT/ADVERTISE/REQUEST/REPLY exchanges for
 fresh DUIDs (DUID-LL of made-up MACs), ``--window`` at a time, for
 ``--duration`` seconds, surviving a server that dies and comes back (an
@@ -216,6 +220,51 @@ def exchange(interface: str, wait: float = 60.0) -> str | None:
     return None
 
 
+PXE_OPTIONS = (
+    Option(61, (7).to_bytes(2, "big")),
+    Option(16, bytes.fromhex("00000157") + b"\x00\x20PXEClient:Arch:00007:UNDI:003016"),
+)
+
+
+def pxe(args: argparse.Namespace) -> dict[str, Any]:
+    sock, index = client_socket(args.interface)
+    client = Option.of(CLIENTID, DuidLl(1, bytes.fromhex("02000000fe03")))
+    ia = Option.of(IA_NA, IaNa(1, 0, 0, ()))
+    solicit = Dhcpv6Message(
+        msg_type=M.SOLICIT, transaction_id=3, options=(client, ia, *PXE_OPTIONS)
+    )
+    advertise = ask(sock, encode_dhcpv6(solicit), (SERVERS, 547, 0, index), 3, M.ADVERTISE)
+    request = Dhcpv6Message(msg_type=M.REQUEST, transaction_id=4, options=(client, *PXE_OPTIONS))
+    reply = ask(sock, encode_dhcpv6(request), (args.server, 4011), 4, M.REPLY)
+    return {
+        "advertise": advertise.boot_file_url if advertise is not None else None,
+        "addresses": [str(a) for a in [granted(advertise)] if a] if advertise else [],
+        "reply": reply.boot_file_url if reply is not None else None,
+    }
+
+
+def ask(
+    sock: socket.socket, data: bytes, to: tuple[Any, ...], xid: int, kind: MessageType
+) -> Dhcpv6Message | None:
+    """Send ``data`` (again every second, for 10 s) until a ``kind`` with ``xid`` comes."""
+    deadline = time.monotonic() + 10.0
+    sock.sendto(data, to)
+    while time.monotonic() < deadline:
+        if not select.select([sock], [], [], 1.0)[0]:
+            sock.sendto(data, to)
+            continue
+        try:
+            reply = decode_dhcpv6(sock.recv(65536))
+        except MalformedPacket:
+            continue
+        if isinstance(reply, Dhcpv6Message) and (reply.transaction_id, reply.msg_type) == (
+            xid,
+            kind,
+        ):
+            return reply
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dhcp6_runner")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -229,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     fuzzer.add_argument("--interface", required=True)
     fuzzer.add_argument("--count", type=int, default=5000)
     fuzzer.add_argument("--seed", type=int, default=15)
+    booting = commands.add_parser("pxe")
+    booting.add_argument("--interface", required=True)
+    booting.add_argument("--server", required=True)
     args = parser.parse_args(argv)
-    command = {"load": load, "fuzz": fuzz}[args.command]
+    command = {"load": load, "fuzz": fuzz, "pxe": pxe}[args.command]
     print(json.dumps(command(args)), flush=True)
     return 0
 

@@ -63,21 +63,23 @@ class Dhcp6Lab:
         hosts: list[dict[str, Any]] | None = None,
         lease_time: int = 3600,
         pool: tuple[IPv6Address, IPv6Address] = POOL,
+        **dhcp6: Any,
     ) -> Background:
         subnet = {"prefix": str(PREFIX), "range": [str(a) for a in pool], "lease_time": lease_time}
+        section = {"mode": "full", "interfaces": [self.server_if], "subnets": [subnet], **dhcp6}
         config: dict[str, Any] = {
             # No server.interfaces: the veth has no IPv4 address, which they need.
             "server": {"address": "192.0.2.1", "state_dir": str(self.state)},
             "tftp": {"enabled": False},
             "http": {"enabled": False},
-            "dhcp6": {"mode": "full", "interfaces": [self.server_if], "subnets": [subnet]},
+            "dhcp6": section,
         }
         if hosts:
             config["hosts"] = hosts
         path = self.tmp / "pxed.yaml"
         path.write_text(json.dumps(config, indent=2))  # JSON is YAML, and quotes every string
         self.pxed = self.server.spawn(pxed_argv(path), self.tmp / "pxed.log")
-        self.pxed.wait_for_output("dhcp6: full mode", timeout=20)
+        self.pxed.wait_for_output(f"dhcp6: {section['mode']} mode", timeout=20)
         return self.pxed
 
     def leases(self) -> dict[str, IPv6Address]:
@@ -190,3 +192,23 @@ def test_hostile_datagrams_are_counted_logged_and_pxed_keeps_answering(dhcp6_lab
     log = pxed.output()
     assert pxed.running() and "dhcp6 malformed datagram from" in log
     assert "Traceback" not in log and "internal error" not in log
+
+
+def test_proxy_mode_answers_a_pxe_solicit_with_boot_options_only_then_on_4011(dhcp6_lab):
+    """EDK2's PXEv6 steps: the proxy ADVERTISE has the URL and no address; the REQUEST
+    to udp/4011 gets a REPLY with the URL too.  The client has the address another
+    server (or SLAAC) gave it, as it would beside a proxy."""
+    url = f"tftp://[{SERVER}]/grubx64.efi"
+    client_address = f"{PREFIX.network_address + 2}/64"
+    dhcp6_lab.client.ip("-6", "addr", "add", client_address, "dev", dhcp6_lab.client_if, "nodad")
+    dhcp6_lab.start(mode="proxy", subnets=[], boot={"uefi": "tftp://[{server6}]/grubx64.efi"})
+    module = ["env", f"PYTHONPATH={REPO}", str(PYTHON), "-m", "tests.interop.dhcp6_runner"]
+    done = dhcp6_lab.client.run(
+        [*module, "pxe", "--interface", dhcp6_lab.client_if, "--server", str(SERVER)], timeout=40
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "advertise": url,
+        "addresses": [],
+        "reply": url,
+    }
+    assert dhcp6_lab.leases() == {}
