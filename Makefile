@@ -7,7 +7,7 @@ STAMPS    := $(VENV)/.stamps
 DEBIAN_PACKAGES := python3-venv iproute2 nftables tcpdump tshark curl wget debconf tftp-hpa \
 	systemd busybox-static isc-dhcp-client dnsmasq-base tftpd-hpa kea-admin atftp xorriso nginx-light wrk kea-dhcp4-server \
 	qemu-system-x86 ipxe-qemu pxelinux syslinux-common syslinux-efi ovmf chromium \
-	shim-signed grub-efi-amd64-signed postgresql
+	shim-signed grub-efi-amd64-signed postgresql qemu-system-arm qemu-efi-aarch64
 # The Hypothesis fuzz tests run this many examples per grammar.
 PXED_FUZZ_EXAMPLES ?= 20000
 export PXED_FUZZ_EXAMPLES
@@ -85,6 +85,7 @@ bench: venv debs
 	$(PY) benchmarks/codec.py
 	$(PY) benchmarks/http_trees.py
 	$(PY) benchmarks/dhcp.py
+	$(PY) benchmarks/tftp_loss.py
 
 # A million hostile datagrams at each of pxed's UDP ports, with memory and /healthz latency
 # recorded (root: DHCP binds lo). tests/interop/test_udp_fuzz.py runs 20,000 a port.

@@ -1,17 +1,13 @@
-"""Debian's own netboot installer, installing from pxed: the config, the preseed, the checks.
+"""Debian's own netboot installer, installing from pxed: the config and the checks.
 
 The profile boots the kernel and initrd of the debian-installer-12-netboot-amd64 package
-(copied into tftp.root; QEMU's iPXE fetches them over pxed's HTTP). Its command line
-points d-i at a preseed and answers the questions asked before the preseed is read
-(`auto=true priority=critical`, hostname and domain, `interface=auto`). The preseed names
-pxed as the mirror (the `mirror` HTTP tree, built by lab/debmirror.py), installs onto the
-disk unattended, and its late_command posts pxed's done callback with the host's token in
-an `X-Pxed-Token` header: d-i's busybox wget cannot POST, its busybox nc can.
-
-pxed has no /preseed/<mac> answer-file family yet, so the preseed is a file in the
-`preseed` tree, rendered here with the host's token. APPEND's `url=` and `preseed_path` name
-where it lives: with /preseed/<mac> they become `/preseed/{mac}`, and the rendering (PRESEED
-and late_command, with pxed's token) moves into pxed's template.
+(copied into tftp.root; QEMU's iPXE fetches them over pxed's HTTP) and names a preseed
+template, so pxed serves the host its preseed at /preseed/<mac> (the signed per-install
+URL in the boot config) and adds what d-i needs before it reads it to the command line
+(`auto=true priority=critical url=... interface=auto hostname=...`). The preseed names pxed
+as the mirror (the `mirror` HTTP tree, built by lab/debmirror.py), installs onto the disk
+unattended, and its late_command is pxed's `pxed_done`, which posts the done callback with
+the install's token through d-i's busybox nc.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Literal
 
@@ -31,22 +26,18 @@ from lab.debmirror import CODENAME, NETBOOT_INITRD, NETBOOT_KERNEL, SUITE
 from lab.netns import Background
 from lab.qemu import Boot, BootError
 from lab.scenario import HTTP_PORT
-from pxed.provisioning.tokens import host_token, load_secret
 
 DhcpMode = Literal["full", "proxy"]
 PROFILE = "debian12"
 KERNEL = "linux"  # in tftp.root, as the netboot package names them
 INITRD = "initrd.gz"
 MIRROR_TREE = "mirror"
-PRESEED_TREE = "preseed"
 DOMAIN = "lab.pxed"
 ROOT_PASSWORD = "pxed-lab"  # the lab VM's, shown on purpose: nothing outside the lab sees it
 DISK = "/dev/sda"  # QEMU's ide-hd (lab/qemu.py)
-# pxed fills {server}, {http_port} and {hostname} per host; url= is preseed_path's.
-APPEND = (
-    "console=ttyS0,115200 url=http://{{server}}:{{http_port}}/trees/{tree}/{{hostname}}.cfg"
-    " auto=true priority=critical interface=auto hostname={{hostname}} domain={domain}"
-)
+# pxed adds auto=true priority=critical url= interface=auto hostname= (docs/configuration.md);
+# the domain is given here because in proxy mode pxed has no subnet to take it from.
+APPEND = f"console=ttyS0,115200 domain={DOMAIN}"
 # A login prompt from the installed system's getty on the serial console.
 LOGIN_PROMPT = re.compile(r"^\S+ login: ", re.M)
 # What d-i put on the console when it gave up (a dialog at priority critical).
@@ -56,31 +47,32 @@ INSTALLER_STOPPED = re.compile(
     re.M,
 )
 
+# pxed renders it per host (Jinja2; docs/configuration.md has the names it sees).
 PRESEED = """\
-# pxed lab preseed for {hostname} ({mac})
+# pxed lab preseed for {{ host.hostname }} ({{ mac }})
 d-i debian-installer/locale string en_US.UTF-8
 d-i keyboard-configuration/xkb-keymap select us
 d-i netcfg/choose_interface select auto
-d-i netcfg/get_hostname string {hostname}
-d-i netcfg/get_domain string {domain}
+d-i netcfg/get_hostname string {{ host.hostname }}
+d-i netcfg/get_domain string {{ vars.domain }}
 d-i hw-detect/load_firmware boolean false
 # The lab mirror's Release is unsigned (lab/debmirror.py).
 d-i debian-installer/allow_unauthenticated boolean true
 d-i mirror/country string manual
 d-i mirror/protocol string http
-d-i mirror/http/hostname string {server}
-d-i mirror/http/directory string /trees/{mirror_tree}
+d-i mirror/http/hostname string {{ server }}:{{ http_port }}
+d-i mirror/http/directory string /trees/{{ vars.mirror_tree }}
 d-i mirror/http/proxy string
-d-i mirror/suite string {suite}
-d-i mirror/codename string {codename}
+d-i mirror/suite string {{ vars.suite }}
+d-i mirror/codename string {{ vars.codename }}
 d-i passwd/root-login boolean true
-d-i passwd/root-password password {root_password}
-d-i passwd/root-password-again password {root_password}
+d-i passwd/root-password password {{ vars.root_password }}
+d-i passwd/root-password-again password {{ vars.root_password }}
 d-i passwd/make-user boolean false
 d-i clock-setup/utc boolean true
 d-i time/zone string UTC
 d-i clock-setup/ntp boolean false
-d-i partman-auto/disk string {disk}
+d-i partman-auto/disk string {{ vars.disk }}
 d-i partman-auto/method string regular
 d-i partman-auto/choose_recipe select atomic
 d-i partman-partitioning/confirm_write_new_label boolean true
@@ -102,10 +94,10 @@ d-i pkgsel/update-policy select none
 popularity-contest popularity-contest/participate boolean false
 d-i grub-installer/only_debian boolean true
 d-i grub-installer/with_other_os boolean false
-d-i grub-installer/bootdev string {disk}
+d-i grub-installer/bootdev string {{ vars.disk }}
 d-i debian-installer/add-kernel-opts string console=ttyS0,115200
 d-i finish-install/reboot_in_progress note
-d-i preseed/late_command string {late_command}
+d-i preseed/late_command string {{ pxed_done }}
 """
 
 
@@ -117,37 +109,9 @@ class Installee:
     hostname: str
 
 
-def preseed_path(host: Installee) -> str:
-    """The URL path d-i fetches its preseed from (APPEND's url= as pxed fills it in)."""
-    return f"/trees/{PRESEED_TREE}/{host.hostname}.cfg"
-
-
-def late_command(server: IPv4Address, host: Installee, token: str) -> str:
-    """pxed's done callback from d-i's shell: an HTTP/1.0 POST through busybox nc.
-
-    The token travels in a header, never in the URL; the reply's status line goes to the
-    installer's syslog so a refused callback shows there.
-    """
-    request = (
-        f"POST /api/hosts/{host.mac}/done HTTP/1.0\\r\\nHost: {server}\\r\\n"
-        f"X-Pxed-Token: {token}\\r\\nContent-Length: 0\\r\\n\\r\\n"
-    )
-    return f"printf '{request}' | nc -w 30 {server} {HTTP_PORT} | head -n 1 | logger -t pxed-done"
-
-
-def render_preseed(server: IPv4Address, host: Installee, token: str) -> str:
-    return PRESEED.format(
-        hostname=host.hostname,
-        mac=host.mac,
-        domain=DOMAIN,
-        server=server,
-        mirror_tree=MIRROR_TREE,
-        suite=SUITE,
-        codename=CODENAME,
-        root_password=ROOT_PASSWORD,
-        disk=DISK,
-        late_command=late_command(server, host, token),
-    )
+def preseed_pattern(host: Installee) -> str:
+    """What pxed's access log shows when d-i fetches its preseed (signature redacted)."""
+    return rf"/preseed/{re.escape(host.mac)}/\S+"
 
 
 def fill_tftp_root(root: Path) -> Path:
@@ -161,28 +125,40 @@ def fill_tftp_root(root: Path) -> Path:
 def write_config(
     lab: BootLab, host: Installee, mirror: Path, workdir: Path, mode: DhcpMode = "full"
 ) -> Path:
-    """pxed's YAML (DHCP, the d-i profile, the trees) and the preseed file.
+    """pxed's YAML (DHCP, the d-i profile with its preseed template, the mirror tree).
 
     Full mode: pxed leases from a subnet with router: and dns:. Proxy mode: another server
     leases (lab.bootlab.start_address_server, with dns) and pxed only says what to boot.
     The profile's kernel and initrd are looked up in workdir/tftp (fill_tftp_root).
     """
-    state_dir = workdir / "state"
-    # The token the host's done callback must carry: install generation 0 of a new state.
-    token = host_token(load_secret(state_dir), host.mac)
-    preseeds = workdir / "preseeds"
-    preseeds.mkdir(parents=True, exist_ok=True)
-    (preseeds / f"{host.hostname}.cfg").write_text(render_preseed(lab.server_ip, host, token))
-    tftp_root = workdir / "tftp"
+    template = workdir / "debian12.preseed.j2"
+    template.write_text(PRESEED)
     server = str(lab.server_ip)
-    append = APPEND.format(tree=PRESEED_TREE, domain=DOMAIN)
+    profile = {
+        "kernel": KERNEL,
+        "initrd": INITRD,
+        "append": APPEND,
+        "preseed": str(template),
+        "vars": {
+            "domain": DOMAIN,
+            "mirror_tree": MIRROR_TREE,
+            "suite": SUITE,
+            "codename": CODENAME,
+            "root_password": ROOT_PASSWORD,
+            "disk": DISK,
+        },
+    }
     config = {
-        "server": {"address": server, "interfaces": [lab.bridge.name], "state_dir": str(state_dir)},
-        "tftp": {"root": str(tftp_root), "listen": [server]},
+        "server": {
+            "address": server,
+            "interfaces": [lab.bridge.name],
+            "state_dir": str(workdir / "state"),
+        },
+        "tftp": {"root": str(workdir / "tftp"), "listen": [server]},
         "dhcp": _dhcp(lab) if mode == "full" else {"mode": "proxy"},
         "http": {"listen": [server], "port": HTTP_PORT},
-        "trees": {MIRROR_TREE: {"path": str(mirror)}, PRESEED_TREE: {"path": str(preseeds)}},
-        "profiles": {PROFILE: {"kernel": KERNEL, "initrd": INITRD, "append": append}},
+        "trees": {MIRROR_TREE: {"path": str(mirror)}},
+        "profiles": {PROFILE: profile},
         "hosts": [{"mac": host.mac, "hostname": host.hostname, "profile": PROFILE}],
         "logging": {"level": "info"},
     }

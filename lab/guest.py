@@ -128,29 +128,47 @@ def build_guest(cache: Path = CACHE) -> Guest:
     """The kernel and initrd, from the cache when their inputs have not changed."""
     if not BUSYBOX.exists():
         raise GuestBuildError(f"{BUSYBOX} missing: install busybox-static")
-    package, version = _kernel_package()
-    tree = _extract_kernel(package, version, cache)
+    return assemble_guest(METAPACKAGE, BUSYBOX.read_bytes(), DRIVERS, cache)
+
+
+def assemble_guest(
+    metapackage: str,
+    busybox: bytes,
+    drivers: tuple[str, ...],
+    cache: Path,
+    apt: tuple[str, ...] = (),
+) -> Guest:
+    """The kernel behind `metapackage` and an initrd of `busybox`, /init and `drivers`.
+
+    `apt` are extra apt options: lab/arm64.py points apt at arm64 package lists of its own.
+    """
+    package = kernel_package(metapackage, apt)
+    tree = extract_package(package, candidate(package, apt), cache, apt)
     release = _release(tree)
-    modules = driver_modules(tree / "lib" / "modules" / release)
-    initrd = _initrd(modules, cache)
+    modules = driver_modules(tree / "lib" / "modules" / release, drivers)
+    initrd = _initrd(modules, cache, busybox)
     return Guest(kernel=tree / "boot" / f"vmlinuz-{release}", initrd=initrd, release=release)
 
 
-def _kernel_package() -> tuple[str, str]:
-    """The real image package behind the metapackage, and its candidate version."""
-    depends = run(["apt-cache", "depends", METAPACKAGE], timeout=60.0).stdout
+def kernel_package(metapackage: str, apt: tuple[str, ...] = ()) -> str:
+    """The real image package behind the metapackage."""
+    depends = run(["apt-cache", *apt, "depends", metapackage], timeout=60.0).stdout
     found = re.search(r"Depends: (linux-image-\S+)", depends)
     if found is None:
-        raise GuestBuildError(f"apt-cache depends {METAPACKAGE} names no linux-image package")
-    package = found.group(1)
-    policy = run(["apt-cache", "policy", package], timeout=60.0).stdout
-    candidate = re.search(r"Candidate: (\S+)", policy)
-    if candidate is None or candidate.group(1) == "(none)":
+        raise GuestBuildError(f"apt-cache depends {metapackage} names no linux-image package")
+    return found.group(1)
+
+
+def candidate(package: str, apt: tuple[str, ...] = ()) -> str:
+    """The version apt would fetch (the cache key of the unpacked package)."""
+    policy = run(["apt-cache", *apt, "policy", package], timeout=60.0).stdout
+    found = re.search(r"Candidate: (\S+)", policy)
+    if found is None or found.group(1) == "(none)":
         raise GuestBuildError(f"no installable version of {package} (apt-get update?)")
-    return package, candidate.group(1)
+    return found.group(1)
 
 
-def _extract_kernel(package: str, version: str, cache: Path) -> Path:
+def extract_package(package: str, version: str, cache: Path, apt: tuple[str, ...] = ()) -> Path:
     """`apt-get download` + `dpkg -x` into the cache, once per package version."""
     tree = cache / f"{package}_{version.replace(':', '%3a')}"
     if (tree / ".complete").exists():
@@ -160,8 +178,8 @@ def _extract_kernel(package: str, version: str, cache: Path) -> Path:
         try:
             # apt-get download writes into the current folder; run() has no cwd.
             run(
-                ["sh", "-c", 'cd "$1" && exec apt-get download "$2"', "sh", work,
-                 f"{package}={version}"],
+                ["sh", "-c", 'cd "$1" && shift && exec apt-get "$@"', "sh", work, *apt,
+                 "download", f"{package}={version}"],
                 timeout=600.0,
             )  # fmt: skip
         except ProcessError as exc:
@@ -219,10 +237,10 @@ def _depends(module: Path) -> list[str]:
     return [name.replace("-", "_") for name in found.group(1).decode().split(",") if name]
 
 
-def _initrd(modules: list[Path], cache: Path) -> Path:
+def _initrd(modules: list[Path], cache: Path, busybox: bytes) -> Path:
     """A gzip'd newc cpio of busybox, /init and the modules, cached by content hash."""
     files: dict[str, tuple[int, bytes]] = {
-        "bin/busybox": (0o755, BUSYBOX.read_bytes()),
+        "bin/busybox": (0o755, busybox),
         "init": (0o755, INIT.encode()),
         "udhcpc.script": (0o755, UDHCPC_SCRIPT.encode()),
         "modules/order": (0o644, "".join(f"{_module_name(m)}\n" for m in modules).encode()),

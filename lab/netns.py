@@ -49,7 +49,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from pathlib import Path
 from types import TracebackType
 
@@ -64,6 +64,7 @@ __all__ = [
     "Namespace",
     "NetnsLab",
     "Pair",
+    "Pair6",
     "ProcessError",
     "Veth",
     "netns_lab",
@@ -162,6 +163,35 @@ class Pair:
     client_if: str
     server_ip: IPv4Address
     client_ip: IPv4Address
+
+
+@dataclass(frozen=True)
+class Pair6:
+    """A server and a client namespace joined by one veth that carries IPv6 only.
+
+    Each end has a global address in the lab's own /64 (``server_ip``, ``client_ip``) and
+    the link-local ``fe80::1`` / ``fe80::2``; ``server_ll`` and ``client_ll`` carry the zone
+    as each side names it (``fe80::1%<server_if>``, ``fe80::2%<client_if>``).
+    """
+
+    server: Namespace
+    client: Namespace
+    server_if: str
+    client_if: str
+    server_ip: IPv6Address
+    client_ip: IPv6Address
+
+    @property
+    def server_ll(self) -> str:
+        return f"fe80::1%{self.server_if}"
+
+    @property
+    def client_ll(self) -> str:
+        return f"fe80::2%{self.client_if}"
+
+    def server_ll_from_client(self) -> str:
+        """The server's link-local address as the client reaches it: its own zone."""
+        return f"fe80::1%{self.client_if}"
 
 
 @dataclass
@@ -371,6 +401,23 @@ class NetnsLab:
         server, client = self.namespace("srv"), self.namespace("cli")
         link = self.veth(server, client, 1, 2)
         return Pair(server, client, link.a_if, link.b_if, self.address(1), self.address(2))
+
+    def pair6(self) -> Pair6:
+        """Namespaces `srv` and `cli` joined by a veth with IPv6 addresses only (`Pair6`).
+
+        Added with `nodad`: usable at once, where duplicate address detection would hold
+        each one "tentative" (unbindable) for a second or more. (The kernel's own
+        link-local address, tentative at first, is there too; nothing uses it.)
+        """
+        server, client = self.namespace("srv"), self.namespace("cli")
+        link = self.veth(server, client)
+        net = f"2001:db8:213:{self.subnet.network_address.packed[2]:x}"
+        for ns, iface, host in ((server, link.a_if, 1), (client, link.b_if, 2)):
+            ns.ip("addr", "add", f"{net}::{host}/64", "dev", iface, "nodad")
+            ns.ip("addr", "add", f"fe80::{host}/64", "dev", iface, "nodad")
+        return Pair6(
+            server, client, link.a_if, link.b_if, IPv6Address(f"{net}::1"), IPv6Address(f"{net}::2")
+        )
 
     def bridge(self, ns: Namespace, name: str = "br0", host: int | None = 1) -> Bridge:
         """A bridge in `ns`, up, carrying the address `.host` if given (the server side)."""

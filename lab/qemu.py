@@ -1,4 +1,5 @@
-"""QEMU machines that boot from the network: BIOS (SeaBIOS + iPXE ROM) or UEFI (OVMF + iPXE).
+"""QEMU machines that boot from the network: BIOS (SeaBIOS + iPXE ROM), UEFI (OVMF + iPXE,
+or OVMF's own PXE), or ARM64 (AAVMF, the ARM64 build of the same EDK II firmware).
 
 A `Machine` is the hardware that outlives one power cycle: MAC, SMBIOS UUID, a blank disk
 and (UEFI) its own copy of OVMF's variable store. `Machine.boot()` powers it on inside the
@@ -9,6 +10,9 @@ The disk is tiny and blank by default so that a local boot fails fast ("No boota
 or the UEFI boot manager giving up) instead of hanging: a second boot that gets the
 local-boot config is recognised from the console, and the test bounds the wait. A machine
 that a real installer installs asks for more memory and a disk of some gigabytes (sparse).
+
+The ARM64 machine is QEMU's `virt` board with a Cortex-A57, always under TCG (the host is
+x86): AAVMF's own PXE client on a virtio NIC, the console on the board's PL011 (ttyAMA0).
 
 KVM only when kvm_intel or kvm_amd is loaded: on these machines /dev/kvm belongs to
 kvm_pvm, under which SeaBIOS resets and OVMF stops with an emulation failure.
@@ -29,7 +33,7 @@ from lab.bootlab import BootLab
 from lab.guest import KS_BEGIN, KS_END, MARK_FAIL, MARK_OK
 from lab.netns import Background
 
-Firmware = Literal["bios", "uefi"]
+Firmware = Literal["bios", "uefi", "arm64"]
 
 IPXE_ROMS = Path("/usr/lib/ipxe/qemu")
 ROMS: dict[Firmware, Path] = {
@@ -47,6 +51,15 @@ SECURE_BOOT_MACHINE = [
     "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
 ]  # fmt: skip
 QEMU = "qemu-system-x86_64"
+QEMU_ARM64 = "qemu-system-aarch64"
+# One code image for both; Secure Boot is the variable store's: AAVMF_VARS.fd has no keys,
+# AAVMF_VARS.ms.fd Debian's PK and Microsoft's KEK and db with Secure Boot on (no SMM
+# needed on ARM64, so nothing else changes).
+AAVMF_CODE = Path("/usr/share/AAVMF/AAVMF_CODE.fd")
+AAVMF_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.fd")
+AAVMF_MS_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.ms.fd")
+# cortex-a57 rather than max: max adds pointer authentication, slow under TCG per QEMU docs.
+ARM64_MACHINE = ["-machine", "virt", "-cpu", "cortex-a57"]
 # A boot under TCG on a shared 2-core machine: 20-35 s measured, so this is generous.
 BOOT_TIMEOUT = 240.0
 # What a console shows when the firmware fell through to the (blank) local disk.
@@ -74,12 +87,24 @@ class BootError(AssertionError):
 
 def missing_firmware(firmware: Firmware) -> str:
     """Why this firmware cannot run here ("" when it can): a skip reason naming the package."""
+    if firmware == "arm64":
+        return missing_arm64_firmware()
     needed = [(ROMS[firmware], "ipxe-qemu")]
     if firmware == "uefi":
         needed += [(OVMF_CODE, "ovmf"), (OVMF_VARS, "ovmf")]
     for path, package in needed:
         if not path.exists():
             return f"needs {path} (Debian package {package})"
+    return ""
+
+
+def missing_arm64_firmware() -> str:
+    """Why an ARM64 VM cannot run here ("" when it can): a skip reason naming the package."""
+    if shutil.which(QEMU_ARM64) is None:
+        return f"needs {QEMU_ARM64} (Debian package qemu-system-arm)"
+    for path in (AAVMF_CODE, AAVMF_VARS, AAVMF_MS_VARS):
+        if not path.exists():
+            return f"needs {path} (Debian package qemu-efi-aarch64)"
     return ""
 
 
@@ -107,7 +132,7 @@ class Machine:
     workdir: Path
     # False: a virtio NIC without option ROM, so OVMF's own PXE client boots (UEFI only).
     ipxe: bool = True
-    # True: OVMF enforcing Secure Boot with Microsoft's keys (UEFI only).
+    # True: OVMF (or AAVMF) enforcing Secure Boot with Microsoft's keys (not BIOS).
     secure_boot: bool = False
     # A real installer needs room: RAM for d-i, a disk it can install onto.
     memory_mb: int = 512
@@ -132,12 +157,20 @@ class Machine:
         if not self.disk.exists():
             with self.disk.open("wb") as disk:
                 disk.truncate(self.disk_bytes)
-        if self.firmware == "uefi" and not self.efivars.exists():
-            shutil.copyfile(OVMF_MS_VARS if self.secure_boot else OVMF_VARS, self.efivars)
+        if self.firmware != "bios" and not self.efivars.exists():
+            shutil.copyfile(self._vars_template, self.efivars)
         return self
+
+    @property
+    def _vars_template(self) -> Path:
+        if self.firmware == "arm64":
+            return AAVMF_MS_VARS if self.secure_boot else AAVMF_VARS
+        return OVMF_MS_VARS if self.secure_boot else OVMF_VARS
 
     def argv(self, tap: str) -> list[str]:
         """The QEMU command line: network first (bootindex 1), the blank disk second."""
+        if self.firmware == "arm64":
+            return self._arm64_argv(tap)
         model, rom = ("e1000", ROMS[self.firmware]) if self.ipxe else ("virtio-net-pci", "")
         nic = f"{model},netdev=net0,mac={self.mac},romfile={rom},bootindex=1"
         argv = [
@@ -157,6 +190,20 @@ class Machine:
                 "-drive", f"if=pflash,format=raw,file={self.efivars}",
             ]  # fmt: skip
         return argv
+
+    def _arm64_argv(self, tap: str) -> list[str]:
+        """virt board, AAVMF in its two flash banks, virtio NIC (no ROM) and virtio disk."""
+        return [
+            QEMU_ARM64, "-name", self.name, "-accel", "tcg", *ARM64_MACHINE,
+            "-m", str(self.memory_mb), "-smp", "1",
+            "-nographic", "-no-reboot", "-nic", "none", "-uuid", self.uuid,
+            "-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no",
+            "-device", f"virtio-net-pci,netdev=net0,mac={self.mac},romfile=,bootindex=1",
+            "-drive", f"file={self.disk},format=raw,if=none,id=disk0",
+            "-device", "virtio-blk-pci,drive=disk0,bootindex=2",
+            "-drive", f"if=pflash,format=raw,readonly=on,file={AAVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,file={self.efivars}",
+        ]  # fmt: skip
 
     def boot(self, lab: BootLab, label: str = "boot") -> Boot:
         """Power the machine on in the lab namespace, plugged into the lab's tap."""

@@ -60,6 +60,13 @@ class Scenario:
     # The profile's loader overrides (dhcp.boot keys). Scenario a sets ipxe: pxelinux.0,
     # because QEMU's ROM is iPXE and pxed, rightly, hands iPXE its script URL by default.
     loader: dict[str, str] = field(default_factory=dict)
+    # The profile's kernel command line (ARM64's serial console is ttyAMA0, not ttyS0).
+    append: str = APPEND
+    # The profile's per-CPU kernels and initrds (`cpus:`), e.g. {"arm64": {"kernel": ...}}.
+    cpus: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Serve tftp.root as the profile's install tree too: kernel and initrd then come from
+    # /trees/e2e/ (GRUB: over HTTP if it can, else over TFTP; iPXE: HTTP).
+    tree: bool = False
 
 
 def write_config(lab: BootLab, scenario: Scenario, tftp_root: Path, workdir: Path) -> Path:
@@ -92,11 +99,14 @@ def write_config(lab: BootLab, scenario: Scenario, tftp_root: Path, workdir: Pat
             PROFILE: {
                 "kernel": "vmlinuz",
                 "initrd": "initrd.gz",
-                "append": APPEND,
+                "append": scenario.append,
                 "kickstart": str(template),
                 **({"loader": scenario.loader} if scenario.loader else {}),
+                **({"cpus": scenario.cpus} if scenario.cpus else {}),
+                **({"tree": PROFILE} if scenario.tree else {}),
             }
         },
+        **({"trees": {PROFILE: {"path": str(tftp_root)}}} if scenario.tree else {}),
         "hosts": [
             {"mac": h.mac, "hostname": h.hostname, "profile": PROFILE, "netboot": h.netboot}
             for h in scenario.hosts

@@ -4,9 +4,11 @@ subscribe.
 The per-host timeline and /metrics used to learn what happened by reading log events
 (matching namespaces and field names in what was written for people). Now each adapter
 publishes one typed event per thing that happened to a client (a DHCP exchange, a TFTP
-transfer or refusal, an HTTP response, a Kickstart request, an install callback, a host
-state change) on the daemon's one :class:`EventBus`, and logs the same event's line.
-The timeline, /metrics and the status page subscribe; nothing reads log text.
+transfer or refusal, an HTTP request's start and its response, a Kickstart request, an
+install callback, a host state change) on the daemon's one :class:`EventBus`, and logs
+the same event's line (a transfer's or request's start is not logged: its end is). The
+timeline, the boot view (pxed.ops.boots), /metrics and the status page subscribe;
+nothing reads log text.
 
 Every event knows its time, the client's MAC when the adapter knows it (TFTP and HTTP
 know only the address: a subscriber that needs the MAC looks it up), its timeline
@@ -92,7 +94,8 @@ class TftpTransferEnded(Event):
 
 @dataclass(frozen=True)
 class TftpRefused(Event):
-    """A request answered with an ERROR, or a transfer pxed ended itself."""
+    """A request answered with an ERROR or left unanswered (busy), or a transfer pxed
+    ended itself."""
 
     KIND = "tftp"
     FORMAT = "tftp {outcome}: {client} {file}: {message}"
@@ -102,7 +105,21 @@ class TftpRefused(Event):
     # not-found, refused, busy, malformed, write-refused, superseded, evicted, shutdown
     outcome: str
     message: str
-    code: int | None = None  # the TFTP error code sent, if one was
+    code: int | None = None  # the TFTP error code sent, if one was (busy: none)
+
+
+@dataclass(frozen=True)
+class HttpRequestStarted(Event):
+    """A request's headers are in and its resource is being looked up (not logged: its
+    response is). A kernel or initrd over HTTP takes seconds: the boot view shows it
+    running from here."""
+
+    KIND = "http"
+    FORMAT = "http {method} {path}: started by {client}"
+
+    method: str
+    path: str
+    client: str
 
 
 @dataclass(frozen=True)

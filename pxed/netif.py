@@ -2,7 +2,8 @@
 
 One lookup serves every service: DHCP's server identifier on each interface,
 the addresses TFTP and HTTP listen on when the config names none, and the
-address pxed puts in the URLs it hands out when ``server.address`` is left out.
+address pxed puts in the URLs it hands out when ``server.address`` is left out
+(and, for clients that came over IPv6, the IPv6 one).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import socket
 import struct
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from pxed.config import Config
 
@@ -47,3 +48,16 @@ def advertised_address(config: Config) -> str:
     if not config.server.interfaces:
         raise NoListenAddress("server: no address given and server.interfaces is empty")
     return str(interface_address(config.server.interfaces[0]))
+
+
+def advertised_address6(config: Config) -> IPv6Address | None:
+    """``server.address6``, else the first ``http.listen6`` address that is not link-local,
+    else the first link-local one without its zone: the zone is pxed's own name for its
+    link and means nothing to a client (RFC 6874; docs/configuration.md). None: HTTP
+    listens on no IPv6 address, so URLs can only point at its IPv4 ones."""
+    if config.server.address6 is not None:
+        return config.server.address6
+    listed = config.http.listen6
+    routable = [address for address in listed if not address.is_link_local]
+    chosen = routable or listed
+    return IPv6Address(int(chosen[0])) if chosen else None  # int() drops the zone

@@ -18,8 +18,14 @@ client address) live here, next to the rules that read them:
   silently (an ERROR from its port could reach the client before the answer to
   the new request and be taken for it), and the new request is judged afresh.
 * Past ``max_sessions`` transfers, or ``max_per_client`` for one client
-  address, a request gets ERROR 0 "server busy, try again" at once: PXE ROMs
-  retry the whole boot, and a queue would only hold their timers hostage.
+  address, a request is deferred: not answered at all (``Defer``). Firmware
+  ends a download on any ERROR, code 0 "busy" included (iPXE, EDK2's Mtftp4,
+  pxelinux; docs/firmware.md), so a busy ERROR fails the boot; silence makes it
+  repeat its RRQ on its own timer (iPXE for ~16 s, EDK2 for its retry count,
+  pxelinux for about two minutes), and the first repeat after a slot frees is
+  admitted. So under a storm transfers already running keep their slots and
+  finish, and newcomers wait their turn in their own retry timers, not in a queue
+  here. A transfer is only started with a slot of its own.
 * Except that at ``max_sessions`` a transfer whose client has not answered
   within ``timeout`` of its start gives up its slot to the new request, silently.
   A real client answers its first block in milliseconds; RRQs with forged
@@ -118,6 +124,15 @@ class Repeat:
 
 
 @dataclass(frozen=True)
+class Defer:
+    """Leave this request unanswered: no slot is free; the client's repeat may find one."""
+
+    client: Client
+    filename: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Drop:
     """Not a request and not decodable: counted and dropped, never answered."""
 
@@ -133,7 +148,7 @@ class Ignore:
     kind: str
 
 
-Action = Start | Refuse | Supersede[T] | Repeat | Drop | Ignore
+Action = Start | Refuse | Supersede[T] | Repeat | Defer | Drop | Ignore
 
 
 @dataclass(frozen=True)
@@ -223,14 +238,15 @@ class TftpServer(Generic[T]):
             return [
                 Refuse(client, request.filename, ErrorCode.ILLEGAL_OPERATION, message, "malformed")
             ]
-        busy = Refuse(client, request.filename, ErrorCode.NOT_DEFINED, BUSY, "busy")
         if self._per_address[client[0]] >= self.limits.max_per_client:
-            return [busy]
+            reason = f"max_per_client ({self.limits.max_per_client}) transfers from this address"
+            return [Defer(client, request.filename, reason)]
         if self.active - len(self._evicted) < self.limits.max_sessions:
             return [Start(client, request)]
         stale = self._stale(now)
         if stale is None:
-            return [busy]
+            reason = f"max_sessions ({self.limits.max_sessions}) transfers running"
+            return [Defer(client, request.filename, reason)]
         self._evicted[id(stale)] = stale
         reason = f"no answer within {self.limits.timeout:g} s and max_sessions reached"
         return [Supersede(stale, "evicted", reason), Start(client, request)]

@@ -40,7 +40,13 @@ from pxed.pcap.dhcp_view import detail
 from pxed.provisioning.answers import TemplateProblem, family_of, render
 from pxed.provisioning.identity import verify
 from pxed.provisioning.inventory import Inventory, host_for
-from pxed.provisioning.lifecycle import DATABASE_NAME, Lifecycle, LifecycleError, State
+from pxed.provisioning.lifecycle import (
+    DATABASE_NAME,
+    HostState,
+    Lifecycle,
+    LifecycleError,
+    State,
+)
 from pxed.provisioning.resources import answer_refusal
 from pxed.provisioning.tftp_files import ProvisionFiles
 
@@ -254,7 +260,7 @@ def boot_config_sections(files: ProvisionFiles, mac: str) -> list[str]:
     sections = (
         (f"pxelinux.cfg/01-{dashed} (TFTP)", files.config_text(f"pxelinux.cfg/01-{dashed}", "")),
         (f"grub.cfg-01-{dashed} (TFTP)", files.config_text(f"grub.cfg-01-{dashed}", "")),
-        (f"/boot/{mac}.ipxe (HTTP)", files.ipxe_script(mac)),
+        (f"/boot/{mac}.ipxe (HTTP)", files.ipxe_script(mac, "")),
     )
     lines: list[str] = []
     for name, text in sections:
@@ -293,16 +299,35 @@ def answer_section(config: Config, inventory: Inventory, mac: str, state: State)
 
 @contextmanager
 def host_states(config: Config) -> Iterator[Lifecycle]:
-    """A throw-away copy of the daemon's host states (empty if it never ran)."""
+    """A throw-away copy of the daemon's host states (empty if it never ran), from
+    ``server.database`` when it is set."""
     real = config.server.state_dir / DATABASE_NAME
     with tempfile.TemporaryDirectory(prefix="pxed-explain-") as scratch:
-        if real.exists():
+        if config.server.database is None and real.exists():
             _snapshot(real, Path(scratch) / DATABASE_NAME)
         lifecycle = Lifecycle.open(Path(scratch))
+        if config.server.database is not None:
+            _copy_shared(config.server.database, lifecycle)
         try:
             yield lifecycle
         finally:
             lifecycle.close()
+
+
+def _copy_shared(url: str, into: Lifecycle) -> None:
+    """The host states every pxed on ``url`` shares, copied into the scratch database."""
+    from pxed.provisioning.pg_lifecycle import PostgresLifecycle
+
+    shared = PostgresLifecycle(url, "explain")
+    try:
+        states = shared.all()
+    except LifecycleError as error:
+        raise ExplainError(str(error)) from None
+    finally:
+        shared.close()
+    blank = HostState("", State.READY, 0.0, "", ())
+    for state in states:
+        into._write(blank, state)
 
 
 def _snapshot(source: Path, target: Path) -> None:

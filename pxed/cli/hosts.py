@@ -1,7 +1,9 @@
 """``pxed hosts --config FILE [rearm MAC]``: host install states, and making a host install again.
 
-Reads and writes the same ``hosts.sqlite3`` the daemon uses, safely while it
-runs (each change is one SQLite transaction; see pxed.provisioning.lifecycle). A rearmed
+Reads and writes the same host states the daemon uses (``hosts.sqlite3``, or
+``server.database``), safely while it runs (each change is one transaction; see
+pxed.provisioning.lifecycle).  On PostgreSQL, shared by several pxed servers, the
+BY column names the server that made the last change too. A rearmed
 host is ``ready`` with its loop count cleared: its next network boot installs.
 """
 
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from pxed.config import Config, ConfigError, load_config, parse_mac
 from pxed.config.defaults import CONFIG_PATH
 from pxed.provisioning.lifecycle import HostState, Lifecycle, LifecycleError, State
+from pxed.provisioning.service import open_lifecycle
 
 COLUMNS = ("MAC", "HOSTNAME", "PROFILE", "NETBOOT", "STATE", "SINCE", "BY", "KS FETCHES")
 
@@ -31,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
-        lifecycle = Lifecycle.open(config.server.state_dir)
+        lifecycle = open_lifecycle(config.server)
     except ConfigError as error:
         print(f"{args.config} has errors:\n{error}", file=sys.stderr)
         return 1
@@ -94,6 +97,6 @@ def _row(
         netboot,
         state.state.value,
         since,
-        state.source or "-",
+        f"{state.source}@{state.server}" if state.server else state.source or "-",
         str(len(state.fetches)),
     )

@@ -2,7 +2,8 @@
 
 It reads through the lease database's read API: ``pxed.dhcp.leases`` for SQLite
 in ``server.state_dir`` (never taking a running pxed's write lock), or
-``pxed.dhcp.pg_leases`` when ``server.database`` names PostgreSQL.  DHCPv6
+``pxed.dhcp.pg_leases`` when ``server.database`` names PostgreSQL, where a SERVER
+column says which pxed of those sharing the database bound each lease.  DHCPv6
 bindings (``pxed.dhcp6.leases``, always SQLite) follow in a table of their own
 when pxed has served DHCPv6.
 """
@@ -13,6 +14,7 @@ import argparse
 import sqlite3
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,7 +79,7 @@ def _from_postgresql(url: str) -> int:
     from pxed.dhcp.pg_leases import read_table
 
     try:
-        rows, quarantined = read_table(url)
+        table, quarantined = read_table(url)
     except DatabaseUnreachable as error:
         print(error, file=sys.stderr)
         return 1
@@ -88,7 +90,8 @@ def _from_postgresql(url: str) -> int:
             file=sys.stderr,
         )
         return 1
-    print(render(rows, quarantined, time.time()))
+    rows = [row[:4] for row in table]
+    print(render(rows, quarantined, time.time(), [row[4] for row in table]))
     return 0
 
 
@@ -100,21 +103,32 @@ def render(
     rows: Sequence[tuple[str, str, float | None, str | None]],
     quarantined: Sequence[tuple[str, float]],
     now: float,
+    servers: Sequence[str | None] | None = None,
 ) -> str:
-    """An aligned table; expired rows say so (pxed sweeps them within a minute)."""
-    table = [HEADERS]
-    for mac, ip, expires, hostname in rows:
+    """An aligned table; expired rows say so (pxed sweeps them within a minute).
+
+    ``servers``, one per row (PostgreSQL, which several pxed may share): a SERVER
+    column naming the pxed that bound each lease, and a count per server.
+    """
+    headers = HEADERS if servers is None else (*HEADERS, "SERVER")
+    table: list[tuple[str, ...]] = [headers]
+    for index, (mac, ip, expires, hostname) in enumerate(rows):
         if expires is None:
             state, until = "bound", "never"
         else:
             state, until = ("bound" if expires > now else "expired"), _when(expires)
-        table.append((mac, ip, state, until, printable(hostname or "")))  # the client's words
-    widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS))]
+        row = (mac, ip, state, until, printable(hostname or ""))  # the client's words
+        table.append(row if servers is None else (*row, servers[index] or "-"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in table
     ]
-    lines.append(f"{len(rows)} lease{'' if len(rows) == 1 else 's'}")
+    total = f"{len(rows)} lease{'' if len(rows) == 1 else 's'}"
+    if servers:
+        counts = Counter(name or "-" for name in servers)
+        total += " (" + ", ".join(f"{name}: {n}" for name, n in sorted(counts.items())) + ")"
+    lines.append(total)
     for ip, stamp in quarantined:
         lines.append(f"quarantined after DHCPDECLINE: {ip} until {_when(stamp)}")
     return "\n".join(lines)

@@ -55,9 +55,9 @@ from pxed.config.yamltree import Context, Entry, Fields, describe_node, is_null,
 KEYS: dict[str, tuple[str, ...]] = {
     "": ("server", "tftp", "dhcp", "dhcp6", "http", "install", "logging", "vars", "trees",
          "profiles", "hosts"),
-    "server": ("address", "interfaces", "state_dir", "database", "notice"),
-    "tftp": ("enabled", "root", "listen", "port", "max_blksize", "max_windowsize", "max_sessions",
-             "max_per_client", "timeout", "retries"),
+    "server": ("address", "address6", "interfaces", "state_dir", "database", "name", "notice"),
+    "tftp": ("enabled", "root", "listen", "listen6", "port", "max_blksize", "max_windowsize",
+             "max_sessions", "max_per_client", "timeout", "retries"),
     "dhcp": ("mode", "authoritative", "allow_unknown", "unknown_hosts", "server_port",
              "client_port", "deny", "decline_quarantine", "decline_limit",
              "max_quarantined_percent", "discover_burst", "discover_rate",
@@ -68,7 +68,8 @@ KEYS: dict[str, tuple[str, ...]] = {
               "max_quarantined_percent", "relays", "subnets", "boot"),
     "dhcp6.subnets[]": ("prefix", "range", "dns", "domains", "lease_time"),
     "dhcp6.boot": ("uefi", "uefi_http", "ipxe", *ARCH_LOADERS, "default_arch"),
-    "http": ("enabled", "listen", "port", "max_connections", "max_per_client", "header_timeout"),
+    "http": ("enabled", "listen", "listen6", "port", "max_connections", "max_per_client",
+             "header_timeout"),
     "install": ("kickstart_open", "loop_fetches", "loop_window", "mac_header_networks"),
     "logging": ("json", "level"),
     "trees.*": ("path", "iso"),
@@ -139,6 +140,7 @@ class _Builder:
     def server(self) -> ServerConfig:
         f = self.section("server")
         address = f.optional("address", _advertisable)
+        address6 = f.optional("address6", _advertisable6)
         interfaces = f.optional("interfaces", c.sequence(c.interface)) or ()
         state_dir = f.defaulted("state_dir", c.local_path)
         database_node = f.values.get("database")
@@ -146,18 +148,21 @@ class _Builder:
         if database_node is not None and not is_null(database_node):
             database = c.postgresql_url(self.ctx, database_node, f.key("database"))
         notice = f.optional("notice", c.text)
+        name = f.optional("name", c.text)
         self.interfaces_given = "interfaces" in f.values
-        if "address" not in f.values and not self.interfaces_given:
+        if not ({"address", "address6"} & set(f.values) or self.interfaces_given):
             self.error(
                 f.node,
                 "server",
                 "set server.address or server.interfaces: pxed must tell clients an address "
-                "(next-server, HTTP URLs)",
+                "(next-server, HTTP URLs); server.address6 alone for an IPv6-only pxed",
             )
         if state_dir.exists() and not state_dir.is_dir():
             where = f.values.get("state_dir", f.node)
             self.error(where, f.key("state_dir"), f"{state_dir} is not a folder")
-        return ServerConfig(address, interfaces, state_dir, database, notice)
+        return ServerConfig(
+            address, interfaces, state_dir, database, notice, name=name, address6=address6
+        )
 
     def tftp(self) -> TftpConfig:
         f = self.section("tftp")
@@ -172,10 +177,11 @@ class _Builder:
             max_per_client=f.defaulted("max_per_client", c.integer(1, 1_000_000)),
             timeout=f.defaulted("timeout", c.integer(1, 255)),
             retries=f.defaulted("retries", c.integer(1, 100)),
+            listen6=f.defaulted("listen6", c.sequence(_listen6)),
         )
         self.tftp_root = f.values.get("root")
         if tftp.enabled:
-            self.need_listen(f, tftp.listen)
+            self.need_listen(f, tftp.listen, tftp.listen6)
             self.check_folder(f, "root", tftp.root, "files cannot be served until it exists")
         return tftp
 
@@ -188,16 +194,20 @@ class _Builder:
             max_connections=f.defaulted("max_connections", c.integer(1, 1_000_000)),
             max_per_client=f.defaulted("max_per_client", c.integer(1, 1_000_000)),
             header_timeout=f.defaulted("header_timeout", c.integer(1, 3600)),
+            listen6=f.defaulted("listen6", c.sequence(_listen6)),
         )
         if http.enabled:
-            self.need_listen(f, http.listen)
+            self.need_listen(f, http.listen, http.listen6)
         return http
 
-    def need_listen(self, f: Fields, listen: tuple[IPv4Address, ...]) -> None:
+    def need_listen(
+        self, f: Fields, listen: tuple[IPv4Address, ...], listen6: tuple[IPv6Address, ...]
+    ) -> None:
         # An invalid listen is reported already; an explicit empty one is as good as none.
         given = f.values.get("listen")
         empty = isinstance(given, SequenceNode) and not given.value
-        if not listen and not self.interfaces_given and (given is None or empty):
+        nowhere = not (listen or listen6 or self.interfaces_given or "listen6" in f.values)
+        if nowhere and (given is None or empty):
             self.error(
                 given or f.node,
                 f.key("listen"),
@@ -787,6 +797,52 @@ def _advertisable(ctx: Context, node: Node, path: str) -> IPv4Address | None:
         address.is_unspecified or address.is_multicast or address == IPv4Address("255.255.255.255")
     ):
         ctx.problems.error(node, path, f"{address} cannot be given to clients as the server")
+        return None
+    return address
+
+
+def _advertisable6(ctx: Context, node: Node, path: str) -> IPv6Address | None:
+    address = c.ipv6(ctx, node, path)
+    if address is None:
+        return None
+    if address.scope_id is not None:
+        ctx.problems.error(
+            node,
+            path,
+            f"{address}: a zone (%{address.scope_id}) names one of pxed's own interfaces and means "
+            "nothing to a client (RFC 6874); give the address without it",
+        )
+        return None
+    if address.is_unspecified or address.is_multicast or address.ipv4_mapped is not None:
+        ctx.problems.error(node, path, f"{address} cannot be given to clients as the server")
+        return None
+    return address
+
+
+def _listen6(ctx: Context, node: Node, path: str) -> IPv6Address | None:
+    """An address to bind: a link-local one must name its interface, others must not."""
+    address = c.ipv6(ctx, node, path)
+    if address is None:
+        return None
+    problem = None
+    if address.is_unspecified:
+        problem = (
+            ":: is refused: it would take IPv4 too, clashing with the listen addresses, and "
+            "TFTP must answer from the address each request came to; list the IPv6 addresses"
+        )
+    elif address.is_multicast or address.ipv4_mapped is not None:
+        problem = f"{address} is not an address of this host to listen on"
+    elif address.is_link_local and address.scope_id is None:
+        problem = (
+            f"{address} is link-local: name the interface it is on, like {address}%br0 "
+            "(quote it in YAML)"
+        )
+    elif not address.is_link_local and address.scope_id is not None:
+        problem = f"{address}: a zone (%{address.scope_id}) belongs on link-local addresses only"
+    elif address.scope_id is not None and not c.INTERFACE.fullmatch(address.scope_id):
+        problem = f"{address}: %{address.scope_id} is not a network interface name"
+    if problem is not None:
+        ctx.problems.error(node, path, problem)
         return None
     return address
 

@@ -34,7 +34,7 @@ T = TypeVar("T")
 
 _OCTAL = re.compile(r"[-+]?0[0-7_]+")
 _SEXAGESIMAL = re.compile(r"[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+")
-_INTERFACE = re.compile(r"[^\s/:]{1,15}")
+INTERFACE = re.compile(r"[^\s/:]{1,15}")
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -140,8 +140,8 @@ def _parsed(
 
 _ADDRESS_ERRORS = (AddressValueError, NetmaskValueError, ValueError)
 ipv4 = _parsed(IPv4Address, _ADDRESS_ERRORS, "an IPv4 address")
+ipv6 = _parsed(IPv6Address, _ADDRESS_ERRORS, "an IPv6 address (like 2001:db8::1 or fe80::1%br0)")
 network = _parsed(IPv4Network, _ADDRESS_ERRORS, "an IPv4 network like 10.213.7.0/24")
-ipv6 = _parsed(IPv6Address, _ADDRESS_ERRORS, "an IPv6 address")
 network6 = _parsed(IPv6Network, _ADDRESS_ERRORS, "an IPv6 prefix like fd00:213:7::/64")
 _DUID_TEXT = re.compile(r"(?:[0-9a-f]{2}[:-]?)+")
 
@@ -185,7 +185,7 @@ def _matching(pattern: re.Pattern[str], what: str) -> Convert[str]:
     return convert
 
 
-interface = _matching(_INTERFACE, "a network interface name (like eth0 or br0)")
+interface = _matching(INTERFACE, "a network interface name (like eth0 or br0)")
 dns_name = _matching(_DNS_NAME, "a DNS name (letters, digits and hyphens, dot-separated)")
 name = _matching(_NAME, "a name of letters, digits, '.', '_' and '-' (it appears in URLs)")
 

@@ -11,9 +11,12 @@ CONFIG_PATH = "/etc/pxed/pxed.yaml"  # where twistd and the pxed tools look with
 DEFAULTS: dict[str, object] = {
     "server.state_dir": Path("/var/lib/pxed"),
     "server.database": None,  # none: leases in SQLite in state_dir
+    "server.name": None,  # none: the machine's host name
+    "server.address6": None,  # none: the first listen6 address (a routable one first)
     "tftp.enabled": True,
     "tftp.root": Path("/srv/tftp"),
     "tftp.listen": (),  # none given: the addresses of server.interfaces
+    "tftp.listen6": (),  # none: no IPv6
     "tftp.port": 69,
     "tftp.max_blksize": 1468,
     "tftp.max_windowsize": 16,
@@ -64,6 +67,7 @@ DEFAULTS: dict[str, object] = {
     "dhcp6.boot.default_arch": "none",
     "http.enabled": True,
     "http.listen": (),  # none given: the addresses of server.interfaces
+    "http.listen6": (),  # none: no IPv6
     "http.port": 80,
     "http.max_connections": 512,
     "http.max_per_client": 32,

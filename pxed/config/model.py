@@ -10,6 +10,7 @@ running host can know (the socket layer resolves it with
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -66,6 +67,14 @@ class ServerConfig:
     state_dir: Path
     database: str | None = None  # a postgresql:// URL; None: SQLite files in state_dir
     notice: str | None = None  # shown atop the status page (the appliance's "no configuration")
+    name: str | None = None  # in the rows this pxed shares in server.database; None: host name
+    # The IPv6 address in URLs for clients that came over IPv6; None: pxed.netif chooses one
+    address6: IPv6Address | None = None
+
+    @property
+    def label(self) -> str:
+        """This pxed's name in shared rows: ``server.name``, else the machine's host name."""
+        return self.name or socket.gethostname()
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,8 @@ class TftpConfig:
     max_sessions: int
     max_per_client: int  # concurrent transfers from one client IP
     timeout: int  # seconds before a retransmission, unless the client negotiates one
-    retries: int  # patience: (retries + 1) x timeout of resends, then 6 s of silence
+    retries: int  # patience: (retries + 1) x timeout of resends, then 16 s of silence
+    listen6: tuple[IPv6Address, ...] = ()  # link-local ones carry their zone (fe80::1%br0)
 
 
 @dataclass(frozen=True)
@@ -226,6 +236,7 @@ class HttpConfig:
     max_connections: int  # open at once, all clients together
     max_per_client: int  # open at once from one client address
     header_timeout: int  # seconds a request's headers may take to arrive, in all
+    listen6: tuple[IPv6Address, ...] = ()  # link-local ones carry their zone (fe80::1%br0)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -19,7 +20,7 @@ from pxed.ops.status import mount_status
 from pxed.provisioning.inventory import Prepare, ReloadRefused
 from pxed.provisioning.resources import Provisioning, mount
 from pxed.provisioning.service import ReloadOnHangup, build_provisioning
-from pxed.tftp.service import Reactor, TftpService, TftpSettings
+from pxed.tftp.service import ListenerReactor, TftpService, TftpSettings
 from pxed.tftp.sources import FileProvider, ProviderChain, StaticRoot
 from pxed.web.guard import Limits
 from pxed.web.trees import HttpService, Trees, build_site, site_trees
@@ -82,7 +83,7 @@ def add_services(top: MultiService, config: Config) -> Operations:
 
 def tftp_service(
     config: Config,
-    reactor: Reactor,
+    reactor: ListenerReactor,
     generated: FileProvider | None = None,
     events: EventBus | None = None,
 ) -> TftpService:
@@ -92,12 +93,12 @@ def tftp_service(
     ahead of the root in the chain; the root comes last so anything they do not
     know is served from disk.
     """
-    listen = config.tftp.listen or interface_addresses(config.server.interfaces)
+    listen = listen_addresses(config.tftp.listen, config.tftp.listen6, config)
     if not listen:
         raise NoListenAddress(
             "tftp: no listen addresses and server.interfaces has none; set tftp.listen"
         )
-    settings = TftpSettings.from_config(config.tftp, listen=tuple(str(a) for a in listen))
+    settings = TftpSettings.from_config(config.tftp, listen=listen)
     providers = [generated] if generated is not None else []
     chain = ProviderChain([*providers, StaticRoot(config.tftp.root)])
     return TftpService(settings, chain, reactor, events=events)
@@ -111,7 +112,7 @@ def http_service(
 ) -> HttpService:
     """pxed's HTTP site (/trees/, /tftp/, /ks/, /preseed/, /boot/, /api/, and the status
     page) on each listen address."""
-    listen = config.http.listen or interface_addresses(config.server.interfaces)
+    listen = listen_addresses(config.http.listen, config.http.listen6, config)
     if not listen:
         raise NoListenAddress(
             "http: no listen addresses and server.interfaces has none; set http.listen"
@@ -125,7 +126,16 @@ def http_service(
     if operations is not None:
         mount_status(site.resource, operations)
         watch_requests(site, operations)
-    return HttpService(reactor, site, config.http.port, [str(a) for a in listen])
+    return HttpService(reactor, site, config.http.port, listen)
+
+
+def listen_addresses(
+    listen: tuple[IPv4Address, ...], listen6: tuple[IPv6Address, ...], config: Config
+) -> tuple[str, ...]:
+    """A service's IPv4 addresses (``listen``, else server.interfaces' addresses) and then
+    its IPv6 ones, link-local ones with their zone (which binding needs)."""
+    ipv4 = tuple(str(address) for address in listen)
+    return (ipv4 or interface_addresses(config.server.interfaces)) + tuple(map(str, listen6))
 
 
 def tree_sources(config: Config) -> dict[str, Path]:

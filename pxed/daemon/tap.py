@@ -69,8 +69,8 @@ def makeService(options: Options) -> IService:
     owner = owner_to_drop_to(getattr(options, "parent", None))
     try:
         check_writable(config.server.state_dir, owner)
-        if config.dhcp.enabled and config.server.database is not None:
-            read_status(config.server.database)  # migrated later, once twistd has forked
+        if config.server.database is not None:
+            read_status(config.server.database)  # refused early if newer than this pxed
         operations = add_services(top, config)
         top.lookup = operations.mac_for_ip  # JSON log lines find a client's MAC through it
         if owner is not None:  # last: after every service has opened its state files

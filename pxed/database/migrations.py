@@ -26,6 +26,21 @@ MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
         " expires double precision, hostname text)",
         "CREATE TABLE quarantine (ip inet PRIMARY KEY, until double precision NOT NULL)",
     ),
+    (  # host install states, their history and the callback secret, shared by every pxed
+        "CREATE TABLE hosts (mac text PRIMARY KEY, state text NOT NULL,"
+        " since double precision NOT NULL, source text NOT NULL, fetches text NOT NULL,"
+        " generation integer NOT NULL DEFAULT 0, server text NOT NULL)",
+        "CREATE TABLE host_events (id bigserial PRIMARY KEY, at double precision NOT NULL,"
+        " mac text NOT NULL, old text NOT NULL, new text NOT NULL, source text NOT NULL,"
+        " server text NOT NULL)",
+        "CREATE INDEX host_events_mac ON host_events (mac, id)",
+        "CREATE TABLE secrets (name text PRIMARY KEY, value bytea NOT NULL)",
+    ),
+    (  # which server bound each lease; seq orders them for the peers' polls
+        "ALTER TABLE leases ADD COLUMN server text",
+        "ALTER TABLE leases ADD COLUMN seq bigserial",
+        "CREATE INDEX leases_seq ON leases (seq)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _LOCK = 0x70786564  # "pxed": the advisory lock that serialises migrations between servers

@@ -98,7 +98,9 @@ class DurableLeaseStore(LeaseStore, Protocol):
     in a worker thread); both raise or fail with the reason when they cannot.
     """
 
-    def commit(self) -> Deferred[None] | None: ...
+    def commit(self) -> Deferred[frozenset[str]] | None:
+        """None, or a Deferred firing with the MACs whose replies must not leave (their
+        binds lost the address to another server sharing the database)."""
 
     def expire(self, now: float) -> list[Lease]: ...
 
@@ -359,11 +361,12 @@ class DhcpService(Service):
         committed = maybeDeferred(self.store.commit)
         committed.addCallbacks(partial(self._committed, batch), partial(self._not_committed, batch))
 
-    def _committed(self, batch: list[_Outgoing], _: object) -> None:
+    def _committed(self, batch: list[_Outgoing], lost: frozenset[str] | None) -> None:
         self.stats.commits += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         for outgoing in batch:
-            self._send(outgoing)
+            if not lost or outgoing.reply.packet.mac not in lost:
+                self._send(outgoing)
 
     def _not_committed(self, batch: list[_Outgoing], failure: Failure) -> None:
         self.stats.commit_failures += 1
@@ -544,4 +547,6 @@ def open_lease_store(config: Config, reactor: Reactor) -> DurableLeaseStore:
     from pxed.database.worker import Worker
     from pxed.dhcp.pg_leases import PostgresLeaseStore
 
-    return PostgresLeaseStore.open(config.server.database, Worker(reactor, "pxed-leases"))
+    return PostgresLeaseStore.open(
+        config.server.database, Worker(reactor, "pxed-leases"), config.server.label
+    )

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 from twisted.application.service import IService
 from twisted.logger import Logger
+from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from pxed.config import parse_mac
-from pxed.events import HttpResponse
+from pxed.events import HttpRequestStarted, HttpResponse
+from pxed.ops.boots import Boots, BootsSubscriber
 from pxed.ops.metrics import HttpStats, Negotiated, Sources
 from pxed.ops.timeline import Timeline, TimelineSubscriber
 from pxed.provisioning.lifecycle import State
@@ -43,6 +45,7 @@ class Operations:
     provisioning: Provisioning
     clock: Callable[[], float]
     timeline: Timeline = field(default_factory=Timeline)
+    boots: Boots = field(default_factory=Boots)
     http: HttpStats = field(default_factory=HttpStats)
     negotiated: Negotiated = field(default_factory=Negotiated)
     services: dict[str, IService] = field(default_factory=dict)
@@ -53,6 +56,7 @@ class Operations:
         self.timeline.known = lambda mac: inventory.config.host(mac) is not None
         events = self.provisioning.events
         events.subscribe(TimelineSubscriber(self.timeline, self.mac_for_ip))
+        events.subscribe(BootsSubscriber(self.boots, lambda: inventory.config, self.mac_for_ip))
         events.subscribe(self.negotiated)
         events.subscribe(self.http)
 
@@ -72,6 +76,12 @@ class Operations:
         mac = self.provisioning.inventory.mac_for_ip(ip, now)
         self._recent[ip] = (mac, now + IP_CACHE_SECONDS)
         return mac
+
+    def database_problem(self) -> str | None:
+        """Why the DHCP lease database fails, while it does (PostgreSQL: no ACK leaves)."""
+        store = getattr(self.services.get("dhcp"), "store", None)
+        problem = getattr(store, "problem", None)
+        return problem if isinstance(problem, str) else None
 
     def sources(self) -> Sources:
         tftp, dhcp = self.services.get("tftp"), self.services.get("dhcp")
@@ -95,17 +105,31 @@ class Operations:
 
 
 def watch_requests(site: Site, operations: Operations) -> None:
-    """Publish every finished request, and log those about a client's boot."""
+    """Publish every request as it starts and as it ends, and log those about a client's
+    boot when they end."""
     previous = site.log
+    lookup = site.getResourceFor
+
+    def started(request: Request) -> Resource:
+        """Twisted's Request.process looks up the resource once its headers are in."""
+        path, mac, _ = _seen(request)
+        event = HttpRequestStarted(
+            time=operations.clock(),
+            mac=mac,
+            method=(request.method or b"").decode("latin-1"),
+            path=path,
+            client=request.getClientAddress().host,
+        )
+        operations.provisioning.events.publish(event)
+        resource: Resource = lookup(request)
+        return resource
 
     def finished(request: Request) -> None:
         previous(request)
-        path = redacted((request.path or b"").decode("latin-1"))
-        about_a_boot = _CLIENT_PATHS.match(path)
-        found = _MAC_IN_PATH.search(path) if about_a_boot else None
+        path, mac, about_a_boot = _seen(request)
         event = HttpResponse(
             time=operations.clock(),
-            mac=parse_mac(found.group(1)) if found else None,
+            mac=mac,
             method=(request.method or b"").decode("latin-1"),
             path=path,
             status=request.code,
@@ -117,3 +141,21 @@ def watch_requests(site: Site, operations: Operations) -> None:
             log.info(event.FORMAT, **event.fields())
 
     setattr(site, "log", finished)  # noqa: B010 - an instance attribute, twisted calls factory.log
+    setattr(site, "getResourceFor", started)  # noqa: B010 - likewise, Request.process calls it
+
+
+_SEEN = "_pxed_seen"
+
+
+def _seen(request: Request) -> tuple[str, str | None, bool]:
+    """The request's path without credentials, the MAC it names, and whether it is about a
+    boot: worked out at its start and kept on it for its end (the regexes cost about as
+    much as the rest of both events together)."""
+    known: tuple[str, str | None, bool] | None = getattr(request, _SEEN, None)
+    if known is None:
+        path = redacted((request.path or b"").decode("latin-1"))
+        about_a_boot = _CLIENT_PATHS.match(path) is not None
+        found = _MAC_IN_PATH.search(path) if about_a_boot else None
+        known = (path, parse_mac(found.group(1)) if found else None, about_a_boot)
+        setattr(request, _SEEN, known)
+    return known

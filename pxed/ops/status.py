@@ -9,9 +9,13 @@ and hands every POST to the callback resource unchanged.
   state, last seen, address and profile.
 - ``GET /api/hosts/<mac>/timeline``: that host's recent events, oldest first.
 - ``GET /api/leases``: the DHCP lease table.
+- ``GET /api/boots``: each recently active host's current boot, its phases with start
+  and end times, attempts and failures (pxed/ops/boots.py), and the server's ``now``
+  for the page's time axis.
 - ``GET /api/transfers``: TFTP transfers in progress: client, file, bytes
   acknowledged of the size, blksize, windowsize, start time.
-- ``GET /healthz``: 200 and the services that run, 503 if one stopped.
+- ``GET /healthz``: 200 and the services that run, 503 if one stopped or the lease
+  database fails (its reason under ``database``).
 
 The page is static HTML with a little vanilla JavaScript that reads these.
 """
@@ -47,6 +51,7 @@ def mount_status(root: Resource, operations: Operations) -> None:
     api.putChild(b"hosts", HostsApi(operations, api.children.get(b"hosts")))
     api.putChild(b"leases", LeasesApi(operations))
     api.putChild(b"transfers", TransfersApi(operations))
+    api.putChild(b"boots", BootsApi(operations))
 
 
 def _json(request: Request, value: object, code: int = http.OK) -> bytes:
@@ -57,10 +62,12 @@ def _json(request: Request, value: object, code: int = http.OK) -> bytes:
 
 
 NOTICE_SLOT = b"<!-- server.notice -->"
+TITLE = b"<h1>pxed</h1>"
 
 
 class StatusPage(Resource):
-    """``GET /``: the page itself (pxed/ops/static/status.html), with ``server.notice``.
+    """``GET /``: the page itself (pxed/ops/static/status.html), with ``server.notice``, and
+    with ``server.database`` this server's name in the title.
 
     The notice is put in by the server, not fetched by the page's script: it is what
     someone must read even with JavaScript off (the appliance without a configuration
@@ -80,11 +87,14 @@ class StatusPage(Resource):
             request.setResponseCode(http.NOT_FOUND)
             return b"not found\n"
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        notice = self.operations.provisioning.inventory.config.server.notice
-        if notice is None:
-            return self.html
-        shown = f'<p id="notice">{html.escape(notice)}</p>'.encode()
-        return self.html.replace(NOTICE_SLOT, shown)
+        server = self.operations.provisioning.inventory.config.server
+        page = self.html
+        if server.database is not None:  # one of several pxed: say which
+            page = page.replace(TITLE, f"<h1>pxed {html.escape(server.label)}</h1>".encode())
+        if server.notice is None:
+            return page
+        shown = f'<p id="notice">{html.escape(server.notice)}</p>'.encode()
+        return page.replace(NOTICE_SLOT, shown)
 
 
 class HealthResource(Resource):
@@ -96,8 +106,11 @@ class HealthResource(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         running = {name: bool(s.running) for name, s in self.operations.services.items()}
-        healthy = all(running.values())
-        body = {"status": "ok" if healthy else "degraded", "services": running}
+        database = self.operations.database_problem()
+        healthy = all(running.values()) and database is None
+        body: dict[str, object] = {"status": "ok" if healthy else "degraded", "services": running}
+        if database is not None:
+            body["database"] = database
         return _json(request, body, http.OK if healthy else http.SERVICE_UNAVAILABLE)
 
 
@@ -165,6 +178,7 @@ def _row(
         "state": state.state.value,
         "since": state.since or None,
         "source": state.source or None,
+        "server": state.server or None,  # the pxed that made the change (server.database)
         "ip": ip,
         "last_seen": seen if seen is not None else (state.since or None),
     }
@@ -213,3 +227,22 @@ class TransfersApi(Resource):
         # services holds each service as an IService; the "tftp" one is the TFTP service.
         running = cast(_TransferList, tftp).transfers()
         return _json(request, {"tftp_active": len(running), "tftp": running})
+
+
+class BootsApi(Resource):
+    """``GET /api/boots``: what the page's boot view draws, with hostnames from the inventory."""
+
+    isLeaf = True
+
+    def __init__(self, operations: Operations) -> None:
+        super().__init__()
+        self.operations = operations
+
+    def render_GET(self, request: Request) -> bytes:
+        now = self.operations.clock()
+        config = self.operations.provisioning.inventory.config
+        rows = []
+        for boot in self.operations.boots.recent(now):
+            host = config.host(boot.mac)
+            rows.append({**boot.as_json(), "hostname": host.hostname if host else None})
+        return _json(request, {"now": now, "boots": rows})

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pxed.config import parse_mac
-from pxed.events import Event, TftpRefused, TftpTransferEnded, TftpTransferStarted
+from pxed.events import (
+    Event,
+    HttpRequestStarted,
+    TftpRefused,
+    TftpTransferEnded,
+    TftpTransferStarted,
+)
 
 # GRUB asks for grub.cfg-01-<mac> with colons too: pxed's grub/grub.cfg uses $net_default_mac.
 MAC_IN_NAME = re.compile(r"(?:^|[/\\])(?:01-|grub\.cfg-01-)([0-9a-f]{2}(?:[-:][0-9a-f]{2}){5})$")
@@ -119,6 +125,8 @@ class TimelineSubscriber:
         self.mac_for_ip = mac_for_ip
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, HttpRequestStarted):
+            return  # its response says the same, with the status
         try:
             mac = event_mac(event, self.mac_for_ip)
         except Exception:

@@ -8,8 +8,14 @@ Where the kernel and initrd come from (``Images``):
 
 * iPXE always fetches over HTTP: ``/trees/<tree>/<path>`` for a profile with a
   tree, ``/tftp/<path>`` (tftp.root over HTTP) without one.
-* GRUB: HTTP (``(http,server:port)/trees/...``) with a tree, TFTP paths under
-  tftp.root without one (GRUB's ``$root`` is the TFTP server it started from).
+* GRUB: TFTP paths under tftp.root without a tree (GRUB's ``$root`` is the
+  TFTP server it started from). With a tree, HTTP (``(http,server:port)/trees/...``)
+  when GRUB speaks HTTP, else the tree over TFTP (``/trees/...``): Debian's signed
+  GRUB images have no ``http`` module and, signed, cannot load one
+  (docs/firmware.md). GRUB 2.06's ``insmod`` returns success even when it fails, so
+  the config asks by doing: it ``source``s the HTTP entry from pxed over HTTP
+  (:func:`grub_http`), which adds a first menu entry only where HTTP works, and the
+  TFTP entry follows it.
 * pxelinux: absolute TFTP paths, ``::/vmlinuz``. pxelinux 6.04 reads both
   ``vmlinuz`` and ``/vmlinuz`` relative to the folder pxelinux.0 came from
   (checked under QEMU: with the loader in ``sub/``, ``/vmlinuz`` fetched
@@ -185,21 +191,42 @@ def grub(plan: Plan, urls: Urls) -> str:
         )
     profile = plan.profile
     lines = [f"# pxed: {plan.label}: install profile {profile.name}", "set timeout=0"]
-    choices = cpu_images(profile)
-    for n, (cpu, images) in enumerate(choices):
-        if len(choices) > 1:  # GRUB knows the CPU it was built for: $grub_cpu
-            test = f'[ "$grub_cpu" = {cpu} ]; then'
-            lines.append("else" if cpu is None else f"{'elif' if n else 'if'} {test}")
-        lines += _grub_entry(plan, images, urls)
-    if len(choices) > 1:
-        lines.append("fi")
+    if profile.tree:
+        server = f"(http,{urls.server}:{urls.http_port})"
+        lines.append(f"source {server}/boot/$net_default_mac.grub")
+        lines += _grub_cpus(plan, f"/trees/{profile.tree}/")
+    else:
+        lines += _grub_cpus(plan, None)
     return "\n".join(lines) + "\n"
 
 
-def _grub_entry(plan: Install, images: Images, urls: Urls) -> list[str]:
+def grub_http(plan: Plan, urls: Urls) -> str:
+    """``/boot/<mac>.grub``: the install entry with the tree over HTTP, which the TFTP
+    config ``source``s first (module docstring); empty when there is nothing to add."""
+    if isinstance(plan, LocalBoot) or not plan.profile.tree:
+        return ""
+    server = f"(http,{urls.server}:{urls.http_port})"
+    return "\n".join(_grub_cpus(plan, f"{server}/trees/{plan.profile.tree}/")) + "\n"
+
+
+def _grub_cpus(plan: Install, prefix: str | None) -> list[str]:
+    """The install entry, one per CPU when the profile has per-CPU kernels: GRUB knows
+    the CPU it was built for (``$grub_cpu``)."""
+    choices = cpu_images(plan.profile)
+    if len(choices) == 1:
+        return _grub_entry(plan, choices[0][1], prefix)
+    lines: list[str] = []
+    for n, (cpu, images) in enumerate(choices):
+        test = f'[ "$grub_cpu" = {cpu} ]; then'
+        lines.append("else" if cpu is None else f"{'elif' if n else 'if'} {test}")
+        lines += _grub_entry(plan, images, prefix)
+    return [*lines, "fi"]
+
+
+def _grub_entry(plan: Install, images: Images, prefix: str | None) -> list[str]:
+    """``prefix``: where the tree's files are (HTTP or TFTP); None: in tftp.root."""
     profile = plan.profile
-    if profile.tree:
-        prefix = f"(http,{urls.server}:{urls.http_port})/trees/{profile.tree}/"
+    if prefix is not None:
         kernel, initrd = prefix + images.kernel, prefix + images.initrd
     else:
         kernel, initrd = (tftp_path(profile, name) for name in (images.kernel, images.initrd))

@@ -3,7 +3,7 @@
 A Kickstart holds root password hashes, SSH keys and the callback token, so it
 goes to its own machine only. What a requester writes (an
 ``X-RHN-Provisioning-MAC`` header, a MAC in the URL) proves nothing. What the
-kernel's neighbour table (ARP) says does: a requester on a link pxed serves
+kernel's neighbour table (ARP; NDP for IPv6) says does: a requester on a link pxed serves
 reached pxed's TCP stack, which resolved its address to the MAC it answered
 from. So, in order:
 
@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+from pxed.provisioning import ndp
+
 ARP_TABLE = Path("/proc/net/arp")
 ATF_COM = 0x2  # a complete entry: the kernel has the MAC, not a pending resolution
 
@@ -50,13 +52,17 @@ class Verdict:
 
 
 class Neighbours:
-    """The kernel's IPv4 neighbour table, read from /proc/net/arp at each question."""
+    """The kernel's neighbour tables, read at each question: IPv4's from /proc/net/arp,
+    IPv6's over rtnetlink (``pxed.provisioning.ndp``)."""
 
-    def __init__(self, table: Path = ARP_TABLE) -> None:
+    def __init__(self, table: Path = ARP_TABLE, ndp_dump: ndp.Dump = ndp.dump) -> None:
         self.table = table
+        self.ndp_dump = ndp_dump
 
     def mac_of(self, address: str) -> str | None:
         """The MAC of ``address`` if it is a complete neighbour entry, else None."""
+        if ":" in address:
+            return ndp.mac_of(address, self.ndp_dump)
         try:
             lines = self.table.read_text().splitlines()[1:]
         except OSError:

@@ -28,9 +28,9 @@ from twisted.python.failure import Failure
 
 from pxed.config import Config, ConfigError, Host, load_config, parse_mac
 from pxed.dhcp.leases import DATABASE_NAME, read_holder, read_leases
-from pxed.netif import advertised_address
+from pxed.netif import advertised_address, advertised_address6
 from pxed.provisioning.answers import checked, stand_in_host
-from pxed.provisioning.urls import Urls
+from pxed.provisioning.urls import Urls, for_requester, url_host
 
 log = Logger(namespace="pxed.inventory")
 
@@ -50,6 +50,7 @@ RESTART_KEYS = (
     "tftp",
     "http.enabled",
     "http.listen",
+    "http.listen6",
     "http.port",
     "dhcp.server_port",
     "dhcp.client_port",
@@ -158,11 +159,23 @@ class Inventory:
         self.started = config
         self.config = config
         self._followers: list[Prepare] = []
-        self.urls = Urls(resolve(config), config.http.port)
+        self.urls6 = urls6(config)
+        self.urls = self._urls4(config, self.urls6)
         self.leases: LeaseSource = LeaseLookup(config.server.state_dir)
 
     def host(self, mac: str) -> Host | None:
         return host_for(self.config, mac)
+
+    def _urls4(self, config: Config, v6: Urls | None) -> Urls:
+        """The URLs for IPv4 clients; an IPv6-only pxed (server.address6, no IPv4 address
+        and no interface to find one on) has no IPv4 clients, and its IPv6 URLs stand in."""
+        if config.server.address is None and not config.server.interfaces and v6 is not None:
+            return v6
+        return Urls(self._resolve(config), config.http.port)
+
+    def urls_for(self, requester: str) -> Urls:
+        """The URLs for a client at ``requester``, in the address family it came in on."""
+        return for_requester(self.urls, self.urls6, requester)
 
     def mac_for_ip(self, ip: str, now: float) -> str | None:
         """The MAC behind ``ip``: a host's reservation, else its DHCP lease."""
@@ -201,9 +214,9 @@ class Inventory:
         indexing a new ISO image longer. Raises ConfigError, ReloadRefused, or what failed.
         """
         config, pinned = pin_restart_keys(self.started, checked(load_config(self.config.path)))
-        urls = Urls(self._resolve(config), config.http.port)
+        v6 = urls6(config)
         steps = [prepare(config) for prepare in self._followers]
-        return Reloaded(config, urls, pinned, steps)
+        return Reloaded(config, self._urls4(config, v6), v6, pinned, steps)
 
     def swap(self, loaded: Reloaded) -> None:
         """Put ``loaded`` in force, all in one reactor turn, and say what it changed."""
@@ -218,7 +231,7 @@ class Inventory:
                 running=_shown(running),
                 wanted=_shown(wanted),
             )
-        self.config, self.urls = config, loaded.urls
+        self.config, self.urls, self.urls6 = config, loaded.urls, loaded.urls6
         for step in loaded.steps:
             step()
         log.info(
@@ -259,8 +272,15 @@ class Reloaded:
 
     config: Config
     urls: Urls
+    urls6: Urls | None  # None: HTTP listens on no IPv6 address
     pinned: Pinned
     steps: list[Apply]
+
+
+def urls6(config: Config) -> Urls | None:
+    """The URLs for clients that came over IPv6, or None when HTTP has no IPv6 address."""
+    address = advertised_address6(config)
+    return None if address is None else Urls(url_host(str(address)), config.http.port)
 
 
 def _shown(value: object) -> str:

@@ -1,4 +1,5 @@
-"""Host install states, persisted in ``server.state_dir/hosts.sqlite3``.
+"""Host install states, persisted in ``server.state_dir/hosts.sqlite3`` (or, with
+``server.database``, in PostgreSQL: ``pxed.provisioning.pg_lifecycle``).
 
 ready -> booting (DHCP, TFTP or HTTP saw the host) -> installing (Kickstart fetched)
 -> installed (done callback) or failed (failed callback); ``looping`` when the
@@ -30,12 +31,15 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from twisted.logger import Logger
 
 from pxed.events import EventBus, StateChanged
 
 DATABASE_NAME = "hosts.sqlite3"
+# mac, state, since, source, fetches (JSON), generation[, server]
+Row = tuple[Any, ...]
 
 log = Logger(namespace="pxed.lifecycle")
 
@@ -57,6 +61,7 @@ class HostState:
     source: str  # what moved it here: dhcp, tftp, kickstart, callback, rearm
     fetches: tuple[float, ...]  # answer-file fetches since the last done or rearm
     generation: int = 0  # installs ended (done, failed, rearm): the callback token's salt
+    server: str = ""  # the pxed that made the change (PostgreSQL only: SQLite has one pxed)
 
 
 class LifecycleError(Exception):
@@ -64,7 +69,13 @@ class LifecycleError(Exception):
 
 
 class Lifecycle:
-    """The install state of every host pxed has seen, one SQLite row each."""
+    """The install state of every host pxed has seen, one SQLite row each.
+
+    The row reads and writes are the ``_row`` ... ``_write`` methods, so that
+    ``pxed.provisioning.pg_lifecycle`` keeps the same states in PostgreSQL.
+    """
+
+    server = ""  # who makes the changes: only a shared database needs to say
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -119,22 +130,15 @@ class Lifecycle:
 
     def get(self, mac: str) -> HostState:
         """``mac``'s state; a host never seen is ready."""
-        row = self._conn.execute(
-            "SELECT mac, state, since, source, fetches, generation FROM hosts WHERE mac = ?",
-            (mac,),
-        ).fetchone()
+        row = self._row(mac)
         return _from_row(row) if row else HostState(mac, State.READY, 0.0, "", ())
 
     def known(self, mac: str) -> bool:
         """``mac`` has a row: the inventory's seen it boot, or a DHCP exchange did."""
-        row = self._conn.execute("SELECT 1 FROM hosts WHERE mac = ?", (mac,)).fetchone()
-        return row is not None
+        return self._row(mac) is not None
 
     def all(self) -> list[HostState]:
-        rows = self._conn.execute(
-            "SELECT mac, state, since, source, fetches, generation FROM hosts"
-        )
-        return sorted((_from_row(row) for row in rows), key=lambda s: s.mac)
+        return sorted((_from_row(row) for row in self._rows()), key=lambda s: s.mac)
 
     # -- events --------------------------------------------------------------
 
@@ -197,7 +201,27 @@ class Lifecycle:
     def _change(self, mac: str) -> _Change:
         return _Change(self, mac)
 
-    def _write(self, new: HostState) -> None:
+    # -- the rows (SQLite here) ----------------------------------------------
+
+    def _row(self, mac: str) -> Row | None:
+        return self._conn.execute(  # type: ignore[no-any-return]
+            "SELECT mac, state, since, source, fetches, generation FROM hosts WHERE mac = ?",
+            (mac,),
+        ).fetchone()
+
+    def _rows(self) -> list[Row]:
+        return self._conn.execute(
+            "SELECT mac, state, since, source, fetches, generation FROM hosts"
+        ).fetchall()
+
+    def _begin(self, mac: str) -> None:
+        """Open the transaction ``mac``'s read-modify-write runs in, excluding other writers."""
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def _end(self, commit: bool) -> None:
+        self._conn.execute("COMMIT" if commit else "ROLLBACK")
+
+    def _write(self, old: HostState, new: HostState) -> None:
         self._conn.execute(
             "INSERT OR REPLACE INTO hosts (mac, state, since, source, fetches, generation)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -220,8 +244,12 @@ class _Change:
         self.mac = mac
 
     def __enter__(self) -> _Change:
-        self._lifecycle._conn.execute("BEGIN IMMEDIATE")
-        self.old = self._lifecycle.get(self.mac)
+        self._lifecycle._begin(self.mac)
+        try:
+            self.old = self._lifecycle.get(self.mac)
+        except BaseException:
+            self._lifecycle._end(commit=False)  # never leave the transaction open
+            raise
         self.new = self.old
         return self
 
@@ -236,16 +264,16 @@ class _Change:
         kept = self.old.fetches if fetches is None else fetches
         since = self.old.since if state is self.old.state else now
         generation = self.old.generation + 1 if ends_install else self.old.generation
-        self.new = HostState(self.mac, state, since, source, kept, generation)
+        server = self._lifecycle.server
+        self.new = HostState(self.mac, state, since, source, kept, generation, server)
 
     def __exit__(self, kind: object, error: object, tb: object) -> None:
-        conn = self._lifecycle._conn
         if error is not None:
-            conn.execute("ROLLBACK")
+            self._lifecycle._end(commit=False)
             return
         if self.new != self.old:
-            self._lifecycle._write(self.new)
-        conn.execute("COMMIT")
+            self._lifecycle._write(self.old, self.new)
+        self._lifecycle._end(commit=True)
         if self.new.state is not self.old.state:
             old, new = self.old.state.value, self.new.state.value
             event = StateChanged(self.new.since, self.mac, old, new, self.new.source)
@@ -253,6 +281,8 @@ class _Change:
             log.info(event.FORMAT, **event.fields())
 
 
-def _from_row(row: tuple[str, str, float, str, str, int]) -> HostState:
-    mac, state, since, source, fetches, generation = row
-    return HostState(mac, State(state), since, source, tuple(json.loads(fetches)), generation)
+def _from_row(row: Row) -> HostState:
+    mac, state, since, source, fetches, generation, *server = row
+    return HostState(
+        mac, State(state), since, source, tuple(json.loads(fetches)), generation, *server
+    )

@@ -11,9 +11,10 @@ The check reads no system database (``DEBCONF_DB_REPLACE``, docs/pitfalls.md
 and fails without a word while apt holds that lock.
 
 A template gets ``pxed_done``, a shell command for ``preseed/late_command``
-that POSTs the install's token in an ``X-Pxed-Token`` header with the
-installer's wget (never in the URL). debian-installer has no hook that runs
-when an install fails, so there is no ``pxed_failed``.
+that POSTs the install's token in an ``X-Pxed-Token`` header (never in the URL).
+It speaks HTTP/1.0 through busybox ``nc``: the installer's busybox ``wget`` has
+no ``--header`` and no ``--post-data`` (docs/firmware.md). debian-installer has
+no hook that runs when an install fails, so there is no ``pxed_failed``.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jinja2
 
 from pxed.provisioning.family import BootArg, Family, Target, Verdict
 
 CHECKER = "debconf-set-selections"
+DONE_WAIT = 30  # seconds the done callback waits for pxed to accept the connection
+DONE_HOLD = 10  # seconds it holds its request open for pxed's reply (done_command)
 CHECK_TIMEOUT = 60  # seconds for one run over every host's file; a run takes 0.1 to 0.3 s
 _ISOLATED = {"DEBCONF_DB_REPLACE": "Pipe{infd:none outfd:none}"}  # in memory, nothing locked
 _LINE = re.compile(r"\bline (\d+)")
@@ -115,15 +119,34 @@ def _message(complaint: str, line: int) -> str:
 
 def outcomes(done_url: str, failed_url: str, token: str) -> Mapping[str, object]:
     return {
-        "pxed_done": (
-            f'wget -q -O /dev/null --header "X-Pxed-Token: {token}" --post-data "" {done_url}'
-        ),
+        "pxed_done": done_command(done_url, token),
         "pxed_failed": jinja2.StrictUndefined(
             hint="debian-installer has no hook that runs when an install fails, so a preseed "
             "has no pxed_failed",
             name="pxed_failed",
         ),
     }
+
+
+def done_command(done_url: str, token: str) -> str:
+    """The done callback as debian-installer's shell can send it: printf into busybox nc.
+
+    nc half-closes when its input ends, and pxed's HTTP server drops a half-closed
+    connection with its reply unsent; the ``sleep`` holds the input open until pxed
+    has answered and closed (HTTP/1.0), and nc exits then. The status line is
+    printed, so it reaches the installer's syslog; the command fails unless pxed
+    answered 2xx.
+    """
+    url = urlsplit(done_url)
+    request = (
+        f"POST {url.path} HTTP/1.0\\r\\nHost: {url.netloc}\\r\\n"
+        f"X-Pxed-Token: {token}\\r\\nContent-Length: 0\\r\\n\\r\\n"
+    )
+    return (
+        f"(printf '{request}'; sleep {DONE_HOLD}) | nc -w {DONE_WAIT} {url.hostname} "
+        f'{url.port or 80} | head -n 1 | awk \'{{ print "pxed done callback: " $0; '
+        "ok = $2 ~ /^2/ } END { exit !ok }'"
+    )
 
 
 def boot_args(target: Target) -> list[BootArg]:

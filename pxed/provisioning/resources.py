@@ -19,7 +19,8 @@ that says how to make it work. Only a verified fetch moves the host's state
 or counts for the loop breaker. A template that renders to something its
 family's checker rejects is never served (500, logged); a looping host gets 409.
 
-``/boot/<mac>.ipxe`` is the iPXE script; ``/boot/pxelinux.cfg/...``,
+``/boot/<mac>.ipxe`` is the iPXE script, ``/boot/<mac>.grub`` GRUB's entry over
+HTTP (pxed/provisioning/bootconfigs.py); ``/boot/pxelinux.cfg/...``,
 ``/boot/grub.cfg-01-<mac>`` and ``/boot/grub/grub.cfg`` are the same generated
 files TFTP serves (for lpxelinux.0 and GRUB over HTTP).
 
@@ -211,7 +212,7 @@ class AnswerFileResource(Resource):
                 f"the {self.family.title} of {mac} is served only to that host ({verdict.rule}); "
                 "set install.kickstart_open to serve it to anyone",
             )
-        return self._serve(request, host, now, fetch and verdict.admitted)
+        return self._serve(request, host, now, fetch and verdict.admitted, requester)
 
     def _mac(self, request: Request, senders: list[str], requester: str, now: float) -> str | None:
         segments = [part for part in (request.postpath or []) if part]
@@ -240,23 +241,25 @@ class AnswerFileResource(Resource):
         signature = segments[1].decode("latin-1")
         return signature_matches(self.p.secret, mac, signature, current.generation)
 
-    def _serve(self, request: Request, host: Host, now: float, fetch: bool) -> bytes:
-        config = self.p.inventory.config
+    def _serve(
+        self, request: Request, host: Host, now: float, fetch: bool, requester: str
+    ) -> bytes:
+        """The answer file, its URLs in the address family ``requester`` came in on."""
+        config, urls = self.p.inventory.config, self.p.inventory.urls_for(requester)
         family = family_of(config.profiles.get(host.profile) if host.profile else None)
         if family is not None and family is not self.family:
-            where = self.p.inventory.urls.answer(family.path, host.mac)
+            where = urls.answer(family.path, host.mac)
             return _reply(
                 request,
                 http.NOT_FOUND,
                 f"the answer file of {host.mac} is a {family.title}: {where}",
             )
         current = self.p.lifecycle.get(host.mac)
-        refused = answer_refusal(config, host, current.state, self.p.inventory.urls)
+        refused = answer_refusal(config, host, current.state, urls)
         if refused is not None:
             return _reply(request, *refused)
         try:
-            secret, urls = self.p.secret, self.p.inventory.urls
-            rendered = render(config, host, urls, secret, current.generation)
+            rendered = render(config, host, urls, self.p.secret, current.generation)
         except LookupError as error:
             return _reply(request, http.NOT_FOUND, str(error))
         except TemplateProblem as problem:
@@ -287,7 +290,6 @@ class AnswerFileResource(Resource):
                 f"{host.mac} is looping (too many installs without a done callback); "
                 f"run `pxed hosts --config FILE rearm {host.mac}` to install it again",
             )
-        requester = request.getClientAddress().host
         template = str(rendered.template)
         served = KickstartRequest(now, host.mac, self.family.name, requester, "served", template)
         self.p.tell(served, log.info)
@@ -307,7 +309,9 @@ class BootResource(Resource):
         path = "/".join(part.decode("latin-1") for part in (request.postpath or []) if part)
         requester = request.getClientAddress().host
         if "/" not in path and path.endswith(".ipxe"):
-            text = self.p.files.ipxe_script(path.removesuffix(".ipxe"))
+            text = self.p.files.ipxe_script(path.removesuffix(".ipxe"), requester)
+        elif "/" not in path and path.endswith(".grub"):
+            text = self.p.files.grub_http(path.removesuffix(".grub"), requester)
         else:
             text = self.p.files.config_text(path, requester, "http")
         if text is None:

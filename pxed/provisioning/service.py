@@ -16,7 +16,7 @@ unknown-hosts policy, the URLs pxed hands out, the trees TFTP and HTTP serve
 allow/deny lists, authoritative, and the mode when it needs no new socket).
 Keys tied to a socket or to something opened at start need a restart
 (``pxed.provisioning.inventory.RESTART_KEYS``: server.interfaces and state_dir, the tftp
-section, http.enabled/listen/port, the DHCP ports, logging, and a DHCP mode
+section, http.enabled/listen/listen6/port, the DHCP ports, logging, and a DHCP mode
 that needs more sockets, such as full to proxy); a reload that changes one
 logs a warning naming it, keeps its running value and applies the rest.
 """
@@ -35,6 +35,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from pxed.config import Config
+from pxed.config.model import ServerConfig
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning
@@ -51,12 +52,29 @@ def build_provisioning(
 ) -> Provisioning:
     """The objects provisioning shares; ``resolve`` gives the address clients reach pxed at."""
     inventory = Inventory(config, resolve)
-    state_dir = config.server.state_dir
-    lifecycle = Lifecycle.open(state_dir)
-    secret = load_secret(state_dir)
+    lifecycle = open_lifecycle(config.server)
+    secret = callback_secret(config.server)
     sign = partial(kickstart_signature, secret)
     files = ProvisionFiles(inventory, lifecycle, reactor.seconds, sign)
     return Provisioning(inventory, lifecycle, secret, files, reactor.seconds)
+
+
+def open_lifecycle(server: ServerConfig) -> Lifecycle:
+    """Host states in ``server.database`` when it is set, else in SQLite in ``state_dir``."""
+    if server.database is None:
+        return Lifecycle.open(server.state_dir)
+    from pxed.provisioning.pg_lifecycle import PostgresLifecycle
+
+    return PostgresLifecycle.open_database(server.database, server.label)
+
+
+def callback_secret(server: ServerConfig) -> bytes:
+    """The secret every pxed sharing the host states signs callbacks with."""
+    if server.database is None:
+        return load_secret(server.state_dir)
+    from pxed.provisioning.pg_lifecycle import shared_secret
+
+    return shared_secret(server.database)
 
 
 class ReloadOnHangup(Service):

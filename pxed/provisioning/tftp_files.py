@@ -44,6 +44,7 @@ from pxed.provisioning import bootconfigs
 from pxed.provisioning.bootconfigs import Plan
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
+from pxed.provisioning.urls import Urls
 from pxed.tftp.sources import BlockSource, BytesSource, Client, FileRefused, StaticRoot
 
 log = Logger(namespace="pxed.provision")
@@ -53,7 +54,7 @@ _HEX_IP = re.compile(r"[0-9A-Fa-f]{1,8}")
 _MAC_NAME = re.compile(r"01-((?:[0-9a-f]{2}[-:]){5}[0-9a-f]{2})")
 
 Clock = Callable[[], float]
-Render = Callable[[Plan], str]
+Render = Callable[[Plan, Urls], str]
 Sign = Callable[[str, int], str]
 
 
@@ -82,67 +83,72 @@ class ProvisionFiles:
     def config_text(self, path: str, requester: str, source: str = "tftp") -> str | None:
         """The generated config at ``path`` (as TFTP or HTTP asks for it), or None.
 
-        ``source`` (tftp, http) is what the lifecycle records as having seen the host.
+        ``source`` (tftp, http) is what the lifecycle records as having seen the host; its
+        URLs are in the address family ``requester`` came in on.
         """
+        urls = self.inventory.urls_for(requester)
         folder, _, name = path.rpartition("/")
         if folder == "pxelinux.cfg" or folder.endswith("/pxelinux.cfg"):
-            return self._pxelinux(name, requester, folder, source)
+            return self._pxelinux(name, requester, folder, source, urls)
         if name.startswith("grub.cfg-"):
             match = _MAC_NAME.fullmatch(name.removeprefix("grub.cfg-").lower())
-            return self._per_mac(match.group(1), self._grub_text, source) if match else None
+            return self._per_mac(match.group(1), bootconfigs.grub, source, urls) if match else None
         if path == "grub/grub.cfg" or (path == "grub.cfg" and not self._in_root(path)):
             return bootconfigs.grub_loader()
         return None
 
-    def ipxe_script(self, mac: str) -> str | None:
-        """``/boot/<mac>.ipxe``: None for a MAC pxed ignores."""
-        return self._per_mac(mac, lambda plan: bootconfigs.ipxe(plan, self.inventory.urls), "http")
+    def ipxe_script(self, mac: str, requester: str) -> str | None:
+        """``/boot/<mac>.ipxe``, its URLs in ``requester``'s family: None for a MAC pxed ignores."""
+        return self._per_mac(mac, bootconfigs.ipxe, "http", self.inventory.urls_for(requester))
+
+    def grub_http(self, mac: str, requester: str) -> str | None:
+        """``/boot/<mac>.grub``: GRUB's install entry over HTTP, in ``requester``'s family;
+        None for a MAC pxed ignores."""
+        return self._per_mac(mac, bootconfigs.grub_http, "http", self.inventory.urls_for(requester))
 
     # -- pxelinux ---------------------------------------------------------------------
 
-    def _pxelinux(self, name: str, requester: str, folder: str, source: str) -> str | None:
+    def _pxelinux(
+        self, name: str, requester: str, folder: str, source: str, urls: Urls
+    ) -> str | None:
         lowered = name.lower()
         match = _MAC_NAME.fullmatch(lowered)
         if match:
-            return self._per_mac(match.group(1), self._pxelinux_text, source)
+            return self._per_mac(match.group(1), self._pxelinux_text, source, urls)
         if _UUID.fullmatch(lowered):
             mac = self.inventory.mac_for_ip(requester, self.clock())
-            return self._known(mac, self._pxelinux_text, source)
+            return self._known(mac, self._pxelinux_text, source, urls)
         if _HEX_IP.fullmatch(name):
             if len(name) != 8:
                 return None
             address = str(IPv4Address(int(name, 16)))
             mac = self.inventory.mac_for_ip(address, self.clock())
-            return self._known(mac, self._pxelinux_text, source)
+            return self._known(mac, self._pxelinux_text, source, urls)
         if name == "default":
-            return self._default(f"{folder}/default")
+            return self._default(f"{folder}/default", urls)
         return None
 
-    def _default(self, path: str) -> str | None:
-        config, urls = self.inventory.config, self.inventory.urls
-        plan = bootconfigs.default_plan(config, urls)
+    def _default(self, path: str, urls: Urls) -> str | None:
+        plan = bootconfigs.default_plan(self.inventory.config, urls)
         if plan is None or (isinstance(plan, bootconfigs.LocalBoot) and self._in_root(path)):
             return None
-        return self._pxelinux_text(plan)
+        return self._pxelinux_text(plan, urls)
 
-    def _pxelinux_text(self, plan: Plan) -> str:
+    def _pxelinux_text(self, plan: Plan, urls: Urls) -> str:
         config = self.inventory.config
         http = False
         if isinstance(plan, bootconfigs.Install):
             loader = plan.profile.loader.bios or config.dhcp.boot.bios
             http = loader.rpartition("/")[2] == "lpxelinux.0"
-        return bootconfigs.pxelinux(plan, self.inventory.urls, http=http)
-
-    def _grub_text(self, plan: Plan) -> str:
-        return bootconfigs.grub(plan, self.inventory.urls)
+        return bootconfigs.pxelinux(plan, urls, http=http)
 
     # -- per host -------------------------------------------------------------------------
 
-    def _known(self, mac: str | None, render: Render, source: str) -> str | None:
+    def _known(self, mac: str | None, render: Render, source: str, urls: Urls) -> str | None:
         """The per-MAC config for a host pxed knows by name (not the unknown-hosts stand-in)."""
         if mac is None or self.inventory.config.host(mac) is None:
             return None
-        return self._per_mac(mac, render, source)
+        return self._per_mac(mac, render, source, urls)
 
     def host(self, mac: str) -> Host | None:
         """The host a URL or file name ``mac`` stands for, or None.
@@ -156,22 +162,22 @@ class ProvisionFiles:
             return host
         return host if self.lifecycle.known(mac) else None
 
-    def _per_mac(self, mac_text: str, render: Render, source: str) -> str | None:
+    def _per_mac(self, mac_text: str, render: Render, source: str, urls: Urls) -> str | None:
         try:
             mac = parse_mac(mac_text)
         except ValueError:
             return None
-        config, urls = self.inventory.config, self.inventory.urls
+        config = self.inventory.config
         host = self.host(mac)
         if host is None:
             if self.inventory.host(mac) is not None:
                 return None  # under a default profile, but no DHCP exchange showed this MAC
             if config.dhcp.unknown_hosts != "local" or mac in config.dhcp.deny:
                 return None
-            return render(bootconfigs.LocalBoot("unknown host (dhcp.unknown_hosts: local)"))
+            return render(bootconfigs.LocalBoot("unknown host (dhcp.unknown_hosts: local)"), urls)
         current = self.lifecycle.seen(mac, source, self.clock())
         signature = self.sign(mac, current.generation) if self.sign else ""
-        return render(bootconfigs.plan_for(config, host, current.state, urls, signature))
+        return render(bootconfigs.plan_for(config, host, current.state, urls, signature), urls)
 
     # -- files ------------------------------------------------------------------------------
 

@@ -7,8 +7,12 @@ say, arms the timer a session asks for and logs one event when it is done.
 
 Choices worth knowing:
 
-* One listener per ``tftp.listen`` address, so a reply leaves from the
-  address the request came to, on the reactor. Each transfer gets its own
+* One listener per ``tftp.listen`` and ``tftp.listen6`` address, so a reply
+  leaves from the address the request came to, on the reactor. IPv6 is the same
+  path: a link-local listener binds with its zone (``transfer_loop.sockaddr``) and
+  its transfers and refusals leave from sockets bound to that address, so the
+  client's address needs no zone; ``max_per_client`` counts an IPv6 address as one
+  client, as the refusal sampler does. Each transfer gets its own
   ephemeral port bound to that address (its TID) and connected to the client,
   on ``pxed.tftp.transfer_loop``: a leaner loop in its own thread, which is what
   makes lockstep transfers as fast as dnsmasq's. Its ports still hear
@@ -20,8 +24,11 @@ Choices worth knowing:
 * Refusals (file not found, busy, read-only, malformed) come from a port that
   is not the listener's, like every reply, but the same one for every refusal
   at an address (``transfer_loop.RefusalPorts``); a transfer's port is fresh.
-* A file that cannot be opened for lack of a port is answered busy, like the
-  listener's own limits (``protocols.tftp.server`` says which those are).
+* A request past the listener's limits is deferred, unanswered (firmware ends
+  a download on any ERROR and repeats an unanswered RRQ; ``protocols.tftp.server``
+  says why), counted and logged as ``busy`` like a refusal. A file that cannot be
+  opened for lack of a port or descriptor is still answered ERROR 0 busy: that is
+  an operating system limit pxed sizes its own limits to stay under.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -44,6 +52,7 @@ from twisted.python.failure import Failure
 from protocols.tftp.server import (
     BUSY,
     Action,
+    Defer,
     Drop,
     Ignore,
     ListenerLimits,
@@ -68,7 +77,7 @@ from pxed.events import EventBus, TftpRefused, TftpTransferEnded, TftpTransferSt
 from pxed.ops.logsink import EPHEMERAL_PREFIX
 from pxed.tftp.refusals import RefusalSampler
 from pxed.tftp.sources import BlockSource, Client, FileRefused, Netascii
-from pxed.tftp.transfer_loop import TransferLoop
+from pxed.tftp.transfer_loop import TransferLoop, family_of, sockaddr
 
 MAX_DATAGRAM = 65536  # docs/pitfalls.md #1: the 8192 default truncates big blocks
 # A burst of requests (a rack powering on, or a flood of refused ones) must queue, not be
@@ -84,6 +93,11 @@ UDP_SEGMENT = 103  # linux/udp.h: the UDP GSO segment size; Python's socket modu
 SO_RCVBUFFORCE = 33  # asm-generic/socket.h: SO_RCVBUF past rmem_max; Python lacks it too
 GSO_MAX_BYTES = 65000  # one send is one IP datagram before segmentation: under 64 KiB
 GSO_MAX_SEGMENTS = 64  # the kernel's UDP_MAX_SEGMENTS
+# An IPv6 header is 40 bytes, IPv4's 20: a block this much smaller fills the same frame.
+# Without it a 1468-byte block went out as two IPv6 fragments (and no GSO), at half the
+# speed of IPv4 in the same run, and fragments are what boot ROMs mishandle.
+IPV6_HEADER_GROWTH = 20
+MIN_BLKSIZE = 8  # RFC 2348
 
 log = Logger(namespace="pxed.tftp")
 
@@ -111,6 +125,19 @@ class Reactor(Protocol):
     ) -> Any: ...
 
     def callFromThread(self, callable: Callable[..., Any], *args: Any) -> None: ...
+
+
+class ListenerReactor(Reactor, Protocol):
+    """Where listeners are bound: the reactor, which also adopts a socket pxed bound itself
+    (an IPv6 listener: ``pxed.tftp.transfer_loop.sockaddr`` says why)."""
+
+    def adoptDatagramPort(
+        self,
+        fileDescriptor: int,
+        addressFamily: socket.AddressFamily,
+        protocol: DatagramProtocol,
+        maxPacketSize: int,
+    ) -> Any: ...
 
 
 class TransferReactor(Reactor, Protocol):
@@ -176,9 +203,13 @@ class TftpSettings:
     def listener_limits(self) -> ListenerLimits:
         return ListenerLimits(self.max_sessions, self.max_per_client, self.timeout)
 
-    def limits(self) -> SessionLimits:
+    def limits(self, family: socket.AddressFamily = socket.AF_INET) -> SessionLimits:
+        """A transfer's limits; over IPv6 the largest block is ``IPV6_HEADER_GROWTH`` bytes
+        smaller, so that its datagrams fit the same frames as over IPv4 (tftp.max_blksize's
+        1468 fills a 1500-byte frame over IPv4; over IPv6, 1448 does)."""
+        shrink = IPV6_HEADER_GROWTH if family == socket.AF_INET6 else 0
         return SessionLimits(
-            max_blksize=self.max_blksize,
+            max_blksize=max(MIN_BLKSIZE, self.max_blksize - shrink),
             max_windowsize=self.max_windowsize,
             max_retries=self.retries,
             initial_timeout=self.timeout,
@@ -198,7 +229,9 @@ class TftpStats:
 
 
 def _client_text(client: Client) -> str:
-    return f"{client[0]}:{client[1]}"
+    """``10.0.0.5:2070``, or ``[2001:db8::5]:2070`` for an IPv6 client."""
+    host = f"[{client[0]}]" if ":" in client[0] else client[0]
+    return f"{host}:{client[1]}"
 
 
 class _Listener(DatagramProtocol):
@@ -313,6 +346,11 @@ class _Transfer(DatagramProtocol):
 
     def begin(self) -> None:
         self._guarded(self.session.start)
+
+    def repeat(self) -> None:
+        """The client asked again: the engine resends the OACK if that is what it lost."""
+        if not self.done:
+            self._guarded(self.session.repeat)
 
     def datagramReceived(self, datagram: bytes, addr: Client) -> None:
         if self.done:
@@ -486,7 +524,7 @@ class TftpService(Service):
         self,
         settings: TftpSettings,
         files: Files,
-        reactor: Reactor,
+        reactor: ListenerReactor,
         stats: TftpStats | None = None,
         loop: TransferReactor | None = None,
         events: EventBus | None = None,
@@ -496,7 +534,9 @@ class TftpService(Service):
         self.reactor = reactor
         self.loop: TransferReactor = loop if loop is not None else TransferLoop(reactor)
         self.stats = stats or TftpStats()
-        self.limits = settings.limits()
+        self.limits = {
+            family: settings.limits(family) for family in (socket.AF_INET, socket.AF_INET6)
+        }
         self._listeners: list[Any] = []
         self.server: TftpServer[_Transfer] = TftpServer(settings.listener_limits())
         self._started = False
@@ -536,14 +576,30 @@ class TftpService(Service):
         """Bind the listeners here: twistd calls this before it drops root (port 69)."""
         super().privilegedStartService()
         for address in self.settings.listen:
-            port = self.reactor.listenUDP(
-                self.settings.port, _Listener(self, address), interface=address,
-                maxPacketSize=MAX_DATAGRAM,
-            )  # fmt: skip
+            port = self._bind(address)
             sock = getattr(port, "socket", None)  # a test's fake port has none
             if sock is not None:
                 _large_receive_buffer(sock)
             self._listeners.append(port)
+
+    def _bind(self, address: str) -> Any:
+        """A listener on ``address``; an IPv6 one on a socket bound here, because Twisted
+        binds ``(address, port)``, the form that drops a link-local address's zone."""
+        listener, port = _Listener(self, address), self.settings.port
+        if family_of(address) == socket.AF_INET:
+            return self.reactor.listenUDP(
+                port, listener, interface=address, maxPacketSize=MAX_DATAGRAM
+            )
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(sockaddr(address, port))
+            except OSError as error:
+                raise CannotListenError(address, port, error) from None
+            sock.setblocking(False)
+            # The reactor keeps a duplicate of the descriptor; this one closes here.
+            return self.reactor.adoptDatagramPort(
+                sock.fileno(), socket.AF_INET6, listener, MAX_DATAGRAM
+            )
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -585,7 +641,11 @@ class TftpService(Service):
                 self._refuse(address, client, filename, code, message, outcome)
             case Supersede(transfer, outcome, reason):
                 self.loop.callFromThread(transfer.abort, outcome, reason, False)
+            case Defer(client, filename, reason):
+                self._report(client, filename, "busy", f"not answered: {reason}", None)
             case Repeat(client, filename):
+                if (repeated := self.server.running.get(client)) is not None:
+                    self.loop.callFromThread(repeated.repeat)
                 log.debug(
                     "tftp: repeated request from {client} for {file}; its transfer goes on",
                     client=_client_text(client),
@@ -644,7 +704,8 @@ class TftpService(Service):
     def _start(
         self, address: str, request: ReadRequest, client: Client, source: BlockSource
     ) -> None:
-        session = ReadSession(request, source, self.limits, self.loop.seconds())
+        limits = self.limits[family_of(address)]
+        session = ReadSession(request, source, limits, self.loop.seconds())
         transfer = _Transfer(self, client, request, source, session)
         try:
             self.loop.listenUDP(0, transfer, interface=address, maxPacketSize=TRANSFER_DATAGRAM)
@@ -670,8 +731,21 @@ class TftpService(Service):
     def _refuse(
         self, address: str, client: Client, filename: str, code: int, message: str, outcome: str
     ) -> None:
-        """Answer one ERROR from the refusal port on the listener's address, count it, and log
-        and publish it unless a flood of its kind is being sampled (pxed.tftp.refusals)."""
+        """Answer one ERROR from the refusal port on the listener's address, and report it."""
+        self._report(client, filename, outcome, message, code)
+        try:
+            self.loop.send_refusal(address, _error_datagram(code, message), client)
+        except OSError as failure:
+            if not (_is_loss(failure) or failure.errno in (errno.EMFILE, errno.ENFILE)):
+                raise
+            log.debug("tftp: answer to {client} lost: {error}", client=_client_text(client),
+                      error=failure)  # fmt: skip
+
+    def _report(
+        self, client: Client, filename: str, outcome: str, message: str, code: int | None
+    ) -> None:
+        """Count a refusal, and log and publish it unless a flood of its kind is being
+        sampled (pxed.tftp.refusals)."""
         self.stats.outcomes[outcome] += 1
         hidden = self._sampler.show(client[0], outcome, self.loop.seconds())  # monotonic
         if hidden is None:
@@ -686,13 +760,6 @@ class TftpService(Service):
                       hidden=hidden, address=client[0], **event.fields())  # fmt: skip
             else:
                 level(event.FORMAT, **event.fields())
-        try:
-            self.loop.send_refusal(address, _error_datagram(code, message), client)
-        except OSError as failure:
-            if not (_is_loss(failure) or failure.errno in (errno.EMFILE, errno.ENFILE)):
-                raise
-            log.debug("tftp: answer to {client} lost: {error}", client=_client_text(client),
-                      error=failure)  # fmt: skip
 
     def _track(self, closing: Deferred[None] | None) -> None:
         """Keep a closing port's Deferred for stopService until it fires.

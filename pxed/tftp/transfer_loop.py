@@ -67,7 +67,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IUDPTransport
 from twisted.internet.protocol import DatagramProtocol
@@ -168,19 +168,21 @@ class Port:
         self.loop = loop
         self.protocol = protocol
         self.max_packet_size = max_packet_size
-        self.socket = _peer_socket()
+        self.socket = _peer_socket(family_of(interface))
         self._stranger_socket: socket.socket | None = None
         self.peer: Address = ("", 0)  # until connect(): transfers connect in startProtocol
         self.listening = True
         self.adopted = False  # in the loop's books; only the loop's thread sets it
         try:
-            self.socket.bind((interface, 0))
+            self.socket.bind(sockaddr(interface, 0))
         except OSError:
             self.socket.close()
             raise
         self._host = self.socket.getsockname()
 
-    def getHost(self) -> IPv4Address:
+    def getHost(self) -> IPv4Address | IPv6Address:
+        if self.socket.family == socket.AF_INET6:
+            return IPv6Address("UDP", *self._host[:2])
         return IPv4Address("UDP", *self._host)
 
     def connect(self, host: str, port: int) -> None:
@@ -188,7 +190,7 @@ class Port:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.connect((host, port))
         self.peer = (host, port)
-        twin = _udp_socket()
+        twin = _udp_socket(self.socket.family)
         try:
             twin.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             twin.bind(self._host)
@@ -235,15 +237,36 @@ class Port:
         self.protocol.datagramReceived(datagram, addr[:2])
 
 
-def _udp_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def family_of(address: str) -> socket.AddressFamily:
+    """AF_INET6 for an IPv6 address (``2001:db8::1``, ``fe80::1%br0``), else AF_INET."""
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def sockaddr(address: str, port: int) -> tuple[Any, ...]:
+    """``(address, port)`` as ``bind`` needs it.
+
+    An IPv6 address goes through getaddrinfo, which turns a link-local address's zone
+    (``fe80::1%br0``) into the scope id of a 4-tuple: Python's 2-tuple form drops the
+    zone, and the kernel refuses to bind a link-local address without one (EINVAL).
+    Once bound there, the socket is tied to that interface, so what it sends to a
+    link-local peer (the ``(host, port)`` a listener hands on) needs no scope.
+    """
+    if ":" not in address:
+        return (address, port)
+    flags = socket.AI_NUMERICHOST
+    found = socket.getaddrinfo(address, port, socket.AF_INET6, socket.SOCK_DGRAM, 0, flags)
+    return found[0][4]
+
+
+def _udp_socket(family: socket.AddressFamily) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setblocking(False)
     return sock
 
 
-def _peer_socket() -> socket.socket:
+def _peer_socket(family: socket.AddressFamily) -> socket.socket:
     """Blocking, with bounded waits: see "One transfer alone" in the module docstring."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(ALONE_SLICE))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(SEND_WAIT))
     return sock
@@ -282,10 +305,10 @@ class RefusalPorts:
 
 
 def _refusal_socket(address: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+    sock = socket.socket(family_of(address), socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's minimum
-        sock.bind((address, 0))
+        sock.bind(sockaddr(address, 0))
     except OSError:
         sock.close()
         raise

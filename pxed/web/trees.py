@@ -407,6 +407,9 @@ def site_trees(site: Site) -> Trees:
 class HttpService(Service):
     """Listens for ``site`` on ``port`` at each address, one listener per address.
 
+    IPv6 addresses (``http.listen6``) bind as IPv4 ones do: Twisted's TCP port resolves
+    a link-local address's zone (``fe80::1%br0``) itself, unlike its UDP port.
+
     Binds in privilegedStartService because port 80 needs root and twistd
     drops privileges after that call.
     """

@@ -38,12 +38,16 @@ BOOTS = {
     "test_unknown_vm_gets_no_dhcp_answer_and_pxed_logs_the_refusal",
     "qemu-ipxe-bios-pxelinux-dnsmasq": "tests/e2e/test_reference.py::"
     "test_bios_vm_boots_from_dnsmasq_fetches_its_kickstart_then_boots_its_disk",
+    "qemu-ovmf-secureboot-shim-grub": "tests/e2e/test_pxed_secure_boot.py::"
+    "test_secure_boot_vm_runs_signed_shim_grub_and_kernel_from_pxed_and_installs",
+    "qemu-aavmf-arm64-shim-grub": "tests/e2e/test_pxed_arm64.py::"
+    "test_arm64_vm_runs_signed_shim_grub_and_arm64_kernel_from_pxed_and_installs",
 }
 PACKAGES = (
     "qemu-system-x86 ipxe-qemu ovmf pxelinux syslinux-common syslinux-efi dnsmasq-base "
-    "busybox-static tcpdump"
+    "busybox-static tcpdump shim-signed grub-efi-amd64-signed qemu-system-arm qemu-efi-aarch64"
 )
-BOOT_TIMEOUT = 1800  # seconds for the whole pytest run: seven scenarios, most boot twice
+BOOT_TIMEOUT = 2400  # seconds for the whole pytest run: nine scenarios, most boot twice
 
 
 def whole_capture_name(node_id: str) -> str:

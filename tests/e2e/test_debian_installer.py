@@ -27,7 +27,7 @@ from lab.debinstall import (
     DhcpMode,
     Installee,
     fill_tftp_root,
-    preseed_path,
+    preseed_pattern,
     progress,
     served,
     wait_served,
@@ -90,7 +90,7 @@ def test_debian_installer_fetches_its_preseed_and_installer_components_from_pxed
     fill_tftp_root(tmp_path / "tftp")
     pxed = start_pxed(lab, write_config(lab, HOST, mirror.root, tmp_path, mode))
     boot = machine(tmp_path).boot(lab, "install")
-    wait_served(pxed, boot, re.escape(preseed_path(HOST)), TO_PRESEED)
+    wait_served(pxed, boot, preseed_pattern(HOST), TO_PRESEED)
     wait_served(pxed, boot, "/trees/mirror/dists/bookworm/Release", TO_MIRROR)
     wait_served(
         pxed, boot, r"/trees/mirror/dists/bookworm/main/debian-installer/\S+/Packages\S*", TO_MIRROR

@@ -36,7 +36,7 @@ from lab.bootlab import BootLab
 from lab.guest import Guest
 from lab.netns import Background
 from lab.qemu import Machine, missing_firmware, missing_secure_boot_firmware
-from lab.scenario import HTTP_PORT, HostSpec, Scenario, start_pxed, write_config
+from lab.scenario import HTTP_PORT, PROFILE, HostSpec, Scenario, start_pxed, write_config
 from pxed.provisioning.lifecycle import Lifecycle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
@@ -67,11 +67,17 @@ def _secure_boot_machine(tmp_path: Path, name: str, mac: str) -> Machine:
 def test_secure_boot_vm_runs_signed_shim_grub_and_kernel_from_pxed_and_installs(
     tmp_path: Path, lab: BootLab, guest: Guest
 ) -> None:
-    """Enforcing firmware -> shim -> GRUB -> pxed's grub.cfg -> signed kernel -> callback."""
+    """Enforcing firmware -> shim -> GRUB -> pxed's grub.cfg -> signed kernel -> callback.
+
+    The profile has an install tree: Debian's signed GRUB has no http module, so the
+    grub.cfg's `insmod http` fails and its kernel and initrd come from the tree over TFTP.
+    """
     _skip_without_secure_boot(missing_signed_loaders())
     hostname = "e2e-secure-boot"
     tftp_root = fill_tftp_root(tmp_path / "tftp", guest)
-    scenario = Scenario(hosts=(HostSpec(SIGNED_MAC, hostname),), loader={"uefi": "shimx64.efi"})
+    scenario = Scenario(
+        hosts=(HostSpec(SIGNED_MAC, hostname),), loader={"uefi": "shimx64.efi"}, tree=True
+    )
     pxed = start_pxed(lab, write_config(lab, scenario, tftp_root, tmp_path))
 
     boot = _secure_boot_machine(tmp_path, hostname, SIGNED_MAC).boot(lab, "install")
@@ -83,7 +89,7 @@ def test_secure_boot_vm_runs_signed_shim_grub_and_kernel_from_pxed_and_installs(
     chain = ["shimx64.efi", "grubx64.efi", "grub/grub.cfg", f"grub.cfg-01-{SIGNED_MAC}"]
     served = [name.lstrip("/") for name in _completed(pxed)]
     assert [name for name in served if name in chain] == chain, served
-    assert served[-2:] == [KERNEL_NAME, INITRD_NAME], served
+    assert served[-2:] == [f"trees/{PROFILE}/{KERNEL_NAME}", f"trees/{PROFILE}/{INITRD_NAME}"]
     assert f"--hostname={hostname}" in boot.kickstart()
     with contextlib.closing(Lifecycle.open(tmp_path / "state")) as states:
         assert states.get(SIGNED_MAC).state == "installed"

@@ -17,8 +17,6 @@ so it is only in the loopback interop tests.
 from __future__ import annotations
 
 import hashlib
-import json
-import random
 import shutil
 import sys
 from collections.abc import Iterator
@@ -27,11 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from lab.netns import NetnsLab, Pair, require_binary, require_netns
+from lab.netns import NetnsLab, Pair, require_binary
+from lab.tftp_loss import ROOT, lossy_server, write_files
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 SIZES = [0, 1, 511, 512, 513, 1024 * 1024]
 
 
@@ -44,39 +42,16 @@ class Lossy:
 
 @pytest.fixture(scope="module")
 def lossy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lossy]:
-    require_netns()
     work = tmp_path_factory.mktemp("loss")
     root = work / "root"
-    root.mkdir()
-    for size in SIZES:
-        (root / f"f{size}").write_bytes(random.Random(size).randbytes(size))
-    with NetnsLab(work) as lab:
-        pair = lab.pair()
-        server = pair.server.spawn(
-            [
-                "env",
-                f"PYTHONPATH={ROOT}",
-                sys.executable,
-                "-m",
-                "tests.interop.tftp_runner",
-                str(root),
-                "--address",
-                str(pair.server_ip),
-                "--port",
-                "69",
-            ],
-            work / "pxed.log",
-        )
-        server.wait_for_output("listening on", timeout=20)
-        reference_ip = str(lab.address(3))
+    write_files(root, SIZES)
+    with lossy_server(work, root, drop_percent=10, dup_percent=5, client_dup_percent=5) as lossy:
+        pair = lossy.pair
+        reference_ip = str(lossy.lab.address(3))
         if shutil.which("atftpd"):
-            _start_atftpd(lab, pair, root, reference_ip, work)
-        pair.server.impair(pair.server_if, drop_percent=10, dup_percent=5)
-        pair.client.impair(pair.client_if, dup_percent=5)
+            _start_atftpd(lossy.lab, pair, root, reference_ip, work)
         yield Lossy(pair, root, reference_ip)
-        server.stop()
-        stats = json.loads(server.output().split("stats ", 1)[1].splitlines()[0])
-        assert "error" not in stats["outcomes"], server.output()
+        assert "error" not in lossy.outcomes(), lossy.server.output()
 
 
 def _start_atftpd(lab: NetnsLab, pair: Pair, root: Path, address: str, work: Path) -> None:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from protocols.tftp.server import (
-    BUSY,
+    Defer,
     Drop,
     Ignore,
     ListenerLimits,
@@ -123,22 +123,51 @@ def test_a_transfer_whose_end_is_on_its_way_is_not_repeated():
     assert server.receive(rrq(), CLIENT, 0.1) == [Start(CLIENT, transfer.request)]
 
 
-def test_past_max_per_client_a_request_is_busy_and_an_end_makes_room():
+def test_past_max_per_client_a_request_is_deferred_unanswered_and_an_end_makes_room():
     server: TftpServer[Transfer] = TftpServer(LIMITS)
     first = begin(server, rrq(), ("10.0.0.5", 1))
     begin(server, rrq(), ("10.0.0.5", 2))
     [busy] = server.receive(rrq(), ("10.0.0.5", 3), 0.0)
-    assert isinstance(busy, Refuse) and (busy.message, busy.outcome) == (BUSY, "busy")
+    assert busy == Defer(
+        ("10.0.0.5", 3), "pxelinux.0", "max_per_client (2) transfers from this address"
+    )
     server.ended(("10.0.0.5", 1), first)
     assert isinstance(server.receive(rrq(), ("10.0.0.5", 3), 0.0)[0], Start)
 
 
-def test_past_max_sessions_every_address_is_busy():
+def test_past_max_sessions_a_request_gets_no_error_that_would_end_a_firmware_boot():
+    """iPXE, EDK2 and pxelinux end a download on any ERROR, busy included; silence makes
+    them repeat the RRQ (docs/firmware.md)."""
     server: TftpServer[Transfer] = TftpServer(LIMITS)
     for host in range(3):
         begin(server, rrq(), (f"10.0.0.{host}", 69))
     [busy] = server.receive(rrq(), ("10.0.0.9", 69), 0.0)
-    assert isinstance(busy, Refuse) and busy.code == ErrorCode.NOT_DEFINED
+    assert busy == Defer(("10.0.0.9", 69), "pxelinux.0", "max_sessions (3) transfers running")
+
+
+def test_in_a_storm_running_transfers_keep_their_slots_and_repeats_are_admitted_in_turn():
+    """Twelve clients for three slots, each repeating its RRQ while unanswered: nobody
+    running is disturbed, each slot freed goes to the next repeat, and all get served."""
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    waiting = [(f"10.0.1.{host}", 2000 + host) for host in range(12)]
+    running: dict[tuple[str, int], Transfer] = {}
+    served, now = 0, 0.0
+    while waiting or running:
+        for client in list(waiting):
+            actions = server.receive(rrq(), client, now)
+            assert not any(isinstance(action, Supersede | Refuse) for action in actions)
+            if isinstance(start := actions[-1], Start):
+                running[client] = Transfer(start.request, now, heard=True)
+                server.begun(client, running[client])
+                waiting.remove(client)
+        assert len(running) <= LIMITS.max_sessions
+        now += 0.5  # the clients' retry timer; the oldest transfer ends
+        client, transfer = next(iter(running.items()))
+        transfer.done = True
+        server.ended(client, transfer)
+        del running[client]
+        served += 1
+    assert served == 12
 
 
 def full(server: TftpServer[Transfer], now: float = 0.0) -> list[Transfer]:
@@ -159,7 +188,7 @@ def test_at_max_sessions_a_transfer_answered_or_still_young_keeps_its_slot():
     first, second, third = full(server)
     first.heard = second.heard = True  # real clients: they answered
     [busy] = server.receive(rrq(), ("10.0.0.9", 69), LIMITS.timeout / 2)  # third is young
-    assert isinstance(busy, Refuse) and busy.outcome == "busy"
+    assert isinstance(busy, Defer)
     evict, _ = server.receive(rrq(), ("10.0.0.9", 69), LIMITS.timeout)
     assert isinstance(evict, Supersede) and evict.transfer is third
 
@@ -171,15 +200,15 @@ def test_an_evicted_transfer_is_neither_evicted_again_nor_repeated():
     assert isinstance(server.receive(rrq(), ("10.0.0.9", 69), 5.0)[0], Supersede)
     server.begun(("10.0.0.9", 69), Transfer(first.request, 5.0))
     [busy] = server.receive(rrq(), ("10.0.0.8", 69), 5.0)  # its end has not reached us yet
-    assert isinstance(busy, Refuse) and busy.outcome == "busy"
+    assert isinstance(busy, Defer)
     # The evicted client's own retry is a new request, not a repeat of the evicted transfer.
     assert server.receive(rrq(), ("10.0.0.0", 69), 5.0) == [busy_for(("10.0.0.0", 69))]
     server.ended(("10.0.0.0", 69), first)
     assert server.active == 3
 
 
-def busy_for(client: tuple[str, int]) -> Refuse:
-    return Refuse(client, "pxelinux.0", ErrorCode.NOT_DEFINED, BUSY, "busy")
+def busy_for(client: tuple[str, int]) -> Defer:
+    return Defer(client, "pxelinux.0", "max_sessions (3) transfers running")
 
 
 CLIENTS = st.sampled_from([("10.0.0.1", 1), ("10.0.0.1", 2), ("10.0.0.1", 3), ("10.0.0.2", 1)])

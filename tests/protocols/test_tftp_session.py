@@ -101,10 +101,12 @@ class WindowClient:
     received: int = 0  # bytes accepted in order
     since_ack: int = 0
     corrupt: int = 0
+    oack_seen: bool = False
 
     def on_datagram(self, datagram: bytes) -> bytes | None:
         """The client's answer to one datagram from the server (None: keep quiet)."""
         if datagram[:2] == b"\x00\x06":
+            self.oack_seen = True
             return encode_ack(0)
         data = decode_data(datagram)
         if data.block != self.expected & 0xFFFF:
@@ -397,11 +399,11 @@ def test_unanswered_block_is_resent_max_retries_times_then_the_session_times_out
         assert sends(session.expire(float(tick))) == original
         assert session.deadline == tick + 1.0
     assert sends(session.expire(5.0)) == original
-    assert session.deadline == 12.0  # the sixth second of resending, then linger (6 s)
-    done = finish_of(session.expire(12.0))
-    assert done is not None and sends(session.expire(12.0)) == []
+    assert session.deadline == 22.0  # the sixth second of resending, then linger (16 s)
+    done = finish_of(session.expire(22.0))
+    assert done is not None and sends(session.expire(22.0)) == []
     assert (done.stats.outcome, done.stats.retransmits) == ("timeout", 5)
-    assert done.stats.error == "no ACK of block 1 after 12 s"
+    assert done.stats.error == "no ACK of block 1 after 22 s"
 
 
 def test_a_lost_ack_of_the_last_block_ends_the_session_without_the_linger():
@@ -424,7 +426,7 @@ def test_a_client_that_answers_only_its_own_timer_is_heard_during_the_linger():
     session.start(0.0)
     for tick in range(1, 6):
         session.expire(float(tick))
-    assert session.deadline == 12.0
+    assert session.deadline == 22.0
     following = session.receive(encode_ack(1), 5.0 + 2.0)
     assert blocks(following) == [2]
 
@@ -439,15 +441,41 @@ def test_retries_is_a_patience_in_timeouts_not_a_count_of_resends():
         resends += 1
         deadline = session.deadline
     assert resends > 2
-    assert done is not None and done.stats.ended == pytest.approx(0.01 + 3 * 1.0 + 6.0)
+    assert done is not None and done.stats.ended == pytest.approx(0.01 + 3 * 1.0 + 16.0)
 
 
-def test_unanswered_oack_is_resent_then_times_out():
+def test_oack_is_never_resent_on_the_timer_so_atftp_never_sees_two():
+    """atftp aborts on a second OACK ("unexpected OACK"): when its ACK 0 is lost, the
+    session waits for atftp's own resend of that ACK instead (patience, then linger)."""
+    session = make(100, [("tsize", "0")])
+    session.start(0.0)
+    assert session.deadline == 22.0
+    assert session.expire(5.0) == []
+    assert blocks(session.receive(encode_ack(0), 5.0)) == [1]
+
+
+def test_unanswered_oack_times_out_after_patience_and_linger():
+    session = make(100, [("tsize", "0")])
+    session.start(0.0)
+    done = finish_of(session.expire(22.0))
+    assert done is not None and done.stats.error == "no ACK of the OACK after 22 s"
+
+
+def test_repeated_request_gets_the_oack_again_and_a_fresh_wait():
+    """The client's RRQ came again: its OACK was lost."""
     session = make(100, [("tsize", "0")])
     oack = sends(session.start(0.0))
-    assert sends(session.expire(1.0)) == oack
-    done = finish_of(session.expire(12.0))
-    assert done is not None and done.stats.error == "no ACK of the OACK after 12 s"
+    assert sends(session.repeat(3.0)) == oack
+    assert session.deadline == 25.0
+    assert session.expire(22.0) == []
+
+
+def test_repeated_request_once_data_flows_is_ignored():
+    session = make(100_000, [("tsize", "0")])
+    session.start(0.0)
+    session.receive(encode_ack(0), 0.01)
+    assert session.repeat(0.02) == []
+    assert session.state is State.SENDING
 
 
 def test_timeout_resends_the_whole_unacknowledged_window():
@@ -481,15 +509,15 @@ def test_ack_of_a_resent_block_is_no_rtt_sample():
 def test_negotiated_timeout_is_the_ceiling_of_the_timer_and_sets_the_patience():
     session = make(100_000, [("timeout", "3")])
     session.start(0.0)
-    assert session.deadline == 3.0
+    assert session.deadline == 6 * 3.0 + 16.0  # the OACK waits, never resent on the timer
     session.receive(encode_ack(0), 0.2)
     session.receive(encode_ack(1), 0.4)
     deadline = session.deadline
     assert deadline is not None and deadline < 3.0
     while (done := finish_of(session.expire(deadline))) is None:
-        assert session.deadline is not None and session.deadline - deadline <= 3.0 + 6.0 + 1e-9
+        assert session.deadline is not None and session.deadline - deadline <= 3.0 + 16.0 + 1e-9
         deadline = session.deadline
-    assert done.stats.ended == pytest.approx(0.4 + 6 * 3.0 + 6.0)
+    assert done.stats.ended == pytest.approx(0.4 + 6 * 3.0 + 16.0)
 
 
 def test_resends_per_window_are_bounded_even_from_the_timer_floor():
@@ -677,6 +705,10 @@ class SessionUnderAnyInput(RuleBasedStateMachine):
     def other_datagram(self, datagram):
         self.check(self.session.receive(datagram, self.now))
 
+    @rule()
+    def request_repeated(self):
+        self.check(self.session.repeat(self.now))
+
     @rule(dt=st.floats(0, 10))
     def time_passes_then_expire(self, dt):
         self.now += dt
@@ -686,7 +718,8 @@ class SessionUnderAnyInput(RuleBasedStateMachine):
     @rule()
     def expire_at_deadline(self):
         deadline = self.session.deadline
-        assert deadline is not None and deadline - self.now <= self.ceiling + LINGER + 1e-9
+        patience = (self.limits.max_retries + 1) * self.ceiling  # an OACK waits it all
+        assert deadline is not None and deadline - self.now <= patience + LINGER + 1e-9
         self.now = max(self.now, deadline)
         self.check(self.session.expire(self.now))
 
@@ -738,6 +771,16 @@ def test_lossy_network_still_delivers_every_byte_in_order(size, blksize, window,
         for answer in answers:
             if answer is not None and not next(losses, False):
                 pending.extend(session.receive(answer, now))
+        while not pending and session.state is State.OACK_SENT:
+            # Only the client's timer moves this state on, as every real client's does:
+            # its RRQ again while no OACK came, else its ACK 0 again, once a second.
+            assert session.deadline is not None
+            if now + 1.0 >= session.deadline:
+                break
+            now += 1.0
+            if not next(losses, False):
+                again = session.receive(encode_ack(0), now) if client.oack_seen else None
+                pending = session.repeat(now) if again is None else again
         if not pending:
             assert session.deadline is not None
             now = max(now, session.deadline)

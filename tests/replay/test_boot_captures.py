@@ -2,7 +2,8 @@
 
 These are the evidence behind docs/firmware.md: iPXE's bare option 77, OVMF's DISCOVER without a
 client id, the UEFI "second DHCP", OVMF's ERROR 8 size probe and windowsize 4, pxelinux's
-probe order, iPXE's proxyDHCP request to udp/4011. Each test decodes the packets with the
+probe order, iPXE's proxyDHCP request to udp/4011, AAVMF's arch 11, and the files Debian's
+signed shim and GRUB ask for on x86 (Secure Boot) and ARM64. Each test decodes the packets with the
 project's own wire codecs, so a codec change that misreads real firmware fails here by name.
 """
 
@@ -38,11 +39,14 @@ IPXE_HTTP = "qemu-ipxe-bios-http"
 PROXY = "qemu-ipxe-bios-proxydhcp"
 UNKNOWN = "qemu-ipxe-bios-unknown-mac"
 DNSMASQ = "qemu-ipxe-bios-pxelinux-dnsmasq"
+SECURE_BOOT = "qemu-ovmf-secureboot-shim-grub"
+ARM64 = "qemu-aavmf-arm64-shim-grub"
+SHIM_GRUB_CAPTURES = (SECURE_BOOT, ARM64)
 IPXE_CAPTURES = (IPXE_BIOS, IPXE_EFI, IPXE_HTTP, PROXY, UNKNOWN, DNSMASQ)
 UEFI_CAPTURES = (IPXE_EFI, OVMF_PXE)
 PXELINUX_CAPTURES = (IPXE_BIOS, PROXY, DNSMASQ)
-TFTP_CAPTURES = (IPXE_BIOS, IPXE_EFI, OVMF_PXE, PROXY, DNSMASQ)
-ALL_BOOTS = (*IPXE_CAPTURES, OVMF_PXE)
+TFTP_CAPTURES = (IPXE_BIOS, IPXE_EFI, OVMF_PXE, PROXY, DNSMASQ, *SHIM_GRUB_CAPTURES)
+ALL_BOOTS = (*IPXE_CAPTURES, OVMF_PXE, *SHIM_GRUB_CAPTURES)
 
 IPXE_OPTION_ORDER = [53, 57, 93, 94, 60, 77, 55, 175, 61, 97]
 OVMF_OPTION_ORDER = [53, 57, 55, 97, 94, 93, 60]
@@ -141,15 +145,21 @@ def test_ipxe_discover_options_in_order_with_175_client_id_and_no_broadcast_bit(
         assert not packet.flags & BROADCAST_FLAG
 
 
-def test_ovmf_pxe_discover_has_no_option_61_and_sets_the_broadcast_bit() -> None:
-    discovers = [p for p in _requests(OVMF_PXE) if p.option(53) == 1 and p.is_pxe]
-    assert len(discovers) == 2  # one per boot
+@pytest.mark.parametrize(
+    ("name", "boots", "arch"), [(OVMF_PXE, 2, 7), (SECURE_BOOT, 1, 7), (ARM64, 1, 11)]
+)
+def test_ovmf_pxe_discover_has_no_option_61_and_sets_the_broadcast_bit(
+    name: str, boots: int, arch: int
+) -> None:
+    """OVMF's PxeBcDxe, and AAVMF's (the same code built for ARM64), which says arch 11."""
+    discovers = [p for p in _requests(name) if p.option(53) == 1 and p.is_pxe]
+    assert len(discovers) == boots  # one per boot
     for packet in discovers:
         assert [option.code for option in packet.options] == OVMF_OPTION_ORDER
         assert packet.get(61) is None
         assert packet.flags & BROADCAST_FLAG
-        assert packet.client_arch == (7,)
-        assert packet.vendor_class == "PXEClient:Arch:00007:UNDI:003000"
+        assert packet.client_arch == (arch,)
+        assert packet.vendor_class == f"PXEClient:Arch:{arch:05d}:UNDI:003000"
         assert packet.max_message_size == 1472
 
 
@@ -168,6 +178,16 @@ def test_uefi_second_dhcp_carries_no_pxe_options_and_gets_the_same_address(name:
     offered = {p.yiaddr for _, p in exchanges if p.op == 2 and p.xid in xids}
     pxe_offered = {p.yiaddr for _, p in exchanges if p.op == 2 and p.get(60) is not None}
     assert len(offered) == 1 and offered == pxe_offered
+
+
+@pytest.mark.parametrize("name", SHIM_GRUB_CAPTURES)
+def test_shim_and_grub_ask_for_no_dhcp_of_their_own_unlike_syslinux_efi(name: str) -> None:
+    """No UEFI "second DHCP": after the firmware's DORA, only the guest's udhcpc asks."""
+    requests = [p for p in _requests(name) if p.option(53) in (1, 3)]
+    assert [(p.option(53), p.is_pxe) for p in requests] == [
+        (1, True), (3, True), (1, False), (3, False)
+    ]  # fmt: skip
+    assert requests[2].vendor_class == "udhcp 1.35.0"
 
 
 def test_proxydhcp_ipxe_requests_the_boot_file_from_port_4011_and_gets_no_address() -> None:
@@ -224,6 +244,42 @@ def test_ovmf_acks_once_per_window_of_four_blocks() -> None:
     assert sequence[:6] == [
         ("Ack", 0), ("Data", 1), ("Data", 2), ("Data", 3), ("Data", 4), ("Ack", 4)
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "shim", "grub", "cpu", "kernel"),
+    [
+        (SECURE_BOOT, "shimx64.efi", "grubx64.efi", "x86_64-efi", "vmlinuz"),
+        (ARM64, "shimaa64.efi", "grubaa64.efi", "arm64-efi", "vmlinuz-arm64"),
+    ],
+)
+def test_shim_then_grub_ask_for_their_files_in_debians_order(
+    name: str, shim: str, grub: str, cpu: str, kernel: str
+) -> None:
+    """Shim's optional files, GRUB beside it, GRUB's /grub prefix, pxed's per-MAC config."""
+    transfers = _transfers(name)
+    mac = _requests(name)[0].mac
+    asked = [t.request.filename for t in transfers]
+    lists = [f"/grub/{cpu}/{n}.lst" for n in ("command", "fs", "crypto", "terminal")]
+    assert asked == [
+        shim, shim,  # OVMF's size probe, then the fetch
+        "revocations_sku.efi", "revocations_sbat.efi", "shim_certificate_0.efi", grub,
+        *lists, "/grub/grub.cfg", f"/grub.cfg-01-{mac}", f"/{kernel}", asked[-1],
+    ]  # fmt: skip
+    not_found = [t.request.filename for t in transfers if t.of_type(Error)]
+    assert not_found[1:] == asked[2:5] + lists  # [0] is the probe's ERROR 8
+
+
+@pytest.mark.parametrize("name", SHIM_GRUB_CAPTURES)
+def test_shim_fetches_grub_at_blksize_512_and_grub_fetches_lockstep_at_1024(name: str) -> None:
+    """Shim asks 512 with windowsize 4; GRUB's own TFTP asks 1024 and tsize, no window."""
+    transfers = _transfers(name)
+    by_shim, by_grub = transfers[2:6], transfers[6:]
+    assert {t.request.options for t in by_shim} == {(("blksize", "512"), ("windowsize", "4"))}
+    assert {t.request.options for t in by_grub} == {(("blksize", "1024"), ("tsize", "0"))}
+    kernel = by_grub[-2]
+    sequence = [(type(m).__name__, getattr(m, "block", None)) for _, m in kernel.messages]
+    assert sequence[2:7] == [("Ack", 0), ("Data", 1), ("Ack", 1), ("Data", 2), ("Ack", 2)]
 
 
 def _uuid_name(packet: DhcpPacket) -> str:

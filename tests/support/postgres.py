@@ -5,7 +5,8 @@
 ``setpriv``, which execs, so the PID we hold is the postmaster's), with TCP off
 (``listen_addresses=''``) and its socket in that folder.  Teardown stops it by that PID
 (a fast shutdown, SIGKILL if it lingers) and removes the folder.  ``postgres_url`` gives
-each test an empty database of its own on that server.
+each test an empty database of its own on that server.  ``cluster()`` gives a test a
+cluster of its own that it can stop and start again (the database going away).
 
 Tests skip, saying why, when not root (the cluster must run as another user: PostgreSQL
 refuses to run as root) or when the binaries are missing.  The package's own cluster
@@ -21,6 +22,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -62,39 +64,71 @@ def _as_postgres(*argv: str) -> list[str]:
     return ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups", "--", *argv]
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    user = _require()
-    # Short and under /tmp: a Unix socket path must fit in 107 bytes.
-    folder = Path(tempfile.mkdtemp(prefix="pxed-pg-", dir="/tmp"))
-    try:
+class Cluster:
+    """A throwaway cluster in ``folder`` (initdb'd at once) that a test can stop and start
+    again by its PID: the database going away under a running pxed."""
+
+    def __init__(self, folder: Path) -> None:
+        user = _require()
         os.chown(folder, user.pw_uid, user.pw_gid)
-        data = folder / "data"
+        self.folder = folder
+        self.data = folder / "data"
+        self._server: Background | None = None
+        self._starts = 0
         run(
             _as_postgres(
-                str(BINDIR / "initdb"), "-D", str(data), "-U", USER, "-A", "trust",
+                str(BINDIR / "initdb"), "-D", str(self.data), "-U", USER, "-A", "trust",
                 "--no-sync", "-E", "UTF8", "--locale=C.UTF-8",
             ),
             timeout=120,
         )  # fmt: skip
-        server = Background(
+
+    def start(self) -> PostgresServer:
+        self._starts += 1
+        server = self._server = Background(
             _as_postgres(
-                str(BINDIR / "postgres"), "-D", str(data), "-k", str(folder),
+                str(BINDIR / "postgres"), "-D", str(self.data), "-k", str(self.folder),
                 "-c", "listen_addresses=", "-c", "synchronous_commit=on",
             ),
-            folder / "postgres.log",
+            self.folder / f"postgres-{self._starts}.log",
         )  # fmt: skip
-        try:
-            wait_until(
-                lambda: _ready(server, folder), 60, f"PostgreSQL on {folder} to accept connections"
-            )
-            yield PostgresServer(folder, server.pid)
-        finally:
-            if server.running():
-                os.kill(server.pid, signal.SIGINT)  # fast shutdown: ends open sessions
-            server.stop(grace=10)
+        wait_until(
+            lambda: _ready(server, self.folder),
+            60,
+            f"PostgreSQL on {self.folder} to accept connections",
+        )
+        return PostgresServer(self.folder, server.pid)
+
+    def stop(self) -> None:
+        """A fast shutdown by the postmaster's PID (ends open sessions), SIGKILL if it lingers."""
+        if self._server is None:
+            return
+        if self._server.running():
+            os.kill(self._server.pid, signal.SIGINT)
+        self._server.stop(grace=10)
+        self._server = None
+
+
+@contextmanager
+def cluster() -> Iterator[Cluster]:
+    """A Cluster in a fresh folder, stopped and removed afterwards."""
+    _require()
+    # Short and under /tmp: a Unix socket path must fit in 107 bytes.
+    folder = Path(tempfile.mkdtemp(prefix="pxed-pg-", dir="/tmp"))
+    made: Cluster | None = None
+    try:
+        made = Cluster(folder)
+        yield made
     finally:
+        if made is not None:
+            made.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with cluster() as running:
+        yield running.start()
 
 
 def _ready(server: Background, folder: Path) -> bool:

@@ -36,6 +36,7 @@ def write_lab(
     extra_trees: str = "",
     http_port: int = 8080,
     tftp_port: int = 6969,
+    http_listen6: str = "[]",
 ) -> Path:
     """Write a config (and its tree, tftp root and template) under ``root``; return its path."""
     tree = root / "tree/images/pxeboot"
@@ -53,7 +54,7 @@ def write_lab(
     config.write_text(
         f"""server: {{address: 127.0.0.1, state_dir: {root}/state}}
 tftp: {{root: {tftp}, listen: [127.0.0.1], port: {tftp_port}}}
-http: {{listen: [127.0.0.1], port: {http_port}}}
+http: {{listen: [127.0.0.1], port: {http_port}, listen6: {http_listen6}}}
 dhcp:
   unknown_hosts: {unknown}
   subnets:

@@ -66,8 +66,12 @@ def _oack_options(payload: bytes) -> dict[str, str]:
 
 
 class _Transfer:
-    def __init__(self, server: tuple[str, int], options: dict[str, str], timeout: float) -> None:
+    def __init__(
+        self, server: tuple[str, int], options: dict[str, str], timeout: float, source: str
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if source:
+            self.sock.bind((source, 0))
         self.server = server
         self.tid: tuple[str, int] | None = None
         self.timeout = timeout
@@ -126,8 +130,10 @@ def fetch(
     tsize: bool = True,
     timeout: float = 0.5,
     patience: float = 30.0,
+    source: str = "",
 ) -> Fetched:
-    """Read ``filename`` from ``server``; raises TftpClientError on failure."""
+    """Read ``filename`` from ``server`` (from address ``source`` if given); raises
+    TftpClientError on failure."""
     options: dict[str, str] = {}
     if blksize is not None:
         options["blksize"] = str(blksize)
@@ -135,7 +141,7 @@ def fetch(
         options["tsize"] = "0"
     if windowsize is not None:
         options["windowsize"] = str(windowsize)
-    t = _Transfer(server, options, timeout)
+    t = _Transfer(server, options, timeout, source)
     try:
         return _run(t, filename, patience)
     finally:

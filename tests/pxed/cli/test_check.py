@@ -54,6 +54,29 @@ def test_a_bad_file_exits_1_and_lists_every_error_with_its_line():
     ]
 
 
+def test_bad_ipv6_listen_addresses_are_reported_with_file_line_and_key(tmp_path: Path):
+    path = tmp_path / "pxed.yaml"
+    path.write_text(
+        'server: {address: 127.0.0.1, address6: "fe80::1%br0"}\n'
+        'tftp:\n  listen: [127.0.0.1]\n  listen6: ["fe80::1", "2001:db8::1%br0"]\n'
+        'http:\n  listen6: ["::"]\n'
+    )
+    result = pxed_check(path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{path}:1:40: server.address6: fe80::1%br0: a zone (%br0) names one of pxed's own "
+        "interfaces and means nothing to a client (RFC 6874); give the address without it",
+        f"{path}:4:13: tftp.listen6[0]: fe80::1 is link-local: name the interface it is on, "
+        "like fe80::1%br0 (quote it in YAML)",
+        f"{path}:4:24: tftp.listen6[1]: 2001:db8::1%br0: a zone (%br0) belongs on link-local "
+        "addresses only",
+        f"{path}:6:13: http.listen6[0]: :: is refused: it would take IPv4 too, clashing with "
+        "the listen addresses, and TFTP must answer from the address each request came to; "
+        "list the IPv6 addresses",
+        f"{path}: 4 errors",
+    ]
+
+
 def test_a_missing_file_exits_1():
     result = pxed_check("/nonexistent/pxed.yaml")
     assert result.returncode == 1

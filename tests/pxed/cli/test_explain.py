@@ -185,3 +185,20 @@ def test_explain_names_a_preseed_hosts_family_url_checker_and_boot_arguments(tmp
     )
     assert "inst.ks" not in text
     assert f"  to {DEB_IP}: served: off-link, from the host's reserved or leased address" in text
+
+
+def test_with_server_database_explain_reads_the_shared_host_states(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    from pxed.provisioning.pg_lifecycle import PostgresLifecycle
+    from tests.support.provision_lab import WEB, write_lab
+
+    path = write_lab(tmp_path)
+    path.write_text(
+        path.read_text().replace("server: {", f"server: {{database: '{postgres_url}', ", 1)
+    )
+    shared = PostgresLifecycle.open_database(postgres_url, "pxe2")
+    shared.done(WEB, 100.0)
+    shared.close()
+    report = explain(load_config(path), WEB, 0, None, None)
+    assert "lifecycle state: installed" in report

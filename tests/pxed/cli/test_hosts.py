@@ -85,3 +85,25 @@ def test_hosts_and_leases_work_while_a_template_is_broken(tmp_path: Path):
     assert WEB in hosts.stdout
     leases = pxed("leases", "--config", str(path))
     assert "no lease database" in leases.stderr
+
+
+def test_with_server_database_hosts_shows_which_server_made_each_change(
+    tmp_path: Path, postgres_url: str
+):
+    from pxed.provisioning.pg_lifecycle import PostgresLifecycle
+
+    path = write_lab(tmp_path)
+    path.write_text(
+        path.read_text().replace("server: {", f"server: {{database: '{postgres_url}', ", 1)
+    )
+    one = PostgresLifecycle.open_database(postgres_url, "pxe1")
+    two = PostgresLifecycle.open_database(postgres_url, "pxe2")
+    one.kickstart_fetched(KIOSK, 1.0, limit=3, window=10)
+    two.done(WEB, 1_700_000_000.0)
+    result = pxed("hosts", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
+    assert rows[WEB][4] == "installed" and rows[WEB][7] == "callback@pxe2"
+    assert rows[KIOSK][4] == "installing" and rows[KIOSK][7] == "kickstart@pxe1"
+    one.close()
+    two.close()

@@ -118,19 +118,23 @@ def test_with_server_database_the_table_comes_from_postgresql(tmp_path, capsys, 
     path.write_text(
         path.read_text().replace("server:\n", f"server:\n  database: '{postgres_url}'\n")
     )
-    store = PostgresLeaseStore.open(postgres_url, Inline())
+    store = PostgresLeaseStore.open(postgres_url, Inline(), "pxe1")
+    other = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
     store.bind(Lease("52:54:00:00:00:0a", IPv4Address("10.213.7.10"), None, hostname="web01"), 0)
-    store.bind(Lease("52:54:00:00:00:09", IPv4Address("10.213.7.9"), None), 0)
+    other.bind(Lease("52:54:00:00:00:09", IPv4Address("10.213.7.9"), None), 0)
     store.commit()
+    other.commit()
     store.bind(Lease("52:54:00:00:00:0b", IPv4Address("10.213.7.11"), None), 0)  # uncommitted
     assert leases.run(args) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[:2] for line in lines[1:3]] == [
-        ["52:54:00:00:00:09", "10.213.7.9"],
-        ["52:54:00:00:00:0a", "10.213.7.10"],
+    assert lines[0].split()[-1] == "SERVER"
+    assert [line.split()[:2] + line.split()[-1:] for line in lines[1:3]] == [
+        ["52:54:00:00:00:09", "10.213.7.9", "pxe2"],
+        ["52:54:00:00:00:0a", "10.213.7.10", "pxe1"],
     ]
-    assert lines[3] == "2 leases"
+    assert lines[3] == "2 leases (pxe1: 1, pxe2: 1)"
     store.close()
+    other.close()
 
 
 def test_dhcpv6_bindings_follow_in_a_table_of_their_own(tmp_path, capsys):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from pathlib import Path
 
 import pytest
@@ -74,7 +74,7 @@ def test_server_address_may_be_left_to_start_up_when_interfaces_are_given():
 def test_no_address_and_no_interfaces_is_an_error():
     assert (
         "/cfg/pxed.yaml: server: set server.address or server.interfaces: pxed must tell "
-        "clients an address (next-server, HTTP URLs)"
+        "clients an address (next-server, HTTP URLs); server.address6 alone for an IPv6-only pxed"
     ) in errors("logging:\n  json: true\n")
 
 
@@ -302,3 +302,55 @@ def test_server_notice_is_read_as_written_and_absent_by_default():
 
 def test_an_empty_server_notice_is_an_error():
     assert any("server.notice: must not be empty" in e for e in errors(HEAD + '  notice: ""\n'))
+
+
+# -- IPv6 listen addresses ----------------------------------------------------------------
+
+
+def test_ipv6_listen_addresses_keep_a_link_local_addresss_zone_for_binding():
+    config = load(
+        HEAD
+        + 'tftp:\n  listen6: ["2001:db8:7::1", "fe80::1%veth0"]\n'
+        + 'http:\n  listen6: ["fd00:7::1"]\n'
+    )
+    assert config.tftp.listen6 == (IPv6Address("2001:db8:7::1"), IPv6Address("fe80::1%veth0"))
+    assert config.tftp.listen6[1].scope_id == "veth0"
+    assert config.http.listen6 == (IPv6Address("fd00:7::1"),)
+    assert (load(HEAD).tftp.listen6, load(HEAD).http.listen6) == ((), ())
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"fe80::1"', "fe80::1 is link-local: name the interface it is on, like fe80::1%br0"),
+        ('"2001:db8::1%veth0"', "a zone (%veth0) belongs on link-local addresses only"),
+        ('"::"', ":: is refused"),
+        ('"ff02::1"', "ff02::1 is not an address of this host to listen on"),
+        ('"::ffff:10.0.0.1"', "is not an address of this host to listen on"),
+        ('"10.213.7.1"', "not an IPv6 address (like 2001:db8::1 or fe80::1%br0): '10.213.7.1'"),
+    ],
+)
+@pytest.mark.parametrize("section", ["tftp", "http"])
+def test_a_bad_ipv6_listen_address_is_an_error_naming_file_line_and_key(
+    section: str, value: str, message: str
+):
+    (error,) = errors(HEAD + f"{section}:\n  listen6: [{value}]\n")
+    assert error.startswith(f"/cfg/pxed.yaml:5:13: {section}.listen6[0]: "), error
+    assert message in error
+
+
+def test_ipv6_listen_addresses_alone_are_somewhere_to_listen():
+    """An IPv6-only service needs neither server.interfaces nor an IPv4 listen address."""
+    text = 'server:\n  address: 127.0.0.1\ntftp:\n  listen6: ["::1"]\nhttp:\n  listen6: ["::1"]\n'
+    assert load(text).http.listen == ()
+
+
+def test_server_address6_is_given_to_clients_so_it_refuses_a_zone():
+    assert load(HEAD + '  address6: "2001:db8:7::1"\n').server.address6 == IPv6Address(
+        "2001:db8:7::1"
+    )
+    (error,) = errors(HEAD + '  address6: "fe80::1%veth0"\n')
+    assert error.startswith("/cfg/pxed.yaml:4:13: server.address6: fe80::1%veth0: a zone")
+    assert "RFC 6874" in error
+    (error,) = errors(HEAD + '  address6: "::"\n')
+    assert error.endswith(":: cannot be given to clients as the server")

@@ -106,7 +106,7 @@ def test_unknown_keys_suggest_the_close_name():
 def test_unknown_keys_without_a_close_name_list_the_choices():
     (message,) = errors(HEAD + "http:\n  zzz: 1\n")
     assert message.endswith(
-        "unknown key 'zzz'; expected one of: enabled, header_timeout, listen, "
+        "unknown key 'zzz'; expected one of: enabled, header_timeout, listen, listen6, "
         "max_connections, max_per_client, port"
     )
 

@@ -339,6 +339,48 @@ def test_the_adapter_acks_a_request_once_its_lease_is_in_postgresql(postgres_url
     service.stopService()
 
 
+def test_the_adapter_sends_no_ack_for_an_address_another_server_committed_first(postgres_url):
+    """Between this server's OFFER and the client's REQUEST, the other server binds that
+    address to another client: the REQUEST is answered by nobody here, and the client's
+    retry is refused (NAK) since memory learnt who holds it."""
+    from protocols.dhcp.options import MessageType
+    from protocols.dhcp.wire import decode_dhcp
+    from pxed.dhcp.service import DhcpService, Interface
+    from tests.protocols.dhcp_engine_support import MAC, SERVER, request, settings
+    from tests.support.fake_udp import FakeUDPReactor
+
+    fake = FakeUDPReactor()
+    service = DhcpService(
+        settings(),
+        lambda: PostgresLeaseStore.open(postgres_url, Inline(), "pxe1"),
+        [Interface("lab0", SERVER)],
+        fake,
+        lambda interface, port: _Socket(),
+    )
+    service.privilegedStartService()
+    service.startService()
+    (port,) = fake.open_ports
+    port.protocol.datagramReceived(request(MessageType.DISCOVER), ("0.0.0.0", 68))
+    fake.advance(0)
+    offer = decode_dhcp(fake.sent[-1][1])
+    other = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
+    other.bind(Lease(MAC_B, offer.yiaddr, 1e12, LeaseState.BOUND), now=0)
+    committed(other)
+    sent = len(fake.sent)
+    options = ((54, SERVER), (50, offer.yiaddr))
+    port.protocol.datagramReceived(request(MessageType.REQUEST, options=options), ("0.0.0.0", 68))
+    fake.advance(0)
+    assert len(fake.sent) == sent  # no ACK
+    port.protocol.datagramReceived(request(MessageType.REQUEST, options=options), ("0.0.0.0", 68))
+    fake.advance(0)
+    assert decode_dhcp(fake.sent[-1][1]).message_type is MessageType.NAK
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT mac, server FROM leases").fetchall()
+    assert rows == [(MAC_B, "pxe2")] and MAC != MAC_B
+    other.close()
+    service.stopService()
+
+
 CHILD = textwrap.dedent(
     """
     import sys, time
@@ -375,3 +417,53 @@ def test_committed_lease_survives_sigkill(postgres_url):
     store = PostgresLeaseStore.open(postgres_url, Inline())
     assert [lease.mac for lease in store.leases()] == [MAC_A]
     store.close()
+
+
+def outcome_of(store: PostgresLeaseStore) -> frozenset[str]:
+    """The MACs whose binds lost, from a commit through the inline runner."""
+    result: list[frozenset[str]] = []
+    done = store.commit()
+    assert done is not None
+    done.addCallback(result.append)
+    return result[0]
+
+
+def test_two_servers_binding_one_address_the_database_lets_only_the_first_have_it(postgres_url):
+    """Server two's memory does not know server one's lease: its bind loses, the client's
+    ACK is not to be sent, and its memory learns who holds the address."""
+    one = PostgresLeaseStore.open(postgres_url, Inline(), "pxe1")
+    two = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
+    one.bind(bound(mac=MAC_A), now=0)
+    assert outcome_of(one) == frozenset()
+    two.bind(bound(mac=MAC_B), now=0)
+    assert outcome_of(two) == frozenset({MAC_B})
+    assert two.holder_of(IP_1, 0) == MAC_A and two.lease_for(MAC_B, 0) is None
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT mac, server FROM leases").fetchall()
+    assert rows == [(MAC_A, "pxe1")]
+    one.close()
+    two.close()
+
+
+def test_an_expired_lease_of_another_server_gives_way(postgres_url):
+    one = PostgresLeaseStore.open(postgres_url, Inline(), "pxe1")
+    two = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
+    one.bind(bound(mac=MAC_A, expires=50.0), now=0)
+    committed(one)
+    two.bind(bound(mac=MAC_B, expires=200.0), now=60)
+    assert outcome_of(two) == frozenset()
+    one.close()
+    two.close()
+
+
+def test_a_commit_reads_the_leases_other_servers_committed(postgres_url, monkeypatch):
+    monkeypatch.setattr("pxed.dhcp.pg_leases.PEER_POLL", 0.0)
+    one = PostgresLeaseStore.open(postgres_url, Inline(), "pxe1")
+    two = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
+    one.bind(bound(mac=MAC_A), now=0)
+    committed(one)
+    two.bind(bound(mac=MAC_B, ip=IP_2), now=0)
+    committed(two)
+    assert two.holder_of(IP_1, 0) == MAC_A  # learned, not bound here
+    one.close()
+    two.close()

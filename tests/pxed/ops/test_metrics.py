@@ -110,6 +110,9 @@ def test_healthz_is_ok_while_every_service_runs_and_503_when_one_stopped(tmp_pat
     class Ops:
         services = {"tftp": running, "dhcp": stopped}
 
+        def database_problem(self) -> None:
+            return None
+
     request = DummyRequest([])
     body = json.loads(HealthResource(Ops()).render_GET(request))  # type: ignore[arg-type]
     assert request.responseCode == 503
@@ -118,6 +121,28 @@ def test_healthz_is_ok_while_every_service_runs_and_503_when_one_stopped(tmp_pat
     request = DummyRequest([])
     body = json.loads(HealthResource(Ops()).render_GET(request))  # type: ignore[arg-type]
     assert (request.responseCode or 200) == 200 and body["status"] == "ok"
+
+
+def test_healthz_is_503_with_the_reason_while_the_lease_database_fails() -> None:
+    from pxed.ops.operations import Operations
+    from pxed.ops.status import HealthResource
+
+    dhcp = Service()
+    dhcp.startService()
+    dhcp.store = type("Store", (), {"problem": "server.database x: lease writes rolled back"})()  # type: ignore[attr-defined]
+
+    class Ops:
+        services = {"dhcp": dhcp}
+        database_problem = Operations.database_problem
+
+    request = DummyRequest([])
+    body = json.loads(HealthResource(Ops()).render_GET(request))  # type: ignore[arg-type]
+    assert request.responseCode == 503
+    assert body["database"] == "server.database x: lease writes rolled back"
+    dhcp.store.problem = None  # type: ignore[attr-defined]
+    request = DummyRequest([])
+    body = json.loads(HealthResource(Ops()).render_GET(request))  # type: ignore[arg-type]
+    assert (request.responseCode or 200) == 200 and "database" not in body
 
 
 def test_healthz_is_503_when_the_tftp_transfer_loop_died(tmp_path) -> None:
@@ -137,6 +162,9 @@ def test_healthz_is_503_when_the_tftp_transfer_loop_died(tmp_path) -> None:
 
     class Ops:
         services = {"tftp": tftp}
+
+        def database_problem(self) -> None:
+            return None
 
     request = DummyRequest([])
     body = json.loads(HealthResource(Ops()).render_GET(request))  # type: ignore[arg-type]

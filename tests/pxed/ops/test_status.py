@@ -90,3 +90,27 @@ def test_the_page_shows_server_notice_escaped_above_everything(tmp_path: Path) -
 
 def test_the_page_has_no_notice_when_the_config_sets_none(site: Resource) -> None:
     assert b'id="notice"' not in get(site, "/")[1]
+
+
+def test_on_a_shared_database_the_page_names_this_server_and_each_state_its_server(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    from pxed.provisioning.pg_lifecycle import PostgresLifecycle
+
+    config = lab_config(tmp_path)
+    server = dataclasses.replace(config.server, database=postgres_url, name="pxe1")
+    config = dataclasses.replace(config, server=server)
+    inventory = Inventory(config)
+    lifecycle = PostgresLifecycle.open_database(postgres_url, "pxe1")
+    other = PostgresLifecycle.open_database(postgres_url, "pxe2")
+    other.done(WEB, 40.0)
+    other.close()
+    files = ProvisionFiles(inventory, lifecycle, lambda: 50.0)
+    provisioning = Provisioning(inventory, lifecycle, SECRET, files, lambda: 50.0)
+    root = Resource()
+    mount_status(root, Operations(provisioning, lambda: 50.0))
+    assert b"<h1>pxed pxe1</h1>" in get(root, "/")[1]
+    rows = {row["mac"]: row for row in json.loads(get(root, "/api/hosts")[1])}
+    assert (rows[WEB]["state"], rows[WEB]["server"]) == ("installed", "pxe2")
+    assert rows[KIOSK]["server"] is None
+    lifecycle.close()

@@ -29,7 +29,7 @@ from protocols.tftp.wire import Ack, Data, ReadRequest, decode_tftp, encode_tftp
 from pxed.config import load_config
 from pxed.dhcp.service import DhcpService, Interface
 from pxed.dhcp.settings import engine_settings
-from pxed.events import DhcpExchange, HttpResponse, TftpRefused
+from pxed.events import DhcpExchange, HttpRequestStarted, HttpResponse, TftpRefused
 from pxed.ops.operations import Operations, watch_requests
 from pxed.ops.status import mount_status
 from pxed.ops.timeline import Entry, Timeline, TimelineSubscriber, event_mac
@@ -364,3 +364,42 @@ def test_an_answer_file_fetch_of_either_family_is_a_boot_step_of_its_host(family
     site.log(request)
     [event] = heard
     assert (event.mac, event.path) == (WEB, f"/{family}/{WEB}/<redacted>")
+
+
+def test_a_request_is_published_when_its_resource_is_looked_up_so_a_long_fetch_shows() -> None:
+    """The boot view draws a kernel over HTTP from its start; the response comes seconds later."""
+    heard: list[object] = []
+    leaf = Resource()
+    leaf.isLeaf = True
+    site = Site(leaf)
+    events = SimpleNamespace(publish=heard.append)
+    operations = SimpleNamespace(clock=lambda: 1.0, provisioning=SimpleNamespace(events=events))
+    watch_requests(site, operations)  # type: ignore[arg-type]
+    request = DummyRequest([b"tftp", b"vmlinuz"])
+    request.path = b"/tftp/vmlinuz"
+    request.client = TwistedAddress("TCP", WEB_IP, 40000)
+    site.getResourceFor(request)
+    [event] = heard
+    assert event == HttpRequestStarted(1.0, None, "GET", "/tftp/vmlinuz", WEB_IP)
+
+
+def test_a_scripted_boot_is_one_row_of_phases_on_the_boots_api(boot: Boot) -> None:
+    """The real adapters' events, through Operations' subscription, as the page reads them."""
+    boot.dhcp_exchange()
+    boot.reactor.advance(1)
+    boot.tftp_fetch("pxelinux.cfg/01-52-54-00-12-34-56")
+    boot.reactor.advance(1)
+    assert boot.http(f"/ks/{WEB}")[0] == 200
+    token = host_token(SECRET, WEB).encode()
+    assert boot.http(f"/api/hosts/{WEB}/done", b"POST", token=token)[0] == 200
+
+    answer = json.loads(boot.http("/api/boots")[1])
+    [row] = answer["boots"]
+    assert (row["mac"], row["hostname"], answer["now"]) == (WEB, "web01", 2.0)
+    phases = {phase["name"]: (phase["start"], phase["end"]) for phase in row["phases"]}
+    assert phases == {
+        "dhcp": (0.0, 0.0),
+        "config": (1.0, 1.0),
+        "kickstart": (2.0, 2.0),
+        "callback": (2.0, 2.0),
+    }

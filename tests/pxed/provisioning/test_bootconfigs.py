@@ -126,10 +126,30 @@ def test_ipxe_without_a_tree_fetches_tftp_root_over_http(config: Config):
 
 
 def test_grub_uses_http_for_a_tree_and_names_bootif(config: Config):
-    text = bootconfigs.grub(plan_for(config, host(config, WEB), State.READY, URLS), URLS)
+    plan = plan_for(config, host(config, WEB), State.READY, URLS)
+    text = bootconfigs.grub_http(plan, URLS)
     assert "  linux (http,10.213.7.1:8080)/trees/rocky9/images/pxeboot/vmlinuz ip=dhcp" in text
     assert " BOOTIF=01-52-54-00-12-34-56\n" in text
     assert "  initrd (http,10.213.7.1:8080)/trees/rocky9/images/pxeboot/initrd.img\n" in text
+
+
+def test_grub_sources_its_http_entry_first_and_falls_back_to_the_tree_over_tftp(config: Config):
+    """Debian's signed GRUB has no http module and cannot load one (docs/firmware.md): the
+    source fails there, adds nothing, and the TFTP entry is the only one."""
+    text = bootconfigs.grub(plan_for(config, host(config, WEB), State.READY, URLS), URLS)
+    lines = text.splitlines()
+    assert lines[2] == "source (http,10.213.7.1:8080)/boot/$net_default_mac.grub"
+    assert "  linux /trees/rocky9/images/pxeboot/vmlinuz ip=dhcp" in text
+    assert "  initrd /trees/rocky9/images/pxeboot/initrd.img\n" in text
+    assert "(http," not in "\n".join(lines[3:])
+
+
+def test_grub_http_entry_is_empty_without_a_tree_or_when_the_host_boots_its_disk(
+    config: Config,
+):
+    kiosk = plan_for(config, host(config, KIOSK), State.READY, URLS)
+    installed = plan_for(config, host(config, WEB), State.INSTALLED, URLS)
+    assert bootconfigs.grub_http(kiosk, URLS) == bootconfigs.grub_http(installed, URLS) == ""
 
 
 def test_grub_without_a_tree_uses_tftp_paths(config: Config):

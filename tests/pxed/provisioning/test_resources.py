@@ -8,7 +8,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import StringTransport
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.server import Site
@@ -53,7 +53,8 @@ def provisioning(root: Path, config: Config | None = None) -> Provisioning:
     files = ProvisionFiles(inventory, lifecycle, lambda: 100.0, sign)
     table = root / "arp"
     table.write_text(ARP_HEAD)
-    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, Neighbours(table))
+    neighbours = Neighbours(table, ndp_dump=lambda: b"")  # IPv6 neighbours: ndp()
+    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, neighbours)
 
 
 ARP_HEAD = "IP address       HW type     Flags       HW address            Mask     Device\n"
@@ -83,7 +84,8 @@ def request(
     )
     req.uri = f"{path}?{query}".encode() if query else path.encode()
     req.method = method
-    req.client = IPv4Address("TCP", client, 40000)
+    family = IPv6Address if ":" in client else IPv4Address
+    req.client = family("TCP", client, 40000)
     req.args = args or {}
     form = b"&".join(b"%s=%s" % (key, values[0]) for key, values in (args or {}).items())
     req.content = BytesIO(form)
@@ -267,6 +269,9 @@ def test_ipxe_script_and_generated_files_over_http(lab: Provisioning):
     assert code == 200 and script.startswith("#!ipxe\n")
     assert "menuentry" in request(lab, "/boot/grub.cfg-01-52-54-00-12-34-56")[1]
     assert request(lab, "/boot/52:54:00:aa:bb:cc.ipxe")[0] == 404
+    code, entry = request(lab, f"/boot/{WEB}.grub")
+    assert code == 200 and entry.startswith('menuentry "install ') and "(http," in entry
+    assert request(lab, "/boot/52:54:00:aa:bb:cc.grub")[0] == 404
 
 
 def test_seen_records_hosts_pxed_installs_and_ignores_strangers(lab: Provisioning):
@@ -433,7 +438,7 @@ def test_the_done_token_a_preseed_carries_works_once_and_the_next_install_gets_a
     def token_served() -> str:
         code, body = request(deb_lab, f"/preseed/{DEB}", client=DEB_IP)
         assert code == 200
-        found = re.search(r'--header "X-Pxed-Token: (\w+)"', body)
+        found = re.search(r"X-Pxed-Token: (\w+)", body)
         assert found is not None
         return found.group(1)
 

@@ -106,7 +106,7 @@ def test_an_unknown_mac_only_a_file_name_names_gets_nothing_and_leaves_no_row(tm
     files = files_for(tmp_path, unknown="kiosk")
     for n in range(50):
         assert text(files, f"pxelinux.cfg/01-52-54-00-ee-00-{n:02x}") is None
-        assert files.ipxe_script(f"52:54:00:ee:01:{n:02x}") is None
+        assert files.ipxe_script(f"52:54:00:ee:01:{n:02x}", "") is None
     assert files.lifecycle.all() == []
 
 
@@ -142,10 +142,10 @@ def test_in_the_chain_unknown_names_reach_the_static_root(files: ProvisionFiles)
 
 
 def test_ipxe_script_is_per_host_and_records_http(files: ProvisionFiles):
-    script = files.ipxe_script(WEB) or ""
+    script = files.ipxe_script(WEB, "") or ""
     assert script.startswith("#!ipxe\n") and "kernel http://127.0.0.1:8080/trees/" in script
     assert files.lifecycle.get(WEB).source == "http"
-    assert files.ipxe_script("52:54:00:aa:bb:cc") is None
+    assert files.ipxe_script("52:54:00:aa:bb:cc", "") is None
 
 
 def test_iso_tree_files_are_served_over_tftp_byte_for_byte(tmp_path: Path):

@@ -361,23 +361,34 @@ def test_no_datagram_inside_a_transfer_raises_or_leaks(tmp_path_factory, datagra
     h.assert_nothing_leaked()
 
 
-def test_sessions_past_the_global_limit_are_told_busy(root: Path) -> None:
+def test_sessions_past_the_global_limit_are_left_unanswered_and_counted_busy(root: Path) -> None:
     h = Harness(root, max_sessions=2)
     for port in (1001, 1002, 1003):
         h.request(ReadRequest("pxelinux.0"), client=(f"10.213.7.{port - 950}", port))
-    messages = [m for _, m, _ in h.replies()]
-    assert [type(m).__name__ for m in messages] == ["Data", "Data", "Error"]
-    assert (messages[2].code, messages[2].message) == (0, "server busy, try again")
+    assert [type(m).__name__ for _, m, _ in h.replies()] == ["Data", "Data"]
     assert h.service.stats.outcomes["busy"] == 1
 
 
-def test_sessions_past_the_per_client_limit_are_told_busy(root: Path) -> None:
+def test_sessions_past_the_per_client_limit_are_left_unanswered(root: Path) -> None:
     h = Harness(root, max_per_client=2)
     for port in (1001, 1002, 1003):
         h.request(ReadRequest("pxelinux.0"), client=("10.213.7.50", port))
     h.request(ReadRequest("pxelinux.0"), client=("10.213.7.51", 1004))
-    kinds = [type(m).__name__ for _, m, _ in h.replies()]
-    assert kinds == ["Data", "Data", "Error", "Data"]
+    destinations = [dst for _, _, dst in h.replies()]
+    assert destinations == [("10.213.7.50", 1001), ("10.213.7.50", 1002), ("10.213.7.51", 1004)]
+
+
+def test_a_deferred_client_that_repeats_its_request_is_served_once_a_slot_frees(
+    root: Path,
+) -> None:
+    h = Harness(root, max_sessions=1)
+    h.request(ReadRequest("pxelinux.0"), client=("10.213.7.50", 1001))
+    h.request(ReadRequest("pxelinux.0"), client=("10.213.7.51", 1002))
+    h.service.server.running[("10.213.7.50", 1001)].abort("shutdown", "test", False)
+    h.reactor.advance(0)
+    h.request(ReadRequest("pxelinux.0"), client=("10.213.7.51", 1002))
+    destinations = [dst for _, _, dst in h.replies()]
+    assert destinations == [("10.213.7.50", 1001), ("10.213.7.51", 1002)]
 
 
 def test_a_finished_session_frees_its_slot(root: Path) -> None:

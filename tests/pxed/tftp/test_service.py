@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+import socket
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +18,7 @@ from tests.support.fake_udp import FakeUDPReactor
 LOOPBACK = (IPv4Address("127.0.0.1"),)
 
 
-def _config(root: Path, enabled: bool = True, listen=LOOPBACK, interfaces=()):
+def _config(root: Path, enabled: bool = True, listen=LOOPBACK, interfaces=(), listen6=()):
     tftp = SimpleNamespace(
         enabled=enabled,
         root=root,
@@ -29,6 +30,7 @@ def _config(root: Path, enabled: bool = True, listen=LOOPBACK, interfaces=()):
         timeout=2,
         retries=5,
         max_per_client=16,
+        listen6=listen6,
     )
     return SimpleNamespace(tftp=tftp, server=SimpleNamespace(interfaces=interfaces))
 
@@ -52,7 +54,7 @@ def test_enabled_tftp_adds_a_service_named_tftp(tmp_path: Path) -> None:
     service = top.getServiceNamed("tftp")
     assert service.settings.listen == ("127.0.0.1",)
     assert (service.settings.port, service.settings.max_per_client) == (6969, 4)
-    assert service.limits.initial_timeout == 2
+    assert service.limits[socket.AF_INET].initial_timeout == 2
 
 
 def test_disabled_tftp_adds_no_tftp_service(tmp_path: Path) -> None:
@@ -80,3 +82,17 @@ def test_service_serves_from_the_configured_root(tmp_path: Path) -> None:
     source = service.files.open("/pxelinux.0", ("127.0.0.1", 1234))
     assert source.read(0, 100) == b"loader"
     source.close()
+
+
+def test_ipv6_listen_addresses_join_the_interfaces_ipv4_ones(tmp_path: Path) -> None:
+    config = _config(tmp_path, listen=(), interfaces=("lo",), listen6=(IPv6Address("::1"),))
+    service = tftp_service(config, FakeUDPReactor())
+    assert service.settings.listen == ("127.0.0.1", "::1")
+
+
+def test_over_ipv6_the_largest_block_fills_the_same_frame_as_over_ipv4(tmp_path: Path) -> None:
+    """An IPv6 header is 20 bytes longer: 1468 fills a 1500-byte frame over IPv4, 1448 over
+    IPv6 (a 1468-byte block would go out in two fragments)."""
+    service = tftp_service(_config(tmp_path), FakeUDPReactor())
+    assert service.limits[socket.AF_INET].max_blksize == 1468
+    assert service.limits[socket.AF_INET6].max_blksize == 1448

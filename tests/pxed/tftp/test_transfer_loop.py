@@ -22,7 +22,7 @@ import pytest
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import LogEvent, globalLogPublisher
 
-from pxed.tftp.transfer_loop import TransferLoop
+from pxed.tftp.transfer_loop import TransferLoop, family_of, sockaddr
 from tests.support.descriptors import open_files, opened_since
 
 LOOPBACK = "127.0.0.1"
@@ -386,3 +386,44 @@ def test_a_refusal_from_an_address_that_cannot_be_bound_leaves_no_socket(
     with pytest.raises(OSError):
         loop.send_refusal("192.0.2.1", b"\x00\x05\x00\x01x\x00", (LOOPBACK, 9))
     assert opened_since(before) == set()
+
+
+@pytest.mark.parametrize(
+    ("address", "family", "bound"),
+    [
+        ("127.0.0.1", socket.AF_INET, ("127.0.0.1", 69)),
+        ("::1", socket.AF_INET6, ("::1", 69, 0, 0)),
+        # The zone becomes the interface's index; Python's (host, port) form would drop it.
+        ("fe80::1%lo", socket.AF_INET6, ("fe80::1", 69, 0, socket.if_nametoindex("lo"))),
+    ],
+)
+def test_sockaddr_keeps_a_link_local_zone_as_the_scope_id(
+    address: str, family: socket.AddressFamily, bound: tuple[object, ...]
+) -> None:
+    assert family_of(address) == family
+    assert sockaddr(address, 69) == bound
+
+
+def test_an_ipv6_port_hears_its_peer_and_a_stranger_and_answers_both(loop: TransferLoop) -> None:
+    """The same connected-port-and-twin arrangement over IPv6 (``::1``)."""
+    client, stranger = (socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) for _ in "ab")
+    protocol = Recorder()
+    for sock in (client, stranger):
+        sock.bind(("::1", 0))
+        sock.settimeout(WAIT)
+    port = loop.listenUDP(0, protocol, interface="::1", maxPacketSize=65536)
+    host = port.getHost()
+    assert (type(host).__name__, host.host) == ("IPv6Address", "::1")
+    port.connect("::1", client.getsockname()[1])
+    here = ("::1", host.port, 0, 0)
+    port.socket.send(b"DATA 1")
+    assert client.recvfrom(100) == (b"DATA 1", here)
+    client.sendto(b"ACK 1", here)
+    assert protocol.heard.get(timeout=WAIT)[:2] == (b"ACK 1", ("::1", client.getsockname()[1]))
+    stranger.sendto(b"ACK 7", here)
+    datagram, addr, _ = protocol.heard.get(timeout=WAIT)
+    assert (datagram, addr) == (b"ACK 7", ("::1", stranger.getsockname()[1]))
+    port.write(b"ERROR 5", addr)
+    assert stranger.recvfrom(100) == (b"ERROR 5", here)
+    client.close()
+    stranger.close()

@@ -6,7 +6,8 @@ pxed at its open-file limit, because the idle timeout restarted on every byte.
 
 from __future__ import annotations
 
-from twisted.internet.address import IPv4Address
+import pytest
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.web.resource import Resource
@@ -29,7 +30,7 @@ class _Hello(Resource):
 
 
 def connect(s: GuardedSite, host: str) -> tuple[GuardedChannel | None, StringTransport]:
-    address = IPv4Address("TCP", host, 40000)
+    address = (IPv6Address if ":" in host else IPv4Address)("TCP", host, 40000)
     channel = s.buildProtocol(address)
     transport = StringTransport(peerAddress=address)
     if channel is not None:
@@ -37,15 +38,21 @@ def connect(s: GuardedSite, host: str) -> tuple[GuardedChannel | None, StringTra
     return channel, transport
 
 
-def test_past_max_per_client_a_connection_is_refused_at_accept_and_others_still_connect():
+@pytest.mark.parametrize(
+    ("client", "neighbour"), [("10.0.0.5", "10.0.0.6"), ("2001:db8::5", "2001:db8::6")]
+)
+def test_past_max_per_client_a_connection_is_refused_at_accept_and_others_still_connect(
+    client: str, neighbour: str
+):
+    """An IPv6 address counts as one client, as an IPv4 one does."""
     s, _ = site(max_per_client=3)
-    channels = [connect(s, "10.0.0.5")[0] for _ in range(4)]
+    channels = [connect(s, client)[0] for _ in range(4)]
     assert [c is not None for c in channels] == [True, True, True, False]
-    assert connect(s, "10.0.0.6")[0] is not None
+    assert connect(s, neighbour)[0] is not None
     first = channels[0]
     assert first is not None
     first.connectionLost(None)  # type: ignore[arg-type]
-    assert connect(s, "10.0.0.5")[0] is not None
+    assert connect(s, client)[0] is not None
 
 
 def test_past_max_connections_everyone_is_refused_until_one_closes():
