@@ -132,6 +132,7 @@ def summarize(clients: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "failures": len(failures),
         "failure_reasons": reasons,
         "last_kickstart_s": max(kickstarts) if kickstarts and not failures else None,
+        "last_kickstart_of_ok_s": max(kickstarts) if kickstarts else None,
         "kickstarts": len(kickstarts),
         "phases": phases,
     }
@@ -158,7 +159,10 @@ def dhcp_packet(kind: int, xid: int, mac: bytes, arch: int, extra: bytes = b"") 
 
 
 def dhcp_reply(data: bytes) -> tuple[int, int, dict[int, bytes], str, str] | None:
-    """(xid, message type, options, yiaddr, file) of a BOOTREPLY, or None if it is not one."""
+    """(xid, message type, options, yiaddr, file) of a BOOTREPLY, or None if it is not one.
+
+    siaddr, the TFTP server of a BOOTP-style answer, is folded into option 66 unless the
+    server sent that option itself (a ROM prefers it to siaddr)."""
     if len(data) < 240 or data[0] != 2 or data[236:240] != MAGIC:
         return None
     xid = struct.unpack_from("!I", data, 4)[0]
@@ -174,6 +178,8 @@ def dhcp_reply(data: bytes) -> tuple[int, int, dict[int, bytes], str, str] | Non
             break
         options[data[i]] = data[i + 2 : i + 2 + data[i + 1]]
         i += 2 + data[i + 1]
+    if data[20:24] != bytes(4) and 66 not in options:  # siaddr: the TFTP server
+        options[66] = socket.inet_ntoa(data[20:24]).encode()
     kind = options.get(53, b"\0")[0]
     return xid, kind, options, yiaddr, boot_file
 
@@ -391,8 +397,9 @@ class Storm:
                 client, replies, dhcp_packet(1, xid, client.mac, client.arch), 2
             )
             _, options, yiaddr, boot_file = offer
-            server_id = options.get(54, b"")
-            request = bytes([50, 4]) + socket.inet_aton(yiaddr) + bytes([54, 4]) + server_id
+            request = bytes([50, 4]) + socket.inet_aton(yiaddr)
+            if len(server_id := options.get(54, b"")) == 4:
+                request += bytes([54, 4]) + server_id
             ack = await self._exchange(
                 client, replies, dhcp_packet(3, xid, client.mac, client.arch, request), 5
             )
@@ -401,7 +408,8 @@ class Storm:
         _, ack_options, client.address, ack_file = ack
         await self.configure(client)
         name = ack_options.get(67, b"").rstrip(b"\0").decode() or ack_file or boot_file
-        tftp_server = ack_options.get(66, b"").rstrip(b"\0").decode() or SERVER_IP
+        next_server = ack_options.get(66) or options.get(66, b"")
+        tftp_server = next_server.rstrip(b"\0").decode() or socket.inet_ntoa(server_id)
         return tftp_server, name
 
     async def configure(self, client: Client) -> None:
@@ -775,6 +783,7 @@ def one_run(
             rss = servers.peak_rss_mib()
         finally:
             servers.stop()
+            keep_logs(servers.work, args.logs / f"{side.name}-{count}")
     if done.returncode != 0:
         raise RuntimeError(f"the clients failed:\n{done.stderr[-3000:]}")
     records = json.loads(done.stdout.strip().splitlines()[-1])
@@ -782,6 +791,13 @@ def one_run(
     summary.update(server=side.name, wall_s=wall, server_cpu_s=cpu, server_peak_rss_mib=rss)
     summary["load_average"] = os.getloadavg()[0]
     return {"summary": summary, "clients": records}
+
+
+def keep_logs(work: Path, into: Path) -> None:
+    """The servers' logs beside the results: a failed client is explained there."""
+    into.mkdir(parents=True, exist_ok=True)
+    for log in work.glob("*.log"):
+        shutil.copyfile(log, into / log.name)
 
 
 def client_links(ns: Namespace, parent: str, count: int, work: Path) -> None:
@@ -834,12 +850,15 @@ def table(summaries: list[dict[str, Any]]) -> str:
     for s in summaries:
         last, ref = s["last_kickstart_s"], reference.get(s["clients"])
         ratio = f"{last / ref:.2f}x" if last and ref else "-"
+        shown = f"{_seconds(last)} s"
+        if last is None and s["last_kickstart_of_ok_s"] is not None:
+            shown = f"- ({s['kickstarts']} ok by {s['last_kickstart_of_ok_s']:.1f} s)"
         phases = " | ".join(
             f"{_seconds(s['phases'][p]['p50_s'])}/{_seconds(s['phases'][p]['p99_s'])}"
             for p in PHASES
         )
         lines.append(
-            f"| {s['clients']} | {s['server']} | {_seconds(last)} s | {ratio} | {s['failures']} "
+            f"| {s['clients']} | {s['server']} | {shown} | {ratio} | {s['failures']} "
             f"| {s['server_cpu_s']:.1f} | {s['server_peak_rss_mib']:.0f} | {phases} |"
         )
     return "\n".join(lines)
@@ -885,6 +904,9 @@ def main() -> int:
     counts = [int(n) for n in args.clients.split(",")]
     sides = [SIDES[n] for n in (args.only or SIDES)]
     summaries, runs = [], []
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    results = REPO / "benchmarks" / "results"
+    args.logs = results / f"storm-{stamp}-logs"
     with tempfile.TemporaryDirectory(prefix="pxed-bench-storm-") as tmp:
         args.root = Path(tmp) / "root"
         args.sizes = fill_root(args.root, args.kernel_mib, args.initrd_mib)
@@ -896,10 +918,8 @@ def main() -> int:
                 print(_line(run["summary"]), flush=True)
     print()
     print(table(summaries))
-    results = REPO / "benchmarks" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    out = results / f"storm-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    settings = {k: v for k, v in vars(args).items() if k not in ("root", "sizes", "expect")}
+    out = results / f"storm-{stamp}.json"
+    settings = {k: v for k, v in vars(args).items() if k not in ("root", "sizes", "expect", "logs")}
     out.write_text(json.dumps({"settings": settings, "runs": runs}, indent=1))
     print(f"\n(raw: {out.relative_to(REPO)})")
     return 0
