@@ -134,6 +134,7 @@ def summarize(clients: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "last_kickstart_s": max(kickstarts) if kickstarts and not failures else None,
         "last_kickstart_of_ok_s": max(kickstarts) if kickstarts else None,
         "kickstarts": len(kickstarts),
+        "dhcp_naks": sum(c.get("naks", 0) for c in clients),
         "phases": phases,
     }
 
@@ -304,6 +305,7 @@ class Client:
     phases: dict[str, list[float]] = field(default_factory=dict)
     failure: str | None = None
     retries: int = 0
+    naks: int = 0
     address: str = ""
 
     @property
@@ -388,7 +390,16 @@ class Storm:
             client.failure = f"{phase}: {exc}"
 
     async def dhcp(self, client: Client) -> tuple[str, str]:
-        """DORA the way a PXE ROM does; binds nothing: the lease is in client.address."""
+        """DORA the way a PXE ROM does; a NAK sends it back to DISCOVER, a few times."""
+        for _ in DHCP_TIMEOUTS:
+            try:
+                return await self.dora(client)
+            except DhcpNak:
+                client.naks += 1
+        raise DhcpFailed(f"NAK after each of {len(DHCP_TIMEOUTS)} DISCOVERs")
+
+    async def dora(self, client: Client) -> tuple[str, str]:
+        """One DISCOVER-OFFER-REQUEST-ACK; the lease goes on the client's interface."""
         xid = random.getrandbits(32)
         replies: asyncio.Queue[tuple[int, dict[int, bytes], str, str]] = asyncio.Queue()
         self.hub.waiting[xid] = replies
@@ -450,7 +461,7 @@ class Storm:
                 if reply[0] == want:
                     return reply
                 if reply[0] == 6:
-                    raise DhcpFailed("NAK")
+                    raise DhcpNak("NAK")
         raise DhcpFailed(f"no {'OFFER' if want == 2 else 'ACK'} after {len(DHCP_TIMEOUTS)} tries")
 
     async def tftp(
@@ -516,7 +527,11 @@ class HttpFailed(Exception):
 
 
 class DhcpFailed(Exception):
-    """No lease: the ROM's retries ran out, or the server said NAK."""
+    """No lease: the ROM's retries ran out, or the server kept saying NAK."""
+
+
+class DhcpNak(DhcpFailed):
+    """The server refused the REQUEST: the ROM starts again with a DISCOVER."""
 
 
 def interface_name(index: int) -> str:
@@ -539,6 +554,7 @@ def run_clients(args: argparse.Namespace) -> int:
             "arch": c.arch,
             "phases": c.phases,
             "failure": c.failure,
+            "naks": c.naks,
             "retries": c.retries,
         }
         for c in clients
@@ -828,7 +844,8 @@ def _line(s: dict[str, Any]) -> str:
     )
     return (
         f"{s['server']:14} N={s['clients']:4}: last Kickstart {last}, "
-        f"{s['failures']} failed {s['failure_reasons'] or ''}, CPU {s['server_cpu_s']:.1f} s, "
+        f"{s['failures']} failed {s['failure_reasons'] or ''}, {s['dhcp_naks']} NAKs, "
+        f"CPU {s['server_cpu_s']:.1f} s, "
         f"peak RSS {s['server_peak_rss_mib']:.0f} MiB, p50/p99 {phases}, "
         f"load {s['load_average']:.1f}"
     )

@@ -23,7 +23,9 @@ def test_summary_counts_phase_durations_not_start_times():
         _client({"dhcp": [0.0, 1.0], "kickstart": [5.0, 6.0]}),
         _client({"dhcp": [2.0, 5.0], "kickstart": [9.0, 9.5]}),
     ]
+    clients[1]["naks"] = 2
     summary = summarize(clients)
+    assert summary["dhcp_naks"] == 2
     assert summary["phases"]["dhcp"] == {"done": 2, "p50_s": 1.0, "p99_s": 3.0}
     assert summary["phases"]["initrd"] == {"done": 0, "p50_s": None, "p99_s": None}
     assert summary["last_kickstart_s"] == 9.5
