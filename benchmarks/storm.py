@@ -12,9 +12,10 @@ for UEFI, a kernel of 8 MiB and an initrd of 32 MiB of random bytes) and lease f
 same pool. pxed runs with its defaults (tftp.max_per_client, max_sessions, HTTP limits,
 the ARP check on Kickstart fetches); it knows every client as a host with one Kickstart
 profile. dnsmasq answers DHCP and TFTP (``--tftp-max`` raised from 50 to pxed's
-max_sessions, 1000; ``--no-ping``: with its ping check each offer waits, and a
-storm's DHCP p50 went from 7 s to 29 s at N = 500 with as many NAKs), nginx serves a static Kickstart per MAC and a stub
-callback. The servers are pinned to CPU 1, the clients to CPU 0.
+max_sessions, 1000; ``--no-ping``: with its ping check each offer waits, and a storm's
+DHCP p50 went from 7 s to 29 s at N = 500, with as many NAKs); nginx serves a static
+Kickstart per MAC and a stub callback. The servers are pinned to CPU 1, the clients to
+CPU 0.
 
 The clients are one asyncio process (500 processes on 2 CPUs would measure the
 scheduler). Each client is a machine of a rack: a macvlan of its own on the client's
