@@ -44,6 +44,11 @@ class BootLab:
         """Start a server (or QEMU) inside the lab namespace; stopped by PID at teardown."""
         return self.ns.spawn(cmd, log)
 
+    def another_tap(self, n: int) -> str:
+        """Tap number `n` on the bridge, for one more VM at the same time (deleted with the
+        namespace)."""
+        return self.netns.tap(self.ns, f"{self.tap}-{n}", self.bridge)
+
 
 def boot_lab(netns: NetnsLab) -> BootLab:
     """A namespace with bridge `br0` (.1 and an IPv6 ULA), a tap on it and an RA sender."""

@@ -205,11 +205,12 @@ class Machine:
             "-drive", f"if=pflash,format=raw,file={self.efivars}",
         ]  # fmt: skip
 
-    def boot(self, lab: BootLab, label: str = "boot") -> Boot:
-        """Power the machine on in the lab namespace, plugged into the lab's tap."""
+    def boot(self, lab: BootLab, label: str = "boot", tap: str | None = None) -> Boot:
+        """Power the machine on in the lab namespace, plugged into the lab's tap (or `tap`,
+        from lab.another_tap, when several machines run at once)."""
         console = self.workdir / f"{self.name}-{label}.console.log"
         started = time.monotonic()
-        return Boot(lab.spawn(self.argv(lab.tap), console), started, self.mac)
+        return Boot(lab.spawn(self.argv(tap or lab.tap), console), started, self.mac)
 
 
 @dataclass

@@ -34,8 +34,10 @@ RESERVED = PREFIX.network_address + 0x21
 # last SOLICIT and counts every answer on its way as dropped): bounded.  100/s, not
 # the v4 test's 200/s: the DHCPv6 engine answers some 400 messages a second on this
 # 2-CPU machine under the other helpers' load, and this is a smoke test, not a benchmark.
-PERFDHCP = ["perfdhcp", "-6", "-r", "100", "-R", "100", "-n", "300", "-p", "20", "-d", "3"]
-PERFDHCP += ["-W", "3000000"]
+# 50 exchanges a second, and a reply counts as lost only after 10 s (-d): a smoke test of
+# completeness that a loaded CI machine passes too; speed is benchmarks/' job.
+PERFDHCP = ["perfdhcp", "-6", "-r", "50", "-R", "100", "-n", "300", "-p", "40", "-d", "10"]
+PERFDHCP += ["-W", "10000000"]
 
 
 class Dhcp6Lab:
@@ -162,7 +164,7 @@ def test_perfdhcp6_on_the_link_completes_its_exchanges(dhcp6_lab):
     """A bounded smoke test: 300 SOLICIT-ADVERTISE-REQUEST-REPLY exchanges, 100 clients."""
     require_binary("perfdhcp")
     dhcp6_lab.start()
-    done = dhcp6_lab.client.run([*PERFDHCP, "-l", dhcp6_lab.client_if], timeout=60, check=False)
+    done = dhcp6_lab.client.run([*PERFDHCP, "-l", dhcp6_lab.client_if], timeout=90, check=False)
     stats = {}
     for name, block in re.findall(r"Statistics for: ([A-Z-]+)\*+\n(.*?)\n\n", done.stdout, re.S):
         found = re.search(r"received packets: (\d+)", block)
