@@ -96,7 +96,7 @@ class Step:
     cpu: float
     leases: int
     doubles: tuple[int, int] | None = None  # pxed-pg2: (in the database, ACKed last)
-    by_server: str = ""  # pxed-pg2: leases each server bound
+    by_server: str = ""  # pxed-pg2: leases each server bound, binds refused
 
     @property
     def completion(self) -> float:
@@ -280,9 +280,15 @@ class PxedPgPair(PxedPg):
         return int(row[0]) if row else 0, told
 
     def by_server(self) -> str:
+        """Leases per server, and the binds the unique constraint refused (two servers'
+        memories picked one address for two clients: that exchange is lost)."""
         with self._connect(self.database) as conn:
             rows = conn.execute("SELECT server, count(*) FROM leases GROUP BY server ORDER BY 1")
-            return " / ".join(f"{server} {count}" for server, count in rows)
+            split = " / ".join(f"{server} {count}" for server, count in rows)
+        assert self.proc is not None
+        logs = (self.proc.output(), self.peer.output())
+        refused = sum(log.count("was bound meanwhile") for log in logs)
+        return f"{split}; binds refused by the database: {refused}"
 
 
 class Dnsmasq(Server):
@@ -539,8 +545,9 @@ def postgres_report(results: dict[str, list[Step]]) -> str:
     at = {(step.server, step.rate): step for name in names for step in results[name]}
     lines = [
         "| offered /s | " + " | ".join(f"{name} DORA/s (completed)" for name in names)
-        + " | pxed-pg2 / pxed-pg | pxed-pg2 addresses for two MACs (SQL, ACKed last) |",
-        "|---" * (len(names) + 3) + "|",
+        + " | pxed-pg2 / pxed-pg | pxed-pg2 addresses for two MACs (SQL, ACKed last) "
+        "| pxed-pg2 leases by server |",
+        "|---" * (len(names) + 4) + "|",
     ]  # fmt: skip
     for rate in rates:
         cells = []
@@ -550,7 +557,8 @@ def postgres_report(results: dict[str, list[Step]]) -> str:
         one, two = at.get(("pxed-pg", rate)), at.get(("pxed-pg2", rate))
         ratio = f"{two.dora_per_second / one.dora_per_second:.2f}x" if one and two else "-"
         doubles = f"{two.doubles[0]}, {two.doubles[1]}" if two and two.doubles else "-"
-        lines.append(f"| {rate} | " + " | ".join(cells) + f" | {ratio} | {doubles} |")
+        split = two.by_server if two else "-"
+        lines.append(f"| {rate} | " + " | ".join(cells) + f" | {ratio} | {doubles} | {split} |")
     one_best, two_best = best(results.get("pxed-pg", [])), best(results.get("pxed-pg2", []))
     if one_best and two_best:
         lines.append(
