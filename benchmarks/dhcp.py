@@ -97,6 +97,7 @@ class Step:
     leases: int
     doubles: tuple[int, int] | None = None  # pxed-pg2: (in the database, ACKed last)
     by_server: str = ""  # pxed-pg2: leases each server bound, binds refused
+    database_cpu: float = 0.0  # PostgreSQL's backends, over the step
 
     @property
     def completion(self) -> float:
@@ -174,6 +175,10 @@ class Server:
         """Leases each server bound, where two servers share a pool; "" elsewhere."""
         return ""
 
+    def database_cpu(self) -> float:
+        """CPU seconds of the database's processes so far (0 without a database)."""
+        return 0.0
+
 
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -233,6 +238,20 @@ class PxedPg(Server):
         assert self.site.database is not None
         settings = {"database": self.site.database.url(self.database), "name": "pxe1"}
         return pxed_argv(self.work, self.interface, settings)
+
+    def database_cpu(self) -> float:
+        """The backends' CPU: every child of the postmaster (its own is idle)."""
+        assert self.site.database is not None
+        parent = str(self.site.database.pid)
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process is gone
+                continue
+            if fields[1] == parent:
+                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+        return total
 
     def leases(self) -> int:
         with self._connect(self.database) as conn:
@@ -440,16 +459,17 @@ def run_step(
     try:
         pcap = server.work / "client.pcap"
         capture = client_ns.tcpdump(client_if, pcap, "udp port 67", snaplen=400)
-        before = server.cpu_seconds()
+        before, database_before = server.cpu_seconds(), server.database_cpu()
         stats = perfdhcp_step(client_ns, rate, seconds, server.target)
         cpu = server.cpu_seconds() - before
+        database_cpu = server.database_cpu() - database_before
         capture.stop(timeout=10.0)
         time.sleep(0.5)  # let a lease file written after the ACK (dnsmasq, Kea) land
         sent, _ = stats["DISCOVER-OFFER"]
         _, acked = stats["REQUEST-ACK"]
         return Step(
             server.name, rate, sent, acked, seconds, latencies(pcap), cpu, server.leases(),
-            server.doubles(pcap), server.by_server(),
+            server.doubles(pcap), server.by_server(), database_cpu,
         )  # fmt: skip
     finally:
         server.stop()
@@ -492,7 +512,13 @@ def _line(step: Step) -> str:
         f"{step.server:8} {step.rate:6}/s: {step.acked}/{step.sent} ACKed "
         f"({step.completion:.1%}), {step.dora_per_second:.0f} DORA/s, "
         f"avg {step.average:.1f} ms p99 {step.p99:.1f} ms, "
-        f"{step.cpu / max(step.acked, 1) * 1e3:.3f} ms CPU/exchange, {step.leases} leases, "
+        f"{step.cpu / max(step.acked, 1) * 1e3:.3f} ms CPU/exchange"
+        + (
+            f" (PostgreSQL {step.database_cpu / max(step.acked, 1) * 1e3:.3f} ms)"
+            if step.database_cpu
+            else ""
+        )
+        + f", {step.leases} leases, "
         f"load average {os.getloadavg()[0]:.2f}"
         + (
             f"; addresses for two MACs: {step.doubles[0]} in the database, "
