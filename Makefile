@@ -86,6 +86,7 @@ bench: venv debs
 	$(PY) benchmarks/http_trees.py
 	$(PY) benchmarks/dhcp.py
 	$(PY) benchmarks/tftp_loss.py
+	$(PY) benchmarks/storm.py
 
 # A million hostile datagrams at each of pxed's UDP ports, with memory and /healthz latency
 # recorded (root: DHCP binds lo). tests/interop/test_udp_fuzz.py runs 20,000 a port.

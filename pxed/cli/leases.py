@@ -1,9 +1,11 @@
-"""``pxed leases --config FILE``: the DHCP leases, as a table.
+"""``pxed leases --config FILE``: the DHCP leases, as a table, and the DHCPv6 bindings.
 
 It reads through the lease database's read API: ``pxed.dhcp.leases`` for SQLite
 in ``server.state_dir`` (never taking a running pxed's write lock), or
 ``pxed.dhcp.pg_leases`` when ``server.database`` names PostgreSQL, where a SERVER
-column says which pxed of those sharing the database bound each lease.
+column says which pxed of those sharing the database bound each lease.  DHCPv6
+bindings (``pxed.dhcp6.leases``, always SQLite) follow in a table of their own
+when pxed has served DHCPv6.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import psycopg
 from pxed.config import ConfigError, load_config
 from pxed.config.defaults import CONFIG_PATH
 from pxed.dhcp.leases import DATABASE_NAME, read_leases, read_quarantine
+from pxed.dhcp6.leases import DATABASE_NAME as DATABASE6_NAME
+from pxed.dhcp6.leases import read_leases6
 from pxed.text import printable
 
 HEADERS = ("MAC", "IP", "STATE", "EXPIRES", "HOSTNAME")
+HEADERS6 = ("DUID", "IAID", "ADDRESS", "STATE", "EXPIRES", "MAC")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,12 +41,29 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"{args.config} has errors:\n{error}", file=sys.stderr)
         return 2
+    v6 = Path(config.server.state_dir) / DATABASE6_NAME
+    status: int | None
     if config.server.database is not None:
-        return _from_postgresql(config.server.database)
-    path = Path(config.server.state_dir) / DATABASE_NAME
+        status = _from_postgresql(config.server.database)
+    else:
+        status = _from_sqlite(Path(config.server.state_dir) / DATABASE_NAME, quiet=v6.exists())
+    if v6.exists():
+        try:
+            rows6 = read_leases6(v6)
+        except sqlite3.Error as error:
+            print(f"{v6}: cannot read the DHCPv6 lease database: {error}", file=sys.stderr)
+            return 1
+        print(render6(rows6, time.time()))
+        return 0 if status in (0, None) else status
+    return 1 if status is None else status
+
+
+def _from_sqlite(path: Path, *, quiet: bool) -> int | None:
+    """The DHCPv4 table; None when there is no file (said unless DHCPv6 has one)."""
     if not path.exists():
-        print(f"no lease database at {path} (pxed has not served DHCP yet)", file=sys.stderr)
-        return 1
+        if not quiet:
+            print(f"no lease database at {path} (pxed has not served DHCP yet)", file=sys.stderr)
+        return None
     try:
         rows = read_leases(path)
         quarantined = read_quarantine(path)
@@ -109,4 +131,19 @@ def render(
     lines.append(total)
     for ip, stamp in quarantined:
         lines.append(f"quarantined after DHCPDECLINE: {ip} until {_when(stamp)}")
+    return "\n".join(lines)
+
+
+def render6(rows: Sequence[tuple[str, int, str, float, str | None]], now: float) -> str:
+    """The DHCPv6 bindings, one per IA; expired rows say so (swept within a minute)."""
+    table = [HEADERS6]
+    for duid, iaid, address, expires, mac in rows:
+        state = "bound" if expires > now else "expired"
+        table.append((duid, str(iaid), address, state, _when(expires), mac or ""))
+    widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS6))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    lines.append(f"{len(rows)} DHCPv6 binding{'' if len(rows) == 1 else 's'}")
     return "\n".join(lines)

@@ -16,6 +16,8 @@ from typing import cast
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from protocols.dhcp.policy import BadBootTemplate
+from protocols.dhcpv6.boot import check_template
 from pxed.config import convert as c
 from pxed.config.model import (
     ANSWER_FAMILIES,
@@ -26,6 +28,9 @@ from pxed.config.model import (
     AnswerFile,
     Config,
     DefaultArch,
+    Dhcp6Boot,
+    Dhcp6Config,
+    Dhcp6Subnet,
     DhcpBoot,
     DhcpConfig,
     DhcpMode,
@@ -48,8 +53,8 @@ from pxed.config.yamltree import Context, Entry, Fields, describe_node, is_null,
 # Every key pxed accepts, by where it sits ("[]": each list item, "*": each named entry).
 # etc/pxed.yaml documents each one; a test holds the two together.
 KEYS: dict[str, tuple[str, ...]] = {
-    "": ("server", "tftp", "dhcp", "http", "install", "logging", "vars", "trees", "profiles",
-         "hosts"),
+    "": ("server", "tftp", "dhcp", "dhcp6", "http", "install", "logging", "vars", "trees",
+         "profiles", "hosts"),
     "server": ("address", "address6", "interfaces", "state_dir", "database", "name", "notice"),
     "tftp": ("enabled", "root", "listen", "listen6", "port", "max_blksize", "max_windowsize",
              "max_sessions", "max_per_client", "timeout", "retries"),
@@ -59,6 +64,10 @@ KEYS: dict[str, tuple[str, ...]] = {
              "bootp_lease_time", "relays", "subnets", "boot"),
     "dhcp.subnets[]": ("network", "range", "router", "dns", "domain", "lease_time"),
     "dhcp.boot": ("bios", "uefi", "ipxe", "uefi_http", *ARCH_LOADERS, "default_arch"),
+    "dhcp6": ("mode", "interfaces", "rapid_commit", "decline_quarantine",
+              "max_quarantined_percent", "relays", "subnets", "boot"),
+    "dhcp6.subnets[]": ("prefix", "range", "dns", "domains", "lease_time"),
+    "dhcp6.boot": ("uefi", "uefi_http", "ipxe", *ARCH_LOADERS, "default_arch"),
     "http": ("enabled", "listen", "listen6", "port", "max_connections", "max_per_client",
              "header_timeout"),
     "install": ("kickstart_open", "loop_fetches", "loop_window", "mac_header_networks"),
@@ -69,7 +78,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "profiles.*.loader": ("bios", "uefi", "ipxe", "uefi_http", *ARCH_LOADERS),
     "profiles.*.cpus": PROFILE_CPUS,
     "profiles.*.cpus.*": ("kernel", "initrd"),
-    "hosts[]": ("mac", "hostname", "ip", "profile", "netboot", "arch", "vars"),
+    "hosts[]": ("mac", "hostname", "ip", "duid", "ip6", "profile", "netboot", "arch", "vars"),
 }  # fmt: skip
 BOOT_PLACEHOLDERS = ("server", "http_port", "mac")
 APPEND_PLACEHOLDERS = ("server", "http_port", "mac", "hostname", "tree_url", *ANSWER_URLS.values())
@@ -109,17 +118,19 @@ class _Builder:
         trees, tree_names = self.trees()
         profiles = self.profiles(trees, tree_names, tftp)
         dhcp = self.dhcp(tftp, profiles)
+        dhcp6 = self.dhcp6()
         return Config(
             path=path,
             server=server,
             tftp=tftp,
             dhcp=dhcp,
+            dhcp6=dhcp6,
             http=http,
             install=self.install(),
             logging=self.logging(),
             trees=MappingProxyType(trees),
             profiles=MappingProxyType({k: v for k, v in profiles.items() if v is not None}),
-            hosts=self.hosts(dhcp, profiles),
+            hosts=self.hosts(dhcp, dhcp6, profiles),
             vars=self.free_mapping(self.top.values.get("vars"), "vars"),
             warnings=tuple(sorted(self.ctx.problems.warnings)),
         )
@@ -366,6 +377,103 @@ class _Builder:
             else:
                 self.warn(self.tftp_root, f.key(key), f"{name} (default) is not in {tftp.root}")
 
+    # -- dhcp6 ----------------------------------------------------------------
+
+    def dhcp6(self) -> Dhcp6Config:
+        f = self.section("dhcp6")
+        dhcp6 = Dhcp6Config(
+            mode=cast(DhcpMode, f.defaulted("mode", _dhcp_mode)),
+            interfaces=f.defaulted("interfaces", c.sequence(c.interface)),
+            rapid_commit=f.defaulted("rapid_commit", c.boolean),
+            decline_quarantine=f.defaulted("decline_quarantine", c.seconds),
+            max_quarantined_percent=f.defaulted("max_quarantined_percent", c.integer(0, 100)),
+            relays=f.defaulted("relays", c.sequence(c.ipv6)),
+            subnets=self.subnets6(f),
+            boot=self.boot6(f.values.get("boot")),
+        )
+        if dhcp6.enabled:
+            mode_node = f.values.get("mode")
+            if not dhcp6.interfaces and not self.interfaces_given:
+                self.error(
+                    mode_node,
+                    f.key("mode"),
+                    f"dhcp6.mode {dhcp6.mode} needs dhcp6.interfaces or server.interfaces "
+                    "(DHCPv6 joins ff02::1:2 on each)",
+                )
+            if dhcp6.mode == "full" and not dhcp6.subnets and "subnets" not in f.values:
+                self.error(mode_node, f.key("mode"), "dhcp6.mode full needs at least one subnet")
+        return dhcp6
+
+    def subnets6(self, f: Fields) -> tuple[Dhcp6Subnet, ...]:
+        subnets: list[Dhcp6Subnet] = []
+        for path, item in self.items(f.values.get("subnets"), f.key("subnets")):
+            subnet = self.subnet6(item, path)
+            if subnet is None:
+                continue
+            for other in subnets:
+                if subnet.prefix.overlaps(other.prefix):
+                    self.error(item, path, f"overlaps subnet {other.prefix}")
+            subnets.append(subnet)
+        return tuple(subnets)
+
+    def subnet6(self, node: Node, path: str) -> Dhcp6Subnet | None:
+        f = Fields(self.ctx, node, path, KEYS["dhcp6.subnets[]"])
+        prefix = f.required("prefix", c.network6)
+        pool = f.optional("range", _address_pair6)
+        dns = f.optional("dns", c.sequence(c.ipv6)) or ()
+        domains = f.optional("domains", c.sequence(c.dns_name)) or ()
+        lease_time = f.defaulted("lease_time", c.integer(60, 2**31 - 1))
+        if prefix is None:
+            return None
+        if prefix.is_link_local or prefix.is_multicast:
+            self.error(
+                f.values["prefix"],
+                f.key("prefix"),
+                f"{prefix} is link-local or multicast; give the link's global or ULA prefix",
+            )
+            return None
+        subnet = Dhcp6Subnet(prefix, pool, dns, domains, lease_time)
+        if pool is not None:
+            for address in pool:
+                self.check_address6(f.values["range"], f.key("range"), address, subnet)
+        return subnet
+
+    def check_address6(
+        self, node: Node, path: str, address: IPv6Address, subnet: Dhcp6Subnet
+    ) -> bool:
+        if address not in subnet.prefix:
+            self.error(node, path, f"{address} is outside {subnet.prefix}")
+        elif address == subnet.prefix.network_address:
+            self.error(
+                node, path, f"{address} is the Subnet-Router anycast address of {subnet.prefix}"
+            )
+        else:
+            return True
+        return False
+
+    def boot6(self, node: Node | None) -> Dhcp6Boot:
+        f = Fields(self.ctx, node, "dhcp6.boot", KEYS["dhcp6.boot"])
+        urls = {key: f.defaulted(key, _boot_url6) for key in KEYS["dhcp6.boot"][:-1]}
+        default_arch = f.defaulted("default_arch", c.choice("none", "uefi"))
+        return Dhcp6Boot(**urls, default_arch=cast(DefaultArch, default_arch))
+
+    def check_reservation6(
+        self, node: Node, path: str, ip6: IPv6Address, dhcp6: Dhcp6Config
+    ) -> None:
+        subnet = dhcp6.subnet_for(ip6)
+        if subnet is None:
+            prefixes = ", ".join(str(s.prefix) for s in dhcp6.subnets)
+            self.error(node, path, f"{ip6} is in no dhcp6 subnet ({prefixes})")
+        elif self.check_address6(node, path, ip6, subnet) and subnet.range:
+            low, high = subnet.range
+            if low <= ip6 <= high:
+                self.warn(
+                    node,
+                    path,
+                    f"{ip6} is inside the dynamic range {low} - {high}; it is kept for this "
+                    "host, but a reservation outside the range is clearer",
+                )
+
     # -- inventory -------------------------------------------------------------
 
     def trees(self) -> tuple[dict[str, Tree], set[str]]:
@@ -532,14 +640,23 @@ class _Builder:
         self.check_loaders(f, loaders, tftp)
         return loaders
 
-    def hosts(self, dhcp: DhcpConfig, profiles: dict[str, Profile | None]) -> tuple[Host, ...]:
+    def hosts(
+        self, dhcp: DhcpConfig, dhcp6: Dhcp6Config, profiles: dict[str, Profile | None]
+    ) -> tuple[Host, ...]:
         hosts: list[Host] = []
         seen: dict[tuple[str, object], Node] = {}
         for path, node in self.items(self.top.values.get("hosts"), "hosts"):
             f = Fields(self.ctx, node, path, KEYS["hosts[]"])
-            host = self.host(f, dhcp, profiles)
+            host = self.host(f, dhcp, dhcp6, profiles)
             if host is not None:
-                for key, value in (("mac", host.mac), ("hostname", host.hostname), ("ip", host.ip)):
+                duid = host.duid.hex(":") if host.duid is not None else None
+                for key, value in (
+                    ("mac", host.mac),
+                    ("hostname", host.hostname),
+                    ("ip", host.ip),
+                    ("duid", duid),
+                    ("ip6", host.ip6),
+                ):
                     self.once(seen, f, key, value)
                 hosts.append(host)
         return tuple(hosts)
@@ -560,10 +677,20 @@ class _Builder:
                 f"{value} is already used by the host at line {first.start_mark.line + 1}",
             )
 
-    def host(self, f: Fields, dhcp: DhcpConfig, profiles: dict[str, Profile | None]) -> Host | None:
+    def host(
+        self,
+        f: Fields,
+        dhcp: DhcpConfig,
+        dhcp6: Dhcp6Config,
+        profiles: dict[str, Profile | None],
+    ) -> Host | None:
         mac = f.required("mac", c.mac)
         hostname = f.optional("hostname", c.dns_name)
         ip = f.optional("ip", c.ipv4)
+        duid = f.optional("duid", c.duid)
+        ip6 = f.optional("ip6", c.ipv6)
+        if ip6 is not None and dhcp6.subnets:
+            self.check_reservation6(f.values["ip6"], f.key("ip6"), ip6, dhcp6)
         profile = f.optional("profile", c.text)
         netboot = cast(Netboot, f.get("netboot", c.choice("once", "always", "never"), "once"))
         variables = self.free_mapping(f.values.get("vars"), f.key("vars"))
@@ -581,7 +708,7 @@ class _Builder:
             self.check_arch(f, dhcp.boot, profile, profiles)
         if mac is None or not f.valid:
             return None
-        return Host(mac, hostname, ip, profile, netboot, variables)
+        return Host(mac, hostname, ip, profile, netboot, variables, duid, ip6)
 
     def check_arch(
         self, f: Fields, boot: DhcpBoot, name: str | None, profiles: dict[str, Profile | None]
@@ -738,6 +865,35 @@ def _dhcp_mode(ctx: Context, node: Node, path: str) -> str | None:
     if isinstance(node, ScalarNode) and node.tag == BOOL_TAG and ctx.scalar(node, path) is False:
         return "off"
     return c.choice("full", "proxy", "off")(ctx, node, path)
+
+
+def _boot_url6(ctx: Context, node: Node, path: str) -> str | None:
+    """An option 59 URL template: {server6} in brackets, {http_port} and {mac} only."""
+    value = c.text(ctx, node, path)
+    if value is None:
+        return None
+    try:
+        check_template(value)
+    except BadBootTemplate as error:
+        ctx.problems.error(node, path, str(error))
+        return None
+    return value
+
+
+def _address_pair6(ctx: Context, node: Node, path: str) -> tuple[IPv6Address, IPv6Address] | None:
+    addresses = c.sequence(c.ipv6)(ctx, node, path)
+    if addresses is None or not isinstance(node, SequenceNode):
+        return None
+    if len(node.value) != 2:
+        ctx.problems.error(node, path, "expected [first, last], two addresses")
+        return None
+    if len(addresses) != 2:
+        return None
+    low, high = addresses
+    if low > high:
+        ctx.problems.error(node, path, f"{low} comes after {high}")
+        return None
+    return low, high
 
 
 def _address_pair(ctx: Context, node: Node, path: str) -> tuple[IPv4Address, IPv4Address] | None:

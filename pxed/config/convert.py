@@ -16,6 +16,7 @@ from ipaddress import (
     IPv4Address,
     IPv4Network,
     IPv6Address,
+    IPv6Network,
     NetmaskValueError,
 )
 from pathlib import Path, PurePosixPath
@@ -24,6 +25,8 @@ from urllib.parse import urlsplit
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
+from protocols.dhcpv6.duid import DuidCodec
+from protocols.errors import MalformedPacket
 from pxed.config.model import parse_mac
 from pxed.config.yamltree import INVALID, Context, Convert, describe, describe_node, is_plain
 
@@ -139,6 +142,25 @@ _ADDRESS_ERRORS = (AddressValueError, NetmaskValueError, ValueError)
 ipv4 = _parsed(IPv4Address, _ADDRESS_ERRORS, "an IPv4 address")
 ipv6 = _parsed(IPv6Address, _ADDRESS_ERRORS, "an IPv6 address (like 2001:db8::1 or fe80::1%br0)")
 network = _parsed(IPv4Network, _ADDRESS_ERRORS, "an IPv4 network like 10.213.7.0/24")
+network6 = _parsed(IPv6Network, _ADDRESS_ERRORS, "an IPv6 prefix like fd00:213:7::/64")
+_DUID_TEXT = re.compile(r"(?:[0-9a-f]{2}[:-]?)+")
+
+
+def parse_duid(text: str) -> bytes:
+    """A DUID's bytes from hex (colons or hyphens between bytes allowed), checked as
+    DHCPv6 reads one, so a reservation never names an identifier no client can send."""
+    lowered = text.strip().lower()
+    if not _DUID_TEXT.fullmatch(lowered):
+        raise ValueError("expected hex bytes, like 00:04:<16 bytes of a UUID> or 00:03:00:01:<MAC>")
+    data = bytes.fromhex(lowered.replace(":", "").replace("-", ""))
+    try:
+        DuidCodec().decode(data)
+    except MalformedPacket as error:
+        raise ValueError(str(error)) from None
+    return data
+
+
+duid = _parsed(parse_duid, (ValueError,), "a DUID")
 
 
 def mac(ctx: Context, node: Node, path: str) -> str | None:

@@ -48,6 +48,23 @@ DEFAULTS: dict[str, object] = {
     "dhcp.boot.riscv64": None,
     "dhcp.boot.loongarch64": None,
     "dhcp.boot.arm64_http": None,
+    "dhcp6.mode": "off",
+    "dhcp6.interfaces": (),  # none given: server.interfaces
+    "dhcp6.rapid_commit": False,
+    "dhcp6.decline_quarantine": 600,
+    "dhcp6.max_quarantined_percent": 25,
+    "dhcp6.relays": (),
+    "dhcp6.subnets.lease_time": 3600,
+    "dhcp6.boot.uefi": None,  # a kind without a URL gets an address and no boot file
+    "dhcp6.boot.uefi_http": "http://[{server6}]:{http_port}/tftp/snponly.efi",
+    "dhcp6.boot.ipxe": "http://[{server6}]:{http_port}/boot/{mac}.ipxe",
+    "dhcp6.boot.uefi32": None,
+    "dhcp6.boot.arm32": None,
+    "dhcp6.boot.arm64": None,
+    "dhcp6.boot.riscv64": None,
+    "dhcp6.boot.loongarch64": None,
+    "dhcp6.boot.arm64_http": None,
+    "dhcp6.boot.default_arch": "none",
     "http.enabled": True,
     "http.listen": (),  # none given: the addresses of server.interfaces
     "http.listen6": (),  # none: no IPv6

@@ -13,7 +13,7 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
@@ -182,6 +182,53 @@ class DhcpConfig:
 
 
 @dataclass(frozen=True)
+class Dhcp6Subnet:
+    """One ``dhcp6.subnets`` entry: a link's prefix, its pool, and its options."""
+
+    prefix: IPv6Network
+    range: tuple[IPv6Address, IPv6Address] | None  # None: reservations only
+    dns: tuple[IPv6Address, ...]
+    domains: tuple[str, ...]
+    lease_time: int  # valid and preferred lifetime; T1 and T2 are 0.5 and 0.8 of it
+
+
+@dataclass(frozen=True)
+class Dhcp6Boot:
+    """Boot file URLs (option 59) by client kind, as templates of {server6}, {http_port}
+    and {mac}; a kind left None gets an address and no URL."""
+
+    uefi: str | None = None
+    uefi_http: str | None = None
+    ipxe: str | None = None
+    uefi32: str | None = None
+    arm32: str | None = None
+    arm64: str | None = None
+    riscv64: str | None = None
+    loongarch64: str | None = None
+    arm64_http: str | None = None
+    default_arch: DefaultArch = "none"
+
+
+@dataclass(frozen=True)
+class Dhcp6Config:
+    mode: DhcpMode
+    interfaces: tuple[str, ...]  # empty: server.interfaces
+    rapid_commit: bool
+    decline_quarantine: int  # seconds an address stays unused after a DECLINE
+    max_quarantined_percent: int  # of a subnet's pool that DECLINEs may take out of use
+    relays: tuple[IPv6Address, ...]  # relay sources answered; empty: any
+    subnets: tuple[Dhcp6Subnet, ...]
+    boot: Dhcp6Boot
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    def subnet_for(self, address: IPv6Address) -> Dhcp6Subnet | None:
+        return next((s for s in self.subnets if address in s.prefix), None)
+
+
+@dataclass(frozen=True)
 class HttpConfig:
     enabled: bool
     listen: tuple[IPv4Address, ...]  # empty: the addresses of server.interfaces
@@ -265,6 +312,8 @@ class Host:
     profile: str | None
     netboot: Netboot
     vars: Mapping[str, object]
+    duid: bytes | None = None  # the DHCPv6 client identifier its reservation is matched by
+    ip6: IPv6Address | None = None  # its DHCPv6 reservation
 
 
 @dataclass(frozen=True)
@@ -275,6 +324,7 @@ class Config:
     server: ServerConfig
     tftp: TftpConfig
     dhcp: DhcpConfig
+    dhcp6: Dhcp6Config
     http: HttpConfig
     install: InstallConfig
     logging: LoggingConfig

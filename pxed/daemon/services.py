@@ -42,9 +42,9 @@ if TYPE_CHECKING:
 
 
 def add_services(top: MultiService, config: Config) -> Operations:
-    """Attach one service per enabled protocol (TFTP, DHCP, HTTP) to ``top``.
+    """Attach one service per enabled protocol (TFTP, DHCP, DHCPv6, HTTP) to ``top``.
 
-    DHCP and the HTTP trees follow the inventory's reloads; TFTP reads the
+    DHCP, DHCPv6 and the HTTP trees follow the inventory's reloads; TFTP reads the
     inventory on every request already.
     """
     from twisted.internet import reactor as installed
@@ -68,6 +68,11 @@ def add_services(top: MultiService, config: Config) -> Operations:
         )
         inventory.follow(dhcp.prepare_reload)
         inventory.leases = ServedLeases(dhcp)  # its own leases, whichever database keeps them
+    if config.dhcp6.enabled:
+        from pxed.dhcp6.service import dhcp6_service
+
+        dhcp6 = services["dhcp6"] = dhcp6_service(config, reactor)
+        inventory.follow(dhcp6.prepare_reload)
     if config.http.enabled:
         http = services["http"] = http_service(config, reactor, provisioning, operations)
         inventory.follow(reload_trees(site_trees(http.site)))

@@ -19,6 +19,8 @@ from pxed.daemon.state import StateDirError, StateOwner, check_writable, owner_t
 from pxed.database.connection import DatabaseUnreachable
 from pxed.database.migrations import SchemaTooNew, read_status
 from pxed.dhcp.sockets import DhcpSocketError
+from pxed.dhcp6.duid import ServerDuidError
+from pxed.dhcp6.sockets import Dhcp6SocketError
 from pxed.files.iso9660 import IsoError
 from pxed.netif import NoListenAddress
 from pxed.ops.logsink import LoggingRoot, twistd_log_sink
@@ -29,12 +31,14 @@ from pxed.provisioning.tokens import SecretError
 # What stops pxed at start for a reason in the host, not the file: said in one line, no traceback.
 START_ERRORS = (
     DatabaseUnreachable,
+    Dhcp6SocketError,
     DhcpSocketError,
     IsoError,
     LifecycleError,
     NoListenAddress,
     SchemaTooNew,
     SecretError,
+    ServerDuidError,
     StateDirError,
 )
 

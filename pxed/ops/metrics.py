@@ -1,8 +1,8 @@
 """``/metrics``: pxed's live counters in Prometheus text format.
 
 Nothing here counts DHCP or TFTP itself: the adapters keep their own
-counters (``DhcpService.stats``, ``TftpService.stats``) and a collector reads
-them at scrape time, so a scrape costs nothing between scrapes and the
+counters (``DhcpService.stats``, ``Dhcp6Service.stats``, ``TftpService.stats``)
+and a collector reads them at scrape time, so a scrape costs nothing between scrapes and the
 numbers are the ones the adapters log. Three things the adapters do not
 count are counted here: HTTP responses by status and the blksize and
 windowsize TFTP transfers negotiated (both from the daemon's typed events,
@@ -30,6 +30,7 @@ from pxed.events import Event, HttpResponse, TftpTransferEnded
 
 if TYPE_CHECKING:
     from pxed.dhcp.service import DhcpStats
+    from pxed.dhcp6.service import Dhcp6Stats
     from pxed.tftp.service import TftpStats
 
 
@@ -65,6 +66,7 @@ class Sources:
 
     tftp: TftpStats | None = None
     dhcp: DhcpStats | None = None
+    dhcp6: Dhcp6Stats | None = None
     http: HttpStats | None = None
     negotiated: Negotiated | None = None
     host_states: Callable[[], Mapping[str, int]] | None = None
@@ -80,6 +82,8 @@ class PxedCollector(Collector):
         s = self.sources
         if s.dhcp is not None:
             yield from dhcp_metrics(s.dhcp)
+        if s.dhcp6 is not None:
+            yield from dhcp_metrics(s.dhcp6, "pxed_dhcp6", "DHCPv6", "advertise, reply, ignored")
         if s.tftp is not None:
             yield from tftp_metrics(s.tftp)
         if s.negotiated is not None:
@@ -95,20 +99,26 @@ class PxedCollector(Collector):
             yield hosts
 
 
-def dhcp_metrics(stats: DhcpStats) -> Iterator[Metric]:
+def dhcp_metrics(
+    stats: DhcpStats | Dhcp6Stats,
+    prefix: str = "pxed_dhcp",
+    what: str = "DHCP",
+    outcomes: str = "offer, ack, nak, ignored, refused",
+) -> Iterator[Metric]:
+    """DHCP's counters, or DHCPv6's under ``pxed_dhcp6_``: the two adapters count alike."""
     messages = CounterMetricFamily(
-        "pxed_dhcp_messages",
-        "DHCP requests by message type and what pxed did (offer, ack, nak, ignored, refused...)",
+        f"{prefix}_messages",
+        f"{what} requests by message type and what pxed did ({outcomes}...)",
         labels=["type", "outcome"],
     )
     for (kind, outcome), count in sorted(stats.messages.items()):
         messages.add_metric([kind, outcome], count)
     yield messages
-    yield CounterMetricFamily("pxed_dhcp_replies_sent", "DHCP replies sent", stats.replies_sent)
-    yield CounterMetricFamily("pxed_dhcp_commits", "Lease database commits", stats.commits)
+    yield CounterMetricFamily(f"{prefix}_replies_sent", f"{what} replies sent", stats.replies_sent)
+    yield CounterMetricFamily(f"{prefix}_commits", f"{what} lease commits", stats.commits)
     yield CounterMetricFamily(
-        "pxed_dhcp_commit_failures",
-        "Lease commits that failed (their replies were not sent)",
+        f"{prefix}_commit_failures",
+        f"{what} lease commits that failed (their replies were not sent)",
         stats.commit_failures,
     )
 

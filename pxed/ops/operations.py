@@ -88,6 +88,7 @@ class Operations:
         return Sources(
             tftp=getattr(tftp, "stats", None),
             dhcp=getattr(dhcp, "stats", None),
+            dhcp6=getattr(self.services.get("dhcp6"), "stats", None),
             http=self.http,
             negotiated=self.negotiated,
             host_states=self.host_states,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import time
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
 
 from protocols.dhcp.leases import Lease
+from protocols.dhcpv6.leases import Lease as Lease6
 from pxed.cli import leases
 from pxed.dhcp.leases import (
     DATABASE_NAME,
@@ -19,6 +20,7 @@ from pxed.dhcp.leases import (
     read_leases,
     read_quarantine,
 )
+from pxed.dhcp6.leases import Sqlite6LeaseStore
 
 
 def config(tmp_path: Path) -> argparse.Namespace:
@@ -133,3 +135,25 @@ def test_with_server_database_the_table_comes_from_postgresql(tmp_path, capsys, 
     assert lines[3] == "2 leases (pxe1: 1, pxe2: 1)"
     store.close()
     other.close()
+
+
+def test_dhcpv6_bindings_follow_in_a_table_of_their_own(tmp_path, capsys):
+    """Only DHCPv6 served: no complaint about the missing DHCPv4 file, the v6 table alone."""
+    args = config(tmp_path)
+    store = Sqlite6LeaseStore.open(tmp_path / "state")
+    now = time.time()
+    duid = bytes.fromhex("00030001525400000001")
+    store.bind(
+        Lease6(duid, 7, IPv6Address("fd00:213:7::100"), now + 600, mac="52:54:00:00:00:01"), now
+    )
+    store.commit()
+    assert leases.run(args) == 0
+    out = capsys.readouterr()
+    assert "no lease database" not in out.err
+    lines = out.out.splitlines()
+    assert lines[0].split() == ["DUID", "IAID", "ADDRESS", "STATE", "EXPIRES", "MAC"]
+    row = lines[1].split()
+    assert row[:4] == ["00:03:00:01:52:54:00:00:00:01", "7", "fd00:213:7::100", "bound"]
+    assert row[-1] == "52:54:00:00:00:01"
+    assert lines[2] == "1 DHCPv6 binding"
+    store.close()

@@ -10,6 +10,7 @@ from twisted.application.service import Service
 from twisted.web.test.requesthelper import DummyRequest
 
 from pxed.dhcp.service import DhcpStats
+from pxed.dhcp6.service import Dhcp6Stats
 from pxed.events import TftpRefused, TftpTransferEnded
 from pxed.ops.metrics import (
     HttpStats,
@@ -42,6 +43,20 @@ def test_dhcp_messages_are_counted_by_type_and_outcome() -> None:
     assert got[("pxed_dhcp_messages_total", (("outcome", "offer"), ("type", "DISCOVER")))] == 3
     assert got[("pxed_dhcp_messages_total", (("outcome", "ack"), ("type", "REQUEST")))] == 2
     assert got[("pxed_dhcp_replies_sent_total", ())] == 5
+
+
+def test_dhcpv6_messages_are_counted_apart_from_dhcp() -> None:
+    dhcp6 = Dhcp6Stats()
+    dhcp6.messages[("SOLICIT", "advertise")] += 4
+    dhcp6.messages[("malformed", "dropped")] += 2
+    dhcp6.replies_sent, dhcp6.commits = 4, 3
+    got = samples(Sources(dhcp6=dhcp6))
+    solicit = (("outcome", "advertise"), ("type", "SOLICIT"))
+    assert got[("pxed_dhcp6_messages_total", solicit)] == 4
+    assert got[("pxed_dhcp6_messages_total", (("outcome", "dropped"), ("type", "malformed")))] == 2
+    assert got[("pxed_dhcp6_replies_sent_total", ())] == 4
+    assert got[("pxed_dhcp6_commits_total", ())] == 3
+    assert not any(name.startswith("pxed_dhcp_") for name, _ in got)
 
 
 def test_tftp_transfers_bytes_retransmits_sessions_and_unlogged_refusals() -> None:

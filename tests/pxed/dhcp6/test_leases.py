@@ -1,0 +1,96 @@
+"""The SQLite DHCPv6 lease store: committed bindings survive a reopen, the schema is
+versioned, and a failed commit leaves memory what the disk holds."""
+
+from __future__ import annotations
+
+import sqlite3
+from ipaddress import IPv6Address
+from pathlib import Path
+
+import pytest
+
+from protocols.dhcpv6.leases import Lease, LeaseState
+from pxed.dhcp6.leases import (
+    DATABASE_NAME,
+    SCHEMA_VERSION,
+    Lease6DatabaseError,
+    Sqlite6LeaseStore,
+    read_leases6,
+)
+
+DUID = bytes.fromhex("00030001525400123456")
+DUID2 = bytes.fromhex("00030001525400123457")
+A = IPv6Address("fd00:213:7::100")
+B = IPv6Address("fd00:213:7::101")
+
+
+def bound(client: bytes = DUID, address: IPv6Address = A, expires: float = 5000.0) -> Lease:
+    return Lease(client, 1, address, expires, LeaseState.BOUND, "52:54:00:12:34:56")
+
+
+def test_a_committed_binding_is_there_after_a_reopen(tmp_path: Path):
+    store = Sqlite6LeaseStore.open(tmp_path)
+    store.bind(bound(), 1000.0)
+    store.commit()
+    store.close()
+    again = Sqlite6LeaseStore.open(tmp_path)
+    assert again.lease_for((DUID, 1), 1000.0) == bound()
+    assert again.holder_of(A, 1000.0) == bound()
+
+
+def test_an_uncommitted_binding_is_not_on_disk(tmp_path: Path):
+    store = Sqlite6LeaseStore.open(tmp_path)
+    store.bind(bound(), 1000.0)
+    assert store.pending
+    assert read_leases6(tmp_path / DATABASE_NAME) == []
+    store.commit()
+    assert read_leases6(tmp_path / DATABASE_NAME) == [
+        (DUID.hex(":"), 1, str(A), 5000.0, "52:54:00:12:34:56")
+    ]
+
+
+def test_release_quarantine_and_expiry_reach_the_disk(tmp_path: Path):
+    store = Sqlite6LeaseStore.open(tmp_path)
+    store.bind(bound(), 1000.0)
+    store.bind(bound(DUID2, B, expires=1500.0), 1000.0)
+    store.commit()
+    store.quarantine(A, 2000.0)
+    assert [lease.address for lease in store.expire(1600.0)] == [B]
+    store.commit()
+    store.close()
+    again = Sqlite6LeaseStore.open(tmp_path)
+    assert again.leases() == []
+    assert again.quarantined(A, 1900.0) and not again.quarantined(A, 2100.0)
+
+
+def test_a_rebind_moves_the_ia_to_its_new_address_on_disk(tmp_path: Path):
+    store = Sqlite6LeaseStore.open(tmp_path)
+    store.bind(bound(), 1000.0)
+    store.bind(bound(address=B), 1000.0)
+    store.commit()
+    assert [row[2] for row in read_leases6(tmp_path / DATABASE_NAME)] == [str(B)]
+
+
+def test_a_failed_commit_rolls_the_batch_back_and_memory_follows(tmp_path: Path):
+    store = Sqlite6LeaseStore.open(tmp_path)
+    store.bind(bound(), 1000.0)
+    store.commit()
+    store.bind(bound(DUID2, B), 1000.0)
+    store._conn.execute("ROLLBACK")  # as SQLite does by itself on SQLITE_FULL
+    with pytest.raises(Lease6DatabaseError, match="rolled back"):
+        store.commit()
+    assert store.holder_of(B, 1000.0) is None
+    assert store.holder_of(A, 1000.0) == bound()
+
+
+def test_a_schema_newer_than_this_pxed_is_refused_with_the_file_named(tmp_path: Path):
+    Sqlite6LeaseStore.open(tmp_path).close()
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(Lease6DatabaseError, match=f"{DATABASE_NAME}: lease database schema 2"):
+        Sqlite6LeaseStore.open(tmp_path)
+
+
+def test_the_v6_leases_live_beside_the_v4_file_not_in_it(tmp_path: Path):
+    Sqlite6LeaseStore.open(tmp_path).close()
+    assert (tmp_path / DATABASE_NAME).exists() and not (tmp_path / "leases.sqlite3").exists()
