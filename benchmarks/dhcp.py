@@ -1,36 +1,55 @@
-"""DHCP exchanges per second: pxed vs dnsmasq vs Kea, perfdhcp as a relay over a veth.
+"""DHCP exchanges per second: pxed (SQLite, PostgreSQL, two on one PostgreSQL) vs dnsmasq
+vs Kea, perfdhcp as a relay on a bridge.
 
     .venv/bin/python benchmarks/dhcp.py [--seconds 3] [--rates 250,500,1000,...] [--only pxed]
 
 Needs root (private network namespaces), perfdhcp (kea-admin), tcpdump, and
-for the comparisons dnsmasq (dnsmasq-base) and kea-dhcp4 (kea-dhcp4-server).
+for the comparisons dnsmasq (dnsmasq-base), kea-dhcp4 (kea-dhcp4-server) and
+PostgreSQL 15 (postgresql; ``lab/postgres.py`` runs a throwaway cluster on a Unix
+socket, as the postgres user).
 
-Set-up, the same for every server: a server namespace and a client namespace
-joined by one veth, a 10.213.0.0/16 network (server .0.1, relay .0.2) and a
-pool of 65,000 addresses so every exchange of a step gets a fresh lease.
-perfdhcp runs as a relay (``-l 10.213.0.2``, so giaddr is set and replies come
-back unicast to giaddr:67) at a fixed rate for ``--seconds``, with as many
-simulated clients as exchanges.  Each step starts the server afresh with an
-empty lease database.  The ladder climbs until fewer than 99 % of DISCOVERs
-end in an ACK; the best passing step is the server's sustained rate.  The
-servers take turns at each rate, so load from elsewhere on the machine (the
-load average is printed per step) hits them alike.
+Set-up, the same for every server: a switch namespace with a bridge, two server
+namespaces (.0.1 and .0.3) and a client namespace (the relay, .0.2) each on it by
+a veth, a 10.213.0.0/16 network and a pool of 65,000 addresses so every exchange
+of a step gets a fresh lease.  perfdhcp runs as a relay (``-l 10.213.0.2``, so
+giaddr is set and replies come back unicast to giaddr:67) at a fixed rate for
+``--seconds``, with as many simulated clients as exchanges.  Each step starts the
+server afresh with an empty lease database (for PostgreSQL, a fresh database on
+the one cluster the run starts).  The single servers (``pxed``: SQLite,
+``pxed-pg``: PostgreSQL, ``dnsmasq``, ``kea``) run at .0.1 and the relay sends to
+that address.  ``pxed-pg2`` is two pxed at .0.1 and .0.3 sharing one PostgreSQL
+database (docs/ha.md), and the relay sends to 10.213.0.100, an address both
+servers hold on their loopback and whose neighbour entry at the relay is the
+broadcast MAC (``share``): the bridge floods each relayed packet to both
+servers, as it floods every broadcast in tests/interop/test_dhcp_ha.py, and both
+answer.  (The subnet's broadcast address would do the same, but perfdhcp's
+socket lacks SO_BROADCAST: sendmsg() fails with EACCES.)  After each ``pxed-pg2``
+step the run counts, by SQL, the addresses the database holds for two MACs, and
+from the capture the addresses ACKed last to two MACs (both must be 0).
+
+The ladder climbs until fewer than 99 % of DISCOVERs end in an ACK (``pxed-pg``
+and ``pxed-pg2`` run every rate given, for a table rate by rate with the
+two-server/one-server ratio); the best passing step is the server's sustained
+rate.  The servers take turns at each rate, so load from elsewhere on the
+machine (the load average is printed per step) hits them alike.
 
 Per step: DORA/s (ACKs over the step), completion, average and p99 latency
 from DISCOVER sent to ACK received (from a tcpdump capture on the client's
 veth, matched by chaddr), the server's CPU time per exchange (utime+stime in
-/proc/PID/stat), and how many leases the server's own lease file holds
-afterwards.  Durability differs (seen with strace, one exchange each): pxed
-fsyncs its SQLite WAL once per batch before the batch's ACKs leave; dnsmasq
-rewrites and fsyncs its lease file before every ACK; Kea's memfile appends the
-lease to its CSV with write() and never fsyncs, so a Kea lease survives a
-crash of Kea but not of the machine.
+/proc/PID/stat; both servers' for ``pxed-pg2``), and how many leases the
+server's own lease file (or database) holds afterwards.  Durability differs
+(seen with strace, one exchange each): pxed fsyncs its SQLite WAL once per batch
+before the batch's ACKs leave (on PostgreSQL, one COMMIT per batch with
+synchronous_commit on); dnsmasq rewrites and fsyncs its lease file before every
+ACK; Kea's memfile appends the lease to its CSV with write() and never fsyncs, so
+a Kea lease survives a crash of Kea but not of the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import os
 import re
@@ -41,19 +60,26 @@ import struct
 import sys
 import tempfile
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import Any
 
+import psycopg
+
+from lab import postgres
 from lab.netns import Background, Namespace, NetnsLab
+from lab.postgres import PostgresServer, PostgresUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
 
 NETWORK = IPv4Network("10.213.0.0/16")
 SERVER_IP = NETWORK.network_address + 1
 RELAY_IP = NETWORK.network_address + 2
+SHARED_IP = NETWORK.network_address + 100  # both servers' (pxed-pg2), on every port
 POOL = (NETWORK.network_address + 256, NETWORK.broadcast_address - 1)
 RATES = (250, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
@@ -69,6 +95,9 @@ class Step:
     latencies: list[float]
     cpu: float
     leases: int
+    doubles: tuple[int, int] | None = None  # pxed-pg2: (in the database, ACKed last)
+    by_server: str = ""  # pxed-pg2: leases each server bound, binds refused
+    database_cpu: float = 0.0  # PostgreSQL's backends, over the step
 
     @property
     def completion(self) -> float:
@@ -93,14 +122,26 @@ class Step:
 # --- servers ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Site:
+    """Where the servers run: namespaces and bridge ports at .0.1 and .0.3, and the
+    PostgreSQL cluster the run started (None without PostgreSQL)."""
+
+    first: tuple[Namespace, str]
+    second: tuple[Namespace, str]
+    database: PostgresServer | None
+
+
 class Server:
     """One server under test: started fresh for a step, stopped by its PID."""
 
     name = ""
+    target = SERVER_IP  # where the relay sends
+    climbs_past_failure = False  # True: every rate given, for a rate-by-rate table
 
-    def __init__(self, ns: Namespace, interface: str, work: Path) -> None:
-        self.ns = ns
-        self.interface = interface
+    def __init__(self, site: Site, work: Path) -> None:
+        self.site = site
+        self.ns, self.interface = site.first
         self.work = work
         self.proc: Background | None = None
 
@@ -118,40 +159,155 @@ class Server:
 
     def cpu_seconds(self) -> float:
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+        return _cpu_seconds(self.proc.pid)
 
     def argv(self) -> list[str]:
         raise NotImplementedError
 
     def leases(self) -> int:
         raise NotImplementedError
+
+    def doubles(self, pcap: Path) -> tuple[int, int] | None:
+        """Addresses held by two MACs, where two servers share a pool; None elsewhere."""
+        return None
+
+    def by_server(self) -> str:
+        """Leases each server bound, where two servers share a pool; "" elsewhere."""
+        return ""
+
+    def database_cpu(self) -> float:
+        """CPU seconds of the database's processes so far (0 without a database)."""
+        return 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+
+
+def pxed_argv(work: Path, interface: str, server: dict[str, str]) -> list[str]:
+    config = {
+        "server": {"interfaces": [interface], "state_dir": str(work / "state"), **server},
+        "tftp": {"enabled": False},
+        "http": {"enabled": False},
+        "logging": {"level": "info"},
+        "dhcp": {
+            "mode": "full",
+            "allow_unknown": True,
+            "subnets": [{"network": str(NETWORK), "range": [str(a) for a in POOL]}],
+        },
+    }
+    path = work / "pxed.yaml"
+    path.write_text(json.dumps(config))
+    twistd = REPO / ".venv" / "bin" / "twistd"
+    return [str(twistd), "-n", "--pidfile=", "pxed", "--config", str(path)]
 
 
 class Pxed(Server):
     name = "pxed"
 
     def argv(self) -> list[str]:
-        config = {
-            "server": {"interfaces": [self.interface], "state_dir": str(self.work / "state")},
-            "tftp": {"enabled": False},
-            "http": {"enabled": False},
-            "logging": {"level": "info"},
-            "dhcp": {
-                "mode": "full",
-                "allow_unknown": True,
-                "subnets": [{"network": str(NETWORK), "range": [str(a) for a in POOL]}],
-            },
-        }
-        path = self.work / "pxed.yaml"
-        path.write_text(json.dumps(config))
-        twistd = REPO / ".venv" / "bin" / "twistd"
-        return [str(twistd), "-n", "--pidfile=", "pxed", "--config", str(path)]
+        return pxed_argv(self.work, self.interface, {})
 
     def leases(self) -> int:
         path = self.work / "state" / "leases.sqlite3"
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
             return int(conn.execute("SELECT count(*) FROM leases").fetchone()[0])
+
+
+_databases = itertools.count(1)
+
+
+class PxedPg(Server):
+    """pxed with its leases in PostgreSQL; each step on a database of its own."""
+
+    name = "pxed-pg"
+    climbs_past_failure = True
+
+    def start(self) -> None:
+        self.database = f"bench_{os.getpid()}_{next(_databases)}"
+        with self._connect("postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.database}"')
+        super().start()
+
+    def _connect(self, database: str, autocommit: bool = False) -> psycopg.Connection[Any]:
+        assert self.site.database is not None
+        return psycopg.connect(self.site.database.url(database), autocommit=autocommit)
+
+    def argv(self) -> list[str]:
+        assert self.site.database is not None
+        settings = {"database": self.site.database.url(self.database), "name": "pxe1"}
+        return pxed_argv(self.work, self.interface, settings)
+
+    def database_cpu(self) -> float:
+        """The backends' CPU: every child of the postmaster (its own is idle)."""
+        assert self.site.database is not None
+        parent = str(self.site.database.pid)
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process is gone
+                continue
+            if fields[1] == parent:
+                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+        return total
+
+    def leases(self) -> int:
+        with self._connect(self.database) as conn:
+            return int(conn.execute("SELECT count(*) FROM leases").fetchone()[0])  # type: ignore[index]
+
+
+class PxedPgPair(PxedPg):
+    """Two pxed on one PostgreSQL database, both sent every relayed packet (broadcast)."""
+
+    name = "pxed-pg2"
+    target = SHARED_IP
+
+    def start(self) -> None:
+        super().start()
+        ns, interface = self.site.second
+        work = self.work / "second"
+        work.mkdir()
+        assert self.site.database is not None
+        settings = {"database": self.site.database.url(self.database), "name": "pxe2"}
+        self.peer = ns.spawn(pxed_argv(work, interface, settings), work / "server.log")
+        ns.wait_listening(67, timeout=20.0)
+        time.sleep(0.3)
+
+    def stop(self) -> None:
+        try:
+            self.peer.stop()
+        finally:
+            super().stop()
+
+    def cpu_seconds(self) -> float:
+        return super().cpu_seconds() + _cpu_seconds(self.peer.pid)
+
+    def doubles(self, pcap: Path) -> tuple[int, int]:
+        """(addresses the database holds for two MACs, addresses ACKed last to two MACs)."""
+        with self._connect(self.database) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM (SELECT ip FROM leases GROUP BY ip"
+                " HAVING count(DISTINCT mac) > 1) AS shared"
+            ).fetchone()
+        last: dict[bytes, bytes] = {}
+        for kind, chaddr, yiaddr, _ in _frames(pcap):
+            if kind == 5:
+                last[chaddr] = yiaddr
+        told = sum(1 for n in Counter(last.values()).values() if n > 1)
+        return int(row[0]) if row else 0, told
+
+    def by_server(self) -> str:
+        """Leases per server, and the binds the unique constraint refused (two servers'
+        memories picked one address for two clients: that exchange is lost)."""
+        with self._connect(self.database) as conn:
+            rows = conn.execute("SELECT server, count(*) FROM leases GROUP BY server ORDER BY 1")
+            split = " / ".join(f"{server} {count}" for server, count in rows)
+        assert self.proc is not None
+        logs = (self.proc.output(), self.peer.output())
+        refused = sum(log.count("was bound meanwhile") for log in logs)
+        return f"{split}; binds refused by the database: {refused}"
 
 
 class Dnsmasq(Server):
@@ -218,17 +374,32 @@ class Kea(Server):
         return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
 
 
-SERVERS: dict[str, type[Server]] = {"pxed": Pxed, "dnsmasq": Dnsmasq, "kea": Kea}
-BINARIES = {"pxed": None, "dnsmasq": "dnsmasq", "kea": "kea-dhcp4"}
+SERVERS: dict[str, type[Server]] = {
+    "pxed": Pxed,
+    "pxed-pg": PxedPg,
+    "pxed-pg2": PxedPgPair,
+    "dnsmasq": Dnsmasq,
+    "kea": Kea,
+}
+BINARIES = {
+    "pxed": None,
+    "pxed-pg": None,
+    "pxed-pg2": None,
+    "dnsmasq": "dnsmasq",
+    "kea": "kea-dhcp4",
+}
+ON_POSTGRES = {"pxed-pg", "pxed-pg2"}
 
 
 # --- one step --------------------------------------------------------------------------------
 
 
-def perfdhcp_step(client: Namespace, rate: int, seconds: float) -> dict[str, tuple[int, int]]:
+def perfdhcp_step(
+    client: Namespace, rate: int, seconds: float, target: IPv4Address
+) -> dict[str, tuple[int, int]]:
     clients = int(rate * seconds * 1.2) + 100
     argv = ["perfdhcp", "-4", "-r", str(rate), "-R", str(clients), "-p", str(int(seconds))]
-    argv += ["-d", "2", "-W", "2000000", "-l", str(RELAY_IP), str(SERVER_IP)]
+    argv += ["-d", "2", "-W", "2000000", "-l", str(RELAY_IP), str(target)]
     done = client.run(argv, timeout=seconds + 30, check=False)
     stats = {}
     for name, block in re.findall(r"Statistics for: ([A-Z-]+)\*+\n(.*?)\n\n", done.stdout, re.S):
@@ -244,14 +415,7 @@ def latencies(pcap: Path) -> list[float]:
     """DISCOVER sent -> ACK received per client, in ms, from a pcap of the relay's link."""
     discovers: dict[bytes, deque[float]] = defaultdict(deque)
     out = []
-    data = pcap.read_bytes()
-    offset = 24
-    while offset + 16 <= len(data):
-        sec, usec, length, _ = struct.unpack_from("<IIII", data, offset)
-        frame = data[offset + 16 : offset + 16 + length]
-        offset += 16 + length
-        kind, chaddr = _dhcp_kind(frame)
-        stamp = sec + usec / 1e6
+    for kind, chaddr, _, stamp in _frames(pcap):
         if kind == 1:
             discovers[chaddr].append(stamp)
         elif kind == 5 and discovers[chaddr]:
@@ -259,21 +423,30 @@ def latencies(pcap: Path) -> list[float]:
     return out
 
 
-def _dhcp_kind(frame: bytes) -> tuple[int, bytes]:
-    if len(frame) < 14 + 20 + 8 + 240 or frame[12:14] != b"\x08\x00":
-        return 0, b""
-    ihl = (frame[14] & 0x0F) * 4
-    dhcp = frame[14 + ihl + 8 :]
-    chaddr = dhcp[28:34]
+def _frames(pcap: Path) -> Iterator[tuple[int, bytes, bytes, float]]:
+    """(message type, chaddr, yiaddr, time) of every DHCP frame in a pcap."""
+    data = pcap.read_bytes()
+    offset = 24
+    while offset + 16 <= len(data):
+        sec, usec, length, _ = struct.unpack_from("<IIII", data, offset)
+        frame = data[offset + 16 : offset + 16 + length]
+        offset += 16 + length
+        if len(frame) < 14 + 20 + 8 + 240 or frame[12:14] != b"\x08\x00":
+            continue
+        dhcp = frame[14 + (frame[14] & 0x0F) * 4 + 8 :]
+        yield _dhcp_kind(dhcp), dhcp[28:34], dhcp[16:20], sec + usec / 1e6
+
+
+def _dhcp_kind(dhcp: bytes) -> int:
     i = 240
     while i + 2 < len(dhcp) and dhcp[i] != 255:
         if dhcp[i] == 0:
             i += 1
             continue
         if dhcp[i] == 53:
-            return dhcp[i + 2], chaddr
+            return dhcp[i + 2]
         i += 2 + dhcp[i + 1]
-    return 0, chaddr
+    return 0
 
 
 def run_step(
@@ -286,14 +459,18 @@ def run_step(
     try:
         pcap = server.work / "client.pcap"
         capture = client_ns.tcpdump(client_if, pcap, "udp port 67", snaplen=400)
-        before = server.cpu_seconds()
-        stats = perfdhcp_step(client_ns, rate, seconds)
+        before, database_before = server.cpu_seconds(), server.database_cpu()
+        stats = perfdhcp_step(client_ns, rate, seconds, server.target)
         cpu = server.cpu_seconds() - before
+        database_cpu = server.database_cpu() - database_before
         capture.stop(timeout=10.0)
         time.sleep(0.5)  # let a lease file written after the ACK (dnsmasq, Kea) land
         sent, _ = stats["DISCOVER-OFFER"]
         _, acked = stats["REQUEST-ACK"]
-        return Step(server.name, rate, sent, acked, seconds, latencies(pcap), cpu, server.leases())
+        return Step(
+            server.name, rate, sent, acked, seconds, latencies(pcap), cpu, server.leases(),
+            server.doubles(pcap), server.by_server(), database_cpu,
+        )  # fmt: skip
     finally:
         server.stop()
 
@@ -308,7 +485,8 @@ def ladder(
     seconds: int,
     budget: float,
 ) -> dict[str, list[Step]]:
-    """Every server at each rate in turn (so background load hits them alike) until it fails."""
+    """Every server at each rate in turn (so background load hits them alike) until it fails
+    (the PostgreSQL ones: every rate, for the issue's rate-by-rate figures)."""
     results: dict[str, list[Step]] = {name: [] for name in makers}
     climbing = set(makers)
     started = time.monotonic()
@@ -322,7 +500,7 @@ def ladder(
             step = run_step(client, make, rate, seconds)
             results[name].append(step)
             print(_line(step), flush=True)
-            if step.completion < 0.99:
+            if step.completion < 0.99 and not SERVERS[name].climbs_past_failure:
                 climbing.discard(name)
         if not climbing:
             break
@@ -334,8 +512,20 @@ def _line(step: Step) -> str:
         f"{step.server:8} {step.rate:6}/s: {step.acked}/{step.sent} ACKed "
         f"({step.completion:.1%}), {step.dora_per_second:.0f} DORA/s, "
         f"avg {step.average:.1f} ms p99 {step.p99:.1f} ms, "
-        f"{step.cpu / max(step.acked, 1) * 1e3:.3f} ms CPU/exchange, {step.leases} leases, "
+        f"{step.cpu / max(step.acked, 1) * 1e3:.3f} ms CPU/exchange"
+        + (
+            f" (PostgreSQL {step.database_cpu / max(step.acked, 1) * 1e3:.3f} ms)"
+            if step.database_cpu
+            else ""
+        )
+        + f", {step.leases} leases, "
         f"load average {os.getloadavg()[0]:.2f}"
+        + (
+            f"; addresses for two MACs: {step.doubles[0]} in the database, "
+            f"{step.doubles[1]} ACKed last; leases by server: {step.by_server}"
+            if step.doubles is not None
+            else ""
+        )
     )
 
 
@@ -353,6 +543,8 @@ def report(results: dict[str, list[Step]]) -> str:
     ]
     durable = {
         "pxed": "yes (fsync per batch)",
+        "pxed-pg": "yes (COMMIT per batch, synchronous_commit on)",
+        "pxed-pg2": "yes (COMMIT per batch, synchronous_commit on)",
         "dnsmasq": "yes (fsync per lease)",
         "kea": "no (memfile: write, no fsync)",
     }
@@ -371,6 +563,61 @@ def report(results: dict[str, list[Step]]) -> str:
     return "\n".join(lines)
 
 
+def postgres_report(results: dict[str, list[Step]]) -> str:
+    """pxed on SQLite, on PostgreSQL, and two on one PostgreSQL, rate by rate (issue 16:
+    one on PostgreSQL >= 1,000 DORA/s at 99 %, two >= 1.6x one)."""
+    names = [name for name in ("pxed", "pxed-pg", "pxed-pg2") if results.get(name)]
+    rates = sorted({step.rate for name in names for step in results[name]})
+    at = {(step.server, step.rate): step for name in names for step in results[name]}
+    lines = [
+        "| offered /s | " + " | ".join(f"{name} DORA/s (completed)" for name in names)
+        + " | pxed-pg2 / pxed-pg | pxed-pg2 addresses for two MACs (SQL, ACKed last) "
+        "| pxed-pg2 leases by server |",
+        "|---" * (len(names) + 4) + "|",
+    ]  # fmt: skip
+    for rate in rates:
+        cells = []
+        for name in names:
+            step = at.get((name, rate))
+            cells.append(f"{step.dora_per_second:.0f} ({step.completion:.1%})" if step else "-")
+        one, two = at.get(("pxed-pg", rate)), at.get(("pxed-pg2", rate))
+        ratio = f"{two.dora_per_second / one.dora_per_second:.2f}x" if one and two else "-"
+        doubles = f"{two.doubles[0]}, {two.doubles[1]}" if two and two.doubles else "-"
+        split = two.by_server if two else "-"
+        lines.append(f"| {rate} | " + " | ".join(cells) + f" | {ratio} | {doubles} | {split} |")
+    one_best, two_best = best(results.get("pxed-pg", [])), best(results.get("pxed-pg2", []))
+    if one_best and two_best:
+        lines.append(
+            f"\nSustained (best step with >= 99 % completed): pxed-pg "
+            f"{one_best.dora_per_second:.0f}, pxed-pg2 {two_best.dora_per_second:.0f} DORA/s, "
+            f"{two_best.dora_per_second / one_best.dora_per_second:.2f}x"
+        )
+    return "\n".join(lines)
+
+
+def share(client: Namespace, interface: str, servers: tuple[Namespace, ...]) -> None:
+    """Every packet the relay sends to SHARED_IP reaches each server: the client's
+    neighbour entry for it is the broadcast MAC, so the bridge floods it, and each server
+    holds the address on its loopback, so its kernel takes it in.  (perfdhcp cannot send
+    to a broadcast address: its socket lacks SO_BROADCAST.)"""
+    for ns in servers:
+        ns.ip("addr", "add", f"{SHARED_IP}/32", "dev", "lo")
+    client.ip(
+        "neigh", "replace", str(SHARED_IP), "lladdr", "ff:ff:ff:ff:ff:ff",
+        "dev", interface, "nud", "permanent",
+    )  # fmt: skip
+
+
+@contextmanager
+def database(names: list[str]) -> Iterator[PostgresServer | None]:
+    """The run's PostgreSQL cluster if a server in ``names`` needs one, stopped afterwards."""
+    if not ON_POSTGRES & set(names):
+        yield None
+        return
+    with postgres.cluster() as made:
+        yield made.start()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=3, help="length of each step")
@@ -385,20 +632,35 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"needs {tool}", file=sys.stderr)
             return 2
-    names = [n for n in (args.only or SERVERS) if BINARIES[n] is None or shutil.which(BINARIES[n])]
+    names = [
+        n for n in (args.only or SERVERS) if (binary := BINARIES[n]) is None or shutil.which(binary)
+    ]
+    try:
+        postgres.require()
+    except PostgresUnavailable as missing:
+        print(f"skipping {', '.join(sorted(ON_POSTGRES))}: {missing}", file=sys.stderr)
+        names = [n for n in names if n not in ON_POSTGRES]
     rates = [int(r) for r in args.rates.split(",")]
     with tempfile.TemporaryDirectory(prefix="pxed-bench-dhcp-") as tmp:
         work = Path(tmp)
-        with NetnsLab(work, subnet=NETWORK) as lab:
-            server_ns, client_ns = lab.namespace("srv"), lab.namespace("cli")
-            link = lab.veth(server_ns, client_ns, 1, 2)
+        with NetnsLab(work, subnet=NETWORK) as lab, database(names) as db:
+            bridge = lab.bridge(lab.namespace("sw"), host=None)
+            first, client_ns, second = (lab.namespace(role) for role in ("srv", "cli", "srv2"))
+            ports = [
+                lab.attach(bridge, ns, host)
+                for ns, host in ((first, 1), (client_ns, 2), (second, 3))
+            ]
+            share(client_ns, ports[1].b_if, (first, second))
+            site = Site((first, ports[0].b_if), (second, ports[2].b_if), db)
             makers: dict[str, Callable[[], Server]] = {
-                name: functools.partial(SERVERS[name], server_ns, link.a_if, work / name)
-                for name in names
+                name: functools.partial(SERVERS[name], site, work / name) for name in names
             }
-            results = ladder((client_ns, link.b_if), makers, rates, args.seconds, args.budget)
+            results = ladder((client_ns, ports[1].b_if), makers, rates, args.seconds, args.budget)
     print()
     print(report(results))
+    if ON_POSTGRES & set(results):
+        print()
+        print(postgres_report(results))
     return 0
 
 

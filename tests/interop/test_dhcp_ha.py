@@ -3,7 +3,7 @@ then one pxed whose PostgreSQL stops for a while and comes back.
 
 Two twistd pxed processes, each in a namespace of its own, hang off one bridge with
 the client namespace, serve the same pool from the same database (a throwaway
-PostgreSQL on a Unix socket, ``tests/support/postgres.py``) and both answer every
+PostgreSQL on a Unix socket, ``lab/postgres.py``) and both answer every
 client.  perfdhcp drives a few thousand DORA exchanges; a few seconds in, one pxed
 is killed with SIGKILL and the other goes on alone.
 
