@@ -4,10 +4,11 @@ A SOLICIT costs the sender nothing, and an attacker on the link can send them
 from as many DUIDs and link-local sources as it likes: the per-source
 ``RateLimit`` (protocols/dhcp/limits.py) slows one source, not a thousand. Each
 ADVERTISE held its address for ``offer_time`` seconds, so such a flood could hold
-a whole pool and starve real clients. RFC 8415 (section 18.3.9) lets a server
-advertise an address without reserving it, so past ``max_offered`` of a link's
-pool an ADVERTISE still names a free address but holds none: the client's
-REQUEST then gets that address if it is still free, else another.
+a whole pool and starve real clients. RFC 8415 binds nothing before the REQUEST
+(an ADVERTISE commits no lease), so a server may advertise an address without
+reserving it. Past ``max_offered`` of a link's pool an ADVERTISE still names a
+free address but holds none; the client's REQUEST then gets that address if it
+is still free, else another.
 
 The count is kept here rather than asked of the lease store: every offer is made
 and dropped through the engine, offers all last ``offer_time`` (so insertion
@@ -45,9 +46,6 @@ class OfferHolds:
         """The IA's offer is gone (bound, released)."""
         for held in self._held.values():
             held.pop(key, None)
-
-    def count(self, link: Link, now: float) -> int:
-        return len(self._live(link, now))
 
     def _live(self, link: Link, now: float) -> OrderedDict[BindingKey, float]:
         held = self._held.setdefault(link, OrderedDict())
