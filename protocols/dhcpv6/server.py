@@ -29,6 +29,14 @@ Decisions worth knowing:
   NoPrefixAvail: they are not served.
 - Rapid commit (``Settings.rapid_commit``): a SOLICIT with option 14 gets the REPLY
   and a durable binding at once.
+- SOLICITs are rate-limited per source (``solicit_burst``, then ``solicit_rate`` a
+  second), keyed by the client's link-local address, or the innermost relay's
+  peer-address when relayed: never by DUID, which a hostile client varies at will.
+  Past it the source is ignored until it slows.
+- Offers hold at most ``max_offered`` of a link's pool (protocols/dhcpv6/limits.py):
+  past that an ADVERTISE names a free address without holding it, so a flood of
+  SOLICITs from many sources cannot starve a REQUEST.  Reserved addresses are always
+  held: no other client may have them anyway.
 - Proxy mode answers only netboot clients pxed has a URL for, and only with boot
   options: a SOLICIT with an ADVERTISE that carries no IA and no status code at all
   (EDK2's DHCPv6 drops an ADVERTISE with any non-success status, top-level or in an
@@ -45,11 +53,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv6Address
 
+from protocols.dhcp.limits import RateLimit
 from protocols.dhcp.server import Mode
 from protocols.dhcpv6.allocation import Allocator, Host, Link, link_for, mac_from_link_local
 from protocols.dhcpv6.boot import BootChoice, BootSettings, check_template, choose_boot, no_boot_url
 from protocols.dhcpv6.duid import HWTYPE_ETHERNET, Duid
 from protocols.dhcpv6.leases import BindingKey, Lease, LeaseState, LeaseStore
+from protocols.dhcpv6.limits import OfferHolds
 from protocols.dhcpv6.options import (
     CLIENTID,
     DNS_SERVERS,
@@ -112,6 +122,9 @@ class Settings:
     offer_time: float = 60.0
     decline_time: float = 600.0
     max_quarantined: float = 0.25
+    max_offered: float = 0.25
+    solicit_burst: int = 8
+    solicit_rate: float = 1.0
     relays: frozenset[IPv6Address] = frozenset()  # empty: relayed messages from anyone
     boot_port: int = BOOT_SERVICE_PORT
 
@@ -178,6 +191,8 @@ class Dhcpv6Server:
         self.store = store
         self.allocator = Allocator.build(store, settings.hosts)
         self.server_id = Option.of(SERVERID, settings.server_duid)
+        self.solicits = RateLimit(settings.solicit_rate, settings.solicit_burst)
+        self.offers = OfferHolds(settings.max_offered)
 
     def handle_datagram(self, data: bytes, received: Received, now: float) -> Action:
         try:
@@ -224,6 +239,12 @@ class Dhcpv6Server:
         wrong = self._wrong_server(message, _SERVER_ID[kind])
         if wrong is not None:
             return wrong
+        if kind == M.SOLICIT:
+            source = relays[-1].peer_address if relays else received.source[0]
+            if not self.solicits.allow(str(source), now):
+                return NoReply(
+                    f"{exchange.who} from {source} sends SOLICITs faster than solicit_rate allows"
+                )
         if settings.mode is Mode.PROXY:
             return self._proxy(exchange)
         return self._HANDLERS[kind](self, exchange)
@@ -281,7 +302,7 @@ class Dhcpv6Server:
                 inner.append(_address(keep, link.lease_time))
                 given.append(keep)
             elif bound is not None:
-                self.store.release(key)
+                self._forget(key)
             old = [bound.address] if bound is not None else []
             inner += [_address(a, 0) for a in dict.fromkeys([*old, *listed]) if a != keep]
             t1, t2 = (link.t1, link.t2) if keep is not None else (0, 0)
@@ -296,7 +317,7 @@ class Dhcpv6Server:
             if lease is None:
                 body.append(_ia(ia.iaid, 0, 0, _status(StatusCode.NO_BINDING, "no binding")))
                 continue
-            self.store.release(key)
+            self._forget(key)
             released.append(lease.address)
         body.append(_status(StatusCode.SUCCESS, "released"))
         return self._send(ex, M.REPLY, body, f"released {_show(released)}")
@@ -310,7 +331,7 @@ class Dhcpv6Server:
                 body.append(_ia(ia.iaid, 0, 0, _status(StatusCode.NO_BINDING, "no binding")))
                 continue
             if self._quarantine_full(lease.address, ex.now):
-                self.store.release(key)
+                self._forget(key)
                 declined.append(f"{lease.address} (released: max_quarantined reached)")
             else:
                 self.store.quarantine(lease.address, ex.now + self.settings.decline_time)
@@ -415,19 +436,32 @@ class Dhcpv6Server:
             moved = previous is not None and previous.address != address
             if moved and previous is not None and previous.state is LeaseState.BOUND:
                 inner.append(_address(previous.address, 0))
-        elif self.allocator.displaced(key, address, ex.now) is None:
-            # An offer never displaces: the host's other DUID keeps it until a REQUEST.
+        elif self._may_offer(ex, key, address, link):
             expires = ex.now + self.settings.offer_time
             lease = Lease(key[0], key[1], address, expires, LeaseState.OFFERED, ex.mac)
             self.store.offer(lease, ex.now)
+            if link.in_pool(address):
+                self.offers.hold(link, key, expires)
         return _ia(key[1], link.t1, link.t2, *inner)
+
+    def _forget(self, key: BindingKey) -> None:
+        self.store.release(key)
+        self.offers.drop(key)
+
+    def _may_offer(self, ex: _Exchange, key: BindingKey, address: IPv6Address, link: Link) -> bool:
+        """Whether to hold an offer: never by displacing (the host's other DUID keeps the
+        address until a REQUEST), and in the pool only while offers have room."""
+        if self.allocator.displaced(key, address, ex.now) is not None:
+            return False
+        return not link.in_pool(address) or self.offers.room(link, key, ex.now)
 
     def _bind(self, ex: _Exchange, key: BindingKey, address: IPv6Address, link: Link) -> None:
         displaced = self.allocator.displaced(key, address, ex.now)
         if displaced is not None:
-            self.store.release(displaced.key)
+            self._forget(displaced.key)
         lease = Lease(key[0], key[1], address, ex.now + link.lease_time, LeaseState.BOUND, ex.mac)
         self.store.bind(lease, ex.now)
+        self.offers.drop(key)
 
     def _configured(
         self, ex: _Exchange, kind: MessageType, body: list[Option], detail: str

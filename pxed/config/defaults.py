@@ -53,6 +53,9 @@ DEFAULTS: dict[str, object] = {
     "dhcp6.rapid_commit": False,
     "dhcp6.decline_quarantine": 600,
     "dhcp6.max_quarantined_percent": 25,
+    "dhcp6.max_offered_percent": 25,
+    "dhcp6.solicit_burst": 8,
+    "dhcp6.solicit_rate": 1,
     "dhcp6.relays": (),
     "dhcp6.subnets.lease_time": 3600,
     "dhcp6.boot.uefi": None,  # a kind without a URL gets an address and no boot file

@@ -216,6 +216,9 @@ class Dhcp6Config:
     rapid_commit: bool
     decline_quarantine: int  # seconds an address stays unused after a DECLINE
     max_quarantined_percent: int  # of a subnet's pool that DECLINEs may take out of use
+    max_offered_percent: int  # of a subnet's pool ADVERTISEs may hold for a REQUEST
+    solicit_burst: int  # SOLICITs one source address may send at once ...
+    solicit_rate: int  # ... and then per second
     relays: tuple[IPv6Address, ...]  # relay sources answered; empty: any
     subnets: tuple[Dhcp6Subnet, ...]
     boot: Dhcp6Boot

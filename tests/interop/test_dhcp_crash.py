@@ -137,6 +137,8 @@ def test_every_dhcpv6_reply_survives_sigkill_under_load(netns_lab: NetnsLab, tmp
                 "dhcp6": {
                     "mode": "full",
                     "interfaces": [link.a_if],
+                    # The load runner's clients share one link-local address.
+                    "solicit_burst": 1_000_000,
                     "subnets": [{"prefix": str(PREFIX6), "range": pool}],
                 },
             }

@@ -41,3 +41,14 @@ def test_subnets_hosts_and_boot_urls_become_engine_settings(tmp_path: Path):
     assert settings.boot.urls[BootFamily.UEFI] == "tftp://[{server6}]/grubx64.efi"
     assert BootFamily.BIOS not in settings.boot.urls
     assert settings.boot.unknown_arch is BootFamily.UEFI and settings.boot.http_port == 8080
+
+
+def test_solicit_limits_and_the_offer_cap_reach_the_engine(tmp_path: Path):
+    text = TEXT.replace(
+        "  rapid_commit: true\n",
+        "  rapid_commit: true\n  solicit_burst: 4\n  solicit_rate: 2\n  max_offered_percent: 10\n",
+    )
+    settings = engine_settings6(parse_config(text, tmp_path / "pxed.yaml"), DUID)
+    assert (settings.solicit_burst, settings.solicit_rate, settings.max_offered) == (4, 2.0, 0.1)
+    defaults = engine_settings6(parse_config(TEXT, tmp_path / "pxed.yaml"), DUID)
+    assert (defaults.solicit_burst, defaults.solicit_rate, defaults.max_offered) == (8, 1.0, 0.25)
