@@ -7,14 +7,15 @@ firmware an address from the lab's ULA /64 and a `tftp://[fd00:213:7::1]/grubx64
 boot file URL (option 59) for its architecture (option 61 = 7); the firmware fetches the
 loader over TFTP on IPv6. GRUB (Debian's netboot image, as in the Secure Boot scenario)
 then reads pxed's `grub/grub.cfg` and the host's `grub.cfg-01-<mac>` from the server it
-came from, over IPv6 too, and loads the kernel and initrd; the kernel starts
-with the host's command line. The guest's own
-initrd asks for DHCPv4 only (lab/guest.py), so the Kickstart fetch and the done callback
-are not part of this scenario: it stops once the kernel runs.
+came from, over IPv6 too, and loads the kernel and initrd. pxed wrote an IPv6 Kickstart
+URL on the kernel command line (the client came over IPv6); the guest takes a SLAAC
+address from the lab's router advert (lab/guest.py), fetches its Kickstart and runs the
+done callback over IPv6, and pxed has the host installed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from lab.bootfiles import fill_tftp_root, missing_signed_loaders
 from lab.bootlab import IPV6_PREFIX, BootLab
 from lab.guest import Guest
 from lab.netns import Background, ProcessError
-from lab.qemu import KERNEL_STARTED, Machine, missing_firmware
+from lab.qemu import Machine, missing_firmware
 from lab.scenario import APPEND, HTTP_PORT, KICKSTART_TEMPLATE, PROFILE, twistd
+from pxed.provisioning.lifecycle import Lifecycle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 
@@ -34,7 +36,6 @@ MAC = "52:54:00:e2:e0:6a"
 SERVER6 = f"{IPV6_PREFIX}1"
 # OVMF's line when PXEv4 has given up and PXEv6 starts.
 PXEV6_STARTED = re.compile(r"Start PXE over IPv6")
-KERNEL_COMMAND_LINE = re.compile(r"Command line: .*")
 # PXEv4 waits about 60 s for a DHCPv4 answer that never comes before PXEv6 gets its
 # turn (docs/firmware.md); generous on a loaded machine.
 PXEV6_TIMEOUT = 240.0
@@ -96,10 +97,11 @@ def _start_pxed(lab: BootLab, config: Path) -> Background:
     return proc
 
 
-def test_ovmf_pxev6_gets_a_dhcpv6_lease_and_its_loader_over_tftp_on_ipv6(
+def test_ovmf_pxev6_installs_from_pxed_over_ipv6_alone(
     tmp_path: Path, lab: BootLab, guest: Guest
 ) -> None:
-    """Lease from fd00:213:7::/64, option 59's loader sent over TFTP/IPv6, then run."""
+    """DHCPv6 lease and option 59, loader, configs, kernel over TFTP/IPv6, then the
+    Kickstart and done callback over HTTP/IPv6: the host ends up installed."""
     for reason in (missing_firmware("uefi"), missing_signed_loaders()):
         if reason:
             pytest.skip(reason)
@@ -109,8 +111,8 @@ def test_ovmf_pxev6_gets_a_dhcpv6_lease_and_its_loader_over_tftp_on_ipv6(
     boot = machine.boot(lab, "pxev6")
     try:
         boot.wait_for(PXEV6_STARTED, PXEV6_TIMEOUT)
-        boot.wait_for(KERNEL_STARTED, 180.0)
-        boot.wait_for(KERNEL_COMMAND_LINE, 60.0)
+        boot.installed()
+        boot.powered_off()
     finally:
         boot.stop()
     log = pxed.output()
@@ -122,4 +124,7 @@ def test_ovmf_pxev6_gets_a_dhcpv6_lease_and_its_loader_over_tftp_on_ipv6(
     assert sent == [
         "grubx64.efi", "/grub/grub.cfg", f"/grub.cfg-01-{MAC}", "/vmlinuz", "/initrd.gz"
     ]  # fmt: skip
-    assert f"e2e.expect={MAC}" in boot.console, "not the host's kernel command line"
+    assert f"inst.ks=http://[{SERVER6}]:{HTTP_PORT}/ks/{MAC}/" in boot.console
+    assert f"/api/hosts/{MAC}/done" in boot.kickstart()
+    with contextlib.closing(Lifecycle.open(tmp_path / "state")) as states:
+        assert states.get(MAC).state == "installed", "the done callback did not reach pxed"
