@@ -7,7 +7,8 @@ nothing is added to the root namespace.
 The bridge also carries an IPv6 router advertisement from an RA-only dnsmasq: iPXE brings
 IPv4 and IPv6 up together and, with no router on the link, waits about 14 s per boot
 (docs/firmware.md). That belongs to the test network, not to the server under test, so every
-scenario gets it.
+scenario gets it. It also gives the guest of the IPv6 scenario its SLAAC address; OVMF's
+PXEv6 runs DHCPv6 (pxed's) without the RA's managed flag.
 """
 
 from __future__ import annotations

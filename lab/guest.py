@@ -9,7 +9,8 @@ The guest's contract (what a scenario's kernel command line and Kickstart must p
 
 - `inst.ks=URL`: fetched with busybox wget (with `inst.ks.sendmac`, it sends Anaconda's
   `X-RHN-Provisioning-MAC-0: eth0 <mac>` header, so a server that answers only the host
-  itself can tell who asks).
+  itself can tell who asks). Over IPv4 after DHCPv4 (udhcpc); over IPv6 when the URL's
+  host is in brackets, from a SLAAC address the lab's router advert gives (no DHCPv6).
 - `e2e.expect=WORD` (any number): each WORD must occur in the Kickstart, or the guest
   reports failure. The scenario picks the words (a hostname, the MAC...).
 - The bodies of every `%post` section run, together, with `sh -e`: busybox sh, so the done
@@ -92,8 +93,19 @@ for word in $(cat /proc/cmdline); do
 done
 [ -n "$ks" ] || fail "no inst.ks= on the kernel command line"
 ip link set lo up
-ip link set eth0 up
-udhcpc -i eth0 -n -q -f -t 10 -T 2 -s /udhcpc.script || fail "no DHCP lease"
+case "$ks" in
+    *://\[*)
+        echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad
+        ip link set eth0 up
+        n=0
+        until ip -6 addr show dev eth0 scope global | grep -q inet6 || [ $n -ge 100 ]; do
+            sleep 0.1; n=$((n + 1))
+        done
+        ip -6 addr show dev eth0 scope global | grep inet6 || fail "no IPv6 address (SLAAC)" ;;
+    *)
+        ip link set eth0 up
+        udhcpc -i eth0 -n -q -f -t 10 -T 2 -s /udhcpc.script || fail "no DHCP lease" ;;
+esac
 echo "PXED-E2E: fetching $ks"
 if [ -n "$sendmac" ]; then
     timeout 30 wget -q -O /tmp/ks --header "X-RHN-Provisioning-MAC-0: eth0 $mac" "$ks"
