@@ -27,6 +27,14 @@ Decisions worth knowing:
   lifetimes 0, as RFC 8415 18.3.4 and 18.3.5 say, and so is an IA's old address when
   its binding moves to a new one.  IA_TA and IA_PD are answered NoAddrsAvail and
   NoPrefixAvail: they are not served.
+- ``Settings.preference`` (option 7) goes in every full-mode ADVERTISE that offers an
+  address: at 255 a client REQUESTs at once instead of waiting out its collection
+  time for other servers (RFC 8415 18.2.1; OVMF waits 5 s, docs/firmware.md).  Never
+  in proxy mode: the client must still take the address server's ADVERTISE.
+- A RELEASEd address stays bound to its IA for ``release_time`` more seconds (at most
+  its lifetime left) rather than going back to the pool: OVMF releases its address
+  before GRUB, which goes on using it (docs/firmware.md).  The same IA, or another
+  DUID of the same host, may take it back meanwhile; nobody else may.
 - Rapid commit (``Settings.rapid_commit``): a SOLICIT with option 14 gets the REPLY
   and a durable binding at once.
 - SOLICITs are rate-limited per source (``solicit_burst``, then ``solicit_rate`` a
@@ -48,6 +56,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -69,6 +78,7 @@ from protocols.dhcpv6.options import (
     IA_TA,
     IAADDR,
     INTERFACE_ID,
+    PREFERENCE,
     RAPID_COMMIT,
     SERVERID,
     STATUS_CODE,
@@ -121,6 +131,8 @@ class Settings:
     rapid_commit: bool = False
     offer_time: float = 60.0
     decline_time: float = 600.0
+    release_time: float = 0.0  # a RELEASEd address stays with its IA this long
+    preference: int = 0  # option 7 in ADVERTISEs; 0 is RFC 8415's value when absent
     max_quarantined: float = 0.25
     max_offered: float = 0.25
     solicit_burst: int = 8
@@ -262,7 +274,9 @@ class Dhcpv6Server:
         if commit:
             body = [Option(RAPID_COMMIT, b""), *ias]
             return self._configured(ex, M.REPLY, body, f"rapid commit {_show(given)}")
-        return self._configured(ex, M.ADVERTISE, ias, _show(given))
+        preference = self.settings.preference
+        body = [*ias, Option.of(PREFERENCE, preference)] if preference else ias
+        return self._configured(ex, M.ADVERTISE, body, _show(given))
 
     def _request(self, ex: _Exchange) -> Action:
         if ex.link is None:
@@ -317,10 +331,18 @@ class Dhcpv6Server:
             if lease is None:
                 body.append(_ia(ia.iaid, 0, 0, _status(StatusCode.NO_BINDING, "no binding")))
                 continue
-            self._forget(key)
-            released.append(lease.address)
+            released.append(self._let_go(ex, key, lease))
         body.append(_status(StatusCode.SUCCESS, "released"))
-        return self._send(ex, M.REPLY, body, f"released {_show(released)}")
+        return self._send(ex, M.REPLY, body, f"released {', '.join(released) or 'nothing'}")
+
+    def _let_go(self, ex: _Exchange, key: BindingKey, lease: Lease) -> str:
+        """Forget a released binding, or keep it ``release_time`` longer."""
+        until = min(lease.expires, ex.now + self.settings.release_time)
+        if until <= ex.now:
+            self._forget(key)
+            return str(lease.address)
+        self.store.bind(dataclasses.replace(lease, expires=until), ex.now)
+        return f"{lease.address} (kept for {until - ex.now:.0f} s)"
 
     def _decline(self, ex: _Exchange) -> Action:
         body, declined = [], []

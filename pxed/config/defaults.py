@@ -52,6 +52,8 @@ DEFAULTS: dict[str, object] = {
     "dhcp6.interfaces": (),  # none given: server.interfaces
     "dhcp6.rapid_commit": False,
     "dhcp6.decline_quarantine": 600,
+    "dhcp6.release_quarantine": 600,
+    "dhcp6.preference": 255,
     "dhcp6.max_quarantined_percent": 25,
     "dhcp6.max_offered_percent": 25,
     "dhcp6.solicit_burst": 8,

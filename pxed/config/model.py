@@ -215,6 +215,8 @@ class Dhcp6Config:
     interfaces: tuple[str, ...]  # empty: server.interfaces
     rapid_commit: bool
     decline_quarantine: int  # seconds an address stays unused after a DECLINE
+    release_quarantine: int  # seconds a RELEASEd address stays with its client
+    preference: int  # option 7 in ADVERTISEs (255: the client REQUESTs at once)
     max_quarantined_percent: int  # of a subnet's pool that DECLINEs may take out of use
     max_offered_percent: int  # of a subnet's pool ADVERTISEs may hold for a REQUEST
     solicit_burst: int  # SOLICITs one source address may send at once ...

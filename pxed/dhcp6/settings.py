@@ -35,6 +35,8 @@ def engine_settings6(config: Config, server_duid: Duid) -> Settings:
         ),
         rapid_commit=dhcp6.rapid_commit,
         decline_time=float(dhcp6.decline_quarantine),
+        release_time=float(dhcp6.release_quarantine),
+        preference=dhcp6.preference,
         max_quarantined=dhcp6.max_quarantined_percent / 100,
         max_offered=dhcp6.max_offered_percent / 100,
         solicit_burst=dhcp6.solicit_burst,

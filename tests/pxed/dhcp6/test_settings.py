@@ -52,3 +52,14 @@ def test_solicit_limits_and_the_offer_cap_reach_the_engine(tmp_path: Path):
     assert (settings.solicit_burst, settings.solicit_rate, settings.max_offered) == (4, 2.0, 0.1)
     defaults = engine_settings6(parse_config(TEXT, tmp_path / "pxed.yaml"), DUID)
     assert (defaults.solicit_burst, defaults.solicit_rate, defaults.max_offered) == (8, 1.0, 0.25)
+
+
+def test_preference_and_release_quarantine_reach_the_engine(tmp_path: Path):
+    text = TEXT.replace(
+        "  rapid_commit: true\n",
+        "  rapid_commit: true\n  preference: 0\n  release_quarantine: 0\n",
+    )
+    settings = engine_settings6(parse_config(text, tmp_path / "pxed.yaml"), DUID)
+    assert (settings.preference, settings.release_time) == (0, 0.0)
+    defaults = engine_settings6(parse_config(TEXT, tmp_path / "pxed.yaml"), DUID)
+    assert (defaults.preference, defaults.release_time) == (255, 600.0)
