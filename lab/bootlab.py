@@ -7,8 +7,13 @@ nothing is added to the root namespace.
 The bridge also carries an IPv6 router advertisement from an RA-only dnsmasq: iPXE brings
 IPv4 and IPv6 up together and, with no router on the link, waits about 14 s per boot
 (docs/firmware.md). That belongs to the test network, not to the server under test, so every
-scenario gets it. It also gives the guest of the IPv6 scenario its SLAAC address; OVMF's
+scenario gets it. It also gives the guest of the IPv6 scenarios its SLAAC address; OVMF's
 PXEv6 runs DHCPv6 (pxed's) without the RA's managed flag.
+
+A managed lab (`boot_lab(..., managed=True)`) sends its adverts from radvd instead, with the
+managed flag (M) set, as an IPv6-only network whose addresses come from DHCPv6 announces:
+iPXE runs stateful DHCPv6 only when an RA carries it (docs/firmware.md). dnsmasq cannot set
+M without serving DHCPv6 itself on udp/547, which is pxed's.
 """
 
 from __future__ import annotations
@@ -51,14 +56,16 @@ class BootLab:
         return self.netns.tap(self.ns, f"{self.tap}-{n}", self.bridge)
 
 
-def boot_lab(netns: NetnsLab) -> BootLab:
-    """A namespace with bridge `br0` (.1 and an IPv6 ULA), a tap on it and an RA sender."""
+def boot_lab(netns: NetnsLab, *, managed: bool = False) -> BootLab:
+    """A namespace with bridge `br0` (.1 and an IPv6 ULA), a tap on it and an RA sender
+    (with the managed flag when `managed`)."""
     ns = netns.namespace("e2e")
     bridge = netns.bridge(ns, "br0", host=1)
     # nodad: the address is usable at once instead of after duplicate detection (~1 s).
     ns.ip("-6", "addr", "add", f"{IPV6_PREFIX}1/64", "dev", bridge.name, "nodad")
     tap = netns.tap(ns, f"tap{netns.token}", bridge)
-    adverts = _router_adverts(ns, bridge, netns.workdir)
+    send = _managed_router_adverts if managed else _router_adverts
+    adverts = send(ns, bridge, netns.workdir)
     return BootLab(netns, ns, bridge, tap, netns.address(1), adverts)
 
 
@@ -74,6 +81,28 @@ def _router_adverts(ns: Namespace, bridge: Bridge, workdir: Path) -> Background:
         stem.with_suffix(".log"),
     )  # fmt: skip
     proc.wait_for_output("router advertisement on", timeout=10.0)
+    return proc
+
+
+def _managed_router_adverts(ns: Namespace, bridge: Bridge, workdir: Path) -> Background:
+    """radvd on the bridge: M and O set, the ULA /64 on-link and autonomous (SLAAC for
+    the installer guest), an advert every 3-4 s so a booting client need not wait."""
+    stem = workdir / f"radvd-{ns.name}"
+    conf = stem.with_suffix(".conf")
+    conf.write_text(
+        f"interface {bridge.name} {{\n"
+        "  AdvSendAdvert on;\n  AdvManagedFlag on;\n  AdvOtherConfigFlag on;\n"
+        "  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 4;\n"
+        f"  prefix {IPV6_PREFIX}/64 {{ AdvOnLink on; AdvAutonomous on; }};\n"
+        "};\n"
+    )
+    conf.chmod(0o644)
+    proc = ns.spawn(
+        ["radvd", "--nodaemon", f"--config={conf}", f"--pidfile={stem}.pid",
+         "--logmethod=stderr", "--debug=1"],
+        stem.with_suffix(".log"),
+    )  # fmt: skip
+    proc.wait_for_output("polling for", timeout=10.0)
     return proc
 
 

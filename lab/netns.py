@@ -87,6 +87,7 @@ DEBIAN_PACKAGE = {
     "busybox": "busybox-static",
     "dhclient": "isc-dhcp-client",
     "dnsmasq": "dnsmasq-base",
+    "radvd": "radvd",
     "perfdhcp": "kea-admin",
     "qemu-system-x86_64": "qemu-system-x86",
 }

@@ -51,6 +51,14 @@ SECURE_BOOT_MACHINE = [
     "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
 ]  # fmt: skip
 QEMU = "qemu-system-x86_64"
+# OVMF tries PXEv4, PXEv6, HTTPv4, HTTPv6 on a NIC; these switch its PXE entries off so
+# that HTTP Boot comes first (docs/firmware.md). bootindex cannot order entries of one NIC.
+NO_OVMF_PXE = [
+    "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
+    "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n",
+    "-fw_cfg", "name=opt/org.tianocore/IPv4Support,string=n",
+    "-boot", "menu=on,splash-time=3000",
+]  # fmt: skip
 QEMU_ARM64 = "qemu-system-aarch64"
 # One code image for both; Secure Boot is the variable store's: AAVMF_VARS.fd has no keys,
 # AAVMF_VARS.ms.fd Debian's PK and Microsoft's KEK and db with Secure Boot on (no SMM
@@ -134,6 +142,8 @@ class Machine:
     ipxe: bool = True
     # True: OVMF (or AAVMF) enforcing Secure Boot with Microsoft's keys (not BIOS).
     secure_boot: bool = False
+    # False: OVMF's PXE boot entries are off, so its UEFI HTTP Boot runs (UEFI only).
+    ovmf_pxe: bool = True
     # A real installer needs room: RAM for d-i, a disk it can install onto.
     memory_mb: int = 512
     disk_bytes: int = 1024 * 1024
@@ -189,6 +199,7 @@ class Machine:
                 "-drive", f"if=pflash,format=raw,readonly=on,file={code}",
                 "-drive", f"if=pflash,format=raw,file={self.efivars}",
             ]  # fmt: skip
+            argv += [] if self.ovmf_pxe else NO_OVMF_PXE
         return argv
 
     def _arm64_argv(self, tap: str) -> list[str]:

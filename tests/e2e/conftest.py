@@ -41,10 +41,22 @@ def guest() -> Guest:
 @pytest.fixture
 def lab(netns_lab: NetnsLab, request: pytest.FixtureRequest) -> Iterator[BootLab]:
     """A namespace with a bridge, a tap for QEMU and IPv6 router adverts; removed after."""
+    require_binary("dnsmasq")
+    yield from _lab(netns_lab, request, managed=False)
+
+
+@pytest.fixture
+def managed_lab(netns_lab: NetnsLab, request: pytest.FixtureRequest) -> Iterator[BootLab]:
+    """The same with radvd's adverts carrying the managed flag (an IPv6-only network whose
+    addresses come from DHCPv6)."""
+    require_binary("radvd")
+    yield from _lab(netns_lab, request, managed=True)
+
+
+def _lab(netns_lab: NetnsLab, request: pytest.FixtureRequest, managed: bool) -> Iterator[BootLab]:
     require_netns()
     require_binary(QEMU)
-    require_binary("dnsmasq")
-    booted = boot_lab(netns_lab)
+    booted = boot_lab(netns_lab, managed=managed)
     capture_dir = os.environ.get("PXED_E2E_CAPTURE")
     if capture_dir:
         Path(capture_dir).mkdir(parents=True, exist_ok=True)

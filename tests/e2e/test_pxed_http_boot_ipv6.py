@@ -1,0 +1,134 @@
+"""OVMF's "UEFI HTTPv6" client boots from pxed over an IPv6-only network (docs/firmware.md).
+
+The VM is plain UEFI firmware (virtio NIC, no iPXE ROM) with its PXE entries switched off
+(fw_cfg), so HTTP Boot runs: HTTPv4 first, which gets no DHCPv4 answer (pxed's DHCPv4 is
+off), then HTTPv6. The link's router adverts come from radvd with the managed flag set.
+pxed's DHCPv6 gives the firmware an address and, for vendor class ``HTTPClient`` and
+architecture 16, an ``http://[fd00:213:7::1]:80/tftp/snponly.efi`` boot file URL (option
+59) with ``HTTPClient`` echoed (option 16). The firmware fetches iPXE's snponly.efi over
+HTTP/IPv6; iPXE sees the managed flag, runs DHCPv6 itself as iPXE (user class) and gets
+its script URL, then fetches the script, kernel and initrd from pxed over HTTP/IPv6. The
+kernel line carries an IPv6 Kickstart URL; the guest takes a SLAAC address, fetches its
+Kickstart and runs the done callback over IPv6, and pxed has the host installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab.bootfiles import fill_tftp_root
+from lab.bootlab import IPV6_PREFIX, BootLab
+from lab.guest import Guest
+from lab.netns import Background, ProcessError
+from lab.qemu import Machine, missing_firmware
+from lab.scenario import APPEND, HTTP_PORT, KICKSTART_TEMPLATE, PROFILE, twistd
+from pxed.provisioning.lifecycle import Lifecycle
+
+pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
+
+MAC = "52:54:00:e2:e0:6b"
+SERVER6 = f"{IPV6_PREFIX}1"
+SNPONLY = Path("/usr/lib/ipxe/snponly.efi")
+# OVMF's line when HTTPv4 has given up and HTTPv6 starts.
+HTTPV6_STARTED = re.compile(r"Start HTTP Boot over IPv6")
+# HTTPv4 waits about a minute for a DHCPv4 answer that never comes (docs/firmware.md);
+# generous on a loaded machine.
+HTTPV6_TIMEOUT = 240.0
+
+
+def _config(lab: BootLab, tftp_root: Path, workdir: Path) -> Path:
+    """pxed for an IPv6-only HTTP boot: DHCPv4 off, DHCPv6 full with HTTP boot URLs."""
+    template = workdir / "e2e.ks.j2"
+    template.write_text(KICKSTART_TEMPLATE)
+    server = str(lab.server_ip)
+    config = {
+        "server": {
+            "address": server,
+            "address6": SERVER6,
+            "interfaces": [lab.bridge.name],
+            "state_dir": str(workdir / "state"),
+        },
+        "tftp": {"root": str(tftp_root), "listen": [server], "listen6": [SERVER6]},
+        "dhcp": {"mode": "off"},
+        "dhcp6": {
+            "mode": "full",
+            "interfaces": [lab.bridge.name],
+            "subnets": [
+                {
+                    "prefix": f"{IPV6_PREFIX}/64",
+                    "range": [f"{IPV6_PREFIX}100", f"{IPV6_PREFIX}1ff"],
+                    "lease_time": 3600,
+                }
+            ],
+            "boot": {"uefi_http": "http://[{server6}]:{http_port}/tftp/snponly.efi"},
+        },
+        "http": {"listen": [server], "listen6": [SERVER6], "port": HTTP_PORT},
+        "profiles": {
+            PROFILE: {
+                "kernel": "vmlinuz",
+                "initrd": "initrd.gz",
+                "append": APPEND,
+                "kickstart": str(template),
+            }
+        },
+        "hosts": [{"mac": MAC, "hostname": "e2e-httpv6", "profile": PROFILE}],
+        "logging": {"level": "info"},
+    }
+    path = workdir / "pxed.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _start_pxed(lab: BootLab, config: Path) -> Background:
+    """`twistd -n pxed` in the lab namespace; returns once DHCPv6 listens on udp/547."""
+    proc = lab.spawn(
+        [twistd(), "-n", "--pidfile=", "pxed", "--config", str(config)],
+        config.with_name("pxed.log"),
+    )
+    try:
+        lab.ns.wait_listening(547, "udp", timeout=30.0)
+    except ProcessError as exc:
+        raise ProcessError(f"{exc}\npxed log {proc.log}:\n{proc.output()[-3000:]}") from None
+    return proc
+
+
+def test_ovmf_http_boot_installs_from_pxed_over_ipv6_alone(
+    tmp_path: Path, managed_lab: BootLab, guest: Guest
+) -> None:
+    """DHCPv6 with option 59 http:// and HTTPClient echoed, snponly.efi over HTTP/IPv6,
+    iPXE's own DHCPv6, script, kernel and initrd over HTTP/IPv6, then the Kickstart and
+    done callback: the host ends up installed."""
+    for reason in (missing_firmware("uefi"), "" if SNPONLY.exists() else f"needs {SNPONLY}"):
+        if reason:
+            pytest.skip(f"{reason} (Debian package ipxe)" if "snponly" in reason else reason)
+    lab = managed_lab
+    tftp_root = fill_tftp_root(tmp_path / "tftp", guest)
+    shutil.copyfile(SNPONLY, tftp_root / SNPONLY.name)
+    pxed = _start_pxed(lab, _config(lab, tftp_root, tmp_path))
+    machine = Machine("e2e-httpv6", MAC, "uefi", tmp_path / "vm", ipxe=False, ovmf_pxe=False)
+    boot = machine.create().boot(lab, "httpv6")
+    try:
+        boot.wait_for(HTTPV6_STARTED, HTTPV6_TIMEOUT)
+        elapsed = boot.installed()
+        boot.powered_off()
+    finally:
+        boot.stop()
+    print(f"power-on to done callback: {elapsed:.1f} s")
+    log = pxed.output()
+    url = f"http://[{SERVER6}]:{HTTP_PORT}/tftp/snponly.efi"
+    firmware = re.search(rf"REPLY to {MAC}: ({IPV6_PREFIX}[0-9a-f]+) boot uefi_http (\S+)", log)
+    assert firmware is not None, f"no HTTP boot lease in pxed's log:\n{log[-3000:]}"
+    assert firmware.group(2) == url
+    ipxe = re.search(rf"REPLY to {MAC}: {IPV6_PREFIX}[0-9a-f]+ boot ipxe (\S+)", log)
+    assert ipxe is not None, f"iPXE got no script URL over DHCPv6:\n{log[-3000:]}"
+    assert ipxe.group(1).startswith(f"http://[{SERVER6}]:{HTTP_PORT}/")
+    assert f"inst.ks=http://[{SERVER6}]:{HTTP_PORT}/ks/{MAC}/" in boot.console
+    assert f"/api/hosts/{MAC}/done" in boot.kickstart()
+    with contextlib.closing(Lifecycle.open(tmp_path / "state")) as states:
+        assert states.get(MAC).state == "installed", "the done callback did not reach pxed"
