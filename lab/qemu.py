@@ -51,9 +51,12 @@ SECURE_BOOT_MACHINE = [
     "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
 ]  # fmt: skip
 QEMU = "qemu-system-x86_64"
-# OVMF tries PXEv4, PXEv6, HTTPv4, HTTPv6 on a NIC; these switch its PXE entries off so
-# that HTTP Boot comes first (docs/firmware.md). bootindex cannot order entries of one NIC.
-NO_OVMF_PXE = [
+# OVMF tries PXEv4, PXEv6, HTTPv4, HTTPv6 on a NIC, and bootindex cannot order entries of
+# one NIC. So for HTTP Boot over IPv6 first: PXE off, and the whole IPv4 stack (which takes
+# the HTTPv4 entry with it); then 3 s in the boot manager, without which HTTPv6 failed at
+# once with no DHCPv6 sent, presumably before its link-local address was ready
+# (docs/firmware.md).
+OVMF_HTTPV6_FIRST = [
     "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
     "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n",
     "-fw_cfg", "name=opt/org.tianocore/IPv4Support,string=n",
@@ -142,8 +145,8 @@ class Machine:
     ipxe: bool = True
     # True: OVMF (or AAVMF) enforcing Secure Boot with Microsoft's keys (not BIOS).
     secure_boot: bool = False
-    # False: OVMF's PXE boot entries are off, so its UEFI HTTP Boot runs (UEFI only).
-    ovmf_pxe: bool = True
+    # True: OVMF boots its "UEFI HTTPv6" entry first (UEFI only; see OVMF_HTTPV6_FIRST).
+    http_boot_v6: bool = False
     # A real installer needs room: RAM for d-i, a disk it can install onto.
     memory_mb: int = 512
     disk_bytes: int = 1024 * 1024
@@ -199,7 +202,7 @@ class Machine:
                 "-drive", f"if=pflash,format=raw,readonly=on,file={code}",
                 "-drive", f"if=pflash,format=raw,file={self.efivars}",
             ]  # fmt: skip
-            argv += [] if self.ovmf_pxe else NO_OVMF_PXE
+            argv += OVMF_HTTPV6_FIRST if self.http_boot_v6 else []
         return argv
 
     def _arm64_argv(self, tap: str) -> list[str]:

@@ -3,7 +3,8 @@
 Run them alone with `pytest -m e2e`. They need root (namespaces, a tap), QEMU, Debian's
 iPXE ROMs, pxelinux and apt (to fetch the kernel package once into .cache/e2e/); the
 Secure Boot scenarios also OVMF's secboot build and Debian's signed shim and GRUB; the ARM64
-one qemu-system-aarch64 and AAVMF, and fetches its arm64 packages itself (lab/arm64.py).
+one qemu-system-aarch64 and AAVMF, and fetches its arm64 packages itself (lab/arm64.py); the
+HTTPv6 one radvd and iPXE's snponly.efi (Debian package ipxe).
 The dnsmasq reference boot is opt-in: `PXED_E2E_REFERENCE=1`.
 
 `PXED_E2E_CAPTURE=DIR` records each scenario's UDP traffic on the lab bridge (DHCP, TFTP
