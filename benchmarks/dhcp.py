@@ -89,6 +89,7 @@ SHARED_IP = NETWORK.network_address + 100  # both servers' (pxed-pg2), on every 
 POOL = (NETWORK.network_address + 256, NETWORK.broadcast_address - 1)
 RATES = (250, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+STARTUP = 60.0  # seconds a server may take to listen (a loaded machine is slow)
 
 
 @dataclass
@@ -156,7 +157,7 @@ class Server:
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
         self.proc = self.ns.spawn(self.argv(), self.work / "server.log")
-        self.ns.wait_listening(67, timeout=20.0)
+        self.ns.wait_listening(67, timeout=STARTUP)
         time.sleep(0.3)
 
     def stop(self) -> None:
@@ -278,10 +279,10 @@ class PxedPgPair(PxedPg):
         assert self.site.database is not None
         settings = {"database": self.site.database.url(self.database), "name": "pxe2"}
         self.peer = ns.spawn(pxed_argv(work, interface, settings), work / "server.log")
-        ns.wait_listening(67, timeout=20.0)
+        ns.wait_listening(67, timeout=STARTUP)
         assert self.proc is not None
         for proc in (self.proc, self.peer):  # each sees the other live: the split is on
-            proc.wait_for_output("servers answering clients now: pxe1, pxe2", timeout=20.0)
+            proc.wait_for_output("servers answering clients now: pxe1, pxe2", timeout=STARTUP)
 
     def stop(self) -> None:
         try:
@@ -615,15 +616,17 @@ def takeover(
     try:
         pcap = pair.work / "takeover.pcap"
         capture = client_ns.tcpdump(client_if, pcap, "udp port 67", snaplen=400)
-        argv = ["perfdhcp", "-4", "-r", str(rate), "-R", str(rate * seconds + 100)]
-        argv += ["-p", str(seconds), "-d", "2", "-W", "2000000"]
+        # -n: every exchange begun has until -p to finish (a -p cut would drop the last ones).
+        count = rate * seconds
+        argv = ["perfdhcp", "-4", "-r", str(rate), "-R", str(count), "-n", str(count)]
+        argv += ["-p", str(seconds + 15), "-d", "2", "-W", "10000000"]  # 10 s for late ones
         argv += ["-l", str(RELAY_IP), str(pair.target)]
         load = client_ns.spawn(argv, pair.work / "perfdhcp.log")
         time.sleep(seconds / 3)
         assert pair.proc is not None
         os.kill(pair.proc.pid, signal.SIGKILL)
         killed = time.time()
-        load.wait(seconds + 30)
+        load.wait(seconds + 60)
         capture.stop(timeout=10.0)
     finally:
         pair.stop()

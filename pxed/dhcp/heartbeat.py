@@ -112,12 +112,21 @@ class Heartbeat:
             self.problem = None
             log.info("dhcp: heartbeats readable again in {url}", url=redacted(self.url))
         live = frozenset(name for name, _, alive in rows if alive) | {self.name}
-        gone = frozenset(
-            IPv4Address(address)
-            for name, addresses, alive in rows
-            if not alive and name != self.name
-            for address in addresses
-        ) - set(self.addresses)
+        # An address a live server answers from is never a gone one's (a renamed server
+        # leaves its old row behind, with the same addresses).
+        answering = {
+            IPv4Address(a) for name, addresses, _ in rows if name in live for a in addresses
+        }
+        gone = (
+            frozenset(
+                IPv4Address(address)
+                for name, addresses, _ in rows
+                if name not in live
+                for address in addresses
+            )
+            - answering
+            - set(self.addresses)
+        )
         before, self.peers = self.peers, Peers(self.name, live, gone)
         if live != before.live:
             log.info(

@@ -56,11 +56,26 @@ def test_a_peer_silent_past_the_timeout_is_gone_with_its_addresses_until_it_beat
 
 def test_while_the_database_cannot_be_read_the_last_split_stands(postgres_url: str) -> None:
     one = heartbeat(migrated(postgres_url), "pxe1", PXE1)
-    heartbeat(postgres_url, "pxe2", PXE2).beat()
-    one.beat()
+    two = heartbeat(postgres_url, "pxe2", PXE2)
+    two.beat(), one.beat()
+    two.stop()
     one.url = "postgresql:///nowhere?host=/nonexistent&connect_timeout=1"
     one._conn.close()  # type: ignore[union-attr]
     one.beat()
     assert one.peers.live == {"pxe1", "pxe2"}
     assert one.problem is not None and "connect" in one.problem
     one.stop()
+
+
+def test_a_gone_servers_address_that_a_live_server_answers_from_is_not_taken_over(
+    postgres_url: str,
+) -> None:
+    one = heartbeat(migrated(postgres_url), "pxe1", PXE1)
+    renamed = heartbeat(postgres_url, "pxe2-old", PXE2)
+    renamed.beat()
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("UPDATE servers SET beat = beat - interval '1 hour'")
+    two = heartbeat(postgres_url, "pxe2", PXE2)
+    two.beat(), one.beat()
+    assert one.peers.live == {"pxe1", "pxe2"} and one.peers.gone == frozenset()
+    one.stop(), two.stop(), renamed.stop()
