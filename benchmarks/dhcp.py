@@ -21,11 +21,16 @@ that address.  ``pxed-pg2`` is two pxed at .0.1 and .0.3 sharing one PostgreSQL
 database (docs/ha.md), and the relay sends to 10.213.0.100, an address both
 servers hold on their loopback and whose neighbour entry at the relay is the
 broadcast MAC (``share``): the bridge floods each relayed packet to both
-servers, as it floods every broadcast in tests/interop/test_dhcp_ha.py, and both
-answer.  (The subnet's broadcast address would do the same, but perfdhcp's
-socket lacks SO_BROADCAST: sendmsg() fails with EACCES.)  After each ``pxed-pg2``
-step the run counts, by SQL, the addresses the database holds for two MACs, and
-from the capture the addresses ACKed last to two MACs (both must be 0).
+servers, as each DHCP helper of a real relay gets it, and each answers the clients
+of its RFC 3074 bucket (docs/ha.md).  (The subnet's broadcast address would do the
+same, but perfdhcp's socket lacks SO_BROADCAST: sendmsg() fails with EACCES.)  After
+each ``pxed-pg2`` step the run counts, by SQL, the addresses the database holds for
+two MACs, and from the capture the addresses ACKed last to two MACs (both must be 0).
+
+Takeover (``--takeover RATE``, with ``pxed-pg2``): one more ``pxed-pg2`` run at RATE
+for ``--takeover-seconds``, pxe1 killed with SIGKILL a third of the way in; from the
+capture, the exchanges (DISCOVER sent, no ACK) lost by second from the kill, and
+how many of those begun more than 5 s after it (the target: none).
 
 The ladder climbs until fewer than 99 % of DISCOVERs end in an ACK (``pxed-pg``
 and ``pxed-pg2`` run every rate given, for a table rate by rate with the
@@ -54,6 +59,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import statistics
 import struct
@@ -83,6 +89,7 @@ SHARED_IP = NETWORK.network_address + 100  # both servers' (pxed-pg2), on every 
 POOL = (NETWORK.network_address + 256, NETWORK.broadcast_address - 1)
 RATES = (250, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+STARTUP = 60.0  # seconds a server may take to listen (a loaded machine is slow)
 
 
 @dataclass
@@ -150,7 +157,7 @@ class Server:
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
         self.proc = self.ns.spawn(self.argv(), self.work / "server.log")
-        self.ns.wait_listening(67, timeout=20.0)
+        self.ns.wait_listening(67, timeout=STARTUP)
         time.sleep(0.3)
 
     def stop(self) -> None:
@@ -272,8 +279,10 @@ class PxedPgPair(PxedPg):
         assert self.site.database is not None
         settings = {"database": self.site.database.url(self.database), "name": "pxe2"}
         self.peer = ns.spawn(pxed_argv(work, interface, settings), work / "server.log")
-        ns.wait_listening(67, timeout=20.0)
-        time.sleep(0.3)
+        ns.wait_listening(67, timeout=STARTUP)
+        assert self.proc is not None
+        for proc in (self.proc, self.peer):  # each sees the other live: the split is on
+            proc.wait_for_output("servers answering clients now: pxe1, pxe2", timeout=STARTUP)
 
     def stop(self) -> None:
         try:
@@ -595,6 +604,50 @@ def postgres_report(results: dict[str, list[Step]]) -> str:
     return "\n".join(lines)
 
 
+def takeover(
+    client: tuple[Namespace, str], make: Callable[[], Server], rate: int, seconds: int
+) -> str:
+    """Two servers at ``rate``, pxe1 killed with SIGKILL a third of the way in: what the
+    relay lost around the kill and after it, from a capture of its link."""
+    client_ns, client_if = client
+    pair = make()
+    assert isinstance(pair, PxedPgPair)
+    pair.start()
+    try:
+        pcap = pair.work / "takeover.pcap"
+        capture = client_ns.tcpdump(client_if, pcap, "udp port 67", snaplen=400)
+        # -n: every exchange begun has until -p to finish (a -p cut would drop the last ones).
+        count = rate * seconds
+        argv = ["perfdhcp", "-4", "-r", str(rate), "-R", str(count), "-n", str(count)]
+        argv += ["-p", str(seconds + 15), "-d", "2", "-W", "10000000"]  # 10 s for late ones
+        argv += ["-l", str(RELAY_IP), str(pair.target)]
+        load = client_ns.spawn(argv, pair.work / "perfdhcp.log")
+        time.sleep(seconds / 3)
+        assert pair.proc is not None
+        os.kill(pair.proc.pid, signal.SIGKILL)
+        killed = time.time()
+        load.wait(seconds + 60)
+        capture.stop(timeout=10.0)
+    finally:
+        pair.stop()
+    started: dict[bytes, float] = {}
+    acked: set[bytes] = set()
+    for kind, chaddr, _, stamp in _frames(pcap):
+        if kind == 1:
+            started.setdefault(chaddr, stamp)
+        elif kind == 5:
+            acked.add(chaddr)
+    lost = Counter(int(at - killed) for mac, at in started.items() if mac not in acked)
+    after = sum(1 for mac, at in started.items() if at > killed + 5 and mac not in acked)
+    later = sum(1 for at in started.values() if at > killed + 5)
+    return (
+        f"Takeover at {rate}/s (pxe1 killed with SIGKILL {seconds / 3:.0f} s into"
+        f" {seconds} s): {len(acked)}/{len(started)} exchanges ACKed; lost begun more than"
+        f" 5 s after the kill: {after} of {later}; lost by second from the kill:"
+        f" {dict(sorted(lost.items()))}"
+    )
+
+
 def share(client: Namespace, interface: str, servers: tuple[Namespace, ...]) -> None:
     """Every packet the relay sends to SHARED_IP reaches each server: the client's
     neighbour entry for it is the broadcast MAC, so the bridge floods it, and each server
@@ -624,6 +677,10 @@ def main() -> int:
     parser.add_argument("--rates", default=",".join(map(str, RATES)))
     parser.add_argument("--only", action="append", choices=sorted(SERVERS))
     parser.add_argument("--budget", type=float, default=600.0, help="seconds in all, at most")
+    parser.add_argument(
+        "--takeover", type=int, default=500, help="pxed-pg2 kill -9 run at this rate (0: none)"
+    )
+    parser.add_argument("--takeover-seconds", type=int, default=30)
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (private network namespaces)", file=sys.stderr)
@@ -655,12 +712,20 @@ def main() -> int:
             makers: dict[str, Callable[[], Server]] = {
                 name: functools.partial(SERVERS[name], site, work / name) for name in names
             }
-            results = ladder((client_ns, ports[1].b_if), makers, rates, args.seconds, args.budget)
+            client = (client_ns, ports[1].b_if)
+            results = ladder(client, makers, rates, args.seconds, args.budget)
+            took = ""
+            if "pxed-pg2" in makers and args.takeover:
+                took = takeover(client, makers["pxed-pg2"], args.takeover, args.takeover_seconds)
+                print(took, flush=True)
     print()
     print(report(results))
     if ON_POSTGRES & set(results):
         print()
         print(postgres_report(results))
+    if took:
+        print()
+        print(took)
     return 0
 
 

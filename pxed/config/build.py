@@ -55,7 +55,10 @@ from pxed.config.yamltree import Context, Entry, Fields, describe_node, is_null,
 KEYS: dict[str, tuple[str, ...]] = {
     "": ("server", "tftp", "dhcp", "dhcp6", "http", "install", "logging", "vars", "trees",
          "profiles", "hosts"),
-    "server": ("address", "address6", "interfaces", "state_dir", "database", "name", "notice"),
+    "server": (
+        "address", "address6", "interfaces", "state_dir", "database", "name", "peer_timeout",
+        "notice",
+    ),
     "tftp": ("enabled", "root", "listen", "listen6", "port", "max_blksize", "max_windowsize",
              "max_sessions", "max_per_client", "timeout", "retries"),
     "dhcp": ("mode", "authoritative", "allow_unknown", "unknown_hosts", "server_port",
@@ -151,6 +154,7 @@ class _Builder:
             database = c.postgresql_url(self.ctx, database_node, f.key("database"))
         notice = f.optional("notice", c.text)
         name = f.optional("name", c.text)
+        peer_timeout = f.defaulted("peer_timeout", c.integer(2, 300))
         self.interfaces_given = "interfaces" in f.values
         if not ({"address", "address6"} & set(f.values) or self.interfaces_given):
             self.error(
@@ -163,7 +167,14 @@ class _Builder:
             where = f.values.get("state_dir", f.node)
             self.error(where, f.key("state_dir"), f"{state_dir} is not a folder")
         return ServerConfig(
-            address, interfaces, state_dir, database, notice, name=name, address6=address6
+            address,
+            interfaces,
+            state_dir,
+            database,
+            notice,
+            name=name,
+            address6=address6,
+            peer_timeout=peer_timeout,
         )
 
     def tftp(self) -> TftpConfig:

@@ -12,6 +12,7 @@ DEFAULTS: dict[str, object] = {
     "server.state_dir": Path("/var/lib/pxed"),
     "server.database": None,  # none: leases in SQLite in state_dir
     "server.name": None,  # none: the machine's host name
+    "server.peer_timeout": 3,  # seconds: a peer whose heartbeat is older is gone
     "server.address6": None,  # none: the first listen6 address (a routable one first)
     "tftp.enabled": True,
     "tftp.root": Path("/srv/tftp"),

@@ -70,6 +70,8 @@ class ServerConfig:
     name: str | None = None  # in the rows this pxed shares in server.database; None: host name
     # The IPv6 address in URLs for clients that came over IPv6; None: pxed.netif chooses one
     address6: IPv6Address | None = None
+    # Seconds without a heartbeat in server.database before a peer's clients are taken over
+    peer_timeout: int = 3
 
     @property
     def label(self) -> str:

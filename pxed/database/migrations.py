@@ -41,6 +41,10 @@ MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
         "ALTER TABLE leases ADD COLUMN seq bigserial",
         "CREATE INDEX leases_seq ON leases (seq)",
     ),
+    (  # each server's heartbeat, by the database's clock: who splits the clients (docs/ha.md)
+        "CREATE TABLE servers (name text PRIMARY KEY, addresses inet[] NOT NULL,"
+        " beat timestamptz NOT NULL)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _LOCK = 0x70786564  # "pxed": the advisory lock that serialises migrations between servers

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from ipaddress import IPv4Address
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
@@ -49,11 +49,15 @@ from twisted.python.failure import Failure
 from protocols.dhcp.leases import Lease, LeaseStore
 from protocols.dhcp.options import MessageType
 from protocols.dhcp.server import DhcpServer, Mode, NoReply, Received, Reply, Settings
+from protocols.dhcp.split import take
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp
 from protocols.errors import MalformedPacket
 from pxed.config import Config
 from pxed.dhcp.settings import engine_settings
 from pxed.events import DhcpExchange, EventBus
+
+if TYPE_CHECKING:
+    from pxed.dhcp.heartbeat import Heartbeat
 
 MAX_DATAGRAM = 65536  # docs/pitfalls.md #1
 # Twisted reads up to 256 KiB of queued datagrams in one go; a batch that large would
@@ -195,8 +199,10 @@ class DhcpService(Service):
         stats: DhcpStats | None = None,
         boot_seen: BootSeen | None = None,
         events: EventBus | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.settings = settings
+        self.heartbeat = heartbeat  # with a shared database: the live peers split the clients
         self.events = events or EventBus()
         self.open_store = open_store
         self.interfaces = tuple(interfaces)
@@ -255,6 +261,8 @@ class DhcpService(Service):
         self._expiry = LoopingCall(self.expire)
         self._expiry.clock = self.reactor  # type: ignore[assignment]
         self._expiry.start(EXPIRY_INTERVAL, now=True)
+        if self.heartbeat is not None:
+            self.heartbeat.start()
 
     def stopService(self) -> Deferred[Any]:
         """Commit and send the pending batch, close the store, then every socket; fire when
@@ -269,6 +277,9 @@ class DhcpService(Service):
         self.flush()
         ports, self._ports = self._ports, []
         closed = maybeDeferred(self.store.close)
+        if self.heartbeat is not None:
+            beat = self.heartbeat.stop()
+            closed.addBoth(lambda outcome: beat.addBoth(lambda _: outcome))
         return closed.addBoth(self._close_ports, ports)
 
     @staticmethod
@@ -306,6 +317,12 @@ class DhcpService(Service):
         except MalformedPacket as bad:
             self._malformed(listener, datagram, addr, bad)
             return
+        if self.heartbeat is not None:
+            mine = take(request, self.heartbeat.peers, listener.interface.address)
+            if mine is None:  # a live peer's client (protocols.dhcp.split)
+                self.stats.messages[(message_name(request.message_type), "peer")] += 1
+                return
+            request = mine
         received = Received(
             listener.interface.address,
             (IPv4Address(addr[0]), addr[1]),
@@ -527,6 +544,19 @@ def dhcp_service(
         raise DhcpSocketError("dhcp: server.interfaces is empty; DHCP needs an interface to serve")
     interfaces = [Interface(name, interface_address(name)) for name in names]
     settings = engine_settings(config, interfaces[0].address)
+    heartbeat = None
+    if config.server.database is not None:
+        from pxed.database.worker import Worker
+        from pxed.dhcp.heartbeat import Heartbeat
+
+        heartbeat = Heartbeat(
+            config.server.database,
+            config.server.label,
+            [interface.address for interface in interfaces],
+            config.server.peer_timeout,
+            Worker(reactor, "pxed-heartbeat"),
+            reactor,
+        )
     return DhcpService(
         settings,
         partial(open_lease_store, config, reactor),
@@ -535,6 +565,7 @@ def dhcp_service(
         open_dhcp_socket,
         boot_seen=boot_seen,
         events=events,
+        heartbeat=heartbeat,
     )
 
 

@@ -70,6 +70,7 @@ class Sources:
     http: HttpStats | None = None
     negotiated: Negotiated | None = None
     host_states: Callable[[], Mapping[str, int]] | None = None
+    server: str = ""  # server.name: the ``server`` label of the DHCP counters (docs/ha.md)
 
 
 class PxedCollector(Collector):
@@ -81,9 +82,11 @@ class PxedCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         s = self.sources
         if s.dhcp is not None:
-            yield from dhcp_metrics(s.dhcp)
+            yield from dhcp_metrics(s.dhcp, s.server)
         if s.dhcp6 is not None:
-            yield from dhcp_metrics(s.dhcp6, "pxed_dhcp6", "DHCPv6", "advertise, reply, ignored")
+            yield from dhcp_metrics(
+                s.dhcp6, s.server, "pxed_dhcp6", "DHCPv6", "advertise, reply, ignored"
+            )
         if s.tftp is not None:
             yield from tftp_metrics(s.tftp)
         if s.negotiated is not None:
@@ -101,26 +104,35 @@ class PxedCollector(Collector):
 
 def dhcp_metrics(
     stats: DhcpStats | Dhcp6Stats,
+    server: str,
     prefix: str = "pxed_dhcp",
     what: str = "DHCP",
-    outcomes: str = "offer, ack, nak, ignored, refused",
+    outcomes: str = "offer, ack, nak, ignored, refused, peer",
 ) -> Iterator[Metric]:
-    """DHCP's counters, or DHCPv6's under ``pxed_dhcp6_``: the two adapters count alike."""
+    """DHCP's counters, or DHCPv6's under ``pxed_dhcp6_``: the two adapters count alike.
+
+    Each carries the ``server`` label (server.name): two servers sharing a database
+    (docs/ha.md) scraped into one Prometheus say which did what."""
     messages = CounterMetricFamily(
         f"{prefix}_messages",
         f"{what} requests by message type and what pxed did ({outcomes}...)",
-        labels=["type", "outcome"],
+        labels=["server", "type", "outcome"],
     )
     for (kind, outcome), count in sorted(stats.messages.items()):
-        messages.add_metric([kind, outcome], count)
+        messages.add_metric([server, kind, outcome], count)
     yield messages
-    yield CounterMetricFamily(f"{prefix}_replies_sent", f"{what} replies sent", stats.replies_sent)
-    yield CounterMetricFamily(f"{prefix}_commits", f"{what} lease commits", stats.commits)
-    yield CounterMetricFamily(
-        f"{prefix}_commit_failures",
-        f"{what} lease commits that failed (their replies were not sent)",
-        stats.commit_failures,
-    )
+    for name, help_text, value in (
+        ("replies_sent", f"{what} replies sent", stats.replies_sent),
+        ("commits", f"{what} lease commits", stats.commits),
+        (
+            "commit_failures",
+            f"{what} lease commits that failed (their replies were not sent)",
+            stats.commit_failures,
+        ),
+    ):
+        family = CounterMetricFamily(f"{prefix}_{name}", help_text, labels=["server"])
+        family.add_metric([server], value)
+        yield family
 
 
 def tftp_metrics(stats: TftpStats) -> Iterator[Metric]:

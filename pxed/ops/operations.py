@@ -92,6 +92,7 @@ class Operations:
             http=self.http,
             negotiated=self.negotiated,
             host_states=self.host_states,
+            server=self.provisioning.inventory.config.server.label,
         )
 
     def host_states(self) -> Counter[str]:

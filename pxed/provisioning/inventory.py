@@ -47,6 +47,7 @@ RESTART_KEYS = (
     "server.interfaces",
     "server.state_dir",
     "server.database",
+    "server.peer_timeout",  # the heartbeat's, started with DHCP
     "tftp",
     "http.enabled",
     "http.listen",

@@ -354,3 +354,10 @@ def test_server_address6_is_given_to_clients_so_it_refuses_a_zone():
     assert "RFC 6874" in error
     (error,) = errors(HEAD + '  address6: "::"\n')
     assert error.endswith(":: cannot be given to clients as the server")
+
+
+def test_peer_timeout_defaults_to_three_seconds_and_must_outlast_two_heartbeats():
+    assert load(HEAD).server.peer_timeout == 3
+    assert load(HEAD + "  peer_timeout: 10\n").server.peer_timeout == 10
+    (error,) = errors(HEAD + "  peer_timeout: 1\n")
+    assert error.startswith("/cfg/pxed.yaml:4:17: server.peer_timeout: ")

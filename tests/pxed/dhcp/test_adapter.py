@@ -14,6 +14,7 @@ from twisted.logger import LogLevel, capturedLogs
 from protocols.dhcp.leases import Lease, MemoryLeaseStore
 from protocols.dhcp.options import MessageType, Option
 from protocols.dhcp.server import Mode, Settings
+from protocols.dhcp.split import Peers, owner
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp, encode_dhcp
 from pxed.dhcp.service import MAX_BATCH, MAX_DATAGRAM, DhcpService, Interface
 from tests.protocols.dhcp_engine_support import MAC, MAC2, request, settings
@@ -425,3 +426,25 @@ def test_served_leases_read_the_running_servers_leases_from_memory():
     assert served.mac_for(offer.yiaddr, now) == MAC
     assert served.mac_for(IPv4Address("10.99.0.1"), now) is None
     assert [row[:2] for row in served.rows()] == [(MAC, str(offer.yiaddr))]
+
+
+@dataclass
+class SteadyBeat:
+    """A heartbeat whose live set stays as given (pxed.dhcp.heartbeat reads it from SQL)."""
+
+    peers: Peers
+
+
+def test_with_a_live_peer_only_this_servers_bucket_is_answered_and_the_rest_counted_as_peer():
+    h = Harness()
+    both = frozenset({"pxe1", "pxe2"})
+    h.service.heartbeat = SteadyBeat(Peers("pxe1", both))  # type: ignore[assignment]
+    macs = [f"52:54:00:00:00:{n:02x}" for n in range(40)]
+    mine = [mac for mac in macs if owner(bytes.fromhex(mac.replace(":", "")), both) == "pxe1"]
+    for mac in macs:
+        h.deliver(request(MessageType.DISCOVER, mac))
+    h.reactor.advance(0)
+    assert {packet.mac for packet, _ in h.replies()} <= set(mine)  # the pool holds 10
+    counted = h.service.stats.messages
+    assert counted[("DISCOVER", "peer")] == len(macs) - len(mine) > 0
+    assert sum(n for (_, outcome), n in counted.items() if outcome != "peer") == len(mine)

@@ -34,15 +34,20 @@ def samples(sources: Sources) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
     }
 
 
-def test_dhcp_messages_are_counted_by_type_and_outcome() -> None:
+def test_dhcp_messages_are_counted_by_server_type_and_outcome() -> None:
     dhcp = DhcpStats()
     dhcp.messages[("DISCOVER", "offer")] += 3
     dhcp.messages[("REQUEST", "ack")] += 2
+    dhcp.messages[("DISCOVER", "peer")] += 4
     dhcp.replies_sent = 5
-    got = samples(Sources(dhcp=dhcp))
-    assert got[("pxed_dhcp_messages_total", (("outcome", "offer"), ("type", "DISCOVER")))] == 3
-    assert got[("pxed_dhcp_messages_total", (("outcome", "ack"), ("type", "REQUEST")))] == 2
-    assert got[("pxed_dhcp_replies_sent_total", ())] == 5
+    got = samples(Sources(dhcp=dhcp, server="pxe1"))
+    offer = (("outcome", "offer"), ("server", "pxe1"), ("type", "DISCOVER"))
+    assert got[("pxed_dhcp_messages_total", offer)] == 3
+    ack = (("outcome", "ack"), ("server", "pxe1"), ("type", "REQUEST"))
+    assert got[("pxed_dhcp_messages_total", ack)] == 2
+    peer = (("outcome", "peer"), ("server", "pxe1"), ("type", "DISCOVER"))
+    assert got[("pxed_dhcp_messages_total", peer)] == 4
+    assert got[("pxed_dhcp_replies_sent_total", (("server", "pxe1"),))] == 5
 
 
 def test_dhcpv6_messages_are_counted_apart_from_dhcp() -> None:
@@ -50,12 +55,13 @@ def test_dhcpv6_messages_are_counted_apart_from_dhcp() -> None:
     dhcp6.messages[("SOLICIT", "advertise")] += 4
     dhcp6.messages[("malformed", "dropped")] += 2
     dhcp6.replies_sent, dhcp6.commits = 4, 3
-    got = samples(Sources(dhcp6=dhcp6))
-    solicit = (("outcome", "advertise"), ("type", "SOLICIT"))
+    got = samples(Sources(dhcp6=dhcp6, server="pxe2"))
+    solicit = (("outcome", "advertise"), ("server", "pxe2"), ("type", "SOLICIT"))
     assert got[("pxed_dhcp6_messages_total", solicit)] == 4
-    assert got[("pxed_dhcp6_messages_total", (("outcome", "dropped"), ("type", "malformed")))] == 2
-    assert got[("pxed_dhcp6_replies_sent_total", ())] == 4
-    assert got[("pxed_dhcp6_commits_total", ())] == 3
+    malformed = (("outcome", "dropped"), ("server", "pxe2"), ("type", "malformed"))
+    assert got[("pxed_dhcp6_messages_total", malformed)] == 2
+    assert got[("pxed_dhcp6_replies_sent_total", (("server", "pxe2"),))] == 4
+    assert got[("pxed_dhcp6_commits_total", (("server", "pxe2"),))] == 3
     assert not any(name.startswith("pxed_dhcp_") for name, _ in got)
 
 
