@@ -15,7 +15,8 @@ from protocols.dhcp.leases import Lease, MemoryLeaseStore
 from protocols.dhcp.options import MessageType, Option
 from protocols.dhcp.server import Mode, Settings
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp, encode_dhcp
-from pxed.dhcp.service import MAX_BATCH, MAX_DATAGRAM, DhcpService, Interface
+from pxed.datagram.batching import MAX_BATCH, MAX_DATAGRAM
+from pxed.dhcp.service import DhcpService, Interface
 from tests.protocols.dhcp_engine_support import MAC, MAC2, request, settings
 from tests.support.fake_udp import FakeDatagramPort, FakeUDPReactor
 from tests.support.fuzz import property_settings

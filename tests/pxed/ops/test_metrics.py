@@ -9,8 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.application.service import Service
 from twisted.web.test.requesthelper import DummyRequest
 
-from pxed.dhcp.service import DhcpStats
-from pxed.dhcp6.service import Dhcp6Stats
+from pxed.datagram.batching import DatagramStats
 from pxed.events import TftpRefused, TftpTransferEnded
 from pxed.ops.metrics import (
     HttpStats,
@@ -35,7 +34,7 @@ def samples(sources: Sources) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 
 
 def test_dhcp_messages_are_counted_by_type_and_outcome() -> None:
-    dhcp = DhcpStats()
+    dhcp = DatagramStats()
     dhcp.messages[("DISCOVER", "offer")] += 3
     dhcp.messages[("REQUEST", "ack")] += 2
     dhcp.replies_sent = 5
@@ -46,7 +45,7 @@ def test_dhcp_messages_are_counted_by_type_and_outcome() -> None:
 
 
 def test_dhcpv6_messages_are_counted_apart_from_dhcp() -> None:
-    dhcp6 = Dhcp6Stats()
+    dhcp6 = DatagramStats()
     dhcp6.messages[("SOLICIT", "advertise")] += 4
     dhcp6.messages[("malformed", "dropped")] += 2
     dhcp6.replies_sent, dhcp6.commits = 4, 3
