@@ -12,7 +12,6 @@ import pytest
 from protocols.dhcpv6.leases import Lease, LeaseState
 from pxed.dhcp6.leases import (
     DATABASE_NAME,
-    SCHEMA_VERSION,
     Lease6DatabaseError,
     Sqlite6LeaseStore,
     read_leases6,
@@ -86,7 +85,9 @@ def test_a_failed_commit_rolls_the_batch_back_and_memory_follows(tmp_path: Path)
 def test_a_schema_newer_than_this_pxed_is_refused_with_the_file_named(tmp_path: Path):
     Sqlite6LeaseStore.open(tmp_path).close()
     with sqlite3.connect(tmp_path / DATABASE_NAME) as conn:
-        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+        conn.execute(
+            "UPDATE schema_version SET version = ?", (len(Sqlite6LeaseStore.MIGRATIONS) + 1,)
+        )
     with pytest.raises(Lease6DatabaseError, match=f"{DATABASE_NAME}: lease database schema 2"):
         Sqlite6LeaseStore.open(tmp_path)
 
