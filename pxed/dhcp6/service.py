@@ -252,7 +252,6 @@ def dhcp6_service(config: Config, reactor: Reactor) -> Dhcp6Service:
     """The DHCPv6 server for ``config``: interfaces and the server DUID read now, leases
     loaded when it starts."""
     from pxed.dhcp6.duid import server_duid
-    from pxed.dhcp6.leases import Sqlite6LeaseStore
 
     names = config.dhcp6.interfaces or config.server.interfaces
     if not names:
@@ -263,10 +262,24 @@ def dhcp6_service(config: Config, reactor: Reactor) -> Dhcp6Service:
     settings = engine_settings6(config, server_duid(config.server.state_dir))
     return Dhcp6Service(
         settings,
-        partial(Sqlite6LeaseStore.open, config.server.state_dir),
+        partial(open_lease_store6, config, reactor),
         interfaces,
         reactor,
         open_dhcp6_socket,
+    )
+
+
+def open_lease_store6(config: Config, reactor: Reactor) -> DurableLeaseStore:
+    """SQLite in ``server.state_dir``, or PostgreSQL when ``server.database`` names it."""
+    if config.server.database is None:
+        from pxed.dhcp6.leases import Sqlite6LeaseStore
+
+        return Sqlite6LeaseStore.open(config.server.state_dir)
+    from pxed.database.worker import Worker
+    from pxed.dhcp6.pg_leases import Postgres6LeaseStore
+
+    return Postgres6LeaseStore.open(
+        config.server.database, Worker(reactor, "pxed-leases6"), config.server.label
     )
 
 

@@ -34,7 +34,7 @@ from pxed.database.migrations import SCHEMA_VERSION, SchemaTooNew, migrate, stat
 from pxed.database.worker import Worker
 from pxed.dhcp.leases import LeaseDatabaseError
 from pxed.dhcp.pg_leases import PostgresLeaseStore
-from tests.support.postgres import Inline
+from tests.support.postgres import Inline, committed
 
 ROOT = Path(__file__).resolve().parents[3]
 MAC_A = "52:54:00:00:00:0a"
@@ -53,16 +53,6 @@ def count(url: str, table: str = "leases") -> int:
         row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     assert row is not None
     return int(row[0])
-
-
-def committed(store: PostgresLeaseStore) -> None:
-    """Commit through the inline runner and raise what the Deferred failed with."""
-    outcome = store.commit()
-    if outcome is not None:
-        failures: list[BaseException] = []
-        outcome.addErrback(lambda failure: failures.append(failure.value))
-        if failures:
-            raise failures[0]
 
 
 def test_leases_and_quarantines_survive_reopen(postgres_url):
@@ -387,7 +377,7 @@ CHILD = textwrap.dedent(
     from ipaddress import IPv4Address
     from protocols.dhcp.leases import Lease
     from pxed.dhcp.pg_leases import PostgresLeaseStore
-    from tests.support.postgres import Inline
+    from tests.support.postgres import Inline, committed
 
     store = PostgresLeaseStore.open(sys.argv[1], Inline())
     store.bind(Lease("52:54:00:00:00:0a", IPv4Address("10.213.7.101"), None), now=0)
