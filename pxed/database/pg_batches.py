@@ -92,15 +92,16 @@ M = TypeVar("M", bound=Leases[Any])
 class PostgresBatchStore(Generic[Lease, M]):
     """Durable lease batches in PostgreSQL, with the rows mirrored in an ``M``.
 
-    A subclass sets ``log``, ``Error`` (built from a message) and ``SERVICE`` (the
-    log lines' prefix), and says how its rows are read (``_read``, ``_last_seq``),
-    bound (``_bind``), polled (``_poll``), learned (``_learn``) and named to the
-    adapter when a bind lost (``_client``, ``_lost``).
+    A subclass sets ``log``, ``Error`` (built from a message), ``SERVICE`` (the log
+    lines' prefix) and ``REPLY`` (the reply a lease promises), and says how its rows
+    are read (``_read``, ``_last_seq``), bound (``_bind``), polled (``_poll``) and
+    learned (``_learn``), and what a bind that lost means (``_lost_bind``).
     """
 
     log: ClassVar[Logger]
     Error: ClassVar[type[Exception]]
     SERVICE: ClassVar[str]
+    REPLY: ClassVar[str]  # what the clients wait for: ACK, REPLY
     _memory: M
 
     def __init__(
@@ -266,8 +267,9 @@ class PostgresBatchStore(Generic[Lease, M]):
         if self.problem is None:
             self.problem = str(failure.value)
             self.log.error(
-                "{service}: {problem}; no reply leaves until the leases are stored again",
+                "{service}: {problem}; no {reply} leaves until the leases are stored again",
                 service=self.SERVICE,
+                reply=self.REPLY,
                 problem=self.problem,
             )
         self._reload()

@@ -33,6 +33,7 @@ class Postgres6LeaseStore(MirroredLeases6, PostgresBatchStore[Lease, MemoryLease
     log = log
     Error = Lease6DatabaseError
     SERVICE = "dhcp6"
+    REPLY = "REPLY"
 
     # -- writes ------------------------------------------------------------
 

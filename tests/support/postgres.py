@@ -68,7 +68,7 @@ def committed(store: Any) -> None:
 
 
 class Inline:
-    """A ``pxed.dhcp.pg_leases.Runner`` that runs each call at once: a test reads the
+    """A ``pxed.database.pg_batches.Runner`` that runs each call at once: a test reads the
     outcome of a commit as soon as it returns, without a reactor."""
 
     def run(self, call: Callable[[], T]) -> Deferred[T]:

@@ -447,7 +447,7 @@ def test_an_expired_lease_of_another_server_gives_way(postgres_url):
 
 
 def test_a_commit_reads_the_leases_other_servers_committed(postgres_url, monkeypatch):
-    monkeypatch.setattr("pxed.dhcp.pg_leases.PEER_POLL", 0.0)
+    monkeypatch.setattr("pxed.database.pg_batches.PEER_POLL", 0.0)
     one = PostgresLeaseStore.open(postgres_url, Inline(), "pxe1")
     two = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
     one.bind(bound(mac=MAC_A), now=0)
