@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -43,14 +44,28 @@ EXPIRY_INTERVAL = 60.0  # seconds between sweeps of expired leases and quarantin
 L = TypeVar("L")
 
 
-class NamedInterface(Protocol):
-    """A served interface as the family describes it; the adapter needs only its name."""
+class ServedInterface(Protocol):
+    """A served interface as the family describes it: its name and its address."""
 
     @property
     def name(self) -> str: ...
 
+    @property
+    def address(self) -> object: ...
 
-I = TypeVar("I", bound=NamedInterface)  # noqa: E741 -- the interface type of a family
+
+class EngineSettings(Protocol):
+    """What the start and reload log lines tell of a family's engine settings."""
+
+    @property
+    def mode(self) -> Enum: ...
+
+    @property
+    def hosts(self) -> Sized: ...
+
+
+I = TypeVar("I", bound=ServedInterface)  # noqa: E741 -- the interface type of a family
+S = TypeVar("S", bound=EngineSettings)
 
 
 class Reactor(Protocol):
@@ -119,7 +134,7 @@ class Listener(DatagramProtocol, Generic[I]):
     noisy = False
     transport: IUDPTransport  # not None: the reactor adopts the socket before it reads it
 
-    def __init__(self, server: BatchingService[Any, I], interface: I, port: int) -> None:
+    def __init__(self, server: BatchingService[Any, I, Any], interface: I, port: int) -> None:
         self.server = server
         self.interface = interface
         self.port = port
@@ -151,11 +166,11 @@ class Outgoing:
     client: str  # the client as the store names it in a lost bind (the MAC in DHCPv4)
 
 
-class BatchingService(Service, Generic[L, I]):
+class BatchingService(Service, Generic[L, I, S]):
     """Serves every interface on ``listen_ports``; replies wait for their batch's commit.
 
-    A subclass sets ``name``, ``log`` and ``family``, opens its engine in ``open_engine``
-    and answers a datagram in ``handle``.
+    A subclass sets ``name``, ``log`` and ``family``, builds its engine from
+    ``settings`` in ``build_engine`` and answers a datagram in ``handle``.
     """
 
     name: str
@@ -165,12 +180,14 @@ class BatchingService(Service, Generic[L, I]):
 
     def __init__(
         self,
+        settings: S,
         open_store: Callable[[], DurableStore[L]],
         interfaces: Sequence[I],
         reactor: Reactor,
         open_socket: OpenSocket,
         stats: DatagramStats | None,
     ) -> None:
+        self.settings = settings
         self.open_store = open_store
         self.interfaces = tuple(interfaces)
         self.reactor = reactor
@@ -187,8 +204,12 @@ class BatchingService(Service, Generic[L, I]):
     def listen_ports(self) -> tuple[int, ...]:
         raise NotImplementedError
 
-    def open_engine(self) -> None:
-        """Build the engine over ``self.store`` and log what is served."""
+    def build_engine(self) -> None:
+        """Build the engine from ``self.settings`` over ``self.store``."""
+        raise NotImplementedError
+
+    def subnets(self, settings: S) -> int:
+        """How many subnets (links) ``settings`` serves, for the reload's log line."""
         raise NotImplementedError
 
     def handle(
@@ -217,10 +238,17 @@ class BatchingService(Service, Generic[L, I]):
         """
         super().privilegedStartService()
         self.store = self.open_store()
-        self.open_engine()
+        self.build_engine()
         for interface in self.interfaces:
             for port in self.listen_ports:
                 self._ports.append(self._adopt(interface, port))
+        self.log.info(
+            "{service}: {mode} mode on {interfaces}, udp/{ports}",
+            service=self.name,
+            mode=self.settings.mode.value,
+            interfaces=", ".join(f"{i.name} ({i.address})" for i in self.interfaces),
+            ports="+".join(str(p) for p in self.listen_ports),
+        )
 
     def _adopt(self, interface: I, port: int) -> Any:
         sock = self.open_socket(interface.name, port)
@@ -263,10 +291,23 @@ class BatchingService(Service, Generic[L, I]):
         stopped = gatherResults([d for d in closing if d is not None])
         return stopped.addCallback(lambda _: outcome)
 
-    @property
-    def serving(self) -> bool:
-        """Whether the store and engine are open (a reload before start only keeps settings)."""
-        return bool(self._ports)
+    def reconfigure(self, settings: S) -> None:
+        """Answer by ``settings`` from the next request on, on the sockets already open.
+
+        ``settings`` must not need sockets this service has not bound: the reload
+        keeps the ports and the mode's sockets as they were at start, and the store
+        (leases, quarantines, replies waiting for their commit carry over).
+        """
+        self.settings = settings
+        if self._ports:
+            self.build_engine()
+        self.log.info(
+            "{service}: reloaded: {mode} mode, {hosts} hosts, {subnets} subnets",
+            service=self.name,
+            mode=settings.mode.value,
+            hosts=len(settings.hosts),
+            subnets=self.subnets(settings),
+        )
 
     # --- the batch -------------------------------------------------------------------
 

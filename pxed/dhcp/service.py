@@ -84,7 +84,7 @@ def message_name(kind: object) -> str:
     return kind.name if isinstance(kind, MessageType) else str(kind)
 
 
-class DhcpService(BatchingService[Lease, Interface]):
+class DhcpService(BatchingService[Lease, Interface, Settings]):
     """Serves DHCP on every interface; replies wait for their batch's lease commit."""
 
     name = "dhcp"
@@ -104,8 +104,7 @@ class DhcpService(BatchingService[Lease, Interface]):
         boot_seen: BootSeen | None = None,
         events: EventBus | None = None,
     ) -> None:
-        super().__init__(open_store, interfaces, reactor, open_socket, stats)
-        self.settings = settings
+        super().__init__(settings, open_store, interfaces, reactor, open_socket, stats)
         self.events = events or EventBus()
         self.boot_seen = boot_seen
         self._told_no_loader: OrderedDict[str, None] = OrderedDict()
@@ -116,34 +115,15 @@ class DhcpService(BatchingService[Lease, Interface]):
             return (self.settings.ports.server, self.settings.ports.proxy)
         return (self.settings.ports.server,)
 
-    def open_engine(self) -> None:
+    def build_engine(self) -> None:
         self.engine = DhcpServer(self.settings, self.store)
-        log.info(
-            "dhcp: {mode} mode on {interfaces}, udp/{ports}",
-            mode=self.settings.mode.value,
-            interfaces=", ".join(f"{i.name} ({i.address})" for i in self.interfaces),
-            ports="+".join(str(p) for p in self.listen_ports),
-        )
+
+    def subnets(self, settings: Settings) -> int:
+        return len(settings.subnets)
 
     def prepare_reload(self, config: Config) -> Callable[[], None]:
         """DHCP's part of a reload (``inventory.Prepare``): the new settings, built now."""
         return partial(self.reconfigure, engine_settings(config, self.interfaces[0].address))
-
-    def reconfigure(self, settings: Settings) -> None:
-        """Answer by ``settings`` from the next request on, on the sockets already open.
-
-        ``settings`` must not need sockets this service has not bound: the
-        reload keeps the ports and the mode's sockets as they were at start.
-        """
-        self.settings = settings
-        if self.serving:
-            self.engine = DhcpServer(settings, self.store)
-        log.info(
-            "dhcp: reloaded: {mode} mode, {hosts} hosts, {subnets} subnets",
-            mode=settings.mode.value,
-            hosts=len(settings.hosts),
-            subnets=len(settings.subnets),
-        )
 
     # --- requests ------------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ class Interface:
     index: int = 0
 
 
-class Dhcp6Service(BatchingService[Lease, Interface]):
+class Dhcp6Service(BatchingService[Lease, Interface, Settings]):
     """Serves DHCPv6 on every interface; replies wait for their batch's lease commit."""
 
     name = "dhcp6"
@@ -100,8 +100,7 @@ class Dhcp6Service(BatchingService[Lease, Interface]):
         open_socket: OpenSocket,
         stats: DatagramStats | None = None,
     ) -> None:
-        super().__init__(open_store, interfaces, reactor, open_socket, stats)
-        self.settings = settings
+        super().__init__(settings, open_store, interfaces, reactor, open_socket, stats)
 
     @property
     def listen_ports(self) -> tuple[int, ...]:
@@ -109,29 +108,15 @@ class Dhcp6Service(BatchingService[Lease, Interface]):
             return (SERVER_PORT, BOOT_SERVICE_PORT)
         return (SERVER_PORT,)
 
-    def open_engine(self) -> None:
+    def build_engine(self) -> None:
         self.engine = Dhcpv6Server(self.settings, self.store)
-        log.info(
-            "dhcp6: {mode} mode on {interfaces}, udp/{ports}",
-            mode=self.settings.mode.value,
-            interfaces=", ".join(f"{i.name} ({i.address})" for i in self.interfaces),
-            ports="+".join(str(p) for p in self.listen_ports),
-        )
+
+    def subnets(self, settings: Settings) -> int:
+        return len(settings.links)
 
     def prepare_reload(self, config: Config) -> Callable[[], None]:
         """DHCPv6's part of a reload: the new settings, same DUID, sockets and store."""
         return partial(self.reconfigure, engine_settings6(config, self.settings.server_duid))
-
-    def reconfigure(self, settings: Settings) -> None:
-        self.settings = settings
-        if self.serving:
-            self.engine = Dhcpv6Server(settings, self.store)
-        log.info(
-            "dhcp6: reloaded: {mode} mode, {hosts} hosts, {subnets} subnets",
-            mode=settings.mode.value,
-            hosts=len(settings.hosts),
-            subnets=len(settings.links),
-        )
 
     # --- messages ------------------------------------------------------------------------
 
