@@ -32,17 +32,9 @@ from tests.protocols.dhcpv6_engine_support import (
     message,
     settings,
 )
+from tests.pxed.dhcp6.test_leases import DUID, DUID2, A, B, bound
 from tests.support.fake_udp import FakeUDPReactor
 from tests.support.postgres import Inline, committed
-
-DUID = bytes.fromhex("00030001525400123456")
-DUID2 = bytes.fromhex("00030001525400123457")
-A = IPv6Address("fd00:213:7::100")
-B = IPv6Address("fd00:213:7::101")
-
-
-def bound(client: bytes = DUID, address: IPv6Address = A, expires: float = 5000.0) -> Lease:
-    return Lease(client, 1, address, expires, LeaseState.BOUND, "52:54:00:12:34:56")
 
 
 def outcome_of(store: Postgres6LeaseStore) -> frozenset[str]:
