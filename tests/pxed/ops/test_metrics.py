@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.application.service import Service
 from twisted.web.test.requesthelper import DummyRequest
@@ -122,7 +123,8 @@ def test_healthz_is_ok_while_every_service_runs_and_503_when_one_stopped(tmp_pat
     assert (request.responseCode or 200) == 200 and body["status"] == "ok"
 
 
-def test_healthz_is_503_with_the_reason_while_the_lease_database_fails() -> None:
+@pytest.mark.parametrize("service", ["dhcp", "dhcp6"])
+def test_healthz_is_503_with_the_reason_while_the_lease_database_fails(service: str) -> None:
     from pxed.ops.operations import Operations
     from pxed.ops.status import HealthResource
 
@@ -131,7 +133,7 @@ def test_healthz_is_503_with_the_reason_while_the_lease_database_fails() -> None
     dhcp.store = type("Store", (), {"problem": "server.database x: lease writes rolled back"})()  # type: ignore[attr-defined]
 
     class Ops:
-        services = {"dhcp": dhcp}
+        services = {service: dhcp}
         database_problem = Operations.database_problem
 
     request = DummyRequest([])
