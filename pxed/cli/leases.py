@@ -4,8 +4,8 @@ It reads through the lease database's read API: ``pxed.dhcp.leases`` for SQLite
 in ``server.state_dir`` (never taking a running pxed's write lock), or
 ``pxed.dhcp.pg_leases`` when ``server.database`` names PostgreSQL, where a SERVER
 column says which pxed of those sharing the database bound each lease.  DHCPv6
-bindings (``pxed.dhcp6.leases``, always SQLite) follow in a table of their own
-when pxed has served DHCPv6.
+bindings (``pxed.dhcp6.leases``, or ``pxed.dhcp6.pg_leases`` beside DHCPv4's in
+PostgreSQL) follow in a table of their own when pxed has served DHCPv6.
 """
 
 from __future__ import annotations
@@ -41,12 +41,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"{args.config} has errors:\n{error}", file=sys.stderr)
         return 2
-    v6 = Path(config.server.state_dir) / DATABASE6_NAME
-    status: int | None
     if config.server.database is not None:
-        status = _from_postgresql(config.server.database)
-    else:
-        status = _from_sqlite(Path(config.server.state_dir) / DATABASE_NAME, quiet=v6.exists())
+        return _from_postgresql(config.server.database)
+    v6 = Path(config.server.state_dir) / DATABASE6_NAME
+    status = _from_sqlite(Path(config.server.state_dir) / DATABASE_NAME, quiet=v6.exists())
     if v6.exists():
         try:
             rows6 = read_leases6(v6)
@@ -77,9 +75,11 @@ def _from_sqlite(path: Path, *, quiet: bool) -> int | None:
 def _from_postgresql(url: str) -> int:
     from pxed.database.connection import DatabaseUnreachable, first_line, redacted
     from pxed.dhcp.pg_leases import read_table
+    from pxed.dhcp6.pg_leases import read_table6
 
     try:
         table, quarantined = read_table(url)
+        table6 = read_table6(url)
     except DatabaseUnreachable as error:
         print(error, file=sys.stderr)
         return 1
@@ -92,6 +92,8 @@ def _from_postgresql(url: str) -> int:
         return 1
     rows = [row[:4] for row in table]
     print(render(rows, quarantined, time.time(), [row[4] for row in table]))
+    if table6:
+        print(render6([row[:5] for row in table6], time.time(), [row[5] for row in table6]))
     return 0
 
 
@@ -134,13 +136,22 @@ def render(
     return "\n".join(lines)
 
 
-def render6(rows: Sequence[tuple[str, int, str, float, str | None]], now: float) -> str:
-    """The DHCPv6 bindings, one per IA; expired rows say so (swept within a minute)."""
-    table = [HEADERS6]
-    for duid, iaid, address, expires, mac in rows:
+def render6(
+    rows: Sequence[tuple[str, int, str, float, str | None]],
+    now: float,
+    servers: Sequence[str | None] | None = None,
+) -> str:
+    """The DHCPv6 bindings, one per IA; expired rows say so (swept within a minute).
+
+    ``servers``, one per row (PostgreSQL): a SERVER column naming the pxed that bound it.
+    """
+    headers = HEADERS6 if servers is None else (*HEADERS6, "SERVER")
+    table: list[tuple[str, ...]] = [headers]
+    for index, (duid, iaid, address, expires, mac) in enumerate(rows):
         state = "bound" if expires > now else "expired"
-        table.append((duid, str(iaid), address, state, _when(expires), mac or ""))
-    widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS6))]
+        row = (duid, str(iaid), address, state, _when(expires), mac or ("-" if servers else ""))
+        table.append(row if servers is None else (*row, servers[index] or "-"))
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in table

@@ -45,6 +45,14 @@ MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
         "CREATE TABLE servers (name text PRIMARY KEY, addresses inet[] NOT NULL,"
         " beat timestamptz NOT NULL)",
     ),
+    (  # DHCPv6 bindings, one address per IA; UNIQUE(address): two servers never bind one
+        # address to two IAs.  seq orders them for the peers' polls, as in leases.
+        "CREATE TABLE leases6 (client bytea NOT NULL, iaid bigint NOT NULL,"
+        " address inet NOT NULL UNIQUE, expires double precision NOT NULL, mac text,"
+        " server text, seq bigserial, PRIMARY KEY (client, iaid))",
+        "CREATE INDEX leases6_seq ON leases6 (seq)",
+        "CREATE TABLE quarantine6 (address inet PRIMARY KEY, until double precision NOT NULL)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _LOCK = 0x70786564  # "pxed": the advisory lock that serialises migrations between servers

@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 
 from protocols.dhcp.split import Peers
 from pxed.database.connection import connect, first_line, redacted
-from pxed.dhcp.pg_leases import Runner
+from pxed.database.pg_batches import Runner
 
 BEAT = 1.0  # seconds between heartbeats
 Row = tuple[str, list[IPv4Address], bool]  # name, addresses, alive

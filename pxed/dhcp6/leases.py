@@ -1,30 +1,29 @@
 """Durable DHCPv6 leases: SQLite in ``server.state_dir``, in a file of their own.
 
-The same rules as DHCPv4's store (``pxed.dhcp.leases``, whose docstring says why):
-WAL with ``synchronous=FULL``, writes gathered in one open transaction that
-``commit()`` ends before the batch's replies leave, every read answered from a
-``MemoryLeaseStore`` loaded at start, offers never written, and a batch that
-cannot be committed rolled back whole with memory read again from the disk.
+The file's handling is DHCPv4's (``pxed.database.sqlite``): WAL with
+``synchronous=FULL``, writes gathered in one open transaction that ``commit()``
+ends before the batch's replies leave, every read answered from a
+``MemoryLeaseStore`` loaded at start (``MirroredLeases6``, shared with the
+PostgreSQL store), offers never written, and a batch that cannot be committed
+rolled back whole with memory read again from the disk.
 
 ``leases6.sqlite3``, not a table in DHCPv4's file: an SQLite file has one writer
 at a time, and each server keeps its transaction open across a reactor turn, so
 two services writing one file from one thread would wait on each other's lock.
-The schema is versioned the same way (``schema_version``, ``MIGRATIONS``).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from contextlib import closing
 from ipaddress import IPv6Address
 from pathlib import Path
+from typing import ClassVar
 
 from protocols.dhcpv6.leases import BindingKey, Lease, LeaseState, MemoryLeaseStore
+from pxed.database.sqlite import Migration, SqliteBatchStore, read_only
 
 DATABASE_NAME = "leases6.sqlite3"
-SCHEMA_VERSION = 1
-_SELF_ROLLBACK = "SQLite ended the transaction by itself"
 
 
 class Lease6DatabaseError(Exception):
@@ -41,47 +40,11 @@ def _create_v1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE quarantine6 (address TEXT PRIMARY KEY, until REAL NOT NULL)")
 
 
-# MIGRATIONS[n] takes a database at schema version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1]
-assert len(MIGRATIONS) == SCHEMA_VERSION
+class MirroredLeases6:
+    """What a durable DHCPv6 store answers from its copy in memory: every read, and the
+    offers, which are never written (SQLite and PostgreSQL alike)."""
 
-
-class Sqlite6LeaseStore:
-    """The DHCPv6 engine's ``LeaseStore`` whose bindings and quarantines survive a crash
-    once committed."""
-
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self._conn = conn
-        self.path = path
-        self._unsaved = False  # writes made since the last successful COMMIT
-        self._failure: str | None = None  # why some of them cannot reach the disk
-        self._memory = self._read()
-
-    @classmethod
-    def open(cls, state_dir: str | Path) -> Sqlite6LeaseStore:
-        """Open (creating if needed) ``state_dir/leases6.sqlite3`` and load what it holds."""
-        path = Path(state_dir) / DATABASE_NAME
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None)
-        except (OSError, sqlite3.Error) as error:
-            raise Lease6DatabaseError(f"{path}: cannot open the lease database: {error}") from error
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise Lease6DatabaseError(
-                    f"{path}: SQLite refused WAL journaling (got {mode!r}); "
-                    "put server.state_dir on a local filesystem"
-                )
-            conn.execute("PRAGMA synchronous=FULL")
-            _migrate(conn, path)
-            return cls(conn, path)
-        except (sqlite3.Error, ValueError) as error:
-            conn.close()
-            raise Lease6DatabaseError(f"{path}: cannot open the lease database: {error}") from error
-        except Lease6DatabaseError:
-            conn.close()
-            raise
+    _memory: MemoryLeaseStore
 
     # -- reads and offers: memory only ---------------------------------------
 
@@ -102,6 +65,15 @@ class Sqlite6LeaseStore:
 
     def offer(self, lease: Lease, now: float) -> None:
         self._memory.offer(lease, now)
+
+
+class Sqlite6LeaseStore(MirroredLeases6, SqliteBatchStore[MemoryLeaseStore]):
+    """The DHCPv6 engine's ``LeaseStore`` whose bindings and quarantines survive a crash
+    once committed."""
+
+    DATABASE_NAME = DATABASE_NAME
+    MIGRATIONS: ClassVar[tuple[Migration, ...]] = (_create_v1,)
+    Error = Lease6DatabaseError
 
     # -- writes ----------------------------------------------------------------
 
@@ -136,65 +108,6 @@ class Sqlite6LeaseStore:
         self._write("DELETE FROM quarantine6 WHERE until <= ?", (now,))
         return gone
 
-    @property
-    def pending(self) -> bool:
-        """Whether writes wait for ``commit()``, including writes an error already lost."""
-        return self._unsaved
-
-    def commit(self) -> None:
-        """Make every write so far durable (one fsync for the batch), or roll the batch
-        back, reload memory from the disk and raise (``pxed.dhcp.leases`` says why a
-        transaction SQLite ended by itself counts as a failure)."""
-        if self._failure is None and self._unsaved and not self._conn.in_transaction:
-            self._failure = _SELF_ROLLBACK
-        if self._failure is None and self._conn.in_transaction:
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as error:
-                self._failure = str(error)
-        if self._failure is None:
-            self._unsaved = False
-            return
-        failure = self._failure
-        self._reload()
-        raise Lease6DatabaseError(
-            f"{self.path}: lease writes were rolled back after a database error ({failure})"
-            " and are not on disk; their replies are dropped and clients will retry"
-        )
-
-    def close(self) -> None:
-        try:
-            self.commit()
-        finally:
-            self._conn.close()
-
-    def _write(self, sql: str, params: tuple[object, ...]) -> None:
-        """Errors wait for ``commit()``, which drops the whole batch, replies included."""
-        try:
-            if not self._conn.in_transaction:
-                if self._unsaved:  # earlier writes went with a transaction SQLite ended
-                    self._failure = self._failure or _SELF_ROLLBACK
-                self._conn.execute("BEGIN")
-            self._unsaved = True
-            self._conn.execute(sql, params)
-        except sqlite3.Error as error:
-            self._failure = self._failure or str(error)
-
-    def _reload(self) -> None:
-        try:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            memory = self._read()
-        except (sqlite3.Error, ValueError) as error:
-            raise Lease6DatabaseError(
-                f"{self.path}: lease writes failed ({self._failure}), then reloading the"
-                f" leases failed ({error}); no replies are sent until the lease database"
-                " can be read again"
-            ) from error
-        self._memory = memory
-        self._unsaved = False
-        self._failure = None
-
     def _read(self) -> MemoryLeaseStore:
         """The committed bindings and quarantines; ValueError for a garbled row."""
         memory = MemoryLeaseStore()
@@ -208,29 +121,10 @@ class Sqlite6LeaseStore:
         return memory
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    row = conn.execute("SELECT version FROM schema_version").fetchone()
-    version = 0 if row is None else row[0]
-    if version > SCHEMA_VERSION:
-        raise Lease6DatabaseError(
-            f"{path}: lease database schema {version} is newer than this pxed "
-            f"understands ({SCHEMA_VERSION}); upgrade pxed or move the file away"
-        )
-    if version == SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    for step in MIGRATIONS[version:]:
-        step(conn)
-    conn.execute("DELETE FROM schema_version")
-    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-    conn.execute("COMMIT")
-
-
 def read_leases6(path: Path) -> list[tuple[str, int, str, float, str | None]]:
-    """(client DUID in hex, IAID, address, expires, MAC) of every binding, read-only so a
-    reader beside the running server never takes its write lock."""
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+    """(client DUID in hex, IAID, address, expires, MAC) of every binding, by address, on a
+    read-only connection (``pxed.database.sqlite.read_only`` says why)."""
+    with closing(read_only(path)) as conn:
         rows = conn.execute("SELECT client, iaid, address, expires, mac FROM leases6").fetchall()
     return sorted(
         ((bytes(c).hex(":"), i, a, e, m) for c, i, a, e, m in rows),

@@ -11,9 +11,8 @@ address-family specific:
 * The interface's global (or ULA) address, read at start, is what the engine
   picks the client's link by and fills {server6} with: the one inside a
   ``dhcp6`` subnet, else the first.
-* Group commit: replies of a reactor turn wait until the store has committed
-  the turn's bindings (one fsync), so no REPLY promises an address that is not
-  on disk; a failed commit drops the batch's replies and clients retry.
+* Group commit (``pxed.datagram.batching``, shared with DHCPv4): a reactor turn's
+  replies leave once the store has committed its bindings; a failed commit drops them.
 * A reply to a client goes to its link-local source address with the scope of
   the receiving interface (Twisted drops the scope id from the source tuple, and
   a link-local address without one cannot be sent to); a relayed reply goes to
@@ -28,18 +27,12 @@ address-family specific:
 from __future__ import annotations
 
 import socket
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from ipaddress import IPv6Address
-from typing import Any, Protocol
+from typing import Protocol
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
-from twisted.internet.interfaces import IDelayedCall, IUDPTransport
-from twisted.internet.protocol import DatagramProtocol
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from protocols.dhcp.server import Mode
@@ -56,52 +49,27 @@ from protocols.dhcpv6.server import (
 from protocols.dhcpv6.wire import Dhcpv6Packet, Dhcpv6Relay, decode_dhcpv6
 from protocols.errors import MalformedPacket
 from pxed.config import Config
+from pxed.datagram.batching import (
+    BatchingService,
+    DatagramStats,
+    DurableStore,
+    Listener,
+    OpenSocket,
+    Outgoing,
+    Reactor,
+)
 from pxed.dhcp6.settings import engine_settings6
 from pxed.dhcp6.sockets import Dhcp6SocketError, interface_addresses6, open_dhcp6_socket
 
 SERVER_PORT = 547
-MAX_DATAGRAM = 65536
-MAX_BATCH = 32  # replies held for one commit at most (pxed.dhcp.service says why)
-EXPIRY_INTERVAL = 60.0  # seconds between sweeps of expired bindings and quarantines
 
 log = Logger(namespace="pxed.dhcp6")
 
 
-class Reactor(Protocol):
-    """What the adapter needs of a reactor: IReactorTime and IReactorSocket (or a fake)."""
+class DurableLeaseStore(LeaseStore, DurableStore[Lease], Protocol):
+    """The engine's store plus what the adapter drives (``pxed.datagram.batching``)."""
 
-    def seconds(self) -> float: ...
-
-    def callLater(
-        self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any
-    ) -> IDelayedCall: ...
-
-    def adoptDatagramPort(
-        self,
-        fileDescriptor: int,
-        addressFamily: socket.AddressFamily,
-        protocol: DatagramProtocol,
-        maxPacketSize: int,
-    ) -> Any: ...
-
-
-class DurableLeaseStore(LeaseStore, Protocol):
-    """The engine's store plus what the adapter drives: commits, expiry, closing."""
-
-    def commit(self) -> None: ...
-
-    def expire(self, now: float) -> list[Lease]: ...
-
-    def close(self) -> None: ...
-
-
-class SocketLike(Protocol):
-    def fileno(self) -> int: ...
-
-    def close(self) -> None: ...
-
-
-OpenSocket = Callable[[str, int], SocketLike]
+    def leases(self) -> list[Lease]: ...
 
 
 @dataclass(frozen=True)
@@ -114,54 +82,13 @@ class Interface:
     index: int = 0
 
 
-@dataclass
-class Dhcp6Stats:
-    """Counters for /metrics and tests: messages by (type, outcome), commits, batches."""
-
-    messages: Counter[tuple[str, str]] = field(default_factory=Counter)
-    commits: int = 0
-    commit_failures: int = 0
-    replies_sent: int = 0
-    largest_batch: int = 0
-
-
-class _Listener(DatagramProtocol):
-    """One adopted socket: an interface on one port (547, or 4011 in proxy mode)."""
-
-    noisy = False
-    transport: IUDPTransport
-
-    def __init__(self, server: Dhcp6Service, interface: Interface, port: int) -> None:
-        self.server = server
-        self.interface = interface
-        self.port = port
-
-    def logPrefix(self) -> str:
-        return f"pxed-dhcp6-{self.interface.name}-{self.port}"
-
-    def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
-        try:
-            self.server.received(self, datagram, addr)
-        except Exception:
-            log.failure(
-                "dhcp6: datagram from {client} on {interface} dropped: internal error",
-                client=f"[{addr[0]}]:{addr[1]}",
-                interface=self.interface.name,
-            )
-
-
-@dataclass(frozen=True)
-class _Outgoing:
-    listener: _Listener
-    reply: Reply
-    mac: str
-
-
-class Dhcp6Service(Service):
+class Dhcp6Service(BatchingService[Lease, Interface, Settings]):
     """Serves DHCPv6 on every interface; replies wait for their batch's lease commit."""
 
     name = "dhcp6"
-    store: DurableLeaseStore  # opened, with the engine, in privilegedStartService
+    log = log
+    family = socket.AF_INET6
+    store: DurableLeaseStore
     engine: Dhcpv6Server
 
     def __init__(
@@ -171,18 +98,9 @@ class Dhcp6Service(Service):
         interfaces: Sequence[Interface],
         reactor: Reactor,
         open_socket: OpenSocket,
-        stats: Dhcp6Stats | None = None,
+        stats: DatagramStats | None = None,
     ) -> None:
-        self.settings = settings
-        self.open_store = open_store
-        self.interfaces = tuple(interfaces)
-        self.reactor = reactor
-        self.open_socket = open_socket
-        self.stats = stats or Dhcp6Stats()
-        self._ports: list[Any] = []
-        self._batch: list[_Outgoing] = []
-        self._flush_call: IDelayedCall | None = None
-        self._expiry: LoopingCall | None = None
+        super().__init__(settings, open_store, interfaces, reactor, open_socket, stats)
 
     @property
     def listen_ports(self) -> tuple[int, ...]:
@@ -190,163 +108,53 @@ class Dhcp6Service(Service):
             return (SERVER_PORT, BOOT_SERVICE_PORT)
         return (SERVER_PORT,)
 
-    def privilegedStartService(self) -> None:
-        """Open the leases and bind after twistd forks and before it drops root (SQLite
-        must not cross a fork; port 547 needs root)."""
-        super().privilegedStartService()
-        self.store = self.open_store()
+    def build_engine(self) -> None:
         self.engine = Dhcpv6Server(self.settings, self.store)
-        for interface in self.interfaces:
-            for port in self.listen_ports:
-                self._ports.append(self._adopt(interface, port))
-        log.info(
-            "dhcp6: {mode} mode on {interfaces}, udp/{ports}",
-            mode=self.settings.mode.value,
-            interfaces=", ".join(f"{i.name} ({i.address})" for i in self.interfaces),
-            ports="+".join(str(p) for p in self.listen_ports),
-        )
 
-    def _adopt(self, interface: Interface, port: int) -> Any:
-        sock = self.open_socket(interface.name, port)
-        try:
-            return self.reactor.adoptDatagramPort(
-                sock.fileno(),
-                socket.AF_INET6,
-                _Listener(self, interface, port),
-                maxPacketSize=MAX_DATAGRAM,
-            )
-        finally:
-            sock.close()  # the reactor holds its own duplicate of the descriptor
-
-    def startService(self) -> None:
-        if not self._ports:
-            self.privilegedStartService()
-        super().startService()
-        self._expiry = LoopingCall(self.expire)
-        self._expiry.clock = self.reactor  # type: ignore[assignment]
-        self._expiry.start(EXPIRY_INTERVAL, now=True)
-
-    def stopService(self) -> Deferred[Any]:
-        """Commit and send the pending batch, close the store, then every socket."""
-        super().stopService()
-        if self._expiry is not None and self._expiry.running:
-            self._expiry.stop()
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
-        self._flush_call = None
-        self.flush()
-        ports, self._ports = self._ports, []
-        closed = maybeDeferred(self.store.close)
-        return closed.addBoth(self._close_ports, ports)
-
-    @staticmethod
-    def _close_ports(outcome: object, ports: list[Any]) -> Deferred[Any]:
-        closing = [port.stopListening() for port in ports]
-        stopped = gatherResults([d for d in closing if d is not None])
-        return stopped.addCallback(lambda _: outcome)
+    def subnets(self, settings: Settings) -> int:
+        return len(settings.links)
 
     def prepare_reload(self, config: Config) -> Callable[[], None]:
         """DHCPv6's part of a reload: the new settings, same DUID, sockets and store."""
         return partial(self.reconfigure, engine_settings6(config, self.settings.server_duid))
 
-    def reconfigure(self, settings: Settings) -> None:
-        self.settings = settings
-        if self._ports:
-            self.engine = Dhcpv6Server(settings, self.store)
-        log.info(
-            "dhcp6: reloaded: {mode} mode, {hosts} hosts, {subnets} subnets",
-            mode=settings.mode.value,
-            hosts=len(settings.hosts),
-            subnets=len(settings.links),
-        )
-
     # --- messages ------------------------------------------------------------------------
 
-    def received(self, listener: _Listener, datagram: bytes, addr: tuple[str, int]) -> None:
-        """One datagram on one interface's socket: decide now, send after the batch commits."""
+    def handle(
+        self, listener: Listener[Interface], datagram: bytes, addr: tuple[str, int]
+    ) -> Outgoing | None:
         source = _scoped(addr[0], listener.interface.name)
         try:
             packet = decode_dhcpv6(datagram)
         except MalformedPacket as bad:
             self._malformed(listener, datagram, addr, bad)
-            return
+            return None
         received = Received(
             listener.interface.address, (source, addr[1]), listener.port, listener.interface.name
         )
         action = self.engine.handle(packet, received, self.reactor.seconds())
         mac = _who(packet, source)
         self._record(listener, packet, action, mac, addr)
-        if isinstance(action, Reply):
-            self._batch.append(_Outgoing(listener, action, mac))
-            if len(self._batch) >= MAX_BATCH:
-                self.flush()
-        # Silent messages may write too (a RELEASE answered or not): every turn commits.
-        if self._flush_call is None:
-            self._flush_call = self.reactor.callLater(0, self._end_of_turn)
+        if not isinstance(action, Reply):
+            return None
+        ip, port = action.destination
+        scope = listener.interface.index if ip.is_link_local else 0
+        # Twisted hands the tuple to sendto as it is: (host, port, flowinfo, scope id).
+        to = (str(ip).partition("%")[0], port, 0, scope)
+        return Outgoing(listener, action.data, to, f"[{ip}]:{port}", mac, _client(packet))
 
-    def _end_of_turn(self) -> None:
-        self._flush_call = None
-        self.flush()
-
-    def flush(self) -> None:
-        """Commit the batch's bindings (one fsync), then send its replies, in arrival order."""
-        batch, self._batch = self._batch, []
-        try:
-            self.store.commit()
-        except Exception:
-            self.stats.commit_failures += 1
-            log.failure(
-                "dhcp6: lease commit failed; {count} replies not sent (clients will retry)",
-                count=len(batch),
-            )
-            return
-        self.stats.commits += 1
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        for outgoing in batch:
-            self._send(outgoing)
-
-    def _send(self, outgoing: _Outgoing) -> None:
-        ip, port = outgoing.reply.destination
-        host = str(ip).partition("%")[0]
-        scope = outgoing.listener.interface.index if ip.is_link_local else 0
-        try:
-            # Twisted hands the tuple to sendto as it is: (host, port, flowinfo, scope id).
-            destination: Any = (host, port, 0, scope)
-            outgoing.listener.transport.write(outgoing.reply.data, destination)
-        except OSError as error:
-            log.warn(
-                "dhcp6: reply to {mac} at {destination} not sent: {error}",
-                mac=outgoing.mac,
-                destination=f"[{ip}]:{port}",
-                error=error.strerror or str(error),
-            )
-            return
-        self.stats.replies_sent += 1
-
-    def expire(self) -> None:
-        """Drop expired bindings and quarantines, and commit; errors are logged, never
-        raised (they would stop the LoopingCall and every later sweep)."""
-        try:
-            gone = self.store.expire(self.reactor.seconds())
-            self.store.commit()
-        except Exception:
-            log.failure(
-                "dhcp6: sweeping expired leases failed; trying again in {interval:.0f} s",
-                interval=EXPIRY_INTERVAL,
-            )
-            return
-        for lease in gone:
-            log.info(
-                "dhcp6 lease expired: {mac} {address}",
-                mac=lease.mac or f"DUID {lease.client.hex(':')}",
-                address=str(lease.address),
-            )
+    def expired(self, lease: Lease) -> None:
+        log.info(
+            "dhcp6 lease expired: {mac} {address}",
+            mac=lease.mac or f"DUID {lease.client.hex(':')}",
+            address=str(lease.address),
+        )
 
     # --- logs and counters ---------------------------------------------------------------
 
     def _record(
         self,
-        listener: _Listener,
+        listener: Listener[Interface],
         packet: Dhcpv6Packet,
         action: Reply | NoReply,
         mac: str,
@@ -377,7 +185,11 @@ class Dhcp6Service(Service):
         )
 
     def _malformed(
-        self, listener: _Listener, datagram: bytes, addr: tuple[str, int], bad: MalformedPacket
+        self,
+        listener: Listener[Interface],
+        datagram: bytes,
+        addr: tuple[str, int],
+        bad: MalformedPacket,
     ) -> None:
         self.stats.messages[("malformed", "dropped")] += 1
         log.info(
@@ -400,6 +212,13 @@ def _scoped(host: str, interface: str) -> IPv6Address:
     return address
 
 
+def _client(packet: Dhcpv6Packet) -> str:
+    """The client's DUID in hex, as a store names the client of a lost bind; "" without one."""
+    message = packet.client_message if isinstance(packet, Dhcpv6Relay) else packet
+    client = message.get(1)
+    return client.data.hex(":") if client is not None else ""
+
+
 def _who(packet: Dhcpv6Packet, source: IPv6Address) -> str:
     """The client's MAC for the log (its DUID's, else its link-local address's), else its
     DUID in hex, else the sender's address."""
@@ -418,7 +237,6 @@ def dhcp6_service(config: Config, reactor: Reactor) -> Dhcp6Service:
     """The DHCPv6 server for ``config``: interfaces and the server DUID read now, leases
     loaded when it starts."""
     from pxed.dhcp6.duid import server_duid
-    from pxed.dhcp6.leases import Sqlite6LeaseStore
 
     names = config.dhcp6.interfaces or config.server.interfaces
     if not names:
@@ -429,10 +247,24 @@ def dhcp6_service(config: Config, reactor: Reactor) -> Dhcp6Service:
     settings = engine_settings6(config, server_duid(config.server.state_dir))
     return Dhcp6Service(
         settings,
-        partial(Sqlite6LeaseStore.open, config.server.state_dir),
+        partial(open_lease_store6, config, reactor),
         interfaces,
         reactor,
         open_dhcp6_socket,
+    )
+
+
+def open_lease_store6(config: Config, reactor: Reactor) -> DurableLeaseStore:
+    """SQLite in ``server.state_dir``, or PostgreSQL when ``server.database`` names it."""
+    if config.server.database is None:
+        from pxed.dhcp6.leases import Sqlite6LeaseStore
+
+        return Sqlite6LeaseStore.open(config.server.state_dir)
+    from pxed.database.worker import Worker
+    from pxed.dhcp6.pg_leases import Postgres6LeaseStore
+
+    return Postgres6LeaseStore.open(
+        config.server.database, Worker(reactor, "pxed-leases6"), config.server.label
     )
 
 

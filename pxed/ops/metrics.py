@@ -29,8 +29,7 @@ from twisted.web.server import Request
 from pxed.events import Event, HttpResponse, TftpTransferEnded
 
 if TYPE_CHECKING:
-    from pxed.dhcp.service import DhcpStats
-    from pxed.dhcp6.service import Dhcp6Stats
+    from pxed.datagram.batching import DatagramStats
     from pxed.tftp.service import TftpStats
 
 
@@ -65,8 +64,8 @@ class Sources:
     """Where the numbers live; a service that is off is None and its metrics are left out."""
 
     tftp: TftpStats | None = None
-    dhcp: DhcpStats | None = None
-    dhcp6: Dhcp6Stats | None = None
+    dhcp: DatagramStats | None = None
+    dhcp6: DatagramStats | None = None
     http: HttpStats | None = None
     negotiated: Negotiated | None = None
     host_states: Callable[[], Mapping[str, int]] | None = None
@@ -103,7 +102,7 @@ class PxedCollector(Collector):
 
 
 def dhcp_metrics(
-    stats: DhcpStats | Dhcp6Stats,
+    stats: DatagramStats,
     server: str,
     prefix: str = "pxed_dhcp",
     what: str = "DHCP",

@@ -78,10 +78,13 @@ class Operations:
         return mac
 
     def database_problem(self) -> str | None:
-        """Why the DHCP lease database fails, while it does (PostgreSQL: no ACK leaves)."""
-        store = getattr(self.services.get("dhcp"), "store", None)
-        problem = getattr(store, "problem", None)
-        return problem if isinstance(problem, str) else None
+        """Why the DHCP or DHCPv6 lease database fails, while it does (PostgreSQL: no ACK
+        or REPLY leaves)."""
+        for name in ("dhcp", "dhcp6"):
+            problem = getattr(getattr(self.services.get(name), "store", None), "problem", None)
+            if isinstance(problem, str):
+                return problem
+        return None
 
     def sources(self) -> Sources:
         tftp, dhcp = self.services.get("tftp"), self.services.get("dhcp")

@@ -51,6 +51,7 @@ from protocols.dhcpv6.wire import (
     encode_dhcpv6,
 )
 from protocols.errors import MalformedPacket
+from tests.interop.load_window import add_load_arguments, run_window
 
 M = MessageType
 SERVERS = "ff02::1:2"  # All_DHCP_Relay_Agents_and_Servers
@@ -90,7 +91,6 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
     out = open(args.acks, "a", buffering=1)  # noqa: SIM115 - line-buffered for the whole run
     live: dict[int, Exchange] = {}
     acked = 0
-    end = time.monotonic() + args.duration
 
     def send(exchange: Exchange, kind: MessageType, *options: Option) -> None:
         message = Dhcpv6Message(
@@ -109,38 +109,30 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
         live[exchange.xid] = exchange
         send(exchange, M.SOLICIT, Option.of(IA_NA, IaNa(1, 0, 0, ())))
 
-    while time.monotonic() < end:
-        while len(live) < args.window:
-            start()
-        readable = select.select([sock], [], [], 0.05)[0]
-        while readable:
-            try:
-                data = sock.recv(65536)
-            except BlockingIOError:
-                break
-            try:
-                reply = decode_dhcpv6(data)
-            except MalformedPacket:
-                continue
-            exchange = live.get(reply.transaction_id) if isinstance(reply, Dhcpv6Message) else None
-            if exchange is None or not isinstance(reply, Dhcpv6Message):
-                continue
-            address = granted(reply)
-            server = reply.get(SERVERID)
-            if reply.msg_type == M.ADVERTISE and exchange.state == M.SOLICIT:
-                if address is None or server is None:
-                    del live[exchange.xid]
-                    continue
-                ia = IaNa(1, 0, 0, (Option.of(IAADDR, IaAddress(address, 0, 0)),))
-                send(exchange, M.REQUEST, server, Option.of(IA_NA, ia))
-            elif reply.msg_type == M.REPLY and exchange.state == M.REQUEST:
-                if address is not None:
-                    out.write(f"{exchange.client.data.hex(':')} {address} {exchange.xid:06x}\n")
-                    acked += 1
+    def answer(data: bytes) -> None:
+        nonlocal acked
+        try:
+            reply = decode_dhcpv6(data)
+        except MalformedPacket:
+            return
+        exchange = live.get(reply.transaction_id) if isinstance(reply, Dhcpv6Message) else None
+        if exchange is None or not isinstance(reply, Dhcpv6Message):
+            return
+        address = granted(reply)
+        server = reply.get(SERVERID)
+        if reply.msg_type == M.ADVERTISE and exchange.state == M.SOLICIT:
+            if address is None or server is None:
                 del live[exchange.xid]
-        now = time.monotonic()
-        for exchange in [e for e in live.values() if now - e.sent > args.retry]:
-            del live[exchange.xid]  # the server died or dropped it: a fresh client takes its place
+                return
+            ia = IaNa(1, 0, 0, (Option.of(IAADDR, IaAddress(address, 0, 0)),))
+            send(exchange, M.REQUEST, server, Option.of(IA_NA, ia))
+        elif reply.msg_type == M.REPLY and exchange.state == M.REQUEST:
+            if address is not None:
+                out.write(f"{exchange.client.data.hex(':')} {address} {exchange.xid:06x}\n")
+                acked += 1
+            del live[exchange.xid]
+
+    run_window(sock, args, live, start, answer)
     out.close()
     return {"acked": acked, "clients": serial}
 
@@ -269,11 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dhcp6_runner")
     commands = parser.add_subparsers(dest="command", required=True)
     generator = commands.add_parser("load")
-    generator.add_argument("--interface", required=True)
-    generator.add_argument("--acks", required=True)
-    generator.add_argument("--duration", type=float, default=10.0)
-    generator.add_argument("--window", type=int, default=16)
-    generator.add_argument("--retry", type=float, default=0.5)
+    add_load_arguments(generator)
     fuzzer = commands.add_parser("fuzz")
     fuzzer.add_argument("--interface", required=True)
     fuzzer.add_argument("--count", type=int, default=5000)

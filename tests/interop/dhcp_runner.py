@@ -34,6 +34,8 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from tests.interop.load_window import add_load_arguments, run_window
+
 REPO = Path(__file__).resolve().parents[2]
 TWISTD = REPO / ".venv" / "bin" / "twistd"
 PYTHON = REPO / ".venv" / "bin" / "python"
@@ -273,7 +275,6 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
     out = open(args.acks, "a", buffering=1)  # noqa: SIM115 - line-buffered for the whole run
     live: dict[int, Exchange] = {}
     acked = 0
-    end = time.monotonic() + args.duration
 
     def start() -> None:
         nonlocal serial
@@ -283,35 +284,27 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
         live[xid] = Exchange(mac, xid, DISCOVER, time.monotonic())
         sock.sendto(build(DISCOVER, mac, xid, []), ("255.255.255.255", port))
 
-    while time.monotonic() < end:
-        while len(live) < args.window:
-            start()
-        readable = select.select([sock], [], [], 0.05)[0]
-        while readable:
-            try:
-                data = sock.recv(65536)
-            except BlockingIOError:
-                break
-            reply = parse(data)
-            exchange = live.get(reply.xid) if reply else None
-            if reply is None or exchange is None:
-                continue
-            if reply.kind == OFFER and exchange.state == DISCOVER:
-                assert reply.server_id is not None
-                exchange.state, exchange.offer, exchange.sent = REQUEST, reply, time.monotonic()
-                chosen = [(50, reply.yiaddr.packed), (54, reply.server_id.packed)]
-                sock.sendto(
-                    build(REQUEST, exchange.mac, exchange.xid, chosen), ("255.255.255.255", port)
-                )
-            elif reply.kind == ACK and exchange.state == REQUEST:
-                out.write(f"{exchange.mac.hex(':')} {reply.yiaddr} {exchange.xid:08x}\n")
-                acked += 1
-                del live[reply.xid]
-            elif reply.kind == NAK:
-                del live[reply.xid]
-        now = time.monotonic()
-        for exchange in [e for e in live.values() if now - e.sent > args.retry]:
-            del live[exchange.xid]  # the server died or dropped it: a fresh client takes its place
+    def answer(data: bytes) -> None:
+        nonlocal acked
+        reply = parse(data)
+        exchange = live.get(reply.xid) if reply else None
+        if reply is None or exchange is None:
+            return
+        if reply.kind == OFFER and exchange.state == DISCOVER:
+            assert reply.server_id is not None
+            exchange.state, exchange.offer, exchange.sent = REQUEST, reply, time.monotonic()
+            chosen = [(50, reply.yiaddr.packed), (54, reply.server_id.packed)]
+            sock.sendto(
+                build(REQUEST, exchange.mac, exchange.xid, chosen), ("255.255.255.255", port)
+            )
+        elif reply.kind == ACK and exchange.state == REQUEST:
+            out.write(f"{exchange.mac.hex(':')} {reply.yiaddr} {exchange.xid:08x}\n")
+            acked += 1
+            del live[reply.xid]
+        elif reply.kind == NAK:
+            del live[reply.xid]
+
+    run_window(sock, args, live, start, answer)
     out.close()
     return {"acked": acked, "clients": serial}
 
@@ -397,11 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     pxe.add_argument("--server-port", type=int, default=67)
     pxe.add_argument("--wait", type=float, default=2.0)
     generator = commands.add_parser("load")
-    generator.add_argument("--interface", required=True)
-    generator.add_argument("--acks", required=True)
-    generator.add_argument("--duration", type=float, default=10.0)
-    generator.add_argument("--window", type=int, default=16)
-    generator.add_argument("--retry", type=float, default=0.5)
+    add_load_arguments(generator)
     generator.add_argument("--server-port", type=int, default=67)
     declining = commands.add_parser("decline")
     declining.add_argument("--interface", required=True)

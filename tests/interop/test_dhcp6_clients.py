@@ -4,13 +4,15 @@ private namespaces joined by a veth.
 pxed runs as ``twistd -n pxed`` in a server namespace whose end of the veth has a
 ULA address in the dhcp6 subnet (the link pxed picks for clients there); the client
 side has only its link-local address, from which it solicits ff02::1:2.  Lease
-checks read leases6.sqlite3 read-only, so they see only what was committed.
+checks read leases6.sqlite3 read-only, or PostgreSQL's leases6 table through
+``pxed leases``, so they see only what was committed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 from functools import partial
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
@@ -65,6 +67,7 @@ class Dhcp6Lab:
         hosts: list[dict[str, Any]] | None = None,
         lease_time: int = 3600,
         pool: tuple[IPv6Address, IPv6Address] = POOL,
+        database: str | None = None,
         **dhcp6: Any,
     ) -> Background:
         subnet = {"prefix": str(PREFIX), "range": [str(a) for a in pool], "lease_time": lease_time}
@@ -78,7 +81,9 @@ class Dhcp6Lab:
         }
         if hosts:
             config["hosts"] = hosts
-        path = self.tmp / "pxed.yaml"
+        if database is not None:
+            config["server"].update(database=database, name="pxe6")
+        path = self.config = self.tmp / "pxed.yaml"
         path.write_text(json.dumps(config, indent=2))  # JSON is YAML, and quotes every string
         self.pxed = self.server.spawn(pxed_argv(path), self.tmp / "pxed.log")
         self.pxed.wait_for_output(f"dhcp6: {section['mode']} mode", timeout=20)
@@ -170,6 +175,13 @@ def test_perfdhcp6_on_the_link_completes_its_exchanges(dhcp6_lab):
     SOLICIT limit would take for a flood: it is lifted here."""
     require_binary("perfdhcp")
     dhcp6_lab.start(solicit_burst=1_000_000)
+    perfdhcp_completes(dhcp6_lab)
+    leases = dhcp6_lab.leases()
+    assert len(leases) == 100 and all(POOL[0] <= a <= POOL[1] for a in leases.values())
+
+
+def perfdhcp_completes(dhcp6_lab: Dhcp6Lab) -> None:
+    """Run PERFDHCP on the client's link; every exchange got its ADVERTISE and REPLY."""
     done = dhcp6_lab.client.run([*PERFDHCP, "-l", dhcp6_lab.client_if], timeout=90, check=False)
     stats = {}
     for name, block in re.findall(r"Statistics for: ([A-Z-]+)\*+\n(.*?)\n\n", done.stdout, re.S):
@@ -178,8 +190,29 @@ def test_perfdhcp6_on_the_link_completes_its_exchanges(dhcp6_lab):
         stats[name] = int(found.group(1))
     assert set(stats) == {"SOLICIT-ADVERTISE", "REQUEST-REPLY"}, done.stdout + done.stderr
     assert stats == {"SOLICIT-ADVERTISE": 300, "REQUEST-REPLY": 300}, done.stdout
-    leases = dhcp6_lab.leases()
-    assert len(leases) == 100 and all(POOL[0] <= a <= POOL[1] for a in leases.values())
+
+
+def test_perfdhcp6_on_postgresql_every_reply_is_a_row_pxed_leases_shows(dhcp6_lab, postgres_url):
+    """The same exchanges with ``server.database`` set: each REPLY left after its binding
+    was committed in PostgreSQL's leases6 (nothing in state_dir), and ``pxed leases``
+    lists the 100 clients' bindings with this server's name."""
+    require_binary("perfdhcp")
+    dhcp6_lab.start(database=postgres_url, solicit_burst=1_000_000)
+    perfdhcp_completes(dhcp6_lab)
+    shown = subprocess.run(
+        [str(PYTHON), "-m", "pxed", "leases", "--config", str(dhcp6_lab.config)],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert shown[-1] == "100 DHCPv6 bindings", shown[-5:]
+    rows = [line.split() for line in shown if line.startswith("00:")]
+    assert len(rows) == 100 and all(row[-1] == "pxe6" for row in rows)
+    assert all(POOL[0] <= IPv6Address(row[2]) <= POOL[1] for row in rows)
+    assert len({row[2] for row in rows}) == 100
+    assert not (dhcp6_lab.state / DATABASE_NAME).exists()
 
 
 def test_hostile_datagrams_are_counted_logged_and_pxed_keeps_answering(dhcp6_lab):

@@ -17,9 +17,11 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from functools import partial
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,15 +54,42 @@ KILLS6 = 20  # each restart costs about 2 s of twistd start-up on a loaded machi
 UPTIME6 = 1.0
 
 
-def acked(path: Path) -> dict[str, IPv4Address]:
+def told(path: Path, address: Callable[[str], Any]) -> dict[str, Any]:
+    """Client -> address of every ACK or REPLY the load generator wrote to ``path``."""
     if not path.exists():
         return {}
     seen = {}
     for line in path.read_text().splitlines():
         parts = line.split()
         if len(parts) == 3:  # a line being written has fewer fields; the next check sees it
-            seen[parts[0]] = IPv4Address(parts[1])
+            seen[parts[0]] = address(parts[1])
     return seen
+
+
+def kill_again_and_again(
+    pxed: Any,
+    start: Callable[[int], Any],
+    kills: int,
+    uptime: float,
+    rng: random.Random,
+    granted: Callable[[], dict[str, Any]],
+    stored: Callable[[], dict[str, Any]],
+) -> tuple[Any, int]:
+    """SIGKILL pxed ``kills`` times, 0 to ``uptime`` s after each start; after each restart
+    every address a client was told must be stored for it.  The pxed now running, and
+    how many grants the last check covered."""
+    checked = 0
+    for kill in range(1, kills + 1):
+        time.sleep(rng.uniform(0.0, uptime))
+        os.kill(pxed.pid, signal.SIGKILL)
+        pxed.wait(10)
+        pxed = start(kill)
+        seen = granted()  # first what clients were told, then the database: see the docstring
+        held = stored()
+        missing = {client: a for client, a in seen.items() if held.get(client) != a}
+        assert not missing, f"after kill {kill}: {len(missing)} granted addresses lost: {missing}"
+        checked = len(seen)
+    return pxed, checked
 
 
 def test_every_acked_lease_survives_sigkill_under_load(netns_lab: NetnsLab, tmp_path: Path):
@@ -81,34 +110,21 @@ def test_every_acked_lease_survives_sigkill_under_load(netns_lab: NetnsLab, tmp_
         runner_argv("load", "--interface", link.b_if, "--acks", str(acks), "--duration", "600"),
         tmp_path / "load.log",
     )
-    checked = 0
-    for kill in range(1, KILLS + 1):
-        time.sleep(rng.uniform(0.0, 0.4))
-        os.kill(pxed.pid, signal.SIGKILL)
-        pxed.wait(10)
-        pxed = start_pxed(server, config, tmp_path / f"pxed-{kill}.log")
-        seen = acked(acks)  # first the ACKs, then the database: see the module docstring
-        leases = {mac: IPv4Address(ip) for mac, ip, _, _ in read_leases(state / DATABASE_NAME)}
-        missing = {mac: ip for mac, ip in seen.items() if leases.get(mac) != ip}
-        assert not missing, f"after kill {kill}: {len(missing)} ACKed leases lost: {missing}"
-        checked = len(seen)
+    pxed, checked = kill_again_and_again(
+        pxed,
+        lambda n: start_pxed(server, config, tmp_path / f"pxed-{n}.log"),
+        KILLS,
+        0.4,
+        rng,
+        partial(told, acks, IPv4Address),
+        lambda: {mac: IPv4Address(ip) for mac, ip, _, _ in read_leases(state / DATABASE_NAME)},
+    )
     assert load.running(), load.output()[-2000:]
     load.stop()
     pxed.stop()
     # Under load: the generator kept completing exchanges between kills.
     assert checked >= 10 * KILLS, f"only {checked} ACKs in {KILLS} kills; was pxed under load?"
     print(f"{KILLS} SIGKILLs, {checked} ACKed leases checked after each restart, none lost")
-
-
-def granted6(path: Path) -> dict[str, IPv6Address]:
-    if not path.exists():
-        return {}
-    seen = {}
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 3:  # a line being written has fewer fields; the next check sees it
-            seen[parts[0]] = IPv6Address(parts[1])
-    return seen
 
 
 def _link_local_ready(ns, iface: str) -> bool:
@@ -157,18 +173,18 @@ def test_every_dhcpv6_reply_survives_sigkill_under_load(netns_lab: NetnsLab, tmp
         [*module, "load", "--interface", link.b_if, "--acks", str(replies), "--duration", "600"],
         tmp_path / "load.log",
     )
-    checked = 0
-    for kill in range(1, KILLS6 + 1):
-        time.sleep(rng.uniform(0.0, UPTIME6))
-        os.kill(pxed.pid, signal.SIGKILL)
-        pxed.wait(10)
-        pxed = start(kill)
-        seen = granted6(replies)  # first the REPLYs, then the database: see the docstring
-        rows = read_leases6(state / DATABASE6_NAME)
-        bindings = {duid: IPv6Address(address) for duid, _, address, _, _ in rows}
-        missing = {duid: a for duid, a in seen.items() if bindings.get(duid) != a}
-        assert not missing, f"after kill {kill}: {len(missing)} granted addresses lost: {missing}"
-        checked = len(seen)
+    pxed, checked = kill_again_and_again(
+        pxed,
+        start,
+        KILLS6,
+        UPTIME6,
+        rng,
+        partial(told, replies, IPv6Address),
+        lambda: {
+            duid: IPv6Address(address)
+            for duid, _, address, _, _ in read_leases6(state / DATABASE6_NAME)
+        },
+    )
     assert load.running(), load.output()[-2000:]
     load.stop()
     pxed.stop()

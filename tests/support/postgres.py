@@ -13,7 +13,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -56,8 +56,19 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+def committed(store: Any) -> None:
+    """Commit a lease store (SQLite, or PostgreSQL through ``Inline``) and raise what it
+    failed with: a test reads the outcome as soon as the commit returns."""
+    outcome = store.commit()
+    if outcome is not None:
+        failures: list[BaseException] = []
+        outcome.addErrback(lambda failure: failures.append(failure.value))
+        if failures:
+            raise failures[0]
+
+
 class Inline:
-    """A ``pxed.dhcp.pg_leases.Runner`` that runs each call at once: a test reads the
+    """A ``pxed.database.pg_batches.Runner`` that runs each call at once: a test reads the
     outcome of a commit as soon as it returns, without a reactor."""
 
     def run(self, call: Callable[[], T]) -> Deferred[T]:

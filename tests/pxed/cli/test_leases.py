@@ -157,3 +157,29 @@ def test_dhcpv6_bindings_follow_in_a_table_of_their_own(tmp_path, capsys):
     assert row[-1] == "52:54:00:00:00:01"
     assert lines[2] == "1 DHCPv6 binding"
     store.close()
+
+
+def test_with_server_database_the_dhcpv6_bindings_come_from_postgresql_too(
+    tmp_path, capsys, postgres_url
+):
+    from pxed.dhcp6.pg_leases import Postgres6LeaseStore
+    from tests.support.postgres import Inline
+
+    args = config(tmp_path)
+    path = Path(args.config)
+    path.write_text(
+        path.read_text().replace("server:\n", f"server:\n  database: '{postgres_url}'\n")
+    )
+    store = Postgres6LeaseStore.open(postgres_url, Inline(), "pxe1")
+    now = time.time()
+    duid = bytes.fromhex("00030001525400000001")
+    store.bind(Lease6(duid, 7, IPv6Address("fd00:213:7::100"), now + 600, mac=None), now)
+    store.commit()
+    assert leases.run(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-3].split() == ["DUID", "IAID", "ADDRESS", "STATE", "EXPIRES", "MAC", "SERVER"]
+    row = lines[-2].split()
+    assert row[:4] == ["00:03:00:01:52:54:00:00:00:01", "7", "fd00:213:7::100", "bound"]
+    assert row[-2:] == ["-", "pxe1"]
+    assert lines[-1] == "1 DHCPv6 binding"
+    store.close()

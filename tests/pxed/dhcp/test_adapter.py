@@ -16,8 +16,10 @@ from protocols.dhcp.options import MessageType, Option
 from protocols.dhcp.server import Mode, Settings
 from protocols.dhcp.split import Peers, owner
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp, encode_dhcp
-from pxed.dhcp.service import MAX_BATCH, MAX_DATAGRAM, DhcpService, Interface
+from pxed.datagram.batching import MAX_BATCH, MAX_DATAGRAM
+from pxed.dhcp.service import DhcpService, Interface
 from tests.protocols.dhcp_engine_support import MAC, MAC2, request, settings
+from tests.support.fake_adapter import CommitRecorder, SocketOpener
 from tests.support.fake_udp import FakeDatagramPort, FakeUDPReactor
 from tests.support.fuzz import property_settings
 
@@ -28,29 +30,8 @@ PXE = ((60, "PXEClient:Arch:00000:UNDI:002001"), (93, (0,)))
 
 
 @dataclass
-class FakeSocket:
-    interface: str
-    port: int
-    fd: int
-    closed: bool = False
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@dataclass
-class RecordingStore(MemoryLeaseStore):
+class RecordingStore(CommitRecorder, MemoryLeaseStore):
     """A memory store that records binds and commits, and what had been sent at each commit."""
-
-    reactor: FakeUDPReactor | None = None
-    events: list[tuple[str, object]] = field(default_factory=list)
-    fail_commit: bool = False
-
-    def __post_init__(self) -> None:
-        MemoryLeaseStore.__init__(self)
 
     def bind(self, lease: Lease, now: float) -> None:
         super().bind(lease, now)
@@ -59,15 +40,6 @@ class RecordingStore(MemoryLeaseStore):
     def release(self, mac: str) -> None:
         super().release(mac)
         self.events.append(("release", mac))
-
-    def commit(self) -> None:
-        if self.fail_commit:
-            raise OSError(28, "No space left on device")
-        assert self.reactor is not None
-        self.events.append(("commit", len(self.reactor.sent)))
-
-    def close(self) -> None:
-        self.events.append(("close", None))
 
 
 class Harness:
@@ -80,22 +52,18 @@ class Harness:
     ) -> None:
         self.reactor = FakeUDPReactor()
         self.store = make_store(self.reactor)
-        self.sockets: list[FakeSocket] = []
+        self.opener = SocketOpener()
+        self.sockets = self.opener.opened
         self.service = DhcpService(
             engine_settings or settings(),
             lambda: self.store,
             interfaces,
             self.reactor,
-            self._open,
+            self.opener,
             boot_seen=boot_seen,
         )
         self.service.privilegedStartService()
         self.service.startService()
-
-    def _open(self, interface: str, port: int) -> FakeSocket:
-        sock = FakeSocket(interface, port, 100 + len(self.sockets))
-        self.sockets.append(sock)
-        return sock
 
     def port(self, interface: Interface, port: int = 67) -> FakeDatagramPort:
         (found,) = [

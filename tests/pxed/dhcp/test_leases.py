@@ -390,14 +390,21 @@ def test_state_dir_is_created(tmp_path):
     assert (tmp_path / "a" / "b" / DATABASE_NAME).exists()
 
 
+# The child opens the store named by argv[1] (a state dir, or a PostgreSQL URL) with:
+OPENERS = {
+    "sqlite": "from pxed.dhcp.leases import SqliteLeaseStore as Store\nargs = ()",
+    "postgresql": (
+        "from pxed.dhcp.pg_leases import PostgresLeaseStore as Store\n"
+        "from tests.support.postgres import Inline\nargs = (Inline(),)"
+    ),
+}
 CHILD = textwrap.dedent(
     """
     import sys, time
     from ipaddress import IPv4Address
     from protocols.dhcp.leases import Lease
-    from pxed.dhcp.leases import SqliteLeaseStore
 
-    store = SqliteLeaseStore.open(sys.argv[1])
+    store = Store.open(sys.argv[1], *args)
     store.bind(Lease("52:54:00:00:00:0a", IPv4Address("10.213.7.101"), None), now=0)
     store.commit()
     store.bind(Lease("52:54:00:00:00:0b", IPv4Address("10.213.7.102"), None), now=0)
@@ -407,10 +414,12 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_committed_lease_survives_sigkill(tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_committed_lease_survives_sigkill(kind, request, tmp_path):
     """A lease committed (the moment its ACK may leave) is there after the process is killed."""
+    where = str(tmp_path) if kind == "sqlite" else request.getfixturevalue("postgres_url")
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path)],
+        [sys.executable, "-c", OPENERS[kind] + "\n" + CHILD, where],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -422,7 +431,12 @@ def test_committed_lease_survives_sigkill(tmp_path):
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    store = SqliteLeaseStore.open(tmp_path)
+    if kind == "sqlite":
+        store = SqliteLeaseStore.open(tmp_path)
+    else:
+        from pxed.dhcp.pg_leases import PostgresLeaseStore
+
+        store = PostgresLeaseStore.open(where, Inline())
     assert [lease.mac for lease in store.leases()] == [MAC_A]
     store.close()
 

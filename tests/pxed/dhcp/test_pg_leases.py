@@ -9,15 +9,10 @@ Debian package).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -34,7 +29,7 @@ from pxed.database.migrations import SCHEMA_VERSION, SchemaTooNew, migrate, stat
 from pxed.database.worker import Worker
 from pxed.dhcp.leases import LeaseDatabaseError
 from pxed.dhcp.pg_leases import PostgresLeaseStore
-from tests.support.postgres import Inline
+from tests.support.postgres import Inline, committed
 
 ROOT = Path(__file__).resolve().parents[3]
 MAC_A = "52:54:00:00:00:0a"
@@ -53,16 +48,6 @@ def count(url: str, table: str = "leases") -> int:
         row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     assert row is not None
     return int(row[0])
-
-
-def committed(store: PostgresLeaseStore) -> None:
-    """Commit through the inline runner and raise what the Deferred failed with."""
-    outcome = store.commit()
-    if outcome is not None:
-        failures: list[BaseException] = []
-        outcome.addErrback(lambda failure: failures.append(failure.value))
-        if failures:
-            raise failures[0]
 
 
 def test_leases_and_quarantines_survive_reopen(postgres_url):
@@ -297,41 +282,45 @@ async def test_a_commit_waiting_on_the_database_leaves_the_reactor_free(postgres
     await store.close()
 
 
-class _Socket:
-    def fileno(self) -> int:
-        return 100
+def _service(url: str, name: str = "") -> tuple[Any, Any]:
+    """The DHCP service on a fake reactor, its leases in ``url``, started: it and its port."""
+    from pxed.dhcp.service import DhcpService, Interface
+    from tests.protocols.dhcp_engine_support import SERVER, settings
+    from tests.support.fake_adapter import SocketOpener
+    from tests.support.fake_udp import FakeUDPReactor
 
-    def close(self) -> None:
-        pass
+    fake = FakeUDPReactor()
+    service = DhcpService(
+        settings(),
+        lambda: PostgresLeaseStore.open(url, Inline(), name),
+        [Interface("lab0", SERVER)],
+        fake,
+        SocketOpener(),
+    )
+    service.startService()
+    (port,) = fake.open_ports
+    return service, port
+
+
+def _ask(port: Any, datagram: bytes) -> Any:
+    """Deliver ``datagram`` from a client, end the reactor turn: the last reply sent, if any."""
+    from protocols.dhcp.wire import decode_dhcp
+
+    sent = len(port.reactor.sent)
+    port.protocol.datagramReceived(datagram, ("0.0.0.0", 68))
+    port.reactor.advance(0)
+    return decode_dhcp(port.reactor.sent[-1][1]) if len(port.reactor.sent) > sent else None
 
 
 def test_the_adapter_acks_a_request_once_its_lease_is_in_postgresql(postgres_url):
     """DISCOVER, REQUEST through the DHCP service on PostgreSQL: the ACK names the
     address the lease table holds for the client."""
     from protocols.dhcp.options import MessageType
-    from protocols.dhcp.wire import decode_dhcp
-    from pxed.dhcp.service import DhcpService, Interface
-    from tests.protocols.dhcp_engine_support import MAC, SERVER, request, settings
-    from tests.support.fake_udp import FakeUDPReactor
+    from tests.protocols.dhcp_engine_support import MAC, SERVER, request
 
-    fake = FakeUDPReactor()
-    service = DhcpService(
-        settings(),
-        lambda: PostgresLeaseStore.open(postgres_url, Inline()),
-        [Interface("lab0", SERVER)],
-        fake,
-        lambda interface, port: _Socket(),
-    )
-    service.privilegedStartService()
-    service.startService()
-    (port,) = fake.open_ports
-    port.protocol.datagramReceived(request(MessageType.DISCOVER), ("0.0.0.0", 68))
-    fake.advance(0)
-    offer = decode_dhcp(fake.sent[-1][1])
-    options = ((54, SERVER), (50, offer.yiaddr))
-    port.protocol.datagramReceived(request(MessageType.REQUEST, options=options), ("0.0.0.0", 68))
-    fake.advance(0)
-    ack = decode_dhcp(fake.sent[-1][1])
+    service, port = _service(postgres_url)
+    offer = _ask(port, request(MessageType.DISCOVER))
+    ack = _ask(port, request(MessageType.REQUEST, options=((54, SERVER), (50, offer.yiaddr))))
     assert ack.message_type is MessageType.ACK
     with psycopg.connect(postgres_url) as conn:
         rows = conn.execute("SELECT mac, host(ip) FROM leases").fetchall()
@@ -344,79 +333,22 @@ def test_the_adapter_sends_no_ack_for_an_address_another_server_committed_first(
     address to another client: the REQUEST is answered by nobody here, and the client's
     retry is refused (NAK) since memory learnt who holds it."""
     from protocols.dhcp.options import MessageType
-    from protocols.dhcp.wire import decode_dhcp
-    from pxed.dhcp.service import DhcpService, Interface
-    from tests.protocols.dhcp_engine_support import MAC, SERVER, request, settings
-    from tests.support.fake_udp import FakeUDPReactor
+    from tests.protocols.dhcp_engine_support import MAC, SERVER, request
 
-    fake = FakeUDPReactor()
-    service = DhcpService(
-        settings(),
-        lambda: PostgresLeaseStore.open(postgres_url, Inline(), "pxe1"),
-        [Interface("lab0", SERVER)],
-        fake,
-        lambda interface, port: _Socket(),
-    )
-    service.privilegedStartService()
-    service.startService()
-    (port,) = fake.open_ports
-    port.protocol.datagramReceived(request(MessageType.DISCOVER), ("0.0.0.0", 68))
-    fake.advance(0)
-    offer = decode_dhcp(fake.sent[-1][1])
+    service, port = _service(postgres_url, "pxe1")
+    offer = _ask(port, request(MessageType.DISCOVER))
     other = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
     other.bind(Lease(MAC_B, offer.yiaddr, 1e12, LeaseState.BOUND), now=0)
     committed(other)
-    sent = len(fake.sent)
     options = ((54, SERVER), (50, offer.yiaddr))
-    port.protocol.datagramReceived(request(MessageType.REQUEST, options=options), ("0.0.0.0", 68))
-    fake.advance(0)
-    assert len(fake.sent) == sent  # no ACK
-    port.protocol.datagramReceived(request(MessageType.REQUEST, options=options), ("0.0.0.0", 68))
-    fake.advance(0)
-    assert decode_dhcp(fake.sent[-1][1]).message_type is MessageType.NAK
+    assert _ask(port, request(MessageType.REQUEST, options=options)) is None  # no ACK
+    nak = _ask(port, request(MessageType.REQUEST, options=options))
+    assert nak.message_type is MessageType.NAK
     with psycopg.connect(postgres_url) as conn:
         rows = conn.execute("SELECT mac, server FROM leases").fetchall()
     assert rows == [(MAC_B, "pxe2")] and MAC != MAC_B
     other.close()
     service.stopService()
-
-
-CHILD = textwrap.dedent(
-    """
-    import sys, time
-    from ipaddress import IPv4Address
-    from protocols.dhcp.leases import Lease
-    from pxed.dhcp.pg_leases import PostgresLeaseStore
-    from tests.support.postgres import Inline
-
-    store = PostgresLeaseStore.open(sys.argv[1], Inline())
-    store.bind(Lease("52:54:00:00:00:0a", IPv4Address("10.213.7.101"), None), now=0)
-    store.commit()
-    store.bind(Lease("52:54:00:00:00:0b", IPv4Address("10.213.7.102"), None), now=0)
-    print("committed", flush=True)
-    time.sleep(60)
-    """
-)
-
-
-def test_committed_lease_survives_sigkill(postgres_url):
-    """A lease committed (the moment its ACK may leave) is there after pxed is killed."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, postgres_url],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline() == "committed\n"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-    store = PostgresLeaseStore.open(postgres_url, Inline())
-    assert [lease.mac for lease in store.leases()] == [MAC_A]
-    store.close()
 
 
 def outcome_of(store: PostgresLeaseStore) -> frozenset[str]:
@@ -457,7 +389,7 @@ def test_an_expired_lease_of_another_server_gives_way(postgres_url):
 
 
 def test_a_commit_reads_the_leases_other_servers_committed(postgres_url, monkeypatch):
-    monkeypatch.setattr("pxed.dhcp.pg_leases.PEER_POLL", 0.0)
+    monkeypatch.setattr("pxed.database.pg_batches.PEER_POLL", 0.0)
     one = PostgresLeaseStore.open(postgres_url, Inline(), "pxe1")
     two = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
     one.bind(bound(mac=MAC_A), now=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 from twisted.logger import capturedLogs
@@ -24,6 +24,7 @@ from tests.protocols.dhcpv6_engine_support import (
     relayed,
     settings,
 )
+from tests.support.fake_adapter import CommitRecorder, SocketOpener
 from tests.support.fake_udp import FakeDatagramPort, FakeUDPReactor
 
 LAB = Interface("lab0", SERVER, index=7)
@@ -31,60 +32,26 @@ CLIENT = (str(LINK_LOCAL), 546)  # as Twisted hands it: no scope id
 
 
 @dataclass
-class FakeSocket:
-    interface: str
-    port: int
-    fd: int
-    closed: bool = False
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@dataclass
-class RecordingStore(MemoryLeaseStore):
-    reactor: FakeUDPReactor | None = None
-    events: list[tuple[str, object]] = field(default_factory=list)
-    fail_commit: bool = False
-
-    def __post_init__(self) -> None:
-        MemoryLeaseStore.__init__(self)
-
+class RecordingStore(CommitRecorder, MemoryLeaseStore):
     def bind(self, lease: Lease, now: float) -> None:
         super().bind(lease, now)
         self.events.append(("bind", lease.address))
-
-    def commit(self) -> None:
-        if self.fail_commit:
-            raise OSError(28, "No space left on device")
-        assert self.reactor is not None
-        self.events.append(("commit", len(self.reactor.sent)))
-
-    def close(self) -> None:
-        self.events.append(("close", None))
 
 
 class Harness:
     def __init__(self, engine_settings: Settings | None = None) -> None:
         self.reactor = FakeUDPReactor()
         self.store = RecordingStore(self.reactor)
-        self.sockets: list[FakeSocket] = []
+        self.opener = SocketOpener()
+        self.sockets = self.opener.opened
         self.service = Dhcp6Service(
             engine_settings or settings(),
             lambda: self.store,
             [LAB],
             self.reactor,
-            self._open,
+            self.opener,
         )
         self.service.startService()
-
-    def _open(self, interface: str, port: int) -> FakeSocket:
-        sock = FakeSocket(interface, port, 100 + len(self.sockets))
-        self.sockets.append(sock)
-        return sock
 
     def port(self, port: int = 547) -> FakeDatagramPort:
         (found,) = [p for p in self.reactor.open_ports if p.protocol.port == port]  # type: ignore[attr-defined]

@@ -1,22 +1,25 @@
-"""The SQLite DHCPv6 lease store: committed bindings survive a reopen, the schema is
-versioned, and a failed commit leaves memory what the disk holds."""
+"""The durable DHCPv6 lease stores: committed bindings survive a reopen, in SQLite and in
+PostgreSQL alike; SQLite's schema is versioned and a failed commit leaves memory what
+the disk holds (PostgreSQL's own behaviour: test_pg_leases.py)."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
 from ipaddress import IPv6Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from protocols.dhcpv6.leases import Lease, LeaseState
 from pxed.dhcp6.leases import (
     DATABASE_NAME,
-    SCHEMA_VERSION,
     Lease6DatabaseError,
     Sqlite6LeaseStore,
     read_leases6,
 )
+from tests.support.postgres import Inline, committed
 
 DUID = bytes.fromhex("00030001525400123456")
 DUID2 = bytes.fromhex("00030001525400123457")
@@ -28,12 +31,35 @@ def bound(client: bytes = DUID, address: IPv6Address = A, expires: float = 5000.
     return Lease(client, 1, address, expires, LeaseState.BOUND, "52:54:00:12:34:56")
 
 
-def test_a_committed_binding_is_there_after_a_reopen(tmp_path: Path):
-    store = Sqlite6LeaseStore.open(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    """Opens the store anew on the same file or database; every store it opened is
+    closed after the test."""
+    if request.param == "sqlite":
+        opener: Callable[[], Any] = lambda: Sqlite6LeaseStore.open(tmp_path)  # noqa: E731
+    else:
+        from pxed.dhcp6.pg_leases import Postgres6LeaseStore
+
+        url = request.getfixturevalue("postgres_url")
+        opener = lambda: Postgres6LeaseStore.open(url, Inline())  # noqa: E731
+    opened: list[Any] = []
+
+    def open_again() -> Any:
+        for store in opened:
+            store.close()
+        opened[:] = [opener()]
+        return opened[0]
+
+    yield open_again
+    for store in opened:
+        store.close()
+
+
+def test_a_committed_binding_is_there_after_a_reopen(reopen):
+    store = reopen()
     store.bind(bound(), 1000.0)
-    store.commit()
-    store.close()
-    again = Sqlite6LeaseStore.open(tmp_path)
+    committed(store)
+    again = reopen()
     assert again.lease_for((DUID, 1), 1000.0) == bound()
     assert again.holder_of(A, 1000.0) == bound()
 
@@ -49,26 +75,35 @@ def test_an_uncommitted_binding_is_not_on_disk(tmp_path: Path):
     ]
 
 
-def test_release_quarantine_and_expiry_reach_the_disk(tmp_path: Path):
-    store = Sqlite6LeaseStore.open(tmp_path)
+def test_release_quarantine_and_expiry_reach_the_disk(reopen):
+    store = reopen()
     store.bind(bound(), 1000.0)
     store.bind(bound(DUID2, B, expires=1500.0), 1000.0)
-    store.commit()
+    committed(store)
     store.quarantine(A, 2000.0)
     assert [lease.address for lease in store.expire(1600.0)] == [B]
-    store.commit()
-    store.close()
-    again = Sqlite6LeaseStore.open(tmp_path)
+    committed(store)
+    again = reopen()
     assert again.leases() == []
     assert again.quarantined(A, 1900.0) and not again.quarantined(A, 2100.0)
 
 
-def test_a_rebind_moves_the_ia_to_its_new_address_on_disk(tmp_path: Path):
-    store = Sqlite6LeaseStore.open(tmp_path)
+def test_a_rebind_moves_the_ia_to_its_new_address_on_disk(reopen):
+    store = reopen()
     store.bind(bound(), 1000.0)
+    committed(store)
     store.bind(bound(address=B), 1000.0)
-    store.commit()
-    assert [row[2] for row in read_leases6(tmp_path / DATABASE_NAME)] == [str(B)]
+    committed(store)
+    assert reopen().leases() == [bound(address=B)]
+
+
+def test_a_release_reaches_the_disk(reopen):
+    store = reopen()
+    store.bind(bound(), 1000.0)
+    committed(store)
+    store.release((DUID, 1))
+    committed(store)
+    assert reopen().leases() == []
 
 
 def test_a_failed_commit_rolls_the_batch_back_and_memory_follows(tmp_path: Path):
@@ -86,7 +121,9 @@ def test_a_failed_commit_rolls_the_batch_back_and_memory_follows(tmp_path: Path)
 def test_a_schema_newer_than_this_pxed_is_refused_with_the_file_named(tmp_path: Path):
     Sqlite6LeaseStore.open(tmp_path).close()
     with sqlite3.connect(tmp_path / DATABASE_NAME) as conn:
-        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+        conn.execute(
+            "UPDATE schema_version SET version = ?", (len(Sqlite6LeaseStore.MIGRATIONS) + 1,)
+        )
     with pytest.raises(Lease6DatabaseError, match=f"{DATABASE_NAME}: lease database schema 2"):
         Sqlite6LeaseStore.open(tmp_path)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.application.service import Service
 from twisted.web.test.requesthelper import DummyRequest
 
-from pxed.dhcp.service import DhcpStats
-from pxed.dhcp6.service import Dhcp6Stats
+from pxed.datagram.batching import DatagramStats
 from pxed.events import TftpRefused, TftpTransferEnded
 from pxed.ops.metrics import (
     HttpStats,
@@ -35,7 +35,7 @@ def samples(sources: Sources) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 
 
 def test_dhcp_messages_are_counted_by_server_type_and_outcome() -> None:
-    dhcp = DhcpStats()
+    dhcp = DatagramStats()
     dhcp.messages[("DISCOVER", "offer")] += 3
     dhcp.messages[("REQUEST", "ack")] += 2
     dhcp.messages[("DISCOVER", "peer")] += 4
@@ -51,7 +51,7 @@ def test_dhcp_messages_are_counted_by_server_type_and_outcome() -> None:
 
 
 def test_dhcpv6_messages_are_counted_apart_from_dhcp() -> None:
-    dhcp6 = Dhcp6Stats()
+    dhcp6 = DatagramStats()
     dhcp6.messages[("SOLICIT", "advertise")] += 4
     dhcp6.messages[("malformed", "dropped")] += 2
     dhcp6.replies_sent, dhcp6.commits = 4, 3
@@ -129,7 +129,8 @@ def test_healthz_is_ok_while_every_service_runs_and_503_when_one_stopped(tmp_pat
     assert (request.responseCode or 200) == 200 and body["status"] == "ok"
 
 
-def test_healthz_is_503_with_the_reason_while_the_lease_database_fails() -> None:
+@pytest.mark.parametrize("service", ["dhcp", "dhcp6"])
+def test_healthz_is_503_with_the_reason_while_the_lease_database_fails(service: str) -> None:
     from pxed.ops.operations import Operations
     from pxed.ops.status import HealthResource
 
@@ -138,7 +139,7 @@ def test_healthz_is_503_with_the_reason_while_the_lease_database_fails() -> None
     dhcp.store = type("Store", (), {"problem": "server.database x: lease writes rolled back"})()  # type: ignore[attr-defined]
 
     class Ops:
-        services = {"dhcp": dhcp}
+        services = {service: dhcp}
         database_problem = Operations.database_problem
 
     request = DummyRequest([])

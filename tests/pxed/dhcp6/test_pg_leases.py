@@ -1,0 +1,175 @@
+"""DHCPv6 bindings in PostgreSQL (``server.database``): the unique address decides between
+two servers sharing the database, and the adapter's REPLY waits for the COMMIT.
+
+What every durable store keeps (reopen, release, quarantine, expiry) runs against
+PostgreSQL in test_leases.py; the batches' order and reload are the shared
+``pxed.database.pg_batches``', pinned through DHCPv4's store in
+tests/pxed/dhcp/test_pg_leases.py.  Every test runs on a real PostgreSQL
+(``tests/support/postgres.py``; skipped, saying why, without it).
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address
+
+import psycopg
+
+from protocols.dhcpv6.leases import Lease, LeaseState
+from protocols.dhcpv6.wire import Dhcpv6Message, decode_dhcpv6, encode_dhcpv6
+from pxed.database.migrations import migrate
+from pxed.dhcp6.pg_leases import Postgres6LeaseStore
+from pxed.dhcp6.service import Dhcp6Service, Interface
+from tests.protocols.dhcpv6_engine_support import (
+    CLIENT,
+    LINK_LOCAL,
+    MAC,
+    SERVER,
+    SERVER_DUID,
+    M,
+    addresses,
+    duid_bytes,
+    ia,
+    message,
+    settings,
+)
+from tests.pxed.dhcp6.test_leases import DUID, DUID2, A, B, bound
+from tests.support.fake_udp import FakeUDPReactor
+from tests.support.postgres import Inline, committed
+
+
+def outcome_of(store: Postgres6LeaseStore) -> frozenset[str]:
+    """The clients (DUIDs in hex) whose binds lost, from a commit through Inline."""
+    result: list[frozenset[str]] = []
+    done = store.commit()
+    assert done is not None
+    done.addCallback(result.append)
+    return result[0]
+
+
+def rows(url: str) -> list[tuple[bytes, str, str | None]]:
+    with psycopg.connect(url) as conn:
+        found = conn.execute("SELECT client, host(address), server FROM leases6").fetchall()
+    return [(bytes(client), address, server) for client, address, server in found]
+
+
+def test_two_servers_binding_one_address_the_database_lets_only_the_first_have_it(postgres_url):
+    """Server two's memory does not know server one's binding: its bind loses, the REPLY is
+    not to be sent (the client named by its DUID), and its memory learns who holds it."""
+    one = Postgres6LeaseStore.open(postgres_url, Inline(), "pxe1")
+    two = Postgres6LeaseStore.open(postgres_url, Inline(), "pxe2")
+    one.bind(bound(), 1000.0)
+    assert outcome_of(one) == frozenset()
+    two.bind(bound(DUID2), 1000.0)
+    assert outcome_of(two) == frozenset({DUID2.hex(":")})
+    assert two.holder_of(A, 1000.0) == bound() and two.lease_for((DUID2, 1), 1000.0) is None
+    assert rows(postgres_url) == [(DUID, str(A), "pxe1")]
+    one.close()
+    two.close()
+
+
+def test_a_second_row_on_one_address_is_refused_by_the_schema(postgres_url):
+    """The guarantee is the table's, not pxed's memory: pinned on the schema itself."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        migrate(conn)
+        insert = "INSERT INTO leases6 (client, iaid, address, expires) VALUES (%s, 1, %s, 9)"
+        conn.execute(insert, (DUID, A))
+        try:
+            conn.execute(insert, (DUID2, A))
+        except psycopg.errors.UniqueViolation:
+            pass
+        else:
+            raise AssertionError("leases6 took two rows for one address")
+
+
+def test_an_expired_binding_of_another_server_gives_way(postgres_url):
+    one = Postgres6LeaseStore.open(postgres_url, Inline(), "pxe1")
+    two = Postgres6LeaseStore.open(postgres_url, Inline(), "pxe2")
+    one.bind(bound(expires=1050.0), 1000.0)
+    committed(one)
+    two.bind(bound(DUID2, expires=2000.0), 1100.0)
+    assert outcome_of(two) == frozenset()
+    assert rows(postgres_url) == [(DUID2, str(A), "pxe2")]
+    one.close()
+    two.close()
+
+
+def test_a_commit_reads_the_bindings_other_servers_committed(postgres_url, monkeypatch):
+    monkeypatch.setattr("pxed.database.pg_batches.PEER_POLL", 0.0)
+    one = Postgres6LeaseStore.open(postgres_url, Inline(), "pxe1")
+    two = Postgres6LeaseStore.open(postgres_url, Inline(), "pxe2")
+    one.bind(bound(), 1000.0)
+    committed(one)
+    two.bind(bound(DUID2, B), 1000.0)
+    committed(two)
+    assert two.holder_of(A, 1000.0) == bound()  # learned, not bound here
+    one.close()
+    two.close()
+
+
+class _Socket:
+    def fileno(self) -> int:
+        return 100
+
+    def close(self) -> None:
+        pass
+
+
+def _service(url: str, name: str) -> tuple[Dhcp6Service, FakeUDPReactor]:
+    fake = FakeUDPReactor()
+    service = Dhcp6Service(
+        settings(),
+        lambda: Postgres6LeaseStore.open(url, Inline(), name),
+        [Interface("lab0", SERVER, index=7)],
+        fake,
+        lambda interface, port: _Socket(),
+    )
+    service.startService()
+    return service, fake
+
+
+def _exchange(fake: FakeUDPReactor, packet: Dhcpv6Message) -> Dhcpv6Message | None:
+    sent = len(fake.sent)
+    (port,) = fake.open_ports
+    port.protocol.datagramReceived(encode_dhcpv6(packet), (str(LINK_LOCAL), 546))
+    fake.advance(0)
+    if len(fake.sent) == sent:
+        return None
+    answer = decode_dhcpv6(fake.sent[-1][1])
+    assert isinstance(answer, Dhcpv6Message)
+    return answer
+
+
+def test_the_adapter_replies_once_the_binding_is_in_postgresql(postgres_url):
+    """SOLICIT, REQUEST through the DHCPv6 service on PostgreSQL: the REPLY names the
+    address the lease table holds for the client."""
+    service, fake = _service(postgres_url, "pxe1")
+    assert _exchange(fake, message(M.SOLICIT, ia())) is not None
+    reply = _exchange(fake, message(M.REQUEST, ia(), server_id=SERVER_DUID))
+    assert reply is not None and reply.msg_type == M.REPLY
+    ((client, address, server),) = rows(postgres_url)
+    assert client == duid_bytes(CLIENT) and server == "pxe1"
+    assert [IPv6Address(address)] == list(addresses(reply))
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT mac FROM leases6").fetchall() == [(MAC,)]
+    service.stopService()
+
+
+def test_the_adapter_sends_no_reply_for_an_address_another_server_committed_first(
+    postgres_url,
+):
+    """Between this server's ADVERTISE and the client's REQUEST, the other server binds
+    that address to another client: the REQUEST goes unanswered here, and the client's
+    retry is given another address, since memory learnt who holds the first."""
+    service, fake = _service(postgres_url, "pxe1")
+    advertise = _exchange(fake, message(M.SOLICIT, ia()))
+    assert advertise is not None
+    (offered,) = addresses(advertise)
+    other = Postgres6LeaseStore.open(postgres_url, Inline(), "pxe2")
+    other.bind(Lease(DUID2, 1, offered, 1e12, LeaseState.BOUND), 0.0)
+    committed(other)
+    assert _exchange(fake, message(M.REQUEST, ia(), server_id=SERVER_DUID)) is None
+    retry = _exchange(fake, message(M.REQUEST, ia(), server_id=SERVER_DUID))
+    assert retry is not None and offered not in list(addresses(retry))
+    assert (DUID2, str(offered), "pxe2") in rows(postgres_url)
+    other.close()
+    service.stopService()
