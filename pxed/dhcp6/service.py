@@ -53,11 +53,13 @@ from protocols.dhcpv6.server import (
     Reply,
     Settings,
 )
-from protocols.dhcpv6.wire import Dhcpv6Packet, Dhcpv6Relay, decode_dhcpv6
+from protocols.dhcpv6.wire import Dhcpv6Packet, decode_dhcpv6
 from protocols.errors import MalformedPacket
 from pxed.config import Config
+from pxed.dhcp6.exchange import exchange_event
 from pxed.dhcp6.settings import engine_settings6
 from pxed.dhcp6.sockets import Dhcp6SocketError, interface_addresses6, open_dhcp6_socket
+from pxed.events import EventBus
 
 SERVER_PORT = 547
 MAX_DATAGRAM = 65536
@@ -172,6 +174,7 @@ class Dhcp6Service(Service):
         reactor: Reactor,
         open_socket: OpenSocket,
         stats: Dhcp6Stats | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.settings = settings
         self.open_store = open_store
@@ -179,6 +182,7 @@ class Dhcp6Service(Service):
         self.reactor = reactor
         self.open_socket = open_socket
         self.stats = stats or Dhcp6Stats()
+        self.events = events or EventBus()
         self._ports: list[Any] = []
         self._batch: list[_Outgoing] = []
         self._flush_call: IDelayedCall | None = None
@@ -274,10 +278,9 @@ class Dhcp6Service(Service):
             listener.interface.address, (source, addr[1]), listener.port, listener.interface.name
         )
         action = self.engine.handle(packet, received, self.reactor.seconds())
-        mac = _who(packet, source)
-        self._record(listener, packet, action, mac, addr)
+        who = self._record(listener, packet, action, (source, addr[1]))
         if isinstance(action, Reply):
-            self._batch.append(_Outgoing(listener, action, mac))
+            self._batch.append(_Outgoing(listener, action, who))
             if len(self._batch) >= MAX_BATCH:
                 self.flush()
         # Silent messages may write too (a RELEASE answered or not): every turn commits.
@@ -349,32 +352,18 @@ class Dhcp6Service(Service):
         listener: _Listener,
         packet: Dhcpv6Packet,
         action: Reply | NoReply,
-        mac: str,
-        addr: tuple[str, int],
-    ) -> None:
-        message = packet.client_message if isinstance(packet, Dhcpv6Relay) else packet
-        kind = str(message.msg_type)
-        if isinstance(action, Reply):
-            answer = action.message
-            inner = answer.client_message if isinstance(answer, Dhcpv6Relay) else answer
-            outcome = str(inner.msg_type).lower()
-        else:
-            outcome = "ignored"
-        self.stats.messages[(kind, outcome)] += 1
-        # SOLICITs and what is ignored come in bursts: debug; the rest changes bindings.
-        quiet = outcome in ("advertise", "ignored") and kind != "RELEASE"
-        (log.debug if quiet else log.info)(
-            "dhcp6 {kind} from {mac} ({client}) on {interface}: {outcome}: {reason}",
-            kind=kind,
-            mac=mac,
-            xid=f"{message.transaction_id:06x}",
-            client=f"[{addr[0]}]:{addr[1]}",
-            interface=listener.interface.name,
-            port=listener.port,
-            relayed=isinstance(packet, Dhcpv6Relay),
-            outcome=outcome,
-            reason=action.reason,
+        source: tuple[IPv6Address, int],
+    ) -> str:
+        """Count, publish and log the exchange; returns who the client is, for the send."""
+        event = exchange_event(
+            packet, action, source, listener.interface.name, listener.port, self.reactor.seconds()
         )
+        self.stats.messages[(event.kind, event.outcome)] += 1
+        self.events.publish(event)
+        # SOLICITs and what is ignored come in bursts: debug; the rest changes bindings.
+        quiet = event.outcome in ("advertise", "ignored") and event.kind != "RELEASE"
+        (log.debug if quiet else log.info)(event.FORMAT, **event.fields())
+        return event.who
 
     def _malformed(
         self, listener: _Listener, datagram: bytes, addr: tuple[str, int], bad: MalformedPacket
@@ -400,21 +389,7 @@ def _scoped(host: str, interface: str) -> IPv6Address:
     return address
 
 
-def _who(packet: Dhcpv6Packet, source: IPv6Address) -> str:
-    """The client's MAC for the log (its DUID's, else its link-local address's), else its
-    DUID in hex, else the sender's address."""
-    message = packet.client_message if isinstance(packet, Dhcpv6Relay) else packet
-    duid = message.client_id
-    mac = duid.mac if duid is not None else None
-    if mac is None and not isinstance(packet, Dhcpv6Relay):
-        mac = mac_from_link_local(source)
-    if mac is not None:
-        return mac
-    client = message.get(1)
-    return f"DUID {client.data.hex(':')}" if client is not None else str(source)
-
-
-def dhcp6_service(config: Config, reactor: Reactor) -> Dhcp6Service:
+def dhcp6_service(config: Config, reactor: Reactor, events: EventBus | None = None) -> Dhcp6Service:
     """The DHCPv6 server for ``config``: interfaces and the server DUID read now, leases
     loaded when it starts."""
     from pxed.dhcp6.duid import server_duid
@@ -433,6 +408,7 @@ def dhcp6_service(config: Config, reactor: Reactor) -> Dhcp6Service:
         interfaces,
         reactor,
         open_dhcp6_socket,
+        events=events,
     )
 
 
