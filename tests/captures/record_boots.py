@@ -45,14 +45,16 @@ BOOTS = {
     "qemu-ovmf-pxev6-grub": "tests/e2e/test_pxed_ipv6_boot.py::"
     "test_ovmf_pxev6_installs_from_pxed_over_ipv6_alone",
     "qemu-ipxe-bios-http-ipv6": "tests/e2e/test_pxed_ipxe_ipv6.py::"
-    "test_ipxe_rom_boots_from_pxed_over_ipv6_alone",
+    "test_ipxe_rom_boots_from_pxed_over_ipv6_alone[bios]",
+    "qemu-ovmf-ipxe-efi-http-ipv6": "tests/e2e/test_pxed_ipxe_ipv6.py::"
+    "test_ipxe_rom_boots_from_pxed_over_ipv6_alone[uefi]",
 }
 PACKAGES = (
     "qemu-system-x86 ipxe-qemu ovmf pxelinux syslinux-common syslinux-efi dnsmasq-base "
     "busybox-static tcpdump shim-signed grub-efi-amd64-signed qemu-system-arm qemu-efi-aarch64 "
     "radvd"
 )
-BOOT_TIMEOUT = 3000  # seconds for the whole pytest run: eleven scenarios, most boot twice
+BOOT_TIMEOUT = 3000  # seconds for the whole pytest run: twelve scenarios, most boot twice
 
 
 def whole_capture_name(node_id: str) -> str:

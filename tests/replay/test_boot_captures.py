@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import pytest
 
-from lab.qemu import Machine
+from lab.qemu import Firmware, Machine
 from protocols.dhcp.options import NetworkInterfaceId
 from protocols.dhcp.wire import BROADCAST_FLAG, DhcpPacket, decode_dhcp
 from protocols.dhcpv6.allocation import mac_from_link_local
@@ -52,12 +52,14 @@ SECURE_BOOT = "qemu-ovmf-secureboot-shim-grub"
 ARM64 = "qemu-aavmf-arm64-shim-grub"
 OVMF_PXEV6 = "qemu-ovmf-pxev6-grub"
 IPXE_HTTP6 = "qemu-ipxe-bios-http-ipv6"
+IPXE_EFI_HTTP6 = "qemu-ovmf-ipxe-efi-http-ipv6"
+IPXE6_CAPTURES = (IPXE_HTTP6, IPXE_EFI_HTTP6)
 SHIM_GRUB_CAPTURES = (SECURE_BOOT, ARM64)
 IPXE_CAPTURES = (IPXE_BIOS, IPXE_EFI, IPXE_HTTP, PROXY, UNKNOWN, DNSMASQ)
 UEFI_CAPTURES = (IPXE_EFI, OVMF_PXE)
 PXELINUX_CAPTURES = (IPXE_BIOS, PROXY, DNSMASQ)
 TFTP_CAPTURES = (IPXE_BIOS, IPXE_EFI, OVMF_PXE, PROXY, DNSMASQ, *SHIM_GRUB_CAPTURES, OVMF_PXEV6)
-ALL_BOOTS = (*IPXE_CAPTURES, OVMF_PXE, *SHIM_GRUB_CAPTURES, OVMF_PXEV6, IPXE_HTTP6)
+ALL_BOOTS = (*IPXE_CAPTURES, OVMF_PXE, *SHIM_GRUB_CAPTURES, OVMF_PXEV6, *IPXE6_CAPTURES)
 
 IPXE_OPTION_ORDER = [53, 57, 93, 94, 60, 77, 55, 175, 61, 97]
 OVMF_OPTION_ORDER = [53, 57, 55, 97, 94, 93, 60]
@@ -303,12 +305,18 @@ def test_ovmf_pxev6_requests_the_advertised_address_and_releases_it_before_grub(
     assert {t.client[0] for t in _transfers(OVMF_PXEV6)} == {leased.address}
 
 
-def test_ipxe_solicits_with_user_class_ipxe_rfc_encoded_arch_0_and_its_smbios_uuid() -> None:
-    """Debian's iPXE ROM (BIOS) over DHCPv6: user class 15 carries ``iPXE`` with RFC 8415's
-    length prefix (unlike its bare DHCPv4 option 77), option 61 = 0, vendor class
-    ``PXEClient`` under Intel's enterprise number, and a DUID-UUID that is the SMBIOS UUID
-    in RFC 4122 order (OVMF's is byte-swapped)."""
-    exchange = _dhcp6(IPXE_HTTP6)
+@pytest.mark.parametrize(
+    ("name", "firmware", "arch", "undi"),
+    [(IPXE_HTTP6, "bios", 0, (2, 1)), (IPXE_EFI_HTTP6, "uefi", 7, (3, 10))],
+)
+def test_ipxe_solicits_with_user_class_ipxe_rfc_encoded_its_arch_and_its_smbios_uuid(
+    name: str, firmware: Firmware, arch: int, undi: tuple[int, int]
+) -> None:
+    """Debian's iPXE ROMs over DHCPv6: user class 15 carries ``iPXE`` with RFC 8415's
+    length prefix (unlike their bare DHCPv4 option 77), option 61 and the vendor class say
+    the firmware's arch and UNDI version as over DHCPv4, and the DUID-UUID is the SMBIOS
+    UUID in RFC 4122 order (OVMF's is byte-swapped)."""
+    exchange = _dhcp6(name)
     M = MessageType
     assert [m.msg_type for _, m in exchange] == [M.SOLICIT, M.ADVERTISE, M.REQUEST, M.REPLY]
     datagram, solicit = exchange[0]
@@ -316,19 +324,18 @@ def test_ipxe_solicits_with_user_class_ipxe_rfc_encoded_arch_0_and_its_smbios_uu
     user_class = solicit.get(15)
     assert user_class is not None and user_class.data == b"\x00\x04iPXE"
     assert solicit.user_class == (b"iPXE",)
-    assert solicit.client_arch == (0,)
+    assert solicit.client_arch == (arch,)
     assert solicit.oro == (23, 24, 59, 60)
-    assert solicit.option(62) == NetworkInterfaceId(1, 2, 1)  # UNDI 2.1, as its option 94
-    assert solicit.option(16) == VendorClass(
-        ENTERPRISE_INTEL, (b"PXEClient:Arch:00000:UNDI:002001",)
-    )
+    assert solicit.option(62) == NetworkInterfaceId(1, *undi)  # as its DHCPv4 option 94
+    vendor = f"PXEClient:Arch:{arch:05d}:UNDI:{undi[0]:03d}{undi[1]:03d}".encode()
+    assert solicit.option(16) == VendorClass(ENTERPRISE_INTEL, (vendor,))
     assert not solicit.rapid_commit
     assert isinstance(datagram.src, IPv6Address)
     mac = mac_from_link_local(datagram.src)
     assert mac is not None
     duid = solicit.client_id
     assert isinstance(duid, DuidUuid)
-    assert duid.uuid == uuid.UUID(Machine("ipxe6", mac, "bios", OWN).uuid)
+    assert duid.uuid == uuid.UUID(Machine("ipxe6", mac, firmware, OWN).uuid)
     (offered,) = [o.value for o in exchange[1][1].ia_na[0].options]
     (asked,) = [o.value for o in exchange[2][1].ia_na[0].options]
     assert isinstance(offered, IaAddress) and isinstance(asked, IaAddress)
@@ -338,15 +345,16 @@ def test_ipxe_solicits_with_user_class_ipxe_rfc_encoded_arch_0_and_its_smbios_uu
     assert url is not None and url.startswith("http://[") and url.endswith(f"/boot/{mac}.ipxe")
 
 
-def test_ipxe_runs_dhcpv4_and_dhcpv6_side_by_side_and_has_no_tftp() -> None:
+@pytest.mark.parametrize("name", IPXE6_CAPTURES)
+def test_ipxe_runs_dhcpv4_and_dhcpv6_side_by_side_and_has_no_tftp(name: str) -> None:
     """The DISCOVERs (no DHCPv4 server) go on around the DHCPv6 exchange; the script,
     kernel and initrd come over HTTP (TCP, not captured)."""
-    v4 = _dhcp(IPXE_HTTP6)
+    v4 = _dhcp(name)
     assert [p.option(53) for _, p in v4] == [1, 1, 1, 1]
     assert _data(v4[0][1], 77) == b"iPXE"
-    first_v6 = _dhcp6(IPXE_HTTP6)[0][0].frame.number
+    first_v6 = _dhcp6(name)[0][0].frame.number
     assert v4[0][0].frame.number < first_v6 < v4[-1][0].frame.number
-    assert _transfers(IPXE_HTTP6) == []
+    assert _transfers(name) == []
 
 
 # --- TFTP --------------------------------------------------------------------------------

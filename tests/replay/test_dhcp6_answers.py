@@ -268,9 +268,10 @@ def test_every_dhcp6_capture_has_answers_and_no_answers_file_is_stale() -> None:
 
 
 def test_the_public_dhcpv6_captures_and_both_qemu_boots_are_replayed() -> None:
-    """Every public DHCPv6 capture with a client message, and the two firmware boots."""
+    """Every public DHCPv6 capture with a client message, and the three firmware boots."""
     names = {capture.name for capture in DHCP6_CAPTURES}
-    assert {"qemu-ovmf-pxev6-grub.pcap", "qemu-ipxe-bios-http-ipv6.pcap"} <= names
+    boots = {"qemu-ovmf-pxev6-grub", "qemu-ipxe-bios-http-ipv6", "qemu-ovmf-ipxe-efi-http-ipv6"}
+    assert {f"{boot}.pcap" for boot in boots} <= names
     if PUBLIC_DHCPV6.is_dir():
         assert {path.name for path in PUBLIC_DHCPV6.glob("*.pcap*")} <= names
 
