@@ -84,6 +84,7 @@ class Lab:
             FakeSocket,
             events=self.p.events,
         )
+        self.ops.services["dhcp6"] = self.dhcp6
         self.site = Resource()
         mount(self.site, self.p)
         mount_status(self.site, self.ops)
@@ -110,10 +111,14 @@ class Lab:
         events.publish(ended)
 
     def get(self, path: str) -> object:
+        return json.loads(self.body(path))
+
+    def body(self, path: str) -> bytes:
         req = DummyRequest([part.encode() for part in path.strip("/").split("/")])
         req.client = IPv4Address("TCP", "10.213.7.99", 40000)
         req.content = BytesIO(b"")
-        return json.loads(getChildForRequest(self.site, req).render(req))
+        body: bytes = getChildForRequest(self.site, req).render(req)
+        return body
 
 
 @pytest.fixture
@@ -165,6 +170,14 @@ def test_an_ipv6_boot_is_one_row_of_phases_on_the_boots_api(lab: Lab) -> None:
         "loader": (2.0, 3.0, False),
         "config": (4.0, 4.5, False),
     }
+
+
+def test_metrics_count_the_dhcpv6_exchanges_by_type_and_outcome(lab: Lab) -> None:
+    lab.lease()
+    text = lab.body("/metrics").decode()
+    assert 'pxed_dhcp6_messages_total{outcome="advertise",type="SOLICIT"} 1.0' in text
+    assert 'pxed_dhcp6_messages_total{outcome="reply",type="REQUEST"} 1.0' in text
+    assert "pxed_dhcp6_replies_sent_total 2.0" in text
 
 
 def _exchange(kind: str, outcome: str, address: str = "-", port: int = 547) -> Dhcp6Exchange:
