@@ -3,9 +3,10 @@ subscribe.
 
 The per-host timeline and /metrics used to learn what happened by reading log events
 (matching namespaces and field names in what was written for people). Now each adapter
-publishes one typed event per thing that happened to a client (a DHCP exchange, a TFTP
-transfer or refusal, an HTTP request's start and its response, a Kickstart request, an
-install callback, a host state change) on the daemon's one :class:`EventBus`, and logs
+publishes one typed event per thing that happened to a client (a DHCP or DHCPv6
+exchange, a TFTP transfer or refusal, an HTTP request's start and its response, a
+Kickstart request, an install callback, a host state change) on the daemon's one
+:class:`EventBus`, and logs
 the same event's line (a transfer's or request's start is not logged: its end is). The
 timeline, the boot view (pxed.ops.boots), /metrics and the status page subscribe;
 nothing reads log text.
@@ -58,6 +59,27 @@ class DhcpExchange(Event):
     client: str
     outcome: str  # offer, ack, nak, bootreply, refused, ignored
     ip: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Dhcp6Exchange(Event):
+    """One DHCPv6 client message and what pxed did with it. ``mac`` is None when the
+    client is known by its DUID alone (no link-layer DUID, relay option 79 or EUI-64
+    source address): ``who`` names it then."""
+
+    KIND = "dhcp"
+    FORMAT = "dhcp6 {kind} from {who} ({client}) on {interface}: {outcome} {address}: {reason}"
+
+    who: str  # the MAC, else "DUID <hex>", else the sender's address
+    kind: str  # SOLICIT, REQUEST, ..., INFORMATION-REQUEST (the client's, under any relay)
+    xid: int
+    interface: str
+    port: int  # 547, or 4011 for EDK2's boot service request (proxy mode)
+    client: str  # [address]:port of the sender (the relay, if relayed)
+    relayed: bool
+    outcome: str  # advertise, reply, ignored
+    address: str  # the first address the answer gives, else "-"
     reason: str
 
 

@@ -13,7 +13,8 @@ HttpBootDhcp6.c, read in the source):
   with option 59 is booted from directly.  So a full-mode reply never echoes
   ``PXEClient`` (as DHCPv4 never does without option 43), while a proxy offer must.
 - HTTP Boot takes only offers that echo vendor class ``HTTPClient`` with option 59.
-- iPXE sends user class ``iPXE`` and no architecture: it gets the iPXE script URL.
+- iPXE sends user class ``iPXE`` (and option 61 of its firmware, 0 under BIOS): it
+  gets the iPXE script URL (docs/firmware.md, iPXE over IPv6).
 """
 
 from __future__ import annotations

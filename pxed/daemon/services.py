@@ -71,7 +71,7 @@ def add_services(top: MultiService, config: Config) -> Operations:
     if config.dhcp6.enabled:
         from pxed.dhcp6.service import dhcp6_service
 
-        dhcp6 = services["dhcp6"] = dhcp6_service(config, reactor)
+        dhcp6 = services["dhcp6"] = dhcp6_service(config, reactor, provisioning.events)
         inventory.follow(dhcp6.prepare_reload)
     if config.http.enabled:
         http = services["http"] = http_service(config, reactor, provisioning, operations)

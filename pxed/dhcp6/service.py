@@ -58,8 +58,10 @@ from pxed.datagram.batching import (
     Outgoing,
     Reactor,
 )
+from pxed.dhcp6.exchange import exchange_event
 from pxed.dhcp6.settings import engine_settings6
 from pxed.dhcp6.sockets import Dhcp6SocketError, interface_addresses6, open_dhcp6_socket
+from pxed.events import EventBus
 
 SERVER_PORT = 547
 
@@ -99,8 +101,10 @@ class Dhcp6Service(BatchingService[Lease, Interface, Settings]):
         reactor: Reactor,
         open_socket: OpenSocket,
         stats: DatagramStats | None = None,
+        events: EventBus | None = None,
     ) -> None:
         super().__init__(settings, open_store, interfaces, reactor, open_socket, stats)
+        self.events = events or EventBus()
 
     @property
     def listen_ports(self) -> tuple[int, ...]:
@@ -133,8 +137,7 @@ class Dhcp6Service(BatchingService[Lease, Interface, Settings]):
             listener.interface.address, (source, addr[1]), listener.port, listener.interface.name
         )
         action = self.engine.handle(packet, received, self.reactor.seconds())
-        mac = _who(packet, source)
-        self._record(listener, packet, action, mac, addr)
+        mac = self._record(listener, packet, action, (source, addr[1]))
         if not isinstance(action, Reply):
             return None
         ip, port = action.destination
@@ -157,32 +160,18 @@ class Dhcp6Service(BatchingService[Lease, Interface, Settings]):
         listener: Listener[Interface],
         packet: Dhcpv6Packet,
         action: Reply | NoReply,
-        mac: str,
-        addr: tuple[str, int],
-    ) -> None:
-        message = packet.client_message if isinstance(packet, Dhcpv6Relay) else packet
-        kind = str(message.msg_type)
-        if isinstance(action, Reply):
-            answer = action.message
-            inner = answer.client_message if isinstance(answer, Dhcpv6Relay) else answer
-            outcome = str(inner.msg_type).lower()
-        else:
-            outcome = "ignored"
-        self.stats.messages[(kind, outcome)] += 1
-        # SOLICITs and what is ignored come in bursts: debug; the rest changes bindings.
-        quiet = outcome in ("advertise", "ignored") and kind != "RELEASE"
-        (log.debug if quiet else log.info)(
-            "dhcp6 {kind} from {mac} ({client}) on {interface}: {outcome}: {reason}",
-            kind=kind,
-            mac=mac,
-            xid=f"{message.transaction_id:06x}",
-            client=f"[{addr[0]}]:{addr[1]}",
-            interface=listener.interface.name,
-            port=listener.port,
-            relayed=isinstance(packet, Dhcpv6Relay),
-            outcome=outcome,
-            reason=action.reason,
+        source: tuple[IPv6Address, int],
+    ) -> str:
+        """Count, publish and log the exchange; returns who the client is, for the send."""
+        event = exchange_event(
+            packet, action, source, listener.interface.name, listener.port, self.reactor.seconds()
         )
+        self.stats.messages[(event.kind, event.outcome)] += 1
+        self.events.publish(event)
+        # SOLICITs and what is ignored come in bursts: debug; the rest changes bindings.
+        quiet = event.outcome in ("advertise", "ignored") and event.kind != "RELEASE"
+        (log.debug if quiet else log.info)(event.FORMAT, **event.fields())
+        return event.who
 
     def _malformed(
         self,
@@ -219,21 +208,7 @@ def _client(packet: Dhcpv6Packet) -> str:
     return client.data.hex(":") if client is not None else ""
 
 
-def _who(packet: Dhcpv6Packet, source: IPv6Address) -> str:
-    """The client's MAC for the log (its DUID's, else its link-local address's), else its
-    DUID in hex, else the sender's address."""
-    message = packet.client_message if isinstance(packet, Dhcpv6Relay) else packet
-    duid = message.client_id
-    mac = duid.mac if duid is not None else None
-    if mac is None and not isinstance(packet, Dhcpv6Relay):
-        mac = mac_from_link_local(source)
-    if mac is not None:
-        return mac
-    client = message.get(1)
-    return f"DUID {client.data.hex(':')}" if client is not None else str(source)
-
-
-def dhcp6_service(config: Config, reactor: Reactor) -> Dhcp6Service:
+def dhcp6_service(config: Config, reactor: Reactor, events: EventBus | None = None) -> Dhcp6Service:
     """The DHCPv6 server for ``config``: interfaces and the server DUID read now, leases
     loaded when it starts."""
     from pxed.dhcp6.duid import server_duid
@@ -251,6 +226,7 @@ def dhcp6_service(config: Config, reactor: Reactor) -> Dhcp6Service:
         interfaces,
         reactor,
         open_dhcp6_socket,
+        events=events,
     )
 
 

@@ -2,8 +2,9 @@
 
 ``add_services`` (pxed/daemon/services.py) builds one :class:`Operations`, hands it
 the services it started, and mounts its HTTP resources on the site
-(pxed/ops/status.py). The timeline, the negotiated-options counter and the HTTP
-status counter subscribe to the daemon's event bus (pxed.events).
+(pxed/ops/status.py). The timeline, the boot view, the negotiated-options counter,
+the HTTP status counter and the IPv6 address book subscribe to the daemon's event
+bus (pxed.events).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from twisted.web.server import Request, Site
 
 from pxed.config import parse_mac
 from pxed.events import HttpRequestStarted, HttpResponse
+from pxed.ops.addresses6 import Addresses6
 from pxed.ops.boots import Boots, BootsSubscriber
 from pxed.ops.metrics import HttpStats, Negotiated, Sources
 from pxed.ops.timeline import Timeline, TimelineSubscriber
@@ -48,6 +50,7 @@ class Operations:
     boots: Boots = field(default_factory=Boots)
     http: HttpStats = field(default_factory=HttpStats)
     negotiated: Negotiated = field(default_factory=Negotiated)
+    addresses6: Addresses6 = field(default_factory=Addresses6)
     services: dict[str, IService] = field(default_factory=dict)
     _recent: dict[str, tuple[str | None, float]] = field(default_factory=dict, repr=False)
 
@@ -55,6 +58,7 @@ class Operations:
         inventory = self.provisioning.inventory
         self.timeline.known = lambda mac: inventory.config.host(mac) is not None
         events = self.provisioning.events
+        events.subscribe(self.addresses6)  # first: a REPLY's address is known to the others
         events.subscribe(TimelineSubscriber(self.timeline, self.mac_for_ip))
         events.subscribe(BootsSubscriber(self.boots, lambda: inventory.config, self.mac_for_ip))
         events.subscribe(self.negotiated)
@@ -65,8 +69,11 @@ class Operations:
 
         TFTP events ask this once per transfer (twice with JSON logs); a boot
         fetches a handful of files in a burst, and each answer otherwise costs a
-        lease-database connection inside the reactor.
+        lease-database connection inside the reactor. An IPv6 address (TFTP names it in
+        brackets) is looked up in what pxed's DHCPv6 replies gave, no database involved.
         """
+        if ":" in ip:
+            return self.addresses6.mac_for(ip)
         now = self.clock()
         known = self._recent.get(ip)
         if known is not None and known[1] > now:

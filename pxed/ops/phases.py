@@ -23,6 +23,7 @@ from typing import Literal
 from pxed.config.model import Config, Profile
 from pxed.events import (
     CallbackReceived,
+    Dhcp6Exchange,
     DhcpExchange,
     Event,
     HttpRequestStarted,
@@ -33,6 +34,7 @@ from pxed.events import (
     TftpTransferStarted,
 )
 
+BOOT_SERVICE_PORT = 4011  # EDK2 asks a DHCPv6 proxy for its boot file here
 PHASES = ("dhcp", "loader", "config", "kernel", "initrd", "kickstart", "callback")
 Mark = Literal["start", "end", "once"]
 
@@ -109,6 +111,8 @@ def step_of(event: Event, files: BootFiles) -> Step | None:
     """The boot step ``event`` is for a host with ``files``, or None if it is none."""
     if isinstance(event, DhcpExchange):
         return _dhcp_step(event)
+    if isinstance(event, Dhcp6Exchange):
+        return _dhcp6_step(event)
     if isinstance(event, KickstartRequest):
         return Step("kickstart", "once", event.outcome == "served", event.outcome)
     if isinstance(event, CallbackReceived):
@@ -129,6 +133,25 @@ def _dhcp_step(event: DhcpExchange) -> Step | None:
     if event.outcome == "bootreply":
         return Step("dhcp", "once", True, detail)
     return None  # INFORM, RELEASE, what pxed ignores: no step of a boot
+
+
+def _dhcp6_step(event: Dhcp6Exchange) -> Step | None:
+    """DHCPv6's DISCOVER and ACK: an ADVERTISE to a SOLICIT starts the phase, a REPLY to
+    a REQUEST ends it (fine if it gave an address), a rapid-commit REPLY to a SOLICIT is
+    the whole phase, and so is the boot service's REPLY on udp/4011 (proxy mode: the
+    address came from another server)."""
+    detail = f"{event.kind} {event.outcome}"
+    if event.kind == "SOLICIT" and event.outcome == "advertise":
+        return Step("dhcp", "start", True, detail)
+    if event.outcome != "reply":
+        return None  # what pxed ignores: no step of a boot
+    if event.port == BOOT_SERVICE_PORT:
+        return Step("dhcp", "once", True, detail)
+    if event.kind == "SOLICIT":
+        return Step("dhcp", "once", event.address != "-", detail)
+    if event.kind == "REQUEST":
+        return Step("dhcp", "end", event.address != "-", detail)
+    return None  # RENEW, RELEASE, INFORMATION-REQUEST, ...: no step of a boot
 
 
 def _transfer_step(event: Event, files: BootFiles) -> Step | None:

@@ -6,10 +6,10 @@ Run by hand as root from the repository root (the test suite never runs it):
     .venv/bin/python -m tests.captures.record_boots qemu-ovmf-pxe-syslinux-efi
 
 It runs the e2e tests with `PXED_E2E_CAPTURE` (tests/e2e/conftest.py records the lab
-bridge's UDP, whole) and keeps a trimmed copy of each (trim.py: all DHCP, the edges of each
-TFTP transfer). `qemu-ipxe-bios-pxelinux-dnsmasq` is the dnsmasq reference boot
-(`PXED_E2E_REFERENCE=1`). README.md says what each file holds. The lab picks its own
-10.213.x.0/24 per run, so re-recording also changes the addresses.
+bridge's UDP, whole) and keeps a trimmed copy of each (trim.py: all DHCP and DHCPv6, the
+edges of each TFTP transfer over IPv4 or IPv6). `qemu-ipxe-bios-pxelinux-dnsmasq` is the
+dnsmasq reference boot (`PXED_E2E_REFERENCE=1`). README.md says what each file holds. The
+lab picks its own 10.213.x.0/24 per run, so re-recording also changes the addresses.
 """
 
 from __future__ import annotations
@@ -42,12 +42,19 @@ BOOTS = {
     "test_secure_boot_vm_runs_signed_shim_grub_and_kernel_from_pxed_and_installs",
     "qemu-aavmf-arm64-shim-grub": "tests/e2e/test_pxed_arm64.py::"
     "test_arm64_vm_runs_signed_shim_grub_and_arm64_kernel_from_pxed_and_installs",
+    "qemu-ovmf-pxev6-grub": "tests/e2e/test_pxed_ipv6_boot.py::"
+    "test_ovmf_pxev6_installs_from_pxed_over_ipv6_alone",
+    "qemu-ipxe-bios-http-ipv6": "tests/e2e/test_pxed_ipxe_ipv6.py::"
+    "test_ipxe_rom_boots_from_pxed_over_ipv6_alone[bios]",
+    "qemu-ovmf-ipxe-efi-http-ipv6": "tests/e2e/test_pxed_ipxe_ipv6.py::"
+    "test_ipxe_rom_boots_from_pxed_over_ipv6_alone[uefi]",
 }
 PACKAGES = (
     "qemu-system-x86 ipxe-qemu ovmf pxelinux syslinux-common syslinux-efi dnsmasq-base "
-    "busybox-static tcpdump shim-signed grub-efi-amd64-signed qemu-system-arm qemu-efi-aarch64"
+    "busybox-static tcpdump shim-signed grub-efi-amd64-signed qemu-system-arm qemu-efi-aarch64 "
+    "radvd"
 )
-BOOT_TIMEOUT = 2400  # seconds for the whole pytest run: nine scenarios, most boot twice
+BOOT_TIMEOUT = 3000  # seconds for the whole pytest run: twelve scenarios, most boot twice
 
 
 def whole_capture_name(node_id: str) -> str:

@@ -4,8 +4,9 @@ A QEMU boot moves a kernel and an initrd over TFTP, thousands of DATA/ACK pairs 
 look alike; what the firmware does differently lives at the start and the end of each
 transfer. So this keeps, per transfer, the request, every OACK and ERROR, DATA and ACK for
 blocks 0 to `first_blocks`, and the last DATA block with its ACK (retransmissions of kept
-blocks stay too, they are real behaviour). Everything DHCP (67, 68, 4011) is kept; UDP that
-is neither (DHCPv6, mDNS, ...) and non-IPv4 frames are dropped.
+blocks stay too, they are real behaviour). Everything DHCP (67, 68, 4011) and DHCPv6 (546,
+547) is kept, TFTP over IPv6 is cut like TFTP over IPv4; other UDP (mDNS, ...) and what is
+not UDP (ICMPv6 neighbour discovery and router adverts) is dropped.
 
 Frames are copied byte for byte with their timestamps into a classic pcap, so tshark and
 `pxed pcap` read the cut file the same way they read the whole one.
@@ -20,18 +21,17 @@ import struct
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 from pathlib import Path
 
 from pxed.pcap.capture import PCAP_MAGIC_NSEC, PCAP_MAGIC_USEC, Frame, read_frames
 from pxed.pcap.classify import TFTP_REQUEST_OPCODES, Classifier, Protocol
-from pxed.pcap.dissect import Datagram, Dissector
+from pxed.pcap.dissect import Datagram, Dissector, IPAddress
 
 FIRST_BLOCKS = 4  # one whole RFC 7440 window of 4, and the ACK that closes it
 SNAPLEN = 262144
 DATA, ACK = 3, 4
 
-Endpoint = tuple[IPv4Address, int]
+Endpoint = tuple[IPAddress, int]
 
 
 @dataclass
@@ -66,7 +66,7 @@ def kept_frames(frames: Iterable[Frame], first_blocks: int = FIRST_BLOCKS) -> li
         if not isinstance(datagram, Datagram):
             continue
         protocol = classifier.classify(datagram)
-        if protocol is Protocol.DHCP:
+        if protocol in (Protocol.DHCP, Protocol.DHCPV6):
             keep.update(datagram.frames)
         elif protocol is Protocol.TFTP:
             _file(datagram, transfers, done)

@@ -2,21 +2,30 @@
 
 These are the evidence behind docs/firmware.md: iPXE's bare option 77, OVMF's DISCOVER without a
 client id, the UEFI "second DHCP", OVMF's ERROR 8 size probe and windowsize 4, pxelinux's
-probe order, iPXE's proxyDHCP request to udp/4011, AAVMF's arch 11, and the files Debian's
-signed shim and GRUB ask for on x86 (Secure Boot) and ARM64. Each test decodes the packets with the
-project's own wire codecs, so a codec change that misreads real firmware fails here by name.
+probe order, iPXE's proxyDHCP request to udp/4011, AAVMF's arch 11, the files Debian's
+signed shim and GRUB ask for on x86 (Secure Boot) and ARM64, and OVMF's PXEv6 client
+(DHCPv6 SOLICIT, TFTP over IPv6 at the IPv6 minimum MTU's block size). Each test decodes
+the packets with the project's own wire codecs, so a codec change that misreads real
+firmware fails here by name.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from lab.qemu import Firmware, Machine
+from protocols.dhcp.options import NetworkInterfaceId
 from protocols.dhcp.wire import BROADCAST_FLAG, DhcpPacket, decode_dhcp
+from protocols.dhcpv6.allocation import mac_from_link_local
+from protocols.dhcpv6.duid import DuidUuid
+from protocols.dhcpv6.options import ENTERPRISE_INTEL, IaAddress, VendorClass
+from protocols.dhcpv6.wire import Dhcpv6Message, MessageType, decode_dhcpv6
 from protocols.tftp.wire import (
     Ack,
     Data,
@@ -28,7 +37,7 @@ from protocols.tftp.wire import (
     decode_tftp,
 )
 from pxed.pcap.classify import Protocol
-from pxed.pcap.dissect import Datagram
+from pxed.pcap.dissect import Datagram, IPAddress
 from tests.captures.trim import trim
 from tests.replay.corpus import OWN, replay
 
@@ -41,16 +50,23 @@ UNKNOWN = "qemu-ipxe-bios-unknown-mac"
 DNSMASQ = "qemu-ipxe-bios-pxelinux-dnsmasq"
 SECURE_BOOT = "qemu-ovmf-secureboot-shim-grub"
 ARM64 = "qemu-aavmf-arm64-shim-grub"
+OVMF_PXEV6 = "qemu-ovmf-pxev6-grub"
+IPXE_HTTP6 = "qemu-ipxe-bios-http-ipv6"
+IPXE_EFI_HTTP6 = "qemu-ovmf-ipxe-efi-http-ipv6"
+IPXE6_CAPTURES = (IPXE_HTTP6, IPXE_EFI_HTTP6)
 SHIM_GRUB_CAPTURES = (SECURE_BOOT, ARM64)
 IPXE_CAPTURES = (IPXE_BIOS, IPXE_EFI, IPXE_HTTP, PROXY, UNKNOWN, DNSMASQ)
 UEFI_CAPTURES = (IPXE_EFI, OVMF_PXE)
 PXELINUX_CAPTURES = (IPXE_BIOS, PROXY, DNSMASQ)
-TFTP_CAPTURES = (IPXE_BIOS, IPXE_EFI, OVMF_PXE, PROXY, DNSMASQ, *SHIM_GRUB_CAPTURES)
-ALL_BOOTS = (*IPXE_CAPTURES, OVMF_PXE, *SHIM_GRUB_CAPTURES)
+TFTP_CAPTURES = (IPXE_BIOS, IPXE_EFI, OVMF_PXE, PROXY, DNSMASQ, *SHIM_GRUB_CAPTURES, OVMF_PXEV6)
+ALL_BOOTS = (*IPXE_CAPTURES, OVMF_PXE, *SHIM_GRUB_CAPTURES, OVMF_PXEV6, *IPXE6_CAPTURES)
 
 IPXE_OPTION_ORDER = [53, 57, 93, 94, 60, 77, 55, 175, 61, 97]
 OVMF_OPTION_ORDER = [53, 57, 55, 97, 94, 93, 60]
 SECOND_DHCP_OPTION_ORDER = [53, 57, 55]
+PXEV6_SOLICIT_OPTION_ORDER = [1, 8, 3, 6, 62, 61, 16]
+PXEV6_REQUEST_OPTION_ORDER = [1, 8, 2, 3, 6, 62, 61, 16]
+IPXE6_SOLICIT_OPTION_ORDER = [1, 3, 6, 16, 61, 62, 15, 8]
 
 M = TypeVar("M", bound=Message)
 
@@ -69,6 +85,16 @@ def _data(packet: DhcpPacket, code: int) -> bytes:
     return option.data
 
 
+def _dhcp6(name: str) -> list[tuple[Datagram, Dhcpv6Message]]:
+    found = []
+    for result in replay(OWN / f"{name}.pcap"):
+        if result.protocol is Protocol.DHCPV6:
+            message = decode_dhcpv6(result.datagram.payload)
+            assert isinstance(message, Dhcpv6Message), "no relay on the lab's one link"
+            found.append((result.datagram, message))
+    return found
+
+
 def _requests(name: str) -> list[DhcpPacket]:
     return [packet for _, packet in _dhcp(name) if packet.op == 1]
 
@@ -81,7 +107,7 @@ def _ipxe_requests(name: str) -> list[DhcpPacket]:
 class Transfer:
     """One TFTP transfer: the client's endpoint and every message of it, in capture order."""
 
-    client: tuple[IPv4Address, int]
+    client: tuple[IPAddress, int]
     request: ReadRequest
     messages: list[tuple[Datagram, Message]] = field(default_factory=list)
 
@@ -91,7 +117,7 @@ class Transfer:
 
 def _transfers(name: str) -> list[Transfer]:
     transfers: list[Transfer] = []
-    by_client: dict[tuple[IPv4Address, int], Transfer] = {}
+    by_client: dict[tuple[IPAddress, int], Transfer] = {}
     for result in replay(OWN / f"{name}.pcap"):
         if result.protocol is not Protocol.TFTP:
             continue
@@ -211,6 +237,126 @@ def test_unknown_mac_capture_holds_only_the_machines_discovers() -> None:
     assert [(d.sport, p.option(53)) for d, p in exchanges] == [(68, 1), (68, 1)]
 
 
+# --- DHCPv6 ------------------------------------------------------------------------------
+
+
+def _pxev6_mac() -> str:
+    """The VM's MAC, from GRUB's per-MAC config name (no DHCPv6 message carries it)."""
+    (name,) = [
+        t.request.filename for t in _transfers(OVMF_PXEV6) if "grub.cfg-01-" in t.request.filename
+    ]
+    return name.rpartition("grub.cfg-01-")[2]
+
+
+def test_ovmf_pxev6_solicits_after_pxev4_gave_up_with_four_unanswered_discovers() -> None:
+    """PXEv4 goes first in OVMF's boot order; with pxed's DHCPv4 off nothing answers."""
+    v4 = _dhcp(OVMF_PXEV6)
+    assert [(p.option(53), p.client_arch) for _, p in v4] == [(1, (7,))] * 4
+    first_solicit = _dhcp6(OVMF_PXEV6)[0][0]
+    assert first_solicit.frame.number > v4[-1][0].frame.number
+
+
+def test_ovmf_pxev6_solicit_options_oro_arch_7_and_vendor_class() -> None:
+    solicits = [(d, m) for d, m in _dhcp6(OVMF_PXEV6) if m.msg_type == MessageType.SOLICIT]
+    assert len(solicits) == 1
+    ((datagram, solicit),) = solicits
+    assert [option.code for option in solicit.options] == PXEV6_SOLICIT_OPTION_ORDER
+    assert solicit.oro == (59, 60, 23, 16)
+    assert solicit.client_arch == (7,)
+    assert solicit.option(62) == NetworkInterfaceId(1, 3, 0)  # UNDI 3.0
+    assert solicit.option(16) == VendorClass(
+        ENTERPRISE_INTEL, (b"PXEClient:Arch:00007:UNDI:003000",)
+    )
+    assert not solicit.rapid_commit and solicit.elapsed_time == 0
+    (ia,) = solicit.ia_na
+    assert (ia.t1, ia.t2, ia.options) == (0xFFFFFFFF, 0xFFFFFFFF, ())
+    assert str(datagram.dst) == "ff02::1:2"
+    assert isinstance(datagram.src, IPv6Address)
+    assert mac_from_link_local(datagram.src) == _pxev6_mac()  # EUI-64 of the MAC
+
+
+def test_ovmf_pxev6_duid_is_a_uuid_the_smbios_uuid_in_guid_byte_order() -> None:
+    """DUID type 4 (RFC 6355), no MAC in it; EDK2 writes the SMBIOS UUID's first three
+    fields little-endian, as a GUID, not in RFC 4122 network order."""
+    client_ids = {m.client_id for _, m in _dhcp6(OVMF_PXEV6) if m.msg_type != MessageType.ADVERTISE}
+    (duid,) = client_ids
+    assert isinstance(duid, DuidUuid) and duid.mac is None
+    smbios = uuid.UUID(Machine("pxev6", _pxev6_mac(), "uefi", OWN).uuid)
+    assert duid.uuid == uuid.UUID(bytes=smbios.bytes_le)
+
+
+def test_ovmf_pxev6_requests_the_advertised_address_and_releases_it_before_grub() -> None:
+    exchange = _dhcp6(OVMF_PXEV6)
+    kinds = [m.msg_type for _, m in exchange]
+    M = MessageType
+    assert kinds == [M.SOLICIT, M.ADVERTISE, M.REQUEST, M.REPLY, M.RELEASE, M.REPLY]
+    advertise, request = exchange[1][1], exchange[2][1]
+    assert [option.code for option in request.options] == PXEV6_REQUEST_OPTION_ORDER
+    assert request.server_id == advertise.server_id
+    assert request.ia_na[0].options == advertise.ia_na[0].options
+    assert advertise.boot_file_url is not None and advertise.boot_file_url.endswith("/grubx64.efi")
+    release = exchange[4][0]
+    grub_first = next(t for t in _transfers(OVMF_PXEV6) if t.request.filename.startswith("/grub"))
+    loader_last = [t for t in _transfers(OVMF_PXEV6) if t.request.filename == "grubx64.efi"][-1]
+    assert loader_last.messages[-1][0].frame.number < release.frame.number
+    assert release.frame.number < grub_first.messages[0][0].frame.number
+    leased = request.ia_na[0].options[0].value
+    assert isinstance(leased, IaAddress)
+    assert {t.client[0] for t in _transfers(OVMF_PXEV6)} == {leased.address}
+
+
+@pytest.mark.parametrize(
+    ("name", "firmware", "arch", "undi"),
+    [(IPXE_HTTP6, "bios", 0, (2, 1)), (IPXE_EFI_HTTP6, "uefi", 7, (3, 10))],
+)
+def test_ipxe_solicits_with_user_class_ipxe_rfc_encoded_its_arch_and_its_smbios_uuid(
+    name: str, firmware: Firmware, arch: int, undi: tuple[int, int]
+) -> None:
+    """Debian's iPXE ROMs over DHCPv6: user class 15 carries ``iPXE`` with RFC 8415's
+    length prefix (unlike their bare DHCPv4 option 77), option 61 and the vendor class say
+    the firmware's arch and UNDI version as over DHCPv4, and the DUID-UUID is the SMBIOS
+    UUID in RFC 4122 order (OVMF's is byte-swapped)."""
+    exchange = _dhcp6(name)
+    M = MessageType
+    assert [m.msg_type for _, m in exchange] == [M.SOLICIT, M.ADVERTISE, M.REQUEST, M.REPLY]
+    datagram, solicit = exchange[0]
+    assert [option.code for option in solicit.options] == IPXE6_SOLICIT_OPTION_ORDER
+    user_class = solicit.get(15)
+    assert user_class is not None and user_class.data == b"\x00\x04iPXE"
+    assert solicit.user_class == (b"iPXE",)
+    assert solicit.client_arch == (arch,)
+    assert solicit.oro == (23, 24, 59, 60)
+    assert solicit.option(62) == NetworkInterfaceId(1, *undi)  # as its DHCPv4 option 94
+    vendor = f"PXEClient:Arch:{arch:05d}:UNDI:{undi[0]:03d}{undi[1]:03d}".encode()
+    assert solicit.option(16) == VendorClass(ENTERPRISE_INTEL, (vendor,))
+    assert not solicit.rapid_commit
+    assert isinstance(datagram.src, IPv6Address)
+    mac = mac_from_link_local(datagram.src)
+    assert mac is not None
+    duid = solicit.client_id
+    assert isinstance(duid, DuidUuid)
+    assert duid.uuid == uuid.UUID(Machine("ipxe6", mac, firmware, OWN).uuid)
+    (offered,) = [o.value for o in exchange[1][1].ia_na[0].options]
+    (asked,) = [o.value for o in exchange[2][1].ia_na[0].options]
+    assert isinstance(offered, IaAddress) and isinstance(asked, IaAddress)
+    # the REQUEST names the advertised address with zero lifetimes (OVMF's keeps them)
+    assert (asked.address, asked.preferred, asked.valid) == (offered.address, 0, 0)
+    url = exchange[3][1].boot_file_url
+    assert url is not None and url.startswith("http://[") and url.endswith(f"/boot/{mac}.ipxe")
+
+
+@pytest.mark.parametrize("name", IPXE6_CAPTURES)
+def test_ipxe_runs_dhcpv4_and_dhcpv6_side_by_side_and_has_no_tftp(name: str) -> None:
+    """The DISCOVERs (no DHCPv4 server) go on around the DHCPv6 exchange; the script,
+    kernel and initrd come over HTTP (TCP, not captured)."""
+    v4 = _dhcp(name)
+    assert [p.option(53) for _, p in v4] == [1, 1, 1, 1]
+    assert _data(v4[0][1], 77) == b"iPXE"
+    first_v6 = _dhcp6(name)[0][0].frame.number
+    assert v4[0][0].frame.number < first_v6 < v4[-1][0].frame.number
+    assert _transfers(name) == []
+
+
 # --- TFTP --------------------------------------------------------------------------------
 
 
@@ -244,6 +390,34 @@ def test_ovmf_acks_once_per_window_of_four_blocks() -> None:
     assert sequence[:6] == [
         ("Ack", 0), ("Data", 1), ("Data", 2), ("Data", 3), ("Data", 4), ("Ack", 4)
     ]  # fmt: skip
+
+
+def test_ovmf_pxev6_probes_then_fetches_at_blksize_1228_the_ipv6_minimum_mtu() -> None:
+    """1228 = 1280 (IPv6's minimum MTU) - 40 (IPv6) - 8 (UDP) - 4 (TFTP); over IPv4 the
+    same firmware asks 1468 (1500 - 20 - 8 - 4). Size probe and window of 4 as over IPv4."""
+    probe, fetch = [t for t in _transfers(OVMF_PXEV6) if t.request.filename == "grubx64.efi"]
+    assert probe.request.options == (("tsize", "0"), ("blksize", "1228"), ("windowsize", "4"))
+    assert [type(m) for _, m in probe.messages] == [ReadRequest, OptionAck, Error]
+    assert probe.of_type(Error)[0].message == "User aborted the transfer"
+    assert fetch.client[1] != probe.client[1]
+    assert fetch.request.options == (("blksize", "1228"), ("windowsize", "4"))
+    sequence = [(type(m).__name__, getattr(m, "block", None)) for _, m in fetch.messages[2:8]]
+    assert sequence == [("Ack", 0), ("Data", 1), ("Data", 2), ("Data", 3), ("Data", 4), ("Ack", 4)]
+
+
+def test_ovmf_pxev6_then_grub_fetch_their_files_in_order_over_ipv6() -> None:
+    """GRUB over IPv6 asks what it asks over IPv4: lockstep, blksize 1024 and tsize."""
+    transfers = _transfers(OVMF_PXEV6)
+    lists = [f"/grub/x86_64-efi/{n}.lst" for n in ("command", "fs", "crypto", "terminal")]
+    mac = _pxev6_mac()
+    asked = [t.request.filename for t in transfers]
+    assert asked == [
+        "grubx64.efi", "grubx64.efi", *lists, "/grub/grub.cfg", f"/grub.cfg-01-{mac}",
+        "/vmlinuz", "/initrd.gz",
+    ]  # fmt: skip
+    assert [t.request.filename for t in transfers[2:] if t.of_type(Error)] == lists
+    assert {t.request.options for t in transfers[2:]} == {(("blksize", "1024"), ("tsize", "0"))}
+    assert all(isinstance(t.client[0], IPv6Address) for t in transfers)
 
 
 @pytest.mark.parametrize(

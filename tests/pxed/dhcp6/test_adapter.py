@@ -13,6 +13,7 @@ from protocols.dhcpv6.server import Settings
 from protocols.dhcpv6.wire import Dhcpv6Message, Dhcpv6Relay, decode_dhcpv6, encode_dhcpv6
 from pxed.config import parse_config
 from pxed.dhcp6.service import Dhcp6Service, Interface
+from pxed.events import Dhcp6Exchange, Event, EventBus
 from tests.protocols.dhcpv6_engine_support import (
     LINK_LOCAL,
     SERVER,
@@ -44,12 +45,16 @@ class Harness:
         self.store = RecordingStore(self.reactor)
         self.opener = SocketOpener()
         self.sockets = self.opener.opened
+        self.published: list[Event] = []
+        bus = EventBus()
+        bus.subscribe(self.published.append)
         self.service = Dhcp6Service(
             engine_settings or settings(),
             lambda: self.store,
             [LAB],
             self.reactor,
             self.opener,
+            events=bus,
         )
         self.service.startService()
 
@@ -169,3 +174,38 @@ def test_a_reload_answers_by_the_new_hosts_on_the_same_sockets_store_and_duid(tm
     ((reply, _),) = h.replies()
     assert isinstance(reply, Dhcpv6Message)
     assert list(addresses(reply)) == [IPv6Address("fd00:213:7::77")]
+
+
+def test_every_exchange_is_published_as_a_typed_event_with_the_client_mac():
+    """What the timeline, the boot view and the status page read (pxed.events)."""
+    h = Harness()
+    h.deliver(message(M.SOLICIT, ia()))
+    h.deliver(message(M.REQUEST, ia(), server_id=SERVER_DUID, xid=0x0B0C0D))
+    h.deliver(message(M.REQUEST, ia()))  # no server id: ignored
+    h.turn()
+    solicit, request, ignored = h.published
+    assert isinstance(solicit, Dhcp6Exchange) and isinstance(request, Dhcp6Exchange)
+    assert (solicit.mac, solicit.kind, solicit.outcome) == (
+        "52:54:00:12:34:56",
+        "SOLICIT",
+        "advertise",
+    )
+    assert (request.kind, request.outcome, request.xid) == ("REQUEST", "reply", 0x0B0C0D)
+    (reply,) = [r for r, _ in h.replies() if r.msg_type == M.REPLY]
+    assert isinstance(reply, Dhcpv6Message)
+    assert request.address == str(next(iter(addresses(reply))))
+    assert (request.interface, request.port, request.relayed) == ("lab0", 547, False)
+    assert request.client == f"[{LINK_LOCAL}%lab0]:546"
+    assert isinstance(ignored, Dhcp6Exchange) and ignored.outcome == "ignored"
+    assert ignored.address == "-" and "server identifier" in ignored.reason
+
+
+def test_the_log_line_is_the_events_text():
+    h = Harness()
+    with capturedLogs() as events:
+        h.deliver(message(M.REQUEST, ia(), server_id=SERVER_DUID))
+        h.turn()
+    (published,) = h.published
+    (logged,) = [e for e in events if e.get("kind") == "REQUEST"]
+    assert logged["log_format"] == Dhcp6Exchange.FORMAT
+    assert published.text().startswith("dhcp6 REQUEST from 52:54:00:12:34:56 ")
