@@ -1,10 +1,11 @@
 """DHCP options: names, typed values, and the codec for each option code.
 
 An ``Option`` always keeps the bytes it came with (so a packet re-encodes exactly) next to
-its typed ``value``.  When the bytes do not fit the option's type (option 51 with three
-bytes, option 3 with seven) the option still decodes: its value is an ``InvalidValue``
-holding the reason and offset, the pcap printer can show it, the packet round-trips, and
-``Option.typed()`` (the strict accessor the DHCP engine uses) raises ``MalformedPacket``.
+its typed ``value`` (protocols/option.py, shared with DHCPv6).  When the bytes do not fit
+the option's type (option 51 with three bytes, option 3 with seven) the option still
+decodes: its value is an ``InvalidValue`` holding the reason and offset, the pcap printer
+can show it, the packet round-trips, and ``Option.typed()`` (the strict accessor the DHCP
+engine uses) raises ``MalformedPacket``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from construct import Bytes, Check, ConstructError, GreedyBytes, GreedyRange, Struct, this
+from construct import Bytes, Check, GreedyBytes, GreedyRange, Struct, this
 
 from protocols.dhcp.suboptions import (
     IpxeOptions,
@@ -24,7 +25,6 @@ from protocols.dhcp.suboptions import (
     SubOptions,
     SubOptionsCodec,
     VendorIdentifyingCodec,
-    show_value,
 )
 from protocols.dhcp.values import (
     IPV4,
@@ -47,6 +47,7 @@ from protocols.dhcp.values import (
 )
 from protocols.errors import MalformedPacket
 from protocols.once import once
+from protocols.option import BadOptionValue, TypedOption, encode_with, known
 
 PAD = 0
 SUBNET_MASK = 1
@@ -88,10 +89,6 @@ PXELINUX_PATH_PREFIX = 210
 PXELINUX_REBOOT_TIME = 211
 WPAD = 252
 END = 255
-
-
-class BadOptionValue(ValueError):
-    """A value handed to the encoder that its option code cannot carry (a builder bug)."""
 
 
 class MessageType(IntEnum):
@@ -227,12 +224,6 @@ ARCH_LABELS: dict[int, str] = {
 }
 
 
-def _known(kind: type[IntEnum]) -> Any:
-    """Enum member for a known number, the plain int otherwise (never raises)."""
-    members = {member.value: member for member in kind}
-    return lambda number: members.get(number, number)
-
-
 def _overload(number: int) -> Overload:
     if number not in (1, 2, 3):
         raise MalformedPacket(f"value {number}, expected 1 (file), 2 (sname) or 3 (both)")
@@ -337,25 +328,6 @@ class ClasslessRoute:
 
     def __str__(self) -> str:
         return f"{self.network} via {self.router}"
-
-
-@dataclass(frozen=True)
-class InvalidValue:
-    """An option whose bytes do not fit its type; the bytes are kept so the packet
-    still re-encodes exactly."""
-
-    code: int
-    data: bytes
-    problem: str
-    offset: int | None = None
-
-    @property
-    def reason(self) -> str:
-        """The whole story, as MalformedPacket carries it: "option 51 (lease-time): ..."."""
-        return f"option {self.code} ({option_name(self.code)}): {self.problem}"
-
-    def __str__(self) -> str:
-        return f"INVALID ({self.problem}) {show_bytes(self.data)}"
 
 
 def _read_name(data: bytes, pos: int) -> tuple[str, int]:
@@ -488,7 +460,7 @@ CODECS: dict[int, Codec] = {
     REQUESTED_IP: _IP,
     LEASE_TIME: _SECONDS,
     OVERLOAD: Fixed(U8, 1, "overload 1-3", load=_overload),
-    MESSAGE_TYPE: Fixed(U8, 1, "message type", load=_known(MessageType)),
+    MESSAGE_TYPE: Fixed(U8, 1, "message type", load=known(MessageType)),
     SERVER_ID: _IP,
     # Empty is allowed: real clients send 55 with length 0, meaning "nothing in particular".
     PARAMETER_REQUEST_LIST: Array(U8, 1, "option codes", minimum=0),
@@ -516,7 +488,7 @@ CODECS: dict[int, Codec] = {
         minimum=3,
     ),
     RELAY_AGENT_INFO: SubOptionsCodec(RelayAgentInfo, "relay agent sub-options"),
-    CLIENT_ARCH: Array(U16, 2, "16-bit architecture types", load=_known(ClientArch)),
+    CLIENT_ARCH: Array(U16, 2, "16-bit architecture types", load=known(ClientArch)),
     CLIENT_NDI: Grammar(
         Struct("type" / U8, "major" / U8, "minor" / U8),
         "network interface identifier",
@@ -714,17 +686,11 @@ def encode_value(code: int, value: object) -> bytes:
     """Wire bytes for a typed value; ``bytes`` are taken as the raw option data."""
     if isinstance(value, bytes | bytearray):
         return bytes(value)
-    codec = _codec(code, pxe=isinstance(value, SubOptions))
-    try:
-        return codec.encode(value)
-    except (ConstructError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise BadOptionValue(
-            f"option {code} ({option_name(code)}): cannot encode {value!r}: {exc}"
-        ) from None
+    return encode_with(_codec(code, pxe=isinstance(value, SubOptions)), code, value, option_name)
 
 
 @dataclass(frozen=True)
-class Option:
+class Option(TypedOption):
     """One option as a whole (long options already joined, RFC 3396).
 
     ``data`` is what goes on the wire; ``value`` is its typed reading (or an
@@ -744,12 +710,8 @@ class Option:
         """An option from a typed value (or raw ``bytes``), for building replies."""
         return cls(code, encode_value(code, value), pxe=isinstance(value, PxeOptions))
 
-    @once
-    def value(self) -> object:
-        try:
-            return decode_value(self.code, self.data, self.pxe)
-        except MalformedPacket as exc:
-            return InvalidValue(self.code, self.data, exc.reason, self.offset)
+    def codec(self) -> Codec:
+        return _codec(self.code, self.pxe)
 
     @once
     def framed(self) -> bytes:
@@ -765,19 +727,3 @@ class Option:
     @property
     def name(self) -> str:
         return option_name(self.code)
-
-    @property
-    def error(self) -> str | None:
-        """Why the bytes don't fit the option's type, or None."""
-        value = self.value
-        return value.reason if isinstance(value, InvalidValue) else None
-
-    def typed(self) -> object:
-        """The typed value, raising MalformedPacket when the bytes don't fit its type."""
-        value = self.value
-        if isinstance(value, InvalidValue):
-            raise MalformedPacket(value.reason, value.offset)
-        return value
-
-    def __str__(self) -> str:
-        return f"{self.name}={show_value(self.value)}"

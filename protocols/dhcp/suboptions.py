@@ -35,17 +35,7 @@ from protocols.dhcp.values import (
     whole,
 )
 from protocols.errors import MalformedPacket
-
-
-def show_value(value: object) -> str:
-    """The readable form the pcap printer shows for any decoded value."""
-    if isinstance(value, str):
-        return show_text(value)
-    if isinstance(value, bytes):
-        return show_bytes(value)
-    if isinstance(value, tuple):
-        return ",".join(show_value(item) for item in value)
-    return str(value)
+from protocols.option import show_value
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """DHCPv6 options: codes, names, typed values, and the codec for each code.
 
-As in DHCPv4 (protocols/dhcp/options.py), an ``Option`` keeps the bytes it came with,
-so a message re-encodes exactly, and reads its typed ``value`` on first use: bytes
-that do not fit the type give an ``InvalidValue`` (the message still prints and
+As in DHCPv4 (the shared half is protocols/option.py), an ``Option`` keeps the bytes it
+came with, so a message re-encodes exactly, and reads its typed ``value`` on first use:
+bytes that do not fit the type give an ``InvalidValue`` (the message still prints and
 round-trips) and the strict ``Option.typed()`` raises MalformedPacket.
 
 Options nest: IA_NA, IA_TA and IA_PD carry addresses or prefixes, and those carry
@@ -17,14 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import cached_property
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
 from construct import (
     Adapter,
     Bytes,
-    ConstructError,
     GreedyBytes,
     GreedyRange,
     Int8ub,
@@ -35,7 +33,6 @@ from construct import (
 )
 
 from protocols.dhcp.options import ClientArch, DomainSearchCodec, NetworkInterfaceId
-from protocols.dhcp.suboptions import show_value
 from protocols.dhcp.values import (
     RAW,
     TEXT,
@@ -50,6 +47,7 @@ from protocols.dhcp.values import (
 from protocols.dhcpv6.duid import DuidCodec
 from protocols.dhcpv6.framing import build_option, scan
 from protocols.errors import MalformedPacket
+from protocols.option import TypedOption, encode_with, known
 
 CLIENTID = 1
 SERVERID = 2
@@ -86,10 +84,6 @@ CLIENT_LINKLAYER_ADDR = 79
 ENTERPRISE_INTEL = 343
 
 
-class BadOptionValue(ValueError):
-    """A value handed to the encoder that its option code cannot carry (a builder bug)."""
-
-
 class StatusCode(IntEnum):
     """Option 13's code (RFC 8415 21.13 and the IANA registry).  Others stay plain ints."""
 
@@ -124,24 +118,7 @@ OPAQUE = Prefixed(Int16ub, GreedyBytes)
 
 
 @dataclass(frozen=True)
-class InvalidValue:
-    """An option whose bytes do not fit its type; the bytes are kept for the round trip."""
-
-    code: int
-    data: bytes
-    problem: str
-    offset: int | None = None
-
-    @property
-    def reason(self) -> str:
-        return f"option {self.code} ({option_name(self.code)}): {self.problem}"
-
-    def __str__(self) -> str:
-        return f"INVALID ({self.problem}) {show_bytes(self.data)}"
-
-
-@dataclass(frozen=True)
-class Option:
+class Option(TypedOption):
     """One option: ``data`` is what goes on the wire, ``value`` its typed reading.
 
     ``space`` names the option space it was found in (see ``SPACES``); ``offset`` is
@@ -159,33 +136,12 @@ class Option:
         """An option from a typed value (or raw ``bytes``), for building messages."""
         return cls(code, encode_value(code, value))
 
-    @cached_property
-    def value(self) -> object:
-        codec = SPACES[self.space].get(self.code, RAW)
-        try:
-            return codec.decode(self.data)
-        except MalformedPacket as exc:
-            return InvalidValue(self.code, self.data, exc.reason, self.offset)
+    def codec(self) -> Codec:
+        return SPACES[self.space].get(self.code, RAW)
 
     @property
     def name(self) -> str:
         return option_name(self.code)
-
-    @property
-    def error(self) -> str | None:
-        """Why the bytes don't fit the option's type, or None."""
-        value = self.value
-        return value.reason if isinstance(value, InvalidValue) else None
-
-    def typed(self) -> object:
-        """The typed value, raising MalformedPacket when the bytes don't fit its type."""
-        value = self.value
-        if isinstance(value, InvalidValue):
-            raise MalformedPacket(value.reason, value.offset)
-        return value
-
-    def __str__(self) -> str:
-        return f"{self.name}={show_value(self.value)}"
 
 
 def make_options(options: Iterable[Option | tuple[int, object]]) -> tuple[Option, ...]:
@@ -360,11 +316,6 @@ class _Flag(Codec):
         return b""
 
 
-def _known(kind: type[IntEnum]) -> Any:
-    members = {member.value: member for member in kind}
-    return lambda number: members.get(number, number)
-
-
 def _ia_codec(
     construct: Any, what: str, kind: type, fields: tuple[str, ...], space: str, minimum: int
 ) -> Grammar:
@@ -382,7 +333,7 @@ def _ia_codec(
     )
 
 
-_status_code = _known(StatusCode)
+_status_code = known(StatusCode)
 _IPS = Array(IPV6, 16, "IPv6 addresses")
 _U8 = Fixed(U8, 1, "8-bit number")
 _U16 = Fixed(U16, 2, "16-bit number")
@@ -497,7 +448,7 @@ CODECS: dict[int, Codec] = {
         lambda v: tuple(decode_text(item) for item in v),
         lambda v: [item.encode("utf-8") for item in v],
     ),
-    CLIENT_ARCH_TYPE: Array(U16, 2, "16-bit architecture types", load=_known(ClientArch)),
+    CLIENT_ARCH_TYPE: Array(U16, 2, "16-bit architecture types", load=known(ClientArch)),
     NII: Grammar(
         Struct("type" / U8, "major" / U8, "minor" / U8),
         "network interface identifier",
@@ -600,9 +551,4 @@ def encode_value(code: int, value: object) -> bytes:
     """Wire bytes for a typed value; ``bytes`` are taken as the raw option data."""
     if isinstance(value, bytes | bytearray):
         return bytes(value)
-    try:
-        return CODECS.get(code, RAW).encode(value)
-    except (ConstructError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise BadOptionValue(
-            f"option {code} ({option_name(code)}): cannot encode {value!r}: {exc}"
-        ) from None
+    return encode_with(CODECS.get(code, RAW), code, value, option_name)

@@ -14,7 +14,6 @@ from protocols.dhcp.options import (
     ClientFqdn,
     ClientId,
     ClientUuid,
-    InvalidValue,
     MessageType,
     NetworkInterfaceId,
     Option,
@@ -33,6 +32,7 @@ from protocols.dhcp.wire import (
     make_options,
 )
 from protocols.errors import MalformedPacket
+from protocols.option import InvalidValue
 
 MAC = bytes.fromhex("525400123456")
 SMBIOS_UUID = bytes.fromhex("78563412341278569abcdef012345678")
