@@ -169,9 +169,8 @@ def _show_nested(options: tuple[Option, ...]) -> str:
 
 
 @dataclass(frozen=True)
-class IaNa:
-    """Option 3: a non-temporary address association, its renew/rebind times, and the
-    IAADDR and status code options inside it."""
+class _IaTimed:
+    """An identity association with renew/rebind times (IA_NA, IA_PD) and its options."""
 
     iaid: int
     t1: int
@@ -180,6 +179,12 @@ class IaNa:
 
     def __str__(self) -> str:
         return f"IAID {self.iaid} T1 {self.t1} T2 {self.t2}{_show_nested(self.options)}"
+
+
+@dataclass(frozen=True)
+class IaNa(_IaTimed):
+    """Option 3: a non-temporary address association, its renew/rebind times, and the
+    IAADDR and status code options inside it."""
 
 
 @dataclass(frozen=True)
@@ -210,16 +215,8 @@ class IaAddress:
 
 
 @dataclass(frozen=True)
-class IaPd:
+class IaPd(_IaTimed):
     """Option 25 (prefix delegation): parsed so a server can say it does not serve it."""
-
-    iaid: int
-    t1: int
-    t2: int
-    options: tuple[Option, ...] = ()
-
-    def __str__(self) -> str:
-        return f"IAID {self.iaid} T1 {self.t1} T2 {self.t2}{_show_nested(self.options)}"
 
 
 @dataclass(frozen=True)
@@ -343,14 +340,8 @@ _U32 = Fixed(U32, 4, "32-bit number")
 _DOMAINS = DomainSearchCodec()
 _OPAQUES = Grammar(GreedyRange(OPAQUE), "16-bit length-prefixed items", tuple, list)
 
-_IA_NA = _ia_codec(
-    Struct("iaid" / U32, "t1" / U32, "t2" / U32, "options" / GreedyBytes),
-    "IA_NA",
-    IaNa,
-    ("iaid", "t1", "t2"),
-    "ia",
-    12,
-)
+_IA_TIMED = Struct("iaid" / U32, "t1" / U32, "t2" / U32, "options" / GreedyBytes)
+_IA_NA = _ia_codec(_IA_TIMED, "IA_NA", IaNa, ("iaid", "t1", "t2"), "ia", 12)
 _IA_TA = _ia_codec(Struct("iaid" / U32, "options" / GreedyBytes), "IA_TA", IaTa, ("iaid",), "ia", 4)
 _IAADDR = _ia_codec(
     Struct("address" / IPV6, "preferred" / U32, "valid" / U32, "options" / GreedyBytes),
@@ -360,14 +351,7 @@ _IAADDR = _ia_codec(
     "iaaddr",
     24,
 )
-_IA_PD = _ia_codec(
-    Struct("iaid" / U32, "t1" / U32, "t2" / U32, "options" / GreedyBytes),
-    "IA_PD",
-    IaPd,
-    ("iaid", "t1", "t2"),
-    "ia_pd",
-    12,
-)
+_IA_PD = _ia_codec(_IA_TIMED, "IA_PD", IaPd, ("iaid", "t1", "t2"), "ia_pd", 12)
 _IAPREFIX = _ia_codec(
     Struct(
         "preferred" / U32,
