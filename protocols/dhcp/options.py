@@ -27,7 +27,10 @@ from protocols.dhcp.suboptions import (
     VendorIdentifyingCodec,
 )
 from protocols.dhcp.values import (
+    ADDRESS4,
     IPV4,
+    NUMBER16,
+    NUMBER32,
     PASCAL_BYTES,
     RAW,
     S32,
@@ -427,15 +430,11 @@ def _classless_entry(route: ClasslessRoute) -> dict[str, object]:
     }
 
 
-_IP = Fixed(IPV4, 4, "an IPv4 address")
 _IPS = Array(IPV4, 4, "IPv4 addresses")
 _SECONDS = Fixed(U32, 4, "32-bit seconds")
-_U8 = Fixed(U8, 1, "8-bit number")
-_U16 = Fixed(U16, 2, "16-bit number")
-_U32 = Fixed(U32, 4, "32-bit number")
 
 CODECS: dict[int, Codec] = {
-    SUBNET_MASK: _IP,
+    SUBNET_MASK: ADDRESS4,
     2: Fixed(S32, 4, "signed 32-bit seconds"),
     ROUTER: _IPS,
     4: _IPS,
@@ -443,11 +442,11 @@ CODECS: dict[int, Codec] = {
     DNS_SERVERS: _IPS,
     7: _IPS,
     HOSTNAME: TEXT,
-    13: _U16,
+    13: NUMBER16,
     DOMAIN_NAME: TEXT,
     17: TEXT,
-    26: _U16,
-    BROADCAST_ADDRESS: _IP,
+    26: NUMBER16,
+    BROADCAST_ADDRESS: ADDRESS4,
     33: Array(
         Struct("destination" / IPV4, "router" / IPV4),
         8,
@@ -457,15 +456,15 @@ CODECS: dict[int, Codec] = {
     ),
     NTP_SERVERS: _IPS,
     44: _IPS,
-    REQUESTED_IP: _IP,
+    REQUESTED_IP: ADDRESS4,
     LEASE_TIME: _SECONDS,
     OVERLOAD: Fixed(U8, 1, "overload 1-3", load=_overload),
     MESSAGE_TYPE: Fixed(U8, 1, "message type", load=known(MessageType)),
-    SERVER_ID: _IP,
+    SERVER_ID: ADDRESS4,
     # Empty is allowed: real clients send 55 with length 0, meaning "nothing in particular".
     PARAMETER_REQUEST_LIST: Array(U8, 1, "option codes", minimum=0),
     MESSAGE: TEXT,
-    MAX_MESSAGE_SIZE: _U16,
+    MAX_MESSAGE_SIZE: NUMBER16,
     RENEWAL_TIME: _SECONDS,
     REBINDING_TIME: _SECONDS,
     VENDOR_CLASS: TEXT,
@@ -505,7 +504,7 @@ CODECS: dict[int, Codec] = {
         size=17,
         fast=lambda data: ClientUuid(data[0], data[1:]),
     ),
-    108: _U32,
+    108: NUMBER32,
     114: TEXT,
     DOMAIN_SEARCH: DomainSearchCodec(),
     CLASSLESS_ROUTES: Grammar(

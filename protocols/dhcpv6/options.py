@@ -34,6 +34,9 @@ from construct import (
 
 from protocols.dhcp.options import ClientArch, DomainSearchCodec, NetworkInterfaceId
 from protocols.dhcp.values import (
+    NUMBER8,
+    NUMBER16,
+    NUMBER32,
     RAW,
     TEXT,
     Array,
@@ -332,9 +335,6 @@ def _ia_codec(
 
 _status_code = known(StatusCode)
 _IPS = Array(IPV6, 16, "IPv6 addresses")
-_U8 = Fixed(U8, 1, "8-bit number")
-_U16 = Fixed(U16, 2, "16-bit number")
-_U32 = Fixed(U32, 4, "32-bit number")
 # RFC 8415 section 10 forbids compressed names; the DHCPv4 codec reads them anyway, which
 # costs nothing (the bytes round-trip either way), and writes them uncompressed.
 _DOMAINS = DomainSearchCodec()
@@ -381,8 +381,8 @@ CODECS: dict[int, Codec] = {
     IA_TA: _IA_TA,
     IAADDR: _IAADDR,
     ORO: Array(U16, 2, "option codes", minimum=0),
-    PREFERENCE: _U8,
-    ELAPSED_TIME: _U16,
+    PREFERENCE: NUMBER8,
+    ELAPSED_TIME: NUMBER16,
     UNICAST: Fixed(IPV6, 16, "an IPv6 address"),
     STATUS_CODE: _STATUS,
     RAPID_COMMIT: _Flag(),
@@ -408,7 +408,7 @@ CODECS: dict[int, Codec] = {
         },
         minimum=4,
     ),
-    RECONF_MSG: _U8,
+    RECONF_MSG: NUMBER8,
     RECONF_ACCEPT: _Flag(),
     21: _DOMAINS,
     22: _IPS,
@@ -417,7 +417,7 @@ CODECS: dict[int, Codec] = {
     IA_PD: _IA_PD,
     IAPREFIX: _IAPREFIX,
     31: _IPS,
-    32: _U32,
+    32: NUMBER32,
     REMOTE_ID: Grammar(
         Struct("enterprise" / U32, "remote_id" / GreedyBytes),
         "remote id",
@@ -447,8 +447,8 @@ CODECS: dict[int, Codec] = {
         lambda v: {"hw_type": v.hw_type, "address": v.address},
         minimum=2,
     ),
-    82: _U32,
-    83: _U32,
+    82: NUMBER32,
+    83: NUMBER32,
 }
 
 # What each nested option list types (RFC 8415 21.4-21.6, 21.21-21.22); the rest raw.
