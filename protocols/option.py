@@ -64,15 +64,15 @@ def known(kind: type[IntEnum]) -> Callable[[int], Any]:
     return lambda number: members.get(number, number)
 
 
-def encode_with(codec: Codec, code: int, value: object, name: Callable[[int], str]) -> bytes:
-    """Wire bytes for a typed value of option ``code``; what the codec refuses becomes
-    BadOptionValue naming the option (``name`` gives its name, only then)."""
-    try:
-        return codec.encode(value)
-    except (ConstructError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise BadOptionValue(
-            f"option {code} ({name(code)}): cannot encode {value!r}: {exc}"
-        ) from None
+# What a codec raises for a value its option cannot carry (Construct's range errors, a
+# wrong type, a missing attribute); the encoders turn it into ``cannot_encode``.
+ENCODE_ERRORS = (ConstructError, TypeError, ValueError, AttributeError, OverflowError)
+
+
+def cannot_encode(code: int, name: str, value: object, exc: Exception) -> BadOptionValue:
+    """The error for a value option ``code`` cannot carry, naming the option (built only
+    on failure: encoding a reply's options is on the per-packet path)."""
+    return BadOptionValue(f"option {code} ({name}): cannot encode {value!r}: {exc}")
 
 
 class TypedOption:

@@ -50,7 +50,7 @@ from protocols.dhcp.values import (
 )
 from protocols.errors import MalformedPacket
 from protocols.once import once
-from protocols.option import BadOptionValue, TypedOption, encode_with, known
+from protocols.option import ENCODE_ERRORS, BadOptionValue, TypedOption, cannot_encode, known
 
 PAD = 0
 SUBNET_MASK = 1
@@ -685,7 +685,10 @@ def encode_value(code: int, value: object) -> bytes:
     """Wire bytes for a typed value; ``bytes`` are taken as the raw option data."""
     if isinstance(value, bytes | bytearray):
         return bytes(value)
-    return encode_with(_codec(code, pxe=isinstance(value, SubOptions)), code, value, option_name)
+    try:
+        return _codec(code, pxe=isinstance(value, SubOptions)).encode(value)
+    except ENCODE_ERRORS as exc:
+        raise cannot_encode(code, option_name(code), value, exc) from None
 
 
 @dataclass(frozen=True)

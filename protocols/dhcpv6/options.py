@@ -50,7 +50,7 @@ from protocols.dhcp.values import (
 from protocols.dhcpv6.duid import DuidCodec
 from protocols.dhcpv6.framing import build_option, scan
 from protocols.errors import MalformedPacket
-from protocols.option import TypedOption, encode_with, known
+from protocols.option import ENCODE_ERRORS, TypedOption, cannot_encode, known
 
 CLIENTID = 1
 SERVERID = 2
@@ -535,4 +535,7 @@ def encode_value(code: int, value: object) -> bytes:
     """Wire bytes for a typed value; ``bytes`` are taken as the raw option data."""
     if isinstance(value, bytes | bytearray):
         return bytes(value)
-    return encode_with(CODECS.get(code, RAW), code, value, option_name)
+    try:
+        return CODECS.get(code, RAW).encode(value)
+    except ENCODE_ERRORS as exc:
+        raise cannot_encode(code, option_name(code), value, exc) from None
