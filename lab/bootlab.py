@@ -25,6 +25,7 @@ from pathlib import Path
 from lab.netns import Background, Bridge, Namespace, NetnsLab
 
 IPV6_PREFIX = "fd00:213:7::"
+SERVER_IP6 = f"{IPV6_PREFIX}1"  # the server's address on the bridge, beside server_ip
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def boot_lab(netns: NetnsLab, *, managed: bool = False) -> BootLab:
     ns = netns.namespace("e2e")
     bridge = netns.bridge(ns, "br0", host=1)
     # nodad: the address is usable at once instead of after duplicate detection (~1 s).
-    ns.ip("-6", "addr", "add", f"{IPV6_PREFIX}1/64", "dev", bridge.name, "nodad")
+    ns.ip("-6", "addr", "add", f"{SERVER_IP6}/64", "dev", bridge.name, "nodad")
     tap = netns.tap(ns, f"tap{netns.token}", bridge)
     send = _managed_router_adverts if managed else _router_adverts
     adverts = send(ns, bridge, netns.workdir)

@@ -1,10 +1,11 @@
 """A pxed scenario: the YAML config, the Kickstart template and `twistd pxed` in the lab.
 
 The generated config is what an operator would write for this lab: pxed serves DHCP on the
-lab bridge (full or proxy mode), TFTP from a root holding pxelinux.0, ldlinux.c32 and the
-guest's kernel and initrd, and HTTP; one profile without an install tree (kernel and initrd
-in tftp.root) whose Kickstart template renders pxed's own done/failed callbacks; the VMs
-as hosts. pxed itself then generates pxelinux.cfg/01-<mac>, /ks/<mac> and so on.
+lab bridge (full or proxy mode; or DHCPv6 alone, full mode on the lab's ULA /64), TFTP
+from a root holding pxelinux.0, ldlinux.c32 and the guest's kernel and initrd, and HTTP;
+one profile without an install tree (kernel and initrd in tftp.root) whose Kickstart
+template renders pxed's own done/failed callbacks; the VMs as hosts. pxed itself then
+generates pxelinux.cfg/01-<mac>, /ks/<mac> and so on.
 
 The profile's kernel command line carries `e2e.expect={hostname}` and `e2e.expect={mac}`:
 the guest refuses a Kickstart that does not name it (lab/guest.py).
@@ -19,7 +20,7 @@ from typing import Literal
 
 import yaml
 
-from lab.bootlab import BootLab
+from lab.bootlab import IPV6_PREFIX, SERVER_IP6, BootLab
 from lab.netns import Background, ProcessError
 
 PROFILE = "e2e"
@@ -56,6 +57,9 @@ class Scenario:
 
     hosts: tuple[HostSpec, ...]
     mode: Literal["full", "proxy"] = "full"
+    # Boot file URLs by dhcp6.boot key: pxed then serves DHCPv6 alone (full mode on the
+    # lab's ULA /64, DHCPv4 off) and TFTP and HTTP on its IPv6 address too.
+    boot6: dict[str, str] = field(default_factory=dict)
     allow_unknown: bool = False
     # The profile's loader overrides (dhcp.boot keys). Scenario a sets ipxe: pxelinux.0,
     # because QEMU's ROM is iPXE and pxed, rightly, hands iPXE its script URL by default.
@@ -75,10 +79,10 @@ def write_config(lab: BootLab, scenario: Scenario, tftp_root: Path, workdir: Pat
     template.write_text(KICKSTART_TEMPLATE)
     server = str(lab.server_ip)
     dhcp: dict[str, object] = {
-        "mode": scenario.mode,
+        "mode": "off" if scenario.boot6 else scenario.mode,
         "allow_unknown": scenario.allow_unknown,
     }
-    if scenario.mode == "full":
+    if dhcp["mode"] == "full":
         dhcp["subnets"] = [
             {
                 "network": str(lab.subnet),
@@ -89,12 +93,14 @@ def write_config(lab: BootLab, scenario: Scenario, tftp_root: Path, workdir: Pat
     config: dict[str, object] = {
         "server": {
             "address": server,
+            **({"address6": SERVER_IP6} if scenario.boot6 else {}),
             "interfaces": [lab.bridge.name],
             "state_dir": str(workdir / "state"),
         },
-        "tftp": {"root": str(tftp_root), "listen": [server]},
+        "tftp": {"root": str(tftp_root), "listen": [server], **_listen6(scenario)},
         "dhcp": dhcp,
-        "http": {"listen": [server], "port": HTTP_PORT},
+        **({"dhcp6": _dhcp6(lab, scenario.boot6)} if scenario.boot6 else {}),
+        "http": {"listen": [server], **_listen6(scenario), "port": HTTP_PORT},
         "profiles": {
             PROFILE: {
                 "kernel": "vmlinuz",
@@ -119,19 +125,39 @@ def write_config(lab: BootLab, scenario: Scenario, tftp_root: Path, workdir: Pat
     return path
 
 
+def _listen6(scenario: Scenario) -> dict[str, object]:
+    return {"listen6": [SERVER_IP6]} if scenario.boot6 else {}
+
+
+def _dhcp6(lab: BootLab, boot: dict[str, str]) -> dict[str, object]:
+    return {
+        "mode": "full",
+        "interfaces": [lab.bridge.name],
+        "subnets": [
+            {
+                "prefix": f"{IPV6_PREFIX}/64",
+                "range": [f"{IPV6_PREFIX}100", f"{IPV6_PREFIX}1ff"],
+                "lease_time": 3600,
+            }
+        ],
+        "boot": boot,
+    }
+
+
 def twistd() -> str:
     """The venv's twistd, so the plugin and its dependencies are the ones under test."""
     return str(Path(sys.executable).with_name("twistd"))
 
 
-def start_pxed(lab: BootLab, config: Path) -> Background:
-    """`twistd -n pxed --config FILE` in the lab namespace; returns once DHCP listens."""
+def start_pxed(lab: BootLab, config: Path, port: int = 67) -> Background:
+    """`twistd -n pxed --config FILE` in the lab namespace; returns once DHCP listens on
+    udp/``port`` (547 for a scenario with ``boot6``: DHCPv4 is off)."""
     proc = lab.spawn(
         [twistd(), "-n", "--pidfile=", "pxed", "--config", str(config)],
         config.with_name("pxed.log"),
     )
     try:
-        lab.ns.wait_listening(67, "udp", timeout=30.0)
+        lab.ns.wait_listening(port, "udp", timeout=30.0)
     except ProcessError as exc:
         raise ProcessError(f"{exc}\npxed log {proc.log}:\n{proc.output()[-3000:]}") from None
     return proc

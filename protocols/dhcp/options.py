@@ -1,10 +1,11 @@
 """DHCP options: names, typed values, and the codec for each option code.
 
 An ``Option`` always keeps the bytes it came with (so a packet re-encodes exactly) next to
-its typed ``value``.  When the bytes do not fit the option's type (option 51 with three
-bytes, option 3 with seven) the option still decodes: its value is an ``InvalidValue``
-holding the reason and offset, the pcap printer can show it, the packet round-trips, and
-``Option.typed()`` (the strict accessor the DHCP engine uses) raises ``MalformedPacket``.
+its typed ``value`` (protocols/option.py, shared with DHCPv6).  When the bytes do not fit
+the option's type (option 51 with three bytes, option 3 with seven) the option still
+decodes: its value is an ``InvalidValue`` holding the reason and offset, the pcap printer
+can show it, the packet round-trips, and ``Option.typed()`` (the strict accessor the DHCP
+engine uses) raises ``MalformedPacket``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from construct import Bytes, Check, ConstructError, GreedyBytes, GreedyRange, Struct, this
+from construct import Bytes, Check, GreedyBytes, GreedyRange, Struct, this
 
 from protocols.dhcp.suboptions import (
     IpxeOptions,
@@ -24,10 +25,12 @@ from protocols.dhcp.suboptions import (
     SubOptions,
     SubOptionsCodec,
     VendorIdentifyingCodec,
-    show_value,
 )
 from protocols.dhcp.values import (
+    ADDRESS4,
     IPV4,
+    NUMBER16,
+    NUMBER32,
     PASCAL_BYTES,
     RAW,
     S32,
@@ -47,6 +50,7 @@ from protocols.dhcp.values import (
 )
 from protocols.errors import MalformedPacket
 from protocols.once import once
+from protocols.option import ENCODE_ERRORS, BadOptionValue, TypedOption, cannot_encode, known
 
 PAD = 0
 SUBNET_MASK = 1
@@ -88,10 +92,6 @@ PXELINUX_PATH_PREFIX = 210
 PXELINUX_REBOOT_TIME = 211
 WPAD = 252
 END = 255
-
-
-class BadOptionValue(ValueError):
-    """A value handed to the encoder that its option code cannot carry (a builder bug)."""
 
 
 class MessageType(IntEnum):
@@ -227,12 +227,6 @@ ARCH_LABELS: dict[int, str] = {
 }
 
 
-def _known(kind: type[IntEnum]) -> Any:
-    """Enum member for a known number, the plain int otherwise (never raises)."""
-    members = {member.value: member for member in kind}
-    return lambda number: members.get(number, number)
-
-
 def _overload(number: int) -> Overload:
     if number not in (1, 2, 3):
         raise MalformedPacket(f"value {number}, expected 1 (file), 2 (sname) or 3 (both)")
@@ -339,25 +333,6 @@ class ClasslessRoute:
         return f"{self.network} via {self.router}"
 
 
-@dataclass(frozen=True)
-class InvalidValue:
-    """An option whose bytes do not fit its type; the bytes are kept so the packet
-    still re-encodes exactly."""
-
-    code: int
-    data: bytes
-    problem: str
-    offset: int | None = None
-
-    @property
-    def reason(self) -> str:
-        """The whole story, as MalformedPacket carries it: "option 51 (lease-time): ..."."""
-        return f"option {self.code} ({option_name(self.code)}): {self.problem}"
-
-    def __str__(self) -> str:
-        return f"INVALID ({self.problem}) {show_bytes(self.data)}"
-
-
 def _read_name(data: bytes, pos: int) -> tuple[str, int]:
     """One DNS name with RFC 1035 compression pointers; returns it and where it ends."""
     labels: list[str] = []
@@ -455,15 +430,11 @@ def _classless_entry(route: ClasslessRoute) -> dict[str, object]:
     }
 
 
-_IP = Fixed(IPV4, 4, "an IPv4 address")
 _IPS = Array(IPV4, 4, "IPv4 addresses")
 _SECONDS = Fixed(U32, 4, "32-bit seconds")
-_U8 = Fixed(U8, 1, "8-bit number")
-_U16 = Fixed(U16, 2, "16-bit number")
-_U32 = Fixed(U32, 4, "32-bit number")
 
 CODECS: dict[int, Codec] = {
-    SUBNET_MASK: _IP,
+    SUBNET_MASK: ADDRESS4,
     2: Fixed(S32, 4, "signed 32-bit seconds"),
     ROUTER: _IPS,
     4: _IPS,
@@ -471,11 +442,11 @@ CODECS: dict[int, Codec] = {
     DNS_SERVERS: _IPS,
     7: _IPS,
     HOSTNAME: TEXT,
-    13: _U16,
+    13: NUMBER16,
     DOMAIN_NAME: TEXT,
     17: TEXT,
-    26: _U16,
-    BROADCAST_ADDRESS: _IP,
+    26: NUMBER16,
+    BROADCAST_ADDRESS: ADDRESS4,
     33: Array(
         Struct("destination" / IPV4, "router" / IPV4),
         8,
@@ -485,15 +456,15 @@ CODECS: dict[int, Codec] = {
     ),
     NTP_SERVERS: _IPS,
     44: _IPS,
-    REQUESTED_IP: _IP,
+    REQUESTED_IP: ADDRESS4,
     LEASE_TIME: _SECONDS,
     OVERLOAD: Fixed(U8, 1, "overload 1-3", load=_overload),
-    MESSAGE_TYPE: Fixed(U8, 1, "message type", load=_known(MessageType)),
-    SERVER_ID: _IP,
+    MESSAGE_TYPE: Fixed(U8, 1, "message type", load=known(MessageType)),
+    SERVER_ID: ADDRESS4,
     # Empty is allowed: real clients send 55 with length 0, meaning "nothing in particular".
     PARAMETER_REQUEST_LIST: Array(U8, 1, "option codes", minimum=0),
     MESSAGE: TEXT,
-    MAX_MESSAGE_SIZE: _U16,
+    MAX_MESSAGE_SIZE: NUMBER16,
     RENEWAL_TIME: _SECONDS,
     REBINDING_TIME: _SECONDS,
     VENDOR_CLASS: TEXT,
@@ -516,7 +487,7 @@ CODECS: dict[int, Codec] = {
         minimum=3,
     ),
     RELAY_AGENT_INFO: SubOptionsCodec(RelayAgentInfo, "relay agent sub-options"),
-    CLIENT_ARCH: Array(U16, 2, "16-bit architecture types", load=_known(ClientArch)),
+    CLIENT_ARCH: Array(U16, 2, "16-bit architecture types", load=known(ClientArch)),
     CLIENT_NDI: Grammar(
         Struct("type" / U8, "major" / U8, "minor" / U8),
         "network interface identifier",
@@ -533,7 +504,7 @@ CODECS: dict[int, Codec] = {
         size=17,
         fast=lambda data: ClientUuid(data[0], data[1:]),
     ),
-    108: _U32,
+    108: NUMBER32,
     114: TEXT,
     DOMAIN_SEARCH: DomainSearchCodec(),
     CLASSLESS_ROUTES: Grammar(
@@ -714,17 +685,14 @@ def encode_value(code: int, value: object) -> bytes:
     """Wire bytes for a typed value; ``bytes`` are taken as the raw option data."""
     if isinstance(value, bytes | bytearray):
         return bytes(value)
-    codec = _codec(code, pxe=isinstance(value, SubOptions))
     try:
-        return codec.encode(value)
-    except (ConstructError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise BadOptionValue(
-            f"option {code} ({option_name(code)}): cannot encode {value!r}: {exc}"
-        ) from None
+        return _codec(code, pxe=isinstance(value, SubOptions)).encode(value)
+    except ENCODE_ERRORS as exc:
+        raise cannot_encode(code, option_name(code), value, exc) from None
 
 
 @dataclass(frozen=True)
-class Option:
+class Option(TypedOption):
     """One option as a whole (long options already joined, RFC 3396).
 
     ``data`` is what goes on the wire; ``value`` is its typed reading (or an
@@ -744,12 +712,8 @@ class Option:
         """An option from a typed value (or raw ``bytes``), for building replies."""
         return cls(code, encode_value(code, value), pxe=isinstance(value, PxeOptions))
 
-    @once
-    def value(self) -> object:
-        try:
-            return decode_value(self.code, self.data, self.pxe)
-        except MalformedPacket as exc:
-            return InvalidValue(self.code, self.data, exc.reason, self.offset)
+    def codec(self) -> Codec:
+        return _codec(self.code, self.pxe)
 
     @once
     def framed(self) -> bytes:
@@ -765,19 +729,3 @@ class Option:
     @property
     def name(self) -> str:
         return option_name(self.code)
-
-    @property
-    def error(self) -> str | None:
-        """Why the bytes don't fit the option's type, or None."""
-        value = self.value
-        return value.reason if isinstance(value, InvalidValue) else None
-
-    def typed(self) -> object:
-        """The typed value, raising MalformedPacket when the bytes don't fit its type."""
-        value = self.value
-        if isinstance(value, InvalidValue):
-            raise MalformedPacket(value.reason, value.offset)
-        return value
-
-    def __str__(self) -> str:
-        return f"{self.name}={show_value(self.value)}"

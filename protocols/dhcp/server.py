@@ -72,6 +72,7 @@ from protocols.dhcp.options import (
 )
 from protocols.dhcp.policy import (
     BootChoice,
+    BootFamily,
     BootSettings,
     Client,
     choose_boot,
@@ -352,16 +353,10 @@ class DhcpServer:
     # -- proxy mode --------------------------------------------------------
 
     def _proxy(self, request: DhcpPacket, received: Received, kind: object) -> Action:
-        client, host = _client(request), self.settings.hosts.get(request.mac)
+        client = _client(request)
         if kind != MessageType.DISCOVER or not client.pxe:
             return NoReply(f"proxy mode answers only PXEClient DISCOVERs (got {kind})")
-        choice = proxy_offer(
-            client,
-            request.mac,
-            self._next_server(received),
-            self.settings.boot,
-            host.loader if host else None,
-        )
+        choice = self._proxy_choice(proxy_offer, client, request, received)
         if choice is None:
             return NoReply(f"proxy mode: {no_loader(client, self.settings.boot)}")
         return self._boot_reply(request, received, MessageType.OFFER, choice)
@@ -372,17 +367,26 @@ class DhcpServer:
         kind = request.message_type
         if kind not in (MessageType.REQUEST, MessageType.INFORM) or not client.pxe:
             return NoReply(f"udp/{received.port} answers only PXEClient REQUESTs (got {kind})")
-        host = self.settings.hosts.get(request.mac)
-        choice = proxy_ack(
-            client,
-            request.mac,
-            self._next_server(received),
-            self.settings.boot,
-            host.loader if host else None,
-        )
+        choice = self._proxy_choice(proxy_ack, client, request, received)
         if choice is None:
             return NoReply(f"no boot file configured for {request.mac}")
         return self._boot_reply(request, received, MessageType.ACK, choice)
+
+    def _proxy_choice(
+        self,
+        decide: Callable[
+            [Client, str, IPv4Address, BootSettings, Mapping[BootFamily, str] | None],
+            BootChoice | None,
+        ],
+        client: Client,
+        request: DhcpPacket,
+        received: Received,
+    ) -> BootChoice | None:
+        """What ``decide`` (proxy_offer or proxy_ack) boots this client with, its host's
+        own loader first."""
+        host = self.settings.hosts.get(request.mac)
+        loader = host.loader if host else None
+        return decide(client, request.mac, self._next_server(received), self.settings.boot, loader)
 
     def _boot_reply(
         self, request: DhcpPacket, received: Received, kind: MessageType, choice: BootChoice

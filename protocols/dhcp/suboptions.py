@@ -14,7 +14,10 @@ from typing import Any, ClassVar, Self
 from construct import GreedyBytes, GreedyRange, PrefixedArray, Struct
 
 from protocols.dhcp.values import (
+    ADDRESS4,
     IPV4,
+    NUMBER8,
+    NUMBER16,
     PASCAL_BYTES,
     RAW,
     S8,
@@ -35,17 +38,7 @@ from protocols.dhcp.values import (
     whole,
 )
 from protocols.errors import MalformedPacket
-
-
-def show_value(value: object) -> str:
-    """The readable form the pcap printer shows for any decoded value."""
-    if isinstance(value, str):
-        return show_text(value)
-    if isinstance(value, bytes):
-        return show_bytes(value)
-    if isinstance(value, tuple):
-        return ",".join(show_value(item) for item in value)
-    return str(value)
+from protocols.option import show_value
 
 
 @dataclass(frozen=True)
@@ -188,10 +181,6 @@ _BOOT_ITEM = Grammar(
     size=4,
 )
 
-_U8 = Fixed(U8, 1, "8-bit number")
-_U16 = Fixed(U16, 2, "16-bit number")
-_IP = Fixed(IPV4, 4, "IPv4 address")
-
 
 class PxeOptions(SubOptions):
     """Option 43 for PXE clients.  Sub-option 6 = 8 tells a client to take the boot file
@@ -212,13 +201,13 @@ class PxeOptions(SubOptions):
             71: "boot-item",
         },
         codecs={
-            1: _IP,
-            2: _U16,
-            3: _U16,
-            4: _U8,
-            5: _U8,
-            6: _U8,
-            7: _IP,
+            1: ADDRESS4,
+            2: NUMBER16,
+            3: NUMBER16,
+            4: NUMBER8,
+            5: NUMBER8,
+            6: NUMBER8,
+            7: ADDRESS4,
             8: _BOOT_SERVERS,
             9: _BOOT_MENU,
             10: _MENU_PROMPT,
@@ -257,7 +246,7 @@ class RelayAgentInfo(SubOptions):
             151: "vss",
             152: "vss-control",
         },
-        codecs={5: _IP, 6: TEXT, 11: _IP},
+        codecs={5: ADDRESS4, 6: TEXT, 11: ADDRESS4},
         pads=False,
     )
 
@@ -309,12 +298,12 @@ class IpxeOptions(SubOptions):
         },
         codecs={
             1: Fixed(S8, 1, "signed 8-bit number"),
-            8: _U8,
-            9: _U8,
-            **dict.fromkeys(_IPXE_FEATURES, _U8),
-            176: _U8,
+            8: NUMBER8,
+            9: NUMBER8,
+            **dict.fromkeys(_IPXE_FEATURES, NUMBER8),
+            176: NUMBER8,
             188: TEXT,
-            189: _U8,
+            189: NUMBER8,
             190: TEXT,
             191: TEXT,
             192: TEXT,

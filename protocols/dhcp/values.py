@@ -190,6 +190,13 @@ class Fixed(Codec):
         return write(value) if write else bytes(self.construct.build(value))
 
 
+# The fixed-size codecs options and sub-options of both families are mostly made of.
+NUMBER8 = Fixed(U8, 1, "8-bit number")
+NUMBER16 = Fixed(U16, 2, "16-bit number")
+NUMBER32 = Fixed(U32, 4, "32-bit number")
+ADDRESS4 = Fixed(IPV4, 4, "an IPv4 address")
+
+
 class Array(Codec):
     """A run of ``unit``-sized items, at least ``minimum`` of them (routers, PRL, arch list)."""
 

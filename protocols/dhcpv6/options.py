@@ -1,8 +1,8 @@
 """DHCPv6 options: codes, names, typed values, and the codec for each code.
 
-As in DHCPv4 (protocols/dhcp/options.py), an ``Option`` keeps the bytes it came with,
-so a message re-encodes exactly, and reads its typed ``value`` on first use: bytes
-that do not fit the type give an ``InvalidValue`` (the message still prints and
+As in DHCPv4 (the shared half is protocols/option.py), an ``Option`` keeps the bytes it
+came with, so a message re-encodes exactly, and reads its typed ``value`` on first use:
+bytes that do not fit the type give an ``InvalidValue`` (the message still prints and
 round-trips) and the strict ``Option.typed()`` raises MalformedPacket.
 
 Options nest: IA_NA, IA_TA and IA_PD carry addresses or prefixes, and those carry
@@ -17,14 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import cached_property
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
 from construct import (
     Adapter,
     Bytes,
-    ConstructError,
     GreedyBytes,
     GreedyRange,
     Int8ub,
@@ -35,8 +33,10 @@ from construct import (
 )
 
 from protocols.dhcp.options import ClientArch, DomainSearchCodec, NetworkInterfaceId
-from protocols.dhcp.suboptions import show_value
 from protocols.dhcp.values import (
+    NUMBER8,
+    NUMBER16,
+    NUMBER32,
     RAW,
     TEXT,
     Array,
@@ -50,6 +50,7 @@ from protocols.dhcp.values import (
 from protocols.dhcpv6.duid import DuidCodec
 from protocols.dhcpv6.framing import build_option, scan
 from protocols.errors import MalformedPacket
+from protocols.option import ENCODE_ERRORS, TypedOption, cannot_encode, known
 
 CLIENTID = 1
 SERVERID = 2
@@ -86,10 +87,6 @@ CLIENT_LINKLAYER_ADDR = 79
 ENTERPRISE_INTEL = 343
 
 
-class BadOptionValue(ValueError):
-    """A value handed to the encoder that its option code cannot carry (a builder bug)."""
-
-
 class StatusCode(IntEnum):
     """Option 13's code (RFC 8415 21.13 and the IANA registry).  Others stay plain ints."""
 
@@ -124,24 +121,7 @@ OPAQUE = Prefixed(Int16ub, GreedyBytes)
 
 
 @dataclass(frozen=True)
-class InvalidValue:
-    """An option whose bytes do not fit its type; the bytes are kept for the round trip."""
-
-    code: int
-    data: bytes
-    problem: str
-    offset: int | None = None
-
-    @property
-    def reason(self) -> str:
-        return f"option {self.code} ({option_name(self.code)}): {self.problem}"
-
-    def __str__(self) -> str:
-        return f"INVALID ({self.problem}) {show_bytes(self.data)}"
-
-
-@dataclass(frozen=True)
-class Option:
+class Option(TypedOption):
     """One option: ``data`` is what goes on the wire, ``value`` its typed reading.
 
     ``space`` names the option space it was found in (see ``SPACES``); ``offset`` is
@@ -159,33 +139,12 @@ class Option:
         """An option from a typed value (or raw ``bytes``), for building messages."""
         return cls(code, encode_value(code, value))
 
-    @cached_property
-    def value(self) -> object:
-        codec = SPACES[self.space].get(self.code, RAW)
-        try:
-            return codec.decode(self.data)
-        except MalformedPacket as exc:
-            return InvalidValue(self.code, self.data, exc.reason, self.offset)
+    def codec(self) -> Codec:
+        return SPACES[self.space].get(self.code, RAW)
 
     @property
     def name(self) -> str:
         return option_name(self.code)
-
-    @property
-    def error(self) -> str | None:
-        """Why the bytes don't fit the option's type, or None."""
-        value = self.value
-        return value.reason if isinstance(value, InvalidValue) else None
-
-    def typed(self) -> object:
-        """The typed value, raising MalformedPacket when the bytes don't fit its type."""
-        value = self.value
-        if isinstance(value, InvalidValue):
-            raise MalformedPacket(value.reason, value.offset)
-        return value
-
-    def __str__(self) -> str:
-        return f"{self.name}={show_value(self.value)}"
 
 
 def make_options(options: Iterable[Option | tuple[int, object]]) -> tuple[Option, ...]:
@@ -213,9 +172,8 @@ def _show_nested(options: tuple[Option, ...]) -> str:
 
 
 @dataclass(frozen=True)
-class IaNa:
-    """Option 3: a non-temporary address association, its renew/rebind times, and the
-    IAADDR and status code options inside it."""
+class _IaTimed:
+    """An identity association with renew/rebind times (IA_NA, IA_PD) and its options."""
 
     iaid: int
     t1: int
@@ -224,6 +182,12 @@ class IaNa:
 
     def __str__(self) -> str:
         return f"IAID {self.iaid} T1 {self.t1} T2 {self.t2}{_show_nested(self.options)}"
+
+
+@dataclass(frozen=True)
+class IaNa(_IaTimed):
+    """Option 3: a non-temporary address association, its renew/rebind times, and the
+    IAADDR and status code options inside it."""
 
 
 @dataclass(frozen=True)
@@ -254,16 +218,8 @@ class IaAddress:
 
 
 @dataclass(frozen=True)
-class IaPd:
+class IaPd(_IaTimed):
     """Option 25 (prefix delegation): parsed so a server can say it does not serve it."""
-
-    iaid: int
-    t1: int
-    t2: int
-    options: tuple[Option, ...] = ()
-
-    def __str__(self) -> str:
-        return f"IAID {self.iaid} T1 {self.t1} T2 {self.t2}{_show_nested(self.options)}"
 
 
 @dataclass(frozen=True)
@@ -360,11 +316,6 @@ class _Flag(Codec):
         return b""
 
 
-def _known(kind: type[IntEnum]) -> Any:
-    members = {member.value: member for member in kind}
-    return lambda number: members.get(number, number)
-
-
 def _ia_codec(
     construct: Any, what: str, kind: type, fields: tuple[str, ...], space: str, minimum: int
 ) -> Grammar:
@@ -382,24 +333,15 @@ def _ia_codec(
     )
 
 
-_status_code = _known(StatusCode)
+_status_code = known(StatusCode)
 _IPS = Array(IPV6, 16, "IPv6 addresses")
-_U8 = Fixed(U8, 1, "8-bit number")
-_U16 = Fixed(U16, 2, "16-bit number")
-_U32 = Fixed(U32, 4, "32-bit number")
 # RFC 8415 section 10 forbids compressed names; the DHCPv4 codec reads them anyway, which
 # costs nothing (the bytes round-trip either way), and writes them uncompressed.
 _DOMAINS = DomainSearchCodec()
 _OPAQUES = Grammar(GreedyRange(OPAQUE), "16-bit length-prefixed items", tuple, list)
 
-_IA_NA = _ia_codec(
-    Struct("iaid" / U32, "t1" / U32, "t2" / U32, "options" / GreedyBytes),
-    "IA_NA",
-    IaNa,
-    ("iaid", "t1", "t2"),
-    "ia",
-    12,
-)
+_IA_TIMED = Struct("iaid" / U32, "t1" / U32, "t2" / U32, "options" / GreedyBytes)
+_IA_NA = _ia_codec(_IA_TIMED, "IA_NA", IaNa, ("iaid", "t1", "t2"), "ia", 12)
 _IA_TA = _ia_codec(Struct("iaid" / U32, "options" / GreedyBytes), "IA_TA", IaTa, ("iaid",), "ia", 4)
 _IAADDR = _ia_codec(
     Struct("address" / IPV6, "preferred" / U32, "valid" / U32, "options" / GreedyBytes),
@@ -409,14 +351,7 @@ _IAADDR = _ia_codec(
     "iaaddr",
     24,
 )
-_IA_PD = _ia_codec(
-    Struct("iaid" / U32, "t1" / U32, "t2" / U32, "options" / GreedyBytes),
-    "IA_PD",
-    IaPd,
-    ("iaid", "t1", "t2"),
-    "ia_pd",
-    12,
-)
+_IA_PD = _ia_codec(_IA_TIMED, "IA_PD", IaPd, ("iaid", "t1", "t2"), "ia_pd", 12)
 _IAPREFIX = _ia_codec(
     Struct(
         "preferred" / U32,
@@ -446,8 +381,8 @@ CODECS: dict[int, Codec] = {
     IA_TA: _IA_TA,
     IAADDR: _IAADDR,
     ORO: Array(U16, 2, "option codes", minimum=0),
-    PREFERENCE: _U8,
-    ELAPSED_TIME: _U16,
+    PREFERENCE: NUMBER8,
+    ELAPSED_TIME: NUMBER16,
     UNICAST: Fixed(IPV6, 16, "an IPv6 address"),
     STATUS_CODE: _STATUS,
     RAPID_COMMIT: _Flag(),
@@ -473,7 +408,7 @@ CODECS: dict[int, Codec] = {
         },
         minimum=4,
     ),
-    RECONF_MSG: _U8,
+    RECONF_MSG: NUMBER8,
     RECONF_ACCEPT: _Flag(),
     21: _DOMAINS,
     22: _IPS,
@@ -482,7 +417,7 @@ CODECS: dict[int, Codec] = {
     IA_PD: _IA_PD,
     IAPREFIX: _IAPREFIX,
     31: _IPS,
-    32: _U32,
+    32: NUMBER32,
     REMOTE_ID: Grammar(
         Struct("enterprise" / U32, "remote_id" / GreedyBytes),
         "remote id",
@@ -497,7 +432,7 @@ CODECS: dict[int, Codec] = {
         lambda v: tuple(decode_text(item) for item in v),
         lambda v: [item.encode("utf-8") for item in v],
     ),
-    CLIENT_ARCH_TYPE: Array(U16, 2, "16-bit architecture types", load=_known(ClientArch)),
+    CLIENT_ARCH_TYPE: Array(U16, 2, "16-bit architecture types", load=known(ClientArch)),
     NII: Grammar(
         Struct("type" / U8, "major" / U8, "minor" / U8),
         "network interface identifier",
@@ -512,8 +447,8 @@ CODECS: dict[int, Codec] = {
         lambda v: {"hw_type": v.hw_type, "address": v.address},
         minimum=2,
     ),
-    82: _U32,
-    83: _U32,
+    82: NUMBER32,
+    83: NUMBER32,
 }
 
 # What each nested option list types (RFC 8415 21.4-21.6, 21.21-21.22); the rest raw.
@@ -602,7 +537,5 @@ def encode_value(code: int, value: object) -> bytes:
         return bytes(value)
     try:
         return CODECS.get(code, RAW).encode(value)
-    except (ConstructError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise BadOptionValue(
-            f"option {code} ({option_name(code)}): cannot encode {value!r}: {exc}"
-        ) from None
+    except ENCODE_ERRORS as exc:
+        raise cannot_encode(code, option_name(code), value, exc) from None

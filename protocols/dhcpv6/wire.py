@@ -32,7 +32,7 @@ an ``InvalidValue`` and raises only from the strict accessors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cached_property
@@ -75,6 +75,7 @@ from protocols.dhcpv6.options import (
     make_options,
 )
 from protocols.errors import MalformedPacket
+from protocols.option import known
 
 CLIENT_HEADER_SIZE = 4
 RELAY_HEADER_SIZE = 34
@@ -136,12 +137,8 @@ class MessageType(IntEnum):
 
 
 RELAY_TYPES = frozenset({MessageType.RELAY_FORW, MessageType.RELAY_REPL})
-_TYPES = {member.value: member for member in MessageType}
-
-
-def message_type(number: int) -> MessageType | int:
-    """The enum member for a known type byte, the plain int otherwise."""
-    return _TYPES.get(number, number)
+# The enum member for a known type byte, the plain int otherwise.
+message_type: Callable[[int], MessageType | int] = known(MessageType)
 
 
 class _Options:

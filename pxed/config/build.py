@@ -9,10 +9,11 @@ again at every place that names it.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from types import MappingProxyType
-from typing import cast
+from typing import TypeVar, cast
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -48,7 +49,10 @@ from pxed.config.model import (
     TftpConfig,
     Tree,
 )
-from pxed.config.yamltree import Context, Entry, Fields, describe_node, is_null, suggest
+from pxed.config.yamltree import Context, Convert, Entry, Fields, describe_node, is_null, suggest
+
+A = TypeVar("A", IPv4Address, IPv6Address)
+S = TypeVar("S", Subnet, Dhcp6Subnet)
 
 # Every key pxed accepts, by where it sits ("[]": each list item, "*": each named entry).
 # etc/pxed.yaml documents each one; a test holds the two together.
@@ -249,7 +253,7 @@ class _Builder:
             unknown_hosts=unknown_hosts,
             server_port=f.defaulted("server_port", c.port),
             client_port=f.defaulted("client_port", c.port),
-            subnets=self.subnets(f),
+            subnets=self.subnets(f, self.subnet, lambda subnet: subnet.network),
             boot=self.boot(f.values.get("boot"), tftp, check_files=mode != "off"),
             deny=frozenset(f.optional("deny", c.sequence(c.mac)) or ()),
             decline_quarantine=f.defaulted("decline_quarantine", c.seconds),
@@ -302,22 +306,29 @@ class _Builder:
             )
         return allow, policy
 
-    def subnets(self, f: Fields) -> tuple[Subnet, ...]:
-        subnets: list[Subnet] = []
+    def subnets(
+        self,
+        f: Fields,
+        read: Callable[[Node, str], S | None],
+        network: Callable[[S], IPv4Network | IPv6Network],
+    ) -> tuple[S, ...]:
+        """The section's ``subnets``, each read by ``read``; one whose ``network`` overlaps
+        an earlier one's is an error (which subnet would a client be on?)."""
+        subnets: list[S] = []
         for path, item in self.items(f.values.get("subnets"), f.key("subnets")):
-            subnet = self.subnet(item, path)
+            subnet = read(item, path)
             if subnet is None:
                 continue
             for other in subnets:
-                if subnet.network.overlaps(other.network):
-                    self.error(item, path, f"overlaps subnet {other.network}")
+                if network(subnet).overlaps(network(other)):
+                    self.error(item, path, f"overlaps subnet {network(other)}")
             subnets.append(subnet)
         return tuple(subnets)
 
     def subnet(self, node: Node, path: str) -> Subnet | None:
         f = Fields(self.ctx, node, path, KEYS["dhcp.subnets[]"])
         network = f.required("network", c.network)
-        pool = f.optional("range", _address_pair)
+        pool = f.optional("range", _address_pair(c.ipv4))
         router = f.optional("router", c.ipv4)
         dns = f.optional("dns", c.sequence(c.ipv4)) or ()
         domain = f.optional("domain", c.dns_name)
@@ -406,7 +417,7 @@ class _Builder:
             solicit_burst=f.defaulted("solicit_burst", c.integer(1, 1_000_000)),
             solicit_rate=f.defaulted("solicit_rate", c.integer(1, 1_000_000)),
             relays=f.defaulted("relays", c.sequence(c.ipv6)),
-            subnets=self.subnets6(f),
+            subnets=self.subnets(f, self.subnet6, lambda subnet: subnet.prefix),
             boot=self.boot6(f.values.get("boot")),
         )
         if dhcp6.enabled:
@@ -422,22 +433,10 @@ class _Builder:
                 self.error(mode_node, f.key("mode"), "dhcp6.mode full needs at least one subnet")
         return dhcp6
 
-    def subnets6(self, f: Fields) -> tuple[Dhcp6Subnet, ...]:
-        subnets: list[Dhcp6Subnet] = []
-        for path, item in self.items(f.values.get("subnets"), f.key("subnets")):
-            subnet = self.subnet6(item, path)
-            if subnet is None:
-                continue
-            for other in subnets:
-                if subnet.prefix.overlaps(other.prefix):
-                    self.error(item, path, f"overlaps subnet {other.prefix}")
-            subnets.append(subnet)
-        return tuple(subnets)
-
     def subnet6(self, node: Node, path: str) -> Dhcp6Subnet | None:
         f = Fields(self.ctx, node, path, KEYS["dhcp6.subnets[]"])
         prefix = f.required("prefix", c.network6)
-        pool = f.optional("range", _address_pair6)
+        pool = f.optional("range", _address_pair(c.ipv6))
         dns = f.optional("dns", c.sequence(c.ipv6)) or ()
         domains = f.optional("domains", c.sequence(c.dns_name)) or ()
         lease_time = f.defaulted("lease_time", c.integer(60, 2**31 - 1))
@@ -483,14 +482,19 @@ class _Builder:
             prefixes = ", ".join(str(s.prefix) for s in dhcp6.subnets)
             self.error(node, path, f"{ip6} is in no dhcp6 subnet ({prefixes})")
         elif self.check_address6(node, path, ip6, subnet) and subnet.range:
-            low, high = subnet.range
-            if low <= ip6 <= high:
-                self.warn(
-                    node,
-                    path,
-                    f"{ip6} is inside the dynamic range {low} - {high}; it is kept for this "
-                    "host, but a reservation outside the range is clearer",
-                )
+            self.check_outside_range(node, path, ip6, subnet.range)
+
+    def check_outside_range(self, node: Node, path: str, ip: A, pool: tuple[A, A]) -> None:
+        """A reservation inside the dynamic pool works (the pool skips it) but reads as
+        if the address could go to anyone."""
+        low, high = pool
+        if low <= ip <= high:
+            self.warn(
+                node,
+                path,
+                f"{ip} is inside the dynamic range {low}-{high}; it is kept for this host, "
+                "but a reservation outside the range is clearer",
+            )
 
     # -- inventory -------------------------------------------------------------
 
@@ -751,14 +755,7 @@ class _Builder:
             networks = ", ".join(str(s.network) for s in dhcp.subnets)
             self.error(node, path, f"{ip} is in no dhcp subnet ({networks})")
         elif self.check_host_address(node, path, ip, subnet) and subnet.range:
-            low, high = subnet.range
-            if low <= ip <= high:
-                self.warn(
-                    node,
-                    path,
-                    f"{ip} is inside the dynamic range {low}-{high}; it is kept for this host, "
-                    "but a reservation outside the range is clearer",
-                )
+            self.check_outside_range(node, path, ip, subnet.range)
 
     # -- install, logging ---------------------------------------------------------
 
@@ -898,33 +895,22 @@ def _boot_url6(ctx: Context, node: Node, path: str) -> str | None:
     return value
 
 
-def _address_pair6(ctx: Context, node: Node, path: str) -> tuple[IPv6Address, IPv6Address] | None:
-    addresses = c.sequence(c.ipv6)(ctx, node, path)
-    if addresses is None or not isinstance(node, SequenceNode):
-        return None
-    if len(node.value) != 2:
-        ctx.problems.error(node, path, "expected [first, last], two addresses")
-        return None
-    if len(addresses) != 2:
-        return None
-    low, high = addresses
-    if low > high:
-        ctx.problems.error(node, path, f"{low} comes after {high}")
-        return None
-    return low, high
+def _address_pair(address: Convert[A]) -> Convert[tuple[A, A]]:
+    """A range's ``[first, last]``, two addresses in order."""
 
+    def convert(ctx: Context, node: Node, path: str) -> tuple[A, A] | None:
+        addresses = c.sequence(address)(ctx, node, path)
+        if addresses is None or not isinstance(node, SequenceNode):
+            return None
+        if len(node.value) != 2:
+            ctx.problems.error(node, path, "expected [first, last], two addresses")
+            return None
+        if len(addresses) != 2:
+            return None
+        low, high = addresses
+        if low > high:
+            ctx.problems.error(node, path, f"{low} comes after {high}")
+            return None
+        return low, high
 
-def _address_pair(ctx: Context, node: Node, path: str) -> tuple[IPv4Address, IPv4Address] | None:
-    addresses = c.sequence(c.ipv4)(ctx, node, path)
-    if addresses is None or not isinstance(node, SequenceNode):
-        return None
-    if len(node.value) != 2:
-        ctx.problems.error(node, path, "expected [first, last], two addresses")
-        return None
-    if len(addresses) != 2:
-        return None
-    low, high = addresses
-    if low > high:
-        ctx.problems.error(node, path, f"{low} comes after {high}")
-        return None
-    return low, high
+    return convert

@@ -26,14 +26,14 @@ from protocols.dhcp.options import (
     TFTP_SERVER,
     USER_CLASS,
     VENDOR_CLASS,
-    InvalidValue,
     MessageType,
     Option,
     Overload,
     option_name,
 )
-from protocols.dhcp.suboptions import SubOptions, show_value
+from protocols.dhcp.suboptions import SubOptions
 from protocols.dhcp.wire import BOOTREPLY, BOOTREQUEST, DhcpPacket
+from protocols.option import InvalidValue, show_value
 from pxed.pcap.textview import hex_lines
 from pxed.text import quoted
 
@@ -175,8 +175,7 @@ def _option_lines(option: Option) -> list[str]:
         names = [f"{code} {option_name(code)}" for code in value]
         return [head + ":"] + ["  " + line for line in _wrapped(names)]
     if isinstance(value, InvalidValue):
-        reason = value.reason.removeprefix(f"option {option.code} ({option.name}): ")
-        return [f"{head}: INVALID: {reason}"] + ["  " + line for line in hex_lines(value.data)]
+        return [f"{head}: INVALID: {value.problem}", *("  " + x for x in hex_lines(value.data))]
     if isinstance(value, bytes) and len(value) > HEX_INLINE:
         return [head + ":"] + ["  " + line for line in hex_lines(value)]
     if isinstance(value, bytes):

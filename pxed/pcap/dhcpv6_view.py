@@ -13,7 +13,6 @@ from __future__ import annotations
 from ipaddress import IPv6Address
 
 from protocols.dhcp.options import ARCH_LABELS
-from protocols.dhcp.suboptions import show_value
 from protocols.dhcp.values import decode_text
 from protocols.dhcpv6.duid import Duid, DuidEn, DuidLl, DuidLlt, DuidOther, DuidUuid
 from protocols.dhcpv6.options import (
@@ -37,12 +36,12 @@ from protocols.dhcpv6.options import (
     IaPd,
     IaPrefix,
     IaTa,
-    InvalidValue,
     Option,
     Status,
     VendorClass,
 )
 from protocols.dhcpv6.wire import Dhcpv6Packet, Dhcpv6Relay, MessageType
+from protocols.option import InvalidValue, show_value
 from pxed.pcap.textview import hex_lines
 from pxed.text import quoted
 
@@ -207,8 +206,7 @@ def _option_lines(option: Option) -> list[str]:
     value = option.value
     match value:
         case InvalidValue():
-            reason = value.reason.removeprefix(f"option {option.code} ({option.name}): ")
-            return [f"{head}: INVALID: {reason}", *_hex(value.data)]
+            return [f"{head}: INVALID: {value.problem}", *_hex(value.data)]
         case _ if option.code == RELAY_MSG:
             return [head + ", carrying:"]
         case IaNa() | IaTa() | IaPd() | IaAddress() | IaPrefix():

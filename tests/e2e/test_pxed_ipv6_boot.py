@@ -20,81 +20,26 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lab.bootfiles import fill_tftp_root, missing_signed_loaders
-from lab.bootlab import IPV6_PREFIX, BootLab
+from lab.bootlab import IPV6_PREFIX, SERVER_IP6, BootLab
 from lab.guest import Guest
-from lab.netns import Background, ProcessError
 from lab.qemu import Machine, missing_firmware
-from lab.scenario import APPEND, HTTP_PORT, KICKSTART_TEMPLATE, PROFILE, twistd
+from lab.scenario import HTTP_PORT, HostSpec, Scenario, start_pxed, write_config
 from pxed.provisioning.lifecycle import Lifecycle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 
 MAC = "52:54:00:e2:e0:6a"
-SERVER6 = f"{IPV6_PREFIX}1"
+SCENARIO = Scenario(
+    hosts=(HostSpec(MAC, "e2e-pxev6"),),
+    boot6={"uefi": "tftp://[{server6}]/grubx64.efi"},
+)
 # OVMF's line when PXEv4 has given up and PXEv6 starts.
 PXEV6_STARTED = re.compile(r"Start PXE over IPv6")
 # PXEv4 waits about 60 s for a DHCPv4 answer that never comes before PXEv6 gets its
 # turn (docs/firmware.md); generous on a loaded machine.
 PXEV6_TIMEOUT = 240.0
-
-
-def _config(lab: BootLab, tftp_root: Path, workdir: Path) -> Path:
-    """pxed for an IPv6-only boot: DHCPv4 off, DHCPv6 full on the lab bridge's ULA."""
-    template = workdir / "e2e.ks.j2"
-    template.write_text(KICKSTART_TEMPLATE)
-    server = str(lab.server_ip)
-    config = {
-        "server": {
-            "address": server,
-            "address6": SERVER6,
-            "interfaces": [lab.bridge.name],
-            "state_dir": str(workdir / "state"),
-        },
-        "tftp": {"root": str(tftp_root), "listen": [server], "listen6": [SERVER6]},
-        "dhcp": {"mode": "off"},
-        "dhcp6": {
-            "mode": "full",
-            "interfaces": [lab.bridge.name],
-            "subnets": [
-                {
-                    "prefix": f"{IPV6_PREFIX}/64",
-                    "range": [f"{IPV6_PREFIX}100", f"{IPV6_PREFIX}1ff"],
-                    "lease_time": 3600,
-                }
-            ],
-            "boot": {"uefi": "tftp://[{server6}]/grubx64.efi"},
-        },
-        "http": {"listen": [server], "listen6": [SERVER6], "port": HTTP_PORT},
-        "profiles": {
-            PROFILE: {
-                "kernel": "vmlinuz",
-                "initrd": "initrd.gz",
-                "append": APPEND,
-                "kickstart": str(template),
-            }
-        },
-        "hosts": [{"mac": MAC, "hostname": "e2e-pxev6", "profile": PROFILE}],
-        "logging": {"level": "info"},
-    }
-    path = workdir / "pxed.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def _start_pxed(lab: BootLab, config: Path) -> Background:
-    """`twistd -n pxed` in the lab namespace; returns once DHCPv6 listens on udp/547."""
-    proc = lab.spawn(
-        [twistd(), "-n", "--pidfile=", "pxed", "--config", str(config)],
-        config.with_name("pxed.log"),
-    )
-    try:
-        lab.ns.wait_listening(547, "udp", timeout=30.0)
-    except ProcessError as exc:
-        raise ProcessError(f"{exc}\npxed log {proc.log}:\n{proc.output()[-3000:]}") from None
-    return proc
 
 
 def test_ovmf_pxev6_installs_from_pxed_over_ipv6_alone(
@@ -106,7 +51,7 @@ def test_ovmf_pxev6_installs_from_pxed_over_ipv6_alone(
         if reason:
             pytest.skip(reason)
     tftp_root = fill_tftp_root(tmp_path / "tftp", guest)
-    pxed = _start_pxed(lab, _config(lab, tftp_root, tmp_path))
+    pxed = start_pxed(lab, write_config(lab, SCENARIO, tftp_root, tmp_path), port=547)
     machine = Machine("e2e-pxev6", MAC, "uefi", tmp_path / "vm", ipxe=False).create()
     boot = machine.boot(lab, "pxev6")
     try:
@@ -118,13 +63,13 @@ def test_ovmf_pxev6_installs_from_pxed_over_ipv6_alone(
     log = pxed.output()
     lease = re.search(rf"REPLY to {MAC}: ({IPV6_PREFIX}[0-9a-f]+) boot uefi (\S+)", log)
     assert lease is not None, f"no DHCPv6 lease with a boot file in pxed's log:\n{log[-3000:]}"
-    assert lease.group(2) == f"tftp://[{SERVER6}]/grubx64.efi"
+    assert lease.group(2) == f"tftp://[{SERVER_IP6}]/grubx64.efi"
     assert re.search(r"Station IP address is FD00:213:7:", boot.console)
     sent = re.findall(rf"tftp complete: \[{re.escape(lease.group(1))}\]:\d+ (\S+) ", log)
     assert sent == [
         "grubx64.efi", "/grub/grub.cfg", f"/grub.cfg-01-{MAC}", "/vmlinuz", "/initrd.gz"
     ]  # fmt: skip
-    assert f"inst.ks=http://[{SERVER6}]:{HTTP_PORT}/ks/{MAC}/" in boot.console
+    assert f"inst.ks=http://[{SERVER_IP6}]:{HTTP_PORT}/ks/{MAC}/" in boot.console
     assert f"/api/hosts/{MAC}/done" in boot.kickstart()
     with contextlib.closing(Lifecycle.open(tmp_path / "state")) as states:
         assert states.get(MAC).state == "installed", "the done callback did not reach pxed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address
 
 import pytest
@@ -23,21 +24,14 @@ from protocols.dhcp.policy import (
     proxy_ack,
     proxy_offer,
 )
+from tests.protocols.dhcp_engine_support import BOOT
 from tests.support.fuzz import property_settings
 
 SERVER = IPv4Address("10.213.7.1")
 MAC = "52:54:00:12:34:56"
 UUID = bytes(range(1, 18))
 NDI = bytes([1, 3, 16])
-SETTINGS = BootSettings(
-    files={
-        BootFamily.BIOS: "pxelinux.0",
-        BootFamily.UEFI: "syslinux.efi",
-        BootFamily.IPXE: "http://{server}:{http_port}/boot/{mac}.ipxe",
-        BootFamily.UEFI_HTTP: "http://{server}:{http_port}/tftp/snponly.efi",
-    },
-    http_port=8080,
-)
+SETTINGS = replace(BOOT, http_port=8080)  # the engine tests' boot files, HTTP on 8080
 
 
 def arch(code: int) -> bytes:

@@ -8,9 +8,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from protocols.dhcp.options import (
-    BadOptionValue,
     ClientFqdn,
-    InvalidValue,
     Option,
     StaticRoute,
     UserClass,
@@ -26,6 +24,7 @@ from protocols.dhcp.suboptions import (
     VendorBlock,
 )
 from protocols.dhcp.wire import DhcpPacket, EncodeError, decode_dhcp, encode_dhcp, make_options
+from protocols.option import BadOptionValue, InvalidValue
 
 
 def _invalid(code: int, data: bytes, pxe: bool = False) -> str:

@@ -19,7 +19,6 @@ from protocols.dhcpv6.options import (
     IaPd,
     IaPrefix,
     IaTa,
-    InvalidValue,
     LinkLayerAddress,
     Option,
     RemoteId,
@@ -39,6 +38,7 @@ from protocols.dhcpv6.wire import (
     make_options,
 )
 from protocols.errors import MalformedPacket
+from protocols.option import InvalidValue
 
 MAC = "525400123456"
 UUID_HEX = "8c2a7d6e1f3b4c5d9e0f112233445566"
