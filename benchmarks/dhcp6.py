@@ -29,8 +29,9 @@ DUID), the server's CPU time per exchange (utime+stime from /proc/PID/stat), and
 leases the server's store holds afterwards.  Durability differs: pxed commits its SQLite
 WAL (synchronous=FULL, one fsync per batch) before the batch's REPLYs leave; Kea's
 memfile appends each lease to its CSV with write() and no fsync (it survives a crash of
-Kea, not of the machine); dnsmasq rewrites its lease file after a change (in DHCPv4 it
-fsyncs it before the ACK, benchmarks/dhcp.py; not checked for DHCPv6 here).
+Kea, not of the machine); dnsmasq sends the REPLY, then rewrites and fsyncs its lease
+file (strace, one exchange: unlike its DHCPv4 ACK, benchmarks/dhcp.py), and dumps the
+interface addresses over netlink (RTM_GETADDR) for every message it answers.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ class Kea(Server):
 
 class Dnsmasq(Server):
     name = "dnsmasq"
-    durable = "lease file rewritten per change"
+    durable = "after the REPLY (lease file fsynced once it is sent)"
 
     def argv(self) -> list[str]:
         return [
