@@ -374,9 +374,10 @@ def _known(kind: type[IntEnum]) -> Any:
 class _Direct(Grammar):
     """A Grammar read and written without Construct where its shape is fixed fields then
     bytes: ``fast`` reads what the grammar would parse, ``write`` gives the bytes it
-    would build (tests/protocols/test_dhcpv6_wire.py holds both to the grammar).  The IA
-    options and status codes are in every exchange; through Construct they were about
-    a third of a SOLICIT-ADVERTISE-REQUEST-REPLY's CPU."""
+    would build (tests/protocols/test_dhcpv6_fuzz.py holds both to the grammar).  The IA
+    options and status codes are in every exchange; through Construct they and the
+    client DUID were about a quarter of a relayed exchange's time under cProfile
+    (benchmarks/README.md, DHCPv6)."""
 
     def __init__(self, *args: Any, write: Callable[[Any], bytes], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
