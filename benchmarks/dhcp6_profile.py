@@ -22,7 +22,9 @@ other processes' load disturbs least.  Timings on a loaded machine wander; callg
 instruction count does not: ``--instructions`` runs this script under valgrind with
 8 and then 208 clients and prints the difference over 200 (start-up cancels out; the
 driver's own building of two datagrams an exchange is inside the count, a few
-thousand instructions).
+thousand instructions).  ``--engine`` drives ``Dhcpv6Server.handle_datagram`` alone on
+a MemoryLeaseStore (decode, decide, encode): the rest of a full count is the adapter,
+SQLite and the log.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ from pathlib import Path
 from twisted.logger import globalLogBeginner
 
 from protocols.dhcp.server import Mode
+from protocols.dhcpv6.leases import MemoryLeaseStore
+from protocols.dhcpv6.server import Dhcpv6Server, Received, Reply
 from pxed.config import parse_config
 from pxed.dhcp6.duid import server_duid
 from pxed.dhcp6.leases import Sqlite6LeaseStore
@@ -109,12 +113,14 @@ def _find(message: bytes, start: int, code: int) -> bytes:
 
 
 class Run:
-    """One adapter with a fresh lease database; ``exchange`` does a batch of SARRs."""
+    """One adapter with a fresh lease database (or, ``engine_only``, the engine alone on
+    a MemoryLeaseStore); ``exchange`` does a batch of SARRs."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, engine_only: bool = False) -> None:
         config = parse_config(config_text(state_dir), "bench.yaml")
         settings = engine_settings6(config, server_duid(state_dir))
         assert settings.mode is Mode.FULL
+        self.engine = Dhcpv6Server(settings, MemoryLeaseStore()) if engine_only else None
         self.reactor = FakeUDPReactor()
         self.service = Dhcp6Service(
             settings,
@@ -146,6 +152,8 @@ class Run:
         assert all(_find(r, 34, 9)[4] == REPLY for r in replies), "not every REQUEST got a REPLY"
 
     def _turn(self, datagrams: list[bytes]) -> list[bytes]:
+        if self.engine is not None:
+            return self._engine_turn(self.engine, datagrams)
         self.reactor.sent.clear()
         source = (str(RELAY_IP), 547)
         receive = self.port.protocol.datagramReceived
@@ -155,6 +163,13 @@ class Run:
         self.reactor.advance(0)
         self.cpu += time.process_time() - started
         return [data for _, data, _ in self.reactor.sent]
+
+    def _engine_turn(self, engine: Dhcpv6Server, datagrams: list[bytes]) -> list[bytes]:
+        received = Received(SERVER_IP, (RELAY_IP, 547), 547, "bench0")
+        started = time.process_time()
+        actions = [engine.handle_datagram(d, received, self.reactor.seconds()) for d in datagrams]
+        self.cpu += time.process_time() - started
+        return [action.data for action in actions if isinstance(action, Reply)]
 
 
 class _NoSocket:
@@ -181,7 +196,7 @@ def one_run(
     """CPU seconds per exchange over ``args.clients`` clients: the mean, and the tenth
     percentile over the batches (what a batch costs when nothing else ran on its CPU)."""
     work.mkdir()
-    run = Run(work)
+    run = Run(work, args.engine)
     run.exchange(args.batch)  # warm the caches: the first batch is not a steady state
     run.cpu, run.batches = 0.0, []
     if profiler is not None:
@@ -196,13 +211,13 @@ def one_run(
     return mean, quick / args.batch
 
 
-def instructions(clients: int, batch: int) -> int:
+def instructions(clients: int, batch: int, engine: bool) -> int:
     """User-space instructions of this script with ``clients`` exchanges, under callgrind."""
     with tempfile.TemporaryDirectory(prefix="pxed-dhcp6-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
         argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
         argv += [sys.executable, __file__, "--runs", "1", "--clients", str(clients)]
-        argv += ["--batch", str(batch)]
+        argv += ["--batch", str(batch), *(["--engine"] if engine else [])]
         subprocess.run(argv, check=True, capture_output=True, timeout=1800)
         found = re.search(r"^summary: (\d+)", out.read_text(errors="replace"), re.M)
         assert found, "callgrind wrote no summary"
@@ -216,9 +231,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", type=int, metavar="N", help="cProfile one run, top N")
     parser.add_argument("--instructions", action="store_true", help="callgrind, per exchange")
+    parser.add_argument(
+        "--engine", action="store_true", help="the engine alone: no adapter, SQLite or logs"
+    )
     args = parser.parse_args()
     if args.instructions:
-        small, large = instructions(8, 8), instructions(208, 8)
+        small, large = instructions(8, 8, args.engine), instructions(208, 8, args.engine)
         print(f"{(large - small) / 200:,.0f} instructions per relayed exchange (callgrind)")
         return 0
     with (
