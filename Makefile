@@ -5,7 +5,7 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMPS    := $(VENV)/.stamps
 DEBIAN_PACKAGES := python3-venv iproute2 nftables tcpdump tshark curl wget debconf tftp-hpa \
-	systemd busybox-static isc-dhcp-client dnsmasq-base tftpd-hpa kea-admin atftp xorriso nginx-light wrk kea-dhcp4-server \
+	systemd busybox-static isc-dhcp-client dnsmasq-base tftpd-hpa kea-admin atftp xorriso nginx-light wrk kea-dhcp4-server kea-dhcp6-server \
 	qemu-system-x86 ipxe-qemu pxelinux syslinux-common syslinux-efi ovmf chromium \
 	shim-signed grub-efi-amd64-signed postgresql qemu-system-arm qemu-efi-aarch64 \
 	radvd ipxe
@@ -86,6 +86,7 @@ bench: venv debs
 	$(PY) benchmarks/codec.py
 	$(PY) benchmarks/http_trees.py
 	$(PY) benchmarks/dhcp.py
+	$(PY) benchmarks/dhcp6.py
 	$(PY) benchmarks/tftp_loss.py
 	$(PY) benchmarks/storm.py
 

@@ -10,6 +10,7 @@ against a hex dump, and it costs a fraction of Construct's per-item price.
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from construct import GreedyBytes, GreedyRange, Int16ub, Prefixed, Struct
@@ -18,6 +19,7 @@ from protocols.dhcp.values import whole
 from protocols.errors import MalformedPacket
 
 OPTION_HEADER = 4
+_read_header = struct.Struct("!HH").unpack_from  # one call, not two slices and two ints
 MAX_OPTION_DATA = 0xFFFF
 
 OPTION = Struct("code" / Int16ub, "data" / Prefixed(Int16ub, GreedyBytes))
@@ -51,8 +53,7 @@ def scan(area: bytes, base: int, where: str) -> tuple[Item, ...]:
             raise MalformedPacket(
                 f"{where}: {size - pos} byte(s) left, too few for an option header", base + pos
             )
-        code = int.from_bytes(area[pos : pos + 2], "big")
-        length = int.from_bytes(area[pos + 2 : pos + 4], "big")
+        code, length = _read_header(area, pos)
         end = pos + OPTION_HEADER + length
         if end > size:
             raise MalformedPacket(

@@ -13,10 +13,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.dhcp.options import ClientArch, NetworkInterfaceId
-from protocols.dhcpv6.duid import DuidEn, DuidLl, DuidLlt, DuidOther, DuidUuid
+from protocols.dhcp.values import Grammar, parse_whole
+from protocols.dhcpv6.duid import (
+    _GRAMMAR,
+    DuidCodec,
+    DuidEn,
+    DuidLl,
+    DuidLlt,
+    DuidOther,
+    DuidUuid,
+    _load,
+)
 from protocols.dhcpv6.framing import OPTIONS_AREA, scan
 from protocols.dhcpv6.options import (
     CODECS,
+    IA_NA,
+    IA_PD,
+    IA_TA,
+    IAADDR,
+    IAPREFIX,
+    STATUS_CODE,
     IaAddress,
     IaNa,
     IaPd,
@@ -29,9 +45,12 @@ from protocols.dhcpv6.options import (
     StatusCode,
     VendorClass,
     VendorOptions,
+    encode_value,
     make_options,
 )
 from protocols.dhcpv6.wire import (
+    _CLIENT_HEADER,
+    _RELAY_HEADER,
     Dhcpv6Message,
     Dhcpv6Packet,
     Dhcpv6Relay,
@@ -40,6 +59,7 @@ from protocols.dhcpv6.wire import (
     encode_dhcpv6,
 )
 from protocols.errors import MalformedPacket
+from protocols.option import BadOptionValue
 from tests.support.fuzz import FUZZ_EXAMPLES, fuzz_settings
 
 # Generating typed messages costs ~100x a random byte string: a tenth of the examples.
@@ -251,3 +271,75 @@ def test_scan_agrees_with_the_options_area_grammar(area: bytes) -> None:
     except MalformedPacket:
         found = None
     assert found == expected
+
+
+_DIRECT = (IA_NA, IA_TA, IAADDR, IA_PD, IAPREFIX, STATUS_CODE)
+
+
+@structured_settings
+@given(st.sampled_from(_DIRECT), st.binary(max_size=60))
+def test_direct_codecs_read_and_write_what_their_grammar_does(code: int, data: bytes) -> None:
+    """The IA options and status codes skip Construct (options._Direct): each reads any
+    bytes as its grammar parses them and writes the value back as the grammar builds it."""
+    codec = CODECS[code]
+    assert isinstance(codec, Grammar)
+    try:
+        found: object = codec.decode(data)
+    except MalformedPacket as refused:
+        found = refused.reason
+    try:
+        if len(data) < codec.minimum:
+            raise MalformedPacket("short")
+        expected: object = codec.load(parse_whole(codec.grammar, data))
+    except MalformedPacket as refused:
+        assert found == refused.reason or len(data) < codec.minimum
+        return
+    assert found == expected
+    assert codec.encode(found) == bytes(codec.construct.build(codec.dump(found)))
+
+
+@structured_settings
+@given(
+    st.sampled_from([(IA_NA, IaNa), (IA_PD, IaPd)]),
+    st.tuples(*[st.integers(-1, 1 << 33)] * 3),
+)
+def test_direct_codecs_refuse_what_their_grammar_cannot_build(
+    shape: tuple[int, type], fields: tuple[int, int, int]
+) -> None:
+    code, kind = shape
+    value = kind(*fields)
+    try:
+        expected: bytes | None = bytes(CODECS[code].construct.build(CODECS[code].dump(value)))
+    except ConstructError:
+        expected = None
+    try:
+        found: bytes | None = encode_value(code, value)
+    except BadOptionValue:
+        found = None
+    assert found == expected
+
+
+@structured_settings
+@given(st.binary(min_size=3, max_size=40))
+def test_duid_reads_what_its_grammar_parses(data: bytes) -> None:
+    try:
+        found = DuidCodec().decode(data)
+    except MalformedPacket:
+        return  # the length checks, ahead of both readers
+    assert found == _load(parse_whole(_GRAMMAR, data))
+
+
+@structured_settings
+@given(st.integers(0, 255), st.integers(0, 255), st.binary(min_size=32, max_size=32))
+def test_headers_are_what_their_grammar_builds(kind: int, other: int, addresses: bytes) -> None:
+    """Client/server header (``other`` in the transaction id) and relay header, both ways."""
+    xid = other << 16 | kind << 8 | other
+    link, peer = IPv6Address(addresses[:16]), IPv6Address(addresses[16:])
+    if kind not in (12, 13):
+        message = Dhcpv6Message(msg_type=kind, transaction_id=xid)
+        wire = bytes(_CLIENT_HEADER.build({"msg_type": kind, "transaction_id": xid}))
+        assert encode_dhcpv6(message) == wire
+        assert decode_dhcpv6(wire) == message
+    fields = {"msg_type": kind, "hop_count": other, "link_address": link, "peer_address": peer}
+    relay = Dhcpv6Relay.around(Dhcpv6Message(msg_type=1), **fields)
+    assert encode_dhcpv6(relay)[:34] == bytes(_RELAY_HEADER.build(fields))
