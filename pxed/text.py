@@ -52,3 +52,10 @@ def _escaped(char: str, special: str) -> str:
     if not char.isprintable():
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
     return char
+
+
+def first_line(error: object) -> str:
+    """An error's first line: libpq's and SQLite's messages run to several lines (hints,
+    the socket tried), and a log line wants one."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -73,9 +73,10 @@ def _from_sqlite(path: Path, *, quiet: bool) -> int | None:
 
 
 def _from_postgresql(url: str) -> int:
-    from pxed.database.connection import DatabaseUnreachable, first_line, redacted
+    from pxed.database.connection import DatabaseUnreachable, redacted
     from pxed.dhcp.pg_leases import read_table
     from pxed.dhcp6.pg_leases import read_table6
+    from pxed.text import first_line
 
     try:
         table, quarantined = read_table(url)

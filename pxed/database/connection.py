@@ -14,6 +14,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
+from pxed.text import first_line
+
 # Unless the URL says otherwise: a database that does not answer must not hold DHCP for
 # long.  Every batch waits for the one before it, so a COMMIT hung on a dead TCP peer would
 # hold every later ACK: libpq gives up on a connection whose data go unacknowledged for
@@ -64,9 +66,3 @@ def connect(url: str) -> psycopg.Connection[TupleRow]:
             f"server.database {redacted(url)}: connected, then failed: {first_line(error)}"
         ) from error
     return conn
-
-
-def first_line(error: Exception) -> str:
-    """libpq's messages run to several lines (hints, the socket tried); a log line wants one."""
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__

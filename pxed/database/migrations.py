@@ -16,7 +16,8 @@ from typing import LiteralString
 import psycopg
 from psycopg.rows import TupleRow
 
-from pxed.database.connection import DatabaseUnreachable, connect, first_line, redacted
+from pxed.database.connection import DatabaseUnreachable, connect, redacted
+from pxed.text import first_line
 
 # MIGRATIONS[n] takes a database at schema version n to n + 1.  Never edit a step that
 # has shipped: add one.  Times are seconds since the epoch, as the engine counts them.

@@ -47,8 +47,9 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from pxed.database.connection import connect, first_line, redacted
+from pxed.database.connection import connect, redacted
 from pxed.database.migrations import migrate
+from pxed.text import first_line
 
 T = TypeVar("T")
 Lease = TypeVar("Lease")

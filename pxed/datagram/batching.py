@@ -34,6 +34,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pxed.text import first_line
+
 MAX_DATAGRAM = 65536  # docs/pitfalls.md #1
 # Twisted reads up to 256 KiB of queued datagrams in one go; a batch that large would
 # leave as one burst of replies that overflows a relay's or client's receive buffer
@@ -196,6 +198,7 @@ class BatchingService(Service, Generic[L, I, S]):
         self._ports: list[Any] = []
         self._batch: list[Outgoing] = []
         self._flush_call: IDelayedCall | None = None
+        self._failing = 0  # commits failed in a row (a database down fails every batch)
         self._expiry: LoopingCall | None = None
 
     # --- what a family says ----------------------------------------------------------
@@ -334,17 +337,37 @@ class BatchingService(Service, Generic[L, I, S]):
 
     def _committed(self, batch: list[Outgoing], lost: frozenset[str] | None) -> None:
         self.stats.commits += 1
+        if self._failing:
+            self.log.info(
+                "{service}: lease commits succeed again after {failures} failed",
+                service=self.name,
+                failures=self._failing,
+            )
+            self._failing = 0
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         for outgoing in batch:
             if not lost or outgoing.client not in lost:
                 self._send(outgoing)
 
     def _not_committed(self, batch: list[Outgoing], failure: Failure) -> None:
+        """The first failure of a run is logged with its traceback; the rest of the run (a
+        database down for 10 s fails hundreds of batches) one line each."""
         self.stats.commit_failures += 1
-        self.log.failure(
-            "{service}: lease commit failed; {count} replies not sent (clients will retry)",
-            failure,
+        self._failing += 1
+        if self._failing == 1:
+            self.log.failure(
+                "{service}: lease commit failed; {count} replies not sent (clients will retry)",
+                failure,
+                service=self.name,
+                count=len(batch),
+            )
+            return
+        self.log.warn(
+            "{service}: lease commit failed again ({failures} in a row): {error}; "
+            "{count} replies not sent",
             service=self.name,
+            failures=self._failing,
+            error=first_line(failure.value),
             count=len(batch),
         )
 

@@ -28,8 +28,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from protocols.dhcp.split import Peers
-from pxed.database.connection import connect, first_line, redacted
+from pxed.database.connection import connect, redacted
 from pxed.database.pg_batches import Runner
+from pxed.text import first_line
 
 BEAT = 1.0  # seconds between heartbeats
 Row = tuple[str, list[IPv4Address], bool]  # name, addresses, alive

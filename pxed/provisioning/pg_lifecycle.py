@@ -29,11 +29,12 @@ import time
 import psycopg
 from psycopg.rows import TupleRow
 
-from pxed.database.connection import DatabaseUnreachable, connect, first_line, redacted
+from pxed.database.connection import DatabaseUnreachable, connect, redacted
 from pxed.database.migrations import SchemaTooNew, migrate
 from pxed.events import EventBus
 from pxed.provisioning.lifecycle import HostState, Lifecycle, LifecycleError, Row
 from pxed.provisioning.tokens import SECRET_BYTES, SecretError
+from pxed.text import first_line
 
 RETRY_AFTER = 2.0  # seconds between connection attempts to a database that is down
 _COLUMNS = "mac, state, since, source, fetches, generation, server"

@@ -190,6 +190,27 @@ def test_failed_commit_sends_no_reply_of_the_batch():
     assert any(e["log_level"] == LogLevel.critical for e in events)
 
 
+def test_a_database_down_logs_one_traceback_then_one_line_per_failed_batch():
+    """Ten seconds of a database down fail hundreds of batches: one traceback says why,
+    the rest of the run a line each, and the first commit that works again says so."""
+    h = Harness()
+    h.store.fail_commit = True
+    with capturedLogs() as events:
+        for last in (100, 101, 102):
+            h.deliver(
+                request(MessageType.REQUEST, options=((50, IPv4Address(f"10.213.7.{last}")),))
+            )
+            h.reactor.advance(0)
+        h.store.fail_commit = False
+        h.deliver(request(MessageType.REQUEST, options=((50, IPv4Address("10.213.7.103")),)))
+        h.reactor.advance(0)
+    assert [e["log_level"] for e in events if "log_failure" in e] == [LogLevel.critical]
+    again = [e for e in events if "failed again" in e["log_format"]]
+    assert [e["failures"] for e in again] == [2, 3]
+    assert [e["failures"] for e in events if "succeed again" in e["log_format"]] == [3]
+    assert h.service.stats.commit_failures == 3 and len(h.reactor.sent) == 1
+
+
 @dataclass
 class WaitingStore(RecordingStore):
     """A store whose commits go over the network (PostgreSQL): each returns a Deferred the
