@@ -487,17 +487,16 @@ class DhcpServer:
     ) -> Action:
         """Encode within the client's size limit, dropping trailing requested options if needed."""
         relay = request.get(RELAY_AGENT_INFO)
-        tail: list[tuple[int, object]] = [(RELAY_AGENT_INFO, relay)] if relay else []
+        tail = [relay] if relay else []
         budget = _max_payload(request)
         vend = None if request.is_dhcp else bytes(64)
+        built = [
+            value if isinstance(value, Option) else _option(code, value) for code, value in options
+        ]
         for dropped in range(droppable + 1):
-            kept = options[: len(options) - dropped]
             reply = DhcpPacket.reply(
                 request,
-                [
-                    value if isinstance(value, Option) else _option(code, value)
-                    for code, value in kept + tail
-                ],
+                built[: len(built) - dropped] + tail,
                 file=file,
                 vend=vend,
                 yiaddr=yiaddr,
