@@ -420,12 +420,16 @@ class DhcpServer:
         host = self.settings.hosts.get(request.mac)
         next_server = self._next_server(received)
         client = _client(request)
-        choice = choose_boot(
-            client,
-            request.mac,
-            next_server,
-            self.settings.boot,
-            host.loader if host else None,
+        choice = (
+            None
+            if client is _NOT_BOOTING
+            else choose_boot(
+                client,
+                request.mac,
+                next_server,
+                self.settings.boot,
+                host.loader if host else None,
+            )
         )
         lease_time = subnet.lease_time if kind is not None and ip != ZERO else None
         head = _head(kind, received.address, lease_time)
@@ -445,7 +449,9 @@ class DhcpServer:
         taken = {code for code, _ in fixed}
         options = fixed + [(option.code, option) for option in wanted if option.code not in taken]
         name = kind.name if kind is not None else "BOOTREPLY"
-        missing = None if choice else no_loader(client, self.settings.boot)
+        missing = (
+            None if choice or client is _NOT_BOOTING else no_loader(client, self.settings.boot)
+        )
         boot = f" boot {choice.family.value} {choice.file}" if choice else ""
         boot += f" (no boot file: {missing})" if missing else ""
         action = self._send(

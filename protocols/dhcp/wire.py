@@ -483,7 +483,9 @@ def _pack_header(values: list[Any]) -> bytes:
         if len(value) != size:
             raise EncodeError(f"BOOTP header: {name} is {len(value)} bytes, not {size}")
     try:
-        values[7:11] = [_WRITE_IPV4(address) for address in values[7:11]]
+        values[7:11] = [
+            _ZERO_BYTES if address is _ZERO else _WRITE_IPV4(address) for address in values[7:11]
+        ]
         return _FAST_HEADER.pack(*values)
     except (struct.error, ValueError, TypeError) as exc:
         raise EncodeError(f"BOOTP header: {exc}") from None
