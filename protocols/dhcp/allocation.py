@@ -20,6 +20,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from protocols.dhcp.leases import LeaseStore
 from protocols.dhcp.policy import BootFamily
+from protocols.once import once
 
 FULL_POOL_RETRY = 1.0  # seconds
 
@@ -43,6 +44,15 @@ class Subnet:
                     f"subnet {self.network}: range {first} - {last} is not an ascending "
                     "range inside the network"
                 )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @once
+    def _hash(self) -> int:
+        """The engine's reply caches are keyed by subnet, once per reply, and an
+        ``IPv4Address`` hashes through its hex text: the fields are hashed once."""
+        return hash((self.network, self.pool, self.routers, self.dns, self.domain, self.lease_time))
 
     def in_pool(self, ip: IPv4Address) -> bool:
         return self.pool is not None and self.pool[0] <= ip <= self.pool[1]

@@ -60,6 +60,7 @@ from protocols.dhcp.options import (
     MAX_MESSAGE_SIZE,
     MESSAGE,
     MESSAGE_TYPE,
+    PARAMETER_REQUEST_LIST,
     REBINDING_TIME,
     RELAY_AGENT_INFO,
     RENEWAL_TIME,
@@ -71,6 +72,10 @@ from protocols.dhcp.options import (
     Option,
 )
 from protocols.dhcp.policy import (
+    OPT_ARCH,
+    OPT_IPXE_ENCAP,
+    OPT_USER_CLASS,
+    OPT_VENDOR_CLASS,
     BootChoice,
     BootFamily,
     BootSettings,
@@ -419,33 +424,38 @@ class DhcpServer:
         host = self.settings.hosts.get(request.mac)
         next_server = self._next_server(received)
         client = _client(request)
-        choice = choose_boot(
-            client,
-            request.mac,
-            next_server,
-            self.settings.boot,
-            host.loader if host else None,
+        choice = (
+            None
+            if client is _NOT_BOOTING
+            else choose_boot(
+                client,
+                request.mac,
+                next_server,
+                self.settings.boot,
+                host.loader if host else None,
+            )
         )
-        head: list[tuple[int, object]] = []
-        if kind is not None:
-            head += [(MESSAGE_TYPE, kind), (SERVER_ID, received.address)]
-        if kind is not None and ip != ZERO:
-            time = subnet.lease_time
-            head += [(LEASE_TIME, time), (RENEWAL_TIME, time // 2), (REBINDING_TIME, time * 7 // 8)]
+        lease_time = subnet.lease_time if kind is not None and ip != ZERO else None
+        head = _head(kind, received.address, lease_time)
         forced: list[tuple[int, object]] = list(choice.options.items()) if choice else []
-        offered = dict(_subnet_options(subnet))
-        if host is not None and host.hostname:
-            offered[HOSTNAME] = _option(HOSTNAME, host.hostname)
         file = ""
         if choice is not None:
-            offered[TFTP_SERVER] = _option(TFTP_SERVER, str(choice.next_server))
-            offered[BOOTFILE] = _option(BOOTFILE, choice.file)
             file, spilled = _place_file(choice.file)
             forced += spilled
-        fixed = _options(head, forced)
-        options = _options(fixed, [(option.code, option) for option in _wanted(request, offered)])
+        fixed = _options(list(head), forced)
+        prl = request.get(PARAMETER_REQUEST_LIST)
+        wanted = _wanted(
+            b"" if prl is None else prl.data,
+            subnet,
+            host.hostname if host is not None and host.hostname else None,
+            (choice.next_server, choice.file) if choice is not None else None,
+        )
+        taken = {code for code, _ in fixed}
+        options = fixed + [(option.code, option) for option in wanted if option.code not in taken]
         name = kind.name if kind is not None else "BOOTREPLY"
-        missing = None if choice else no_loader(client, self.settings.boot)
+        missing = (
+            None if choice or client is _NOT_BOOTING else no_loader(client, self.settings.boot)
+        )
         boot = f" boot {choice.family.value} {choice.file}" if choice else ""
         boot += f" (no boot file: {missing})" if missing else ""
         action = self._send(
@@ -487,17 +497,16 @@ class DhcpServer:
     ) -> Action:
         """Encode within the client's size limit, dropping trailing requested options if needed."""
         relay = request.get(RELAY_AGENT_INFO)
-        tail: list[tuple[int, object]] = [(RELAY_AGENT_INFO, relay)] if relay else []
+        tail = [relay] if relay else []
         budget = _max_payload(request)
         vend = None if request.is_dhcp else bytes(64)
+        built = [
+            value if isinstance(value, Option) else _option(code, value) for code, value in options
+        ]
         for dropped in range(droppable + 1):
-            kept = options[: len(options) - dropped]
             reply = DhcpPacket.reply(
                 request,
-                [
-                    value if isinstance(value, Option) else _option(code, value)
-                    for code, value in kept + tail
-                ],
+                built[: len(built) - dropped] + tail,
                 file=file,
                 vend=vend,
                 yiaddr=yiaddr,
@@ -581,7 +590,16 @@ class DhcpServer:
         return request.hostname
 
 
+# Without one of these a request cannot be from boot firmware (``Client.netboot``), and
+# classify's other fields only matter for a PXE or HTTP client: most DHCP traffic is
+# leases only (installers, booted hosts, relays' perfdhcp), so it skips classify.
+_BOOT_HINTS = (OPT_VENDOR_CLASS, OPT_ARCH, OPT_IPXE_ENCAP, OPT_USER_CLASS)
+_NOT_BOOTING = Client()
+
+
 def _client(request: DhcpPacket) -> Client:
+    if not any(request.get(code) is not None for code in _BOOT_HINTS):
+        return _NOT_BOOTING
     return classify({option.code: option.data for option in request.options})
 
 
@@ -605,18 +623,51 @@ def _options(
     return out
 
 
-def _wanted(request: DhcpPacket, offered: dict[int, Option]) -> list[Option]:
-    """Offered options in parameter-request-list order; all of them (by code) without a
-    PRL, or with an empty one (option 55 of length 0, which real clients send).
+@lru_cache(maxsize=1024)
+def _head(
+    kind: MessageType | None, server_id: IPv4Address, lease_time: int | None
+) -> tuple[tuple[int, Option], ...]:
+    """What every OFFER or ACK of one server, kind and lease time starts with."""
+    head: list[tuple[int, object]] = []
+    if kind is not None:
+        head += [(MESSAGE_TYPE, kind), (SERVER_ID, server_id)]
+    if kind is not None and lease_time is not None:
+        head += [
+            (LEASE_TIME, lease_time),
+            (RENEWAL_TIME, lease_time // 2),
+            (REBINDING_TIME, lease_time * 7 // 8),
+        ]
+    return tuple((code, _option(code, value)) for code, value in head)
+
+
+@lru_cache(maxsize=4096)
+def _wanted(
+    prl: bytes,
+    subnet: Subnet,
+    hostname: str | None,
+    boot: tuple[IPv4Address, str] | None,
+) -> tuple[Option, ...]:
+    """The offered options (the subnet's, the host's name, the boot server and file) in
+    parameter-request-list order; all of them (by code) without a PRL, or with an empty
+    one (option 55 of length 0, which real clients send).  ``prl`` is option 55's raw
+    bytes, whose every byte is a code: clients of one kind send the same list, so the
+    choice is made once per list, subnet and boot answer.
 
     Subnet mask and routers follow even when not asked for: PXE ROMs and BOOTP
     clients often do not ask, and cannot work without them.
     """
-    prl = [code for code in dict.fromkeys(request.parameter_request_list) if code in offered]
-    if not prl:
-        return [offered[code] for code in sorted(offered)]
-    essentials = [code for code in (SUBNET_MASK, ROUTER) if code in offered and code not in prl]
-    return [offered[code] for code in essentials + prl]
+    offered = dict(_subnet_options(subnet))
+    if hostname:
+        offered[HOSTNAME] = _option(HOSTNAME, hostname)
+    if boot is not None:
+        server, file = boot
+        offered[TFTP_SERVER] = _option(TFTP_SERVER, str(server))
+        offered[BOOTFILE] = _option(BOOTFILE, file)
+    asked = [code for code in dict.fromkeys(prl) if code in offered]
+    if not asked:
+        return tuple(offered[code] for code in sorted(offered))
+    essentials = [code for code in (SUBNET_MASK, ROUTER) if code in offered and code not in asked]
+    return tuple(offered[code] for code in essentials + asked)
 
 
 def _max_payload(request: DhcpPacket) -> int:

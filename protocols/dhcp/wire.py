@@ -162,15 +162,41 @@ class _Area:
     trailing: bytes
 
 
-@dataclass(frozen=True)
 class _Layout:
-    """Everything about a decoded packet's option bytes that the options themselves lose."""
+    """Everything about a decoded packet's option bytes that the options themselves lose.
 
-    main: _Area
-    file: _Area | None
-    sname: _Area | None
-    order: tuple[int, ...]
-    sizes: tuple[int, ...]
+    Worked out from the decoder's scans on first use: only re-encoding a decoded packet
+    reads it (a replay, the round trip), never the engine answering a request.
+    ``order`` and ``sizes`` are those of the options as decoded.
+    """
+
+    def __init__(
+        self, scans: tuple[Scan, Scan | None, Scan | None], options: tuple[Option, ...]
+    ) -> None:
+        self._scans = scans
+        self._options = options
+
+    @once
+    def main(self) -> _Area:
+        return _area_layout(self._scans[0])
+
+    @once
+    def file(self) -> _Area | None:
+        area = self._scans[1]
+        return _area_layout(area) if area is not None else None
+
+    @once
+    def sname(self) -> _Area | None:
+        area = self._scans[2]
+        return _area_layout(area) if area is not None else None
+
+    @once
+    def order(self) -> tuple[int, ...]:
+        return tuple(option.code for option in self._options)
+
+    @once
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(len(option.data) for option in self._options)
 
 
 def _pad_field(value: bytes, size: int, name: str) -> bytes:
@@ -399,34 +425,25 @@ def _join(
     main: Scan, file_area: Scan | None, sname_area: Scan | None
 ) -> tuple[tuple[Option, ...], _Layout]:
     """RFC 3396: every piece of one code, in options/file/sname order, is one option."""
-    items = [
-        item
-        for area in (main, file_area, sname_area)
-        if area is not None
-        for item in area.items
-        if item.code != PAD
-    ]
     joined: dict[int, bytes] = {}
     offsets: dict[int, int] = {}
-    for code, offset, data in items:
-        if code in joined:
-            joined[code] += data
-        else:
-            joined[code] = data
-            offsets[code] = offset
+    for area in (main, file_area, sname_area):
+        if area is None:
+            continue
+        for code, offset, data in area.items:
+            if code == PAD:
+                continue
+            if code in joined:
+                joined[code] += data
+            else:
+                joined[code] = data
+                offsets[code] = offset
     pxe = joined.get(VENDOR_CLASS, b"").startswith(b"PXEClient")
     options = tuple(
         Option(code, data, pxe and code == VENDOR_SPECIFIC, offsets[code])
         for code, data in joined.items()
     )
-    layout = _Layout(
-        main=_area_layout(main),
-        file=_area_layout(file_area) if file_area else None,
-        sname=_area_layout(sname_area) if sname_area else None,
-        order=tuple(joined),
-        sizes=tuple(map(len, joined.values())),
-    )
-    return options, layout
+    return options, _Layout((main, file_area, sname_area), options)
 
 
 def _area_layout(area: Scan) -> _Area:
@@ -450,22 +467,26 @@ def encode_dhcp(packet: DhcpPacket, *, max_size: int | None = None, min_size: in
         tail, file, sname = _replay(packet, packet.layout)
     else:
         tail, file, sname = _lay_out(packet, max_size, min_size)
-    header = {name: getattr(packet, name) for name in (*_HEADER_FIELDS, *_ADDRESS_FIELDS)}
-    return build_header(dict(header, chaddr=packet.chaddr, sname=sname, file=file)) + tail
+    p = packet
+    fields = [p.op, p.htype, p.hlen, p.hops, p.xid, p.secs, p.flags, p.ciaddr, p.yiaddr]
+    return _pack_header([*fields, p.siaddr, p.giaddr, p.chaddr, sname, file]) + tail
 
 
 def build_header(fields: dict[str, Any]) -> bytes:
     """What building ``HEADER_GRAMMAR`` from ``fields`` gives; EncodeError where it would fail."""
-    for name, size in _BYTES_FIELDS:
-        if len(fields[name]) != size:
-            raise EncodeError(f"BOOTP header: {name} is {len(fields[name])} bytes, not {size}")
+    return _pack_header([fields[name] for name in _FIELDS])
+
+
+def _pack_header(values: list[Any]) -> bytes:
+    """``values`` in ``_FIELDS`` order; a list, not a dict, as every reply comes here."""
+    for (name, size), value in zip(_BYTES_FIELDS, values[-3:], strict=True):
+        if len(value) != size:
+            raise EncodeError(f"BOOTP header: {name} is {len(value)} bytes, not {size}")
     try:
-        addresses = [_WRITE_IPV4(fields[name]) for name in _ADDRESS_FIELDS]
-        return _FAST_HEADER.pack(
-            *(fields[name] for name in _HEADER_FIELDS),
-            *addresses,
-            *(fields[name] for name, _ in _BYTES_FIELDS),
-        )
+        values[7:11] = [
+            _ZERO_BYTES if address is _ZERO else _WRITE_IPV4(address) for address in values[7:11]
+        ]
+        return _FAST_HEADER.pack(*values)
     except (struct.error, ValueError, TypeError) as exc:
         raise EncodeError(f"BOOTP header: {exc}") from None
 

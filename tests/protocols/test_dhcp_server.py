@@ -84,6 +84,21 @@ def test_reserved_host_gets_its_reservation_and_hostname():
     assert offer.option(12) == "web01"
 
 
+def test_clients_sending_the_same_parameter_list_each_get_their_own_name_and_file():
+    """The reply's option choice is cached per parameter request list: what differs
+    from client to client (a host's name, a per-MAC boot URL) must still differ."""
+    engine = server()
+    options = ((55, [1, 12, 67]), (77, b"iPXE"))
+    offers = {
+        mac: reply_packet(engine.handle_datagram(request(D, mac, options=options), ON_LAB, NOW))
+        for mac in (RESERVED_MAC, MAC, MAC2)
+    }
+    assert offers[RESERVED_MAC].option(12) == "web01"
+    assert offers[MAC].option(12) is None
+    assert offers[MAC].option(67) == f"http://{SERVER}:80/boot/{MAC}.ipxe"
+    assert offers[MAC2].option(67) == f"http://{SERVER}:80/boot/{MAC2}.ipxe"
+
+
 def test_exhausted_pool_gets_silence_with_a_reason():
     engine = server()
     for n in range(10):
