@@ -321,6 +321,7 @@ class _Transfer(DatagramProtocol):
         self._next_lockstep = session.next_lockstep
         self.heard = False  # has the client answered yet? (else a repeated RRQ is a retransmit)
         self.done = False
+        self.size_probe = False  # it ended with the client's ERROR after the OACK
         self.stopped: Deferred[None] | None = None
         self._timer: Timer | None = None
         self._timer_due = 0.0  # when self._timer fires, in reactor seconds
@@ -407,6 +408,7 @@ class _Transfer(DatagramProtocol):
             elif isinstance(action, Send):
                 self._send(action.datagram)
             else:
+                self.size_probe = action.stats.outcome == "size-probe"
                 self._close()
                 self._tell(self.server.finished, self, action.stats)
                 return
@@ -787,7 +789,7 @@ class TftpService(Service):
         the reactor one cross-thread wake-up per session (a storm opens thousands).
         """
         transfer.source.close()
-        self.server.ended(transfer.client, transfer)
+        self.server.ended(transfer.client, transfer, self.loop.seconds())
         self.stats.active_sessions -= 1
         self._track(transfer.stopped)
 
