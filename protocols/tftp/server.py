@@ -17,13 +17,15 @@ client address) live here, next to the rules that read them:
   reusing its port (a reboot takes longer than that): the old transfer ends,
   silently (an ERROR from its port could reach the client before the answer to
   the new request and be taken for it), and the new request is judged afresh.
-* The same request from the same port within ``timeout`` of the end of a size
-  probe it started (the client's ERROR after the OACK), or while that end is on
-  its way, is a copy the listener read late: the client's retransmission, sent
-  before the OACK reached it and queued while the listener was busy (a storm's
-  first seconds). It is ignored. Answering it started a ghost transfer to the
-  port the client had closed, which retried for 12-22 s holding a slot and
-  logged a timeout (benchmarks/README.md, the storm's tsize probes). Only after
+* The same request from the same port within ``LATE_COPY_WINDOW`` of the end of
+  a size probe it started (the client's ERROR after the OACK), or while that end
+  is on its way, is a copy the listener read late: the client's retransmission,
+  sent before the OACK reached it and queued while the listener was busy (a
+  storm's first seconds, when the reactor's backlog of DHCP and RRQs reached
+  seconds: a window of ``timeout``, 1 s, still let 126 through in one N = 500
+  storm). It is ignored. Answering it started a ghost transfer to the port the
+  client had closed, which waited 22 s holding a slot and logged a timeout
+  (benchmarks/README.md, the storm's tsize probes). Only after
   a probe: a client that read the file may well ask for it again from the same
   port at once (tftp-hpa's interactive client does). One that probes and then
   asks the same from the same port (no known one: OVMF asks from a new port)
@@ -72,6 +74,9 @@ MODES = ("octet", "netascii")
 BUSY = "server busy, try again"
 DECODED_KEPT = 256  # distinct datagrams remembered
 REQUEST_SIZE = 512  # RFC 2347: a request fits in 512 bytes; a longer one is decoded each time
+# Seconds after a size probe's end in which the same request from the same port is a copy
+# read late: as long as the listener's backlog can get in a storm (module docstring).
+LATE_COPY_WINDOW = 30.0
 
 
 class Running(Protocol):
@@ -224,7 +229,7 @@ class TftpServer(Generic[T]):
             self._ended[client] = (transfer.request, now)
         while self._ended:
             _, (_, when) = next(iter(self._ended.items()))
-            if now - when < self.limits.timeout:
+            if now - when < LATE_COPY_WINDOW:
                 break
             self._ended.popitem(last=False)
         self._unheard.pop(id(transfer), None)
@@ -268,7 +273,7 @@ class TftpServer(Generic[T]):
         if running is not None and id(running) not in self._evicted:
             return running.done and running.size_probe and running.request == request
         ended = self._ended.get(client)
-        return ended is not None and ended[0] == request and now - ended[1] < self.limits.timeout
+        return ended is not None and ended[0] == request and now - ended[1] < LATE_COPY_WINDOW
 
     def _admit(self, request: ReadRequest, client: Client, now: float) -> list[Action[T]]:
         if request.mode_name not in MODES:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from protocols.tftp.server import (
+    LATE_COPY_WINDOW,
     Defer,
     Drop,
     Ignore,
@@ -134,9 +135,10 @@ def test_a_late_copy_of_a_size_probes_request_starts_no_ghost_transfer():
     assert server.receive(rrq(tsize="0"), CLIENT, 0.3) == [late]  # its end is on its way
     server.ended(CLIENT, probe, 0.4)
     assert server.receive(rrq(tsize="0"), CLIENT, 1.3) == [late]
+    assert server.receive(rrq(tsize="0"), CLIENT, 0.4 + LATE_COPY_WINDOW - 0.1) == [late]
 
 
-def test_after_a_probe_a_new_request_or_the_same_one_past_the_timeout_is_served():
+def test_after_a_probe_a_new_request_or_the_same_one_past_the_late_copy_window_is_served():
     server: TftpServer[Transfer] = TftpServer(LIMITS)
     probe = begin(server, rrq(tsize="0"))
     probe.done = probe.size_probe = True
@@ -146,7 +148,7 @@ def test_after_a_probe_a_new_request_or_the_same_one_past_the_timeout_is_served(
     probe = begin(server, rrq(tsize="0"), other)
     probe.done = probe.size_probe = True
     server.ended(other, probe, 2.0)
-    assert isinstance(server.receive(rrq(tsize="0"), other, 3.0)[0], Start)
+    assert isinstance(server.receive(rrq(tsize="0"), other, 2.0 + LATE_COPY_WINDOW)[0], Start)
 
 
 def test_the_same_request_right_after_a_complete_read_is_served():
