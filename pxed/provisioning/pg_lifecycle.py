@@ -103,7 +103,8 @@ class PostgresLifecycle(Lifecycle):
     def _rows(self) -> list[Row]:
         return self._run(f"SELECT {_COLUMNS} FROM hosts").fetchall()
 
-    def _begin(self, mac: str) -> None:
+    def _begin(self, mac: str, durable: bool = True) -> None:
+        """``durable`` is ignored: every change commits as the PostgreSQL server is set to."""
         self._run("BEGIN")
         try:
             self._run("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pxed host {mac}",))

@@ -329,6 +329,7 @@ class TransferLoop:
         self._sockets: dict[int, socket.socket] = {}
         self._ports: dict[int, Port] = {}  # connected ones, by descriptor
         self._wake_lock = threading.Lock()  # no wake-up write may race the eventfd's close
+        self._wake_pending = False  # the eventfd is written and not yet read by the loop
         self._timers: list[tuple[float, int, DelayedCall]] = []
         self._alarm: _AlarmClock | None = None
         self._order = itertools.count()
@@ -382,10 +383,20 @@ class TransferLoop:
         self._refusals.send(address, datagram, client)
 
     def callFromThread(self, func: Callable[..., Any], *args: Any) -> None:
-        """Run ``func(*args)`` in the loop's thread, in the order asked; safe from any thread."""
+        """Run ``func(*args)`` in the loop's thread, in the order asked; safe from any thread.
+
+        The eventfd is written only when no wake-up is pending yet: a session's start asks
+        for two calls (adopt the port, begin), and each write is a system call at which
+        the GIL may pass to the loop's thread and have to come back. The loop clears
+        ``_wake_pending`` before it runs the queue, so a call queued after that writes
+        again, and one queued before is run by that pass.
+        """
         self._calls.append((func, args))
+        if self._wake_pending:
+            return
         with self._wake_lock:
             if self._wake >= 0:
+                self._wake_pending = True
                 os.eventfd_write(self._wake, 1)
 
     # --- life -------------------------------------------------------------------------------
@@ -404,6 +415,7 @@ class TransferLoop:
         with self._wake_lock:
             self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             self._epoll.register(self._wake, select.EPOLLIN)
+            self._wake_pending = bool(self._calls)  # a new eventfd: nothing pending on it
             if self._calls:  # asked before the start
                 os.eventfd_write(self._wake, 1)
         self._running = True
@@ -536,6 +548,7 @@ class TransferLoop:
                 reader()
             elif fd == wake:
                 os.eventfd_read(wake)
+                self._wake_pending = False  # before the queue is read: see callFromThread
                 self._run_calls()
             elif fd == alarm:
                 self._run_timers()

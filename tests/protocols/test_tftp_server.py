@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from protocols.tftp.server import (
+    LATE_COPY_WINDOW,
     Defer,
     Drop,
     Ignore,
@@ -33,6 +34,7 @@ class Transfer:
     started: float
     heard: bool = False
     done: bool = False
+    size_probe: bool = False
 
 
 def rrq(name: str = "pxelinux.0", mode: str = "octet", **options: str) -> bytes:
@@ -123,6 +125,41 @@ def test_a_transfer_whose_end_is_on_its_way_is_not_repeated():
     assert server.receive(rrq(), CLIENT, 0.1) == [Start(CLIENT, transfer.request)]
 
 
+def test_a_late_copy_of_a_size_probes_request_starts_no_ghost_transfer():
+    """The ROM repeated its RRQ before the OACK reached it; the listener read the copy
+    after the probe had ended: answering it sent an OACK to a closed port for 12-22 s."""
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    probe = begin(server, rrq(tsize="0"))
+    probe.done = probe.size_probe = True
+    late = Ignore(CLIENT, "late copy of the request of a transfer that has ended")
+    assert server.receive(rrq(tsize="0"), CLIENT, 0.3) == [late]  # its end is on its way
+    server.ended(CLIENT, probe, 0.4)
+    assert server.receive(rrq(tsize="0"), CLIENT, 1.3) == [late]
+    assert server.receive(rrq(tsize="0"), CLIENT, 0.4 + LATE_COPY_WINDOW - 0.1) == [late]
+
+
+def test_after_a_probe_a_new_request_or_the_same_one_past_the_late_copy_window_is_served():
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    probe = begin(server, rrq(tsize="0"))
+    probe.done = probe.size_probe = True
+    server.ended(CLIENT, probe, 0.4)
+    assert isinstance(server.receive(rrq(), CLIENT, 0.5)[0], Start)  # the read, without tsize
+    other = ("10.0.0.5", 2071)
+    probe = begin(server, rrq(tsize="0"), other)
+    probe.done = probe.size_probe = True
+    server.ended(other, probe, 2.0)
+    assert isinstance(server.receive(rrq(tsize="0"), other, 2.0 + LATE_COPY_WINDOW)[0], Start)
+
+
+def test_the_same_request_right_after_a_complete_read_is_served():
+    """tftp-hpa's interactive client reads a file again from the same port."""
+    server: TftpServer[Transfer] = TftpServer(LIMITS)
+    read = begin(server, rrq())
+    read.done = read.heard = True
+    server.ended(CLIENT, read, 0.2)
+    assert isinstance(server.receive(rrq(), CLIENT, 0.3)[0], Start)
+
+
 def test_past_max_per_client_a_request_is_deferred_unanswered_and_an_end_makes_room():
     server: TftpServer[Transfer] = TftpServer(LIMITS)
     first = begin(server, rrq(), ("10.0.0.5", 1))
@@ -131,7 +168,7 @@ def test_past_max_per_client_a_request_is_deferred_unanswered_and_an_end_makes_r
     assert busy == Defer(
         ("10.0.0.5", 3), "pxelinux.0", "max_per_client (2) transfers from this address"
     )
-    server.ended(("10.0.0.5", 1), first)
+    server.ended(("10.0.0.5", 1), first, 0.0)
     assert isinstance(server.receive(rrq(), ("10.0.0.5", 3), 0.0)[0], Start)
 
 
@@ -164,7 +201,7 @@ def test_in_a_storm_running_transfers_keep_their_slots_and_repeats_are_admitted_
         now += 0.5  # the clients' retry timer; the oldest transfer ends
         client, transfer = next(iter(running.items()))
         transfer.done = True
-        server.ended(client, transfer)
+        server.ended(client, transfer, now)
         del running[client]
         served += 1
     assert served == 12
@@ -203,7 +240,7 @@ def test_an_evicted_transfer_is_neither_evicted_again_nor_repeated():
     assert isinstance(busy, Defer)
     # The evicted client's own retry is a new request, not a repeat of the evicted transfer.
     assert server.receive(rrq(), ("10.0.0.0", 69), 5.0) == [busy_for(("10.0.0.0", 69))]
-    server.ended(("10.0.0.0", 69), first)
+    server.ended(("10.0.0.0", 69), first, 5.0)
     assert server.active == 3
 
 
@@ -264,7 +301,8 @@ class ListenerMachine(RuleBasedStateMachine):
             transfer.heard = True
         else:
             transfer.done = True
-            self.server.ended(client, transfer)
+            transfer.size_probe = data.draw(st.booleans())
+            self.server.ended(client, transfer, self.now)
             del self.transfers[index]
             self.evicted = [gone for gone in self.evicted if gone is not transfer]
 

@@ -168,3 +168,38 @@ def test_a_database_from_before_install_generations_opens_and_keeps_its_rows(tmp
     state = lifecycle.get("52:54:00:12:34:56")
     assert (state.state, state.generation) == (State.INSTALLING, 0)
     assert lifecycle.done("52:54:00:12:34:56", 6.0).generation == 1
+
+
+def _statements(states: Lifecycle) -> list[str]:
+    """Every statement the lifecycle's connection runs from now on."""
+    seen: list[str] = []
+    states._conn.set_trace_callback(seen.append)
+    return seen
+
+
+@pytest.mark.parametrize("end", ["done", "failed", "rearm"])
+def test_what_ends_an_install_is_fsynced_before_it_returns(states: Lifecycle, end: str):
+    states.kickstart_fetched(MAC, 1.0, 3, 3600)
+    statements = _statements(states)
+    getattr(states, end)(MAC, 2.0)
+    assert statements[0] == "PRAGMA synchronous=FULL"
+    assert states._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+
+
+def test_a_boot_on_its_way_commits_without_waiting_for_the_disk(states: Lifecycle):
+    statements = _statements(states)
+    states.seen(MAC, "dhcp", 1.0)
+    first = statements.index("PRAGMA synchronous=NORMAL")
+    assert statements[first + 1] == "BEGIN IMMEDIATE"
+    states.kickstart_fetched(MAC, 2.0, 3, 3600)
+    assert "PRAGMA synchronous=NORMAL" not in statements[first + 1 :]  # kept while it fits
+    assert states._conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+
+
+def test_a_change_committed_without_fsync_is_seen_by_another_process(tmp_path: Path):
+    """What a kill -9 leaves: the commit is in the WAL, which the next opener reads."""
+    first = Lifecycle.open(tmp_path)
+    first.kickstart_fetched(MAC, 1.0, 3, 3600)
+    again = Lifecycle.open(tmp_path)
+    assert again.get(MAC).state is State.INSTALLING
+    assert again.get(MAC).fetches == (1.0,)

@@ -471,3 +471,26 @@ def test_behind_a_router_a_preseed_hosts_signed_url_admits_it_while_it_installs(
     code, body = request(deb_lab, signed, client=OFF_LINK)
     assert code == 200 and "get_hostname string deb01" in body
     assert request(deb_lab, f"/ks/{DEB}/{signed.rsplit('/', 1)[1]}", client=OFF_LINK)[0] == 404
+
+
+def test_a_template_edited_on_disk_after_load_is_served_as_edited(lab: Provisioning):
+    """Compiled templates are kept by their text, so a fetch still reads what is on disk."""
+    assert "network --hostname=web01" in request(lab, f"/ks/{WEB}", client=WEB_IP)[1]
+    answer_file = lab.inventory.config.profiles["web"].answer_file
+    assert answer_file is not None
+    answer_file.template.write_text("text\nnetwork --hostname=edited-{{ host.hostname }}\n")
+    code, body = request(lab, f"/ks/{WEB}", client=WEB_IP)
+    assert (code, body) == (200, "text\nnetwork --hostname=edited-web01\n")
+
+
+def test_the_neighbour_entry_is_found_among_many_and_incomplete_ones_are_skipped(tmp_path: Path):
+    table = tmp_path / "arp"
+    lines = [f"10.213.4.{i} 0x1 0x2 52:54:00:00:00:{i:02x} * br0" for i in range(1, 200)]
+    lines.insert(0, "10.213.4.7 0x1 0x0 00:00:00:00:00:00 * br1")  # incomplete, same address
+    table.write_text(ARP_HEAD + "\n".join(lines) + "\n")
+    neighbours = Neighbours(table, ndp_dump=lambda: b"")
+    assert neighbours.mac_of("10.213.4.7") == "52:54:00:00:00:07"
+    assert neighbours.mac_of("10.213.4.199") == "52:54:00:00:00:c7"  # the last line
+    assert neighbours.mac_of("10.213.4.1") == "52:54:00:00:00:01"  # not 10.213.4.10..19
+    assert neighbours.mac_of("10.213.4.200") is None
+    assert neighbours.mac_of("10.213.4") is None

@@ -11,6 +11,7 @@ still get through.
 
 from __future__ import annotations
 
+import os
 import queue
 import socket
 import threading
@@ -151,6 +152,28 @@ def test_calls_from_other_threads_run_in_the_loop_thread_in_order(loop: Transfer
     assert [ran.get(timeout=WAIT) for _ in range(50)] == [
         (n, "pxed-tftp-transfers") for n in range(50)
     ]
+
+
+def test_calls_queued_while_a_wake_up_is_pending_write_the_eventfd_once(
+    loop: TransferLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session's start queues two calls; each eventfd write is a system call at which the
+    GIL may change hands, so calls queued before the loop reads the queue share one."""
+    writes: list[int] = []
+    real_write = os.eventfd_write
+    monkeypatch.setattr(os, "eventfd_write", lambda fd, n: (writes.append(fd), real_write(fd, n)))
+    busy, release = threading.Event(), threading.Event()
+    loop.callFromThread(lambda: (busy.set(), release.wait(WAIT)))
+    assert busy.wait(WAIT)
+    before = len(writes)
+    ran: queue.Queue[int] = queue.Queue()
+    for n in range(20):
+        loop.callFromThread(ran.put, n)
+    assert len(writes) == before + 1
+    release.set()
+    assert [ran.get(timeout=WAIT) for _ in range(20)] == list(range(20))
+    loop.callFromThread(ran.put, 20)  # after the queue was read: a wake-up of its own
+    assert ran.get(timeout=WAIT) == 20
 
 
 def test_a_failing_callback_is_logged_in_the_reactor_and_the_loop_goes_on(
