@@ -29,7 +29,7 @@ client address) live here, next to the rules that read them:
   a probe: a client that read the file may well ask for it again from the same
   port at once (tftp-hpa's interactive client does). One that probes and then
   asks the same from the same port (no known one: OVMF asks from a new port)
-  repeats its RRQ after its own timer and is then served.
+  is served once its retries reach past the window.
 * Past ``max_sessions`` transfers, or ``max_per_client`` for one client
   address, a request is deferred: not answered at all (``Defer``). Firmware
   ends a download on any ERROR, code 0 "busy" included (iPXE, EDK2's Mtftp4,
@@ -75,8 +75,11 @@ BUSY = "server busy, try again"
 DECODED_KEPT = 256  # distinct datagrams remembered
 REQUEST_SIZE = 512  # RFC 2347: a request fits in 512 bytes; a longer one is decoded each time
 # Seconds after a size probe's end in which the same request from the same port is a copy
-# read late: as long as the listener's backlog can get in a storm (module docstring).
-LATE_COPY_WINDOW = 30.0
+# read late (module docstring): longer than the listener's backlog gets in most storms,
+# shorter than any firmware takes from a reset back to its first RRQ (POST, link, DHCP),
+# since firmware reuses its ports across a reset (iPXE and EDK2 do) and a rebooted
+# machine's probe must be answered.
+LATE_COPY_WINDOW = 10.0
 
 
 class Running(Protocol):
