@@ -142,9 +142,10 @@ class Dhcp6Service(BatchingService[Lease, Interface, Settings]):
             return None
         ip, port = action.destination
         scope = listener.interface.index if ip.is_link_local else 0
+        text = str(ip)  # once: an IPv6Address is formatted anew at every str()
         # Twisted hands the tuple to sendto as it is: (host, port, flowinfo, scope id).
-        to = (str(ip).partition("%")[0], port, 0, scope)
-        return Outgoing(listener, action.data, to, f"[{ip}]:{port}", mac, _client(packet))
+        to = (text.partition("%")[0], port, 0, scope)
+        return Outgoing(listener, action.data, to, f"[{text}]:{port}", mac, _client(packet))
 
     def expired(self, lease: Lease) -> None:
         log.info(
