@@ -10,6 +10,7 @@ reservations; a client known by none of them gets no MAC, and the event names it
 
 from __future__ import annotations
 
+from functools import lru_cache
 from ipaddress import IPv6Address
 
 from protocols.dhcpv6.allocation import mac_from_link_local
@@ -59,12 +60,19 @@ def exchange_event(
         xid=message.transaction_id,
         interface=interface,
         port=port,
-        client=f"[{source[0]}]:{source[1]}",
+        client=_endpoint(*source),
         relayed=isinstance(packet, Dhcpv6Relay),
         outcome=outcome,
         address=address,
         reason=action.reason,
     )
+
+
+@lru_cache(maxsize=4096)
+def _endpoint(address: IPv6Address, port: int) -> str:
+    """``[address]:port``, cached: ipaddress formats an address in Python at every str(),
+    and a relay (or a client retrying) sends from one; bounded, as senders are not."""
+    return f"[{address}]:{port}"
 
 
 def _message(packet: Dhcpv6Packet) -> Dhcpv6Message:

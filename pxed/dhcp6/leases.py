@@ -79,14 +79,12 @@ class Sqlite6LeaseStore(MirroredLeases6, SqliteBatchStore[MemoryLeaseStore]):
 
     def bind(self, lease: Lease, now: float) -> None:
         self._memory.bind(lease, now)
-        address = str(lease.address)
+        # REPLACE deletes every row the new one collides with, by IA (the primary key) or
+        # by address (UNIQUE): the IA's old binding and the address's old holder.
         self._write(
-            "DELETE FROM leases6 WHERE (client = ? AND iaid = ?) OR address = ?",
-            (lease.client, lease.iaid, address),
-        )
-        self._write(
-            "INSERT INTO leases6 (client, iaid, address, expires, mac) VALUES (?, ?, ?, ?, ?)",
-            (lease.client, lease.iaid, address, lease.expires, lease.mac),
+            "INSERT OR REPLACE INTO leases6 (client, iaid, address, expires, mac)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (lease.client, lease.iaid, str(lease.address), lease.expires, lease.mac),
         )
 
     def release(self, key: BindingKey) -> None:

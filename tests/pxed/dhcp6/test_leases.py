@@ -97,6 +97,15 @@ def test_a_rebind_moves_the_ia_to_its_new_address_on_disk(reopen):
     assert reopen().leases() == [bound(address=B)]
 
 
+def test_an_expired_address_bound_to_another_ia_leaves_its_old_holder_on_disk(reopen):
+    store = reopen()
+    store.bind(bound(expires=1500.0), 1000.0)
+    committed(store)
+    store.bind(bound(DUID2, expires=9000.0), 2000.0)  # before any expiry sweep
+    committed(store)
+    assert reopen().leases() == [bound(DUID2, expires=9000.0)]
+
+
 def test_a_release_reaches_the_disk(reopen):
     store = reopen()
     store.bind(bound(), 1000.0)
