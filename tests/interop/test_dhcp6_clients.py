@@ -180,9 +180,23 @@ def test_perfdhcp6_on_the_link_completes_its_exchanges(dhcp6_lab):
     assert len(leases) == 100 and all(POOL[0] <= a <= POOL[1] for a in leases.values())
 
 
-def perfdhcp_completes(dhcp6_lab: Dhcp6Lab) -> None:
+def test_perfdhcp6_as_a_relay_completes_its_exchanges(dhcp6_lab):
+    """perfdhcp -6 -A1 plays one relay agent: every SOLICIT and REQUEST comes wrapped in a
+    RELAY-FORW from its global address to pxed's on 547, the link-address picks the
+    subnet, and every exchange gets its RELAY-REPL back on 547."""
+    require_binary("perfdhcp")
+    relay = PREFIX.network_address + 2
+    dhcp6_lab.client.ip("-6", "addr", "add", f"{relay}/64", "dev", dhcp6_lab.client_if, "nodad")
+    dhcp6_lab.start(solicit_burst=1_000_000)
+    perfdhcp_completes(dhcp6_lab, "-A1", str(SERVER))
+    leases = dhcp6_lab.leases()
+    assert len(leases) == 100 and all(POOL[0] <= a <= POOL[1] for a in leases.values())
+
+
+def perfdhcp_completes(dhcp6_lab: Dhcp6Lab, *extra: str) -> None:
     """Run PERFDHCP on the client's link; every exchange got its ADVERTISE and REPLY."""
-    done = dhcp6_lab.client.run([*PERFDHCP, "-l", dhcp6_lab.client_if], timeout=90, check=False)
+    argv = [*PERFDHCP, "-l", dhcp6_lab.client_if, *extra]
+    done = dhcp6_lab.client.run(argv, timeout=90, check=False)
     stats = {}
     for name, block in re.findall(r"Statistics for: ([A-Z-]+)\*+\n(.*?)\n\n", done.stdout, re.S):
         found = re.search(r"received packets: (\d+)", block)
