@@ -8,6 +8,7 @@ Prints the listening port on the first line of stdout, then serves until killed.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -16,14 +17,20 @@ def main() -> None:
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--tftp", type=Path)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--max-per-client", type=int, help="http.max_per_client (default: pxed's)")
     args = parser.parse_args()
     trees = {name: Path(path) for name, _, path in (t.partition("=") for t in args.tree)}
 
     from twisted.internet import reactor
 
+    from pxed.web.guard import DEFAULT_LIMITS
     from pxed.web.trees import HttpService, build_site
 
-    service = HttpService(reactor, build_site(reactor, trees, args.tftp), args.port, ["127.0.0.1"])
+    limits = DEFAULT_LIMITS
+    if args.max_per_client is not None:
+        limits = replace(limits, max_per_client=args.max_per_client)
+    site = build_site(reactor, trees, args.tftp, limits)
+    service = HttpService(reactor, site, args.port, ["127.0.0.1"])
     service.privilegedStartService()
     service.startService()
     print(service.listening[0].getHost().port, flush=True)
