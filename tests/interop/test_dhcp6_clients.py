@@ -189,6 +189,9 @@ def test_perfdhcp6_as_a_relay_completes_its_exchanges(dhcp6_lab):
     dhcp6_lab.client.ip("-6", "addr", "add", f"{relay}/64", "dev", dhcp6_lab.client_if, "nodad")
     dhcp6_lab.start(solicit_burst=1_000_000)
     perfdhcp_completes(dhcp6_lab, "-A1", str(SERVER))
+    # Relayed, not on the link: every REQUEST (SOLICITs log at debug) came from the relay.
+    log = (dhcp6_lab.tmp / "pxed.log").read_text()
+    assert log.count(f"([{relay}]:547)") >= 300 and "]:546)" not in log  # one per REQUEST
     leases = dhcp6_lab.leases()
     assert len(leases) == 100 and all(POOL[0] <= a <= POOL[1] for a in leases.values())
 
