@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from ipaddress import IPv4Address
 
-from protocols.dhcp.allocation import Allocator, Host, Subnet, subnet_for
+from protocols.dhcp.allocation import WHOLE_POOL, Allocator, Host, Share, Subnet, subnet_for
 from protocols.dhcp.leases import Lease, LeaseState, LeaseStore
 from protocols.dhcp.limits import RateLimit
 from protocols.dhcp.options import (
@@ -194,6 +194,9 @@ class DhcpServer:
         self.settings = settings
         self.store = store
         self.allocator = Allocator.build(store, settings.hosts)
+        # Which free addresses this server probes first: with peers sharing the lease
+        # database, the adapter sets its share from the live set (protocols.dhcp.split).
+        self.share: Share = WHOLE_POOL
         self.discovers = RateLimit(settings.discover_rate, settings.discover_burst)
         self.declines = RateLimit(
             settings.decline_limit / settings.decline_time, settings.decline_limit
@@ -253,7 +256,7 @@ class DhcpServer:
         subnet = self._subnet(request, received)
         if subnet is None:
             return self._no_subnet(request, received)
-        ip = self.allocator.choose(request.mac, subnet, request.requested_ip, now)
+        ip = self.allocator.choose(request.mac, subnet, request.requested_ip, now, self.share)
         if ip is None:
             return NoReply(f"no address for {request.mac} in {subnet.network}")
         lease = Lease(request.mac, ip, now + self.settings.offer_time, LeaseState.OFFERED)
@@ -338,7 +341,7 @@ class DhcpServer:
             # information only, or it would hold a second, never-expiring address.
             return self._lease_reply(request, received, subnet, None, ZERO)
         mac = request.mac
-        ip = self.allocator.choose(mac, subnet, None, now)
+        ip = self.allocator.choose(mac, subnet, None, now, self.share)
         if ip is None:
             return NoReply(f"no address for BOOTP client {mac} in {subnet.network}")
         host = self.settings.hosts.get(mac)

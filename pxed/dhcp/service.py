@@ -162,11 +162,13 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
             self._malformed(listener, datagram, addr, bad)
             return None
         if self.heartbeat is not None:
-            mine = take(request, self.heartbeat.peers, listener.interface.address)
+            peers = self.heartbeat.peers
+            mine = take(request, peers, listener.interface.address)
             if mine is None:  # a live peer's client (protocols.dhcp.split)
                 self.stats.messages[(message_name(request.message_type), "peer")] += 1
                 return None
             request = mine
+            self.engine.share = peers.share  # the free addresses this server probes first
         received = Received(
             listener.interface.address,
             (_source_address(addr[0]), addr[1]),

@@ -437,3 +437,17 @@ def test_with_a_live_peer_only_this_servers_bucket_is_answered_and_the_rest_coun
     counted = h.service.stats.messages
     assert counted[("DISCOVER", "peer")] == len(macs) - len(mine) > 0
     assert sum(n for (_, outcome), n in counted.items() if outcome != "peer") == len(mine)
+
+
+def test_with_a_live_peer_this_server_offers_from_its_share_of_the_pool():
+    """pxe2 ranks second of two: while its share lasts, the odd positions of 100-109."""
+    h = Harness()
+    both = frozenset({"pxe1", "pxe2"})
+    h.service.heartbeat = SteadyBeat(Peers("pxe2", both))  # type: ignore[assignment]
+    macs = [f"52:54:00:00:01:{n:02x}" for n in range(40)]
+    mine = [mac for mac in macs if owner(bytes.fromhex(mac.replace(":", "")), both) == "pxe2"]
+    for mac in mine[:5]:
+        h.deliver(request(MessageType.DISCOVER, mac))
+        h.reactor.advance(0)
+    offered = {int(packet.yiaddr) & 0xFF for packet, _ in h.replies()}
+    assert offered == {101, 103, 105, 107, 109}
