@@ -15,7 +15,10 @@ What the clients were told is read from a capture on the relay's link: every ACK
 (chaddr, yiaddr, server identifier, time).  The checks: before the kill both
 servers ACKed; after the window the survivor ACKed clients of the victim's bucket;
 no address is, at the end, the last ACKed address of two MACs, and the database
-holds no address for two MACs (SQL).  The exchanges lost around the kill and after
+holds no address for two MACs (SQL); and the database refused no bind (the servers'
+logs): while both are live each probes its own share of the pool
+(``protocols.dhcp.allocation.Share``), and the survivor takes the victim's share
+only after its polls have read the victim's leases.  The exchanges lost around the kill and after
 the window are printed, not asserted (timing).
 """
 
@@ -209,6 +212,7 @@ def test_two_servers_behind_a_relay_split_the_clients_and_the_survivor_of_a_kill
     print("lost by second from the kill:", Counter(lost_at))
     assert not told_twice, f"addresses ACKed last to two MACs: {told_twice}"
     assert doubles == (0,) and stored is not None and stored[0] == stored[1]
+    assert collisions == 0, "binds refused by the unique constraint: the shares overlapped"
     assert len(acks) > EXCHANGES // 2, load.output()[-2000:]
     assert before[address[victim]] and before[address[survivor]], before
     assert taken_over and {a.server for a in taken_over} == {address[survivor]}
