@@ -5,8 +5,8 @@ the reload after a failed one, and the unique address that decides between two
 pxed servers sharing the database (docs/ha.md) are ``pxed.database.pg_batches``'s,
 shared with DHCPv6; this module says what a lease row is.  A bind that lost names
 the client by its MAC: that client's ACK is not sent, memory learns the winner's
-lease, and the client's retry gets a NAK or another address.  Both servers start a
-client's probe at the same MAC-hashed address, so they mostly agree anyway.
+lease, and the client's retry gets a NAK or another address.  Live servers probe
+disjoint shares of the pool first (``protocols.dhcp.allocation.Share``), so that is rare.
 """
 
 from __future__ import annotations
