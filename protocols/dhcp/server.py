@@ -17,6 +17,11 @@ Decisions worth knowing:
   when we know the client; else silence (RFC 2131 4.3.2).
 - Retransmissions need no cache: the same request meets the same lease state
   and gets the same address back.
+- While the store cannot write (``LeaseStore.writable`` false: its database is
+  down), nothing is bound; a renewal or INIT-REBOOT for the lease the store has
+  committed is ACKed for the time that lease has left, its expiry unchanged, and
+  every other REQUEST goes unanswered (docs/ha.md).  Such an ACK is marked
+  ``committed``: it promises nothing a commit still has to store.
 - Replies always fit the client's option 57 (at least 576, at most a 1500-byte
   MTU): the encoder overloads file/sname first, then requested options are
   dropped from the end of the parameter request list.
@@ -162,6 +167,7 @@ class Reply:
     destination: tuple[IPv4Address, int]
     reason: str
     no_loader: str | None = None  # a booting client got no boot file: why (pxed warns once)
+    committed: bool = False  # promises only a lease already stored: needs no commit to leave
 
 
 @dataclass(frozen=True)
@@ -268,6 +274,8 @@ class DhcpServer:
         if server_id is not None and server_id != received.address:
             self.store.forget_offer(request.mac)
             return NoReply(f"{request.mac} chose server {server_id}")
+        if not self.store.writable:
+            return self._confirm(request, received, now)
         selecting = server_id is not None
         ip = request.requested_ip
         if ip is None and not selecting:
@@ -297,6 +305,31 @@ class DhcpServer:
         if selecting or has_record or self._authoritative:
             return self._nak(request, received, f"{ip} is not available to {mac}")
         return NoReply(f"{ip} is not available to {mac}; not authoritative, staying silent")
+
+    def _confirm(self, request: DhcpPacket, received: Received, now: float) -> Action:
+        """A REQUEST while nothing can be stored: only a renewal (ciaddr) or INIT-REBOOT
+        (option 50) of the lease the store has committed is ACKed, for the time that lease
+        has left, so the client's lease ends no later than the stored one and nothing needs
+        writing.  A SELECTING client needs a new lease: silence, as for every other."""
+        mac = request.mac
+        ip = request.requested_ip
+        if ip is None and request.ciaddr != ZERO:
+            ip = request.ciaddr
+        down = "the lease database is down"
+        if request.server_id is not None or ip is None:
+            return NoReply(f"{down}: only renewals of stored leases are answered")
+        lease = self.store.committed(mac, now)
+        if lease is None or lease.ip != ip or lease.expires is None:
+            return NoReply(f"{down}: {mac} has no stored lease on {ip} to confirm")
+        left = int(lease.expires - now)
+        subnet = self._subnet(request, received, by_ciaddr=request.ciaddr == ip)
+        if left < 1 or subnet is None or not self.allocator.acceptable(mac, ip, subnet, now):
+            return NoReply(f"{down}: {mac}'s stored lease on {ip} is not confirmed")
+        action = self._lease_reply(request, received, subnet, MessageType.ACK, ip, left)
+        if not isinstance(action, Reply):
+            return action
+        reason = f"{action.reason} ({down}: its stored lease, {left} s left)"
+        return replace(action, reason=reason, committed=True)
 
     def _decline(self, request: DhcpPacket, received: Received, now: float) -> Action:
         ip = request.requested_ip
@@ -421,9 +454,11 @@ class DhcpServer:
         subnet: Subnet,
         kind: MessageType | None,
         ip: IPv4Address,
+        lease_time: int | None = None,
     ) -> Action:
         """OFFER, ACK (``ip`` is ZERO for INFORM) or, with ``kind`` None, a BOOTREPLY
-        (``ip`` ZERO for a BOOTP client that knows its address)."""
+        (``ip`` ZERO for a BOOTP client that knows its address).  The lease time is the
+        subnet's unless ``lease_time`` says otherwise; T1 and T2 follow it."""
         host = self.settings.hosts.get(request.mac)
         next_server = self._next_server(received)
         client = _client(request)
@@ -438,7 +473,10 @@ class DhcpServer:
                 host.loader if host else None,
             )
         )
-        lease_time = subnet.lease_time if kind is not None and ip != ZERO else None
+        if kind is None or ip == ZERO:
+            lease_time = None
+        elif lease_time is None:
+            lease_time = subnet.lease_time
         head = _head(kind, received.address, lease_time)
         forced: list[tuple[int, object]] = list(choice.options.items()) if choice else []
         file = ""
