@@ -212,6 +212,42 @@ def test_a_database_down_logs_one_traceback_then_one_line_per_failed_batch():
 
 
 @dataclass
+class DownStore(RecordingStore):
+    """PostgreSQL down: every commit fails, and only ``stored`` is known committed."""
+
+    stored: dict[str, Lease] = field(default_factory=dict)
+    fail_commit: bool = True
+    writable = False
+
+    def committed(self, mac: str, now: float) -> Lease | None:
+        lease = self.stored.get(mac)
+        return lease if lease is not None and lease.active(now) else None
+
+
+def test_with_the_database_down_a_stored_leases_renewal_leaves_at_once_and_the_rest_never():
+    """The confirmation promises nothing the failing commit would have stored: it does
+    not wait for the batch, and the batch's other replies are dropped with it."""
+    h = Harness(make_store=DownStore)
+    ip = IPv4Address("10.213.7.100")
+    now = h.reactor.seconds()
+    h.store.stored[MAC] = Lease(MAC, ip, now + 90)
+    h.store.bind(h.store.stored[MAC], now)
+    h.deliver(request(MessageType.REQUEST, MAC2, options=((50, IPv4Address("10.213.7.101")),)))
+    h.deliver(request(MessageType.DISCOVER, "52:54:00:00:00:99"))
+    h.deliver(request(MessageType.REQUEST, ciaddr=ip), sender=(str(ip), 68))
+    [(ack, to)] = h.replies()  # before the turn's commit
+    assert (ack.message_type, ack.mac, ack.option(51), to) == (
+        MessageType.ACK,
+        MAC,
+        90,
+        (str(ip), 68),
+    )
+    h.reactor.advance(0)
+    assert len(h.reactor.sent) == 1 and h.service.stats.commit_failures == 1
+    assert h.service.stats.messages[("REQUEST", "ack")] == 1
+
+
+@dataclass
 class WaitingStore(RecordingStore):
     """A store whose commits go over the network (PostgreSQL): each returns a Deferred the
     test fires when it likes."""
