@@ -190,8 +190,8 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
             self._no_loader(action.packet.mac, action.no_loader)
         ip, port = action.destination
         mac = action.packet.mac
-        where = f"{ip}:{port}"
-        return Outgoing(listener, action.data, (str(ip), port), where, mac, mac, action.committed)
+        to, where = (str(ip), port), f"{ip}:{port}"
+        return Outgoing(listener, action.data, to, where, mac, mac, committed=action.committed)
 
     def _no_loader(self, mac: str, why: str) -> None:
         """Warn once per MAC (the most recent NO_LOADER_MEMORY of them) that a booting client
