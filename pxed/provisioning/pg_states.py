@@ -80,7 +80,8 @@ class PostgresStates:
         self.events: EventBus = self._db.events
         self._runner = runner
         self._snapshot = {state.mac: state for state in rows}
-        self._seeing: set[str] = set()  # MACs whose seen is queued: one each is enough
+        # (MAC, source) of the seen calls queued: one each is enough in a DHCP storm
+        self._seeing: set[tuple[str, str]] = set()
         self._polling = False
         self._poll: LoopingCall | None = None
         self.problem: str | None = None  # why the last call failed, until one works
@@ -122,15 +123,15 @@ class PostgresStates:
 
     def seen(self, mac: str, source: str, now: float) -> HostState:
         """The snapshot's state now; the change (and a fresh read) in the worker."""
-        if mac not in self._seeing:
-            self._seeing.add(mac)
+        if (mac, source) not in self._seeing:
+            self._seeing.add((mac, source))
             seeing = self._call(mac, lambda: self._db.seen(mac, source, now))
-            seeing.addErrback(_unexpected).addBoth(self._seen, mac)
+            seeing.addErrback(_unexpected).addBoth(self._seen, mac, source)
         return self.get(mac)
 
-    def _seen(self, result: object, mac: str) -> None:
+    def _seen(self, result: object, mac: str, source: str) -> None:
         """Nothing waits on DHCP's or TFTP's bookkeeping."""
-        self._seeing.discard(mac)
+        self._seeing.discard((mac, source))
 
     # -- in the worker ------------------------------------------------------------------
 

@@ -139,8 +139,7 @@ def respond(request: Request, mac: str | None, answer: Deferred[bytes], head: bo
 
     The host states may answer later (``pxed.provisioning.pg_states``): a database
     that fails answers 503 with a plain message (its outage logged there, with the
-    MAC); anything else is a bug, logged, 500.  ``head``: the headers only, with the
-    body's length.
+    MAC); anything else is a bug, logged, 500.  ``head``: the headers only.
     """
     gone: list[bool] = []
     request.notifyFinish().addErrback(lambda _: gone.append(True))
@@ -149,8 +148,9 @@ def respond(request: Request, mac: str | None, answer: Deferred[bytes], head: bo
     def finish(body: bytes) -> None:
         if gone:
             return  # the client left while the database answered
-        if head:
-            request.setHeader(b"content-length", b"%d" % len(body))
+        # Its length, as Twisted gives a body render returns: not chunked, which the
+        # small HTTP clients of boot loaders and installers may not all read.
+        request.setHeader(b"content-length", b"%d" % len(body))
         request.write(b"" if head else body)
         request.finish()
 
