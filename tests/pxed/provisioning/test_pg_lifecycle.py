@@ -23,7 +23,7 @@ from pxed.config import Config, load_config
 from pxed.database.pg_batches import Runner
 from pxed.provisioning.identity import Neighbours
 from pxed.provisioning.inventory import Inventory
-from pxed.provisioning.lifecycle import HostState, LifecycleError, State
+from pxed.provisioning.lifecycle import LifecycleError, State
 from pxed.provisioning.pg_lifecycle import PostgresLifecycle
 from pxed.provisioning.pg_states import PostgresStates
 from pxed.provisioning.resources import Provisioning
@@ -86,10 +86,9 @@ def server(root: Path, name: str, url: str, runner: Runner | None = None) -> Pro
     )
 
 
-def answered(deferred: object) -> T:  # type: ignore[type-var]
+def answered(deferred: Deferred[T]) -> T:
     """The result a Deferred of an inline call already has (its failure raised)."""
-    assert isinstance(deferred, Deferred)
-    out: list[object] = []
+    out: list[T | Failure] = []
     deferred.addBoth(out.append)
     assert out, "no answer yet"
     if isinstance(out[0], Failure):
@@ -129,7 +128,7 @@ def test_a_kickstart_from_one_server_and_done_posted_to_the_other_installs_the_h
 ):
     one, two = pair
     code, kickstart = request(one, f"/ks/{WEB}", client=WEB_IP)
-    fresh: HostState = answered(states(two).refresh(WEB))
+    fresh = answered(states(two).refresh(WEB))
     assert code == 200 and fresh.state is State.INSTALLING
     token = re.search(r"--data token=(\w+)", kickstart)
     assert token is not None
