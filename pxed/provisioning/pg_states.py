@@ -197,7 +197,8 @@ class PostgresStates:
             self._db.announce_now(event)
         if self.problem is not None:
             self.problem = None
-            log.info("host states: server.database answers again (for {mac})", mac=mac)
+            which = f"for {mac}" if mac else "(the poll of every host)"
+            log.info("host states: server.database answers again {which}", which=which, mac=mac)
         return value
 
     def _failed(self, failure: Failure, mac: str | None) -> Failure:
@@ -205,8 +206,9 @@ class PostgresStates:
         if self.problem is None:
             self.problem = str(failure.value)
             log.error(
-                "host states for {mac}: {problem}; HTTP install requests answer 503 and TFTP"
+                "host states {which}: {problem}; HTTP install requests answer 503 and TFTP"
                 " answers from the last states read, until the database answers again",
+                which=f"for {mac}" if mac else "(the poll of every host)",
                 mac=mac,
                 problem=self.problem,
             )
