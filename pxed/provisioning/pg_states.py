@@ -198,7 +198,7 @@ class PostgresStates:
         if self.problem is not None:
             self.problem = None
             which = f"for {mac}" if mac else "(the poll of every host)"
-            log.info("host states: server.database answers again {which}", which=which, mac=mac)
+            log.info("host states: server.database can be read again {which}", which=which, mac=mac)
         return value
 
     def _failed(self, failure: Failure, mac: str | None) -> Failure:
