@@ -152,6 +152,11 @@ class Lifecycle:
     def all(self) -> list[HostState]:
         return sorted((_from_row(row) for row in self._rows()), key=lambda s: s.mac)
 
+    def refresh(self, mac: str) -> HostState:
+        """``get``: here the row is the truth already; a shared database's front
+        (``pxed.provisioning.pg_states``) reads it afresh off the reactor."""
+        return self.get(mac)
+
     # -- events --------------------------------------------------------------
 
     def seen(self, mac: str, source: str, now: float) -> HostState:
@@ -209,6 +214,12 @@ class Lifecycle:
         with self._change(mac) as change:
             change.to(State.READY, "rearm", now, (), ends_install=True)
         return change.new
+
+    def announce(self, event: StateChanged) -> None:
+        """Publish and log a committed change of state (on the reactor: a lifecycle
+        written from another thread hands its changes back first)."""
+        self.events.publish(event)
+        log.info(event.FORMAT, **event.fields())
 
     def _change(self, mac: str, durable: bool = True) -> _Change:
         """A read-modify-write of ``mac``'s row; ``durable``: on disk before it returns."""
@@ -296,9 +307,9 @@ class _Change:
         self._lifecycle._end(commit=True)
         if self.new.state is not self.old.state:
             old, new = self.old.state.value, self.new.state.value
-            event = StateChanged(self.new.since, self.mac, old, new, self.new.source)
-            self._lifecycle.events.publish(event)
-            log.info(event.FORMAT, **event.fields())
+            self._lifecycle.announce(
+                StateChanged(self.new.since, self.mac, old, new, self.new.source)
+            )
 
 
 def _from_row(row: Row) -> HostState:

@@ -41,6 +41,7 @@ from tests.protocols.dhcpv6_engine_support import (
 )
 from tests.support.fake_udp import FakeUDPReactor
 from tests.support.provision_lab import WEB, lab_config
+from tests.support.rendering import rendered
 
 SECRET = b"t" * 32
 CONFIG = f"/grub.cfg-01-{WEB}"
@@ -117,7 +118,7 @@ class Lab:
         req = DummyRequest([part.encode() for part in path.strip("/").split("/")])
         req.client = IPv4Address("TCP", "10.213.7.99", 40000)
         req.content = BytesIO(b"")
-        body: bytes = getChildForRequest(self.site, req).render(req)
+        body = rendered(getChildForRequest(self.site, req), req)
         return body
 
 

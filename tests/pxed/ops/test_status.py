@@ -19,6 +19,7 @@ from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning, mount
 from pxed.provisioning.tftp_files import ProvisionFiles
 from tests.support.provision_lab import KIOSK, WEB, lab_config
+from tests.support.rendering import rendered
 
 SECRET = b"t" * 32
 
@@ -46,7 +47,7 @@ def get(root: Resource, path: str, method: bytes = b"GET") -> tuple[int, bytes, 
     req.method = method
     req.client = IPv4Address("TCP", "10.213.7.99", 40000)
     req.content = BytesIO(b"")
-    body = getChildForRequest(root, req).render(req)
+    body = rendered(getChildForRequest(root, req), req)
     return req.responseCode or 200, body, req
 
 

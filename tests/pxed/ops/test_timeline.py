@@ -43,6 +43,7 @@ from pxed.tftp.sources import ProviderChain, StaticRoot
 from tests.protocols.dhcp_engine_support import request as dhcp_request
 from tests.support.fake_udp import FakeUDPReactor
 from tests.support.provision_lab import WEB, write_lab
+from tests.support.rendering import rendered
 
 SECRET = b"s" * 32
 WEB_IP = "10.213.7.21"
@@ -195,7 +196,7 @@ class Boot:
         req.client = TwistedAddress("TCP", WEB_IP, 40000)
         req.args = {key.encode(): [value] for key, value in args.items()}
         req.content = BytesIO(b"&".join(b"%s=%s" % (k.encode(), v) for k, v in args.items()))
-        body = getChildForRequest(self.site, req).render(req)
+        body = rendered(getChildForRequest(self.site, req), req)
         return req.responseCode or 200, body
 
 

@@ -31,6 +31,7 @@ from tests.support.provision_lab import (
     lab_config,
     write_lab,
 )
+from tests.support.rendering import rendered
 
 SECRET = b"k" * 32
 WEB_IP = "10.213.7.21"
@@ -92,7 +93,7 @@ def request(
     for name, value in (headers or {}).items():
         req.requestHeaders.setRawHeaders(name, [value])
     resource = getChildForRequest(root, req)
-    body = resource.render(req)
+    body = rendered(resource, req)
     return (req.responseCode or 200, body.decode())
 
 
