@@ -609,6 +609,7 @@ def run_clients(args: argparse.Namespace) -> int:
         {
             "mac": c.mac_text,
             "arch": c.arch,
+            "address": c.address,
             "phases": c.phases,
             "failure": c.failure,
             "naks": c.naks,
