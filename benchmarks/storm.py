@@ -878,6 +878,7 @@ def one_run(
             servers.start()
             time.sleep(0.5)
             cpu_before = servers.cpu_seconds()
+            fulls_before = neighbour_table_fulls()
             began = time.monotonic()
             argv = ["taskset", "-c", CLIENT_CPU, sys.executable, "-P", str(Path(__file__)),
                     "--client-side", "--interface", client_if, "--count", str(count),
@@ -891,6 +892,7 @@ def one_run(
             )
             wall = time.monotonic() - began
             cpu = servers.cpu_seconds() - cpu_before
+            fulls = neighbour_table_fulls() - fulls_before
             rss = servers.peak_rss_mib()
         finally:
             servers.stop()
@@ -902,6 +904,7 @@ def one_run(
     summary = summarize(records)
     summary.update(server=side.name, wall_s=wall, server_cpu_s=cpu, server_peak_rss_mib=rss)
     summary["load_average"] = os.getloadavg()[0]
+    summary["neighbour_table_fulls"] = fulls
     return {"summary": summary, "clients": records}
 
 
@@ -929,6 +932,20 @@ def relayed_links(lab: NetnsLab, work: Path) -> tuple[Namespace, str, Namespace,
     )  # fmt: skip
     relay.wait_for_output("DHCP relay", timeout=10.0)
     return server_ns, uplink.a_if, client_ns, downlink.b_if
+
+
+def neighbour_table_fulls() -> int:
+    """How often the kernel's ARP table was full, so far: its `table_fulls` counter.
+
+    The table is one for every namespace on the machine, capped by the root
+    namespace's gc_thresh3 (1024 by default), and other work on the machine may fill
+    it. A client whose neighbour entry (or the router's, for it) cannot be made then
+    times out at TFTP block 1 on either server alike ("neighbor table overflow" in the
+    kernel log): a count above 0 during a run says its failures are the machine's.
+    """
+    rows = [line.split() for line in Path("/proc/net/stat/arp_cache").read_text().splitlines()]
+    column = rows[0].index("table_fulls")
+    return sum(int(row[column], 16) for row in rows[1:])  # a row per CPU, in hex
 
 
 def keep_logs(work: Path, into: Path) -> None:
@@ -976,6 +993,11 @@ def _line(s: dict[str, Any]) -> str:
         f"CPU {s['server_cpu_s']:.1f} s, "
         f"peak RSS {s['server_peak_rss_mib']:.0f} MiB, p50/p99 {phases}, "
         f"load {s['load_average']:.1f}"
+        + (
+            f", ARP table full {s['neighbour_table_fulls']} times (the machine's fault)"
+            if s["neighbour_table_fulls"]
+            else ""
+        )
     )
 
 
