@@ -864,6 +864,7 @@ def one_run(
     work.mkdir(parents=True)
     root = work / "tftp"
     shutil.copytree(args.root, root)
+    segment = RELAYED if args.relayed else DIRECT
     with NetnsLab(work, subnet=NETWORK) as lab:
         if args.relayed:
             server_ns, server_if, client_ns, client_if = relayed_links(lab, work)
@@ -872,7 +873,6 @@ def one_run(
             link = lab.veth(server_ns, client_ns, 1, 2)
             server_if, client_if = link.a_if, link.b_if
         client_links(client_ns, client_if, count, work)
-        segment = RELAYED if args.relayed else DIRECT
         servers = side(server_ns, server_if, work / "server", root, count, segment)
         try:
             servers.start()
