@@ -89,6 +89,7 @@ bench: venv debs
 	$(PY) benchmarks/dhcp6.py
 	$(PY) benchmarks/tftp_loss.py
 	$(PY) benchmarks/storm.py
+	$(PY) benchmarks/storm.py --relayed --clients 50
 
 # A million hostile datagrams at each of pxed's UDP ports, with memory and /healthz latency
 # recorded (root: DHCP binds lo). tests/interop/test_udp_fuzz.py runs 20,000 a port.

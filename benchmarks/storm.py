@@ -1,6 +1,6 @@
 """A rack powers on at once: N PXE clients boot to their Kickstart, pxed vs dnsmasq + nginx.
 
-    .venv/bin/python benchmarks/storm.py [--clients 50,200,500] [--only pxed] [--ramp 0]
+    .venv/bin/python benchmarks/storm.py [--clients 50,200,500] [--only pxed] [--ramp 0] [--relayed]
 
 Needs root (private network namespaces), dnsmasq (dnsmasq-base), nginx (nginx-light) and
 the syslinux loaders (pxelinux, syslinux-common, syslinux-efi).
@@ -16,6 +16,15 @@ max_sessions, 1000; ``--no-ping``: with its ping check each offer waits, and a s
 DHCP p50 went from 7 s to 29 s at N = 500, with as many NAKs); nginx serves a static
 Kickstart per MAC and a stub callback. The servers are pinned to CPU 1, the clients to
 CPU 0.
+
+``--relayed``: the clients have a segment of their own, 10.214.0.0/16 (pool
+10.214.4.0/22), behind a router namespace at 10.213.0.254 / 10.214.0.1 that forwards
+between the two and relays DHCP (``dnsmasq --dhcp-relay``, giaddr 10.214.0.1). Both
+sides serve that network with the relay as router (option 3); pxed trusts only that relay
+(``dhcp.relays``). A client whose TFTP server lies off its network routes through the
+ACK's router, so TFTP and HTTP cross the router, and the server's neighbour entry is the
+router's, not the client's: pxed hands the Kickstart out by the signed URL of the
+client's pxelinux config.
 
 The clients are one asyncio process (500 processes on 2 CPUs would measure the
 scheduler). Each client is a machine of a rack: a macvlan of its own on the client's
@@ -76,7 +85,13 @@ NETWORK = ipaddress.IPv4Network("10.213.0.0/16")
 SERVER_IP = "10.213.0.1"
 CLIENT_IP = "10.213.0.2"
 POOL = ipaddress.IPv4Network("10.213.4.0/22")  # routed locally in the client namespace
-POOL_RANGE = (str(POOL.network_address + 1), str(POOL.broadcast_address - 1))
+# --relayed: the clients' own segment, behind a router that relays their DHCP.
+REMOTE = ipaddress.IPv4Network("10.214.0.0/16")
+REMOTE_POOL = ipaddress.IPv4Network("10.214.4.0/22")
+RELAY_IP = "10.214.0.1"  # the router on the clients' segment: giaddr, and their option 3
+RELAY_HOST = 254  # the router on the servers' segment, their route to the clients
+RELAY_UPLINK = str(NETWORK.network_address + RELAY_HOST)
+REMOTE_CLIENT_IP = "10.214.0.2"
 PXED_HTTP, NGINX_HTTP = 80, 8080
 MIB = 1024 * 1024
 PHASES = ("dhcp", "loader", "config", "kernel", "initrd", "kickstart", "callback")
@@ -93,6 +108,23 @@ LOADER_FILES = {
 DHCP_TIMEOUTS = (4.0, 8.0, 16.0, 32.0)
 SERVER_CPU, CLIENT_CPU = "1", "0"
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where the clients are: on the servers' link, or on their own behind the relay."""
+
+    network: ipaddress.IPv4Network
+    pool: ipaddress.IPv4Network
+    router: str | None  # the relay, named to the clients as option 3; None on the servers' link
+
+    @property
+    def pool_range(self) -> tuple[str, str]:
+        return str(self.pool.network_address + 1), str(self.pool.broadcast_address - 1)
+
+
+DIRECT = Segment(NETWORK, POOL, None)
+RELAYED = Segment(REMOTE, REMOTE_POOL, RELAY_IP)
 
 
 # --- accounting (pure) ---------------------------------------------------------------------
@@ -419,22 +451,26 @@ class Storm:
         finally:
             del self.hub.waiting[xid]
         _, ack_options, client.address, ack_file = ack
-        await self.configure(client)
         name = ack_options.get(67, b"").rstrip(b"\0").decode() or ack_file or boot_file
         next_server = ack_options.get(66) or options.get(66, b"")
         tftp_server = next_server.rstrip(b"\0").decode() or socket.inet_ntoa(server_id)
+        await self.configure(client, tftp_server, ack_options.get(3, b""))
         return tftp_server, name
 
-    async def configure(self, client: Client) -> None:
-        """Put the lease on the client's own interface, as the ROM's stack takes it."""
-        prefix = NETWORK.prefixlen
-        argv = ["ip", "addr", "add", f"{client.address}/{prefix}", "dev", client.interface]
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        _, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise DhcpFailed(f"{' '.join(argv)}: {err.decode().strip()}")
+    async def configure(self, client: Client, server: str, router: bytes) -> None:
+        """Put the lease on the client's own interface, as the ROM's stack takes it.
+
+        A server off the client's network (--relayed) is reached through the router the
+        ACK names (option 3), by a default route of the client's interface alone: its
+        sockets are bound to that interface, so only its own routes apply to them."""
+        network = ipaddress.IPv4Network(self.args.network)
+        for argv in lease_commands(client, network, server, router):
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            _, err = await proc.communicate()
+            if proc.returncode != 0:
+                raise DhcpFailed(f"{' '.join(argv)}: {err.decode().strip()}")
 
     def socket(self, client: Client, kind: int) -> socket.socket:
         """A socket that leaves from the client's interface and leased address."""
@@ -524,6 +560,25 @@ class Storm:
                 read.tick(now, self.args.tftp_timeout, self.args.tftp_retries)
 
 
+def lease_commands(
+    client: Client, network: ipaddress.IPv4Network, server: str, router: bytes
+) -> list[list[str]]:
+    """The `ip` commands that give `client` its lease, and a route to an off-link server."""
+    commands = [
+        ["ip", "addr", "add", f"{client.address}/{network.prefixlen}", "dev", client.interface]
+    ]
+    if ipaddress.IPv4Address(server) in network:
+        return commands
+    if len(router) < 4:
+        raise DhcpFailed(f"the ACK names no router (option 3) to reach {server} from {network}")
+    gateway = socket.inet_ntoa(router[:4])
+    metric = str(client.index + 1)  # `ip route add` refuses a second default of one metric
+    commands.append(
+        ["ip", "route", "add", "default", "via", gateway, "dev", client.interface, "metric", metric]
+    )
+    return commands
+
+
 class HttpFailed(Exception):
     """The Kickstart or the callback did not get a 2xx."""
 
@@ -554,6 +609,7 @@ def run_clients(args: argparse.Namespace) -> int:
         {
             "mac": c.mac_text,
             "arch": c.arch,
+            "address": c.address,
             "phases": c.phases,
             "failure": c.failure,
             "naks": c.naks,
@@ -619,8 +675,11 @@ class Servers:
 
     name = ""
 
-    def __init__(self, ns: Namespace, interface: str, work: Path, root: Path, count: int) -> None:
+    def __init__(
+        self, ns: Namespace, interface: str, work: Path, root: Path, count: int, segment: Segment
+    ) -> None:
         self.ns, self.interface, self.work, self.root, self.count = ns, interface, work, root, count
+        self.segment = segment
         self.procs: list[Background] = []
         work.mkdir(parents=True)
 
@@ -679,34 +738,7 @@ class Pxed(Servers):
     def start(self) -> None:
         template = self.work / "storm.ks.j2"
         template.write_text(KICKSTART_TEMPLATE)
-        config = {
-            "server": {
-                "address": SERVER_IP,
-                "interfaces": [self.interface],
-                "state_dir": str(self.work / "state"),
-            },
-            "tftp": {"root": str(self.root), "listen": [SERVER_IP]},
-            "dhcp": {
-                "mode": "full",
-                "subnets": [
-                    {"network": str(NETWORK), "range": list(POOL_RANGE), "lease_time": 3600}
-                ],
-            },
-            "http": {"listen": [SERVER_IP], "port": PXED_HTTP},
-            "profiles": {
-                "storm": {
-                    "kernel": "vmlinuz",
-                    "initrd": "initrd.gz",
-                    "append": "console=ttyS0,115200",
-                    "kickstart": str(template),
-                }
-            },
-            "hosts": [
-                {"mac": client_text(i), "hostname": hostname(i), "profile": "storm"}
-                for i in range(self.count)
-            ],
-            "logging": {"level": "info"},
-        }
+        config = pxed_config(self.work, self.interface, self.root, self.count, self.segment)
         path = self.work / "pxed.yaml"
         path.write_text(json.dumps(config))
         twistd = str(Path(sys.executable).with_name("twistd"))
@@ -714,6 +746,71 @@ class Pxed(Servers):
         self.ns.wait_listening(67, timeout=60.0)
         self.ns.wait_listening(69, timeout=30.0)
         self.ns.wait_listening(PXED_HTTP, "tcp", timeout=30.0)
+
+
+def pxed_config(
+    work: Path, interface: str, root: Path, count: int, segment: Segment
+) -> dict[str, Any]:
+    """pxed's defaults, one subnet (the clients'), every client a host of one profile.
+
+    Behind the relay, that subnet names the relay as router (option 3), and dhcp.relays
+    trusts the relay alone, as etc/pxed.yaml advises for a routed network: by RELAY_IP,
+    its address on the clients' segment, which dnsmasq's relay sends from (not from its
+    address on the servers' segment; see docs/pitfalls.md)."""
+    subnet: dict[str, Any] = {
+        "network": str(segment.network),
+        "range": list(segment.pool_range),
+        "lease_time": 3600,
+    }
+    dhcp: dict[str, Any] = {"mode": "full", "subnets": [subnet]}
+    if segment.router is not None:
+        subnet["router"] = segment.router
+        dhcp["relays"] = [RELAY_IP]
+    return {
+        "server": {
+            "address": SERVER_IP,
+            "interfaces": [interface],
+            "state_dir": str(work / "state"),
+        },
+        "tftp": {"root": str(root), "listen": [SERVER_IP]},
+        "dhcp": dhcp,
+        "http": {"listen": [SERVER_IP], "port": PXED_HTTP},
+        "profiles": {
+            "storm": {
+                "kernel": "vmlinuz",
+                "initrd": "initrd.gz",
+                "append": "console=ttyS0,115200",
+                "kickstart": str(work / "storm.ks.j2"),
+            }
+        },
+        "hosts": [
+            {"mac": client_text(i), "hostname": hostname(i), "profile": "storm"}
+            for i in range(count)
+        ],
+        "logging": {"level": "info"},
+    }
+
+
+def dnsmasq_argv(interface: str, root: Path, stem: Path, segment: Segment) -> list[str]:
+    """dnsmasq for DHCP and TFTP; a range on the clients' network, wherever that is.
+
+    A range of a network dnsmasq has no interface on (the relayed one) is served to
+    requests whose giaddr lies in it; its router (option 3) is then the relay, since
+    dnsmasq's default, its own address, is no gateway for a client across a router."""
+    first, last = segment.pool_range
+    argv = [
+        "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
+        "--user=root", "--port=0", f"--interface={interface}", "--bind-interfaces",
+        "--no-ping", f"--dhcp-range={first},{last},{segment.network.netmask},1h",
+        "--dhcp-lease-max=100000",
+        "--dhcp-match=set:efi64,option:client-arch,7",
+        "--dhcp-boot=tag:efi64,syslinux.efi", "--dhcp-boot=tag:!efi64,pxelinux.0",
+        "--enable-tftp", f"--tftp-root={root}", "--tftp-max=1000",
+        f"--pid-file={stem}.pid", f"--dhcp-leasefile={stem}.leases",
+    ]  # fmt: skip
+    if segment.router is not None:
+        argv.append(f"--dhcp-option=option:router,{segment.router}")
+    return argv
 
 
 class DnsmasqNginx(Servers):
@@ -737,18 +834,8 @@ class DnsmasqNginx(Servers):
                 "DEFAULT install\nPROMPT 0\nLABEL install\n  KERNEL vmlinuz\n  INITRD initrd.gz\n"
                 f"  APPEND console=ttyS0,115200 inst.ks={base}/ks/{mac}\n  IPAPPEND 2\n"
             )
-        stem = self.work / "dnsmasq"
-        dnsmasq = self.spawn(
-            ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
-             "--user=root", "--port=0", f"--interface={self.interface}", "--bind-interfaces",
-             "--no-ping", f"--dhcp-range={POOL_RANGE[0]},{POOL_RANGE[1]},{NETWORK.netmask},1h",
-             "--dhcp-lease-max=100000",
-             "--dhcp-match=set:efi64,option:client-arch,7",
-             "--dhcp-boot=tag:efi64,syslinux.efi", "--dhcp-boot=tag:!efi64,pxelinux.0",
-             "--enable-tftp", f"--tftp-root={root}", "--tftp-max=1000",
-             f"--pid-file={stem}.pid", f"--dhcp-leasefile={stem}.leases"],
-            "dnsmasq.log",
-        )  # fmt: skip
+        argv = dnsmasq_argv(self.interface, root, self.work / "dnsmasq", self.segment)
+        dnsmasq = self.spawn(argv, "dnsmasq.log")
         dnsmasq.wait_for_output("TFTP root is", timeout=10.0)
         prefix = self.work / "nginx"
         prefix.mkdir()
@@ -777,18 +864,25 @@ def one_run(
     work.mkdir(parents=True)
     root = work / "tftp"
     shutil.copytree(args.root, root)
+    segment = RELAYED if args.relayed else DIRECT
     with NetnsLab(work, subnet=NETWORK) as lab:
-        server_ns, client_ns = lab.namespace("srv"), lab.namespace("cli")
-        link = lab.veth(server_ns, client_ns, 1, 2)
-        client_links(client_ns, link.b_if, count, work)
-        servers = side(server_ns, link.a_if, work / "server", root, count)
+        if args.relayed:
+            server_ns, server_if, client_ns, client_if = relayed_links(lab, work)
+        else:
+            server_ns, client_ns = lab.namespace("srv"), lab.namespace("cli")
+            link = lab.veth(server_ns, client_ns, 1, 2)
+            server_if, client_if = link.a_if, link.b_if
+        client_links(client_ns, client_if, count, work)
+        servers = side(server_ns, server_if, work / "server", root, count, segment)
         try:
             servers.start()
             time.sleep(0.5)
             cpu_before = servers.cpu_seconds()
+            fulls_before = neighbour_table_fulls()
             began = time.monotonic()
             argv = ["taskset", "-c", CLIENT_CPU, sys.executable, "-P", str(Path(__file__)),
-                    "--client-side", "--interface", link.b_if, "--count", str(count),
+                    "--client-side", "--interface", client_if, "--count", str(count),
+                    "--network", str(segment.network),
                     "--expect", json.dumps(args.sizes), "--ramp", str(args.ramp),
                     "--deadline", str(args.deadline), "--blksize", str(args.blksize),
                     "--tftp-timeout", str(args.tftp_timeout),
@@ -798,17 +892,60 @@ def one_run(
             )
             wall = time.monotonic() - began
             cpu = servers.cpu_seconds() - cpu_before
+            fulls = neighbour_table_fulls() - fulls_before
             rss = servers.peak_rss_mib()
         finally:
             servers.stop()
-            keep_logs(servers.work, args.logs / f"{side.name}-{count}")
+            for logs in (servers.work, work):  # the servers', and the relay's
+                keep_logs(logs, args.logs / f"{side.name}-{count}")
     if done.returncode != 0:
         raise RuntimeError(f"the clients failed:\n{done.stderr[-3000:]}")
     records = json.loads(done.stdout.strip().splitlines()[-1])
     summary = summarize(records)
     summary.update(server=side.name, wall_s=wall, server_cpu_s=cpu, server_peak_rss_mib=rss)
     summary["load_average"] = os.getloadavg()[0]
+    summary["neighbour_table_fulls"] = fulls
     return {"summary": summary, "clients": records}
+
+
+def relayed_links(lab: NetnsLab, work: Path) -> tuple[Namespace, str, Namespace, str]:
+    """Servers, router, clients: (server namespace, its interface, client namespace, its).
+
+    The router forwards between the servers' segment (RELAY_UPLINK) and the clients'
+    (RELAY_IP), and relays DHCP with dnsmasq --dhcp-relay (no DHCP server of its own):
+    it hands each broadcast DISCOVER and REQUEST to SERVER_IP with giaddr RELAY_IP, and
+    each reply back as a broadcast (the flag is set). The servers reach the clients'
+    network through it: replies to giaddr, TFTP and HTTP all cross it.
+    """
+    server_ns, router, client_ns = (lab.namespace(n) for n in ("srv", "rtr", "cli"))
+    uplink = lab.veth(server_ns, router, 1, RELAY_HOST)
+    downlink = lab.veth(router, client_ns)
+    router.ip("addr", "add", f"{RELAY_IP}/{REMOTE.prefixlen}", "dev", downlink.a_if)
+    client_ns.ip("addr", "add", f"{REMOTE_CLIENT_IP}/{REMOTE.prefixlen}", "dev", downlink.b_if)
+    server_ns.ip("route", "add", str(REMOTE), "via", RELAY_UPLINK)
+    router.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    relay = router.spawn(
+        ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
+         "--user=root", "--port=0", f"--dhcp-relay={RELAY_IP},{SERVER_IP}",
+         f"--pid-file={work / 'relay.pid'}"],
+        work / "relay.log",
+    )  # fmt: skip
+    relay.wait_for_output("DHCP relay", timeout=10.0)
+    return server_ns, uplink.a_if, client_ns, downlink.b_if
+
+
+def neighbour_table_fulls() -> int:
+    """How often the kernel's ARP table was full, so far: its `table_fulls` counter.
+
+    The table is one for every namespace on the machine, capped by the root
+    namespace's gc_thresh3 (1024 by default), and other work on the machine may fill
+    it. A client whose neighbour entry (or the router's, for it) cannot be made then
+    times out at TFTP block 1 on either server alike ("neighbor table overflow" in the
+    kernel log): a count above 0 during a run says its failures are the machine's.
+    """
+    rows = [line.split() for line in Path("/proc/net/stat/arp_cache").read_text().splitlines()]
+    column = rows[0].index("table_fulls")
+    return sum(int(row[column], 16) for row in rows[1:])  # a row per CPU, in hex
 
 
 def keep_logs(work: Path, into: Path) -> None:
@@ -856,6 +993,11 @@ def _line(s: dict[str, Any]) -> str:
         f"CPU {s['server_cpu_s']:.1f} s, "
         f"peak RSS {s['server_peak_rss_mib']:.0f} MiB, p50/p99 {phases}, "
         f"load {s['load_average']:.1f}"
+        + (
+            f", ARP table full {s['neighbour_table_fulls']} times (the machine's fault)"
+            if s["neighbour_table_fulls"]
+            else ""
+        )
     )
 
 
@@ -900,11 +1042,15 @@ def main() -> int:
     parser.add_argument("--blksize", type=int, default=1468)
     parser.add_argument("--tftp-timeout", type=float, default=1.0)
     parser.add_argument("--tftp-retries", type=int, default=5)
+    parser.add_argument(
+        "--relayed", action="store_true", help="clients on their own segment behind a DHCP relay"
+    )
     # The client side, run by the above in the client namespace.
     parser.add_argument("--client-side", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--interface", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--expect", help=argparse.SUPPRESS)
+    parser.add_argument("--network", default=str(NETWORK), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_side:
         return run_clients(args)
