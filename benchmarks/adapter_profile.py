@@ -109,8 +109,9 @@ def one_run(
         profiler.disable()
     run.service.stopService()
     mean = float(run.cpu) / (args.clients // args.batch * args.batch)
-    quick = statistics.quantiles(run.batches, n=10)[0] if len(run.batches) > 1 else mean
-    return mean, quick / args.batch
+    if len(run.batches) < 2:  # one batch: its cost is the mean
+        return mean, mean
+    return mean, statistics.quantiles(run.batches, n=10)[0] / args.batch
 
 
 def profile(
