@@ -31,12 +31,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from twisted.internet.address import IPv4Address  # noqa: E402
+from twisted.internet.task import Clock  # noqa: E402
 from twisted.web.resource import Resource, getChildForRequest  # noqa: E402
+from twisted.web.server import NOT_DONE_YET  # noqa: E402
 from twisted.web.test.requesthelper import DummyRequest  # noqa: E402
 
 from benchmarks.storm import KICKSTART_TEMPLATE, client_text, hostname  # noqa: E402
 from pxed.config import load_config  # noqa: E402
 from pxed.provisioning.answers import checked  # noqa: E402
+from pxed.provisioning.endings import InstallEndings  # noqa: E402
 from pxed.provisioning.identity import Neighbours  # noqa: E402
 from pxed.provisioning.inventory import Inventory  # noqa: E402
 from pxed.provisioning.lifecycle import Lifecycle  # noqa: E402
@@ -46,6 +49,7 @@ from pxed.provisioning.tokens import kickstart_signature  # noqa: E402
 
 SECRET = b"k" * 32
 ARP_HEAD = "IP address       HW type     Flags       HW address            Mask     Device\n"
+TURNS = Clock()  # the reactor's turns: a callback is answered at the end of its turn
 
 
 def address(index: int) -> str:
@@ -83,7 +87,8 @@ def lab(work: Path, hosts: int) -> Resource:
     )
     neighbours = Neighbours(arp, ndp_dump=lambda: b"")
     root = Resource()
-    mount(root, Provisioning(inventory, lifecycle, SECRET, files, time.time, neighbours))
+    endings = InstallEndings(lifecycle, TURNS)
+    mount(root, Provisioning(inventory, lifecycle, SECRET, files, time.time, endings, neighbours))
     for i in range(hosts):
         lifecycle.seen(client_text(i), "dhcp", time.time())  # DHCP has seen them boot
     return root
@@ -94,7 +99,11 @@ def request(root: Resource, method: bytes, path: str, client: str, body: bytes =
     req.uri, req.method = path.encode(), method
     req.client = IPv4Address("TCP", client, 40000)
     req.content = BytesIO(body)
-    out: bytes = getChildForRequest(root, req).render(req)
+    out: bytes | int = getChildForRequest(root, req).render(req)
+    if out is NOT_DONE_YET:  # a callback: answered when the turn's ends are committed
+        TURNS.advance(0)
+        out = b"".join(req.written)
+    assert isinstance(out, bytes)
     if (req.responseCode or 200) != 200:
         raise SystemExit(f"{method.decode()} {path}: {req.responseCode} {out!r}")
     return out

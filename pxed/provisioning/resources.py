@@ -28,7 +28,10 @@ files TFTP serves (for lpxelinux.0 and GRUB over HTTP).
 failed when they carry the per-host HMAC the answer file holds (form field
 ``token`` in the body, or an ``X-Pxed-Token`` header; never in the URL, which
 access logs keep) and come from a requester the same identity rule admits.
-The token is the same whichever family's file carried it.
+The token is the same whichever family's file carried it. The answer waits until
+the new state is on disk, committed with the rest of the reactor turn's callbacks
+(``pxed.provisioning.endings``); 503 if that commit failed, and then the state
+is as it was.
 """
 
 from __future__ import annotations
@@ -38,19 +41,21 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from pxed.config import Config, parse_mac
 from pxed.config.model import Host
 from pxed.events import CallbackReceived, Event, EventBus, KickstartRequest
 from pxed.provisioning.answers import FAMILIES, TemplateProblem, family_of, render
 from pxed.provisioning.bootconfigs import LocalBoot, plan_for
+from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.family import Family
 from pxed.provisioning.identity import Neighbours, Verdict, verify
 from pxed.provisioning.inventory import Inventory
-from pxed.provisioning.lifecycle import Lifecycle, State
+from pxed.provisioning.lifecycle import HostState, InstallEnd, Lifecycle, LifecycleError, State
 from pxed.provisioning.tftp_files import ProvisionFiles
 from pxed.provisioning.tokens import signature_matches, token_matches
 from pxed.provisioning.urls import Urls
@@ -71,6 +76,7 @@ class Provisioning:
     secret: bytes
     files: ProvisionFiles
     clock: Callable[[], float]
+    endings: InstallEndings  # done and failed, committed a reactor turn at a time
     neighbours: Neighbours = field(default_factory=Neighbours)
 
     @property
@@ -332,7 +338,7 @@ class CallbackResource(Resource):
         super().__init__()
         self.p = provisioning
 
-    def render_POST(self, request: Request) -> bytes:
+    def render_POST(self, request: Request) -> bytes | int:
         parts = [part.decode("latin-1") for part in (request.postpath or []) if part]
         if len(parts) != 2 or parts[1] not in ("done", "failed"):
             return _reply(request, http.NOT_FOUND, "use POST /api/hosts/<mac>/done or /failed")
@@ -365,11 +371,38 @@ class CallbackResource(Resource):
             return _reply(request, http.FORBIDDEN, f"{mac}'s callback comes only from that host")
         accepted = CallbackReceived(now, mac, requester, what, "accepted")
         self.p.tell(accepted, log.info if what == "done" else log.error)
-        if what == "done":
-            state = self.p.lifecycle.done(mac, now)
-        else:
-            state = self.p.lifecycle.failed(mac, now)
-        return _reply(request, http.OK, f"{mac}: {state.state.value}")
+        saved = self.p.endings.end(InstallEnd(mac, "done" if what == "done" else "failed", now))
+        answer = _LaterAnswer(request, mac)
+        saved.addCallbacks(answer.saved, answer.not_saved)
+        return NOT_DONE_YET
+
+
+class _LaterAnswer:
+    """A callback's answer, sent once its state change is on disk, unless the installer
+    hung up meanwhile."""
+
+    def __init__(self, request: Request, mac: str) -> None:
+        self.request = request
+        self.mac = mac
+        self.gone = False
+        request.notifyFinish().addErrback(self._hung_up)
+
+    def _hung_up(self, failure: Failure) -> None:
+        self.gone = True
+
+    def saved(self, state: HostState) -> None:
+        self._send(http.OK, f"{self.mac}: {state.state.value}")
+
+    def not_saved(self, failure: Failure) -> None:
+        """The installer's curl fails on 503 and says why; the host stays as it was."""
+        if not failure.check(LifecycleError):
+            log.failure("host {mac}: the callback's state change failed", failure, mac=self.mac)
+        self._send(http.SERVICE_UNAVAILABLE, f"{self.mac}: the new state was not saved; try again")
+
+    def _send(self, code: int, message: str) -> None:
+        if not self.gone:
+            self.request.write(_reply(self.request, code, message))
+            self.request.finish()
 
 
 def _token(request: Request) -> str | None:

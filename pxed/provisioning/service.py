@@ -36,6 +36,7 @@ from twisted.logger import Logger
 
 from pxed.config import Config
 from pxed.config.model import ServerConfig
+from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning
@@ -56,7 +57,8 @@ def build_provisioning(
     secret = callback_secret(config.server)
     sign = partial(kickstart_signature, secret)
     files = ProvisionFiles(inventory, lifecycle, reactor.seconds, sign)
-    return Provisioning(inventory, lifecycle, secret, files, reactor.seconds)
+    endings = InstallEndings(lifecycle, reactor)
+    return Provisioning(inventory, lifecycle, secret, files, reactor.seconds, endings)
 
 
 def open_lifecycle(server: ServerConfig) -> Lifecycle:

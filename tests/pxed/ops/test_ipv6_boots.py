@@ -26,6 +26,7 @@ from pxed.ops.addresses6 import Addresses6
 from pxed.ops.operations import Operations
 from pxed.ops.phases import BootFiles, Step, step_of
 from pxed.ops.status import mount_status
+from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning, mount
@@ -74,7 +75,8 @@ class Lab:
         inventory = Inventory(config)
         lifecycle = Lifecycle.open(config.server.state_dir)
         files = ProvisionFiles(inventory, lifecycle, self.reactor.seconds)
-        self.p = Provisioning(inventory, lifecycle, SECRET, files, self.reactor.seconds)
+        endings = InstallEndings(lifecycle, self.reactor)
+        self.p = Provisioning(inventory, lifecycle, SECRET, files, self.reactor.seconds, endings)
         self.ops = Operations(self.p, self.reactor.seconds)
         self.dhcp6 = Dhcp6Service(
             settings(),

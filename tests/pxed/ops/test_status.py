@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from pxed.ops.operations import Operations
 from pxed.ops.status import mount_status
+from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning, mount
@@ -29,7 +31,8 @@ def make_site(tmp_path: Path, notice: str | None = None) -> Resource:
     inventory = Inventory(config)
     lifecycle = Lifecycle.open(config.server.state_dir)
     files = ProvisionFiles(inventory, lifecycle, lambda: 50.0)
-    provisioning = Provisioning(inventory, lifecycle, SECRET, files, lambda: 50.0)
+    endings = InstallEndings(lifecycle, Clock())
+    provisioning = Provisioning(inventory, lifecycle, SECRET, files, lambda: 50.0, endings)
     root = Resource()
     mount(root, provisioning)
     mount_status(root, Operations(provisioning, lambda: 50.0))
@@ -106,7 +109,8 @@ def test_on_a_shared_database_the_page_names_this_server_and_each_state_its_serv
     other.done(WEB, 40.0)
     other.close()
     files = ProvisionFiles(inventory, lifecycle, lambda: 50.0)
-    provisioning = Provisioning(inventory, lifecycle, SECRET, files, lambda: 50.0)
+    endings = InstallEndings(lifecycle, Clock())
+    provisioning = Provisioning(inventory, lifecycle, SECRET, files, lambda: 50.0, endings)
     root = Resource()
     mount_status(root, Operations(provisioning, lambda: 50.0))
     assert b"<h1>pxed pxe1</h1>" in get(root, "/")[1]

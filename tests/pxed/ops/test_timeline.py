@@ -20,7 +20,7 @@ import pytest
 from twisted.internet.address import IPv4Address as TwistedAddress
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.resource import Resource, getChildForRequest
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from protocols.dhcp.leases import MemoryLeaseStore
@@ -33,6 +33,7 @@ from pxed.events import DhcpExchange, HttpRequestStarted, HttpResponse, TftpRefu
 from pxed.ops.operations import Operations, watch_requests
 from pxed.ops.status import mount_status
 from pxed.ops.timeline import Entry, Timeline, TimelineSubscriber, event_mac
+from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning, mount
@@ -135,7 +136,8 @@ class Boot:
         inventory = Inventory(config)
         lifecycle = Lifecycle.open(config.server.state_dir)
         files = ProvisionFiles(inventory, lifecycle, self.reactor.seconds)
-        self.p = Provisioning(inventory, lifecycle, SECRET, files, self.reactor.seconds)
+        endings = InstallEndings(lifecycle, self.reactor)
+        self.p = Provisioning(inventory, lifecycle, SECRET, files, self.reactor.seconds, endings)
         self.ops = Operations(self.p, self.reactor.seconds)
         settings = engine_settings(config, LAB.address)
         self.dhcp = DhcpService(
@@ -196,6 +198,9 @@ class Boot:
         req.args = {key.encode(): [value] for key, value in args.items()}
         req.content = BytesIO(b"&".join(b"%s=%s" % (k.encode(), v) for k, v in args.items()))
         body = getChildForRequest(self.site, req).render(req)
+        if body is NOT_DONE_YET:  # a callback: answered once the turn's commit is done
+            self.reactor.advance(0)
+            body = b"".join(req.written)
         return req.responseCode or 200, body
 
 

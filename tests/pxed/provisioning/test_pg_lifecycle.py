@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from pxed.config import load_config
+from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.identity import Neighbours
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import LifecycleError, State
@@ -23,7 +24,7 @@ from pxed.provisioning.resources import Provisioning
 from pxed.provisioning.service import callback_secret, open_lifecycle
 from pxed.provisioning.tftp_files import ProvisionFiles
 from pxed.provisioning.tokens import kickstart_signature
-from tests.pxed.provisioning.test_resources import ARP_HEAD, WEB_IP, request
+from tests.pxed.provisioning.test_resources import ARP_HEAD, TURNS, WEB_IP, request
 from tests.support.provision_lab import WEB, write_lab
 
 
@@ -41,8 +42,10 @@ def server(root: Path, name: str, url: str) -> Provisioning:
         lambda mac, g: kickstart_signature(secret, mac, g),
     )
     (root / name / "arp").write_text(ARP_HEAD)
+    endings = InstallEndings(lifecycle, TURNS)
+    neighbours = Neighbours(root / name / "arp")
     return Provisioning(
-        Inventory(config), lifecycle, secret, files, lambda: 100.0, Neighbours(root / name / "arp")
+        Inventory(config), lifecycle, secret, files, lambda: 100.0, endings, neighbours
     )
 
 

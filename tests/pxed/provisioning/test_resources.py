@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.web.resource import Resource, getChildForRequest
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from pxed.config import Config, load_config
+from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.identity import Neighbours
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle, State
@@ -38,6 +40,7 @@ ON_LINK = "10.213.7.50"  # a requester with a neighbour (ARP) entry, see arp()
 ATTACKER = "10.213.7.66"
 ATTACKER_MAC = "52:54:00:66:66:66"
 PRESEED_URL = f"http://127.0.0.1:8080/preseed/{DEB}"
+TURNS = Clock()  # the reactor turns callbacks are committed at the end of (see request())
 
 
 @pytest.fixture
@@ -54,7 +57,8 @@ def provisioning(root: Path, config: Config | None = None) -> Provisioning:
     table = root / "arp"
     table.write_text(ARP_HEAD)
     neighbours = Neighbours(table, ndp_dump=lambda: b"")  # IPv6 neighbours: ndp()
-    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, neighbours)
+    endings = InstallEndings(lifecycle, TURNS)
+    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, endings, neighbours)
 
 
 ARP_HEAD = "IP address       HW type     Flags       HW address            Mask     Device\n"
@@ -93,6 +97,9 @@ def request(
         req.requestHeaders.setRawHeaders(name, [value])
     resource = getChildForRequest(root, req)
     body = resource.render(req)
+    if body is NOT_DONE_YET:  # a callback: answered at the end of the turn, once committed
+        TURNS.advance(0)
+        body = b"".join(req.written)
     return (req.responseCode or 200, body.decode())
 
 
