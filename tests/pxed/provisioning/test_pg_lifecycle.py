@@ -18,14 +18,14 @@ from pxed.config import load_config
 from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.identity import Neighbours
 from pxed.provisioning.inventory import Inventory
-from pxed.provisioning.lifecycle import LifecycleError, State
+from pxed.provisioning.lifecycle import InstallEnd, LifecycleError, State
 from pxed.provisioning.pg_lifecycle import PostgresLifecycle
 from pxed.provisioning.resources import Provisioning
 from pxed.provisioning.service import callback_secret, open_lifecycle
 from pxed.provisioning.tftp_files import ProvisionFiles
 from pxed.provisioning.tokens import kickstart_signature
 from tests.pxed.provisioning.test_resources import ARP_HEAD, TURNS, WEB_IP, request
-from tests.support.provision_lab import WEB, write_lab
+from tests.support.provision_lab import KIOSK, WEB, write_lab
 
 
 def server(root: Path, name: str, url: str) -> Provisioning:
@@ -129,3 +129,26 @@ def test_a_change_that_fails_inside_its_transaction_leaves_no_transaction_open(
         one.lifecycle.done(WEB, 1.0)
     monkeypatch.setattr(one.lifecycle, "_row", real)
     assert one.lifecycle.done(WEB, 2.0).state is State.INSTALLED
+
+
+def test_ends_of_several_hosts_commit_together_each_host_locked(
+    pair: tuple[Provisioning, Provisioning], monkeypatch: pytest.MonkeyPatch
+):
+    one, two = pair
+    assert isinstance(one.lifecycle, PostgresLifecycle)
+    ran: list[tuple[str, tuple[object, ...]]] = []
+    real = one.lifecycle._run
+
+    def spied(sql: str, params: tuple[object, ...] = ()) -> object:
+        ran.append((sql, params))
+        return real(sql, params)
+
+    monkeypatch.setattr(one.lifecycle, "_run", spied)
+    ends = [InstallEnd(WEB, "done", 3.0), InstallEnd(KIOSK, "failed", 3.0)]
+    assert [s.state for s in one.lifecycle.end_installs(ends)] == [State.INSTALLED, State.FAILED]
+    locked = [params for sql, params in ran if "pg_advisory_xact_lock" in sql]
+    assert locked == [(f"pxed host {WEB}",), (f"pxed host {KIOSK}",)]  # in MAC order
+    assert [sql for sql, _ in ran].count("BEGIN") == 1
+    assert [sql for sql, _ in ran].count("COMMIT") == 1
+    assert isinstance(two.lifecycle, PostgresLifecycle)
+    assert [new for _, _, new, _, _ in two.lifecycle.history(KIOSK)] == ["failed"]
