@@ -30,7 +30,10 @@ two MACs, and from the capture the addresses ACKed last to two MACs (both must b
 Takeover (``--takeover RATE``, with ``pxed-pg2``): one more ``pxed-pg2`` run at RATE
 for ``--takeover-seconds``, pxe1 killed with SIGKILL a third of the way in; from the
 capture, the exchanges (DISCOVER sent, no ACK) lost by second from the kill, and
-how many of those begun more than 5 s after it (the target: none).
+how many of those begun more than 5 s after it (the target: none); then every ACK
+of the capture against the lease table: rows, ACKs, addresses ever ACKed to two
+MACs, ACKs the table does not hold, addresses the table holds for two MACs (issue
+16: none over at least 20,000 leases; ``--budget 0`` runs the takeover alone).
 
 The ladder climbs until fewer than 99 % of DISCOVERs end in an ACK (``pxed-pg``
 and ``pxed-pg2`` run every rate given, for a table rate by rate with the
@@ -55,18 +58,14 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
-import json
 import os
-import re
 import shutil
 import signal
 import sqlite3
-import statistics
-import struct
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,11 +75,10 @@ from typing import Any
 
 import psycopg
 
+from benchmarks import dhcp_ladder
 from lab import postgres
-from lab.netns import Background, Namespace, NetnsLab
+from lab.netns import Namespace, NetnsLab
 from lab.postgres import PostgresServer, PostgresUnavailable
-
-REPO = Path(__file__).resolve().parents[1]
 
 NETWORK = IPv4Network("10.213.0.0/16")
 SERVER_IP = NETWORK.network_address + 1
@@ -88,42 +86,16 @@ RELAY_IP = NETWORK.network_address + 2
 SHARED_IP = NETWORK.network_address + 100  # both servers' (pxed-pg2), on every port
 POOL = (NETWORK.network_address + 256, NETWORK.broadcast_address - 1)
 RATES = (250, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 STARTUP = 60.0  # seconds a server may take to listen (a loaded machine is slow)
 
 
 @dataclass
-class Step:
-    server: str
-    rate: int
-    sent: int
-    acked: int
-    seconds: float
-    latencies: list[float]
-    cpu: float
-    leases: int
+class Step(dhcp_ladder.Step):
+    """One server at one rate (``answered``: the ACKs)."""
+
     doubles: tuple[int, int] | None = None  # pxed-pg2: (in the database, ACKed last)
     by_server: str = ""  # pxed-pg2: leases each server bound, binds refused
     database_cpu: float = 0.0  # PostgreSQL's backends, over the step
-
-    @property
-    def completion(self) -> float:
-        return self.acked / self.sent if self.sent else 0.0
-
-    @property
-    def dora_per_second(self) -> float:
-        return self.acked / self.seconds
-
-    @property
-    def p99(self) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-
-    @property
-    def average(self) -> float:
-        return statistics.fmean(self.latencies) if self.latencies else float("nan")
 
 
 # --- servers ---------------------------------------------------------------------------------
@@ -139,40 +111,17 @@ class Site:
     database: PostgresServer | None
 
 
-class Server:
-    """One server under test: started fresh for a step, stopped by its PID."""
+class Server(dhcp_ladder.Server):
+    """One server under test at .0.1 (``target``: where the relay sends)."""
 
-    name = ""
-    target = SERVER_IP  # where the relay sends
+    target = SERVER_IP
     climbs_past_failure = False  # True: every rate given, for a rate-by-rate table
+    port = 67
+    startup = STARTUP
 
     def __init__(self, site: Site, work: Path) -> None:
+        super().__init__(*site.first, work)
         self.site = site
-        self.ns, self.interface = site.first
-        self.work = work
-        self.proc: Background | None = None
-
-    def start(self) -> None:
-        if self.work.exists():
-            shutil.rmtree(self.work)
-        self.work.mkdir(parents=True)
-        self.proc = self.ns.spawn(self.argv(), self.work / "server.log")
-        self.ns.wait_listening(67, timeout=STARTUP)
-        time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-
-    def cpu_seconds(self) -> float:
-        assert self.proc is not None
-        return _cpu_seconds(self.proc.pid)
-
-    def argv(self) -> list[str]:
-        raise NotImplementedError
-
-    def leases(self) -> int:
-        raise NotImplementedError
 
     def doubles(self, pcap: Path) -> tuple[int, int] | None:
         """Addresses held by two MACs, where two servers share a pool; None elsewhere."""
@@ -181,15 +130,6 @@ class Server:
     def by_server(self) -> str:
         """Leases each server bound, where two servers share a pool; "" elsewhere."""
         return ""
-
-    def database_cpu(self) -> float:
-        """CPU seconds of the database's processes so far (0 without a database)."""
-        return 0.0
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
 
 
 def pxed_argv(work: Path, interface: str, server: dict[str, str]) -> list[str]:
@@ -204,10 +144,7 @@ def pxed_argv(work: Path, interface: str, server: dict[str, str]) -> list[str]:
             "subnets": [{"network": str(NETWORK), "range": [str(a) for a in POOL]}],
         },
     }
-    path = work / "pxed.yaml"
-    path.write_text(json.dumps(config))
-    twistd = REPO / ".venv" / "bin" / "twistd"
-    return [str(twistd), "-n", "--pidfile=", "pxed", "--config", str(path)]
+    return dhcp_ladder.twistd_argv(work, config)
 
 
 class Pxed(Server):
@@ -257,7 +194,7 @@ class PxedPg(Server):
             except OSError:  # the process is gone
                 continue
             if fields[1] == parent:
-                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+                total += (int(fields[11]) + int(fields[12])) / dhcp_ladder.CLOCK_TICK
         return total
 
     def leases(self) -> int:
@@ -291,7 +228,7 @@ class PxedPgPair(PxedPg):
             super().stop()
 
     def cpu_seconds(self) -> float:
-        return super().cpu_seconds() + _cpu_seconds(self.peer.pid)
+        return super().cpu_seconds() + dhcp_ladder.cpu_seconds(self.peer.pid)
 
     def doubles(self, pcap: Path) -> tuple[int, int]:
         """(addresses the database holds for two MACs, addresses ACKed last to two MACs)."""
@@ -306,6 +243,35 @@ class PxedPgPair(PxedPg):
                 last[chaddr] = yiaddr
         told = sum(1 for n in Counter(last.values()).values() if n > 1)
         return int(row[0]) if row else 0, told
+
+    def audit(self, pcap: Path) -> str:
+        """Every ACK the relay saw against the lease table: no address ACKed to two MACs
+        at any time, none ACKed and not stored, none held twice."""
+        with self._connect(self.database) as conn:
+            stored = dict(conn.execute("SELECT mac, host(ip) FROM leases").fetchall())
+            row = conn.execute(
+                "SELECT count(*) FROM (SELECT ip FROM leases GROUP BY ip"
+                " HAVING count(DISTINCT mac) > 1) AS shared"
+            ).fetchone()
+        macs_of: dict[bytes, set[bytes]] = defaultdict(set)
+        acks = 0
+        for kind, chaddr, yiaddr, _ in _frames(pcap):
+            if kind == 5:
+                acks += 1
+                macs_of[yiaddr].add(chaddr)
+        ever_two = sum(1 for macs in macs_of.values() if len(macs) > 1)
+        unstored = sum(
+            1
+            for yiaddr, macs in macs_of.items()
+            for mac in macs
+            if stored.get(mac.hex(":")) != str(IPv4Address(yiaddr))
+        )
+        return (
+            f"{len(stored)} leases ({len(set(stored.values()))} addresses), {acks} ACKs to"
+            f" {sum(map(len, macs_of.values()))} MACs; addresses ever ACKed to two MACs:"
+            f" {ever_two}; ACKed (MAC, address) not in the table: {unstored}; addresses"
+            f" the table holds for two MACs: {int(row[0]) if row else 0}"
+        )
 
     def by_server(self) -> str:
         """Leases per server, and the binds the unique constraint refused (two servers'
@@ -323,20 +289,8 @@ class Dnsmasq(Server):
     name = "dnsmasq"
 
     def argv(self) -> list[str]:
-        return [
-            "dnsmasq",
-            "-d",
-            "--conf-file=/dev/null",
-            "--port=0",
-            "--user=root",
-            f"--interface={self.interface}",
-            "--bind-interfaces",
-            "--no-ping",
-            f"--dhcp-range={POOL[0]},{POOL[1]},{NETWORK.netmask},1h",
-            "--dhcp-lease-max=1000000",
-            f"--dhcp-leasefile={self.work / 'dnsmasq.leases'}",
-            f"--pid-file={self.work / 'dnsmasq.pid'}",
-        ]
+        dhcp_range = f"{POOL[0]},{POOL[1]},{NETWORK.netmask},1h"
+        return dhcp_ladder.dnsmasq_argv(self.work, self.interface, dhcp_range, "--no-ping")
 
     def leases(self) -> int:
         path = self.work / "dnsmasq.leases"
@@ -347,40 +301,12 @@ class Kea(Server):
     name = "kea"
 
     def argv(self) -> list[str]:
-        config = {
-            "Dhcp4": {
-                "interfaces-config": {"interfaces": [self.interface], "dhcp-socket-type": "udp"},
-                "lease-database": {
-                    "type": "memfile",
-                    "persist": True,
-                    "name": str(self.work / "kea-leases4.csv"),
-                    "lfc-interval": 0,
-                },
-                "valid-lifetime": 3600,
-                "subnet4": [
-                    {
-                        "id": 1,
-                        "subnet": str(NETWORK),
-                        "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}],
-                    }
-                ],
-                "loggers": [
-                    {
-                        "name": "kea-dhcp4",
-                        "output_options": [{"output": str(self.work / "kea.log")}],
-                        "severity": "INFO",
-                    }
-                ],
-            }
-        }
-        path = self.work / "kea-dhcp4.conf"
-        path.write_text(json.dumps(config))
-        env = [f"KEA_PIDFILE_DIR={self.work}", f"KEA_LOCKFILE_DIR={self.work}"]
-        return ["env", *env, "kea-dhcp4", "-c", str(path)]
+        interfaces = {"interfaces": [self.interface], "dhcp-socket-type": "udp"}
+        subnet = {"subnet": str(NETWORK), "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}]}
+        return dhcp_ladder.kea_argv(self.work, 4, interfaces, subnet, {})
 
     def leases(self) -> int:
-        path = self.work / "kea-leases4.csv"
-        return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
+        return dhcp_ladder.kea_leases(self.work, 4)
 
 
 SERVERS: dict[str, type[Server]] = {
@@ -403,47 +329,19 @@ ON_POSTGRES = {"pxed-pg", "pxed-pg2"}
 # --- one step --------------------------------------------------------------------------------
 
 
-def perfdhcp_step(
-    client: Namespace, rate: int, seconds: float, target: IPv4Address
-) -> dict[str, tuple[int, int]]:
-    clients = int(rate * seconds * 1.2) + 100
-    argv = ["perfdhcp", "-4", "-r", str(rate), "-R", str(clients), "-p", str(int(seconds))]
-    argv += ["-d", "2", "-W", "2000000", "-l", str(RELAY_IP), str(target)]
-    done = client.run(argv, timeout=seconds + 30, check=False)
-    stats = {}
-    for name, block in re.findall(r"Statistics for: ([A-Z-]+)\*+\n(.*?)\n\n", done.stdout, re.S):
-        sent = int(re.search(r"sent packets: (\d+)", block).group(1))  # type: ignore[union-attr]
-        got = int(re.search(r"received packets: (\d+)", block).group(1))  # type: ignore[union-attr]
-        stats[name] = (sent, got)
-    if set(stats) != {"DISCOVER-OFFER", "REQUEST-ACK"}:
-        raise RuntimeError(f"perfdhcp said:\n{done.stdout}\n{done.stderr}")
-    return stats
-
-
 def latencies(pcap: Path) -> list[float]:
     """DISCOVER sent -> ACK received per client, in ms, from a pcap of the relay's link."""
-    discovers: dict[bytes, deque[float]] = defaultdict(deque)
-    out = []
-    for kind, chaddr, _, stamp in _frames(pcap):
-        if kind == 1:
-            discovers[chaddr].append(stamp)
-        elif kind == 5 and discovers[chaddr]:
-            out.append((stamp - discovers[chaddr].popleft()) * 1000)
-    return out
+    by_chaddr = ((kind, chaddr, stamp) for kind, chaddr, _, stamp in _frames(pcap))
+    return dhcp_ladder.latencies(by_chaddr, 1, 5)
 
 
 def _frames(pcap: Path) -> Iterator[tuple[int, bytes, bytes, float]]:
     """(message type, chaddr, yiaddr, time) of every DHCP frame in a pcap."""
-    data = pcap.read_bytes()
-    offset = 24
-    while offset + 16 <= len(data):
-        sec, usec, length, _ = struct.unpack_from("<IIII", data, offset)
-        frame = data[offset + 16 : offset + 16 + length]
-        offset += 16 + length
+    for frame, stamp in dhcp_ladder.pcap_frames(pcap):
         if len(frame) < 14 + 20 + 8 + 240 or frame[12:14] != b"\x08\x00":
             continue
         dhcp = frame[14 + (frame[14] & 0x0F) * 4 + 8 :]
-        yield _dhcp_kind(dhcp), dhcp[28:34], dhcp[16:20], sec + usec / 1e6
+        yield _dhcp_kind(dhcp), dhcp[28:34], dhcp[16:20], stamp
 
 
 def _dhcp_kind(dhcp: bytes) -> int:
@@ -462,68 +360,26 @@ def run_step(
     client: tuple[Namespace, str], make: Callable[[], Server], rate: int, seconds: float
 ) -> Step:
     """One rate on a fresh server; ``client`` is perfdhcp's namespace and its veth end."""
-    client_ns, client_if = client
-    server = make()
-    server.start()
-    try:
-        pcap = server.work / "client.pcap"
-        capture = client_ns.tcpdump(client_if, pcap, "udp port 67", snaplen=400)
-        before, database_before = server.cpu_seconds(), server.database_cpu()
-        stats = perfdhcp_step(client_ns, rate, seconds, server.target)
-        cpu = server.cpu_seconds() - before
-        database_cpu = server.database_cpu() - database_before
-        capture.stop(timeout=10.0)
-        time.sleep(0.5)  # let a lease file written after the ACK (dnsmasq, Kea) land
-        sent, _ = stats["DISCOVER-OFFER"]
-        _, acked = stats["REQUEST-ACK"]
-        return Step(
-            server.name, rate, sent, acked, seconds, latencies(pcap), cpu, server.leases(),
-            server.doubles(pcap), server.by_server(), database_cpu,
+    with dhcp_ladder.running(make) as server:
+        relay = functools.partial(
+            dhcp_ladder.perfdhcp_step, client[0], ["-4"], str(RELAY_IP), str(server.target),
+            rate, seconds, ("DISCOVER-OFFER", "REQUEST-ACK"),
         )  # fmt: skip
-    finally:
-        server.stop()
+        load = dhcp_ladder.offer_load(client, server, 400, relay)
+        return Step(
+            server.name, rate, load.sent, load.answered, seconds, latencies(load.pcap), load.cpu,
+            server.leases(), server.doubles(load.pcap), server.by_server(), load.database_cpu,
+        )  # fmt: skip
 
 
 # --- the ladder --------------------------------------------------------------------------------
 
 
-def ladder(
-    client: tuple[Namespace, str],
-    makers: dict[str, Callable[[], Server]],
-    rates: list[int],
-    seconds: int,
-    budget: float,
-) -> dict[str, list[Step]]:
-    """Every server at each rate in turn (so background load hits them alike) until it fails
-    (the PostgreSQL ones: every rate, for the issue's rate-by-rate figures)."""
-    results: dict[str, list[Step]] = {name: [] for name in makers}
-    climbing = set(makers)
-    started = time.monotonic()
-    for rate in rates:
-        for name, make in makers.items():
-            if name not in climbing:
-                continue
-            if time.monotonic() - started > budget:
-                print(f"time budget of {budget:g} s spent; the ladder stops here", flush=True)
-                return results
-            step = run_step(client, make, rate, seconds)
-            results[name].append(step)
-            print(_line(step), flush=True)
-            if step.completion < 0.99 and not SERVERS[name].climbs_past_failure:
-                climbing.discard(name)
-        if not climbing:
-            break
-    return results
-
-
 def _line(step: Step) -> str:
     return (
-        f"{step.server:8} {step.rate:6}/s: {step.acked}/{step.sent} ACKed "
-        f"({step.completion:.1%}), {step.dora_per_second:.0f} DORA/s, "
-        f"avg {step.average:.1f} ms p99 {step.p99:.1f} ms, "
-        f"{step.cpu / max(step.acked, 1) * 1e3:.3f} ms CPU/exchange"
+        dhcp_ladder.progress(step, "ACKed", "DORA")
         + (
-            f" (PostgreSQL {step.database_cpu / max(step.acked, 1) * 1e3:.3f} ms)"
+            f" (PostgreSQL {step.database_cpu / max(step.answered, 1) * 1e3:.3f} ms)"
             if step.database_cpu
             else ""
         )
@@ -538,18 +394,9 @@ def _line(step: Step) -> str:
     )
 
 
-def best(steps: list[Step]) -> Step | None:
-    passing = [step for step in steps if step.completion >= 0.99]
-    return max(passing, key=lambda step: step.dora_per_second) if passing else None
-
-
 def report(results: dict[str, list[Step]]) -> str:
-    baseline = best(results.get("dnsmasq", []))
-    lines = [
-        "| server | sustained DORA/s | vs dnsmasq | avg latency | p99 latency "
-        "| server CPU / exchange | leases in its file | durable before ACK |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    baseline = dhcp_ladder.best(results.get("dnsmasq", []))
+    lines = dhcp_ladder.summary_header("DORA", "dnsmasq", "leases in its file", "ACK")
     durable = {
         "pxed": "yes (fsync per batch)",
         "pxed-pg": "yes (COMMIT per batch, synchronous_commit on)",
@@ -558,17 +405,14 @@ def report(results: dict[str, list[Step]]) -> str:
         "kea": "no (memfile: write, no fsync)",
     }
     for name, steps in results.items():
-        top = best(steps)
+        if not steps:  # the budget was spent before its first step
+            continue
+        top = dhcp_ladder.best(steps)
         if top is None:
             lines.append(f"| {name} | < {steps[0].rate} | | | | | | {durable[name]} |")
             continue
-        ratio = f"{top.dora_per_second / baseline.dora_per_second:.1f}x" if baseline else "-"
-        lines.append(
-            f"| {name} | {top.dora_per_second:.0f} (at {top.rate}/s) | {ratio} "
-            f"| {top.average:.1f} ms | {top.p99:.1f} ms "
-            f"| {top.cpu / max(top.acked, 1) * 1e3:.3f} ms | {top.leases}/{top.acked} "
-            f"| {durable[name]} |"
-        )
+        ratio = f"{top.per_second / baseline.per_second:.1f}x" if baseline else "-"
+        lines.append(dhcp_ladder.summary_row(name, top, ratio, durable[name]))
     return "\n".join(lines)
 
 
@@ -588,18 +432,21 @@ def postgres_report(results: dict[str, list[Step]]) -> str:
         cells = []
         for name in names:
             step = at.get((name, rate))
-            cells.append(f"{step.dora_per_second:.0f} ({step.completion:.1%})" if step else "-")
+            cells.append(f"{step.per_second:.0f} ({step.completion:.1%})" if step else "-")
         one, two = at.get(("pxed-pg", rate)), at.get(("pxed-pg2", rate))
-        ratio = f"{two.dora_per_second / one.dora_per_second:.2f}x" if one and two else "-"
+        ratio = f"{two.per_second / one.per_second:.2f}x" if one and two else "-"
         doubles = f"{two.doubles[0]}, {two.doubles[1]}" if two and two.doubles else "-"
         split = two.by_server if two else "-"
         lines.append(f"| {rate} | " + " | ".join(cells) + f" | {ratio} | {doubles} | {split} |")
-    one_best, two_best = best(results.get("pxed-pg", [])), best(results.get("pxed-pg2", []))
+    one_best, two_best = (
+        dhcp_ladder.best(results.get("pxed-pg", [])),
+        dhcp_ladder.best(results.get("pxed-pg2", [])),
+    )
     if one_best and two_best:
         lines.append(
             f"\nSustained (best step with >= 99 % completed): pxed-pg "
-            f"{one_best.dora_per_second:.0f}, pxed-pg2 {two_best.dora_per_second:.0f} DORA/s, "
-            f"{two_best.dora_per_second / one_best.dora_per_second:.2f}x"
+            f"{one_best.per_second:.0f}, pxed-pg2 {two_best.per_second:.0f} DORA/s, "
+            f"{two_best.per_second / one_best.per_second:.2f}x"
         )
     return "\n".join(lines)
 
@@ -630,6 +477,7 @@ def takeover(
         capture.stop(timeout=10.0)
     finally:
         pair.stop()
+    audit = f"{pair.audit(pcap)}; leases by server: {pair.by_server()}"
     started: dict[bytes, float] = {}
     acked: set[bytes] = set()
     for kind, chaddr, _, stamp in _frames(pcap):
@@ -644,7 +492,7 @@ def takeover(
         f"Takeover at {rate}/s (pxe1 killed with SIGKILL {seconds / 3:.0f} s into"
         f" {seconds} s): {len(acked)}/{len(started)} exchanges ACKed; lost begun more than"
         f" 5 s after the kill: {after} of {later}; lost by second from the kill:"
-        f" {dict(sorted(lost.items()))}"
+        f" {dict(sorted(lost.items()))}; {audit}"
     )
 
 
@@ -673,22 +521,16 @@ def database(names: list[str]) -> Iterator[PostgresServer | None]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=3, help="length of each step")
-    parser.add_argument("--rates", default=",".join(map(str, RATES)))
-    parser.add_argument("--only", action="append", choices=sorted(SERVERS))
-    parser.add_argument("--budget", type=float, default=600.0, help="seconds in all, at most")
+    dhcp_ladder.add_arguments(parser, RATES, SERVERS)
     parser.add_argument(
         "--takeover", type=int, default=500, help="pxed-pg2 kill -9 run at this rate (0: none)"
     )
     parser.add_argument("--takeover-seconds", type=int, default=30)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("needs root (private network namespaces)", file=sys.stderr)
+    need = dhcp_ladder.unmet_need()
+    if need is not None:
+        print(need, file=sys.stderr)
         return 2
-    for tool in ("perfdhcp", "tcpdump", "ip"):
-        if shutil.which(tool) is None:
-            print(f"needs {tool}", file=sys.stderr)
-            return 2
     names = [
         n for n in (args.only or SERVERS) if (binary := BINARIES[n]) is None or shutil.which(binary)
     ]
@@ -713,16 +555,20 @@ def main() -> int:
                 name: functools.partial(SERVERS[name], site, work / name) for name in names
             }
             client = (client_ns, ports[1].b_if)
-            results = ladder(client, makers, rates, args.seconds, args.budget)
+            # The PostgreSQL ones climb every rate, for the issue's rate-by-rate figures.
+            every_rate = {name for name in makers if SERVERS[name].climbs_past_failure}
+            step = functools.partial(run_step, client, seconds=args.seconds)
+            results = dhcp_ladder.ladder(makers, rates, args.budget, step, _line, every_rate)
             took = ""
             if "pxed-pg2" in makers and args.takeover:
                 took = takeover(client, makers["pxed-pg2"], args.takeover, args.takeover_seconds)
                 print(took, flush=True)
-    print()
-    print(report(results))
-    if ON_POSTGRES & set(results):
+    if any(results.values()):  # --budget 0: the takeover alone
         print()
-        print(postgres_report(results))
+        print(report(results))
+        if ON_POSTGRES & set(results):
+            print()
+            print(postgres_report(results))
     if took:
         print()
         print(took)

@@ -38,24 +38,20 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
-import re
 import shutil
-import statistics
 import struct
 import subprocess
 import sys
 import tempfile
-import time
-from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from ipaddress import IPv6Network
 from pathlib import Path
 
-from lab.netns import Background, Namespace, NetnsLab
+from benchmarks import dhcp_ladder
+from lab.netns import Namespace, NetnsLab
 from lab.procs import wait_until
 from pxed.dhcp6.leases import DATABASE_NAME, read_leases6
 
@@ -67,83 +63,25 @@ SERVER_IP = PREFIX.network_address + 1
 RELAY_IP = PREFIX.network_address + 2
 POOL = (PREFIX.network_address + 0x1_0000, PREFIX.network_address + 0x1_FFFF)
 RATES = (250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000)
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 SOLICIT, REPLY, RELAY_FORW, RELAY_REPL = 1, 7, 12, 13
 
 
 @dataclass
-class Step:
-    server: str
-    rate: int
-    sent: int
-    replied: int
-    seconds: float
-    latencies: list[float]
-    cpu: float
-    leases: int
-    load: float
+class Step(dhcp_ladder.Step):
+    """One server at one rate (``answered``: the REPLYs)."""
 
-    @property
-    def completion(self) -> float:
-        return self.replied / self.sent if self.sent else 0.0
-
-    @property
-    def per_second(self) -> float:
-        return self.replied / self.seconds
-
-    @property
-    def p99(self) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-
-    @property
-    def average(self) -> float:
-        return statistics.fmean(self.latencies) if self.latencies else float("nan")
-
-    @property
-    def cpu_ms(self) -> float:
-        return self.cpu / max(self.replied, 1) * 1e3
+    load: float  # the machine's load average after the step
 
 
 # --- servers ---------------------------------------------------------------------------------
 
 
-class Server:
-    """One server under test: started fresh for a step, stopped by its PID."""
+class Server(dhcp_ladder.Server):
+    """One server under test at fd00:213:6::1 (``durable``: when its leases are)."""
 
-    name = ""
     durable = ""
-
-    def __init__(self, ns: Namespace, interface: str, work: Path) -> None:
-        self.ns = ns
-        self.interface = interface
-        self.work = work
-        self.proc: Background | None = None
-
-    def start(self) -> None:
-        if self.work.exists():
-            shutil.rmtree(self.work)
-        self.work.mkdir(parents=True)
-        self.proc = self.ns.spawn(self.argv(), self.work / "server.log")
-        self.ns.wait_listening(547, timeout=20.0)
-        time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-
-    def cpu_seconds(self) -> float:
-        assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-
-    def argv(self) -> list[str]:
-        raise NotImplementedError
-
-    def leases(self) -> int:
-        raise NotImplementedError
+    port = 547
+    startup = 20.0
 
 
 class Pxed(Server):
@@ -165,10 +103,7 @@ class Pxed(Server):
                 "subnets": [subnet],
             },
         }
-        path = self.work / "pxed.yaml"
-        path.write_text(json.dumps(config))
-        twistd = REPO / ".venv" / "bin" / "twistd"
-        return [str(twistd), "-n", "--pidfile=", "pxed", "--config", str(path)]
+        return dhcp_ladder.twistd_argv(self.work, config)
 
     def leases(self) -> int:
         path = self.work / "state" / DATABASE_NAME
@@ -180,44 +115,15 @@ class Kea(Server):
     durable = "no (memfile: write, no fsync)"
 
     def argv(self) -> list[str]:
-        config = {
-            "Dhcp6": {
-                # interface/address: Kea takes unicast (the relay's packets) only on an
-                # address named so.
-                "interfaces-config": {"interfaces": [f"{self.interface}/{SERVER_IP}"]},
-                "lease-database": {
-                    "type": "memfile",
-                    "persist": True,
-                    "name": str(self.work / "kea-leases6.csv"),
-                    "lfc-interval": 0,
-                },
-                "server-id": {"type": "LL", "persist": False},
-                "preferred-lifetime": 3600,
-                "valid-lifetime": 3600,
-                "subnet6": [
-                    {
-                        "id": 1,
-                        "subnet": str(PREFIX),
-                        "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}],
-                    }
-                ],
-                "loggers": [
-                    {
-                        "name": "kea-dhcp6",
-                        "output_options": [{"output": str(self.work / "kea.log")}],
-                        "severity": "INFO",
-                    }
-                ],
-            }
-        }
-        path = self.work / "kea-dhcp6.conf"
-        path.write_text(json.dumps(config))
-        env = [f"KEA_PIDFILE_DIR={self.work}", f"KEA_LOCKFILE_DIR={self.work}"]
-        return ["env", *env, "kea-dhcp6", "-c", str(path)]
+        # interface/address: Kea takes unicast (the relay's packets) only on an address
+        # named so.
+        interfaces = {"interfaces": [f"{self.interface}/{SERVER_IP}"]}
+        subnet = {"subnet": str(PREFIX), "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}]}
+        settings = {"server-id": {"type": "LL", "persist": False}, "preferred-lifetime": 3600}
+        return dhcp_ladder.kea_argv(self.work, 6, interfaces, subnet, settings)
 
     def leases(self) -> int:
-        path = self.work / "kea-leases6.csv"
-        return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
+        return dhcp_ladder.kea_leases(self.work, 6)
 
 
 class Dnsmasq(Server):
@@ -225,19 +131,8 @@ class Dnsmasq(Server):
     durable = "after the REPLY (lease file fsynced once it is sent)"
 
     def argv(self) -> list[str]:
-        return [
-            "dnsmasq",
-            "-d",
-            "--conf-file=/dev/null",
-            "--port=0",
-            "--user=root",
-            f"--interface={self.interface}",
-            "--bind-interfaces",
-            f"--dhcp-range={POOL[0]},{POOL[1]},{PREFIX.prefixlen},1h",
-            "--dhcp-lease-max=1000000",
-            f"--dhcp-leasefile={self.work / 'dnsmasq.leases'}",
-            f"--pid-file={self.work / 'dnsmasq.pid'}",
-        ]
+        dhcp_range = f"{POOL[0]},{POOL[1]},{PREFIX.prefixlen},1h"
+        return dhcp_ladder.dnsmasq_argv(self.work, self.interface, dhcp_range)
 
     def leases(self) -> int:
         path = self.work / "dnsmasq.leases"
@@ -255,45 +150,15 @@ BINARIES = {"pxed": None, "kea": "kea-dhcp6", "dnsmasq": "dnsmasq"}
 # --- one step --------------------------------------------------------------------------------
 
 
-def perfdhcp_step(
-    client: Namespace, interface: str, rate: int, seconds: float
-) -> dict[str, tuple[int, int]]:
-    """perfdhcp -6 as one relay agent at ``rate`` for ``seconds`` (killed if it overruns)."""
-    clients = int(rate * seconds * 1.2) + 100
-    argv = ["perfdhcp", "-6", "-A1", "-r", str(rate), "-R", str(clients), "-p", str(int(seconds))]
-    argv += ["-d", "2", "-W", "2000000", "-l", interface, str(SERVER_IP)]
-    done = client.run(argv, timeout=seconds + 30, check=False)
-    stats = {}
-    for name, block in re.findall(r"Statistics for: ([A-Z-]+)\*+\n(.*?)\n\n", done.stdout, re.S):
-        sent = int(re.search(r"sent packets: (\d+)", block).group(1))  # type: ignore[union-attr]
-        got = int(re.search(r"received packets: (\d+)", block).group(1))  # type: ignore[union-attr]
-        stats[name] = (sent, got)
-    if set(stats) != {"SOLICIT-ADVERTISE", "REQUEST-REPLY"}:
-        raise RuntimeError(f"perfdhcp said:\n{done.stdout}\n{done.stderr}")
-    return stats
-
-
 def latencies(pcap: Path) -> list[float]:
     """SOLICIT sent -> REPLY received per client DUID, in ms, from a pcap of the relay's link."""
-    solicits: dict[bytes, deque[float]] = defaultdict(deque)
-    out = []
-    for kind, duid, stamp in _messages(pcap):
-        if kind == SOLICIT:
-            solicits[duid].append(stamp)
-        elif kind == REPLY and solicits[duid]:
-            out.append((stamp - solicits[duid].popleft()) * 1000)
-    return out
+    return dhcp_ladder.latencies(_messages(pcap), SOLICIT, REPLY)
 
 
 def _messages(pcap: Path) -> Iterator[tuple[int, bytes, float]]:
     """(inner message type, client DUID, time) of every relayed DHCPv6 frame in a pcap
     (Ethernet, IPv6 without extension headers, UDP: what perfdhcp and the servers send)."""
-    data = pcap.read_bytes()
-    offset = 24
-    while offset + 16 <= len(data):
-        sec, usec, length, _ = struct.unpack_from("<IIII", data, offset)
-        frame = data[offset + 16 : offset + 16 + length]
-        offset += 16 + length
+    for frame, stamp in dhcp_ladder.pcap_frames(pcap):
         if frame[12:14] != b"\x86\xdd" or len(frame) < 14 + 40 + 8 + 34:
             continue
         relay = frame[14 + 40 + 8 :]
@@ -304,7 +169,7 @@ def _messages(pcap: Path) -> Iterator[tuple[int, bytes, float]]:
             continue
         duid = _option(inner, 4, 1)
         if duid is not None:
-            yield inner[0], duid, sec + usec / 1e6
+            yield inner[0], duid, stamp
 
 
 def _option(message: bytes, start: int, code: int) -> bytes | None:
@@ -318,97 +183,43 @@ def _option(message: bytes, start: int, code: int) -> bytes | None:
 
 
 def run_step(
-    client: tuple[Namespace, str],
-    make: Callable[[], Server],
-    rate: int,
-    seconds: float,
+    client: tuple[Namespace, str], make: Callable[[], Server], rate: int, seconds: float
 ) -> Step:
+    """One rate on a fresh server; ``client`` is perfdhcp's namespace and its veth end."""
     client_ns, client_if = client
-    server = make()
-    server.start()
-    try:
-        pcap = server.work / "client.pcap"
-        capture = client_ns.tcpdump(client_if, pcap, "udp port 547", snaplen=300)
-        before = server.cpu_seconds()
-        stats = perfdhcp_step(client_ns, client_if, rate, seconds)
-        cpu = server.cpu_seconds() - before
-        capture.stop(timeout=10.0)
-        time.sleep(0.5)  # let a lease file written after the REPLY (dnsmasq, Kea) land
-        sent, _ = stats["SOLICIT-ADVERTISE"]
-        _, replied = stats["REQUEST-REPLY"]
-        return Step(
-            server.name, rate, sent, replied, seconds, latencies(pcap), cpu, server.leases(),
-            os.getloadavg()[0],
+    with dhcp_ladder.running(make) as server:
+        relay = partial(
+            dhcp_ladder.perfdhcp_step, client_ns, ["-6", "-A1"], client_if, str(SERVER_IP),
+            rate, seconds, ("SOLICIT-ADVERTISE", "REQUEST-REPLY"),
         )  # fmt: skip
-    finally:
-        server.stop()
-
-
-def ladder(
-    client: tuple[Namespace, str],
-    makers: dict[str, Callable[[], Server]],
-    rates: list[int],
-    seconds: int,
-    budget: float,
-) -> dict[str, list[Step]]:
-    """Every server at each rate in turn (so background load hits them alike) until it
-    completes fewer than 99 %, or the time budget is spent."""
-    results: dict[str, list[Step]] = {name: [] for name in makers}
-    climbing = set(makers)
-    started = time.monotonic()
-    for rate in rates:
-        for name, make in makers.items():
-            if name not in climbing:
-                continue
-            if time.monotonic() - started > budget:
-                print(f"time budget of {budget:g} s spent; the ladder stops here", flush=True)
-                return results
-            step = run_step(client, make, rate, seconds)
-            results[name].append(step)
-            print(_line(step), flush=True)
-            if step.completion < 0.99:
-                climbing.discard(name)
-        if not climbing:
-            break
-    return results
+        load = dhcp_ladder.offer_load(client, server, 300, relay)
+        return Step(
+            server.name, rate, load.sent, load.answered, seconds, latencies(load.pcap), load.cpu,
+            server.leases(), os.getloadavg()[0],
+        )  # fmt: skip
 
 
 def _line(step: Step) -> str:
     return (
-        f"{step.server:8} {step.rate:6}/s: {step.replied}/{step.sent} REPLYs "
-        f"({step.completion:.1%}), {step.per_second:.0f} exchanges/s, "
-        f"avg {step.average:.1f} ms p99 {step.p99:.1f} ms, "
-        f"{step.cpu_ms:.3f} ms CPU/exchange, {step.leases} leases, "
-        f"load average {step.load:.2f}"
+        dhcp_ladder.progress(step, "REPLYs", "exchanges")
+        + f", {step.leases} leases, load average {step.load:.2f}"
     )
 
 
-def best(steps: list[Step]) -> Step | None:
-    passing = [step for step in steps if step.completion >= 0.99]
-    return max(passing, key=lambda step: step.per_second) if passing else None
-
-
 def report(results: dict[str, list[Step]]) -> str:
-    baseline = best(results.get("kea", []))
-    lines = [
-        "| server | sustained exchanges/s | vs Kea | avg latency | p99 latency "
-        "| server CPU / exchange | leases stored / REPLYs | durable before REPLY |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    baseline = dhcp_ladder.best(results.get("kea", []))
+    leases = "leases stored / REPLYs"
+    lines = dhcp_ladder.summary_header("exchanges", "Kea", leases, "REPLY")
     for name, steps in results.items():
         durable = SERVERS[name].durable
-        top = best(steps)
+        top = dhcp_ladder.best(steps)
         if top is None:
             first = steps[0] if steps else None
             failed = f"< {first.rate} ({first.completion:.1%} at {first.rate})" if first else "-"
             lines.append(f"| {name} | {failed} | | | | | | {durable} |")
             continue
         ratio = f"{top.per_second / baseline.per_second:.2f}x" if baseline else "-"
-        lines.append(
-            f"| {name} | {top.per_second:.0f} (at {top.rate}/s) | {ratio} "
-            f"| {top.average:.1f} ms | {top.p99:.1f} ms | {top.cpu_ms:.3f} ms "
-            f"| {top.leases}/{top.replied} | {durable} |"
-        )
+        lines.append(dhcp_ladder.summary_row(name, top, ratio, durable))
     return "\n".join(lines)
 
 
@@ -436,18 +247,12 @@ def _ready(ns: Namespace, interface: str) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=3, help="length of each step")
-    parser.add_argument("--rates", default=",".join(map(str, RATES)))
-    parser.add_argument("--only", action="append", choices=sorted(SERVERS))
-    parser.add_argument("--budget", type=float, default=600.0, help="seconds in all, at most")
+    dhcp_ladder.add_arguments(parser, RATES, SERVERS)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("needs root (private network namespaces)", file=sys.stderr)
+    need = dhcp_ladder.unmet_need()
+    if need is not None:
+        print(need, file=sys.stderr)
         return 2
-    for tool in ("perfdhcp", "tcpdump", "ip"):
-        if shutil.which(tool) is None:
-            print(f"needs {tool}", file=sys.stderr)
-            return 2
     names = []
     for name in args.only or SERVERS:
         binary = BINARIES[name]
@@ -472,7 +277,8 @@ def main() -> int:
                 name: partial(SERVERS[name], server_ns, link.a_if, work / name) for name in names
             }
             client = (client_ns, link.b_if)
-            results = ladder(client, makers, rates, args.seconds, args.budget)
+            step = partial(run_step, client, seconds=args.seconds)
+            results = dhcp_ladder.ladder(makers, rates, args.budget, step, _line)
     summary, steps = report(results), steps_table(results)
     print()
     print(summary)
@@ -489,7 +295,9 @@ def main() -> int:
 
 def _commit() -> str:
     done = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
     )
     return done.stdout.strip() or "unknown"
 

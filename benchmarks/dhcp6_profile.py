@@ -30,24 +30,18 @@ SQLite and the log.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
-import pstats
 import re
-import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from functools import partial
 from ipaddress import IPv6Network
 from pathlib import Path
 
-from twisted.logger import globalLogBeginner
-
+from benchmarks.adapter_profile import AdapterRun, NoSocket, add_arguments, profile
 from protocols.dhcp.server import Mode
 from protocols.dhcpv6.leases import MemoryLeaseStore
 from protocols.dhcpv6.server import Dhcpv6Server, Received, Reply
@@ -56,7 +50,6 @@ from pxed.dhcp6.duid import server_duid
 from pxed.dhcp6.leases import Sqlite6LeaseStore
 from pxed.dhcp6.service import Dhcp6Service, Interface
 from pxed.dhcp6.settings import engine_settings6
-from pxed.ops.logsink import pxed_observer
 from tests.support.fake_udp import FakeUDPReactor
 
 PREFIX = IPv6Network("fd00:213:6::/64")
@@ -112,7 +105,7 @@ def _find(message: bytes, start: int, code: int) -> bytes:
     raise ValueError(f"option {code} not in {message.hex()}")
 
 
-class Run:
+class Run(AdapterRun):
     """One adapter with a fresh lease database (or, ``engine_only``, the engine alone on
     a MemoryLeaseStore); ``exchange`` does a batch of SARRs."""
 
@@ -121,48 +114,31 @@ class Run:
         settings = engine_settings6(config, server_duid(state_dir))
         assert settings.mode is Mode.FULL
         self.engine = Dhcpv6Server(settings, MemoryLeaseStore()) if engine_only else None
-        self.reactor = FakeUDPReactor()
-        self.service = Dhcp6Service(
+        reactor = FakeUDPReactor()
+        service = Dhcp6Service(
             settings,
             lambda: Sqlite6LeaseStore.open(state_dir),
             [Interface("bench0", SERVER_IP, 2)],
-            self.reactor,
-            lambda name, port: _NoSocket(),
+            reactor,
+            lambda name, port: NoSocket(),
         )
-        self.service.privilegedStartService()
-        self.service.startService()
-        (self.port,) = self.reactor.open_ports
-        self.cpu = 0.0
-        self.batches: list[float] = []  # CPU seconds per batch of exchanges
-        self.next_client = 0
+        super().__init__(reactor, service)
 
-    def exchange(self, batch: int) -> None:
-        first = self.next_client
-        self.next_client += batch
-        before = self.cpu
-        clients = range(first, first + batch)
-        advertises = self._turn([relayed(SOLICIT, i, b"") for i in clients])
+    def exchanges(self, clients: range) -> None:
+        source = (str(RELAY_IP), 547)
+        advertises = self.turn([relayed(SOLICIT, i, b"") for i in clients], source)
         requests = []
         for i, advertise in zip(clients, advertises, strict=True):
             inner = _find(advertise, 34, 9)[4:]
             assert inner[0] == ADVERTISE, inner.hex()
             requests.append(relayed(REQUEST, i, _find(inner, 4, 2) + _find(inner, 4, 3)))
-        replies = self._turn(requests)
-        self.batches.append(self.cpu - before)
+        replies = self.turn(requests, source)
         assert all(_find(r, 34, 9)[4] == REPLY for r in replies), "not every REQUEST got a REPLY"
 
-    def _turn(self, datagrams: list[bytes]) -> list[bytes]:
+    def turn(self, datagrams: list[bytes], source: tuple[str, int]) -> list[bytes]:
         if self.engine is not None:
             return self._engine_turn(self.engine, datagrams)
-        self.reactor.sent.clear()
-        source = (str(RELAY_IP), 547)
-        receive = self.port.protocol.datagramReceived
-        started = time.process_time()
-        for datagram in datagrams:
-            receive(datagram, source)
-        self.reactor.advance(0)
-        self.cpu += time.process_time() - started
-        return [data for _, data, _ in self.reactor.sent]
+        return super().turn(datagrams, source)
 
     def _engine_turn(self, engine: Dhcpv6Server, datagrams: list[bytes]) -> list[bytes]:
         received = Received(SERVER_IP, (RELAY_IP, 547), 547, "bench0")
@@ -170,45 +146,6 @@ class Run:
         actions = [engine.handle_datagram(d, received, self.reactor.seconds()) for d in datagrams]
         self.cpu += time.process_time() - started
         return [action.data for action in actions if isinstance(action, Reply)]
-
-
-class _NoSocket:
-    def fileno(self) -> int:
-        return -1
-
-    def close(self) -> None:
-        pass
-
-
-@contextmanager
-def daemon_logging(path: Path) -> Iterator[None]:
-    """The daemon's observer at info level, into a file, as twistd -n > file would."""
-    with path.open("w") as sink:
-        globalLogBeginner.beginLoggingTo(
-            [pxed_observer("info", sink=sink)], discardBuffer=True, redirectStandardIO=False
-        )
-        yield
-
-
-def one_run(
-    work: Path, args: argparse.Namespace, profiler: cProfile.Profile | None
-) -> tuple[float, float]:
-    """CPU seconds per exchange over ``args.clients`` clients: the mean, and the tenth
-    percentile over the batches (what a batch costs when nothing else ran on its CPU)."""
-    work.mkdir()
-    run = Run(work, args.engine)
-    run.exchange(args.batch)  # warm the caches: the first batch is not a steady state
-    run.cpu, run.batches = 0.0, []
-    if profiler is not None:
-        profiler.enable()
-    for _ in range(args.clients // args.batch):
-        run.exchange(args.batch)
-    if profiler is not None:
-        profiler.disable()
-    run.service.stopService()
-    mean = float(run.cpu) / (args.clients // args.batch * args.batch)
-    quick = statistics.quantiles(run.batches, n=10)[0] if len(run.batches) > 1 else mean
-    return mean, quick / args.batch
 
 
 def instructions(clients: int, batch: int, engine: bool) -> int:
@@ -226,10 +163,7 @@ def instructions(clients: int, batch: int, engine: bool) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=4000, help="exchanges per run")
-    parser.add_argument("--batch", type=int, default=8, help="SOLICITs (REQUESTs) per turn")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--profile", type=int, metavar="N", help="cProfile one run, top N")
+    add_arguments(parser, "exchanges", "SOLICITs")
     parser.add_argument("--instructions", action="store_true", help="callgrind, per exchange")
     parser.add_argument(
         "--engine", action="store_true", help="the engine alone: no adapter, SQLite or logs"
@@ -239,27 +173,9 @@ def main() -> int:
         small, large = instructions(8, 8, args.engine), instructions(208, 8, args.engine)
         print(f"{(large - small) / 200:,.0f} instructions per relayed exchange (callgrind)")
         return 0
-    with (
-        tempfile.TemporaryDirectory(prefix="pxed-dhcp6-profile-") as tmp,
-        daemon_logging(Path(tmp) / "pxed.log"),
-    ):
-        if args.profile:
-            profiler = cProfile.Profile()
-            one_run(Path(tmp) / "profiled", args, profiler)
-            out = io.StringIO()
-            stats = pstats.Stats(profiler, stream=out)
-            stats.sort_stats("tottime").print_stats(args.profile)
-            stats.sort_stats("cumulative").print_stats(args.profile)
-            print(out.getvalue())
-            return 0
-        runs = [one_run(Path(tmp) / f"run{n}", args, None) for n in range(args.runs)]
-    means, quick = [mean for mean, _ in runs], [p10 for _, p10 in runs]
-    print(
-        f"{args.clients} relayed exchanges per run, {args.batch} per turn: CPU per exchange"
-        f" median {statistics.median(means) * 1e6:.0f} µs, batch p10 median"
-        f" {statistics.median(quick) * 1e6:.0f} µs"
-        f" (runs, mean/p10: {', '.join(f'{m * 1e6:.0f}/{q * 1e6:.0f}' for m, q in runs)})"
-    )
+    what = f"{args.clients} relayed exchanges per run, {args.batch} per turn"
+    make = partial(Run, engine_only=args.engine)
+    profile(args, make, "pxed-dhcp6-profile-", what, "exchange")
     return 0
 
 

@@ -24,21 +24,13 @@ percentiles of CPU per batch, which other processes' load disturbs least.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import json
-import pstats
-import statistics
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from functools import partial
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from twisted.logger import globalLogBeginner
-
+from benchmarks.adapter_profile import AdapterRun, NoSocket, add_arguments, profile
 from protocols.dhcp.options import ClientArch, ClientId, MessageType, NetworkInterfaceId
 from protocols.dhcp.wire import DhcpPacket, encode_dhcp, make_options
 from pxed.config import parse_config
@@ -46,7 +38,6 @@ from pxed.dhcp.leases import SqliteLeaseStore
 from pxed.dhcp.service import DhcpService, Interface
 from pxed.dhcp.settings import engine_settings
 from pxed.events import EventBus
-from pxed.ops.logsink import pxed_observer
 from pxed.ops.metrics import HttpStats, Negotiated
 from pxed.ops.timeline import Timeline, TimelineSubscriber
 from tests.support.fake_udp import FakeUDPReactor
@@ -105,54 +96,33 @@ def sender(shape: str) -> tuple[str, int]:
     return (str(RELAY_IP), 67) if shape == "relay" else ("0.0.0.0", 68)
 
 
-class Run:
+class Run(AdapterRun):
     """One adapter with a fresh lease database; ``exchange`` does a batch of DORAs."""
 
     def __init__(self, state_dir: Path, shape: str) -> None:
         config = parse_config(config_text(state_dir), "bench.yaml")
         interface = Interface("bench0", SERVER_IP)
-        self.reactor = FakeUDPReactor()
+        reactor = FakeUDPReactor()
         self.shape = shape
-        self.service = DhcpService(
+        service = DhcpService(
             engine_settings(config, SERVER_IP),
             lambda: SqliteLeaseStore.open(state_dir),
             [interface],
-            self.reactor,
-            lambda name, port: _NoSocket(),
+            reactor,
+            lambda name, port: NoSocket(),
             events=daemon_events(),
         )
-        self.service.privilegedStartService()
-        self.service.startService()
-        (self.port,) = self.reactor.open_ports
-        self.cpu = 0.0
-        self.batches: list[float] = []  # CPU seconds per batch of DORAs
-        self.next_client = 0
+        super().__init__(reactor, service)
 
-    def exchange(self, batch: int) -> None:
-        first = self.next_client
-        self.next_client += batch
-        before = self.cpu
-        clients = range(first, first + batch)
+    def exchanges(self, clients: range) -> None:
         discovers = [client_request(self.shape, MessageType.DISCOVER, i, None) for i in clients]
-        offers = self._turn(discovers)
+        offers = self.turn(discovers, sender(self.shape))
         requests = [
             client_request(self.shape, MessageType.REQUEST, i, IPv4Address(offer[16:20]))
             for i, offer in zip(clients, offers, strict=True)
         ]
-        acks = self._turn(requests)
-        self.batches.append(self.cpu - before)
+        acks = self.turn(requests, sender(self.shape))
         assert all(ack[242] == MessageType.ACK for ack in acks), "not every REQUEST got an ACK"
-
-    def _turn(self, datagrams: list[bytes]) -> list[bytes]:
-        self.reactor.sent.clear()
-        source = sender(self.shape)
-        receive = self.port.protocol.datagramReceived
-        started = time.process_time()
-        for datagram in datagrams:
-            receive(datagram, source)
-        self.reactor.advance(0)
-        self.cpu += time.process_time() - started
-        return [data for _, data, _ in self.reactor.sent]
 
 
 def daemon_events() -> EventBus:
@@ -164,73 +134,13 @@ def daemon_events() -> EventBus:
     return events
 
 
-class _NoSocket:
-    def fileno(self) -> int:
-        return -1
-
-    def close(self) -> None:
-        pass
-
-
-@contextmanager
-def daemon_logging(path: Path) -> Iterator[None]:
-    """The daemon's observer at info level, into a file, as twistd -n > file would."""
-    with path.open("w") as sink:
-        globalLogBeginner.beginLoggingTo(
-            [pxed_observer("info", sink=sink)], discardBuffer=True, redirectStandardIO=False
-        )
-        yield
-
-
-def one_run(
-    work: Path, args: argparse.Namespace, profiler: cProfile.Profile | None
-) -> tuple[float, float]:
-    """CPU seconds per DORA over ``args.clients`` clients: the mean, and the tenth
-    percentile over the batches (what a batch costs when nothing else ran on its CPU)."""
-    work.mkdir()
-    run = Run(work, args.shape)
-    run.exchange(args.batch)  # warm the caches: the first batch is not a steady state
-    run.cpu, run.batches = 0.0, []
-    if profiler is not None:
-        profiler.enable()
-    for _ in range(args.clients // args.batch):
-        run.exchange(args.batch)
-    if profiler is not None:
-        profiler.disable()
-    run.service.stopService()
-    mean = float(run.cpu) / (args.clients // args.batch * args.batch)
-    return mean, statistics.quantiles(run.batches, n=10)[0] / args.batch
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=4000, help="DORAs per run")
-    parser.add_argument("--batch", type=int, default=8, help="DISCOVERs (REQUESTs) per turn")
+    add_arguments(parser, "DORAs", "DISCOVERs")
     parser.add_argument("--shape", choices=("relay", "pxe"), default="relay")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--profile", type=int, metavar="N", help="cProfile one run, top N")
     args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory(prefix="pxed-dhcp-profile-") as tmp,
-        daemon_logging(Path(tmp) / "pxed.log"),
-    ):
-        if args.profile:
-            profiler = cProfile.Profile()
-            one_run(Path(tmp) / "profiled", args, profiler)
-            out = io.StringIO()
-            stats = pstats.Stats(profiler, stream=out)
-            stats.sort_stats("tottime").print_stats(args.profile)
-            stats.sort_stats("cumulative").print_stats(args.profile)
-            print(out.getvalue())
-            return 0
-        runs = [one_run(Path(tmp) / f"run{n}", args, None) for n in range(args.runs)]
-    means, quick = [mean for mean, _ in runs], [p10 for _, p10 in runs]
-    print(
-        f"{args.shape}, {args.clients} DORAs per run, {args.batch} per turn: CPU per DORA"
-        f" median {statistics.median(means) * 1e6:.0f} µs, batch p10 median"
-        f" {statistics.median(quick) * 1e6:.0f} µs"
-        f" (runs, mean/p10: {', '.join(f'{m * 1e6:.0f}/{q * 1e6:.0f}' for m, q in runs)})"
-    )
+    what = f"{args.shape}, {args.clients} DORAs per run, {args.batch} per turn"
+    profile(args, partial(Run, shape=args.shape), "pxed-dhcp-profile-", what, "DORA")
     return 0
 
 

@@ -41,11 +41,11 @@ from twisted.web.test.requesthelper import DummyRequest  # noqa: E402
 from benchmarks.storm import KICKSTART_TEMPLATE, client_text, hostname  # noqa: E402
 from pxed.config import load_config  # noqa: E402
 from pxed.provisioning.answers import checked  # noqa: E402
-from pxed.provisioning.endings import InstallEndings  # noqa: E402
 from pxed.provisioning.identity import Neighbours  # noqa: E402
 from pxed.provisioning.inventory import Inventory  # noqa: E402
 from pxed.provisioning.lifecycle import Lifecycle  # noqa: E402
 from pxed.provisioning.resources import Provisioning, mount  # noqa: E402
+from pxed.provisioning.sqlite_states import SqliteStates  # noqa: E402
 from pxed.provisioning.tftp_files import ProvisionFiles  # noqa: E402
 from pxed.provisioning.tokens import kickstart_signature  # noqa: E402
 
@@ -89,8 +89,8 @@ def lab(work: Path, hosts: int) -> Resource:
     )
     neighbours = Neighbours(arp, ndp_dump=lambda: b"")
     root = Resource()
-    endings = InstallEndings(lifecycle, TURNS)
-    mount(root, Provisioning(inventory, lifecycle, SECRET, files, time.time, endings, neighbours))
+    states = SqliteStates(lifecycle, TURNS)
+    mount(root, Provisioning(inventory, states, SECRET, files, time.time, neighbours))
     for i in range(hosts):
         lifecycle.seen(client_text(i), "dhcp", time.time())  # DHCP has seen them boot
     return root

@@ -9,7 +9,7 @@ hundred requests costs one fsync, not a hundred. If the commit fails, every
 held answer goes the failure's way: none claims a write that is not stored.
 
 The DHCP and DHCPv6 adapters hold their replies so (``pxed.datagram.batching``),
-the install-state callbacks their HTTP answers (``pxed.provisioning.endings``).
+the install-state callbacks their HTTP answers (``pxed.provisioning.sqlite_states``).
 What is held, how the commit is made (a store's pending writes, or the held
 items themselves) and what an answer is stay theirs.
 """

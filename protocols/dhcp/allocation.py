@@ -5,6 +5,14 @@ already holds or was offered; else the address it asks for, if free; else a
 free pool address, probing from a start point hashed from the MAC so that a
 client usually gets the same address back even after its lease is gone.
 
+Servers sharing a lease database (docs/ha.md) each allocate from their own
+memory, which learns the other's leases only a poll later: two probes landing on
+one address lose one exchange to the database's unique constraint.  So the free
+address is probed first in this server's ``Share`` of the pool: the positions in
+the range that fall to its rank among the live servers (``protocols.dhcp.split``
+gives it).  Only when its share is full does it probe the rest, where the
+constraint still decides.  A lone server's share is the whole pool.
+
 A probe of a full pool visits every address (a /16 takes about 0.25 s), so a pool
 found full is not probed again for ``FULL_POOL_RETRY`` seconds: a DISCOVER storm
 against it cannot stall the reactor that serves TFTP and HTTP too.  An address freed
@@ -14,7 +22,7 @@ meanwhile is offered on the client's next retransmission.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
@@ -84,6 +92,33 @@ def subnet_for(subnets: tuple[Subnet, ...], address: IPv4Address) -> Subnet | No
 
 
 @dataclass(frozen=True)
+class Share:
+    """The pool positions ``p`` with ``p % count == index``: this server's among ``count``."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"share {self.index} of {self.count} does not exist")
+
+    def positions(self, size: int, start: int) -> Iterator[int]:
+        """Every position of a pool of ``size``: this share's from about ``start`` on, then
+        the others' from ``start`` on."""
+        mine = max(0, (size - self.index + self.count - 1) // self.count)
+        for step in range(mine):
+            yield self.index + (start + step) % mine * self.count
+        if self.count > 1:
+            for step in range(size):
+                position = (start + step) % size
+                if position % self.count != self.index:
+                    yield position
+
+
+WHOLE_POOL = Share()
+
+
+@dataclass(frozen=True)
 class Allocator:
     """Decides which address a client may have; reads the lease store, never writes it."""
 
@@ -110,9 +145,15 @@ class Allocator:
         )
 
     def choose(
-        self, mac: str, subnet: Subnet, requested: IPv4Address | None, now: float
+        self,
+        mac: str,
+        subnet: Subnet,
+        requested: IPv4Address | None,
+        now: float,
+        share: Share = WHOLE_POOL,
     ) -> IPv4Address | None:
-        """The address to offer ``mac``, or None when the pool (or its reservation) cannot serve."""
+        """The address to offer ``mac``, or None when the pool (or its reservation) cannot
+        serve; a free address is probed for in ``share`` first."""
         host = self.hosts.get(mac)
         if host is not None and host.ip is not None:
             return host.ip if self.acceptable(mac, host.ip, subnet, now) else None
@@ -120,9 +161,9 @@ class Allocator:
         for candidate in (current.ip if current else None, requested):
             if candidate is not None and self.acceptable(mac, candidate, subnet, now):
                 return candidate
-        return self._probe(mac, subnet, now)
+        return self._probe(mac, subnet, now, share)
 
-    def _probe(self, mac: str, subnet: Subnet, now: float) -> IPv4Address | None:
+    def _probe(self, mac: str, subnet: Subnet, now: float, share: Share) -> IPv4Address | None:
         if subnet.pool is None:
             return None
         full = self.full_since.get(subnet)
@@ -130,9 +171,8 @@ class Allocator:
             return None
         first, last = int(subnet.pool[0]), int(subnet.pool[1])
         size = last - first + 1
-        start = zlib.crc32(mac.encode()) % size
-        for step in range(size):
-            ip = IPv4Address(first + (start + step) % size)
+        for position in share.positions(size, zlib.crc32(mac.encode()) % size):
+            ip = IPv4Address(first + position)
             if self.acceptable(mac, ip, subnet, now):
                 return ip
         self.full_since[subnet] = now

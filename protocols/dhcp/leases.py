@@ -73,6 +73,17 @@ class LeaseStore(Protocol):
         """Every quarantined address and until when (expired ones may linger until swept)."""
         ...
 
+    @property
+    def writable(self) -> bool:
+        """Whether a bind made now can be stored.  False while a durable store's database is
+        down: the engine then binds nothing and only confirms what ``committed`` returns."""
+        ...
+
+    def committed(self, mac: str, now: float) -> Lease | None:
+        """The client's active bound lease as the durable store is known to hold it:
+        committed, not merely written to memory (a bind whose commit failed or is still
+        pending is not), so a reply may promise it while nothing can be written."""
+
 
 def normalise_mac(mac: str | bytes) -> str:
     """``52:54:00:AB:...``, ``52-54-...`` or raw chaddr bytes -> ``52:54:00:ab:...``."""
@@ -82,7 +93,13 @@ def normalise_mac(mac: str | bytes) -> str:
 
 
 class MemoryLeaseStore:
-    """Leases and offers in dicts, with an address index so allocation is O(1) per probe."""
+    """Leases and offers in dicts, with an address index so allocation is O(1) per probe.
+
+    Nothing lies beyond memory here: it can always be written, and every bound lease is
+    as committed as it will ever be.
+    """
+
+    writable = True
 
     def __init__(self) -> None:
         self._bound: dict[str, Lease] = {}
@@ -97,6 +114,10 @@ class MemoryLeaseStore:
             if lease is not None and lease.active(now):
                 return lease
         return None
+
+    def committed(self, mac: str, now: float) -> Lease | None:
+        lease = self._bound.get(mac)
+        return lease if lease is not None and lease.active(now) else None
 
     def holder_of(self, ip: IPv4Address, now: float) -> str | None:
         for owners, table in ((self._ip_owner, self._bound), (self._offer_owner, self._offers)):

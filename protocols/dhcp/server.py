@@ -17,6 +17,11 @@ Decisions worth knowing:
   when we know the client; else silence (RFC 2131 4.3.2).
 - Retransmissions need no cache: the same request meets the same lease state
   and gets the same address back.
+- While the store cannot write (``LeaseStore.writable`` false: its database is
+  down), nothing is bound; a renewal or INIT-REBOOT for the lease the store has
+  committed is ACKed for the time that lease has left, its expiry unchanged, and
+  every other REQUEST goes unanswered (docs/ha.md).  Such an ACK is marked
+  ``committed``: it promises nothing a commit still has to store.
 - Replies always fit the client's option 57 (at least 576, at most a 1500-byte
   MTU): the encoder overloads file/sname first, then requested options are
   dropped from the end of the parameter request list.
@@ -47,7 +52,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from ipaddress import IPv4Address
 
-from protocols.dhcp.allocation import Allocator, Host, Subnet, subnet_for
+from protocols.dhcp.allocation import WHOLE_POOL, Allocator, Host, Share, Subnet, subnet_for
 from protocols.dhcp.leases import Lease, LeaseState, LeaseStore
 from protocols.dhcp.limits import RateLimit
 from protocols.dhcp.options import (
@@ -162,6 +167,7 @@ class Reply:
     destination: tuple[IPv4Address, int]
     reason: str
     no_loader: str | None = None  # a booting client got no boot file: why (pxed warns once)
+    committed: bool = False  # promises only a lease already stored: needs no commit to leave
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,9 @@ class DhcpServer:
         self.settings = settings
         self.store = store
         self.allocator = Allocator.build(store, settings.hosts)
+        # Which free addresses this server probes first: with peers sharing the lease
+        # database, the adapter sets its share from the live set (protocols.dhcp.split).
+        self.share: Share = WHOLE_POOL
         self.discovers = RateLimit(settings.discover_rate, settings.discover_burst)
         self.declines = RateLimit(
             settings.decline_limit / settings.decline_time, settings.decline_limit
@@ -253,7 +262,7 @@ class DhcpServer:
         subnet = self._subnet(request, received)
         if subnet is None:
             return self._no_subnet(request, received)
-        ip = self.allocator.choose(request.mac, subnet, request.requested_ip, now)
+        ip = self.allocator.choose(request.mac, subnet, request.requested_ip, now, self.share)
         if ip is None:
             return NoReply(f"no address for {request.mac} in {subnet.network}")
         lease = Lease(request.mac, ip, now + self.settings.offer_time, LeaseState.OFFERED)
@@ -265,6 +274,8 @@ class DhcpServer:
         if server_id is not None and server_id != received.address:
             self.store.forget_offer(request.mac)
             return NoReply(f"{request.mac} chose server {server_id}")
+        if not self.store.writable:
+            return self._confirm(request, received, now)
         selecting = server_id is not None
         ip = request.requested_ip
         if ip is None and not selecting:
@@ -294,6 +305,31 @@ class DhcpServer:
         if selecting or has_record or self._authoritative:
             return self._nak(request, received, f"{ip} is not available to {mac}")
         return NoReply(f"{ip} is not available to {mac}; not authoritative, staying silent")
+
+    def _confirm(self, request: DhcpPacket, received: Received, now: float) -> Action:
+        """A REQUEST while nothing can be stored: only a renewal (ciaddr) or INIT-REBOOT
+        (option 50) of the lease the store has committed is ACKed, for the time that lease
+        has left, so the client's lease ends no later than the stored one and nothing needs
+        writing.  A SELECTING client needs a new lease: silence, as for every other."""
+        mac = request.mac
+        ip = request.requested_ip
+        if ip is None and request.ciaddr != ZERO:
+            ip = request.ciaddr
+        down = "the lease database is down"
+        if request.server_id is not None or ip is None:
+            return NoReply(f"{down}: only renewals of stored leases are answered")
+        lease = self.store.committed(mac, now)
+        if lease is None or lease.ip != ip or lease.expires is None:
+            return NoReply(f"{down}: {mac} has no stored lease on {ip} to confirm")
+        left = int(lease.expires - now)
+        subnet = self._subnet(request, received, by_ciaddr=request.ciaddr == ip)
+        if left < 1 or subnet is None or not self.allocator.acceptable(mac, ip, subnet, now):
+            return NoReply(f"{down}: {mac}'s stored lease on {ip} is not confirmed")
+        action = self._lease_reply(request, received, subnet, MessageType.ACK, ip, left)
+        if not isinstance(action, Reply):
+            return action
+        reason = f"{action.reason} ({down}: its stored lease, {left} s left)"
+        return replace(action, reason=reason, committed=True)
 
     def _decline(self, request: DhcpPacket, received: Received, now: float) -> Action:
         ip = request.requested_ip
@@ -338,7 +374,7 @@ class DhcpServer:
             # information only, or it would hold a second, never-expiring address.
             return self._lease_reply(request, received, subnet, None, ZERO)
         mac = request.mac
-        ip = self.allocator.choose(mac, subnet, None, now)
+        ip = self.allocator.choose(mac, subnet, None, now, self.share)
         if ip is None:
             return NoReply(f"no address for BOOTP client {mac} in {subnet.network}")
         host = self.settings.hosts.get(mac)
@@ -418,9 +454,11 @@ class DhcpServer:
         subnet: Subnet,
         kind: MessageType | None,
         ip: IPv4Address,
+        lease_time: int | None = None,
     ) -> Action:
         """OFFER, ACK (``ip`` is ZERO for INFORM) or, with ``kind`` None, a BOOTREPLY
-        (``ip`` ZERO for a BOOTP client that knows its address)."""
+        (``ip`` ZERO for a BOOTP client that knows its address).  The lease time is the
+        subnet's unless ``lease_time`` says otherwise; T1 and T2 follow it."""
         host = self.settings.hosts.get(request.mac)
         next_server = self._next_server(received)
         client = _client(request)
@@ -435,7 +473,10 @@ class DhcpServer:
                 host.loader if host else None,
             )
         )
-        lease_time = subnet.lease_time if kind is not None and ip != ZERO else None
+        if kind is None or ip == ZERO:
+            lease_time = None
+        elif lease_time is None:
+            lease_time = subnet.lease_time
         head = _head(kind, received.address, lease_time)
         forced: list[tuple[int, object]] = list(choice.options.items()) if choice else []
         file = ""

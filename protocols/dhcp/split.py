@@ -18,6 +18,11 @@ and DECLINE go to the engine as they are.  RFC 3074 leaves to the server a REQUE
 naming a peer that is gone (the peer offered, then died): it is answered here, as
 if it had named this server, so the client is bound now instead of starting over
 after its REQUEST timeouts.
+
+The same live set splits each pool's free addresses (``share``): this server's rank
+among the live servers sorted by name picks the pool positions it probes first
+(``protocols.dhcp.allocation.Share``), so two live servers' memories, which learn
+each other's leases only a poll later, do not pick one address for two clients.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 
+from protocols.dhcp.allocation import Share
 from protocols.dhcp.options import CLIENT_ID, SERVER_ID, MessageType
 from protocols.dhcp.wire import DhcpPacket, make_options
 from protocols.errors import MalformedPacket
+from protocols.once import once
 
 # RFC 3074 section 6: the permutation of 0-255 behind the Pearson hash.
 _TABLE = bytes(
@@ -62,6 +69,12 @@ class Peers:
     me: str  # this server's ``server.name``
     live: frozenset[str]  # the names whose heartbeat is recent (``me`` counts as live)
     gone: frozenset[IPv4Address] = frozenset()  # server identifiers of servers gone
+
+    @once
+    def share(self) -> Share:
+        """This server's share of each pool's free addresses: its rank among the live."""
+        names = sorted(self.live | {self.me})
+        return Share(names.index(self.me), len(names))
 
 
 def bucket(key: bytes) -> int:

@@ -26,7 +26,10 @@ batch fails (the database went away, a constraint, a lost connection), memory ma
 claim leases the database does not hold: every batch already queued behind it
 fails too (its writes were decided on that memory), memory is read again from
 the database (reconnecting if need be), and until that reload has worked every
-commit fails, so no reply leaves for a lease that is not stored.
+commit fails (``writable`` is false), so no reply leaves for a lease that is not
+stored.  A failed batch may still have committed (the connection can die during
+COMMIT): a family that keeps track of what is known stored (DHCPv4's renewals while
+the database is down, ``pxed.dhcp.stored``) forgets what such a batch wrote.
 
 DHCPv4 (``pxed.dhcp.pg_leases``) and DHCPv6 (``pxed.dhcp6.pg_leases``) subclass
 ``PostgresBatchStore`` with their tables: the rows, a bind, the peers' poll and
@@ -179,6 +182,11 @@ class PostgresBatchStore(Generic[Lease, M]):
     # -- the batch -----------------------------------------------------------
 
     @property
+    def writable(self) -> bool:
+        """False from a failed batch until the reload has worked: every commit fails then."""
+        return not self._stale
+
+    @property
     def pending(self) -> bool:
         """Whether writes wait for ``commit()``."""
         return bool(self._writes)
@@ -203,8 +211,8 @@ class PostgresBatchStore(Generic[Lease, M]):
         self._queued += 1
         done = self._runner.run(partial(self._store, writes))
         done.addBoth(self._returned)
-        done.addErrback(self._failed)
-        return done.addCallback(self._settle)
+        done.addErrback(self._failed, writes)
+        return done.addCallback(self._settle, writes)
 
     def close(self) -> Deferred[None]:
         """Commit what is left, then close the connection and stop the worker."""
@@ -263,7 +271,8 @@ class PostgresBatchStore(Generic[Lease, M]):
         self._queued -= 1
         return result
 
-    def _failed(self, failure: Failure) -> Failure:
+    def _failed(self, failure: Failure, writes: list[Write | Bind[Lease]]) -> Failure:
+        """``writes`` may or may not be in the database: the connection can die during COMMIT."""
         self._stale = True
         if self.problem is None:
             self.problem = str(failure.value)
@@ -283,9 +292,10 @@ class PostgresBatchStore(Generic[Lease, M]):
         self._reloading = True
         self._runner.run(self._fetch).addCallbacks(self._reloaded, self._reload_failed)
 
-    def _settle(self, outcome: Outcome[Lease]) -> frozenset[str]:
-        """Memory learns the leases the database holds that it did not know; the clients
-        whose binds lost are returned, for the adapter to drop their replies."""
+    def _settle(self, outcome: Outcome[Lease], writes: list[Write | Bind[Lease]]) -> frozenset[str]:
+        """``writes`` committed.  Memory learns the leases the database holds that it did not
+        know; the clients whose binds lost are returned, for the adapter to drop their
+        replies."""
         for lease in outcome.learned:
             self._learn(lease)
         lost = set()
@@ -296,6 +306,7 @@ class PostgresBatchStore(Generic[Lease, M]):
         return frozenset(lost)
 
     def _reloaded(self, memory: M) -> None:
+        """``memory`` holds every row the database had when it was read."""
         self._memory = memory
         self._stale = self._reloading = False
         if self.problem is not None:

@@ -8,7 +8,9 @@ not a hundred. If the commit fails, the batch's replies are dropped: clients ret
 and no client is told about a lease that is not stored. A PostgreSQL store's commit
 returns a Deferred: the batch's replies leave when it fires, and the reactor goes on
 answering (and gathering the next batch) meanwhile; it fires with the clients whose
-binds another server sharing the database won, and their replies never leave.
+binds another server sharing the database won, and their replies never leave.  A
+reply that promises only what is already stored (``Outgoing.committed``: a DHCPv4
+renewal confirmed while the database is down) waits for nothing and leaves at once.
 
 What is family-specific (decoding, the engine, the destination tuple, the log
 lines of an exchange) is the subclass's: ``handle`` turns a datagram into an
@@ -166,6 +168,7 @@ class Outgoing:
     where: str  # the destination for a log line
     mac: str  # the client, for a log line
     client: str  # the client as the store names it in a lost bind (the MAC in DHCPv4)
+    committed: bool = False  # rests only on leases already stored: sent without waiting
 
 
 class BatchingService(Service, Generic[L, I, S]):
@@ -315,10 +318,13 @@ class BatchingService(Service, Generic[L, I, S]):
     def received(self, listener: Listener[I], datagram: bytes, addr: tuple[str, int]) -> None:
         """One datagram on one interface's socket: decide now, send after the batch commits."""
         outgoing = self.handle(listener, datagram, addr)
-        if outgoing is not None:
+        if outgoing is not None and outgoing.committed:
+            self._send(outgoing)
+        elif outgoing is not None:
             self._turn.hold(outgoing)
-        else:  # silent requests may write too (RELEASE, DECLINE): every turn ends with a commit
-            self._turn.wrote()
+            return
+        # Silent requests may write too (RELEASE, DECLINE): every turn ends with a commit.
+        self._turn.wrote()
 
     def _commit(self, batch: list[Outgoing]) -> Deferred[Any] | None:
         """The batch's leases, one fsync (its replies are sent after, in arrival order)."""

@@ -74,6 +74,12 @@ class SqliteLeaseStore(MirroredLeases, SqliteBatchStore[MemoryLeaseStore]):
     DATABASE_NAME = DATABASE_NAME
     MIGRATIONS: ClassVar[tuple[Migration, ...]] = (_create_v1,)
     Error = LeaseDatabaseError
+    # A commit runs on this thread and a failed one reloads memory at once: the store
+    # always takes writes, so the engine never asks what is committed.
+    writable = True
+
+    def committed(self, mac: str, now: float) -> Lease | None:
+        return self._memory.committed(mac, now)
 
     # -- writes ------------------------------------------------------------
 

@@ -5,8 +5,11 @@ the reload after a failed one, and the unique address that decides between two
 pxed servers sharing the database (docs/ha.md) are ``pxed.database.pg_batches``'s,
 shared with DHCPv6; this module says what a lease row is.  A bind that lost names
 the client by its MAC: that client's ACK is not sent, memory learns the winner's
-lease, and the client's retry gets a NAK or another address.  Both servers start a
-client's probe at the same MAC-hashed address, so they mostly agree anyway.
+lease, and the client's retry gets a NAK or another address.  Live servers probe
+disjoint shares of the pool first (``protocols.dhcp.allocation.Share``), so that is rare.
+
+Besides memory, the store keeps the leases known committed (``pxed.dhcp.stored``):
+while the database is down (``writable`` false) the engine confirms only those.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from protocols.dhcp.leases import Lease, LeaseState, MemoryLeaseStore
 from pxed.database.connection import connect
-from pxed.database.pg_batches import Bind, Outcome, PostgresBatchStore, later
+from pxed.database.pg_batches import Bind, Outcome, PostgresBatchStore, Runner, Write, later
 from pxed.dhcp.leases import LeaseDatabaseError, MirroredLeases
+from pxed.dhcp.stored import StoredLeases
 
 log = Logger(namespace="pxed.dhcp")
 _LEASE = "mac, host(ip), expires, hostname"
@@ -35,6 +40,15 @@ class PostgresLeaseStore(MirroredLeases, PostgresBatchStore[Lease, MemoryLeaseSt
     SERVICE = "dhcp"
     REPLY = "ACK"
 
+    def __init__(
+        self, conn: psycopg.Connection[TupleRow], url: str, runner: Runner, server: str = ""
+    ) -> None:
+        super().__init__(conn, url, runner, server)
+        self._stored = StoredLeases(self._memory.leases())
+
+    def committed(self, mac: str, now: float) -> Lease | None:
+        return self._stored.lease_for(mac, now)
+
     # -- writes ------------------------------------------------------------
 
     def bind(self, lease: Lease, now: float) -> None:
@@ -43,10 +57,12 @@ class PostgresLeaseStore(MirroredLeases, PostgresBatchStore[Lease, MemoryLeaseSt
 
     def release(self, mac: str) -> None:
         self._memory.release(mac)
+        self._stored.forget(mac)
         self._queue(("DELETE FROM leases WHERE mac = %s", (mac,)))
 
     def quarantine(self, ip: IPv4Address, until: float) -> None:
         self._memory.quarantine(ip, until)
+        self._stored.forget_address(ip)
         self._queue(("DELETE FROM leases WHERE ip = %s", (ip,)))
         self._queue(
             (
@@ -59,6 +75,7 @@ class PostgresLeaseStore(MirroredLeases, PostgresBatchStore[Lease, MemoryLeaseSt
     def expire(self, now: float) -> list[Lease]:
         """Delete expired leases and quarantines; return the leases that went."""
         gone = self._memory.expire(now)
+        self._stored.expire(now)
         self._queue(("DELETE FROM leases WHERE expires IS NOT NULL AND expires <= %s", (now,)))
         self._queue(("DELETE FROM quarantine WHERE until <= %s", (now,)))
         return gone
@@ -113,6 +130,24 @@ class PostgresLeaseStore(MirroredLeases, PostgresBatchStore[Lease, MemoryLeaseSt
             self._seq = rows[-1][4]
 
     # -- back on the reactor -------------------------------------------------
+
+    def _settle(self, outcome: Outcome[Lease], writes: list[Write | Bind[Lease]]) -> frozenset[str]:
+        lost = super()._settle(outcome, writes)
+        binds = [write.lease for write in writes if isinstance(write, Bind)]
+        holders = [holder for _, holder, _ in outcome.lost if holder is not None]
+        losers = [lease for lease, _, _ in outcome.lost]
+        self._stored.committed(binds, losers, [*outcome.learned, *holders])
+        return lost
+
+    def _failed(self, failure: Failure, writes: list[Write | Bind[Lease]]) -> Failure:
+        for write in writes:
+            if isinstance(write, Bind):
+                self._stored.forget(write.lease.mac)
+        return super()._failed(failure, writes)
+
+    def _reloaded(self, memory: MemoryLeaseStore) -> None:
+        super()._reloaded(memory)
+        self._stored = StoredLeases(memory.leases())
 
     def _lost_bind(self, lease: Lease, holder: Lease | None, server: str | None) -> str:
         log.warn(

@@ -11,6 +11,8 @@ Choices worth knowing:
   that interface.  Proxy mode adds the same per interface on udp/4011.
 * Group commit (``pxed.datagram.batching``, shared with DHCPv6): a reactor turn's
   replies leave once the store has committed its leases; a failed commit drops them.
+  An ACK the engine made from a lease already stored (the database is down: docs/ha.md)
+  leaves at once.
 * A malformed datagram is logged with the reason and dropped; the socket keeps serving.
 * One log event per request, with the client MAC, xid, message type, address
   and outcome as named fields; ``stats`` counts requests by (type, outcome)
@@ -162,11 +164,13 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
             self._malformed(listener, datagram, addr, bad)
             return None
         if self.heartbeat is not None:
-            mine = take(request, self.heartbeat.peers, listener.interface.address)
+            peers = self.heartbeat.peers
+            mine = take(request, peers, listener.interface.address)
             if mine is None:  # a live peer's client (protocols.dhcp.split)
                 self.stats.messages[(message_name(request.message_type), "peer")] += 1
                 return None
             request = mine
+            self.engine.share = peers.share  # the free addresses this server probes first
         received = Received(
             listener.interface.address,
             (_source_address(addr[0]), addr[1]),
@@ -186,7 +190,8 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
             self._no_loader(action.packet.mac, action.no_loader)
         ip, port = action.destination
         mac = action.packet.mac
-        return Outgoing(listener, action.data, (str(ip), port), f"{ip}:{port}", mac, mac)
+        to, where = (str(ip), port), f"{ip}:{port}"
+        return Outgoing(listener, action.data, to, where, mac, mac, committed=action.committed)
 
     def _no_loader(self, mac: str, why: str) -> None:
         """Warn once per MAC (the most recent NO_LOADER_MEMORY of them) that a booting client

@@ -14,13 +14,13 @@ Only what ends an install (done, failed, rearm) is fsynced before pxed answers:
 forgetting it would reinstall an installed machine, or void the token of one
 installing. ``end_installs`` commits many such ends in one transaction and one
 fsync: the daemon gathers a reactor turn's callbacks so
-(``pxed.provisioning.endings``), as DHCP gathers a turn's leases. The changes a boot
-makes on its way (ready -> booting, a Kickstart fetch -> installing) commit without
-an fsync (WAL, ``synchronous=NORMAL``): they survive pxed being killed, and the next
-fsynced commit or checkpoint carries them to disk; a power cut may lose the last
-few, which leaves a host booting rather than installing and the loop breaker one
-fetch short, nothing worse. Each fsync held the reactor, and so every TFTP and DHCP
-client, 3-9 ms per Kickstart in a storm (benchmarks/README.md).
+(``pxed.provisioning.sqlite_states``), as DHCP gathers a turn's leases. The changes
+a boot makes on its way (ready -> booting, a Kickstart fetch -> installing) commit
+without an fsync (WAL, ``synchronous=NORMAL``): they survive pxed being killed, and
+the next fsynced commit or checkpoint carries them to disk; a power cut may lose the
+last few, which leaves a host booting rather than installing and the loop breaker
+one fetch short, nothing worse. Each fsync held the reactor, and so every TFTP and
+DHCP client, 3-9 ms per Kickstart in a storm (benchmarks/README.md).
 
 The connection is opened on first use, not by ``open``: twistd builds the
 services (and so calls ``open``) before it forks into the background, and an
@@ -165,6 +165,11 @@ class Lifecycle:
     def all(self) -> list[HostState]:
         return sorted((_from_row(row) for row in self._rows()), key=lambda s: s.mac)
 
+    def refresh(self, mac: str) -> HostState:
+        """``get``: here the row is the truth already; a shared database's front
+        (``pxed.provisioning.pg_states``) reads it afresh off the reactor."""
+        return self.get(mac)
+
     # -- events --------------------------------------------------------------
 
     def seen(self, mac: str, source: str, now: float) -> HostState:
@@ -223,6 +228,12 @@ class Lifecycle:
             for end in ends:
                 _end_install(transaction.change(end.mac), end)
         return [change.new for change in transaction.changes]
+
+    def announce(self, event: StateChanged) -> None:
+        """Publish and log a committed change of state (on the reactor: a lifecycle
+        written from another thread hands its changes back first)."""
+        self.events.publish(event)
+        log.info(event.FORMAT, **event.fields())
 
     @contextmanager
     def _change(self, mac: str, durable: bool = True) -> Iterator[_Change]:
@@ -361,9 +372,9 @@ class _Change:
     def publish(self) -> None:
         if self.new.state is not self.old.state:
             old, new = self.old.state.value, self.new.state.value
-            event = StateChanged(self.new.since, self.mac, old, new, self.new.source)
-            self._lifecycle.events.publish(event)
-            log.info(event.FORMAT, **event.fields())
+            self._lifecycle.announce(
+                StateChanged(self.new.since, self.mac, old, new, self.new.source)
+            )
 
 
 def _end_install(change: _Change, end: InstallEnd) -> None:

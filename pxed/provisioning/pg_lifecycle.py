@@ -11,12 +11,12 @@ does not exist yet cannot be locked with ``FOR UPDATE``), so two servers, or a
 server and ``pxed hosts rearm``, never clobber each other's change.  Each change of
 state also appends a ``host_events`` row naming the server that made it.
 
-These calls run on the reactor thread, as the SQLite ones do: a host changes state
-a handful of times per install, and the one read on the DHCP path (``seen``) is a
-primary-key lookup.  A database that is down must not hold the reactor for a
-connect timeout at every request, so after a failed connection no new one is tried
+These calls block on the network: the daemon makes them only in its database
+thread (``pxed.provisioning.pg_states``), ``pxed hosts`` and ``pxed explain`` in
+their own process.  A database that is down must not hold that thread for a
+connect timeout at every call, so after a failed connection no new one is tried
 for ``RETRY_AFTER`` seconds: meanwhile every call fails at once with LifecycleError
-(the HTTP request is answered 500, the DHCP exchange goes on without its bookkeeping).
+(the HTTP request is answered 503, the DHCP exchange goes on without its bookkeeping).
 """
 
 from __future__ import annotations

@@ -28,18 +28,17 @@ files TFTP serves (for lpxelinux.0 and GRUB over HTTP).
 failed when they carry the per-host HMAC the answer file holds (form field
 ``token`` in the body, or an ``X-Pxed-Token`` header; never in the URL, which
 access logs keep) and come from a requester the same identity rule admits.
-The token is the same whichever family's file carried it. The answer waits until
-the new state is on disk, committed with the rest of the reactor turn's callbacks
-(``pxed.provisioning.endings``); 503 if that commit failed, and then the state
-is as it was.
+The token is the same whichever family's file carried it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -49,13 +48,13 @@ from twisted.web.server import NOT_DONE_YET, Request
 from pxed.config import Config, parse_mac
 from pxed.config.model import Host
 from pxed.events import CallbackReceived, Event, EventBus, KickstartRequest
-from pxed.provisioning.answers import FAMILIES, TemplateProblem, family_of, render
+from pxed.provisioning.answers import FAMILIES, Rendered, TemplateProblem, family_of, render
 from pxed.provisioning.bootconfigs import LocalBoot, plan_for
-from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.family import Family
+from pxed.provisioning.host_states import HostStates, ask
 from pxed.provisioning.identity import Neighbours, Verdict, verify
 from pxed.provisioning.inventory import Inventory
-from pxed.provisioning.lifecycle import HostState, InstallEnd, Lifecycle, LifecycleError, State
+from pxed.provisioning.lifecycle import HostState, LifecycleError, State
 from pxed.provisioning.tftp_files import ProvisionFiles
 from pxed.provisioning.tokens import signature_matches, token_matches
 from pxed.provisioning.urls import Urls
@@ -65,6 +64,7 @@ log = Logger(namespace="pxed.provision")
 MAC_HEADER_PREFIX = b"x-rhn-provisioning-mac-"
 TEXT = b"text/plain; charset=utf-8"
 UNDER_WAY = (State.BOOTING, State.INSTALLING)  # an install's credentials count only then
+_MAC_IN_NAME = re.compile(r"(?:[0-9A-Fa-f]{2}[-:]){5}[0-9A-Fa-f]{2}")
 
 
 @dataclass
@@ -72,11 +72,10 @@ class Provisioning:
     """What the install resources share: the inventory, host states and the callback secret."""
 
     inventory: Inventory
-    lifecycle: Lifecycle
+    lifecycle: HostStates
     secret: bytes
     files: ProvisionFiles
     clock: Callable[[], float]
-    endings: InstallEndings  # done and failed, committed a reactor turn at a time
     neighbours: Neighbours = field(default_factory=Neighbours)
 
     @property
@@ -135,6 +134,40 @@ def _reply(request: Request, code: int, message: str) -> bytes:
     return message.encode() + b"\n"
 
 
+def respond(request: Request, mac: str | None, answer: Deferred[bytes], head: bool = False) -> int:
+    """Finish ``request`` with the body ``answer`` gives: NOT_DONE_YET for ``render``.
+
+    The host states may answer later (``pxed.provisioning.pg_states``): a database
+    that fails answers 503 with a plain message (its outage logged there, with the
+    MAC); anything else is a bug, logged, 500.  ``head``: the headers only.
+    """
+    gone: list[bool] = []
+    request.notifyFinish().addErrback(lambda _: gone.append(True))
+    answer.addErrback(_unavailable, request, mac)
+
+    def finish(body: bytes) -> None:
+        if gone:
+            return  # the client left while the database answered
+        # Its length, as Twisted gives a body render returns: not chunked, which the
+        # small HTTP clients of boot loaders and installers may not all read.
+        request.setHeader(b"content-length", b"%d" % len(body))
+        request.write(b"" if head else body)
+        request.finish()
+
+    answer.addCallback(finish).addErrback(
+        lambda failure: log.failure("cannot answer {mac}", failure, mac=mac)
+    )
+    return NOT_DONE_YET
+
+
+def _unavailable(failure: Failure, request: Request, mac: str | None) -> bytes:
+    if failure.check(LifecycleError):
+        message = f"cannot answer for {mac} now: {failure.value}"
+        return _reply(request, http.SERVICE_UNAVAILABLE, message)
+    log.failure("host states for {mac}: unexpected failure", failure, mac=mac)
+    return _reply(request, http.INTERNAL_SERVER_ERROR, f"cannot answer for {mac}; see pxed's log")
+
+
 def header_macs(request: Request) -> list[str]:
     """MACs in Anaconda's ``X-RHN-Provisioning-MAC-<n>: <iface> <mac>`` headers."""
     macs = []
@@ -180,35 +213,55 @@ class AnswerFileResource(Resource):
         self.p = provisioning
         self.family = family
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> int:
         return self._answer(request, fetch=True)
 
-    def render_HEAD(self, request: Request) -> bytes:
+    def render_HEAD(self, request: Request) -> int:
         """The GET's status and headers, counted as no fetch: ``curl -I`` must not trip the
         loop breaker (without this method Twisted answers HEAD by calling render_GET)."""
-        body = self._answer(request, fetch=False)
-        request.setHeader(b"content-length", b"%d" % len(body))
-        return b""
+        return self._answer(request, fetch=False)
 
-    def _answer(self, request: Request, fetch: bool) -> bytes:
-        inventory = self.p.inventory
+    def _answer(self, request: Request, fetch: bool) -> int:
         now = self.p.clock()
         requester = request.getClientAddress().host
         senders = header_macs(request)
         mac = self._mac(request, senders, requester, now)
         if mac is None:
-            return _reply(
+            return respond(
                 request,
-                http.NOT_FOUND,
-                f"no host: give the MAC in the path (/{self.family.path}/<mac>), "
-                "or fetch from the host itself or its leased or reserved address",
+                None,
+                succeed(
+                    _reply(
+                        request,
+                        http.NOT_FOUND,
+                        f"no host: give the MAC in the path (/{self.family.path}/<mac>), "
+                        "or fetch from the host itself or its leased or reserved address",
+                    )
+                ),
+                head=not fetch,
             )
+        reading = ask(self.p.lifecycle.refresh, mac)
+        answer = reading.addCallback(
+            lambda _: self._admit(request, mac, senders, requester, now, fetch)
+        )
+        return respond(request, mac, answer, head=not fetch)
+
+    def _admit(
+        self,
+        request: Request,
+        mac: str,
+        senders: list[str],
+        requester: str,
+        now: float,
+        fetch: bool,
+    ) -> bytes | Deferred[bytes]:
+        """With ``mac``'s state just read: whether ``requester`` gets the answer file."""
         host = self.p.files.host(mac)
         if host is None:
             return _reply(request, http.NOT_FOUND, f"no host with MAC {mac} in the inventory")
         claimed, signed = host.mac in senders, self._signed(request, host.mac)
         verdict = self.p.verify(host.mac, request, now, claimed, signed)
-        if not (verdict.admitted or inventory.config.install.kickstart_open):
+        if not (verdict.admitted or self.p.inventory.config.install.kickstart_open):
             outcome = "forged header refused" if verdict.forged else "refused"
             refused = KickstartRequest(now, mac, self.family.name, requester, outcome, verdict.rule)
             self.p.tell(refused, log.warn)
@@ -249,7 +302,7 @@ class AnswerFileResource(Resource):
 
     def _serve(
         self, request: Request, host: Host, now: float, fetch: bool, requester: str
-    ) -> bytes:
+    ) -> bytes | Deferred[bytes]:
         """The answer file, its URLs in the address family ``requester`` came in on."""
         config, urls = self.p.inventory.config, self.p.inventory.urls_for(requester)
         family = family_of(config.profiles.get(host.profile) if host.profile else None)
@@ -286,9 +339,25 @@ class AnswerFileResource(Resource):
         if not fetch:
             return rendered.text.encode()
         install = config.install
-        after = self.p.lifecycle.kickstart_fetched(
-            host.mac, now, install.loop_fetches, install.loop_window
+        fetched = ask(
+            self.p.lifecycle.kickstart_fetched,
+            host.mac,
+            now,
+            install.loop_fetches,
+            install.loop_window,
         )
+        return fetched.addCallback(self._fetched, request, host, rendered, now, requester)
+
+    def _fetched(
+        self,
+        after: HostState,
+        request: Request,
+        host: Host,
+        rendered: Rendered,
+        now: float,
+        requester: str,
+    ) -> bytes:
+        """The fetch is counted: serve the file, unless it tripped the loop breaker."""
         if after.state is State.LOOPING:
             return _reply(
                 request,
@@ -311,8 +380,15 @@ class BootResource(Resource):
         super().__init__()
         self.p = provisioning
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> int:
         path = "/".join(part.decode("latin-1") for part in (request.postpath or []) if part)
+        mac = _named_mac(path)
+        if mac is None:  # pxelinux's UUID and hex names, grub/grub.cfg: the snapshot will do
+            return respond(request, None, succeed(self._text(request, path)))
+        reading = ask(self.p.lifecycle.refresh, mac)
+        return respond(request, mac, reading.addCallback(lambda _: self._text(request, path)))
+
+    def _text(self, request: Request, path: str) -> bytes:
         requester = request.getClientAddress().host
         if "/" not in path and path.endswith(".ipxe"):
             text = self.p.files.ipxe_script(path.removesuffix(".ipxe"), requester)
@@ -329,6 +405,17 @@ class BootResource(Resource):
     render_HEAD = render_GET
 
 
+def _named_mac(path: str) -> str | None:
+    """The MAC a generated file's name spells (``<mac>.ipxe``, ``01-<mac>``), or None."""
+    found = _MAC_IN_NAME.search(path.rpartition("/")[2])
+    if found is None:
+        return None
+    try:
+        return parse_mac(found.group(0))
+    except ValueError:
+        return None
+
+
 class CallbackResource(Resource):
     """``POST /api/hosts/<mac>/done`` and ``/failed``: the installer reports its outcome."""
 
@@ -338,14 +425,22 @@ class CallbackResource(Resource):
         super().__init__()
         self.p = provisioning
 
-    def render_POST(self, request: Request) -> bytes | int:
+    def render_POST(self, request: Request) -> int:
         parts = [part.decode("latin-1") for part in (request.postpath or []) if part]
         if len(parts) != 2 or parts[1] not in ("done", "failed"):
-            return _reply(request, http.NOT_FOUND, "use POST /api/hosts/<mac>/done or /failed")
+            message = "use POST /api/hosts/<mac>/done or /failed"
+            return respond(request, None, succeed(_reply(request, http.NOT_FOUND, message)))
         try:
             mac = parse_mac(parts[0])
         except ValueError as error:
-            return _reply(request, http.NOT_FOUND, str(error))
+            return respond(request, None, succeed(_reply(request, http.NOT_FOUND, str(error))))
+        reading = ask(self.p.lifecycle.refresh, mac)
+        return respond(request, mac, reading.addCallback(self._report, request, mac, parts[1]))
+
+    def _report(
+        self, current: HostState, request: Request, mac: str, what: str
+    ) -> bytes | Deferred[bytes]:
+        """With ``mac``'s state just read (an ended install's token is void)."""
         if self.p.files.host(mac) is None:
             return _reply(request, http.NOT_FOUND, f"no host with MAC {mac} in the inventory")
         if b"token" in (request.uri or b"").partition(b"?")[2]:
@@ -354,10 +449,9 @@ class CallbackResource(Resource):
                 http.BAD_REQUEST,
                 "send the token in the body or an X-Pxed-Token header, never in the URL",
             )
-        now, what = self.p.clock(), parts[1]
+        now = self.p.clock()
         requester = request.getClientAddress().host
         token = _token(request)
-        current = self.p.lifecycle.get(mac)  # an ended install's token is void
         if token is None or not token_matches(self.p.secret, mac, token, current.generation):
             bad = CallbackReceived(now, mac, requester, what, "wrong or missing token")
             self.p.tell(bad, log.warn)
@@ -371,38 +465,11 @@ class CallbackResource(Resource):
             return _reply(request, http.FORBIDDEN, f"{mac}'s callback comes only from that host")
         accepted = CallbackReceived(now, mac, requester, what, "accepted")
         self.p.tell(accepted, log.info if what == "done" else log.error)
-        saved = self.p.endings.end(InstallEnd(mac, "done" if what == "done" else "failed", now))
-        answer = _LaterAnswer(request, mac)
-        saved.addCallbacks(answer.saved, answer.not_saved)
-        return NOT_DONE_YET
-
-
-class _LaterAnswer:
-    """A callback's answer, sent once its state change is on disk, unless the installer
-    hung up meanwhile."""
-
-    def __init__(self, request: Request, mac: str) -> None:
-        self.request = request
-        self.mac = mac
-        self.gone = False
-        request.notifyFinish().addErrback(self._hung_up)
-
-    def _hung_up(self, failure: Failure) -> None:
-        self.gone = True
-
-    def saved(self, state: HostState) -> None:
-        self._send(http.OK, f"{self.mac}: {state.state.value}")
-
-    def not_saved(self, failure: Failure) -> None:
-        """The installer's curl fails on 503 and says why; the host stays as it was."""
-        if not failure.check(LifecycleError):
-            log.failure("host {mac}: the callback's state change failed", failure, mac=self.mac)
-        self._send(http.SERVICE_UNAVAILABLE, f"{self.mac}: the new state was not saved; try again")
-
-    def _send(self, code: int, message: str) -> None:
-        if not self.gone:
-            self.request.write(_reply(self.request, code, message))
-            self.request.finish()
+        change = self.p.lifecycle.done if what == "done" else self.p.lifecycle.failed
+        changing = ask(change, mac, now)
+        return changing.addCallback(
+            lambda state: _reply(request, http.OK, f"{mac}: {state.state.value}")
+        )
 
 
 def _token(request: Request) -> str | None:

@@ -1,9 +1,10 @@
 """Provisioning inside ``twistd pxed``: the shared objects, and reload on SIGHUP.
 
 ``build_provisioning`` makes the one Inventory every generated file and
-Kickstart reads through, the host-state database and the callback secret (in
-``server.state_dir``); pxed/daemon/services.py hands ``provisioning.files`` to the TFTP
-chain and mounts the HTTP resources.
+Kickstart reads through, the host states (in ``server.state_dir``, or in
+``server.database`` through ``pxed.provisioning.pg_states``) and the callback
+secret; pxed/daemon/services.py hands ``provisioning.files`` to the TFTP chain
+and mounts the HTTP resources.
 
 SIGHUP reloads the config file: it is read, validated in full (templates
 rendered and checked, tree images indexed) and prepared in a worker thread,
@@ -36,10 +37,11 @@ from twisted.logger import Logger
 
 from pxed.config import Config
 from pxed.config.model import ServerConfig
-from pxed.provisioning.endings import InstallEndings
+from pxed.provisioning.host_states import HostStates
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning
+from pxed.provisioning.sqlite_states import SqliteStates
 from pxed.provisioning.tftp_files import ProvisionFiles
 from pxed.provisioning.tokens import kickstart_signature, load_secret
 
@@ -53,12 +55,11 @@ def build_provisioning(
 ) -> Provisioning:
     """The objects provisioning shares; ``resolve`` gives the address clients reach pxed at."""
     inventory = Inventory(config, resolve)
-    lifecycle = open_lifecycle(config.server)
+    lifecycle = open_states(config.server, reactor)
     secret = callback_secret(config.server)
     sign = partial(kickstart_signature, secret)
     files = ProvisionFiles(inventory, lifecycle, reactor.seconds, sign)
-    endings = InstallEndings(lifecycle, reactor)
-    return Provisioning(inventory, lifecycle, secret, files, reactor.seconds, endings)
+    return Provisioning(inventory, lifecycle, secret, files, reactor.seconds)
 
 
 def open_lifecycle(server: ServerConfig) -> Lifecycle:
@@ -68,6 +69,21 @@ def open_lifecycle(server: ServerConfig) -> Lifecycle:
     from pxed.provisioning.pg_lifecycle import PostgresLifecycle
 
     return PostgresLifecycle.open_database(server.database, server.label)
+
+
+def open_states(server: ServerConfig, reactor: Any) -> HostStates:
+    """The daemon's host states: SQLite's lifecycle with a reactor turn's install ends
+    committed together, or PostgreSQL's queried in a thread of its own, which polls
+    every row into a snapshot until the reactor stops."""
+    if server.database is None:
+        return SqliteStates(Lifecycle.open(server.state_dir), reactor)
+    from pxed.database.worker import Worker
+    from pxed.provisioning.pg_states import PostgresStates
+
+    states = PostgresStates.open(server.database, server.label, Worker(reactor, "pxed-hosts"))
+    states.start(reactor)
+    reactor.addSystemEventTrigger("before", "shutdown", states.close)
+    return states
 
 
 def callback_secret(server: ServerConfig) -> bytes:

@@ -42,8 +42,8 @@ from pxed.config import Host, parse_mac
 from pxed.files.iso9660 import IsoError, IsoFile, IsoImage
 from pxed.provisioning import bootconfigs
 from pxed.provisioning.bootconfigs import Plan
+from pxed.provisioning.host_states import HostStates
 from pxed.provisioning.inventory import Inventory
-from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.urls import Urls
 from pxed.tftp.sources import BlockSource, BytesSource, Client, FileRefused, StaticRoot
 
@@ -62,7 +62,7 @@ class ProvisionFiles:
     """A ``FileProvider`` (pxed.tftp.sources) for the files the inventory generates."""
 
     def __init__(
-        self, inventory: Inventory, lifecycle: Lifecycle, clock: Clock, sign: Sign | None = None
+        self, inventory: Inventory, lifecycle: HostStates, clock: Clock, sign: Sign | None = None
     ) -> None:
         self.inventory = inventory
         self.lifecycle = lifecycle

@@ -21,84 +21,29 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lab.bootfiles import fill_tftp_root
-from lab.bootlab import IPV6_PREFIX, BootLab
+from lab.bootlab import IPV6_PREFIX, SERVER_IP6, BootLab
 from lab.guest import Guest
-from lab.netns import Background, ProcessError
 from lab.qemu import Machine, missing_firmware
-from lab.scenario import APPEND, HTTP_PORT, KICKSTART_TEMPLATE, PROFILE, twistd
+from lab.scenario import HTTP_PORT, HostSpec, Scenario, start_pxed, write_config
 from pxed.provisioning.lifecycle import Lifecycle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.slow]
 
 MAC = "52:54:00:e2:e0:6b"
-SERVER6 = f"{IPV6_PREFIX}1"
+SCENARIO = Scenario(
+    hosts=(HostSpec(MAC, "e2e-httpv6"),),
+    boot6={"uefi_http": "http://[{server6}]:{http_port}/tftp/snponly.efi"},
+)
 SNPONLY = Path("/usr/lib/ipxe/snponly.efi")
 # OVMF's line when HTTPv6 starts, about 30 s after power-on under TCG.
 HTTPV6_STARTED = re.compile(r"Start HTTP Boot over IPv6")
 HTTPV6_TIMEOUT = 120.0
 
 
-def _config(lab: BootLab, tftp_root: Path, workdir: Path) -> Path:
-    """pxed for an IPv6-only HTTP boot: DHCPv4 off, DHCPv6 full with HTTP boot URLs."""
-    template = workdir / "e2e.ks.j2"
-    template.write_text(KICKSTART_TEMPLATE)
-    server = str(lab.server_ip)
-    config = {
-        "server": {
-            "address": server,
-            "address6": SERVER6,
-            "interfaces": [lab.bridge.name],
-            "state_dir": str(workdir / "state"),
-        },
-        "tftp": {"root": str(tftp_root), "listen": [server], "listen6": [SERVER6]},
-        "dhcp": {"mode": "off"},
-        "dhcp6": {
-            "mode": "full",
-            "interfaces": [lab.bridge.name],
-            "subnets": [
-                {
-                    "prefix": f"{IPV6_PREFIX}/64",
-                    "range": [f"{IPV6_PREFIX}100", f"{IPV6_PREFIX}1ff"],
-                    "lease_time": 3600,
-                }
-            ],
-            "boot": {"uefi_http": "http://[{server6}]:{http_port}/tftp/snponly.efi"},
-        },
-        "http": {"listen": [server], "listen6": [SERVER6], "port": HTTP_PORT},
-        "profiles": {
-            PROFILE: {
-                "kernel": "vmlinuz",
-                "initrd": "initrd.gz",
-                "append": APPEND,
-                "kickstart": str(template),
-            }
-        },
-        "hosts": [{"mac": MAC, "hostname": "e2e-httpv6", "profile": PROFILE}],
-        "logging": {"level": "info"},
-    }
-    path = workdir / "pxed.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 def _missing_snponly() -> str:
     return "" if SNPONLY.exists() else f"needs {SNPONLY} (Debian package ipxe)"
-
-
-def _start_pxed(lab: BootLab, config: Path) -> Background:
-    """`twistd -n pxed` in the lab namespace; returns once DHCPv6 listens on udp/547."""
-    proc = lab.spawn(
-        [twistd(), "-n", "--pidfile=", "pxed", "--config", str(config)],
-        config.with_name("pxed.log"),
-    )
-    try:
-        lab.ns.wait_listening(547, "udp", timeout=30.0)
-    except ProcessError as exc:
-        raise ProcessError(f"{exc}\npxed log {proc.log}:\n{proc.output()[-3000:]}") from None
-    return proc
 
 
 def test_ovmf_http_boot_installs_from_pxed_over_ipv6_alone(
@@ -113,7 +58,7 @@ def test_ovmf_http_boot_installs_from_pxed_over_ipv6_alone(
     lab = managed_lab
     tftp_root = fill_tftp_root(tmp_path / "tftp", guest)
     shutil.copyfile(SNPONLY, tftp_root / SNPONLY.name)
-    pxed = _start_pxed(lab, _config(lab, tftp_root, tmp_path))
+    pxed = start_pxed(lab, write_config(lab, SCENARIO, tftp_root, tmp_path), port=547)
     machine = Machine("e2e-httpv6", MAC, "uefi", tmp_path / "vm", ipxe=False, http_boot_v6=True)
     boot = machine.create().boot(lab, "httpv6")
     try:
@@ -124,7 +69,7 @@ def test_ovmf_http_boot_installs_from_pxed_over_ipv6_alone(
         boot.stop()
     print(f"power-on to done callback: {elapsed:.1f} s")
     log = pxed.output()
-    url = f"http://[{SERVER6}]:{HTTP_PORT}/tftp/snponly.efi"
+    url = f"http://[{SERVER_IP6}]:{HTTP_PORT}/tftp/snponly.efi"
     firmware = re.search(rf"REPLY to {MAC}: ({IPV6_PREFIX}[0-9a-f]+) boot uefi_http (\S+)", log)
     assert firmware is not None, f"no HTTP boot lease in pxed's log:\n{log[-3000:]}"
     assert firmware.group(2) == url
@@ -132,8 +77,8 @@ def test_ovmf_http_boot_installs_from_pxed_over_ipv6_alone(
     assert re.search(kept, log), "the address OVMF released went straight back to the pool"
     ipxe = re.search(rf"REPLY to {MAC}: {IPV6_PREFIX}[0-9a-f]+ boot ipxe (\S+)", log)
     assert ipxe is not None, f"iPXE got no script URL over DHCPv6:\n{log[-3000:]}"
-    assert ipxe.group(1).startswith(f"http://[{SERVER6}]:{HTTP_PORT}/")
-    assert f"inst.ks=http://[{SERVER6}]:{HTTP_PORT}/ks/{MAC}/" in boot.console
+    assert ipxe.group(1).startswith(f"http://[{SERVER_IP6}]:{HTTP_PORT}/")
+    assert f"inst.ks=http://[{SERVER_IP6}]:{HTTP_PORT}/ks/{MAC}/" in boot.console
     assert f"/api/hosts/{MAC}/done" in boot.kickstart()
     with contextlib.closing(Lifecycle.open(tmp_path / "state")) as states:
         assert states.get(MAC).state == "installed", "the done callback did not reach pxed"

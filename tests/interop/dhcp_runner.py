@@ -10,7 +10,13 @@ In a client namespace, as ``python -m tests.interop.dhcp_runner COMMAND``:
   udp/4011); prints one JSON object with what it got from whom.
 - ``load``: DISCOVER/REQUEST exchanges for fresh MACs, ``--window`` at a
   time, for ``--duration`` seconds, surviving a server that dies and comes
-  back; every ACK seen is appended to ``--acks`` as ``mac ip xid``.
+  back; every ACK seen is appended to ``--acks`` as ``mac ip xid``.  With
+  ``--renewers N`` the first N clients bound keep their lease: each asks for
+  it again every ``--renew-every`` seconds, as REBINDING (broadcast, ciaddr)
+  and INIT-REBOOT (option 50) in turn, and each ACK is appended as ``mac ip
+  xid form lease-time sent got`` (when the REQUEST left and its ACK came, epoch
+  seconds; a REBINDING's ACK is unicast to ciaddr, so the client namespace must
+  take the pool's addresses as local).
 - ``decline``: issue 18's DECLINE attack: ``--macs`` MACs each take an
   address and DECLINE it from 0.0.0.0, ``--per-mac`` times; prints the ACKs.
 - ``release``: a RELEASE of ``--ip`` in ``--mac``'s name, sent from
@@ -257,6 +263,16 @@ def _describe(reply: Parsed, sender: str) -> dict[str, Any]:
 
 
 @dataclass
+class Renewer:
+    """A bound client asking for its lease again, on its own schedule."""
+
+    mac: bytes
+    ip: IPv4Address
+    due: float  # monotonic: when it asks next
+    asked: int = 0  # how many times it has asked: odd REBINDING, even INIT-REBOOT
+
+
+@dataclass
 class Exchange:
     mac: bytes
     xid: int
@@ -274,6 +290,8 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
     serial = 0
     out = open(args.acks, "a", buffering=1)  # noqa: SIM115 - line-buffered for the whole run
     live: dict[int, Exchange] = {}
+    renewers: list[Renewer] = []
+    renewing: dict[int, tuple[Renewer, str, float]] = {}  # xid: client, form, epoch sent
     acked = 0
 
     def start() -> None:
@@ -287,6 +305,9 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
     def answer(data: bytes) -> None:
         nonlocal acked
         reply = parse(data)
+        if reply is not None and reply.kind == ACK and reply.xid in renewing:
+            renewed(*renewing.pop(reply.xid), reply)
+            return
         exchange = live.get(reply.xid) if reply else None
         if reply is None or exchange is None:
             return
@@ -301,12 +322,36 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
             out.write(f"{exchange.mac.hex(':')} {reply.yiaddr} {exchange.xid:08x}\n")
             acked += 1
             del live[reply.xid]
+            if len(renewers) < args.renewers:
+                due = time.monotonic() + args.renew_every
+                renewers.append(Renewer(exchange.mac, reply.yiaddr, due))
         elif reply.kind == NAK:
             del live[reply.xid]
 
-    run_window(sock, args, live, start, answer)
+    def renewed(renewer: Renewer, form: str, sent: float, reply: Parsed) -> None:
+        lease_time = int.from_bytes(reply.options.get(51, b""), "big")
+        fields = (renewer.mac.hex(":"), reply.yiaddr, f"{reply.xid:08x}", form, lease_time)
+        out.write(" ".join(map(str, fields)) + f" {sent:.3f} {time.time():.3f}\n")
+
+    def renew() -> None:
+        now = time.monotonic()
+        for renewer in renewers:
+            if renewer.due > now:
+                continue
+            renewer.asked += 1
+            renewer.due = now + args.renew_every
+            xid = random.getrandbits(32)
+            if renewer.asked % 2:
+                asked = build(REQUEST, renewer.mac, xid, [], ciaddr=renewer.ip)
+                renewing[xid] = (renewer, "rebinding", time.time())
+            else:
+                asked = build(REQUEST, renewer.mac, xid, [(50, renewer.ip.packed)])
+                renewing[xid] = (renewer, "init-reboot", time.time())
+            sock.sendto(asked, ("255.255.255.255", port))
+
+    run_window(sock, args, live, start, answer, renew)
     out.close()
-    return {"acked": acked, "clients": serial}
+    return {"acked": acked, "clients": serial, "renewals": sum(r.asked for r in renewers)}
 
 
 # --- decline and release ---------------------------------------------------------------------
@@ -392,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     generator = commands.add_parser("load")
     add_load_arguments(generator)
     generator.add_argument("--server-port", type=int, default=67)
+    generator.add_argument("--renewers", type=int, default=0)
+    generator.add_argument("--renew-every", type=float, default=1.0)
     declining = commands.add_parser("decline")
     declining.add_argument("--interface", required=True)
     declining.add_argument("--macs", type=int, default=1)

@@ -38,13 +38,16 @@ def run_window(
     live: dict[int, E],
     start: Callable[[], None],
     answer: Callable[[bytes], None],
+    tick: Callable[[], None] = lambda: None,
 ) -> None:
     """Until ``args.duration`` is over: ``start`` exchanges while fewer than ``args.window``
-    are ``live``, ``answer`` each datagram, give up on the ones silent too long."""
+    are ``live``, ``answer`` each datagram, give up on the ones silent too long; ``tick``
+    (what else the family sends on its own time) every pass."""
     end = time.monotonic() + args.duration
     while time.monotonic() < end:
         while len(live) < args.window:
             start()
+        tick()
         readable = select.select([sock], [], [], 0.05)[0]
         while readable:
             try:

@@ -15,8 +15,14 @@ What the clients were told is read from a capture on the relay's link: every ACK
 (chaddr, yiaddr, server identifier, time).  The checks: before the kill both
 servers ACKed; after the window the survivor ACKed clients of the victim's bucket;
 no address is, at the end, the last ACKed address of two MACs, and the database
-holds no address for two MACs (SQL).  The exchanges lost around the kill and after
+holds no address for two MACs (SQL); and the database refused no bind (the servers'
+logs): while both are live each probes its own share of the pool
+(``protocols.dhcp.allocation.Share``), and the survivor takes the victim's share
+only after its polls have read the victim's leases.  The exchanges lost around the kill and after
 the window are printed, not asserted (timing).
+
+The last test stops the database under one pxed: it ACKs nothing unstored, goes on
+confirming the leases it knows stored for the time they have left, and recovers.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, summarize_address_range
 from pathlib import Path
 
 import psycopg
@@ -209,6 +215,7 @@ def test_two_servers_behind_a_relay_split_the_clients_and_the_survivor_of_a_kill
     print("lost by second from the kill:", Counter(lost_at))
     assert not told_twice, f"addresses ACKed last to two MACs: {told_twice}"
     assert doubles == (0,) and stored is not None and stored[0] == stored[1]
+    assert collisions == 0, "binds refused by the unique constraint: the shares overlapped"
     assert len(acks) > EXCHANGES // 2, load.output()[-2000:]
     assert before[address[victim]] and before[address[survivor]], before
     assert taken_over and {a.server for a in taken_over} == {address[survivor]}
@@ -225,24 +232,58 @@ def healthz(ns: Namespace, address: IPv4Address) -> tuple[int, str]:
 
 
 def acked(path: Path) -> dict[str, str]:
-    """mac -> address of every ACK the load generator saw (whole lines only)."""
+    """mac -> address of every ACK of a fresh client the load generator saw (whole lines)."""
     if not path.exists():
         return {}
     lines = (line.split() for line in path.read_text().splitlines())
     return {parts[0]: parts[1] for parts in lines if len(parts) == 3}
 
 
-def test_with_postgresql_stopped_pxed_acks_nothing_unstored_says_so_and_recovers(
+@dataclass(frozen=True, eq=False)
+class Renewal:
+    """An ACK to a bound client asking for its lease again (``dhcp_runner load --renewers``)."""
+
+    mac: str
+    ip: str
+    form: str  # rebinding (ciaddr) or init-reboot (option 50)
+    lease_time: int
+    sent: float  # epoch: when the REQUEST left
+    got: float  # epoch: when its ACK came
+
+
+def renewals(path: Path) -> list[Renewal]:
+    if not path.exists():
+        return []
+    lines = (line.split() for line in path.read_text().splitlines())
+    return [
+        Renewal(mac, ip, form, int(time_), float(sent), float(got))
+        for mac, ip, _, form, time_, sent, got in (parts for parts in lines if len(parts) == 7)
+    ]
+
+
+LEASE_TIME = 3600  # dhcp_runner.subnet's
+POOL = (NETWORK.network_address + 10, NETWORK.network_address + 4000)
+DOWN_FOR = 10.0  # seconds PostgreSQL stays stopped
+
+
+def test_with_postgresql_stopped_pxed_confirms_only_stored_leases_says_so_and_recovers(
     netns_lab: NetnsLab, tmp_path: Path
 ):
-    """Light load (two exchanges in flight, fresh MACs); PostgreSQL stopped by its PID for
-    a few seconds, then started again on the same data."""
+    """Light load (two exchanges in flight, fresh MACs) and eight bound clients asking for
+    their leases again every half second (REBINDING and INIT-REBOOT in turn); PostgreSQL
+    stopped by its PID for DOWN_FOR seconds, then started again on the same data.
+
+    While it is down the renewals of stored leases are ACKed for no longer than the
+    stored lease has left, and nothing else; every ACK the clients saw, before, during
+    and after, is a row of the table once pxed has recovered."""
     require_binary("curl")
     with cluster() as db:
         url = db.start().url("postgres")
         server, client = netns_lab.namespace("srv"), netns_lab.namespace("cli")
         link = netns_lab.veth(server, client)
         server.ip("addr", "add", on_network(1), "dev", link.a_if)
+        for block in summarize_address_range(*POOL):  # a REBINDING's ACK goes to ciaddr
+            client.ip("route", "add", "local", str(block), "dev", "lo")
         address = NETWORK.network_address + 1
         config = shared_config(tmp_path / "pxed.yaml", link.a_if, tmp_path / "state", url, "pxe1")
         settings = json.loads(config.read_text())
@@ -252,26 +293,58 @@ def test_with_postgresql_stopped_pxed_acks_nothing_unstored_says_so_and_recovers
         acks = tmp_path / "acks"
         load = client.spawn(
             runner_argv("load", "--interface", link.b_if, "--acks", str(acks),
-                        "--duration", "120", "--window", "2"),
+                        "--duration", "120", "--window", "2",
+                        "--renewers", "8", "--renew-every", "0.5"),
             tmp_path / "load.log",
         )  # fmt: skip
-        wait_until(lambda: len(acked(acks)) >= 20, 30, "20 ACKs before the database stops")
+        wait_until(
+            lambda: len(acked(acks)) >= 20 and len(renewals(acks)) >= 16,
+            30,
+            "20 ACKs and 16 renewals before the database stops",
+        )
+        stopped = time.time()
         db.stop()
         wait_until(lambda: "no ACK leaves" in pxed.output(), 30, "pxed to log the database down")
         code, body = healthz(server, address)
         assert code == 503 and "server.database" in json.loads(body)["database"], body
-        time.sleep(3)  # down a while longer, under load
+        time.sleep(max(0.0, stopped + DOWN_FOR - time.time()))  # down a while, under load
         during = len(acked(acks))
+        started = time.time()
         db.start()
         wait_until(lambda: len(acked(acks)) >= during + 20, 60, "ACKs after the database is back")
         wait_until(lambda: healthz(server, address)[0] == 200, 30, "/healthz to be 200 again")
         load.stop()
         assert pxed.running(), pxed.output()[-3000:]
-        seen = acked(acks)
+        seen, renewed = acked(acks), renewals(acks)
         with psycopg.connect(url) as conn:
-            stored = dict(conn.execute("SELECT mac, host(ip) FROM leases").fetchall())
-        unstored = {mac: ip for mac, ip in seen.items() if stored.get(mac) != ip}
-        print(f"{len(seen)} ACKs, {len(unstored)} not stored; {during} before the restart")
+            rows = conn.execute("SELECT mac, host(ip), expires FROM leases").fetchall()
+        stored = {mac: (ip, expires) for mac, ip, expires in rows}
+        unstored = {mac: ip for mac, ip in seen.items() if stored.get(mac, (None,))[0] != ip}
+        unstored |= {r.mac: r.ip for r in renewed if stored.get(r.mac, (None,))[0] != r.ip}
+        confirmed = [r for r in renewed if r.lease_time != LEASE_TIME]
+        # The lease a confirmation promises ends no later than the stored one, which the
+        # table still holds (the client went on renewing once pxed recovered).
+        ends = {r: min(bound(r, renewed), stored.get(r.mac, (None, 0.0))[1]) for r in confirmed}
+        beyond = [r for r in confirmed if r.sent + r.lease_time > ends[r]]
+        print(
+            f"{len(seen)} ACKs to fresh clients, {during} before the restart;"
+            f" {len(renewed)} renewals ACKed, {len(confirmed)} from stored leases"
+            f" ({dict(Counter(r.form for r in confirmed))}), by second since the stop"
+            f" ({started - stopped:.1f} s down):"
+            f" {sorted(Counter(int(r.sent - stopped) for r in confirmed).items())};"
+            f" {len(unstored)} ACKs not stored; {len(beyond)} beyond the stored lease"
+        )
         assert not unstored, unstored
+        assert {r.form for r in confirmed} == {"rebinding", "init-reboot"}, confirmed
+        assert all(stopped <= r.sent and r.lease_time < LEASE_TIME for r in confirmed)
+        assert not beyond, beyond
         assert "answers again" in pxed.output()
         pxed.stop()
+
+
+def bound(confirmed: Renewal, renewed: list[Renewal]) -> float:
+    """The latest a stored lease confirmed by ``confirmed`` can end: its row was written by
+    a full-length ACK this client got before (its expiry is the server's clock at the
+    bind, no later than that ACK's arrival, plus the lease time)."""
+    full = [r.got for r in renewed if r.mac == confirmed.mac and r.lease_time == LEASE_TIME]
+    return max((got for got in full if got <= confirmed.sent), default=0.0) + LEASE_TIME

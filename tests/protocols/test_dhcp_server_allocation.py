@@ -5,9 +5,12 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from protocols.dhcp.allocation import Allocator, Host, Subnet, subnet_for
+from protocols.dhcp.allocation import WHOLE_POOL, Allocator, Host, Share, Subnet, subnet_for
 from protocols.dhcp.leases import Lease, LeaseState, MemoryLeaseStore
+from tests.support.fuzz import property_settings
 
 NET = Subnet(
     IPv4Network("10.213.7.0/24"),
@@ -107,6 +110,82 @@ def test_a_full_pool_is_not_probed_again_for_a_second():
     assert store.lookups == probed
     store.release("52:54:00:00:02:65")
     assert engine.choose(MAC_B, NET, None, now=11) == ip(101)
+
+
+WIDE = Subnet(
+    IPv4Network("10.213.7.0/24"),
+    pool=(IPv4Address("10.213.7.10"), IPv4Address("10.213.7.249")),
+)
+
+
+def macs(count: int, tag: int) -> list[str]:
+    return [f"52:54:00:{tag:02x}:{n >> 8:02x}:{n & 0xFF:02x}" for n in range(count)]
+
+
+def test_a_share_probes_only_its_own_positions_of_the_pool_while_they_last():
+    store = MemoryLeaseStore()
+    alloc = allocator(store)
+    for mac in macs(120, 1):  # the share of 1 of 2 holds 120 of the 240 addresses
+        given = alloc.choose(mac, WIDE, None, now=0, share=Share(1, 2))
+        assert given is not None and (int(given) - int(WIDE.pool[0])) % 2 == 1, given
+        store.bind(Lease(mac, given, 100.0), 0)
+
+
+def test_two_live_servers_memories_never_pick_one_address_for_two_clients():
+    """Each server's memory knows only its own leases, as two servers between polls."""
+    picked: list[set[IPv4Address]] = []
+    for index, tag in ((0, 1), (1, 2)):
+        store = MemoryLeaseStore()
+        alloc = allocator(store)
+        for mac in macs(100, tag):
+            given = alloc.choose(mac, WIDE, None, now=0, share=Share(index, 2))
+            assert given is not None
+            store.bind(Lease(mac, given, 100.0), 0)
+        picked.append({lease.ip for lease in store.leases()})
+    assert len(picked[0]) == len(picked[1]) == 100 and not picked[0] & picked[1]
+
+
+def test_a_full_share_falls_back_to_the_rest_of_the_pool():
+    store = MemoryLeaseStore()
+    for n in (101, 103):  # the share of 1 of 2 in a pool of 100-103
+        store.bind(Lease(f"52:54:00:00:02:{n:02x}", ip(n), 100.0), 0)
+    assert allocator(store).choose(MAC_A, NET, None, now=1, share=Share(1, 2)) in {
+        ip(100),
+        ip(102),
+    }
+
+
+def test_reservations_and_current_leases_ignore_the_share():
+    store = MemoryLeaseStore()
+    store.bind(Lease(MAC_A, ip(101), 100.0), 0)
+    hosts = {RESERVED: Host(RESERVED, ip=ip(103))}
+    alloc = allocator(store, hosts)
+    assert alloc.choose(MAC_A, NET, None, now=1, share=Share(0, 2)) == ip(101)
+    assert alloc.choose(RESERVED, NET, None, now=1, share=Share(0, 2)) == ip(103)
+
+
+@property_settings
+@given(
+    size=st.integers(min_value=1, max_value=300),
+    count=st.integers(min_value=1, max_value=5),
+    data=st.data(),
+)
+def test_a_share_visits_every_pool_position_once_its_own_first(size, count, data):
+    index = data.draw(st.integers(min_value=0, max_value=count - 1))
+    start = data.draw(st.integers(min_value=0, max_value=size - 1))
+    positions = list(Share(index, count).positions(size, start))
+    assert sorted(positions) == list(range(size))
+    mine = sum(1 for p in range(size) if p % count == index)
+    assert all(p % count == index for p in positions[:mine])
+
+
+def test_the_whole_pool_share_probes_from_the_macs_start_as_before():
+    assert list(WHOLE_POOL.positions(5, 3)) == [3, 4, 0, 1, 2]
+
+
+def test_a_share_that_does_not_exist_is_refused():
+    with pytest.raises(ValueError, match="share 2 of 2 does not exist"):
+        Share(2, 2)
 
 
 def test_subnet_without_pool_serves_only_reservations():

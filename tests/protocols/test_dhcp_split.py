@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from ipaddress import IPv4Address
 
+from protocols.dhcp.allocation import WHOLE_POOL, Share
 from protocols.dhcp.options import MessageType
 from protocols.dhcp.split import Peers, bucket, client_key, owner, take
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp
@@ -28,6 +29,17 @@ def packet(kind: MessageType | None, mac: str = MAC, **kwargs: object) -> DhcpPa
 
 def answered_by(peers_of: dict[str, Peers], kind: MessageType, mac: str) -> set[str]:
     return {name for name, peers in peers_of.items() if take(packet(kind, mac), peers, SERVER)}
+
+
+def test_each_live_server_shares_the_pools_by_its_rank_by_name_and_a_lone_one_has_all():
+    three = frozenset({"pxe1", "pxe2", "pxe3"})
+    assert [Peers(name, three).share for name in ("pxe1", "pxe2", "pxe3")] == [
+        Share(0, 3),
+        Share(1, 3),
+        Share(2, 3),
+    ]
+    assert Peers("pxe2", frozenset({"pxe2"})).share == WHOLE_POOL
+    assert Peers("pxe2", frozenset({"pxe1"})).share == Share(1, 2)  # before its own beat
 
 
 def test_the_hash_is_rfc_3074s_over_a_permutation_seeded_by_the_length() -> None:

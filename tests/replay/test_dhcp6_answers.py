@@ -9,7 +9,8 @@ builds it (pxed.dhcp6.settings.engine_settings6). What the engine says to each m
 -- and the bindings left at the end are compared with the reviewed golden text in
 tests/replay/golden/dhcp6-answers/.
 
-Regenerate the golden files with ``PXED_UPDATE_GOLDEN=1`` and review the diff.
+Regenerate the golden files with ``PXED_UPDATE_GOLDEN=1`` and review the diff
+(tests/replay/golden_answers.py: what this replay shares with the DHCPv4 one).
 
 Determinism: one fixed ``now`` for every message, a fresh MemoryLeaseStore per capture.
 pxed stands in for the captured server: its DUID is the first server identifier the
@@ -22,7 +23,6 @@ listens there.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cache
 from ipaddress import IPv6Address
@@ -53,16 +53,11 @@ from protocols.errors import MalformedPacket
 from pxed.config import Config, load_config
 from pxed.dhcp6.settings import engine_settings6
 from pxed.pcap.classify import Protocol
-from pxed.pcap.dhcpv6_view import detail, kind, summary
-from pxed.pcap.payload import Decoded
-from tests.replay.corpus import ALL_CAPTURES, GOLDEN, OWN, PUBLIC_DHCPV6, Replayed, label, replay
+from tests.replay import golden_answers as golden
+from tests.replay.corpus import GOLDEN, OWN, PUBLIC_DHCPV6, Replayed, replay
+from tests.replay.golden_answers import CONFIGS, MODES, NOW, Answer, decoded_message
 
-UPDATE = os.environ.get("PXED_UPDATE_GOLDEN") == "1"
-CONFIGS = Path(__file__).resolve().parent / "configs"
 ANSWERS = GOLDEN / "dhcp6-answers"
-MODES = ("full", "proxy")
-NOW = 1_800_000_000.0  # 2027-01-15: every message is handled at this instant
-SUFFIX = ".answers"  # not .txt: test_replay.py owns every *.txt under golden/
 DEFAULT_DUID = DuidLl(1, bytes.fromhex("025058454401"))
 SERVER_PORT = 547
 # What a server sends: never handed to the engine as a request.
@@ -82,11 +77,6 @@ def scenario(mode: str) -> Scenario:
     return Scenario(mode, path, load_config(path))
 
 
-def _message(result: Replayed) -> Dhcpv6Packet | None:
-    outcome = result.outcome
-    return outcome.message if isinstance(outcome, Decoded) else None
-
-
 def _is_request(packet: Dhcpv6Packet) -> bool:
     if isinstance(packet, Dhcpv6Relay):
         return packet.msg_type == MessageType.RELAY_FORW
@@ -95,14 +85,7 @@ def _is_request(packet: Dhcpv6Packet) -> bool:
 
 def request_side(results: list[Replayed]) -> list[Replayed]:
     """Client and relay-forward messages, and payloads that do not decode at all."""
-    found = []
-    for result in results:
-        if result.protocol is not Protocol.DHCPV6:
-            continue
-        packet = _message(result)
-        if packet is None or _is_request(packet):
-            found.append(result)
-    return found
+    return golden.request_side(results, Protocol.DHCPV6, _is_request)
 
 
 def _inner(packet: Dhcpv6Packet) -> Dhcpv6Message:
@@ -112,7 +95,7 @@ def _inner(packet: Dhcpv6Packet) -> Dhcpv6Message:
 def _messages(results: list[Replayed]) -> list[Dhcpv6Message]:
     found = []
     for result in results:
-        packet = _message(result) if result.protocol is Protocol.DHCPV6 else None
+        packet = decoded_message(result) if result.protocol is Protocol.DHCPV6 else None
         if packet is not None:
             found.append(_inner(packet))
     return found
@@ -144,21 +127,8 @@ def arrival_address(scene: Scenario, results: list[Replayed]) -> IPv6Address:
     return subnets[0].prefix[1]
 
 
-def _dhcp6_captures() -> list[Path]:
-    return [
-        path
-        for path in ALL_CAPTURES
-        if any(result.protocol is Protocol.DHCPV6 for result in replay(path))
-    ]
-
-
-DHCP6_CAPTURES = _dhcp6_captures()
-
-
-@dataclass(frozen=True)
-class Answer:
-    result: Replayed
-    action: Reply | NoReply | None  # None: no socket of this mode listens on its port
+DHCP6_CAPTURES = golden.captures_of(Protocol.DHCPV6)
+CASES = golden.cases(DHCP6_CAPTURES)
 
 
 def play(capture: Path, mode: str) -> tuple[list[Answer], MemoryLeaseStore, IPv6Address]:
@@ -170,101 +140,37 @@ def play(capture: Path, mode: str) -> tuple[list[Answer], MemoryLeaseStore, IPv6
     store = MemoryLeaseStore()
     server = Dhcpv6Server(settings, store)
     listening = {SERVER_PORT} | ({BOOT_SERVICE_PORT} if settings.mode is Mode.PROXY else set())
-    answers = []
-    for result in request_side(results):
+
+    def handle(result: Replayed, port: int) -> Reply | NoReply:
         datagram = result.datagram
-        port = BOOT_SERVICE_PORT if datagram.dport == BOOT_SERVICE_PORT else SERVER_PORT
-        if port not in listening:
-            answers.append(Answer(result, None))
-            continue
         assert isinstance(datagram.src, IPv6Address)
         received = Received(here, (datagram.src, datagram.sport), port)
-        answers.append(Answer(result, server.handle_datagram(datagram.payload, received, NOW)))
+        return server.handle_datagram(datagram.payload, received, NOW)
+
+    requests = request_side(results)
+    ports = (SERVER_PORT, BOOT_SERVICE_PORT)
+    answers = golden.answers_to(requests, ports, handle, lambda _, port: port in listening)
     return answers, store, here
 
 
 def transcript(capture: Path, mode: str) -> str:
-    answers, store, here = play(capture, mode)
-    scene = scenario(mode)
-    lines = [
-        f"# {label(capture)} answered by pxed in DHCPv6 {mode} mode "
-        f"({scene.config_path.relative_to(CONFIGS.parents[2])}), pxed at {here}",
-    ]
-    if not answers:
-        lines.append("(no client message in this capture: only server replies)")
-    for answer in answers:
-        lines += ["", *_answer_lines(answer, scene)]
-    lines += ["", *_binding_lines(store)]
-    return "\n".join(lines) + "\n"
-
-
-def _answer_lines(answer: Answer, scene: Scenario) -> list[str]:
-    datagram = answer.result.datagram
-    packet = _message(answer.result)
-    origin = f"[{datagram.src}]:{datagram.sport} -> [{datagram.dst}]:{datagram.dport}"
-    if packet is None:
-        head = f"frame {answer.result.number} {origin} (does not decode)"
-    else:
-        head = f"frame {answer.result.number} {origin} {kind(packet)} {summary(packet)}"
-    action = answer.action
-    if action is None:
-        return [
-            head,
-            f"  -> not received: {scene.mode} mode does not listen on udp/{datagram.dport}",
-        ]
-    if isinstance(action, NoReply):
-        return [head, f"  -> silent: {action.reason}"]
-    reply = decode_dhcpv6(action.data)
-    destination = f"[{action.destination[0]}]:{action.destination[1]}"
-    return [
-        head,
-        f"  -> {kind(reply)} to {destination} ({len(action.data)} bytes): {action.reason}",
-        *(f"     {line}" for line in detail(reply)),
-    ]
-
-
-def _binding_lines(store: MemoryLeaseStore) -> list[str]:
-    lines = ["bindings at the end:"]
-    lines += [
-        f"  {lease.address} iaid {lease.iaid} {lease.mac or 'no MAC'} {lease.state.value} "
-        f"expires NOW+{lease.expires - NOW:.0f}s"
-        for lease in store.leases()
-    ] or ["  (none)"]
-    return lines
-
-
-def golden_answers(capture: Path, mode: str) -> Path:
-    return ANSWERS / f"{capture.name}.{mode}{SUFFIX}"
-
-
-CASES = [(capture, mode) for capture in DHCP6_CAPTURES for mode in MODES]
-
-
-@pytest.mark.parametrize(("capture", "mode"), CASES, ids=[f"{label(c)}-{m}" for c, m in CASES])
-def test_answers_match_the_golden_text(capture: Path, mode: str) -> None:
-    text = transcript(capture, mode)
-    golden = golden_answers(capture, mode)
-    if UPDATE:
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-    assert golden.exists(), f"no golden file {golden}: run with PXED_UPDATE_GOLDEN=1 and review"
-    assert text == golden.read_text(), (
-        f"{golden.name} differs: if the new answers are right, regenerate with "
-        "PXED_UPDATE_GOLDEN=1 and review the diff"
+    return golden.transcript(
+        golden.DHCPV6, capture, mode, scenario(mode).config_path, play(capture, mode)
     )
 
 
-def _captured_name(golden: Path) -> str:
-    """``x.pcap.full.answers`` -> ``x.pcap``."""
-    return golden.name.removesuffix(SUFFIX).rsplit(".", 1)[0]
+def golden_answers(capture: Path, mode: str) -> Path:
+    return golden.golden_answers(ANSWERS, capture, mode)
+
+
+@pytest.mark.parametrize(("capture", "mode"), CASES, ids=golden.case_ids(CASES))
+def test_answers_match_the_golden_text(capture: Path, mode: str) -> None:
+    golden.matches_golden(transcript(capture, mode), golden_answers(capture, mode))
 
 
 def test_every_dhcp6_capture_has_answers_and_no_answers_file_is_stale() -> None:
-    expected = {golden_answers(capture, mode) for capture, mode in CASES}
-    present = set(ANSWERS.glob(f"*{SUFFIX}"))
-    if not PUBLIC_DHCPV6.is_dir():
-        present = {path for path in present if (OWN / _captured_name(path)).exists()}
-    assert present == expected
+    present = golden.present_files(ANSWERS, PUBLIC_DHCPV6)
+    assert present == golden.expected_files(ANSWERS, CASES)
 
 
 def test_the_public_dhcpv6_captures_and_both_qemu_boots_are_replayed() -> None:
@@ -276,7 +182,7 @@ def test_the_public_dhcpv6_captures_and_both_qemu_boots_are_replayed() -> None:
         assert {path.name for path in PUBLIC_DHCPV6.glob("*.pcap*")} <= names
 
 
-@pytest.mark.parametrize(("capture", "mode"), CASES, ids=[f"{label(c)}-{m}" for c, m in CASES])
+@pytest.mark.parametrize(("capture", "mode"), CASES, ids=golden.case_ids(CASES))
 def test_every_reply_round_trips_and_answers_the_message_it_was_for(
     capture: Path, mode: str
 ) -> None:
@@ -286,7 +192,7 @@ def test_every_reply_round_trips_and_answers_the_message_it_was_for(
         if not isinstance(action, Reply):
             continue
         assert encode_dhcpv6(decode_dhcpv6(action.data)) == action.data
-        request = _message(answer.result)
+        request = decoded_message(answer.result)
         assert request is not None
         assert _inner(action.message).transaction_id == _inner(request).transaction_id
 
@@ -302,7 +208,7 @@ def test_ovmf_pxev6_is_given_its_boot_url_and_in_full_mode_the_address_it_asked_
     M = MessageType
     said = {}
     for answer in answers:
-        request = _message(answer.result)
+        request = decoded_message(answer.result)
         assert request is not None
         if isinstance(answer.action, Reply):
             said[_inner(request).msg_type] = _inner(answer.action.message)

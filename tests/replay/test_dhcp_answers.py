@@ -8,7 +8,8 @@ What the engine says to each request -- the reply read back off its bytes with
 pxed.pcap.dhcp_view, or the reason it stays silent -- and the lease table left at the
 end are compared with the reviewed golden text in tests/replay/golden/dhcp-answers/.
 
-Regenerate the golden files with ``PXED_UPDATE_GOLDEN=1`` and review the diff.
+Regenerate the golden files with ``PXED_UPDATE_GOLDEN=1`` and review the diff
+(tests/replay/golden_answers.py: what this replay shares with the DHCPv6 one).
 
 Determinism: one fixed ``now`` for every request, a fresh MemoryLeaseStore per
 capture.  Where a request arrives: pxed stands in for the server the capture
@@ -22,7 +23,6 @@ udp/4011 reaches the engine only in proxy mode, the only mode that listens there
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cache
@@ -33,23 +33,17 @@ import pytest
 
 from protocols.dhcp.leases import MemoryLeaseStore
 from protocols.dhcp.server import DhcpServer, Mode, NoReply, Received, Reply, Settings
-from protocols.dhcp.wire import BOOTREQUEST, DhcpPacket, decode_dhcp, encode_dhcp
+from protocols.dhcp.wire import BOOTREQUEST, decode_dhcp, encode_dhcp
 from protocols.errors import MalformedPacket
 from pxed.cli.explain import server_address
 from pxed.config import Config, load_config
 from pxed.dhcp.settings import engine_settings
 from pxed.pcap.classify import Protocol
-from pxed.pcap.dhcp_view import detail, kind, summary
-from pxed.pcap.payload import Decoded
-from tests.replay.corpus import ALL_CAPTURES, GOLDEN, OWN, PUBLIC, Replayed, label, replay
+from tests.replay import golden_answers as golden
+from tests.replay.corpus import GOLDEN, PUBLIC, Replayed, label, replay
+from tests.replay.golden_answers import CONFIGS, MODES, NOW, Answer, decoded_message
 
-UPDATE = os.environ.get("PXED_UPDATE_GOLDEN") == "1"
-CONFIGS = Path(__file__).resolve().parent / "configs"
 ANSWERS = GOLDEN / "dhcp-answers"
-MODES = ("full", "proxy")
-NOW = 1_800_000_000.0  # 2027-01-15: every request is handled at this instant
-# The golden files end in .answers, not .txt: test_replay.py owns every *.txt under golden/.
-SUFFIX = ".answers"
 
 
 @dataclass(frozen=True)
@@ -77,43 +71,23 @@ def scenario(mode: str) -> Scenario:
     return Scenario(mode, path, config, engine_settings(config, server_address(config)))
 
 
-def _dhcp_captures() -> list[Path]:
-    return [
-        path
-        for path in ALL_CAPTURES
-        if any(result.protocol is Protocol.DHCP for result in replay(path))
-    ]
-
-
-DHCP_CAPTURES = _dhcp_captures()
+DHCP_CAPTURES = golden.captures_of(Protocol.DHCP)
+CASES = golden.cases(DHCP_CAPTURES)
 
 
 def golden_answers(capture: Path, mode: str) -> Path:
-    return ANSWERS / f"{capture.name}.{mode}{SUFFIX}"
-
-
-def _packet(result: Replayed) -> DhcpPacket | None:
-    outcome = result.outcome
-    return outcome.message if isinstance(outcome, Decoded) else None
+    return golden.golden_answers(ANSWERS, capture, mode)
 
 
 def request_side(results: list[Replayed]) -> list[Replayed]:
-    """What a server would be handed: BOOTREQUESTs, and payloads that do not decode at all
-    (the engine must drop those with a reason).  Server replies in the capture are left out."""
-    found = []
-    for result in results:
-        if result.protocol is not Protocol.DHCP:
-            continue
-        packet = _packet(result)
-        if packet is None or packet.op == BOOTREQUEST:
-            found.append(result)
-    return found
+    """BOOTREQUESTs, and payloads that do not decode (golden_answers.request_side)."""
+    return golden.request_side(results, Protocol.DHCP, lambda packet: packet.op == BOOTREQUEST)
 
 
 def _server_side_addresses(results: list[Replayed]) -> Iterator[IPv4Address]:
     """Addresses that belong to the captured server, in capture order (never giaddr)."""
     for result in results:
-        packet = _packet(result)
+        packet = decoded_message(result)
         if result.protocol is not Protocol.DHCP or packet is None:
             continue
         try:
@@ -134,14 +108,6 @@ def arrival_address(scene: Scenario, results: list[Replayed]) -> IPv4Address:
     return scene.home
 
 
-@dataclass(frozen=True)
-class Answer:
-    """One request and what the engine did with it."""
-
-    result: Replayed
-    action: Reply | NoReply | None  # None: no socket of this mode listens on its port
-
-
 def play(
     capture: Path, mode: str, settings: Settings | None = None
 ) -> tuple[list[Answer], MemoryLeaseStore, IPv4Address]:
@@ -157,106 +123,38 @@ def play(
     server = DhcpServer(settings, store)
     ports = settings.ports
     listening = {ports.server} | ({ports.proxy} if settings.mode is Mode.PROXY else set())
-    answers = []
-    for result in request_side(results):
-        datagram = result.datagram
-        port = ports.proxy if datagram.dport == ports.proxy else ports.server
-        if port not in listening and _packet(result) is not None:
-            answers.append(Answer(result, None))
-            continue
-        received = Received(here, (datagram.src, datagram.sport), port)
-        answers.append(Answer(result, server.handle_datagram(datagram.payload, received, NOW)))
+
+    def handle(result: Replayed, port: int) -> Reply | NoReply:
+        received = Received(here, (result.datagram.src, result.datagram.sport), port)
+        return server.handle_datagram(result.datagram.payload, received, NOW)
+
+    def heard(result: Replayed, port: int) -> bool:
+        """A payload that does not decode is handed over wherever it came: the engine
+        must drop it with a reason."""
+        return port in listening or decoded_message(result) is None
+
+    ports_heard = (ports.server, ports.proxy)
+    answers = golden.answers_to(request_side(results), ports_heard, handle, heard)
     return answers, store, here
 
 
 def transcript(capture: Path, mode: str) -> str:
-    answers, store, here = play(capture, mode)
-    scene = scenario(mode)
-    lines = [
-        f"# {label(capture)} answered by pxed in {mode} mode "
-        f"({scene.config_path.relative_to(CONFIGS.parents[2])}), pxed at {here}",
-    ]
-    if not answers:
-        lines.append("(no BOOTREQUEST in this capture: only server replies)")
-    for answer in answers:
-        lines += ["", *_answer_lines(answer, scene)]
-    lines += ["", *_lease_lines(store)]
-    return "\n".join(lines) + "\n"
-
-
-def _answer_lines(answer: Answer, scene: Scenario) -> list[str]:
-    datagram = answer.result.datagram
-    packet = _packet(answer.result)
-    origin = f"{datagram.src}:{datagram.sport} -> {datagram.dst}:{datagram.dport}"
-    if packet is None:
-        head = f"frame {answer.result.number} {origin} (does not decode)"
-    else:
-        head = f"frame {answer.result.number} {origin} {kind(packet)} {summary(packet)}"
-    action = answer.action
-    if action is None:
-        return [
-            head,
-            f"  -> not received: {scene.mode} mode does not listen on udp/{datagram.dport}",
-        ]
-    if isinstance(action, NoReply):
-        return [head, f"  -> silent: {action.reason}"]
-    destination = f"{action.destination[0]}:{action.destination[1]}"
-    reply = decode_dhcp(action.data)
-    return [
-        head,
-        f"  -> {kind(reply)} to {destination} ({len(action.data)} bytes): {action.reason}",
-        *(f"     {line}" for line in detail(reply)),
-    ]
-
-
-def _lease_lines(store: MemoryLeaseStore) -> list[str]:
-    lines = ["leases at the end:"]
-    lines += [
-        f"  {lease.ip} {lease.mac} {lease.state.value} "
-        + ("no expiry" if lease.expires is None else f"expires NOW+{lease.expires - NOW:.0f}s")
-        + (f" hostname={lease.hostname}" if lease.hostname else "")
-        for lease in store.leases()
-    ] or ["  (none)"]
-    quarantines = store.quarantines()
-    lines += [
-        f"  quarantined {ip} until NOW+{until - NOW:.0f}s"
-        for ip, until in sorted(quarantines.items())
-    ]
-    return lines
+    return golden.transcript(
+        golden.DHCP, capture, mode, scenario(mode).config_path, play(capture, mode)
+    )
 
 
 def _ids(paths: list[Path]) -> list[str]:
     return [label(path) for path in paths]
 
 
-CASES = [(capture, mode) for capture in DHCP_CAPTURES for mode in MODES]
-
-
-@pytest.mark.parametrize(("capture", "mode"), CASES, ids=[f"{label(c)}-{m}" for c, m in CASES])
+@pytest.mark.parametrize(("capture", "mode"), CASES, ids=golden.case_ids(CASES))
 def test_answers_match_the_golden_text(capture: Path, mode: str) -> None:
-    text = transcript(capture, mode)
-    golden = golden_answers(capture, mode)
-    if UPDATE:
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-    assert golden.exists(), f"no golden file {golden}: run with PXED_UPDATE_GOLDEN=1 and review"
-    assert text == golden.read_text(), (
-        f"{golden.name} differs: if the new answers are right, regenerate with "
-        "PXED_UPDATE_GOLDEN=1 and review the diff"
-    )
-
-
-def _captured_name(golden: Path) -> str:
-    """``udhcpc-dnsmasq.pcap.full.answers`` -> ``udhcpc-dnsmasq.pcap``."""
-    return golden.name.removesuffix(SUFFIX).rsplit(".", 1)[0]
+    golden.matches_golden(transcript(capture, mode), golden_answers(capture, mode))
 
 
 def test_every_dhcp_capture_has_answers_and_no_answers_file_is_stale() -> None:
-    expected = {golden_answers(capture, mode) for capture, mode in CASES}
-    present = set(ANSWERS.glob(f"*{SUFFIX}"))
-    if not PUBLIC.is_dir():
-        present = {path for path in present if (OWN / _captured_name(path)).exists()}
-    assert present == expected
+    assert golden.present_files(ANSWERS, PUBLIC) == golden.expected_files(ANSWERS, CASES)
 
 
 def test_retransmitted_requests_get_the_same_answer() -> None:
@@ -321,7 +219,7 @@ def test_every_reply_round_trips_through_decode_and_encode(capture: Path, mode: 
             decoded = decode_dhcp(answer.action.data)
             assert decoded == (built if built.vend is None else replace(built, options=()))
             # An option the engine cannot read is only ever one it echoed from the request.
-            request = _packet(answer.result)
+            request = decoded_message(answer.result)
             echoed = set(request.options) if request is not None else set()
             assert [o for o in decoded.options if o.error and o not in echoed] == []
             assert encode_dhcp(decoded) == answer.action.data

@@ -212,6 +212,42 @@ def test_a_database_down_logs_one_traceback_then_one_line_per_failed_batch():
 
 
 @dataclass
+class DownStore(RecordingStore):
+    """PostgreSQL down: every commit fails, and only ``stored`` is known committed."""
+
+    stored: dict[str, Lease] = field(default_factory=dict)
+    fail_commit: bool = True
+    writable = False
+
+    def committed(self, mac: str, now: float) -> Lease | None:
+        lease = self.stored.get(mac)
+        return lease if lease is not None and lease.active(now) else None
+
+
+def test_with_the_database_down_a_stored_leases_renewal_leaves_at_once_and_the_rest_never():
+    """The confirmation promises nothing the failing commit would have stored: it does
+    not wait for the batch, and the batch's other replies are dropped with it."""
+    h = Harness(make_store=DownStore)
+    ip = IPv4Address("10.213.7.100")
+    now = h.reactor.seconds()
+    h.store.stored[MAC] = Lease(MAC, ip, now + 90)
+    h.store.bind(h.store.stored[MAC], now)
+    h.deliver(request(MessageType.REQUEST, MAC2, options=((50, IPv4Address("10.213.7.101")),)))
+    h.deliver(request(MessageType.DISCOVER, "52:54:00:00:00:99"))
+    h.deliver(request(MessageType.REQUEST, ciaddr=ip), sender=(str(ip), 68))
+    [(ack, to)] = h.replies()  # before the turn's commit
+    assert (ack.message_type, ack.mac, ack.option(51), to) == (
+        MessageType.ACK,
+        MAC,
+        90,
+        (str(ip), 68),
+    )
+    h.reactor.advance(0)
+    assert len(h.reactor.sent) == 1 and h.service.stats.commit_failures == 1
+    assert h.service.stats.messages[("REQUEST", "ack")] == 1
+
+
+@dataclass
 class WaitingStore(RecordingStore):
     """A store whose commits go over the network (PostgreSQL): each returns a Deferred the
     test fires when it likes."""
@@ -437,3 +473,17 @@ def test_with_a_live_peer_only_this_servers_bucket_is_answered_and_the_rest_coun
     counted = h.service.stats.messages
     assert counted[("DISCOVER", "peer")] == len(macs) - len(mine) > 0
     assert sum(n for (_, outcome), n in counted.items() if outcome != "peer") == len(mine)
+
+
+def test_with_a_live_peer_this_server_offers_from_its_share_of_the_pool():
+    """pxe2 ranks second of two: while its share lasts, the odd positions of 100-109."""
+    h = Harness()
+    both = frozenset({"pxe1", "pxe2"})
+    h.service.heartbeat = SteadyBeat(Peers("pxe2", both))  # type: ignore[assignment]
+    macs = [f"52:54:00:00:01:{n:02x}" for n in range(40)]
+    mine = [mac for mac in macs if owner(bytes.fromhex(mac.replace(":", "")), both) == "pxe2"]
+    for mac in mine[:5]:
+        h.deliver(request(MessageType.DISCOVER, mac))
+        h.reactor.advance(0)
+    offered = {int(packet.yiaddr) & 0xFF for packet, _ in h.replies()}
+    assert offered == {101, 103, 105, 107, 109}

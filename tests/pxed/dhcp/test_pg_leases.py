@@ -399,3 +399,66 @@ def test_a_commit_reads_the_leases_other_servers_committed(postgres_url, monkeyp
     assert two.holder_of(IP_1, 0) == MAC_A  # learned, not bound here
     one.close()
     two.close()
+
+
+def test_a_lease_is_known_stored_only_once_its_commit_has_returned(postgres_url):
+    runner = Held()
+    store = PostgresLeaseStore.open(postgres_url, runner)
+    store.bind(bound(), now=0)
+    done = store.commit()
+    assert store.lease_for(MAC_A, 0) == bound() and store.committed(MAC_A, 0) is None
+    runner.run_all()
+    assert done is not None and store.committed(MAC_A, 0) == bound()
+    assert store.committed(MAC_A, 100.0) is None  # expired
+    store.close()
+    runner.run_all()
+
+
+def test_with_the_database_gone_only_leases_committed_before_are_confirmable(postgres_url):
+    """A failed batch may or may not have committed: its clients are forgotten, even one
+    that renewed a lease committed before (its old row may be gone); memory still holds
+    the failed binds until the reload, which makes the store writable again."""
+    runner = Held()
+    store = PostgresLeaseStore.open(postgres_url, runner)
+    store.bind(bound(), now=0)
+    store.bind(bound(mac=MAC_B, ip=IP_2), now=0)
+    store.commit()
+    runner.run_all()
+    assert store.writable
+    _end_pxed_sessions(postgres_url)
+    store.bind(bound(mac=MAC_B, ip=IP_2, expires=200.0), now=10)
+    store.bind(bound(mac="52:54:00:00:00:0c", ip=IPv4Address("10.213.7.103")), now=10)
+    failed = store.commit()
+    assert failed is not None
+    failed.addErrback(lambda _: None)
+    runner.run_one()  # the batch fails; the reload waits in the runner
+    assert not store.writable
+    assert store.committed(MAC_A, 10) == bound()
+    assert store.committed(MAC_B, 10) is None and store.lease_for(MAC_B, 10) is not None
+    assert store.committed("52:54:00:00:00:0c", 10) is None
+    with pytest.raises(LeaseDatabaseError):
+        store.commit()
+    runner.run_all()  # the reload reads the table again
+    assert store.writable and store.committed(MAC_B, 10) == bound(mac=MAC_B, ip=IP_2)
+    store.close()
+    runner.run_all()
+
+
+def test_a_release_is_forgotten_at_once_and_a_lost_bind_learns_the_winner(
+    postgres_url, monkeypatch
+):
+    monkeypatch.setattr("pxed.database.pg_batches.PEER_POLL", float("inf"))  # no hints
+    one = PostgresLeaseStore.open(postgres_url, Inline(), "pxe1")
+    two = PostgresLeaseStore.open(postgres_url, Inline(), "pxe2")
+    two.bind(bound(mac=MAC_B, ip=IP_2), now=0)
+    committed(two)
+    one.bind(bound(mac=MAC_A), now=0)
+    committed(one)
+    two.bind(bound(mac=MAC_B), now=0)  # IP_1 is MAC_A's in the database
+    assert outcome_of(two) == frozenset({MAC_B})
+    assert two.committed(MAC_B, 0) is None  # its row on IP_2 went with the lost bind
+    assert two.committed(MAC_A, 0) == bound(mac=MAC_A)
+    one.release(MAC_A)
+    assert one.committed(MAC_A, 0) is None
+    one.close()
+    two.close()

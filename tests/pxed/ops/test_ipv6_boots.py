@@ -26,7 +26,6 @@ from pxed.ops.addresses6 import Addresses6
 from pxed.ops.operations import Operations
 from pxed.ops.phases import BootFiles, Step, step_of
 from pxed.ops.status import mount_status
-from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning, mount
@@ -42,6 +41,7 @@ from tests.protocols.dhcpv6_engine_support import (
 )
 from tests.support.fake_udp import FakeUDPReactor
 from tests.support.provision_lab import WEB, lab_config
+from tests.support.rendering import rendered
 
 SECRET = b"t" * 32
 CONFIG = f"/grub.cfg-01-{WEB}"
@@ -75,8 +75,7 @@ class Lab:
         inventory = Inventory(config)
         lifecycle = Lifecycle.open(config.server.state_dir)
         files = ProvisionFiles(inventory, lifecycle, self.reactor.seconds)
-        endings = InstallEndings(lifecycle, self.reactor)
-        self.p = Provisioning(inventory, lifecycle, SECRET, files, self.reactor.seconds, endings)
+        self.p = Provisioning(inventory, lifecycle, SECRET, files, self.reactor.seconds)
         self.ops = Operations(self.p, self.reactor.seconds)
         self.dhcp6 = Dhcp6Service(
             settings(),
@@ -119,7 +118,7 @@ class Lab:
         req = DummyRequest([part.encode() for part in path.strip("/").split("/")])
         req.client = IPv4Address("TCP", "10.213.7.99", 40000)
         req.content = BytesIO(b"")
-        body: bytes = getChildForRequest(self.site, req).render(req)
+        body = rendered(getChildForRequest(self.site, req), req)
         return body
 
 

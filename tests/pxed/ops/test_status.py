@@ -9,18 +9,17 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.address import IPv4Address
-from twisted.internet.task import Clock
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from pxed.ops.operations import Operations
 from pxed.ops.status import mount_status
-from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning, mount
 from pxed.provisioning.tftp_files import ProvisionFiles
 from tests.support.provision_lab import KIOSK, WEB, lab_config
+from tests.support.rendering import rendered
 
 SECRET = b"t" * 32
 
@@ -31,8 +30,7 @@ def make_site(tmp_path: Path, notice: str | None = None) -> Resource:
     inventory = Inventory(config)
     lifecycle = Lifecycle.open(config.server.state_dir)
     files = ProvisionFiles(inventory, lifecycle, lambda: 50.0)
-    endings = InstallEndings(lifecycle, Clock())
-    provisioning = Provisioning(inventory, lifecycle, SECRET, files, lambda: 50.0, endings)
+    provisioning = Provisioning(inventory, lifecycle, SECRET, files, lambda: 50.0)
     root = Resource()
     mount(root, provisioning)
     mount_status(root, Operations(provisioning, lambda: 50.0))
@@ -49,7 +47,7 @@ def get(root: Resource, path: str, method: bytes = b"GET") -> tuple[int, bytes, 
     req.method = method
     req.client = IPv4Address("TCP", "10.213.7.99", 40000)
     req.content = BytesIO(b"")
-    body = getChildForRequest(root, req).render(req)
+    body = rendered(getChildForRequest(root, req), req)
     return req.responseCode or 200, body, req
 
 
@@ -109,8 +107,7 @@ def test_on_a_shared_database_the_page_names_this_server_and_each_state_its_serv
     other.done(WEB, 40.0)
     other.close()
     files = ProvisionFiles(inventory, lifecycle, lambda: 50.0)
-    endings = InstallEndings(lifecycle, Clock())
-    provisioning = Provisioning(inventory, lifecycle, SECRET, files, lambda: 50.0, endings)
+    provisioning = Provisioning(inventory, lifecycle, SECRET, files, lambda: 50.0)
     root = Resource()
     mount_status(root, Operations(provisioning, lambda: 50.0))
     assert b"<h1>pxed pxe1</h1>" in get(root, "/")[1]

@@ -20,7 +20,7 @@ import pytest
 from twisted.internet.address import IPv4Address as TwistedAddress
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.resource import Resource, getChildForRequest
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from protocols.dhcp.leases import MemoryLeaseStore
@@ -33,7 +33,6 @@ from pxed.events import DhcpExchange, HttpRequestStarted, HttpResponse, TftpRefu
 from pxed.ops.operations import Operations, watch_requests
 from pxed.ops.status import mount_status
 from pxed.ops.timeline import Entry, Timeline, TimelineSubscriber, event_mac
-from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning, mount
@@ -44,6 +43,7 @@ from pxed.tftp.sources import ProviderChain, StaticRoot
 from tests.protocols.dhcp_engine_support import request as dhcp_request
 from tests.support.fake_udp import FakeUDPReactor
 from tests.support.provision_lab import WEB, write_lab
+from tests.support.rendering import rendered
 
 SECRET = b"s" * 32
 WEB_IP = "10.213.7.21"
@@ -136,8 +136,7 @@ class Boot:
         inventory = Inventory(config)
         lifecycle = Lifecycle.open(config.server.state_dir)
         files = ProvisionFiles(inventory, lifecycle, self.reactor.seconds)
-        endings = InstallEndings(lifecycle, self.reactor)
-        self.p = Provisioning(inventory, lifecycle, SECRET, files, self.reactor.seconds, endings)
+        self.p = Provisioning(inventory, lifecycle, SECRET, files, self.reactor.seconds)
         self.ops = Operations(self.p, self.reactor.seconds)
         settings = engine_settings(config, LAB.address)
         self.dhcp = DhcpService(
@@ -197,10 +196,7 @@ class Boot:
         req.client = TwistedAddress("TCP", WEB_IP, 40000)
         req.args = {key.encode(): [value] for key, value in args.items()}
         req.content = BytesIO(b"&".join(b"%s=%s" % (k.encode(), v) for k, v in args.items()))
-        body = getChildForRequest(self.site, req).render(req)
-        if body is NOT_DONE_YET:  # a callback: answered once the turn's commit is done
-            self.reactor.advance(0)
-            body = b"".join(req.written)
+        body = rendered(getChildForRequest(self.site, req), req)
         return req.responseCode or 200, body
 
 

@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.web.resource import Resource, getChildForRequest
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from pxed.config import Config, load_config
-from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.identity import Neighbours
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle, State
@@ -33,6 +31,7 @@ from tests.support.provision_lab import (
     lab_config,
     write_lab,
 )
+from tests.support.rendering import rendered
 
 SECRET = b"k" * 32
 WEB_IP = "10.213.7.21"
@@ -40,7 +39,6 @@ ON_LINK = "10.213.7.50"  # a requester with a neighbour (ARP) entry, see arp()
 ATTACKER = "10.213.7.66"
 ATTACKER_MAC = "52:54:00:66:66:66"
 PRESEED_URL = f"http://127.0.0.1:8080/preseed/{DEB}"
-TURNS = Clock()  # the reactor turns callbacks are committed at the end of (see request())
 
 
 @pytest.fixture
@@ -57,8 +55,7 @@ def provisioning(root: Path, config: Config | None = None) -> Provisioning:
     table = root / "arp"
     table.write_text(ARP_HEAD)
     neighbours = Neighbours(table, ndp_dump=lambda: b"")  # IPv6 neighbours: ndp()
-    endings = InstallEndings(lifecycle, TURNS)
-    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, endings, neighbours)
+    return Provisioning(inventory, lifecycle, SECRET, files, lambda: 100.0, neighbours)
 
 
 ARP_HEAD = "IP address       HW type     Flags       HW address            Mask     Device\n"
@@ -96,10 +93,7 @@ def request(
     for name, value in (headers or {}).items():
         req.requestHeaders.setRawHeaders(name, [value])
     resource = getChildForRequest(root, req)
-    body = resource.render(req)
-    if body is NOT_DONE_YET:  # a callback: answered at the end of the turn, once committed
-        TURNS.advance(0)
-        body = b"".join(req.written)
+    body = rendered(resource, req)
     return (req.responseCode or 200, body.decode())
 
 

@@ -1,5 +1,5 @@
 """Install ends (done, failed, rearm) of one reactor turn: one transaction, one fsync, then
-each callback's answer; a failed commit answers 503 and changes nothing."""
+each callback's answer; a failed commit answers 503 and changes nothing (SQLite)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
 from pxed.events import Event
-from pxed.provisioning.endings import InstallEndings
 from pxed.provisioning.lifecycle import InstallEnd, Lifecycle, LifecycleError, State
 from pxed.provisioning.resources import Provisioning, mount
+from pxed.provisioning.sqlite_states import SqliteStates
 from pxed.provisioning.tokens import host_token
 from tests.pxed.provisioning.test_resources import (
     SECRET,
@@ -110,21 +110,23 @@ def test_an_end_committed_is_on_disk_for_the_next_opener(tmp_path: Path):
 
 
 class Turns:
-    """The callback resources over a Clock, callbacks posted without ending the turn."""
+    """The callback resources over SqliteStates on a Clock, callbacks posted without ending
+    the reactor turn."""
 
     def __init__(self, tmp_path: Path) -> None:
         base = provisioning(tmp_path)
+        assert isinstance(base.lifecycle, Lifecycle)
+        self.lifecycle = base.lifecycle
         self.clock = Clock()
-        endings = InstallEndings(base.lifecycle, self.clock)
+        states = SqliteStates(base.lifecycle, self.clock)
         self.p = Provisioning(
-            base.inventory, base.lifecycle, SECRET, base.files, lambda: 100.0, endings,
-            base.neighbours,
-        )  # fmt: skip
+            base.inventory, states, SECRET, base.files, lambda: 100.0, base.neighbours
+        )
         arp(self.p, **{KIOSK_IP.replace(".", "_"): KIOSK})
         self.root = Resource()
         mount(self.root, self.p)
         for mac in (WEB, KIOSK):
-            self.p.lifecycle.kickstart_fetched(mac, 50.0, 3, 3600)  # installing
+            self.lifecycle.kickstart_fetched(mac, 50.0, 3, 3600)  # installing
 
     def post(self, mac: str, client: str, what: str = "done") -> DummyRequest:
         path = f"/api/hosts/{mac}/{what}"
@@ -145,7 +147,7 @@ def test_callbacks_of_one_turn_are_one_commit_and_each_is_answered_only_after_it
     tmp_path: Path,
 ):
     turns = Turns(tmp_path)
-    ran = statements(turns.p.lifecycle)
+    ran = statements(turns.lifecycle)
     web, kiosk = turns.post(WEB, WEB_IP), turns.post(KIOSK, KIOSK_IP, "failed")
     assert "COMMIT" not in ran
     assert (web.finished, kiosk.finished) == (0, 0) and web.written == kiosk.written == []
@@ -160,12 +162,14 @@ def test_a_failed_commit_answers_every_callback_of_the_turn_503_and_changes_no_s
     tmp_path: Path,
 ):
     turns = Turns(tmp_path)
-    refuse_writes_of(turns.p.lifecycle, KIOSK)
+    refuse_writes_of(turns.lifecycle, KIOSK)
     web, kiosk = turns.post(WEB, WEB_IP), turns.post(KIOSK, KIOSK_IP)
     turns.clock.advance(0)
     for req, mac in ((web, WEB), (kiosk, KIOSK)):
-        assert answer(req) == (503, f"{mac}: the new state was not saved; try again\n")
-        state = turns.p.lifecycle.get(mac)
+        code, body = answer(req)
+        assert code == 503 and body.startswith(f"cannot answer for {mac} now: ")
+        assert "host state changes not saved: database or disk is full" in body
+        state = turns.lifecycle.get(mac)
         assert (state.state, state.generation) == (State.INSTALLING, 0)  # the token still works
 
 
@@ -175,5 +179,5 @@ def test_a_callback_whose_installer_hung_up_is_committed_and_not_answered(tmp_pa
     web.processingFailed(ConnectionError("gone"))  # what Twisted does when the peer hangs up
     written = list(web.written)
     turns.clock.advance(0)
-    assert turns.p.lifecycle.get(WEB).state is State.INSTALLED
+    assert turns.lifecycle.get(WEB).state is State.INSTALLED
     assert web.written == written
