@@ -17,6 +17,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from pxed.events import Event
 from pxed.provisioning.lifecycle import InstallEnd, Lifecycle, LifecycleError, State
 from pxed.provisioning.resources import Provisioning, mount
+from pxed.provisioning.service import open_states
 from pxed.provisioning.sqlite_states import SqliteStates
 from pxed.provisioning.tokens import host_token
 from tests.pxed.provisioning.test_resources import (
@@ -25,7 +26,7 @@ from tests.pxed.provisioning.test_resources import (
     arp,
     provisioning,
 )
-from tests.support.provision_lab import KIOSK, WEB
+from tests.support.provision_lab import KIOSK, WEB, lab_config
 
 KIOSK_IP = "10.213.7.77"
 ONE, TWO = "52:54:00:aa:00:01", "52:54:00:aa:00:02"
@@ -181,3 +182,8 @@ def test_a_callback_whose_installer_hung_up_is_committed_and_not_answered(tmp_pa
     turns.clock.advance(0)
     assert turns.lifecycle.get(WEB).state is State.INSTALLED
     assert web.written == written
+
+
+def test_the_daemon_keeps_sqlite_host_states_with_install_ends_grouped_by_turn(tmp_path: Path):
+    states = open_states(lab_config(tmp_path).server, Clock())
+    assert isinstance(states, SqliteStates)
