@@ -2,11 +2,11 @@
 
 Every datagram is handled as it arrives, its reply held back; at the end of the
 reactor turn (``callLater(0)``) the store commits once and only then are the held
-replies sent, in arrival order.  A lease is durable before the reply that promises
-it leaves, and a burst of a hundred requests costs one fsync, not a hundred.  If
-the commit fails, the batch's replies are dropped: clients retry, and no client is
-told about a lease that is not stored.  A PostgreSQL store's commit returns a
-Deferred: the batch's replies leave when it fires, and the reactor goes on
+replies sent, in arrival order (``pxed.groupcommit``). A lease is durable before the
+reply that promises it leaves, and a burst of a hundred requests costs one fsync,
+not a hundred. If the commit fails, the batch's replies are dropped: clients retry,
+and no client is told about a lease that is not stored. A PostgreSQL store's commit
+returns a Deferred: the batch's replies leave when it fires, and the reactor goes on
 answering (and gathering the next batch) meanwhile; it fires with the clients whose
 binds another server sharing the database won, and their replies never leave.  A
 reply that promises only what is already stored (``Outgoing.committed``: a DHCPv4
@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.application.service import Service
@@ -36,6 +35,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pxed.groupcommit import GroupCommit
 from pxed.text import first_line
 
 MAX_DATAGRAM = 65536  # docs/pitfalls.md #1
@@ -199,8 +199,9 @@ class BatchingService(Service, Generic[L, I, S]):
         self.open_socket = open_socket
         self.stats = stats or DatagramStats()
         self._ports: list[Any] = []
-        self._batch: list[Outgoing] = []
-        self._flush_call: IDelayedCall | None = None
+        self._turn: GroupCommit[Outgoing, frozenset[str] | None] = GroupCommit(
+            reactor, self._commit, self._committed, self._not_committed, MAX_BATCH
+        )
         self._failing = 0  # commits failed in a row (a database down fails every batch)
         self._expiry: LoopingCall | None = None
 
@@ -283,10 +284,7 @@ class BatchingService(Service, Generic[L, I, S]):
         super().stopService()
         if self._expiry is not None and self._expiry.running:
             self._expiry.stop()
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
-        self._flush_call = None
-        self.flush()
+        self._turn.stop()
         ports, self._ports = self._ports, []
         closed = maybeDeferred(self.store.close)
         return closed.addBoth(self._close_ports, ports)
@@ -323,22 +321,14 @@ class BatchingService(Service, Generic[L, I, S]):
         if outgoing is not None and outgoing.committed:
             self._send(outgoing)
         elif outgoing is not None:
-            self._batch.append(outgoing)
-            if len(self._batch) >= MAX_BATCH:
-                self.flush()
+            self._turn.hold(outgoing)
+            return
         # Silent requests may write too (RELEASE, DECLINE): every turn ends with a commit.
-        if self._flush_call is None:
-            self._flush_call = self.reactor.callLater(0, self._end_of_turn)
+        self._turn.wrote()
 
-    def _end_of_turn(self) -> None:
-        self._flush_call = None
-        self.flush()
-
-    def flush(self) -> None:
-        """Commit the batch's leases (one fsync), then send its replies, in arrival order."""
-        batch, self._batch = self._batch, []
-        committed = maybeDeferred(self.store.commit)
-        committed.addCallbacks(partial(self._committed, batch), partial(self._not_committed, batch))
+    def _commit(self, batch: list[Outgoing]) -> Deferred[Any] | None:
+        """The batch's leases, one fsync (its replies are sent after, in arrival order)."""
+        return self.store.commit()
 
     def _committed(self, batch: list[Outgoing], lost: frozenset[str] | None) -> None:
         self.stats.commits += 1

@@ -8,7 +8,9 @@ write to the database thread.  What an HTTP request may wait for (``refresh``,
 ``kickstart_fetched``, ``done``, ``failed``) may answer with a Deferred: the
 resources take either through ``maybeDeferred`` and render with NOT_DONE_YET.
 
-``Lifecycle`` fits as it is; ``pxed.provisioning.pg_states.PostgresStates`` is the
+``Lifecycle`` fits as it is (tests, tools); the daemon's SQLite side is
+``pxed.provisioning.sqlite_states.SqliteStates``, which commits a reactor turn's done
+and failed together, and ``pxed.provisioning.pg_states.PostgresStates`` the
 PostgreSQL side.
 """
 

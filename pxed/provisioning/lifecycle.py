@@ -12,13 +12,15 @@ neither clobbers the other, and a COMMIT survives a crash of pxed.
 
 Only what ends an install (done, failed, rearm) is fsynced before pxed answers:
 forgetting it would reinstall an installed machine, or void the token of one
-installing. The changes a boot makes on its way (ready -> booting, a Kickstart
-fetch -> installing) commit without an fsync (WAL, ``synchronous=NORMAL``): they
-survive pxed being killed, and the next fsynced commit or checkpoint carries them
-to disk; a power cut may lose the last few, which leaves a host booting rather than
-installing and the loop breaker one fetch short, nothing worse. Each fsync held
-the reactor, and so every TFTP and DHCP client, 3-9 ms per Kickstart in a storm
-(benchmarks/README.md).
+installing. ``end_installs`` commits many such ends in one transaction and one
+fsync: the daemon gathers a reactor turn's callbacks so
+(``pxed.provisioning.sqlite_states``), as DHCP gathers a turn's leases. The changes
+a boot makes on its way (ready -> booting, a Kickstart fetch -> installing) commit
+without an fsync (WAL, ``synchronous=NORMAL``): they survive pxed being killed, and
+the next fsynced commit or checkpoint carries them to disk; a power cut may lose the
+last few, which leaves a host booting rather than installing and the loop breaker
+one fetch short, nothing worse. Each fsync held the reactor, and so every TFTP and
+DHCP client, 3-9 ms per Kickstart in a storm (benchmarks/README.md).
 
 The connection is opened on first use, not by ``open``: twistd builds the
 services (and so calls ``open``) before it forks into the background, and an
@@ -39,9 +41,11 @@ import enum
 import json
 import os
 import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from twisted.logger import Logger
 
@@ -72,6 +76,15 @@ class HostState:
     fetches: tuple[float, ...]  # answer-file fetches since the last done or rearm
     generation: int = 0  # installs ended (done, failed, rearm): the callback token's salt
     server: str = ""  # the pxed that made the change (PostgreSQL only: SQLite has one pxed)
+
+
+@dataclass(frozen=True)
+class InstallEnd:
+    """What ends an install: its done or failed callback, or an operator's rearm."""
+
+    mac: str
+    outcome: Literal["done", "failed", "rearm"]
+    now: float
 
 
 class LifecycleError(Exception):
@@ -198,22 +211,23 @@ class Lifecycle:
         return change.new
 
     def done(self, mac: str, now: float) -> HostState:
-        with self._change(mac) as change:
-            change.to(State.INSTALLED, "callback", now, (), ends_install=True)
-        return change.new
+        return self.end_installs([InstallEnd(mac, "done", now)])[0]
 
     def failed(self, mac: str, now: float) -> HostState:
         """-> failed; a looping host stays looping (only a rearm ends that)."""
-        with self._change(mac) as change:
-            if change.old.state is not State.LOOPING:
-                change.to(State.FAILED, "callback", now, ends_install=True)
-        return change.new
+        return self.end_installs([InstallEnd(mac, "failed", now)])[0]
 
     def rearm(self, mac: str, now: float) -> HostState:
         """Back to ready with the loop count cleared: the host installs at its next boot."""
-        with self._change(mac) as change:
-            change.to(State.READY, "rearm", now, (), ends_install=True)
-        return change.new
+        return self.end_installs([InstallEnd(mac, "rearm", now)])[0]
+
+    def end_installs(self, ends: Sequence[InstallEnd]) -> list[HostState]:
+        """Each end in order, all in one transaction on disk before it returns (one fsync);
+        the host's state after each. Nothing is changed if it raises."""
+        with _Transaction(self, [end.mac for end in ends], durable=True) as transaction:
+            for end in ends:
+                _end_install(transaction.change(end.mac), end)
+        return [change.new for change in transaction.changes]
 
     def announce(self, event: StateChanged) -> None:
         """Publish and log a committed change of state (on the reactor: a lifecycle
@@ -221,9 +235,11 @@ class Lifecycle:
         self.events.publish(event)
         log.info(event.FORMAT, **event.fields())
 
-    def _change(self, mac: str, durable: bool = True) -> _Change:
+    @contextmanager
+    def _change(self, mac: str, durable: bool = True) -> Iterator[_Change]:
         """A read-modify-write of ``mac``'s row; ``durable``: on disk before it returns."""
-        return _Change(self, mac, durable)
+        with _Transaction(self, [mac], durable) as transaction:
+            yield transaction.change(mac)
 
     # -- the rows (SQLite here) ----------------------------------------------
 
@@ -248,41 +264,96 @@ class Lifecycle:
             self._durable = durable
         conn.execute("BEGIN IMMEDIATE")
 
+    def _lock(self, mac: str) -> None:
+        """Keep other writers off ``mac``'s row until the transaction ends: in SQLite, BEGIN
+        IMMEDIATE already keeps them off every row."""
+
     def _end(self, commit: bool) -> None:
-        self._conn.execute("COMMIT" if commit else "ROLLBACK")
+        with self._saving():
+            self._conn.execute("COMMIT" if commit else "ROLLBACK")
 
     def _write(self, old: HostState, new: HostState) -> None:
-        self._conn.execute(
-            "INSERT OR REPLACE INTO hosts (mac, state, since, source, fetches, generation)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                new.mac,
-                new.state.value,
-                new.since,
-                new.source,
-                json.dumps(list(new.fetches)),
-                new.generation,
-            ),
-        )
+        with self._saving():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO hosts (mac, state, since, source, fetches, generation)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    new.mac,
+                    new.state.value,
+                    new.since,
+                    new.source,
+                    json.dumps(list(new.fetches)),
+                    new.generation,
+                ),
+            )
+
+    @contextmanager
+    def _saving(self) -> Iterator[None]:
+        """A write or its COMMIT failing (disk full, I/O error) is a LifecycleError: the
+        transaction is rolled back and the callback answered 503."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise LifecycleError(f"{self.path}: host state changes not saved: {error}") from None
+
+
+class _Transaction:
+    """Read-modify-writes of host rows in one write transaction; the state changes are
+    published once it has committed, and none is if it rolls back."""
+
+    def __init__(self, lifecycle: Lifecycle, macs: Sequence[str], durable: bool) -> None:
+        self._lifecycle = lifecycle
+        self._macs = sorted(set(macs))  # one order for every writer's locks
+        self._durable = durable
+        self.changes: list[_Change] = []
+
+    def __enter__(self) -> _Transaction:
+        first, *others = self._macs
+        self._lifecycle._begin(first, self._durable)
+        try:
+            for mac in others:
+                self._lifecycle._lock(mac)
+        except BaseException:
+            self._lifecycle._end(commit=False)  # never leave the transaction open
+            raise
+        return self
+
+    def change(self, mac: str) -> _Change:
+        """A change of ``mac``'s row, from where this transaction's changes left it."""
+        earlier = [change.new for change in self.changes if change.mac == mac]
+        old = earlier[-1] if earlier else self._lifecycle.get(mac)
+        self.changes.append(_Change(self._lifecycle, mac, old))
+        return self.changes[-1]
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        if error is not None:
+            self._lifecycle._end(commit=False)
+            return
+        try:
+            for change in self.changes:
+                if change.new != change.old:
+                    self._lifecycle._write(change.old, change.new)
+            self._lifecycle._end(commit=True)
+        except BaseException:
+            _roll_back(self._lifecycle)
+            raise
+        for change in self.changes:
+            change.publish()
+
+
+def _roll_back(lifecycle: Lifecycle) -> None:
+    """After a failed write or COMMIT: SQLite may have ended the transaction itself."""
+    with suppress(LifecycleError):
+        lifecycle._end(commit=False)
 
 
 class _Change:
     """One read-modify-write of a host's row inside a write transaction."""
 
-    def __init__(self, lifecycle: Lifecycle, mac: str, durable: bool) -> None:
+    def __init__(self, lifecycle: Lifecycle, mac: str, old: HostState) -> None:
         self._lifecycle = lifecycle
         self.mac = mac
-        self.durable = durable
-
-    def __enter__(self) -> _Change:
-        self._lifecycle._begin(self.mac, self.durable)
-        try:
-            self.old = self._lifecycle.get(self.mac)
-        except BaseException:
-            self._lifecycle._end(commit=False)  # never leave the transaction open
-            raise
-        self.new = self.old
-        return self
+        self.old = self.new = old
 
     def to(
         self,
@@ -298,18 +369,21 @@ class _Change:
         server = self._lifecycle.server
         self.new = HostState(self.mac, state, since, source, kept, generation, server)
 
-    def __exit__(self, kind: object, error: object, tb: object) -> None:
-        if error is not None:
-            self._lifecycle._end(commit=False)
-            return
-        if self.new != self.old:
-            self._lifecycle._write(self.old, self.new)
-        self._lifecycle._end(commit=True)
+    def publish(self) -> None:
         if self.new.state is not self.old.state:
             old, new = self.old.state.value, self.new.state.value
             self._lifecycle.announce(
                 StateChanged(self.new.since, self.mac, old, new, self.new.source)
             )
+
+
+def _end_install(change: _Change, end: InstallEnd) -> None:
+    if end.outcome == "done":
+        change.to(State.INSTALLED, "callback", end.now, (), ends_install=True)
+    elif end.outcome == "rearm":
+        change.to(State.READY, "rearm", end.now, (), ends_install=True)
+    elif change.old.state is not State.LOOPING:  # only a rearm ends looping
+        change.to(State.FAILED, "callback", end.now, ends_install=True)
 
 
 def _from_row(row: Row) -> HostState:

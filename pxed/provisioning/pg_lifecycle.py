@@ -112,6 +112,10 @@ class PostgresLifecycle(Lifecycle):
             self._end(commit=False)  # an open, aborted transaction would fail every later call
             raise
 
+    def _lock(self, mac: str) -> None:
+        """The next MAC of a transaction ending several installs (``end_installs``)."""
+        self._run("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pxed host {mac}",))
+
     def _end(self, commit: bool) -> None:
         self._run("COMMIT" if commit else "ROLLBACK")
 

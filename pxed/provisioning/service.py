@@ -41,6 +41,7 @@ from pxed.provisioning.host_states import HostStates
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning
+from pxed.provisioning.sqlite_states import SqliteStates
 from pxed.provisioning.tftp_files import ProvisionFiles
 from pxed.provisioning.tokens import kickstart_signature, load_secret
 
@@ -71,10 +72,11 @@ def open_lifecycle(server: ServerConfig) -> Lifecycle:
 
 
 def open_states(server: ServerConfig, reactor: Any) -> HostStates:
-    """The daemon's host states: SQLite's lifecycle as it is, or PostgreSQL's queried in a
-    thread of its own, which polls every row into a snapshot until the reactor stops."""
+    """The daemon's host states: SQLite's lifecycle with a reactor turn's install ends
+    committed together, or PostgreSQL's queried in a thread of its own, which polls
+    every row into a snapshot until the reactor stops."""
     if server.database is None:
-        return Lifecycle.open(server.state_dir)
+        return SqliteStates(Lifecycle.open(server.state_dir), reactor)
     from pxed.database.worker import Worker
     from pxed.provisioning.pg_states import PostgresStates
 

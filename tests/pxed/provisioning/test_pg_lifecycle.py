@@ -23,7 +23,7 @@ from pxed.config import Config, load_config
 from pxed.database.pg_batches import Runner
 from pxed.provisioning.identity import Neighbours
 from pxed.provisioning.inventory import Inventory
-from pxed.provisioning.lifecycle import LifecycleError, State
+from pxed.provisioning.lifecycle import InstallEnd, LifecycleError, State
 from pxed.provisioning.pg_lifecycle import PostgresLifecycle
 from pxed.provisioning.pg_states import PostgresStates
 from pxed.provisioning.resources import Provisioning
@@ -32,7 +32,7 @@ from pxed.provisioning.tftp_files import ProvisionFiles
 from pxed.provisioning.tokens import kickstart_signature
 from tests.pxed.provisioning.test_resources import ARP_HEAD, WEB_IP, request
 from tests.support.postgres import Inline
-from tests.support.provision_lab import WEB, write_lab
+from tests.support.provision_lab import KIOSK, WEB, write_lab
 
 T = TypeVar("T")
 WEB_PXELINUX = "pxelinux.cfg/01-52-54-00-12-34-56"
@@ -224,3 +224,23 @@ def test_a_change_that_fails_inside_its_transaction_leaves_no_transaction_open(
         lifecycle.done(WEB, 1.0)
     monkeypatch.setattr(lifecycle, "_row", real)
     assert lifecycle.done(WEB, 2.0).state is State.INSTALLED
+
+
+def test_ends_of_several_hosts_are_one_transaction_each_host_locked_in_order(
+    lifecycle: PostgresLifecycle, monkeypatch: pytest.MonkeyPatch
+):
+    ran: list[tuple[str, tuple[object, ...]]] = []
+    real = lifecycle._run
+
+    def spied(sql: str, params: tuple[object, ...] = ()) -> object:
+        ran.append((sql, params))
+        return real(sql, params)
+
+    monkeypatch.setattr(lifecycle, "_run", spied)
+    ends = [InstallEnd(KIOSK, "failed", 3.0), InstallEnd(WEB, "done", 3.0)]
+    assert [s.state for s in lifecycle.end_installs(ends)] == [State.FAILED, State.INSTALLED]
+    locked = [params for sql, params in ran if "pg_advisory_xact_lock" in sql]
+    assert locked == [(f"pxed host {WEB}",), (f"pxed host {KIOSK}",)]  # in MAC order
+    statements = [sql for sql, _ in ran]
+    assert statements.count("BEGIN") == 1 and statements.count("COMMIT") == 1
+    assert [new for _, _, new, _, _ in lifecycle.history(KIOSK)] == ["failed"]
