@@ -27,9 +27,12 @@ claim leases the database does not hold: every batch already queued behind it
 fails too (its writes were decided on that memory), memory is read again from
 the database (reconnecting if need be), and until that reload has worked every
 commit fails (``writable`` is false), so no reply leaves for a lease that is not
-stored.  A failed batch may still have committed (the connection can die during
-COMMIT): a family that keeps track of what is known stored (DHCPv4's renewals while
-the database is down, ``pxed.dhcp.stored``) forgets what such a batch wrote.
+stored.  Writes made on the old memory while the reload ran are dropped with it;
+the next batch is still stored (its writes were made on the memory read), but its
+replies are dropped with theirs, which they are mixed with.  A failed batch may
+still have committed (the connection can die during COMMIT): a family that keeps
+track of what is known stored (DHCPv4's renewals while the database is down,
+``pxed.dhcp.stored``) forgets what such a batch wrote.
 
 DHCPv4 (``pxed.dhcp.pg_leases``) and DHCPv6 (``pxed.dhcp6.pg_leases``) subclass
 ``PostgresBatchStore`` with their tables: the rows, a bind, the peers' poll and
@@ -42,7 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, ClassVar, Generic, LiteralString, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, LiteralString, NoReturn, Protocol, Self, TypeVar
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -121,7 +124,7 @@ class PostgresBatchStore(Generic[Lease, M]):
         self._writes: list[Write | Bind[Lease]] = []
         self._queued = 0  # batches handed to the worker whose outcome is not back yet
         self._stale = False  # memory may hold what the database lost: reload before trusting it
-        self._lost = False  # writes made since the last commit were dropped by a reload
+        self._lost = False  # the next batch's replies rest partly on writes a reload dropped
         self._reloading = False
         self._broken = False  # worker side: a batch failed, later ones fail until a reload
         self.problem: str | None = None  # why commits fail, until a reload has worked (/healthz)
@@ -199,20 +202,23 @@ class PostgresBatchStore(Generic[Lease, M]):
         clients whose binds lost their address to another server (their replies must
         not leave), or fails with ``Error``.  None when there is nothing to wait for."""
         writes, self._writes = self._writes, []
-        if self._stale or self._lost:
-            self._lost = False
+        if self._stale:
             self._reload()
             raise self.Error(
                 f"server.database {redacted(self.url)}: an earlier lease commit failed and"
                 " the leases are being read again; this batch's replies are dropped"
             )
-        if not writes and self._queued == 0:
+        if not writes and self._queued == 0 and not self._lost:
             return None
         self._queued += 1
         done = self._runner.run(partial(self._store, writes))
         done.addBoth(self._returned)
         done.addErrback(self._failed, writes)
-        return done.addCallback(self._settle, writes)
+        settled = done.addCallback(self._settle, writes)
+        if self._lost:
+            self._lost = False
+            settled.addCallback(self._drop_replies)
+        return settled
 
     def close(self) -> Deferred[None]:
         """Commit what is left, then close the connection and stop the worker."""
@@ -305,6 +311,14 @@ class PostgresBatchStore(Generic[Lease, M]):
                 self._learn(holder)
         return frozenset(lost)
 
+    def _drop_replies(self, lost: frozenset[str]) -> NoReturn:
+        """The batch is stored, but some of its replies were decided on the memory a reload
+        replaced, for writes that reload threw away: none may leave."""
+        raise self.Error(
+            f"server.database {redacted(self.url)}: the leases were read again while this"
+            " batch was being made; its writes are stored, its replies are dropped"
+        )
+
     def _reloaded(self, memory: M) -> None:
         """``memory`` holds every row the database had when it was read."""
         self._memory = memory
@@ -317,8 +331,8 @@ class PostgresBatchStore(Generic[Lease, M]):
                 url=redacted(self.url),
                 count=len(memory.leases()),
             )
-        if self._writes:  # made on the memory just replaced, and never stored
-            self._writes = []
+        if self._writes:  # made on the memory just replaced, so never to be stored; the
+            self._writes = []  # replies they promised are dropped with the next batch's
             self._lost = True
 
     def _reload_failed(self, failure: Failure) -> None:

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
@@ -462,3 +462,39 @@ def test_a_release_is_forgotten_at_once_and_a_lost_bind_learns_the_winner(
     assert one.committed(MAC_A, 0) is None
     one.close()
     two.close()
+
+
+def test_writes_made_after_a_reload_are_stored_though_the_batch_replies_are_dropped(
+    postgres_url,
+):
+    """The reload replaces memory while writes made on the old one wait for the next
+    commit: that batch's replies are dropped (some rest on leases memory no longer has),
+    but the writes made on the new memory are committed, so memory claims nothing the
+    database lacks (else the address stays blocked in memory until the lease expires)."""
+    runner = Held()
+    store = PostgresLeaseStore.open(postgres_url, runner)
+    _end_pxed_sessions(postgres_url)
+    store.bind(bound(), now=0)
+    failed = store.commit()
+    assert failed is not None
+    failed.addErrback(lambda _: None)
+    runner.run_one()  # the batch fails; the reload waits in the runner
+    store.bind(bound(mac=MAC_B, ip=IP_2), now=0)  # on the memory about to be replaced
+    runner.run_all()  # the reload
+    assert store.writable and store.lease_for(MAC_B, 0) is None
+    late = bound(mac="52:54:00:00:00:0c", ip=IPv4Address("10.213.7.103"))
+    store.bind(late, now=0)  # on the memory just read
+    outcomes: list[str] = []
+    done = maybeDeferred(store.commit)  # as the adapter calls it
+    done.addCallbacks(lambda _: outcomes.append("ok"), lambda _: outcomes.append("failed"))
+    runner.run_all()
+    assert outcomes == ["failed"]  # MAC_B's reply rested on a lease never stored
+    assert store.leases() == [late] and count(postgres_url) == 1
+    store.bind(bound(), now=0)  # the next batch is answered as usual
+    committed_too = store.commit()
+    assert committed_too is not None
+    committed_too.addCallback(lambda _: outcomes.append("ok"))
+    runner.run_all()
+    assert outcomes[-1] == "ok" and count(postgres_url) == 2
+    store.close()
+    runner.run_all()
