@@ -100,6 +100,7 @@ from protocols.dhcpv6.wire import (
     encode_dhcpv6,
 )
 from protocols.errors import MalformedPacket
+from protocols.share import WHOLE_POOL, Share
 
 BOOT_SERVICE_PORT = 4011
 M = MessageType
@@ -205,6 +206,9 @@ class Dhcpv6Server:
         self.server_id = Option.of(SERVERID, settings.server_duid)
         self.solicits = RateLimit(settings.solicit_rate, settings.solicit_burst)
         self.offers = OfferHolds(settings.max_offered)
+        # Which free addresses this server probes first: with peers sharing the lease
+        # database, the adapter sets its share from the DHCPv4 heartbeat's live set.
+        self.share: Share = WHOLE_POOL
 
     def handle_datagram(self, data: bytes, received: Received, now: float) -> Action:
         try:
@@ -433,7 +437,7 @@ class Dhcpv6Server:
                 continue
             key = ex.key(ia.iaid)
             hints = [address for address in listed if address in link.prefix]
-            address = self.allocator.choose(key, ex.host, link, hints, ex.now)
+            address = self.allocator.choose(key, ex.host, link, hints, ex.now, self.share)
             if address is None:
                 ias.append(_ia(ia.iaid, 0, 0, _status(StatusCode.NO_ADDRS_AVAIL, "pool full")))
                 continue

@@ -6,7 +6,7 @@ pxed servers sharing the database (docs/ha.md) are ``pxed.database.pg_batches``'
 shared with DHCPv6; this module says what a lease row is.  A bind that lost names
 the client by its MAC: that client's ACK is not sent, memory learns the winner's
 lease, and the client's retry gets a NAK or another address.  Live servers probe
-disjoint shares of the pool first (``protocols.dhcp.allocation.Share``), so that is rare.
+disjoint shares of the pool first (``protocols.share.Share``), so that is rare.
 
 Besides memory, the store keeps the leases known committed (``pxed.dhcp.stored``):
 while the database is down (``writable`` false) the engine confirms only those.
