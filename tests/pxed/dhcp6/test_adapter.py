@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 
@@ -11,6 +12,7 @@ from protocols.dhcp.server import Mode
 from protocols.dhcpv6.leases import Lease, MemoryLeaseStore
 from protocols.dhcpv6.server import Settings
 from protocols.dhcpv6.wire import Dhcpv6Message, Dhcpv6Relay, decode_dhcpv6, encode_dhcpv6
+from protocols.share import Share
 from pxed.config import parse_config
 from pxed.dhcp6.service import Dhcp6Service, Interface
 from pxed.events import Dhcp6Exchange, Event, EventBus
@@ -40,7 +42,9 @@ class RecordingStore(CommitRecorder, MemoryLeaseStore):
 
 
 class Harness:
-    def __init__(self, engine_settings: Settings | None = None) -> None:
+    def __init__(
+        self, engine_settings: Settings | None = None, share: Callable[[], Share] | None = None
+    ) -> None:
         self.reactor = FakeUDPReactor()
         self.store = RecordingStore(self.reactor)
         self.opener = SocketOpener()
@@ -55,6 +59,7 @@ class Harness:
             self.reactor,
             self.opener,
             events=bus,
+            share=share,
         )
         self.service.startService()
 
@@ -88,6 +93,21 @@ def test_a_reply_goes_to_the_link_local_source_with_the_interfaces_scope():
     ((advertise, to),) = h.replies()
     assert isinstance(advertise, Dhcpv6Message) and advertise.msg_type == M.ADVERTISE
     assert to == (str(LINK_LOCAL), 546, 0, 7)  # scope id: the interface's index
+
+
+def test_each_request_probes_the_share_the_live_servers_give_now():
+    """The share is asked per request (the DHCPv4 heartbeat's live set changes at a beat)."""
+    pool = settings().links[0].pool
+    assert pool is not None
+    shares = [Share(1, 2)]
+    h = Harness(share=lambda: shares[-1])
+    h.deliver(message(M.SOLICIT, ia()))
+    shares.append(Share(0, 2))  # the peer is gone or back: the shares change with it
+    h.deliver(message(M.SOLICIT, ia(2)))
+    h.turn()
+    offered = [list(addresses(reply)) for reply, _ in h.replies()]
+    positions = [int(address) - int(pool[0]) for (address,) in offered]
+    assert [p % 2 for p in positions] == [1, 0]
 
 
 def test_no_reply_leaves_before_its_binding_is_committed():
