@@ -30,9 +30,9 @@ commit fails (``writable`` is false), so no reply leaves for a lease that is not
 stored.  Writes made on the old memory while the reload ran are dropped with it;
 the next batch is still stored (its writes were made on the memory read), but its
 replies are dropped with theirs, which they are mixed with.  A failed batch may
-still have committed (the connection can die during COMMIT): a family that keeps
-track of what is known stored (DHCPv4's renewals while the database is down,
-``pxed.dhcp.stored``) forgets what such a batch wrote.
+still have committed (the connection can die during COMMIT), so the rows known
+committed (``committed``, what the engines may still promise while the database
+is down; ``pxed.database.stored``) forget what such a batch wrote.
 
 DHCPv4 (``pxed.dhcp.pg_leases``) and DHCPv6 (``pxed.dhcp6.pg_leases``) subclass
 ``PostgresBatchStore`` with their tables: the rows, a bind, the peers' poll and
@@ -55,10 +55,11 @@ from twisted.python.failure import Failure
 
 from pxed.database.connection import connect, redacted
 from pxed.database.migrations import migrate
+from pxed.database.stored import Row, Stored
 from pxed.text import first_line
 
 T = TypeVar("T")
-Lease = TypeVar("Lease")
+Lease = TypeVar("Lease", bound=Row)  # a row of the lease table: it knows when it expires
 Memory = TypeVar("Memory")
 Write = tuple[LiteralString, tuple[object, ...]]
 PEER_POLL = 1.0  # seconds between reads of the other servers' new leases
@@ -120,6 +121,7 @@ class PostgresBatchStore(Generic[Lease, M]):
         self._runner = runner
         self._seq = self._last_seq(conn)
         self._memory = self._read(conn)
+        self._stored = self._remember(self._memory.leases())  # what is known committed
         self._polled = 0.0  # worker side: when the peers' leases were last read
         self._writes: list[Write | Bind[Lease]] = []
         self._queued = 0  # batches handed to the worker whose outcome is not back yet
@@ -181,6 +183,17 @@ class PostgresBatchStore(Generic[Lease, M]):
     def _lost_bind(self, lease: Lease, holder: Lease | None, server: str | None) -> str:
         """Log a bind that lost, drop it from memory; the client as the adapter names it."""
         raise NotImplementedError
+
+    def _remember(self, rows: list[Lease]) -> Stored[Any, Any, Lease]:
+        """``rows``, known committed, by the table's client key and address."""
+        raise NotImplementedError
+
+    # -- what is known committed ----------------------------------------------
+
+    def committed(self, key: Any, now: float) -> Lease | None:
+        """The client's unexpired lease as the database is known to hold it: what the engine
+        may still promise while ``writable`` is false."""
+        return self._stored.lease_for(key, now)
 
     # -- the batch -----------------------------------------------------------
 
@@ -279,6 +292,7 @@ class PostgresBatchStore(Generic[Lease, M]):
 
     def _failed(self, failure: Failure, writes: list[Write | Bind[Lease]]) -> Failure:
         """``writes`` may or may not be in the database: the connection can die during COMMIT."""
+        self._stored.failed(write.lease for write in writes if isinstance(write, Bind))
         self._stale = True
         if self.problem is None:
             self.problem = str(failure.value)
@@ -309,6 +323,10 @@ class PostgresBatchStore(Generic[Lease, M]):
             lost.add(self._lost_bind(lease, holder, server))
             if holder is not None:
                 self._learn(holder)
+        binds = [write.lease for write in writes if isinstance(write, Bind)]
+        holders = [holder for _, holder, _ in outcome.lost if holder is not None]
+        losers = [lease for lease, _, _ in outcome.lost]
+        self._stored.committed(binds, losers, [*outcome.learned, *holders])
         return frozenset(lost)
 
     def _drop_replies(self, lost: frozenset[str]) -> NoReturn:
@@ -322,6 +340,7 @@ class PostgresBatchStore(Generic[Lease, M]):
     def _reloaded(self, memory: M) -> None:
         """``memory`` holds every row the database had when it was read."""
         self._memory = memory
+        self._stored = self._remember(memory.leases())
         self._stale = self._reloading = False
         if self.problem is not None:
             self.problem = None
