@@ -154,7 +154,9 @@ class Dhcp6Service(BatchingService[Lease, Interface, Settings]):
         text = str(ip)  # once: an IPv6Address is formatted anew at every str()
         # Twisted hands the tuple to sendto as it is: (host, port, flowinfo, scope id).
         to = (text.partition("%")[0], port, 0, scope)
-        return Outgoing(listener, action.data, to, f"[{text}]:{port}", mac, _client(packet))
+        where = f"[{text}]:{port}"
+        client = _client(packet)
+        return Outgoing(listener, action.data, to, where, mac, client, committed=action.committed)
 
     def expired(self, lease: Lease) -> None:
         log.info(

@@ -34,7 +34,7 @@ from tests.protocols.dhcpv6_engine_support import (
 )
 from tests.pxed.dhcp6.test_leases import DUID, DUID2, A, B, bound
 from tests.support.fake_udp import FakeUDPReactor
-from tests.support.postgres import Inline, committed
+from tests.support.postgres import Held, Inline, committed, end_pxed_sessions
 
 
 def outcome_of(store: Postgres6LeaseStore) -> frozenset[str]:
@@ -173,3 +173,33 @@ def test_the_adapter_sends_no_reply_for_an_address_another_server_committed_firs
     assert (DUID2, str(offered), "pxe2") in rows(postgres_url)
     other.close()
     service.stopService()
+
+
+def test_a_binding_is_known_stored_once_committed_and_forgotten_when_a_batch_fails(
+    postgres_url,
+):
+    """What a RENEW may be confirmed from while the database is down: a binding counts once
+    its commit has returned; a failed batch, which may or may not have committed, makes
+    its clients forgotten until the reload reads the table again; a release, at once."""
+    runner = Held()
+    store = Postgres6LeaseStore.open(postgres_url, runner)
+    store.bind(bound(), 1000.0)
+    store.bind(bound(DUID2, B), 1000.0)
+    store.commit()
+    assert store.committed((DUID, 1), 1000.0) is None  # the commit has not returned
+    runner.run_all()
+    assert store.committed((DUID, 1), 1000.0) == bound()
+    end_pxed_sessions(postgres_url)
+    store.bind(bound(expires=9000.0), 1000.0)
+    failed = store.commit()
+    assert failed is not None
+    failed.addErrback(lambda _: None)
+    runner.run_one()  # the batch fails; the reload waits in the runner
+    assert not store.writable and store.committed((DUID, 1), 1000.0) is None
+    assert store.committed((DUID2, 1), 1000.0) == bound(DUID2, B)
+    runner.run_all()  # the reload reads the table again
+    assert store.writable and store.committed((DUID, 1), 1000.0) == bound()
+    store.release((DUID2, 1))
+    assert store.committed((DUID2, 1), 1000.0) is None
+    store.close()
+    runner.run_all()
