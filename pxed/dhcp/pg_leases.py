@@ -8,8 +8,9 @@ the client by its MAC: that client's ACK is not sent, memory learns the winner's
 lease, and the client's retry gets a NAK or another address.  Live servers probe
 disjoint shares of the pool first (``protocols.share.Share``), so that is rare.
 
-Besides memory, the store keeps the leases known committed (``pxed.dhcp.stored``):
-while the database is down (``writable`` false) the engine confirms only those.
+Besides memory, the store keeps the leases known committed (``pxed.dhcp.stored``, on
+``pxed.database.stored``): while the database is down (``writable`` false) the
+engine confirms only those.
 """
 
 from __future__ import annotations
