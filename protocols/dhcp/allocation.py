@@ -5,13 +5,8 @@ already holds or was offered; else the address it asks for, if free; else a
 free pool address, probing from a start point hashed from the MAC so that a
 client usually gets the same address back even after its lease is gone.
 
-Servers sharing a lease database (docs/ha.md) each allocate from their own
-memory, which learns the other's leases only a poll later: two probes landing on
-one address lose one exchange to the database's unique constraint.  So the free
-address is probed first in this server's ``Share`` of the pool: the positions in
-the range that fall to its rank among the live servers (``protocols.dhcp.split``
-gives it).  Only when its share is full does it probe the rest, where the
-constraint still decides.  A lone server's share is the whole pool.
+Servers sharing a lease database (docs/ha.md) probe this server's ``Share`` of the
+pool first (``protocols.share`` says why; ``protocols.dhcp.split`` gives it).
 
 A probe of a full pool visits every address (a /16 takes about 0.25 s), so a pool
 found full is not probed again for ``FULL_POOL_RETRY`` seconds: a DISCOVER storm
@@ -22,13 +17,14 @@ meanwhile is offered on the client's next retransmission.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from protocols.dhcp.leases import LeaseStore
 from protocols.dhcp.policy import BootFamily
 from protocols.once import once
+from protocols.share import WHOLE_POOL, Share
 
 FULL_POOL_RETRY = 1.0  # seconds
 
@@ -89,33 +85,6 @@ def subnet_for(subnets: tuple[Subnet, ...], address: IPv4Address) -> Subnet | No
         if address in subnet.network:
             return subnet
     return None
-
-
-@dataclass(frozen=True)
-class Share:
-    """The pool positions ``p`` with ``p % count == index``: this server's among ``count``."""
-
-    index: int = 0
-    count: int = 1
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.index < self.count:
-            raise ValueError(f"share {self.index} of {self.count} does not exist")
-
-    def positions(self, size: int, start: int) -> Iterator[int]:
-        """Every position of a pool of ``size``: this share's from about ``start`` on, then
-        the others' from ``start`` on."""
-        mine = max(0, (size - self.index + self.count - 1) // self.count)
-        for step in range(mine):
-            yield self.index + (start + step) % mine * self.count
-        if self.count > 1:
-            for step in range(size):
-                position = (start + step) % size
-                if position % self.count != self.index:
-                    yield position
-
-
-WHOLE_POOL = Share()
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from ipaddress import IPv4Address
 
-from protocols.dhcp.allocation import WHOLE_POOL, Allocator, Host, Share, Subnet, subnet_for
+from protocols.dhcp.allocation import Allocator, Host, Subnet, subnet_for
 from protocols.dhcp.leases import Lease, LeaseState, LeaseStore
 from protocols.dhcp.limits import RateLimit
 from protocols.dhcp.options import (
@@ -101,6 +101,7 @@ from protocols.dhcp.wire import (
     encode_dhcp,
 )
 from protocols.errors import MalformedPacket
+from protocols.share import WHOLE_POOL, Share
 
 BROADCAST = IPv4Address("255.255.255.255")
 ZERO = IPv4Address(0)

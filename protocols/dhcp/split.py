@@ -21,7 +21,7 @@ after its REQUEST timeouts.
 
 The same live set splits each pool's free addresses (``share``): this server's rank
 among the live servers sorted by name picks the pool positions it probes first
-(``protocols.dhcp.allocation.Share``), so two live servers' memories, which learn
+(``protocols.share``; DHCPv6's free addresses too), so two live servers' memories, which learn
 each other's leases only a poll later, do not pick one address for two clients.
 """
 
@@ -31,11 +31,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 
-from protocols.dhcp.allocation import Share
 from protocols.dhcp.options import CLIENT_ID, SERVER_ID, MessageType
 from protocols.dhcp.wire import DhcpPacket, make_options
 from protocols.errors import MalformedPacket
 from protocols.once import once
+from protocols.share import Share
 
 # RFC 3074 section 6: the permutation of 0-255 behind the Pearson hash.
 _TABLE = bytes(

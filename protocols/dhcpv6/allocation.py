@@ -17,6 +17,9 @@ Decisions:
   else it is not given, and the IA gets a pool address like any client's.
 - A pool found full is not probed again for ``FULL_POOL_RETRY`` seconds, as in
   DHCPv4 (protocols/dhcp/allocation.py says why).
+- Servers sharing a lease database probe this server's ``Share`` of the pool first,
+  as in DHCPv4 (``protocols.share`` says why).  Only the free address is split:
+  DHCPv6 clients are not split between the servers as DHCPv4's are (RFC 3074).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ipaddress import IPv6Address, IPv6Network
 
 from protocols.dhcp.policy import BootFamily
 from protocols.dhcpv6.leases import BindingKey, Lease, LeaseStore
+from protocols.share import WHOLE_POOL, Share
 
 FULL_POOL_RETRY = 1.0  # seconds
 
@@ -152,8 +156,10 @@ class Allocator:
         link: Link,
         hints: Iterable[IPv6Address],
         now: float,
+        share: Share = WHOLE_POOL,
     ) -> IPv6Address | None:
-        """The address for the IA ``key``, or None when neither reservation nor pool serves."""
+        """The address for the IA ``key``, or None when neither reservation nor pool serves;
+        a free address is probed for in ``share`` first."""
         current = self.store.lease_for(key, now)
         candidates = [
             host.address if host is not None else None,
@@ -163,7 +169,7 @@ class Allocator:
         for candidate in candidates:
             if candidate is not None and self.acceptable(key, host, candidate, link, now):
                 return candidate
-        return self._probe(key, host, link, now)
+        return self._probe(key, host, link, now, share)
 
     def displaced(self, key: BindingKey, address: IPv6Address, now: float) -> Lease | None:
         """The lease of another DUID of the same host that ``key`` takes ``address`` from."""
@@ -171,7 +177,7 @@ class Allocator:
         return holder if holder is not None and holder.key != key else None
 
     def _probe(
-        self, key: BindingKey, host: Host | None, link: Link, now: float
+        self, key: BindingKey, host: Host | None, link: Link, now: float, share: Share
     ) -> IPv6Address | None:
         if link.pool is None:
             return None
@@ -180,8 +186,8 @@ class Allocator:
             return None
         first, size = int(link.pool[0]), link.pool_size
         start = zlib.crc32(key[0] + key[1].to_bytes(4, "big")) % size
-        for step in range(size):
-            address = IPv6Address(first + (start + step) % size)
+        for position in share.positions(size, start):
+            address = IPv6Address(first + position)
             if self.acceptable(key, host, address, link, now):
                 return address
         self.full_since[link] = now

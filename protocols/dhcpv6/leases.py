@@ -80,9 +80,26 @@ class LeaseStore(Protocol):
         """Every quarantined address and until when (expired ones may linger until swept)."""
         ...
 
+    @property
+    def writable(self) -> bool:
+        """Whether a bind made now can be stored.  False while a durable store's database is
+        down: the engine then binds nothing and only confirms what ``committed`` returns."""
+        ...
+
+    def committed(self, key: BindingKey, now: float) -> Lease | None:
+        """The IA's active bound lease as the durable store is known to hold it: committed,
+        not merely written to memory, so a reply may promise it while nothing can be
+        written."""
+
 
 class MemoryLeaseStore:
-    """Leases and offers in dicts, with an address index so a probe is O(1)."""
+    """Leases and offers in dicts, with an address index so a probe is O(1).
+
+    Nothing lies beyond memory here: it can always be written, and every bound lease is
+    as committed as it will ever be.
+    """
+
+    writable = True
 
     def __init__(self) -> None:
         self._bound: dict[BindingKey, Lease] = {}
@@ -97,6 +114,10 @@ class MemoryLeaseStore:
             if lease is not None and lease.active(now):
                 return lease
         return None
+
+    def committed(self, key: BindingKey, now: float) -> Lease | None:
+        lease = self._bound.get(key)
+        return lease if lease is not None and lease.active(now) else None
 
     def holder_of(self, address: IPv6Address, now: float) -> Lease | None:
         for owners, table in ((self._owner, self._bound), (self._offer_owner, self._offers)):

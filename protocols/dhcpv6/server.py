@@ -27,6 +27,12 @@ Decisions worth knowing:
   lifetimes 0, as RFC 8415 18.3.4 and 18.3.5 say, and so is an IA's old address when
   its binding moves to a new one.  IA_TA and IA_PD are answered NoAddrsAvail and
   NoPrefixAvail: they are not served.
+- While the store cannot write (``LeaseStore.writable`` false: its database is
+  down), nothing is bound; a RENEW or REBIND whose every IA names the address of the
+  binding the store has committed gets a REPLY with lifetimes of the time that
+  binding has left (T1 and T2 at 0.5 and 0.8 of it), its expiry unchanged, and every
+  other message goes unanswered (docs/ha.md).  Such a REPLY is marked ``committed``:
+  it promises nothing a commit still has to store.
 - ``Settings.preference`` (option 7) goes in every full-mode ADVERTISE that offers an
   address: at 255 a client REQUESTs at once instead of waiting out its collection
   time for other servers (RFC 8415 18.2.1; OVMF waits 5 s, docs/firmware.md).  Never
@@ -100,6 +106,7 @@ from protocols.dhcpv6.wire import (
     encode_dhcpv6,
 )
 from protocols.errors import MalformedPacket
+from protocols.share import WHOLE_POOL, Share
 
 BOOT_SERVICE_PORT = 4011
 M = MessageType
@@ -166,6 +173,7 @@ class Reply:
     destination: tuple[IPv6Address, int]
     reason: str
     no_loader: str | None = None  # a booting client got no boot URL: why (pxed warns once)
+    committed: bool = False  # promises only bindings already stored: needs no commit to leave
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,9 @@ class Dhcpv6Server:
         self.server_id = Option.of(SERVERID, settings.server_duid)
         self.solicits = RateLimit(settings.solicit_rate, settings.solicit_burst)
         self.offers = OfferHolds(settings.max_offered)
+        # Which free addresses this server probes first: with peers sharing the lease
+        # database, the adapter sets its share from the DHCPv4 heartbeat's live set.
+        self.share: Share = WHOLE_POOL
 
     def handle_datagram(self, data: bytes, received: Received, now: float) -> Action:
         try:
@@ -259,6 +270,8 @@ class Dhcpv6Server:
                 )
         if settings.mode is Mode.PROXY:
             return self._proxy(exchange)
+        if not self.store.writable:
+            return self._confirm_stored(exchange)
         return self._HANDLERS[kind](self, exchange)
 
     # -- full mode ---------------------------------------------------------
@@ -322,6 +335,35 @@ class Dhcpv6Server:
             t1, t2 = (link.t1, link.t2) if keep is not None else (0, 0)
             ias.append(_ia(ia.iaid, t1, t2, *inner))
         return self._configured(ex, M.REPLY, ias, f"extended {_show(given)}")
+
+    def _confirm_stored(self, ex: _Exchange) -> Action:
+        """While nothing can be stored: only a RENEW or REBIND whose every IA names the
+        address of the binding the store has committed is answered, with the time that
+        binding has left, so the client's lease ends no later than the stored one and
+        nothing needs writing.  Anything else would bind, release or rest on a commit:
+        silence, as when a commit fails."""
+        down = "the lease database is down"
+        link = ex.link
+        if ex.message.msg_type not in (M.RENEW, M.REBIND) or link is None:
+            return NoReply(f"{down}: only renewals of stored bindings are answered")
+        ias, given, lefts = [], [], []
+        for ia in ex.message.ia_na:
+            key, listed = ex.key(ia.iaid), _listed(ia)
+            lease = self.store.committed(key, ex.now)
+            if lease is None or lease.address not in listed:
+                return NoReply(f"{down}: {ex.who} has no stored binding of IA {ia.iaid} named")
+            left = int(lease.expires - ex.now)
+            if left < 1 or not self._acceptable(ex, key, lease.address, link):
+                return NoReply(f"{down}: {ex.who}'s stored binding {lease.address} not confirmed")
+            inner = [_address(a, left if a == lease.address else 0) for a in listed]
+            ias.append(_ia(ia.iaid, left // 2, left * 4 // 5, *inner))
+            given.append(lease.address)
+            lefts.append(left)
+        if not given:
+            return NoReply(f"{down}: {ex.who} names no binding to confirm")
+        detail = f"confirmed {_show(given)} ({down}: stored, {min(lefts)} s left)"
+        action = self._configured(ex, M.REPLY, ias, detail)
+        return dataclasses.replace(action, committed=True) if isinstance(action, Reply) else action
 
     def _release(self, ex: _Exchange) -> Action:
         body, released = [], []
@@ -433,7 +475,7 @@ class Dhcpv6Server:
                 continue
             key = ex.key(ia.iaid)
             hints = [address for address in listed if address in link.prefix]
-            address = self.allocator.choose(key, ex.host, link, hints, ex.now)
+            address = self.allocator.choose(key, ex.host, link, hints, ex.now, self.share)
             if address is None:
                 ias.append(_ia(ia.iaid, 0, 0, _status(StatusCode.NO_ADDRS_AVAIL, "pool full")))
                 continue

@@ -60,6 +60,7 @@ def add_services(top: MultiService, config: Config) -> Operations:
     services = operations.services
     if config.tftp.enabled:
         services["tftp"] = tftp_service(config, reactor, provisioning.files, provisioning.events)
+    share = None  # with a shared database, the DHCPv4 heartbeat shares out the pools
     if config.dhcp.enabled:
         from pxed.dhcp.service import ServedLeases, dhcp_service
 
@@ -68,10 +69,11 @@ def add_services(top: MultiService, config: Config) -> Operations:
         )
         inventory.follow(dhcp.prepare_reload)
         inventory.leases = ServedLeases(dhcp)  # its own leases, whichever database keeps them
+        share = None if dhcp.heartbeat is None else dhcp.heartbeat.share
     if config.dhcp6.enabled:
         from pxed.dhcp6.service import dhcp6_service
 
-        dhcp6 = services["dhcp6"] = dhcp6_service(config, reactor, provisioning.events)
+        dhcp6 = services["dhcp6"] = dhcp6_service(config, reactor, provisioning.events, share)
         inventory.follow(dhcp6.prepare_reload)
     if config.http.enabled:
         http = services["http"] = http_service(config, reactor, provisioning, operations)

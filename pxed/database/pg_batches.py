@@ -27,9 +27,12 @@ claim leases the database does not hold: every batch already queued behind it
 fails too (its writes were decided on that memory), memory is read again from
 the database (reconnecting if need be), and until that reload has worked every
 commit fails (``writable`` is false), so no reply leaves for a lease that is not
-stored.  A failed batch may still have committed (the connection can die during
-COMMIT): a family that keeps track of what is known stored (DHCPv4's renewals while
-the database is down, ``pxed.dhcp.stored``) forgets what such a batch wrote.
+stored.  Writes made on the old memory while the reload ran are dropped with it;
+the next batch is still stored (its writes were made on the memory read), but its
+replies are dropped with theirs, which they are mixed with.  A failed batch may
+still have committed (the connection can die during COMMIT), so the rows known
+committed (``committed``, what the engines may still promise while the database
+is down; ``pxed.database.stored``) forget what such a batch wrote.
 
 DHCPv4 (``pxed.dhcp.pg_leases``) and DHCPv6 (``pxed.dhcp6.pg_leases``) subclass
 ``PostgresBatchStore`` with their tables: the rows, a bind, the peers' poll and
@@ -42,7 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, ClassVar, Generic, LiteralString, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, LiteralString, NoReturn, Protocol, Self, TypeVar
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -52,10 +55,11 @@ from twisted.python.failure import Failure
 
 from pxed.database.connection import connect, redacted
 from pxed.database.migrations import migrate
+from pxed.database.stored import Row, Stored
 from pxed.text import first_line
 
 T = TypeVar("T")
-Lease = TypeVar("Lease")
+Lease = TypeVar("Lease", bound=Row)  # a row of the lease table: it knows when it expires
 Memory = TypeVar("Memory")
 Write = tuple[LiteralString, tuple[object, ...]]
 PEER_POLL = 1.0  # seconds between reads of the other servers' new leases
@@ -117,11 +121,12 @@ class PostgresBatchStore(Generic[Lease, M]):
         self._runner = runner
         self._seq = self._last_seq(conn)
         self._memory = self._read(conn)
+        self._stored = self._remember(self._memory.leases())  # what is known committed
         self._polled = 0.0  # worker side: when the peers' leases were last read
         self._writes: list[Write | Bind[Lease]] = []
         self._queued = 0  # batches handed to the worker whose outcome is not back yet
         self._stale = False  # memory may hold what the database lost: reload before trusting it
-        self._lost = False  # writes made since the last commit were dropped by a reload
+        self._lost = False  # the next batch's replies rest partly on writes a reload dropped
         self._reloading = False
         self._broken = False  # worker side: a batch failed, later ones fail until a reload
         self.problem: str | None = None  # why commits fail, until a reload has worked (/healthz)
@@ -179,6 +184,17 @@ class PostgresBatchStore(Generic[Lease, M]):
         """Log a bind that lost, drop it from memory; the client as the adapter names it."""
         raise NotImplementedError
 
+    def _remember(self, rows: list[Lease]) -> Stored[Any, Any, Lease]:
+        """``rows``, known committed, by the table's client key and address."""
+        raise NotImplementedError
+
+    # -- what is known committed ----------------------------------------------
+
+    def committed(self, key: Any, now: float) -> Lease | None:
+        """The client's unexpired lease as the database is known to hold it: what the engine
+        may still promise while ``writable`` is false."""
+        return self._stored.lease_for(key, now)
+
     # -- the batch -----------------------------------------------------------
 
     @property
@@ -199,20 +215,23 @@ class PostgresBatchStore(Generic[Lease, M]):
         clients whose binds lost their address to another server (their replies must
         not leave), or fails with ``Error``.  None when there is nothing to wait for."""
         writes, self._writes = self._writes, []
-        if self._stale or self._lost:
-            self._lost = False
+        if self._stale:
             self._reload()
             raise self.Error(
                 f"server.database {redacted(self.url)}: an earlier lease commit failed and"
                 " the leases are being read again; this batch's replies are dropped"
             )
-        if not writes and self._queued == 0:
+        if not writes and self._queued == 0 and not self._lost:
             return None
         self._queued += 1
         done = self._runner.run(partial(self._store, writes))
         done.addBoth(self._returned)
         done.addErrback(self._failed, writes)
-        return done.addCallback(self._settle, writes)
+        settled = done.addCallback(self._settle, writes)
+        if self._lost:
+            self._lost = False
+            settled.addCallback(self._drop_replies)
+        return settled
 
     def close(self) -> Deferred[None]:
         """Commit what is left, then close the connection and stop the worker."""
@@ -273,6 +292,7 @@ class PostgresBatchStore(Generic[Lease, M]):
 
     def _failed(self, failure: Failure, writes: list[Write | Bind[Lease]]) -> Failure:
         """``writes`` may or may not be in the database: the connection can die during COMMIT."""
+        self._stored.failed(write.lease for write in writes if isinstance(write, Bind))
         self._stale = True
         if self.problem is None:
             self.problem = str(failure.value)
@@ -303,11 +323,24 @@ class PostgresBatchStore(Generic[Lease, M]):
             lost.add(self._lost_bind(lease, holder, server))
             if holder is not None:
                 self._learn(holder)
+        binds = [write.lease for write in writes if isinstance(write, Bind)]
+        holders = [holder for _, holder, _ in outcome.lost if holder is not None]
+        losers = [lease for lease, _, _ in outcome.lost]
+        self._stored.committed(binds, losers, [*outcome.learned, *holders])
         return frozenset(lost)
+
+    def _drop_replies(self, lost: frozenset[str]) -> NoReturn:
+        """The batch is stored, but some of its replies were decided on the memory a reload
+        replaced, for writes that reload threw away: none may leave."""
+        raise self.Error(
+            f"server.database {redacted(self.url)}: the leases were read again while this"
+            " batch was being made; its writes are stored, its replies are dropped"
+        )
 
     def _reloaded(self, memory: M) -> None:
         """``memory`` holds every row the database had when it was read."""
         self._memory = memory
+        self._stored = self._remember(memory.leases())
         self._stale = self._reloading = False
         if self.problem is not None:
             self.problem = None
@@ -317,8 +350,8 @@ class PostgresBatchStore(Generic[Lease, M]):
                 url=redacted(self.url),
                 count=len(memory.leases()),
             )
-        if self._writes:  # made on the memory just replaced, and never stored
-            self._writes = []
+        if self._writes:  # made on the memory just replaced, so never to be stored; the
+            self._writes = []  # replies they promised are dropped with the next batch's
             self._lost = True
 
     def _reload_failed(self, failure: Failure) -> None:

@@ -12,6 +12,7 @@ database only makes this server look gone a second sooner.
 
 What the split does with the result is ``protocols.dhcp.split``; while the
 database cannot be read, the last live set stands (no lease commits then either).
+The same live set shares out the DHCPv6 pools' free addresses (``share``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from protocols.dhcp.split import Peers
+from protocols.share import Share
 from pxed.database.connection import connect, redacted
 from pxed.database.pg_batches import Runner
 from pxed.text import first_line
@@ -63,6 +65,11 @@ class Heartbeat:
 
     def start(self) -> None:
         self._loop.start(BEAT, now=True)
+
+    def share(self) -> Share:
+        """This server's share of each pool's free addresses, by the live set last read:
+        DHCPv6's adapter asks it too (its clients are not split, its free addresses are)."""
+        return self.peers.share
 
     def stop(self) -> Deferred[None]:
         """Stop beating, close the connection and the thread: the peers see this server

@@ -6,10 +6,11 @@ pxed servers sharing the database (docs/ha.md) are ``pxed.database.pg_batches``'
 shared with DHCPv6; this module says what a lease row is.  A bind that lost names
 the client by its MAC: that client's ACK is not sent, memory learns the winner's
 lease, and the client's retry gets a NAK or another address.  Live servers probe
-disjoint shares of the pool first (``protocols.dhcp.allocation.Share``), so that is rare.
+disjoint shares of the pool first (``protocols.share.Share``), so that is rare.
 
-Besides memory, the store keeps the leases known committed (``pxed.dhcp.stored``):
-while the database is down (``writable`` false) the engine confirms only those.
+Besides memory, the store keeps the leases known committed (``pxed.dhcp.stored``, on
+``pxed.database.stored``): while the database is down (``writable`` false) the
+engine confirms only those.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from protocols.dhcp.leases import Lease, LeaseState, MemoryLeaseStore
 from pxed.database.connection import connect
-from pxed.database.pg_batches import Bind, Outcome, PostgresBatchStore, Runner, Write, later
+from pxed.database.pg_batches import Bind, Outcome, PostgresBatchStore, later
 from pxed.dhcp.leases import LeaseDatabaseError, MirroredLeases
 from pxed.dhcp.stored import StoredLeases
 
@@ -39,15 +39,6 @@ class PostgresLeaseStore(MirroredLeases, PostgresBatchStore[Lease, MemoryLeaseSt
     Error = LeaseDatabaseError
     SERVICE = "dhcp"
     REPLY = "ACK"
-
-    def __init__(
-        self, conn: psycopg.Connection[TupleRow], url: str, runner: Runner, server: str = ""
-    ) -> None:
-        super().__init__(conn, url, runner, server)
-        self._stored = StoredLeases(self._memory.leases())
-
-    def committed(self, mac: str, now: float) -> Lease | None:
-        return self._stored.lease_for(mac, now)
 
     # -- writes ------------------------------------------------------------
 
@@ -131,23 +122,8 @@ class PostgresLeaseStore(MirroredLeases, PostgresBatchStore[Lease, MemoryLeaseSt
 
     # -- back on the reactor -------------------------------------------------
 
-    def _settle(self, outcome: Outcome[Lease], writes: list[Write | Bind[Lease]]) -> frozenset[str]:
-        lost = super()._settle(outcome, writes)
-        binds = [write.lease for write in writes if isinstance(write, Bind)]
-        holders = [holder for _, holder, _ in outcome.lost if holder is not None]
-        losers = [lease for lease, _, _ in outcome.lost]
-        self._stored.committed(binds, losers, [*outcome.learned, *holders])
-        return lost
-
-    def _failed(self, failure: Failure, writes: list[Write | Bind[Lease]]) -> Failure:
-        for write in writes:
-            if isinstance(write, Bind):
-                self._stored.forget(write.lease.mac)
-        return super()._failed(failure, writes)
-
-    def _reloaded(self, memory: MemoryLeaseStore) -> None:
-        super()._reloaded(memory)
-        self._stored = StoredLeases(memory.leases())
+    def _remember(self, rows: list[Lease]) -> StoredLeases:
+        return StoredLeases(rows)
 
     def _lost_bind(self, lease: Lease, holder: Lease | None, server: str | None) -> str:
         log.warn(

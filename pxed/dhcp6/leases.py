@@ -74,6 +74,12 @@ class Sqlite6LeaseStore(MirroredLeases6, SqliteBatchStore[MemoryLeaseStore]):
     DATABASE_NAME = DATABASE_NAME
     MIGRATIONS: ClassVar[tuple[Migration, ...]] = (_create_v1,)
     Error = Lease6DatabaseError
+    # A commit runs on this thread and a failed one reloads memory at once: the store
+    # always takes writes, so the engine never asks what is committed.
+    writable = True
+
+    def committed(self, key: BindingKey, now: float) -> Lease | None:
+        return self._memory.committed(key, now)
 
     # -- writes ----------------------------------------------------------------
 

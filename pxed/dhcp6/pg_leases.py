@@ -6,6 +6,10 @@ as for DHCPv4; this module says what a binding row is.  A bind that lost names t
 client by its DUID in hex, as the adapter names a reply's client
 (``pxed.dhcp6.service``), so that reply is dropped and the client's retry gets
 another address.
+
+Besides memory, the store keeps the bindings known committed (``committed``,
+``pxed.database.stored``): while the database is down (``writable`` false) the
+engine confirms only those, to a RENEW or REBIND.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from twisted.logger import Logger
 from protocols.dhcpv6.leases import BindingKey, Lease, LeaseState, MemoryLeaseStore
 from pxed.database.connection import connect
 from pxed.database.pg_batches import Bind, Outcome, PostgresBatchStore, later
+from pxed.database.stored import Stored
 from pxed.dhcp6.leases import Lease6DatabaseError, MirroredLeases6
 
 log = Logger(namespace="pxed.dhcp6")
@@ -43,10 +48,12 @@ class Postgres6LeaseStore(MirroredLeases6, PostgresBatchStore[Lease, MemoryLease
 
     def release(self, key: BindingKey) -> None:
         self._memory.release(key)
+        self._stored.forget(key)
         self._queue(("DELETE FROM leases6 WHERE client = %s AND iaid = %s", key))
 
     def quarantine(self, address: IPv6Address, until: float) -> None:
         self._memory.quarantine(address, until)
+        self._stored.forget_address(address)
         self._queue(("DELETE FROM leases6 WHERE address = %s", (address,)))
         self._queue(
             (
@@ -59,6 +66,7 @@ class Postgres6LeaseStore(MirroredLeases6, PostgresBatchStore[Lease, MemoryLease
     def expire(self, now: float) -> list[Lease]:
         """Delete expired bindings and quarantines; return the bindings that went."""
         gone = self._memory.expire(now)
+        self._stored.expire(now)
         self._queue(("DELETE FROM leases6 WHERE expires <= %s", (now,)))
         self._queue(("DELETE FROM quarantine6 WHERE until <= %s", (now,)))
         return gone
@@ -114,6 +122,9 @@ class Postgres6LeaseStore(MirroredLeases6, PostgresBatchStore[Lease, MemoryLease
 
     # -- back on the reactor -------------------------------------------------
 
+    def _remember(self, rows: list[Lease]) -> Stored[BindingKey, IPv6Address, Lease]:
+        return Stored(rows, _key, _address)
+
     def _lost_bind(self, lease: Lease, holder: Lease | None, server: str | None) -> str:
         client = lease.client.hex(":")
         log.warn(
@@ -148,6 +159,14 @@ class Postgres6LeaseStore(MirroredLeases6, PostgresBatchStore[Lease, MemoryLease
 def _lease(row: tuple[Any, ...]) -> Lease:
     client, iaid, address, expires, mac = row
     return Lease(bytes(client), iaid, IPv6Address(address), expires, LeaseState.BOUND, mac)
+
+
+def _key(lease: Lease) -> BindingKey:
+    return lease.key
+
+
+def _address(lease: Lease) -> IPv6Address:
+    return lease.address
 
 
 def read_table6(url: str) -> list[tuple[str, int, str, float, str | None, str | None]]:

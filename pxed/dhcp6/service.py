@@ -20,6 +20,10 @@ address-family specific:
   a 4-tuple, never as ``%name``: Python resolves a name through getaddrinfo at
   every sendto, which failed ("Name or service not known") for one reply in
   eight under a perfdhcp burst.
+* With a database shared by several pxed servers, each probes its own share of a
+  pool's free addresses first (``protocols.share``); the live set that decides the
+  shares is the DHCPv4 heartbeat's, handed in as ``share`` by the daemon.  DHCPv6
+  clients are not split between the servers, only the free addresses.
 * Nothing escapes ``datagramReceived``: a malformed datagram is counted and
   logged, an unexpected error logged with its traceback; the socket serves on.
 """
@@ -48,6 +52,7 @@ from protocols.dhcpv6.server import (
 )
 from protocols.dhcpv6.wire import Dhcpv6Packet, Dhcpv6Relay, decode_dhcpv6
 from protocols.errors import MalformedPacket
+from protocols.share import Share
 from pxed.config import Config
 from pxed.datagram.batching import (
     BatchingService,
@@ -102,9 +107,11 @@ class Dhcp6Service(BatchingService[Lease, Interface, Settings]):
         open_socket: OpenSocket,
         stats: DatagramStats | None = None,
         events: EventBus | None = None,
+        share: Callable[[], Share] | None = None,
     ) -> None:
         super().__init__(settings, open_store, interfaces, reactor, open_socket, stats)
         self.events = events or EventBus()
+        self.share = share  # with a shared database: this server's share of the pools
 
     @property
     def listen_ports(self) -> tuple[int, ...]:
@@ -133,6 +140,8 @@ class Dhcp6Service(BatchingService[Lease, Interface, Settings]):
         except MalformedPacket as bad:
             self._malformed(listener, datagram, addr, bad)
             return None
+        if self.share is not None:
+            self.engine.share = self.share()  # the free addresses this server probes first
         received = Received(
             listener.interface.address, (source, addr[1]), listener.port, listener.interface.name
         )
@@ -145,7 +154,9 @@ class Dhcp6Service(BatchingService[Lease, Interface, Settings]):
         text = str(ip)  # once: an IPv6Address is formatted anew at every str()
         # Twisted hands the tuple to sendto as it is: (host, port, flowinfo, scope id).
         to = (text.partition("%")[0], port, 0, scope)
-        return Outgoing(listener, action.data, to, f"[{text}]:{port}", mac, _client(packet))
+        where = f"[{text}]:{port}"
+        client = _client(packet)
+        return Outgoing(listener, action.data, to, where, mac, client, committed=action.committed)
 
     def expired(self, lease: Lease) -> None:
         log.info(
@@ -213,9 +224,15 @@ def _client(packet: Dhcpv6Packet) -> str:
     return client.data.hex(":") if client is not None else ""
 
 
-def dhcp6_service(config: Config, reactor: Reactor, events: EventBus | None = None) -> Dhcp6Service:
+def dhcp6_service(
+    config: Config,
+    reactor: Reactor,
+    events: EventBus | None = None,
+    share: Callable[[], Share] | None = None,
+) -> Dhcp6Service:
     """The DHCPv6 server for ``config``: interfaces and the server DUID read now, leases
-    loaded when it starts."""
+    loaded when it starts.  ``share``: this server's share of the pools, with a database
+    shared by several pxed servers (the DHCPv4 heartbeat's)."""
     from pxed.dhcp6.duid import server_duid
 
     names = config.dhcp6.interfaces or config.server.interfaces
@@ -232,6 +249,7 @@ def dhcp6_service(config: Config, reactor: Reactor, events: EventBus | None = No
         reactor,
         open_dhcp6_socket,
         events=events,
+        share=share,
     )
 
 

@@ -17,7 +17,7 @@ servers ACKed; after the window the survivor ACKed clients of the victim's bucke
 no address is, at the end, the last ACKed address of two MACs, and the database
 holds no address for two MACs (SQL); and the database refused no bind (the servers'
 logs): while both are live each probes its own share of the pool
-(``protocols.dhcp.allocation.Share``), and the survivor takes the victim's share
+(``protocols.share.Share``), and the survivor takes the victim's share
 only after its polls have read the victim's leases.  The exchanges lost around the kill and after
 the window are printed, not asserted (timing).
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from protocols.dhcp.allocation import WHOLE_POOL, Allocator, Host, Share, Subnet, subnet_for
+from protocols.dhcp.allocation import Allocator, Host, Subnet, subnet_for
 from protocols.dhcp.leases import Lease, LeaseState, MemoryLeaseStore
-from tests.support.fuzz import property_settings
+from protocols.share import Share
 
 NET = Subnet(
     IPv4Network("10.213.7.0/24"),
@@ -162,30 +160,6 @@ def test_reservations_and_current_leases_ignore_the_share():
     alloc = allocator(store, hosts)
     assert alloc.choose(MAC_A, NET, None, now=1, share=Share(0, 2)) == ip(101)
     assert alloc.choose(RESERVED, NET, None, now=1, share=Share(0, 2)) == ip(103)
-
-
-@property_settings
-@given(
-    size=st.integers(min_value=1, max_value=300),
-    count=st.integers(min_value=1, max_value=5),
-    data=st.data(),
-)
-def test_a_share_visits_every_pool_position_once_its_own_first(size, count, data):
-    index = data.draw(st.integers(min_value=0, max_value=count - 1))
-    start = data.draw(st.integers(min_value=0, max_value=size - 1))
-    positions = list(Share(index, count).positions(size, start))
-    assert sorted(positions) == list(range(size))
-    mine = sum(1 for p in range(size) if p % count == index)
-    assert all(p % count == index for p in positions[:mine])
-
-
-def test_the_whole_pool_share_probes_from_the_macs_start_as_before():
-    assert list(WHOLE_POOL.positions(5, 3)) == [3, 4, 0, 1, 2]
-
-
-def test_a_share_that_does_not_exist_is_refused():
-    with pytest.raises(ValueError, match="share 2 of 2 does not exist"):
-        Share(2, 2)
 
 
 def test_subnet_without_pool_serves_only_reservations():

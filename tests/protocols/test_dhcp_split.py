@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from ipaddress import IPv4Address
 
-from protocols.dhcp.allocation import WHOLE_POOL, Share
 from protocols.dhcp.options import MessageType
 from protocols.dhcp.split import Peers, bucket, client_key, owner, take
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp
+from protocols.share import WHOLE_POOL, Share
 from tests.protocols.dhcp_engine_support import (
     MAC,
     ON_LAB,

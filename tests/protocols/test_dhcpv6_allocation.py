@@ -9,6 +9,7 @@ import pytest
 from protocols.dhcpv6.allocation import FULL_POOL_RETRY, Allocator, Host, Link, link_for
 from protocols.dhcpv6.allocation import mac_from_link_local as mac_of
 from protocols.dhcpv6.leases import Lease, LeaseConflict, LeaseState, MemoryLeaseStore
+from protocols.share import Share
 from tests.protocols.dhcpv6_engine_support import LAB, REMOTE
 
 A, B = (b"\x00\x03\x00\x01aaaaaa", 1), (b"\x00\x03\x00\x01bbbbbb", 1)
@@ -96,3 +97,64 @@ def test_a_host_is_found_by_duid_before_mac():
     assert allocator.host_for(A[0], "52:54:00:00:00:01") is by_duid
     assert allocator.host_for(B[0], "52:54:00:00:00:01") is by_mac
     assert allocator.host_for(B[0], None) is None
+
+
+WIDE = Link(
+    IPv6Network("fd00:213:7::/64"),
+    pool=(IPv6Address("fd00:213:7::10"), IPv6Address("fd00:213:7::ff")),
+)
+
+
+def ias(count: int, tag: int) -> list[tuple[bytes, int]]:
+    """``count`` IAs of as many DUID-LLs, tagged apart from another server's clients."""
+    return [(b"\x00\x03\x00\x01" + bytes([tag, 0, 0, 0, n >> 8, n & 255]), 1) for n in range(count)]
+
+
+def position(address: IPv6Address, link: Link = WIDE) -> int:
+    assert link.pool is not None
+    return int(address) - int(link.pool[0])
+
+
+def test_a_share_probes_only_its_own_positions_of_the_pool_while_they_last():
+    store = MemoryLeaseStore()
+    allocator = Allocator.build(store, ())
+    for key in ias(120, 1):  # the share of 1 of 2 holds 120 of the 240 addresses
+        given = allocator.choose(key, None, WIDE, (), 1000, Share(1, 2))
+        assert given is not None and position(given) % 2 == 1, given
+        store.bind(_lease(key, given), 1000)
+
+
+def test_two_live_servers_memories_never_pick_one_address_for_two_ias():
+    """Each server's memory knows only its own bindings, as two servers between polls."""
+    picked: list[set[IPv6Address]] = []
+    for index, tag in ((0, 1), (1, 2)):
+        store = MemoryLeaseStore()
+        allocator = Allocator.build(store, ())
+        for key in ias(100, tag):
+            given = allocator.choose(key, None, WIDE, (), 1000, Share(index, 2))
+            assert given is not None
+            store.bind(_lease(key, given), 1000)
+        picked.append({lease.address for lease in store.leases()})
+    assert len(picked[0]) == len(picked[1]) == 100 and not picked[0] & picked[1]
+
+
+def test_a_full_share_falls_back_to_the_rest_of_the_pool():
+    three = Link(TINY.prefix, pool=(IPv6Address("fd00:1::1"), IPv6Address("fd00:1::3")))
+    store = MemoryLeaseStore()
+    store.bind(_lease(A, IPv6Address("fd00:1::2")), 1000)  # the share of 1 of 2: position 1
+    other = (b"\x00\x03\x00\x01cccccc", 1)
+    given = Allocator.build(store, ()).choose(other, None, three, (), 1000, Share(1, 2))
+    assert given in {IPv6Address("fd00:1::1"), IPv6Address("fd00:1::3")}
+
+
+def test_reservations_current_bindings_and_hints_ignore_the_share():
+    store = MemoryLeaseStore()
+    store.bind(_lease(A, IPv6Address("fd00:213:7::11")), 1000)  # position 1: share 1's
+    reserved = Host(duid=B[0], address=IPv6Address("fd00:213:7::13"))
+    allocator = Allocator.build(store, (reserved,))
+    mine = Share(0, 2)
+    assert allocator.choose(A, None, WIDE, (), 1000, mine) == IPv6Address("fd00:213:7::11")
+    assert allocator.choose(B, reserved, WIDE, (), 1000, mine) == IPv6Address("fd00:213:7::13")
+    other = (b"\x00\x03\x00\x01cccccc", 1)
+    hint = IPv6Address("fd00:213:7::15")
+    assert allocator.choose(other, None, WIDE, (hint,), 1000, mine) == hint

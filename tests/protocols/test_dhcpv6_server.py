@@ -9,6 +9,7 @@ from protocols.dhcpv6.duid import DuidLl, DuidLlt
 from protocols.dhcpv6.leases import Lease, LeaseState, MemoryLeaseStore
 from protocols.dhcpv6.options import IA_PD, IA_TA, RAPID_COMMIT, IaPd, IaTa, StatusCode
 from protocols.dhcpv6.server import NoReply, Received, Reply
+from protocols.share import Share
 from tests.protocols.dhcpv6_engine_support import (
     CLIENT,
     CLIENT2,
@@ -56,6 +57,16 @@ def test_solicit_gets_an_advertise_from_the_pool_with_both_identifiers():
     (answer,) = advertise.ia_na
     assert (answer.iaid, answer.t1, answer.t2) == (1, 1800, 2880)
     assert advertise.option(23) == (IPv6Address("fd00:213:7::1"),)
+
+
+def test_the_free_address_comes_from_the_share_the_adapter_sets():
+    """Two servers sharing a database: each advertises from its own positions of the pool."""
+    assert LAB.pool is not None
+    for index in (0, 1):
+        engine = server()
+        engine.share = Share(index, 2)
+        (address,) = addresses(client_reply(send(engine, message(M.SOLICIT, ia()))))
+        assert (int(address) - int(LAB.pool[0])) % 2 == index
 
 
 def test_advertise_holds_the_address_but_binds_nothing():

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python.failure import Failure
 
 from lab import postgres
 from lab.postgres import Cluster, PostgresServer, PostgresUnavailable
@@ -76,3 +77,42 @@ class Inline:
 
     def stop(self) -> None:
         pass
+
+
+class Held:
+    """A runner that keeps the calls until ``run_all``: commits queued, then answered in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Callable[[], object], Deferred[object]]] = []
+
+    def run(self, call: Callable[[], T]) -> Deferred[T]:
+        done: Deferred[T] = Deferred()
+        self.calls.append((call, done))  # type: ignore[arg-type]
+        return done
+
+    def run_all(self) -> None:
+        while self.calls:
+            self.run_one()
+
+    def run_one(self) -> None:
+        call, done = self.calls.pop(0)
+        try:
+            result = call()
+        except Exception:
+            done.errback(Failure())
+        else:
+            done.callback(result)
+
+    def stop(self) -> None:
+        pass
+
+
+def end_pxed_sessions(url: str) -> None:
+    """The database server ends pxed's sessions, as a restart or a lost link would."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'pxed' AND datname = current_database()"
+        )

@@ -11,6 +11,7 @@ from ipaddress import IPv4Address
 import psycopg
 from twisted.internet.task import Clock
 
+from protocols.share import Share
 from pxed.database.connection import connect
 from pxed.database.migrations import migrate
 from pxed.dhcp.heartbeat import Heartbeat
@@ -36,6 +37,16 @@ def test_servers_that_beat_see_each_other_live(postgres_url: str) -> None:
     one.beat(), two.beat(), one.beat()
     assert one.peers.live == two.peers.live == {"pxe1", "pxe2"}
     assert one.peers.gone == two.peers.gone == frozenset()
+    one.stop(), two.stop()
+
+
+def test_the_live_servers_share_out_the_pools_by_name(postgres_url: str) -> None:
+    """The share DHCPv6's adapter asks for: this server's rank among the live, by name."""
+    one = heartbeat(migrated(postgres_url), "pxe1", PXE1)
+    two = heartbeat(postgres_url, "pxe2", PXE2)
+    assert two.share() == Share(0, 1)  # alone until its first beat
+    one.beat(), two.beat(), one.beat()
+    assert (one.share(), two.share()) == (Share(0, 2), Share(1, 2))
     one.stop(), two.stop()
 
 

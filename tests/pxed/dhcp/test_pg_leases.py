@@ -9,7 +9,6 @@ Debian package).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,9 +17,8 @@ import psycopg
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import deferLater
-from twisted.python.failure import Failure
 
 from protocols.dhcp.leases import Lease, LeaseState
 from pxed.database import migrations
@@ -29,7 +27,7 @@ from pxed.database.migrations import SCHEMA_VERSION, SchemaTooNew, migrate, stat
 from pxed.database.worker import Worker
 from pxed.dhcp.leases import LeaseDatabaseError
 from pxed.dhcp.pg_leases import PostgresLeaseStore
-from tests.support.postgres import Inline, committed
+from tests.support.postgres import Held, Inline, committed, end_pxed_sessions
 
 ROOT = Path(__file__).resolve().parents[3]
 MAC_A = "52:54:00:00:00:0a"
@@ -129,34 +127,6 @@ def test_a_batch_the_database_refuses_is_rolled_back_whole_and_memory_read_again
     store.close()
 
 
-class Held:
-    """A runner that keeps the calls until ``run_all``: commits queued, then answered in order."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Callable[[], object], Deferred[object]]] = []
-
-    def run(self, call: Callable[[], T]) -> Deferred[T]:
-        done: Deferred[T] = Deferred()
-        self.calls.append((call, done))  # type: ignore[arg-type]
-        return done
-
-    def run_all(self) -> None:
-        while self.calls:
-            self.run_one()
-
-    def run_one(self) -> None:
-        call, done = self.calls.pop(0)
-        try:
-            result = call()
-        except Exception:
-            done.errback(Failure())
-        else:
-            done.callback(result)
-
-    def stop(self) -> None:
-        pass
-
-
 def test_batches_queued_behind_a_failed_one_fail_with_it(postgres_url):
     """Batches handed in before a failure came back were decided on memory that held the
     failed batch's leases: they fail too, even a batch with no writes of its own, rather
@@ -190,14 +160,6 @@ def test_batches_queued_behind_a_failed_one_fail_with_it(postgres_url):
     runner.run_all()
 
 
-def _end_pxed_sessions(url: str) -> None:
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = 'pxed' AND datname = current_database()"
-        )
-
-
 def _pxed_sessions(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as admin:
         row = admin.execute(
@@ -211,7 +173,7 @@ def _pxed_sessions(url: str) -> int:
 def test_closing_while_a_reconnect_is_queued_closes_the_new_connection(postgres_url):
     runner = Held()
     store = PostgresLeaseStore.open(postgres_url, runner)
-    _end_pxed_sessions(postgres_url)
+    end_pxed_sessions(postgres_url)
     store.bind(bound(), now=0)
     failed = store.commit()
     assert failed is not None
@@ -425,7 +387,7 @@ def test_with_the_database_gone_only_leases_committed_before_are_confirmable(pos
     store.commit()
     runner.run_all()
     assert store.writable
-    _end_pxed_sessions(postgres_url)
+    end_pxed_sessions(postgres_url)
     store.bind(bound(mac=MAC_B, ip=IP_2, expires=200.0), now=10)
     store.bind(bound(mac="52:54:00:00:00:0c", ip=IPv4Address("10.213.7.103")), now=10)
     failed = store.commit()
@@ -462,3 +424,39 @@ def test_a_release_is_forgotten_at_once_and_a_lost_bind_learns_the_winner(
     assert one.committed(MAC_A, 0) is None
     one.close()
     two.close()
+
+
+def test_writes_made_after_a_reload_are_stored_though_the_batch_replies_are_dropped(
+    postgres_url,
+):
+    """The reload replaces memory while writes made on the old one wait for the next
+    commit: that batch's replies are dropped (some rest on leases memory no longer has),
+    but the writes made on the new memory are committed, so memory claims nothing the
+    database lacks (else the address stays blocked in memory until the lease expires)."""
+    runner = Held()
+    store = PostgresLeaseStore.open(postgres_url, runner)
+    end_pxed_sessions(postgres_url)
+    store.bind(bound(), now=0)
+    failed = store.commit()
+    assert failed is not None
+    failed.addErrback(lambda _: None)
+    runner.run_one()  # the batch fails; the reload waits in the runner
+    store.bind(bound(mac=MAC_B, ip=IP_2), now=0)  # on the memory about to be replaced
+    runner.run_all()  # the reload
+    assert store.writable and store.lease_for(MAC_B, 0) is None
+    late = bound(mac="52:54:00:00:00:0c", ip=IPv4Address("10.213.7.103"))
+    store.bind(late, now=0)  # on the memory just read
+    outcomes: list[str] = []
+    done = maybeDeferred(store.commit)  # as the adapter calls it
+    done.addCallbacks(lambda _: outcomes.append("ok"), lambda _: outcomes.append("failed"))
+    runner.run_all()
+    assert outcomes == ["failed"]  # MAC_B's reply rested on a lease never stored
+    assert store.leases() == [late] and count(postgres_url) == 1
+    store.bind(bound(), now=0)  # the next batch is answered as usual
+    committed_too = store.commit()
+    assert committed_too is not None
+    committed_too.addCallback(lambda _: outcomes.append("ok"))
+    runner.run_all()
+    assert outcomes[-1] == "ok" and count(postgres_url) == 2
+    store.close()
+    runner.run_all()

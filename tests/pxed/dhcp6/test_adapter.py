@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 
 from twisted.logger import capturedLogs
 
 from protocols.dhcp.server import Mode
-from protocols.dhcpv6.leases import Lease, MemoryLeaseStore
+from protocols.dhcpv6.leases import BindingKey, Lease, MemoryLeaseStore
 from protocols.dhcpv6.server import Settings
 from protocols.dhcpv6.wire import Dhcpv6Message, Dhcpv6Relay, decode_dhcpv6, encode_dhcpv6
+from protocols.share import Share
 from pxed.config import parse_config
 from pxed.dhcp6.service import Dhcp6Service, Interface
 from pxed.events import Dhcp6Exchange, Event, EventBus
+from tests.protocols.dhcpv6_engine_support import (
+    CLIENT as CLIENT_DUID,
+)
 from tests.protocols.dhcpv6_engine_support import (
     LINK_LOCAL,
     SERVER,
     SERVER_DUID,
     M,
     addresses,
+    duid_bytes,
     ia,
     message,
     relayed,
@@ -40,9 +46,14 @@ class RecordingStore(CommitRecorder, MemoryLeaseStore):
 
 
 class Harness:
-    def __init__(self, engine_settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        engine_settings: Settings | None = None,
+        share: Callable[[], Share] | None = None,
+        make_store: Callable[[FakeUDPReactor], RecordingStore] = RecordingStore,
+    ) -> None:
         self.reactor = FakeUDPReactor()
-        self.store = RecordingStore(self.reactor)
+        self.store = make_store(self.reactor)
         self.opener = SocketOpener()
         self.sockets = self.opener.opened
         self.published: list[Event] = []
@@ -55,6 +66,7 @@ class Harness:
             self.reactor,
             self.opener,
             events=bus,
+            share=share,
         )
         self.service.startService()
 
@@ -90,6 +102,21 @@ def test_a_reply_goes_to_the_link_local_source_with_the_interfaces_scope():
     assert to == (str(LINK_LOCAL), 546, 0, 7)  # scope id: the interface's index
 
 
+def test_each_request_probes_the_share_the_live_servers_give_now():
+    """The share is asked per request (the DHCPv4 heartbeat's live set changes at a beat)."""
+    pool = settings().links[0].pool
+    assert pool is not None
+    shares = [Share(1, 2)]
+    h = Harness(share=lambda: shares[-1])
+    h.deliver(message(M.SOLICIT, ia()))
+    shares.append(Share(0, 2))  # the peer is gone or back: the shares change with it
+    h.deliver(message(M.SOLICIT, ia(2)))
+    h.turn()
+    offered = [list(addresses(reply)) for reply, _ in h.replies()]
+    positions = [int(address) - int(pool[0]) for (address,) in offered]
+    assert [p % 2 for p in positions] == [1, 0]
+
+
 def test_no_reply_leaves_before_its_binding_is_committed():
     h = Harness()
     h.store.events.clear()  # the sweep at start
@@ -112,6 +139,38 @@ def test_a_failed_commit_sends_no_reply_of_its_batch():
     assert h.reactor.sent == []
     assert h.service.stats.commit_failures == 1
     assert any("lease commit failed" in e["log_format"] for e in events)
+
+
+@dataclass
+class DownStore(RecordingStore):
+    """PostgreSQL down: every commit fails, and only ``stored`` is known committed."""
+
+    stored: dict[BindingKey, Lease] = field(default_factory=dict)
+    fail_commit: bool = True
+    writable = False
+
+    def committed(self, key: BindingKey, now: float) -> Lease | None:
+        lease = self.stored.get(key)
+        return lease if lease is not None and lease.active(now) else None
+
+
+def test_with_the_database_down_a_stored_bindings_renew_leaves_at_once_and_the_rest_never():
+    """The confirmation promises nothing the failing commit would have stored: it does
+    not wait for the batch, and the batch's other replies are dropped with it."""
+    h = Harness(make_store=DownStore)
+    assert isinstance(h.store, DownStore)
+    pool = settings().links[0].pool
+    assert pool is not None
+    now = h.reactor.seconds()
+    lease = Lease(duid_bytes(CLIENT_DUID), 1, pool[0], now + 90)
+    h.store.stored[lease.key] = lease
+    h.store.bind(lease, now)
+    h.deliver(message(M.SOLICIT, ia(2)))
+    h.deliver(message(M.RENEW, ia(1, pool[0]), server_id=SERVER_DUID))
+    ((reply, _),) = h.replies()  # before the turn's commit
+    assert isinstance(reply, Dhcpv6Message) and addresses(reply) == {pool[0]: 90}
+    h.turn()
+    assert len(h.reactor.sent) == 1 and h.service.stats.commit_failures == 1
 
 
 def test_a_relayed_reply_goes_back_to_the_relay_on_547():

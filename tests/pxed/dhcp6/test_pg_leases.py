@@ -10,12 +10,17 @@ tests/pxed/dhcp/test_pg_leases.py.  Every test runs on a real PostgreSQL
 
 from __future__ import annotations
 
-from ipaddress import IPv6Address
+from hashlib import sha256
+from ipaddress import IPv6Address, IPv6Network
+from typing import Any
 
 import psycopg
 
+from protocols.dhcpv6.allocation import Link
+from protocols.dhcpv6.duid import DuidLl
 from protocols.dhcpv6.leases import Lease, LeaseState
 from protocols.dhcpv6.wire import Dhcpv6Message, decode_dhcpv6, encode_dhcpv6
+from protocols.share import Share
 from pxed.database.migrations import migrate
 from pxed.dhcp6.pg_leases import Postgres6LeaseStore
 from pxed.dhcp6.service import Dhcp6Service, Interface
@@ -34,7 +39,10 @@ from tests.protocols.dhcpv6_engine_support import (
 )
 from tests.pxed.dhcp6.test_leases import DUID, DUID2, A, B, bound
 from tests.support.fake_udp import FakeUDPReactor
-from tests.support.postgres import Inline, committed
+from tests.support.postgres import Held, Inline, committed, end_pxed_sessions
+
+NAMES = ("pxe1", "pxe2")
+PREFIX = IPv6Network("fd00:213:7::/64")
 
 
 def outcome_of(store: Postgres6LeaseStore) -> frozenset[str]:
@@ -114,14 +122,17 @@ class _Socket:
         pass
 
 
-def _service(url: str, name: str) -> tuple[Dhcp6Service, FakeUDPReactor]:
+def _service(
+    url: str, name: str, share: Share | None = None, **overrides: Any
+) -> tuple[Dhcp6Service, FakeUDPReactor]:
     fake = FakeUDPReactor()
     service = Dhcp6Service(
-        settings(),
+        settings(**overrides),
         lambda: Postgres6LeaseStore.open(url, Inline(), name),
         [Interface("lab0", SERVER, index=7)],
         fake,
         lambda interface, port: _Socket(),
+        share=None if share is None else lambda: share,
     )
     service.startService()
     return service, fake
@@ -173,3 +184,62 @@ def test_the_adapter_sends_no_reply_for_an_address_another_server_committed_firs
     assert (DUID2, str(offered), "pxe2") in rows(postgres_url)
     other.close()
     service.stopService()
+
+
+def test_a_binding_is_known_stored_once_committed_and_forgotten_when_a_batch_fails(
+    postgres_url,
+):
+    """What a RENEW may be confirmed from while the database is down: a binding counts once
+    its commit has returned; a failed batch, which may or may not have committed, makes
+    its clients forgotten until the reload reads the table again; a release, at once."""
+    runner = Held()
+    store = Postgres6LeaseStore.open(postgres_url, runner)
+    store.bind(bound(), 1000.0)
+    store.bind(bound(DUID2, B), 1000.0)
+    store.commit()
+    assert store.committed((DUID, 1), 1000.0) is None  # the commit has not returned
+    runner.run_all()
+    assert store.committed((DUID, 1), 1000.0) == bound()
+    end_pxed_sessions(postgres_url)
+    store.bind(bound(expires=9000.0), 1000.0)
+    failed = store.commit()
+    assert failed is not None
+    failed.addErrback(lambda _: None)
+    runner.run_one()  # the batch fails; the reload waits in the runner
+    assert not store.writable and store.committed((DUID, 1), 1000.0) is None
+    assert store.committed((DUID2, 1), 1000.0) == bound(DUID2, B)
+    runner.run_all()  # the reload reads the table again
+    assert store.writable and store.committed((DUID, 1), 1000.0) == bound()
+    store.release((DUID2, 1))
+    assert store.committed((DUID2, 1), 1000.0) is None
+    store.close()
+    runner.run_all()
+
+
+def test_two_servers_with_shares_bind_every_client_without_a_bind_lost(postgres_url, monkeypatch):
+    """Two DHCPv6 services on one database, their memories never reading each other's
+    bindings (no poll): every client is advertised by both and requests from one in
+    turn, a minute apart (the other server's offer has expired by the next client).
+    With the pool shared out no bind is refused by the unique address (with the whole
+    pool each, some are)."""
+    monkeypatch.setattr("pxed.database.pg_batches.PEER_POLL", float("inf"))
+    wide = Link(PREFIX, pool=(PREFIX[0x100], PREFIX[0x1FF]), lease_time=86400)
+    servers = [
+        _service(postgres_url, name, Share(index, 2), links=(wide,))
+        for index, name in enumerate(NAMES)
+    ]
+    for n in range(120):
+        client = DuidLl(1, sha256(bytes([n])).digest()[:6])  # MACs unlike one another
+        for _, fake in servers:
+            assert _exchange(fake, message(M.SOLICIT, ia(), client=client)) is not None
+        _, chosen = servers[n % 2]
+        request = message(M.REQUEST, ia(), client=client, server_id=SERVER_DUID)
+        reply = _exchange(chosen, request)
+        assert reply is not None and len(addresses(reply)) == 1, n  # not lost
+        for _, fake in servers:
+            fake.advance(61)  # past offer_time
+    found = rows(postgres_url)
+    assert len(found) == 120 and len({address for _, address, _ in found}) == 120
+    assert {server for _, _, server in found} == set(NAMES)
+    for service, _ in servers:
+        service.stopService()
