@@ -13,6 +13,7 @@ from twisted.python import usage
 
 from pxed.config import ConfigError, load_config
 from pxed.config.defaults import CONFIG_PATH
+from pxed.daemon.heap import FrozenHeap
 from pxed.daemon.notify import ReadyNotifier
 from pxed.daemon.services import add_services
 from pxed.daemon.state import StateDirError, StateOwner, check_writable, owner_to_drop_to
@@ -75,6 +76,7 @@ def makeService(options: Options) -> IService:
         top.lookup = operations.mac_for_ip  # JSON log lines find a client's MAC through it
         if owner is not None:  # last: after every service has opened its state files
             StateOwner(config.server.state_dir, owner).setServiceParent(top)
+        FrozenHeap().setServiceParent(top)  # after the services: their state is loaded
         ReadyNotifier().setServiceParent(top)  # started last: every socket is bound by then
     except START_ERRORS as error:
         raise SystemExit(f"pxed cannot start: {error}") from None
