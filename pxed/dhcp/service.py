@@ -37,6 +37,7 @@ from twisted.logger import Logger
 
 from protocols.dhcp.leases import Lease, LeaseStore
 from protocols.dhcp.options import MessageType
+from protocols.dhcp.overdue import Overdue
 from protocols.dhcp.server import DhcpServer, Mode, NoReply, Received, Reply, Settings
 from protocols.dhcp.split import take
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp
@@ -118,9 +119,11 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
         boot_seen: BootSeen | None = None,
         events: EventBus | None = None,
         heartbeat: Heartbeat | None = None,
+        overdue: Overdue | None = None,
     ) -> None:
         super().__init__(settings, open_store, interfaces, reactor, open_socket, stats)
         self.heartbeat = heartbeat  # with a shared database: the live peers split the clients
+        self.overdue = overdue  # with it: a live peer's clients it evidently does not hear
         self.events = events or EventBus()
         self.boot_seen = boot_seen
         self._told_no_loader: OrderedDict[str, None] = OrderedDict()
@@ -166,10 +169,10 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
         if self.heartbeat is not None:
             peers = self.heartbeat.peers
             mine = take(request, peers, listener.interface.address)
-            if mine is None:  # a live peer's client (protocols.dhcp.split)
+            if mine is None and not self._overdue(request):  # a live peer's client
                 self.stats.messages[(message_name(request.message_type), "peer")] += 1
                 return None
-            request = mine
+            request = mine or request
             self.engine.share = peers.share  # the free addresses this server probes first
         received = Received(
             listener.interface.address,
@@ -192,6 +195,21 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
         mac = action.packet.mac
         to, where = (str(ip), port), f"{ip}:{port}"
         return Outgoing(listener, action.data, to, where, mac, mac, committed=action.committed)
+
+    def _overdue(self, request: DhcpPacket) -> bool:
+        """Whether this server answers a live peer's client after all: the client says it
+        has waited too long (``protocols.dhcp.overdue``).  Logged once per client."""
+        takeover = self.overdue.check(request) if self.overdue is not None else None
+        if takeover is None:
+            return False
+        self.stats.takeovers += 1
+        if takeover.first:
+            log.warn(
+                "dhcp {mac}: answered for a live peer that evidently does not hear it ({why})",
+                mac=request.mac,
+                why=takeover.reason,
+            )
+        return True
 
     def _no_loader(self, mac: str, why: str) -> None:
         """Warn once per MAC (the most recent NO_LOADER_MEMORY of them) that a booting client
@@ -354,6 +372,7 @@ def dhcp_service(
         boot_seen=boot_seen,
         events=events,
         heartbeat=heartbeat,
+        overdue=None if heartbeat is None else Overdue(config.server.peer_ack_delay),
     )
 
 
