@@ -26,7 +26,7 @@ from protocols.dhcp.split import client_key
 from protocols.dhcp.wire import DhcpPacket
 
 TRANSMISSIONS = 3  # iPXE's third DISCOVER leaves 3 s after its first, EDK2's 13 s after
-LIMIT = 4096  # clients remembered, about 200 kB
+LIMIT = 4096  # clients remembered (each memory): about 1 MB in all when full
 V = TypeVar("V")
 
 
