@@ -19,23 +19,11 @@ constraint still decides every address (docs/ha.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TypeVar
-
 from protocols.dhcp.split import client_key
 from protocols.dhcp.wire import DhcpPacket
 
 TRANSMISSIONS = 3  # iPXE's third DISCOVER leaves 3 s after its first, EDK2's 13 s after
-LIMIT = 4096  # clients remembered (each memory): about 1 MB in all when full
-V = TypeVar("V")
-
-
-@dataclass(frozen=True)
-class Takeover:
-    """Why this server answers a live peer's client."""
-
-    reason: str  # for the log: the secs it sent, or which copy of its exchange it is
-    first: bool  # not taken over before (as far as the bounded memory knows): log it
+LIMIT = 4096  # clients remembered: about 0.7 MB when full
 
 
 class Overdue:
@@ -45,34 +33,23 @@ class Overdue:
         self.ack_delay = ack_delay  # server.peer_ack_delay, in the secs field's seconds
         self.limit = limit
         self._copies: dict[bytes, tuple[int, int]] = {}  # client key -> (xid, copies seen)
-        self._taken: dict[bytes, None] = {}  # client keys taken over, oldest first
 
-    def check(self, request: DhcpPacket) -> Takeover | None:
-        """For a broadcast the split left to a live peer: a Takeover when this server
-        answers it after all, else None (the peer answers, as far as anyone can tell)."""
-        key = client_key(request)
-        copies = self._count(key, request.xid)
+    def check(self, request: DhcpPacket) -> str | None:
+        """For a broadcast the split left to a live peer: why this server answers it after
+        all (for the log), or None: the peer answers, as far as anyone can tell."""
+        copies = self._count(client_key(request), request.xid)
         if request.secs >= self.ack_delay:
-            reason = f"secs {request.secs} >= server.peer_ack_delay {self.ack_delay}"
-        elif copies >= TRANSMISSIONS:
-            reason = f"copy {copies} of xid {request.xid:#010x} unanswered"
-        else:
-            return None
-        return Takeover(reason, _remember(self._taken, key, None, self.limit))
+            return f"secs {request.secs} >= server.peer_ack_delay {self.ack_delay}"
+        if copies >= TRANSMISSIONS:
+            return f"copy {copies} of xid {request.xid:#010x} unanswered"
+        return None
 
     def _count(self, key: bytes, xid: int) -> int:
-        seen, copies = self._copies.get(key, (xid, 0))
+        """Copies of this exchange seen so far, this one included; the client becomes
+        the most recent, and the least recent is forgotten beyond ``limit``."""
+        seen, copies = self._copies.pop(key, (xid, 0))
         copies = copies + 1 if seen == xid else 1
-        _remember(self._copies, key, (xid, copies), self.limit)
+        self._copies[key] = (xid, copies)
+        if len(self._copies) > self.limit:
+            del self._copies[next(iter(self._copies))]
         return copies
-
-
-def _remember(memory: dict[bytes, V], key: bytes, value: V, limit: int) -> bool:
-    """Put ``key`` last (the most recent) in ``memory``, forgetting the oldest beyond
-    ``limit``; True when it was not there before."""
-    new = key not in memory
-    memory.pop(key, None)
-    memory[key] = value
-    if len(memory) > limit:
-        del memory[next(iter(memory))]
-    return new

@@ -521,3 +521,25 @@ def test_a_live_peers_client_that_waited_is_offered_here_logged_once_and_counted
     assert h.service.stats.takeovers == 2
     assert h.service.stats.messages[("DISCOVER", "peer")] == 1
     assert h.service.stats.messages[("DISCOVER", "offer")] == 2
+
+
+def test_a_live_peers_client_this_server_ignores_too_is_neither_logged_nor_counted_as_taken():
+    """Waiting does not always mean the peer does not hear: it may ignore the client on
+    purpose (here: unknown hosts are not served); so does this server, and says nothing."""
+    h = Harness(settings(allow_unknown=False))
+    both = frozenset({"pxe1", "pxe2"})
+    h.service.heartbeat = SteadyBeat(Peers("pxe1", both))  # type: ignore[assignment]
+    h.service.overdue = Overdue(ack_delay=10)
+    mac = next(
+        mac
+        for n in range(256)
+        if owner(bytes.fromhex((mac := f"52:54:00:00:03:{n:02x}").replace(":", "")), both) == "pxe2"
+    )
+    with capturedLogs() as events:
+        for _ in range(4):
+            h.deliver(request(MessageType.DISCOVER, mac, xid=7, options=PXE))
+            h.reactor.advance(0)
+    assert h.replies() == []
+    assert not [e for e in events if "live peer" in e.get("log_format", "")]
+    assert h.service.stats.takeovers == 0
+    assert h.service.stats.messages[("DISCOVER", "peer")] == 2
