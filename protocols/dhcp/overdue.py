@@ -19,6 +19,8 @@ constraint still decides every address (docs/ha.md).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from protocols.dhcp.split import client_key
 from protocols.dhcp.wire import DhcpPacket
 
@@ -32,7 +34,9 @@ class Overdue:
     def __init__(self, ack_delay: int, limit: int = LIMIT) -> None:
         self.ack_delay = ack_delay  # server.peer_ack_delay, in the secs field's seconds
         self.limit = limit
-        self._copies: dict[bytes, tuple[int, int]] = {}  # client key -> (xid, copies seen)
+        # client key -> (xid, copies seen), the least recently heard first; OrderedDict:
+        # dropping a dict's first entry again and again makes finding the next one slow
+        self._copies: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
 
     def check(self, request: DhcpPacket) -> str | None:
         """For a broadcast the split left to a live peer: why this server answers it after
@@ -51,5 +55,5 @@ class Overdue:
         copies = copies + 1 if seen == xid else 1
         self._copies[key] = (xid, copies)
         if len(self._copies) > self.limit:
-            del self._copies[next(iter(self._copies))]
+            self._copies.popitem(last=False)
         return copies
