@@ -17,7 +17,9 @@ server that leased the address, or broadcasts it when that one is silent), RELEA
 and DECLINE go to the engine as they are.  RFC 3074 leaves to the server a REQUEST
 naming a peer that is gone (the peer offered, then died): it is answered here, as
 if it had named this server, so the client is bound now instead of starting over
-after its REQUEST timeouts.
+after its REQUEST timeouts.  A peer that beats but does not hear its clients is
+the concern of ``protocols.dhcp.overdue``: what ``take`` leaves to a live peer, the
+adapter asks it about.
 
 The same live set splits each pool's free addresses (``share``): this server's rank
 among the live servers sorted by name picks the pool positions it probes first

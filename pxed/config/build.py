@@ -61,7 +61,7 @@ KEYS: dict[str, tuple[str, ...]] = {
          "profiles", "hosts"),
     "server": (
         "address", "address6", "interfaces", "state_dir", "database", "name", "peer_timeout",
-        "notice",
+        "peer_ack_delay", "notice",
     ),
     "tftp": ("enabled", "root", "listen", "listen6", "port", "max_blksize", "max_windowsize",
              "max_sessions", "max_per_client", "timeout", "retries"),
@@ -159,6 +159,7 @@ class _Builder:
         notice = f.optional("notice", c.text)
         name = f.optional("name", c.text)
         peer_timeout = f.defaulted("peer_timeout", c.integer(2, 300))
+        peer_ack_delay = f.defaulted("peer_ack_delay", c.integer(1, 600))
         self.interfaces_given = "interfaces" in f.values
         if not ({"address", "address6"} & set(f.values) or self.interfaces_given):
             self.error(
@@ -179,6 +180,7 @@ class _Builder:
             name=name,
             address6=address6,
             peer_timeout=peer_timeout,
+            peer_ack_delay=peer_ack_delay,
         )
 
     def tftp(self) -> TftpConfig:

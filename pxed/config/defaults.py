@@ -13,6 +13,7 @@ DEFAULTS: dict[str, object] = {
     "server.database": None,  # none: leases in SQLite in state_dir
     "server.name": None,  # none: the machine's host name
     "server.peer_timeout": 3,  # seconds: a peer whose heartbeat is older is gone
+    "server.peer_ack_delay": 10,  # secs: a live peer's client retrying this long is answered
     "server.address6": None,  # none: the first listen6 address (a routable one first)
     "tftp.enabled": True,
     "tftp.root": Path("/srv/tftp"),

@@ -72,6 +72,8 @@ class ServerConfig:
     address6: IPv6Address | None = None
     # Seconds without a heartbeat in server.database before a peer's clients are taken over
     peer_timeout: int = 3
+    # A live peer's client whose secs field reaches this is answered here too (docs/ha.md)
+    peer_ack_delay: int = 10
 
     @property
     def label(self) -> str:

@@ -130,6 +130,7 @@ class DatagramStats:
     commit_failures: int = 0
     replies_sent: int = 0
     largest_batch: int = 0
+    takeovers: int = 0  # requests of a live peer's clients answered here (docs/ha.md)
 
 
 class Listener(DatagramProtocol, Generic[I]):

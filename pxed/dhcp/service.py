@@ -37,6 +37,7 @@ from twisted.logger import Logger
 
 from protocols.dhcp.leases import Lease, LeaseStore
 from protocols.dhcp.options import MessageType
+from protocols.dhcp.overdue import Overdue
 from protocols.dhcp.server import DhcpServer, Mode, NoReply, Received, Reply, Settings
 from protocols.dhcp.split import take
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from pxed.dhcp.heartbeat import Heartbeat
 
 NO_LOADER_MEMORY = 4096  # MACs warned about a missing loader, the least recent forgotten
+TOLD_MEMORY = 4096  # MACs warned about as answered for a live peer, the least recent forgotten
 NO_SERVER = IPv4Address(0)  # siaddr of a reply that carries no boot information
 
 _LEASE_CHANGES = frozenset({"RELEASE", "DECLINE"})
@@ -118,12 +120,15 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
         boot_seen: BootSeen | None = None,
         events: EventBus | None = None,
         heartbeat: Heartbeat | None = None,
+        overdue: Overdue | None = None,
     ) -> None:
         super().__init__(settings, open_store, interfaces, reactor, open_socket, stats)
         self.heartbeat = heartbeat  # with a shared database: the live peers split the clients
+        self.overdue = overdue  # with it: a live peer's clients it evidently does not hear
         self.events = events or EventBus()
         self.boot_seen = boot_seen
         self._told_no_loader: OrderedDict[str, None] = OrderedDict()
+        self._told_took_over: OrderedDict[str, None] = OrderedDict()
 
     @property
     def listen_ports(self) -> tuple[int, ...]:
@@ -163,13 +168,16 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
         except MalformedPacket as bad:
             self._malformed(listener, datagram, addr, bad)
             return None
+        overdue = None  # why this server answers a live peer's client (docs/ha.md)
         if self.heartbeat is not None:
             peers = self.heartbeat.peers
             mine = take(request, peers, listener.interface.address)
-            if mine is None:  # a live peer's client (protocols.dhcp.split)
+            if mine is None and self.overdue is not None:
+                overdue = self.overdue.check(request)
+            if mine is None and overdue is None:  # a live peer's client
                 self.stats.messages[(message_name(request.message_type), "peer")] += 1
                 return None
-            request = mine
+            request = mine or request
             self.engine.share = peers.share  # the free addresses this server probes first
         received = Received(
             listener.interface.address,
@@ -186,12 +194,30 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
         if not isinstance(action, Reply):
             return None
         self._booting(action)
+        if overdue is not None:
+            self._took_over(action.packet.mac, overdue)
         if action.no_loader is not None:
             self._no_loader(action.packet.mac, action.no_loader)
         ip, port = action.destination
         mac = action.packet.mac
         to, where = (str(ip), port), f"{ip}:{port}"
         return Outgoing(listener, action.data, to, where, mac, mac, committed=action.committed)
+
+    def _took_over(self, mac: str, why: str) -> None:
+        """Count a reply to a live peer's client, and warn once per MAC (the most recent
+        TOLD_MEMORY of them): the operator learns which clients the peer does not hear."""
+        self.stats.takeovers += 1
+        if mac in self._told_took_over:
+            self._told_took_over.move_to_end(mac)
+            return
+        self._told_took_over[mac] = None
+        if len(self._told_took_over) > TOLD_MEMORY:
+            self._told_took_over.popitem(last=False)
+        log.warn(
+            "dhcp {mac}: answered for a live peer that evidently does not hear it ({why})",
+            mac=mac,
+            why=why,
+        )
 
     def _no_loader(self, mac: str, why: str) -> None:
         """Warn once per MAC (the most recent NO_LOADER_MEMORY of them) that a booting client
@@ -354,6 +380,7 @@ def dhcp_service(
         boot_seen=boot_seen,
         events=events,
         heartbeat=heartbeat,
+        overdue=None if heartbeat is None else Overdue(config.server.peer_ack_delay),
     )
 
 

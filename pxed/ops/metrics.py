@@ -128,6 +128,12 @@ def dhcp_metrics(
             f"{what} lease commits that failed (their replies were not sent)",
             stats.commit_failures,
         ),
+        (
+            "takeovers",
+            f"{what} requests of a live peer's clients answered here: it evidently does not "
+            "hear them (docs/ha.md)",
+            stats.takeovers,
+        ),
     ):
         family = CounterMetricFamily(f"{prefix}_{name}", help_text, labels=["server"])
         family.add_metric([server], value)

@@ -48,6 +48,7 @@ RESTART_KEYS = (
     "server.state_dir",
     "server.database",
     "server.peer_timeout",  # the heartbeat's, started with DHCP
+    "server.peer_ack_delay",  # read when DHCP starts, as the heartbeat
     "tftp",
     "http.enabled",
     "http.listen",

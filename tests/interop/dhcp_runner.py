@@ -125,8 +125,9 @@ def build(
     options: list[tuple[int, bytes]],
     ciaddr: IPv4Address = ZERO,
     broadcast: bool = True,
+    secs: int = 0,
 ) -> bytes:
-    head = bytes([1, 1, 6, 0]) + xid.to_bytes(4, "big") + bytes(2)
+    head = bytes([1, 1, 6, 0]) + xid.to_bytes(4, "big") + secs.to_bytes(2, "big")
     head += (0x8000 if broadcast else 0).to_bytes(2, "big") + ciaddr.packed + bytes(12)
     head += mac + bytes(10) + bytes(64 + 128) + MAGIC
     body = bytes([53, 1, kind])
@@ -257,6 +258,24 @@ def _describe(reply: Parsed, sender: str) -> dict[str, Any]:
         "vendor_class": reply.options.get(60, b"").decode(errors="replace"),
         "uuid": reply.options.get(97, b"").hex(),
     }
+
+
+# --- retry ---------------------------------------------------------------------------------
+
+
+def retry(args: argparse.Namespace) -> dict[str, Any]:
+    """One DISCOVER sent again unanswered, as firmware does: the same xid, each copy with
+    the next of ``--secs``; stops at the first copy that gets an OFFER."""
+    mac = bytes.fromhex(args.mac.replace(":", ""))
+    xid = random.getrandbits(32)
+    pxe = [(60, PXE_VENDOR.encode()), (93, b"\0\0"), (55, bytes([1, 3, 6, 43, 60, 66, 67]))]
+    sock = client_socket(args.interface, 68)
+    for copy, secs in enumerate(args.secs, 1):
+        sock.sendto(build(DISCOVER, mac, xid, pxe, secs=secs), ("255.255.255.255", 67))
+        offers = [o for o, _ in collect(sock, xid, args.wait) if o.kind == OFFER]
+        if offers:
+            return {"copy": copy, "servers": sorted({str(o.server_id) for o in offers})}
+    return {"copy": None, "servers": []}
 
 
 # --- load ------------------------------------------------------------------------------------
@@ -434,6 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     pxe.add_argument("--prefix", type=int, default=24)
     pxe.add_argument("--server-port", type=int, default=67)
     pxe.add_argument("--wait", type=float, default=2.0)
+    retrying = commands.add_parser("retry")
+    retrying.add_argument("--interface", required=True)
+    retrying.add_argument("--mac", required=True)
+    retrying.add_argument("--secs", type=int, nargs="+", required=True)
+    retrying.add_argument("--wait", type=float, default=2.0)
     generator = commands.add_parser("load")
     add_load_arguments(generator)
     generator.add_argument("--server-port", type=int, default=67)
@@ -458,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     commands_by_name = {
         "pxe-client": pxe_client,
+        "retry": retry,
         "load": load,
         "decline": decline,
         "release": release,

@@ -41,13 +41,19 @@ import psycopg
 import pytest
 
 from lab.netns import Namespace, NetnsLab, require_binary
-from lab.procs import wait_until
+from lab.procs import run, wait_until
 from protocols.dhcp.options import MessageType
 from protocols.dhcp.split import owner
 from protocols.dhcp.wire import decode_dhcp
 from protocols.errors import MalformedPacket
 from pxed.pcap.capture import read_frames
-from tests.interop.dhcp_runner import runner_argv, start_pxed, subnet, write_config
+from tests.interop.dhcp_runner import (
+    in_namespace,
+    runner_argv,
+    start_pxed,
+    subnet,
+    write_config,
+)
 from tests.support.postgres import cluster
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
@@ -348,3 +354,47 @@ def bound(confirmed: Renewal, renewed: list[Renewal]) -> float:
     bind, no later than that ACK's arrival, plus the lease time)."""
     full = [r.got for r in renewed if r.mac == confirmed.mac and r.lease_time == LEASE_TIME]
     return max((got for got in full if got <= confirmed.sent), default=0.0) + LEASE_TIME
+
+
+def test_a_live_server_cut_off_from_its_clients_has_them_answered_by_its_peer_once_they_wait(
+    netns_lab: NetnsLab, postgres_url: str, tmp_path: Path
+):
+    """pxe1's link to the clients goes down while its heartbeat (PostgreSQL on a Unix
+    socket) goes on, so pxe2 still counts it live.  A client of pxe1's bucket retrying
+    its DISCOVER is answered by pxe2: at the copy whose secs reaches
+    ``server.peer_ack_delay`` (10), or at the third copy for firmware whose secs stay 0
+    (``protocols.dhcp.overdue``); pxe2 logs the MAC once."""
+    switch = netns_lab.namespace("cw")
+    bridge = netns_lab.bridge(switch, host=None)
+    links, pxeds = {}, {}
+    for name, host in SERVERS.items():
+        ns = netns_lab.namespace("c" + name[-1])
+        links[name] = link = netns_lab.attach(bridge, ns)
+        ns.ip("addr", "add", on_network(host), "dev", link.b_if)
+        config = shared_config(
+            tmp_path / f"{name}.yaml", link.b_if, tmp_path / name, postgres_url, name
+        )
+        pxeds[name] = (ns, start_pxed(ns, config, tmp_path / f"{name}.log"))
+    client = netns_lab.namespace("cc")
+    client_if = netns_lab.attach(bridge, client).b_if
+    for _, proc in pxeds.values():
+        proc.wait_for_output("servers answering clients now: pxe1, pxe2", timeout=20.0)
+    macs = [f"52:54:00:cc:00:{n:02x}" for n in range(64)]
+    pxe1s = [mac for mac in macs if owner(bytes.fromhex(mac.replace(":", "")), SERVERS) == "pxe1"]
+
+    def retry(mac: str, *secs: int) -> dict[str, object]:
+        argv = ["retry", "--interface", client_if, "--mac", mac, "--wait", "2"]
+        done = run(in_namespace(client, *argv, "--secs", *map(str, secs)), timeout=60)
+        return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+    pxe1, pxe2 = (str(NETWORK.network_address + host) for host in SERVERS.values())
+    assert retry(pxe1s[0], 0, 0, 0) == {"copy": 1, "servers": [pxe1]}  # served: its owner
+    ns1, _ = pxeds["pxe1"]
+    ns1.ip("link", "set", links["pxe1"].b_if, "down")
+    assert retry(pxe1s[1], 0, 4, 12) == {"copy": 3, "servers": [pxe2]}  # EDK2's secs
+    assert retry(pxe1s[2], 0, 12) == {"copy": 2, "servers": [pxe2]}  # secs alone
+    assert retry(pxe1s[3], 0, 0, 0, 0) == {"copy": 3, "servers": [pxe2]}  # copies alone
+    log = pxeds["pxe2"][1].output()
+    for mac in pxe1s[1:4]:
+        assert log.count(f"dhcp {mac}: answered for a live peer") == 1, log
+    assert "this one answers every client" not in log  # pxe1 stayed live throughout

@@ -361,3 +361,12 @@ def test_peer_timeout_defaults_to_three_seconds_and_must_outlast_two_heartbeats(
     assert load(HEAD + "  peer_timeout: 10\n").server.peer_timeout == 10
     (error,) = errors(HEAD + "  peer_timeout: 1\n")
     assert error.startswith("/cfg/pxed.yaml:4:17: server.peer_timeout: ")
+
+
+def test_peer_ack_delay_defaults_to_ten_seconds_of_secs_and_is_checked_where_written():
+    assert load(HEAD).server.peer_ack_delay == 10
+    assert load(HEAD + "  peer_ack_delay: 4\n").server.peer_ack_delay == 4
+    (error,) = errors(HEAD + "  peer_ack_delay: 0\n")
+    assert error.startswith("/cfg/pxed.yaml:4:19: server.peer_ack_delay: ")
+    (error,) = errors(HEAD + "  peer_ack_delay: soon\n")
+    assert error.startswith("/cfg/pxed.yaml:4:19: server.peer_ack_delay: expected a whole number")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
@@ -13,6 +13,7 @@ from twisted.logger import LogLevel, capturedLogs
 
 from protocols.dhcp.leases import Lease, MemoryLeaseStore
 from protocols.dhcp.options import MessageType, Option
+from protocols.dhcp.overdue import Overdue
 from protocols.dhcp.server import Mode, Settings
 from protocols.dhcp.split import Peers, owner
 from protocols.dhcp.wire import DhcpPacket, decode_dhcp, encode_dhcp
@@ -487,3 +488,58 @@ def test_with_a_live_peer_this_server_offers_from_its_share_of_the_pool():
         h.reactor.advance(0)
     offered = {int(packet.yiaddr) & 0xFF for packet, _ in h.replies()}
     assert offered == {101, 103, 105, 107, 109}
+
+
+def test_a_live_peers_client_that_waited_is_offered_here_logged_once_and_counted():
+    """The peer beats but does not hear this client (docs/ha.md): secs 4 is left to it,
+    secs 10 (server.peer_ack_delay) is answered here, and its MAC logged once."""
+    h = Harness()
+    both = frozenset({"pxe1", "pxe2"})
+    h.service.heartbeat = SteadyBeat(Peers("pxe1", both))  # type: ignore[assignment]
+    h.service.overdue = Overdue(ack_delay=10)
+    mac = next(
+        mac
+        for n in range(256)
+        if owner(bytes.fromhex((mac := f"52:54:00:00:02:{n:02x}").replace(":", "")), both) == "pxe2"
+    )
+
+    def discover(secs: int, xid: int) -> bytes:
+        packet = decode_dhcp(request(MessageType.DISCOVER, mac, xid=xid, options=PXE))
+        return encode_dhcp(replace(packet, secs=secs, layout=None), min_size=300)
+
+    with capturedLogs() as events:
+        h.deliver(discover(secs=4, xid=1))
+        h.reactor.advance(0)
+        assert h.replies() == []
+        for secs in (10, 14):
+            h.deliver(discover(secs=secs, xid=1))
+            h.reactor.advance(0)
+    offers = [packet for packet, _ in h.replies()]
+    assert [(p.mac, p.message_type) for p in offers] == [(mac, MessageType.OFFER)] * 2
+    taken = [e for e in events if "live peer" in e.get("log_format", "")]
+    assert [(e["mac"], e["why"]) for e in taken] == [(mac, "secs 10 >= server.peer_ack_delay 10")]
+    assert h.service.stats.takeovers == 2
+    assert h.service.stats.messages[("DISCOVER", "peer")] == 1
+    assert h.service.stats.messages[("DISCOVER", "offer")] == 2
+
+
+def test_a_live_peers_client_this_server_ignores_too_is_neither_logged_nor_counted_as_taken():
+    """Waiting does not always mean the peer does not hear: it may ignore the client on
+    purpose (here: unknown hosts are not served); so does this server, and says nothing."""
+    h = Harness(settings(allow_unknown=False))
+    both = frozenset({"pxe1", "pxe2"})
+    h.service.heartbeat = SteadyBeat(Peers("pxe1", both))  # type: ignore[assignment]
+    h.service.overdue = Overdue(ack_delay=10)
+    mac = next(
+        mac
+        for n in range(256)
+        if owner(bytes.fromhex((mac := f"52:54:00:00:03:{n:02x}").replace(":", "")), both) == "pxe2"
+    )
+    with capturedLogs() as events:
+        for _ in range(4):
+            h.deliver(request(MessageType.DISCOVER, mac, xid=7, options=PXE))
+            h.reactor.advance(0)
+    assert h.replies() == []
+    assert not [e for e in events if "live peer" in e.get("log_format", "")]
+    assert h.service.stats.takeovers == 0
+    assert h.service.stats.messages[("DISCOVER", "peer")] == 2

@@ -40,6 +40,7 @@ def test_dhcp_messages_are_counted_by_server_type_and_outcome() -> None:
     dhcp.messages[("REQUEST", "ack")] += 2
     dhcp.messages[("DISCOVER", "peer")] += 4
     dhcp.replies_sent = 5
+    dhcp.takeovers = 1
     got = samples(Sources(dhcp=dhcp, server="pxe1"))
     offer = (("outcome", "offer"), ("server", "pxe1"), ("type", "DISCOVER"))
     assert got[("pxed_dhcp_messages_total", offer)] == 3
@@ -48,6 +49,7 @@ def test_dhcp_messages_are_counted_by_server_type_and_outcome() -> None:
     peer = (("outcome", "peer"), ("server", "pxe1"), ("type", "DISCOVER"))
     assert got[("pxed_dhcp_messages_total", peer)] == 4
     assert got[("pxed_dhcp_replies_sent_total", (("server", "pxe1"),))] == 5
+    assert got[("pxed_dhcp_takeovers_total", (("server", "pxe1"),))] == 1
 
 
 def test_dhcpv6_messages_are_counted_apart_from_dhcp() -> None:
