@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
@@ -29,8 +30,9 @@ from protocols.dhcpv6.options import CLIENTID, IAADDR, IaAddress
 from protocols.dhcpv6.wire import Dhcpv6Message, MessageType, decode_dhcpv6
 from protocols.errors import MalformedPacket
 from pxed.pcap.capture import read_frames
-from tests.interop.dhcp_runner import PYTHON, REPO, start_pxed, subnet, write_config
+from tests.interop.dhcp_runner import PYTHON, REPO, pxed_argv, start_pxed, subnet, write_config
 from tests.interop.test_dhcp6_clients import _addresses_ready
+from tests.support.postgres import cluster
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
 
@@ -206,3 +208,126 @@ def test_two_servers_on_one_postgresql_bind_dhcpv6_clients_each_in_its_own_share
     assert all(p.running() for p in pxeds.values())
     for proc in pxeds.values():
         proc.stop()
+
+
+def healthz(ns: Namespace) -> tuple[int, str]:
+    done = ns.run(
+        ["curl", "-s", "-m", "5", "-w", "\\n%{http_code}", f"http://127.0.0.1:{HTTP_PORT}/healthz"],
+        check=False,
+    )
+    body, _, code = done.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A REPLY granting an address, with the client message it answers."""
+
+    asked: Seen
+    reply: Seen
+
+
+def answers(seen: list[Seen]) -> list[Answer]:
+    """Each REPLY that grants an address, paired with the latest client message before it
+    of its transaction (perfdhcp sends each once)."""
+    asked: dict[tuple[str, int], Seen] = {}
+    paired = []
+    for message in sorted(seen, key=lambda m: m.at):
+        if message.kind in (M.SOLICIT, M.REQUEST, M.RENEW, M.REBIND):
+            asked[message.client, message.xid] = message
+        elif message.kind == M.REPLY and message.address is not None:
+            question = asked.get((message.client, message.xid))
+            if question is not None:
+                paired.append(Answer(question, message))
+    return paired
+
+
+def latest_end(confirmed: Answer, answered: list[Answer]) -> float:
+    """The latest a binding confirmed by ``confirmed`` can end: its row was written by a
+    full-lifetime REPLY the client got before (the expiry is the server's clock at the
+    bind, no later than that REPLY's capture, plus the lifetime)."""
+    full = [
+        a.reply.at
+        for a in answered
+        if (a.reply.client, a.reply.address) == (confirmed.reply.client, confirmed.reply.address)
+        and a.reply.valid == LEASE_TIME
+        and a.reply.at <= confirmed.asked.at
+    ]
+    return max(full, default=0.0) + LEASE_TIME
+
+
+DOWN_FOR = 10.0  # seconds PostgreSQL stays stopped
+# 50 clients; 20 exchanges (a SOLICIT of one of them, binding it or extending its
+# binding) and 3 RENEWs a second, for 32 s at most.  perfdhcp renews the last REPLY to
+# a client's REQUEST once (a REPLY to a RENEW is not renewed again): the clients bound
+# before the stop are what it renews while no REQUEST is answered.
+RENEWING = ["perfdhcp", "-6", "-r", "20", "-f", "3", "-R", "50", "-p", "32", "-d", "5"]
+BOUND_BEFORE = 40  # clients bound when PostgreSQL stops: renewals for the 10 s
+RENEWING += ["-W", "3000000"]
+
+
+def test_with_postgresql_stopped_pxed_confirms_only_stored_dhcpv6_bindings_and_recovers(
+    netns_lab: NetnsLab, tmp_path: Path
+):
+    """perfdhcp -6 binding and renewing 50 clients; PostgreSQL stopped by its PID for
+    DOWN_FOR seconds, then started again on the same data.
+
+    While it is down, RENEWs of stored bindings are answered for no longer than the
+    binding has left, REQUESTs are not answered, and /healthz says the database is
+    down; afterwards pxed binds again by itself.  Every REPLY the clients saw, before,
+    during and after, is a row of leases6."""
+    require_binary("perfdhcp")
+    require_binary("tcpdump")
+    require_binary("curl")
+    with cluster() as db:
+        url = db.start().url("postgres")
+        server, clients = netns_lab.namespace("s6"), netns_lab.namespace("c6")
+        link = netns_lab.veth(server, clients)
+        server.ip("-6", "addr", "add", f"{PREFIX.network_address + 1}/64", "dev", link.a_if)
+        link_ready(server, link.a_if)
+        link_ready(clients, link.b_if)
+        config = config6(tmp_path / "pxed.yaml", link.a_if, tmp_path / "state", url, "pxe1", False)
+        settings = json.loads(config.read_text())
+        settings["http"] = {"enabled": True, "listen": ["127.0.0.1"], "port": HTTP_PORT}
+        config.write_text(json.dumps(settings))
+        pxed = server.spawn(pxed_argv(config), tmp_path / "pxed.log")
+        pxed.wait_for_output("dhcp6: full mode", timeout=20.0)
+        capture = clients.tcpdump(link.b_if, tmp_path / "clients.pcap", "udp port 546 or 547")
+        load = clients.spawn([*RENEWING, "-l", link.b_if], tmp_path / "perfdhcp.log")
+        wait_until(lambda: len(rows(url)) >= BOUND_BEFORE, 30, "clients bound before the stop")
+        db.stop()
+        stopped = time.time()
+        wait_until(lambda: "no REPLY leaves" in pxed.output(), 30, "pxed to log the database down")
+        code, body = healthz(server)
+        assert code == 503 and "server.database" in json.loads(body)["database"], body
+        time.sleep(max(0.0, stopped + DOWN_FOR - time.time()))  # down a while, under load
+        started = time.time()
+        db.start()
+        wait_until(lambda: "answers again" in pxed.output(), 30, "pxed to read the leases again")
+        wait_until(lambda: healthz(server)[0] == 200, 30, "/healthz to be 200 again")
+        load.wait(60)
+        capture.stop()
+        assert pxed.running(), pxed.output()[-3000:]
+        stored = {(duid, address): expires for duid, address, expires, _ in rows(url)}
+        seen = messages(tmp_path / "clients.pcap")
+        answered = answers(seen)
+        renews = [m for m in seen if m.kind == M.RENEW and stopped <= m.at < started]
+        unstored = [a for a in answered if (a.reply.client, a.reply.address) not in stored]
+        down = [a for a in answered if stopped <= a.asked.at < started]
+        confirmed = [a for a in down if a.asked.kind in (M.RENEW, M.REBIND)]
+        beyond = [a for a in confirmed if a.asked.at + a.reply.valid > latest_end(a, answered)]
+        after = [a for a in answered if a.asked.at > started and a.asked.kind == M.REQUEST]
+        print(
+            f"{len(answered)} REPLYs granting an address, {len(down)} to messages sent while"
+            f" the database was down ({started - stopped:.1f} s, {len(renews)} RENEWs), by kind"
+            f" {dict(Counter(a.asked.kind.name for a in down))}; by second since the stop"
+            f" {sorted(Counter(int(a.asked.at - stopped) for a in confirmed).items())};"
+            f" {len(unstored)} not stored; {len(beyond)} beyond the stored binding;"
+            f" {len(after)} REQUESTs answered after the restart"
+        )
+        assert not unstored, unstored
+        assert confirmed and len(confirmed) == len(down), Counter(a.asked.kind for a in down)
+        assert all(a.reply.valid < LEASE_TIME for a in confirmed), confirmed
+        assert not beyond, beyond
+        assert after, "no REQUEST answered after the restart"
+        pxed.stop()
