@@ -225,6 +225,12 @@ class Namespace:
         self.started.append(proc)
         return proc
 
+    def link_local_ready(self, iface: str) -> bool:
+        """A link-local address on `iface`, past duplicate address detection: before that
+        it is "tentative" and a DHCPv6 client or server cannot bind to it."""
+        shown = self.run(["ip", "-6", "addr", "show", "dev", iface]).stdout
+        return "fe80::" in shown and "tentative" not in shown
+
     def wait_listening(self, port: int, proto: str = "udp", timeout: float = 10.0) -> None:
         """Wait until some socket in this namespace listens on `port` (server ready)."""
         flag = {"udp": "-u", "tcp": "-t"}[proto]

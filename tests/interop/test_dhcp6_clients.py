@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from lab.netns import Background, Namespace, NetnsLab, require_binary
+from lab.netns import Background, NetnsLab, require_binary
 from lab.procs import wait_until
 from pxed.dhcp6.leases import DATABASE_NAME, read_leases6
 from tests.interop.dhcp_runner import PYTHON, REPO, pxed_argv
@@ -54,7 +54,7 @@ class Dhcp6Lab:
         self.server.ip("-6", "addr", "add", f"{SERVER}/64", "dev", self.server_if, "nodad")
         self.state = tmp / "state"
         for ns, iface in ((self.server, self.server_if), (self.client, self.client_if)):
-            ready = partial(_addresses_ready, ns, iface)
+            ready = partial(ns.link_local_ready, iface)
             wait_until(ready, 10, f"{iface}'s link-local address")
 
     @property
@@ -93,12 +93,6 @@ class Dhcp6Lab:
         """Committed bindings: client DUID (hex) -> address."""
         rows = read_leases6(self.state / DATABASE_NAME)
         return {duid: IPv6Address(address) for duid, _, address, _, _ in rows}
-
-
-def _addresses_ready(ns: Namespace, iface: str) -> bool:
-    """A link-local address, past duplicate address detection (dhclient binds to it)."""
-    shown = ns.run(["ip", "-6", "addr", "show", "dev", iface]).stdout
-    return "fe80::" in shown and "tentative" not in shown
 
 
 @pytest.fixture

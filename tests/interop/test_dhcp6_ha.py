@@ -31,7 +31,6 @@ from protocols.dhcpv6.wire import Dhcpv6Message, MessageType, decode_dhcpv6
 from protocols.errors import MalformedPacket
 from pxed.pcap.capture import read_frames
 from tests.interop.dhcp_runner import PYTHON, REPO, pxed_argv, start_pxed, subnet, write_config
-from tests.interop.test_dhcp6_clients import _addresses_ready
 from tests.support.postgres import cluster
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns, pytest.mark.slow]
@@ -134,7 +133,7 @@ def pxed_leases(config: Path) -> list[list[str]]:
 
 
 def link_ready(ns: Namespace, interface: str) -> None:
-    wait_until(partial(_addresses_ready, ns, interface), 10, f"{interface}'s link-local address")
+    wait_until(partial(ns.link_local_ready, interface), 10, f"{interface}'s link-local address")
 
 
 def position(address: IPv6Address) -> int:

@@ -127,11 +127,6 @@ def test_every_acked_lease_survives_sigkill_under_load(netns_lab: NetnsLab, tmp_
     print(f"{KILLS} SIGKILLs, {checked} ACKed leases checked after each restart, none lost")
 
 
-def _link_local_ready(ns, iface: str) -> bool:
-    shown = ns.run(["ip", "-6", "addr", "show", "dev", iface]).stdout
-    return "fe80::" in shown and "tentative" not in shown
-
-
 def test_every_dhcpv6_reply_survives_sigkill_under_load(netns_lab: NetnsLab, tmp_path: Path):
     """As above, for SOLICIT/ADVERTISE/REQUEST/REPLY: every address a REPLY granted is a
     binding in leases6.sqlite3 after every restart (a /64 pool: no address is reused)."""
@@ -140,7 +135,7 @@ def test_every_dhcpv6_reply_survives_sigkill_under_load(netns_lab: NetnsLab, tmp
     link = netns_lab.veth(server, client)
     server.ip("-6", "addr", "add", f"{PREFIX6.network_address + 1}/64", "dev", link.a_if, "nodad")
     for ns, iface in ((server, link.a_if), (client, link.b_if)):
-        wait_until(partial(_link_local_ready, ns, iface), 10, f"{iface}'s link-local address")
+        wait_until(partial(ns.link_local_ready, iface), 10, f"{iface}'s link-local address")
     state = tmp_path / "state"
     pool = [str(PREFIX6.network_address + 0x100), str(PREFIX6.broadcast_address - 1)]
     config = tmp_path / "pxed.yaml"
