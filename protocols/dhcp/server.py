@@ -451,12 +451,12 @@ class DhcpServer:
             file, spilled = _place_file(choice.file)
             fixed = _with(fixed, [*choice.options.items(), *spilled])
             taken = {option.code for option in fixed}
-            boot = {
+            places = {
                 TFTP_SERVER: _option(TFTP_SERVER, str(choice.next_server)),
                 BOOTFILE: _option(BOOTFILE, choice.file),
             }
             wanted = tuple(
-                boot.get(option.code, option) for option in wanted if option.code not in taken
+                places.get(option.code, option) for option in wanted if option.code not in taken
             )
         options = fixed + wanted
         name = kind.name if kind is not None else "BOOTREPLY"
