@@ -512,8 +512,15 @@ def _pack_header(values: list[Any]) -> bytes:
         if len(value) != size:
             raise EncodeError(f"BOOTP header: {name} is {len(value)} bytes, not {size}")
     try:
+        # ``IPv4Address.packed`` is two Python calls, ``int()`` one: replies carry the
+        # engine's own IPv4Address objects, anything else is written as the grammar would.
         values[7:11] = [
-            _ZERO_BYTES if address is _ZERO else _WRITE_IPV4(address) for address in values[7:11]
+            _ZERO_BYTES
+            if address is _ZERO
+            else int(address).to_bytes(4, "big")
+            if type(address) is IPv4Address
+            else _WRITE_IPV4(address)
+            for address in values[7:11]
         ]
         return _FAST_HEADER.pack(*values)
     except (struct.error, ValueError, TypeError) as exc:
