@@ -89,6 +89,7 @@ from protocols.dhcp.values import (
     Scan,
     build_item,
     decode_text,
+    read_ipv4,
     scan,
 )
 from protocols.errors import MalformedPacket
@@ -146,7 +147,7 @@ def parse_header(data: bytes) -> dict[str, Any]:
     for name in _ADDRESS_FIELDS:
         raw = fields[name]
         # Most requests leave three of the four at 0.0.0.0: share the one address object.
-        fields[name] = _ZERO if raw == _ZERO_BYTES else IPv4Address(raw)
+        fields[name] = _ZERO if raw == _ZERO_BYTES else read_ipv4(raw)
     return fields
 
 
