@@ -456,7 +456,7 @@ class DhcpServer:
                 BOOTFILE: _option(BOOTFILE, choice.file),
             }
             wanted = tuple(
-                places.get(option.code, option) for option in wanted if option.code not in taken
+                [places.get(option.code, option) for option in wanted if option.code not in taken]
             )
         options = fixed + wanted
         name = kind.name if kind is not None else "BOOTREPLY"
@@ -469,7 +469,7 @@ class DhcpServer:
             request,
             received,
             options,
-            f"{name} {ip} to {request.mac}{boot}",
+            f"{name} {ip!s} to {request.mac}{boot}",
             yiaddr=ip,
             siaddr=next_server if choice else ZERO,
             ciaddr=request.ciaddr if kind in (MessageType.ACK, None) else ZERO,
@@ -599,12 +599,12 @@ class DhcpServer:
 # Without one of these a request cannot be from boot firmware (``Client.netboot``), and
 # classify's other fields only matter for a PXE or HTTP client: most DHCP traffic is
 # leases only (installers, booted hosts, relays' perfdhcp), so it skips classify.
-_BOOT_HINTS = (OPT_VENDOR_CLASS, OPT_ARCH, OPT_IPXE_ENCAP, OPT_USER_CLASS)
+_BOOT_HINTS = frozenset((OPT_VENDOR_CLASS, OPT_ARCH, OPT_IPXE_ENCAP, OPT_USER_CLASS))
 _NOT_BOOTING = Client()
 
 
 def _client(request: DhcpPacket) -> Client:
-    if not any(request.get(code) is not None for code in _BOOT_HINTS):
+    if not request.carries(_BOOT_HINTS):
         return _NOT_BOOTING
     return classify({option.code: option.data for option in request.options})
 

@@ -8,6 +8,7 @@ Public API (Construct containers never leave this package)::
     DhcpPacket.reply(request, options, *, file="", sname="", yiaddr=, siaddr=, ciaddr=, vend=)
     make_options([(53, MessageType.OFFER), (54, server_ip), (3, (gw,)), (43, b"...")])
     packet.option(code)  -> typed value or None; MalformedPacket if its bytes don't fit
+    packet.carries(frozenset_of_codes) -> whether any of them is present
     packet.get(code)     -> Option | None (lenient: .value may be an InvalidValue)
     packet.message_type, vendor_class, client_arch, user_class, parameter_request_list,
         requested_ip, server_id, client_id, client_uuid, max_message_size, hostname,
@@ -306,6 +307,10 @@ class DhcpPacket:
         """The option with this code (lenient: its value may be an InvalidValue)."""
         return self._by_code.get(code)
 
+    def carries(self, codes: frozenset[int]) -> bool:
+        """Whether any of these options is present (one set operation, no loop)."""
+        return not self._by_code.keys().isdisjoint(codes)
+
     def option(self, code: int) -> object:
         """Typed value of option ``code``, None if absent; MalformedPacket if its bytes
         don't fit its type (the engine drops such a request)."""
@@ -416,8 +421,10 @@ class DhcpPacket:
 
 def make_options(options: Iterable[Option | tuple[int, object]]) -> tuple[Option, ...]:
     """Options in the given order from ``(code, typed value)`` pairs (or ready Options)."""
+    # A list comprehension, not a generator: every reply comes here, and a generator
+    # resumes once per option.
     return tuple(
-        item if isinstance(item, Option) else Option.of(item[0], item[1]) for item in options
+        [item if isinstance(item, Option) else Option.of(item[0], item[1]) for item in options]
     )
 
 
@@ -470,8 +477,10 @@ def _join(
                 offsets[code] = offset
     pxe = joined.get(VENDOR_CLASS, b"").startswith(b"PXEClient")
     options = tuple(
-        Option.found(code, data, pxe and code == VENDOR_SPECIFIC, offsets[code])
-        for code, data in joined.items()
+        [
+            Option.found(code, data, pxe and code == VENDOR_SPECIFIC, offsets[code])
+            for code, data in joined.items()
+        ]
     )
     return options, _Layout((main, file_area, sname_area), options)
 
