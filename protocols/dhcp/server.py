@@ -184,7 +184,7 @@ def reply_destination(
         return received.source
     if request.giaddr != ZERO:
         return request.giaddr, ports.server
-    if reply.option(MESSAGE_TYPE) != MessageType.NAK and request.ciaddr != ZERO:
+    if request.ciaddr != ZERO and reply.option(MESSAGE_TYPE) != MessageType.NAK:
         return request.ciaddr, ports.client
     return BROADCAST, ports.client
 
