@@ -59,14 +59,25 @@ class Subnet:
         return hash((self.network, self.pool, self.routers, self.dns, self.domain, self.lease_time))
 
     def in_pool(self, ip: IPv4Address) -> bool:
-        return self.pool is not None and self.pool[0] <= ip <= self.pool[1]
+        pool = self._pool_numbers
+        return pool is not None and pool[0] <= int(ip) <= pool[1]
 
     def usable(self, ip: IPv4Address) -> bool:
         """Inside the network and neither its network nor broadcast address."""
-        return ip in self.network and ip not in (
-            self.network.network_address,
-            self.network.broadcast_address,
-        )
+        first, last = self._usable_numbers
+        return first <= int(ip) <= last
+
+    # Both are asked for each address allocation probes, and IPv4Address compares
+    # through a Python method per operator: the bounds are compared as numbers.
+    @once
+    def _pool_numbers(self) -> tuple[int, int] | None:
+        return None if self.pool is None else (int(self.pool[0]), int(self.pool[1]))
+
+    @once
+    def _usable_numbers(self) -> tuple[int, int]:
+        """From past the network address to before the broadcast (empty for /31, /32)."""
+        network = self.network
+        return int(network.network_address) + 1, int(network.broadcast_address) - 1
 
 
 @dataclass(frozen=True)

@@ -712,6 +712,15 @@ class Option(TypedOption):
         """An option from a typed value (or raw ``bytes``), for building replies."""
         return cls(code, encode_value(code, value), pxe=isinstance(value, PxeOptions))
 
+    @classmethod
+    def found(cls, code: int, data: bytes, pxe: bool, offset: int) -> Option:
+        """An option as the decoder found it, without the dataclass ``__init__``: a frozen
+        dataclass sets each field by ``object.__setattr__``, and a PXE request carries a
+        dozen options (benchmarks/README.md)."""
+        option = object.__new__(cls)
+        option.__dict__.update(code=code, data=data, pxe=pxe, offset=offset)
+        return option
+
     def codec(self) -> Codec:
         return _codec(self.code, self.pxe)
 

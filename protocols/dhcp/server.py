@@ -191,7 +191,7 @@ def reply_destination(
         return received.source
     if request.giaddr != ZERO:
         return request.giaddr, ports.server
-    if reply.option(MESSAGE_TYPE) != MessageType.NAK and request.ciaddr != ZERO:
+    if request.ciaddr != ZERO and reply.option(MESSAGE_TYPE) != MessageType.NAK:
         return request.ciaddr, ports.client
     return BROADCAST, ports.client
 
@@ -433,9 +433,9 @@ class DhcpServer:
     def _boot_reply(
         self, request: DhcpPacket, received: Received, kind: MessageType, choice: BootChoice
     ) -> Action:
-        head = [(MESSAGE_TYPE, kind), (SERVER_ID, received.address)]
+        head = (_option(MESSAGE_TYPE, kind), _option(SERVER_ID, received.address))
         file, spilled = _place_file(choice.file)
-        options = _options(head, [*choice.options.items(), *spilled])
+        options = _with(head, [*choice.options.items(), *spilled])
         return self._send(
             request,
             received,
@@ -478,22 +478,29 @@ class DhcpServer:
             lease_time = None
         elif lease_time is None:
             lease_time = subnet.lease_time
-        head = _head(kind, received.address, lease_time)
-        forced: list[tuple[int, object]] = list(choice.options.items()) if choice else []
-        file = ""
-        if choice is not None:
-            file, spilled = _place_file(choice.file)
-            forced += spilled
-        fixed = _options(list(head), forced)
         prl = request.get(PARAMETER_REQUEST_LIST)
-        wanted = _wanted(
+        fixed, wanted = _reply_options(
+            kind,
+            received.address,
+            lease_time,
             b"" if prl is None else prl.data,
             subnet,
             host.hostname if host is not None and host.hostname else None,
-            (choice.next_server, choice.file) if choice is not None else None,
+            choice is not None,
         )
-        taken = {code for code, _ in fixed}
-        options = fixed + [(option.code, option) for option in wanted if option.code not in taken]
+        file = ""
+        if choice is not None:
+            file, spilled = _place_file(choice.file)
+            fixed = _with(fixed, [*choice.options.items(), *spilled])
+            taken = {option.code for option in fixed}
+            places = {
+                TFTP_SERVER: _option(TFTP_SERVER, str(choice.next_server)),
+                BOOTFILE: _option(BOOTFILE, choice.file),
+            }
+            wanted = tuple(
+                [places.get(option.code, option) for option in wanted if option.code not in taken]
+            )
+        options = fixed + wanted
         name = kind.name if kind is not None else "BOOTREPLY"
         missing = (
             None if choice or client is _NOT_BOOTING else no_loader(client, self.settings.boot)
@@ -504,20 +511,22 @@ class DhcpServer:
             request,
             received,
             options,
-            f"{name} {ip} to {request.mac}{boot}",
+            f"{name} {ip!s} to {request.mac}{boot}",
             yiaddr=ip,
             siaddr=next_server if choice else ZERO,
             ciaddr=request.ciaddr if kind in (MessageType.ACK, None) else ZERO,
             file=file,
-            droppable=len(options) - len(fixed),
+            droppable=len(wanted),
         )
         if missing and isinstance(action, Reply):
             return replace(action, no_loader=missing)
         return action
 
     def _nak(self, request: DhcpPacket, received: Received, why: str) -> Action:
-        options = _options(
-            [(MESSAGE_TYPE, MessageType.NAK), (SERVER_ID, received.address), (MESSAGE, why)], []
+        options = (
+            _option(MESSAGE_TYPE, MessageType.NAK),
+            _option(SERVER_ID, received.address),
+            Option.of(MESSAGE, why),
         )
         # RFC 2131 4.3.2: a relay must broadcast a NAK, the client may have no address.
         relayed = request.giaddr != ZERO
@@ -527,7 +536,7 @@ class DhcpServer:
         self,
         request: DhcpPacket,
         received: Received,
-        options: list[tuple[int, object]],
+        options: tuple[Option, ...],
         reason: str,
         *,
         file: str = "",
@@ -542,13 +551,10 @@ class DhcpServer:
         tail = [relay] if relay else []
         budget = _max_payload(request)
         vend = None if request.is_dhcp else bytes(64)
-        built = [
-            value if isinstance(value, Option) else _option(code, value) for code, value in options
-        ]
         for dropped in range(droppable + 1):
             reply = DhcpPacket.reply(
                 request,
-                built[: len(built) - dropped] + tail,
+                [*options[: len(options) - dropped], *tail],
                 file=file,
                 vend=vend,
                 yiaddr=yiaddr,
@@ -635,12 +641,12 @@ class DhcpServer:
 # Without one of these a request cannot be from boot firmware (``Client.netboot``), and
 # classify's other fields only matter for a PXE or HTTP client: most DHCP traffic is
 # leases only (installers, booted hosts, relays' perfdhcp), so it skips classify.
-_BOOT_HINTS = (OPT_VENDOR_CLASS, OPT_ARCH, OPT_IPXE_ENCAP, OPT_USER_CLASS)
+_BOOT_HINTS = frozenset((OPT_VENDOR_CLASS, OPT_ARCH, OPT_IPXE_ENCAP, OPT_USER_CLASS))
 _NOT_BOOTING = Client()
 
 
 def _client(request: DhcpPacket) -> Client:
-    if not any(request.get(code) is not None for code in _BOOT_HINTS):
+    if not request.carries(_BOOT_HINTS):
         return _NOT_BOOTING
     return classify({option.code: option.data for option in request.options})
 
@@ -652,24 +658,35 @@ def _place_file(file: str) -> tuple[str, list[tuple[int, object]]]:
     return "", [(BOOTFILE, file)]
 
 
-def _options(
-    head: list[tuple[int, object]], rest: list[tuple[int, object]]
-) -> list[tuple[int, object]]:
+def _with(head: tuple[Option, ...], rest: list[tuple[int, object]]) -> tuple[Option, ...]:
     """``head`` first, then ``rest`` without codes already present (first one wins)."""
-    seen = {code for code, _ in head}
+    seen = {option.code for option in head}
     out = list(head)
     for code, value in rest:
         if code not in seen:
             seen.add(code)
-            out.append((code, value))
-    return out
+            out.append(_option(code, value))
+    return tuple(out)
 
 
-@lru_cache(maxsize=1024)
-def _head(
-    kind: MessageType | None, server_id: IPv4Address, lease_time: int | None
-) -> tuple[tuple[int, Option], ...]:
-    """What every OFFER or ACK of one server, kind and lease time starts with."""
+@lru_cache(maxsize=4096)
+def _reply_options(
+    kind: MessageType | None,
+    server_id: IPv4Address,
+    lease_time: int | None,
+    prl: bytes,
+    subnet: Subnet,
+    hostname: str | None,
+    booting: bool,
+) -> tuple[tuple[Option, ...], tuple[Option, ...]]:
+    """An OFFER's or ACK's options but what is the client's own: what every reply of one
+    kind, server and lease time starts with, and the offered options the parameter
+    request list asks for (``_wanted``) without the codes of the first, where for a
+    booting client options 66 and 67 hold the places of its boot server and file (they
+    may name the client: iPXE's script URL does).  Clients of one kind send the same
+    list, so a reply costs a lookup here, not a rebuild of its option list
+    (benchmarks/README.md); a client can add an entry per list it makes up, hence the
+    bound."""
     head: list[tuple[int, object]] = []
     if kind is not None:
         head += [(MESSAGE_TYPE, kind), (SERVER_ID, server_id)]
@@ -679,10 +696,12 @@ def _head(
             (RENEWAL_TIME, lease_time // 2),
             (REBINDING_TIME, lease_time * 7 // 8),
         ]
-    return tuple((code, _option(code, value)) for code, value in head)
+    fixed = tuple(_option(code, value) for code, value in head)
+    taken = {option.code for option in fixed}
+    wanted = _wanted(prl, subnet, hostname, (ZERO, "") if booting else None)
+    return fixed, tuple(option for option in wanted if option.code not in taken)
 
 
-@lru_cache(maxsize=4096)
 def _wanted(
     prl: bytes,
     subnet: Subnet,
@@ -692,8 +711,7 @@ def _wanted(
     """The offered options (the subnet's, the host's name, the boot server and file) in
     parameter-request-list order; all of them (by code) without a PRL, or with an empty
     one (option 55 of length 0, which real clients send).  ``prl`` is option 55's raw
-    bytes, whose every byte is a code: clients of one kind send the same list, so the
-    choice is made once per list, subnet and boot answer.
+    bytes, whose every byte is a code.
 
     Subnet mask and routers follow even when not asked for: PXE ROMs and BOOTP
     clients often do not ask, and cannot work without them.

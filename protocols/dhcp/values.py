@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address
 from typing import Any, NamedTuple
 
@@ -89,10 +90,15 @@ def _write_ipv4(value: Any) -> bytes:
     return IPv4Address(value).packed
 
 
+# Every request carries the same few addresses (its relay's giaddr, our server
+# identifier): a hit is a C-level lookup where ``IPv4Address(raw)`` is two Python calls
+# (benchmarks/README.md).  Bounded, as a client picks what its requests hold.
+read_ipv4: Callable[[bytes], IPv4Address] = lru_cache(maxsize=1024)(IPv4Address)
+
 # Plain-Python readers and writers giving what parsing or building these fields with
 # Construct gives (OverflowError stands in for Construct's range error).
 FAST_READERS: dict[Any, Callable[[bytes], object]] = {
-    IPV4: IPv4Address,
+    IPV4: read_ipv4,
     U8: _unsigned,
     S8: _signed,
     U16: _unsigned,
@@ -351,6 +357,9 @@ def scan(area: bytes, base: int, where: str, pads: bool = True, kind: str = "opt
     framed, so it raises MalformedPacket pointing at the item that overruns.
     """
     items: list[Item] = []
+    # Items made by tuple.__new__, not the Python-level __new__ NamedTuple gives Item: a
+    # request's every option is one (benchmarks/README.md).
+    new = tuple.__new__
     size = len(area)
     pos = 0
     while pos < size:
@@ -359,7 +368,7 @@ def scan(area: bytes, base: int, where: str, pads: bool = True, kind: str = "opt
             run = pos + 1
             while run < size and area[run] == PAD:
                 run += 1
-            items.append(Item(PAD, base + pos, area[pos:run]))
+            items.append(new(Item, (PAD, base + pos, area[pos:run])))
             pos = run
             continue
         if pads and code == END:
@@ -373,7 +382,7 @@ def scan(area: bytes, base: int, where: str, pads: bool = True, kind: str = "opt
                 f" ({size - pos - 2} bytes left)",
                 base + pos,
             )
-        items.append(Item(code, base + pos, area[pos + 2 : end]))
+        items.append(new(Item, (code, base + pos, area[pos + 2 : end])))
         pos = end
     return Scan(tuple(items), False, b"")
 
