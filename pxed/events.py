@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import time
 from typing import Any, ClassVar
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 log = Logger(namespace="pxed.events")
 
@@ -38,13 +39,15 @@ class Event:
     def fields(self) -> dict[str, Any]:
         """The event's own fields (everything but its time), as the log line carries them.
 
-        Read from the instance's dict, in field order: ``dataclasses.fields`` cost more
-        than the rest of a DHCP exchange's event, and it is asked twice per event."""
-        return {name: value for name, value in vars(self).items() if name != "time"}
+        A copy of the instance's dict, in field order: ``dataclasses.fields`` cost more
+        than the rest of a DHCP exchange's event, and a comprehension five times a copy."""
+        fields = vars(self).copy()
+        del fields["time"]
+        return fields
 
     def text(self) -> str:
         """The line people read, in the log and on the timeline."""
-        return self.FORMAT.format(**self.fields())
+        return self.FORMAT.format_map(vars(self))
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,23 @@ class StateChanged(Event):
     old: str
     new: str
     source: str
+
+
+def log_line(logger: Logger, level: LogLevel, event: Event) -> None:
+    """Log ``event``'s line: the event dict ``logger.emit(level, event.FORMAT, **fields)``
+    would make, handed to the same observer.
+
+    Without ``Logger.emit``'s per-call costs, a tenth of a DHCP exchange's: the level
+    checked against a fresh sorted list of every ``LogLevel``, the fields copied into
+    keyword arguments and those into the event. ``level`` is a ``LogLevel`` by its type."""
+    record = event.fields()
+    record["log_logger"] = logger
+    record["log_level"] = level
+    record["log_namespace"] = logger.namespace
+    record["log_source"] = logger.source
+    record["log_format"] = event.FORMAT
+    record["log_time"] = time()
+    logger.observer(record)
 
 
 class EventBus:

@@ -31,7 +31,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from protocols.dhcp.leases import Lease, LeaseStore
 from protocols.dhcp.options import MessageType
@@ -50,7 +50,7 @@ from pxed.datagram.batching import (
     Reactor,
 )
 from pxed.dhcp.settings import engine_settings
-from pxed.events import DhcpExchange, EventBus
+from pxed.events import DhcpExchange, EventBus, log_line
 
 if TYPE_CHECKING:
     from pxed.dhcp.heartbeat import Heartbeat
@@ -249,7 +249,7 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
         # DISCOVERs (and what we ignore) come in bursts: keep them at debug. RELEASE and
         # DECLINE are never answered, yet change a lease, so they stay at info.
         quiet = outcome == "offer" or (outcome == "ignored" and kind not in _LEASE_CHANGES)
-        (log.debug if quiet else log.info)(event.FORMAT, **event.fields())
+        log_line(log, LogLevel.debug if quiet else LogLevel.info, event)
 
     def _refused(self, mac: str) -> bool:
         """The MAC policy said no (deny list, or unknown with allow_unknown false)."""
