@@ -212,18 +212,35 @@ def log_line(logger: Logger, level: LogLevel, event: Event) -> None:
 
 
 class EventBus:
-    """Hands each published event to every subscriber, in the publisher's thread and turn."""
+    """Hands each published event to every subscriber, in the publisher's thread and turn.
+
+    A subscriber with a ``kinds`` attribute (a tuple of event classes) is handed only
+    events of those classes: /metrics' counters want one kind each, and every DHCP
+    exchange called each of them to be turned away. Who gets which class is worked out
+    on its first event (a handful of classes exist: the memory is bounded by code)."""
 
     def __init__(self) -> None:
         self._subscribers: list[Callable[[Event], None]] = []
+        self._routes: dict[type[Event], list[Callable[[Event], None]]] = {}
 
     def subscribe(self, subscriber: Callable[[Event], None]) -> None:
         self._subscribers.append(subscriber)
+        self._routes.clear()
 
     def publish(self, event: Event) -> None:
         """A failing subscriber is logged; the publisher and the other subscribers go on."""
-        for subscriber in self._subscribers:
+        route = self._routes.get(type(event))
+        if route is None:
+            route = self._routes[type(event)] = [
+                subscriber for subscriber in self._subscribers if _wants(subscriber, event)
+            ]
+        for subscriber in route:
             try:
                 subscriber(event)
             except Exception:
                 log.failure("an event subscriber failed on {event}", event=type(event).__name__)
+
+
+def _wants(subscriber: Callable[[Event], None], event: Event) -> bool:
+    kinds: tuple[type[Event], ...] | None = getattr(subscriber, "kinds", None)
+    return kinds is None or isinstance(event, kinds)
