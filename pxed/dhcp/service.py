@@ -33,7 +33,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from protocols.dhcp.leases import Lease, LeaseStore
 from protocols.dhcp.options import MessageType
@@ -53,7 +53,7 @@ from pxed.datagram.batching import (
     Reactor,
 )
 from pxed.dhcp.settings import engine_settings
-from pxed.events import DhcpExchange, EventBus
+from pxed.events import DhcpExchange, EventBus, log_line
 
 if TYPE_CHECKING:
     from pxed.dhcp.heartbeat import Heartbeat
@@ -86,11 +86,24 @@ class Interface:
     address: IPv4Address
 
 
+# An enum member's ``.name`` is a Python property: each name is read once, here.
+_MESSAGE_NAMES: dict[object, str] = {None: "BOOTP", **{kind: kind.name for kind in MessageType}}
+_REPLY_OUTCOMES: dict[object, str] = {
+    None: "bootreply",
+    **{kind: kind.name.lower() for kind in MessageType},
+}
+
+
 def message_name(kind: object) -> str:
     """``DISCOVER``, ``BOOTP`` for a request without option 53, else the raw number."""
-    if kind is None:
-        return "BOOTP"
-    return kind.name if isinstance(kind, MessageType) else str(kind)
+    name = _MESSAGE_NAMES.get(kind)
+    return str(kind) if name is None else name
+
+
+def _reply_outcome(kind: object) -> str:
+    """``offer``, ``ack``, ``nak``, ``bootreply`` for a BOOTP reply."""
+    outcome = _REPLY_OUTCOMES.get(kind)
+    return str(kind) if outcome is None else outcome
 
 
 @lru_cache(maxsize=1024)
@@ -98,6 +111,13 @@ def _source_address(host: str) -> IPv4Address:
     """Requests come from few addresses (a relay's, 0.0.0.0), and ``IPv4Address`` parses
     text in Python, a few microseconds a request: each address is parsed once."""
     return IPv4Address(host)
+
+
+@lru_cache(maxsize=4096)
+def _address_text(address: IPv4Address) -> str:
+    """``str(IPv4Address)`` formats in Python, three times the cost of this cache's lookup;
+    the addresses an exchange names are the pool's, and a flood of others only cycles it."""
+    return str(address)
 
 
 class DhcpService(BatchingService[Lease, Interface, Settings]):
@@ -256,9 +276,7 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
         kind = message_name(request.message_type)
         mac = request.mac
         if isinstance(action, Reply):
-            outcome = message_name(action.packet.message_type).lower()
-            if outcome == "bootp":
-                outcome = "bootreply"
+            outcome = _reply_outcome(action.packet.message_type)
             ip = action.packet.yiaddr
         else:
             outcome = "refused" if self._refused(mac) else "ignored"
@@ -273,14 +291,14 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
             port=listener.port,
             client=f"{addr[0]}:{addr[1]}",
             outcome=outcome,
-            ip=str(ip),
+            ip=_address_text(ip),
             reason=action.reason,
         )
         self.events.publish(event)
         # DISCOVERs (and what we ignore) come in bursts: keep them at debug. RELEASE and
         # DECLINE are never answered, yet change a lease, so they stay at info.
         quiet = outcome == "offer" or (outcome == "ignored" and kind not in _LEASE_CHANGES)
-        (log.debug if quiet else log.info)(event.FORMAT, **event.fields())
+        log_line(log, LogLevel.debug if quiet else LogLevel.info, event)
 
     def _refused(self, mac: str) -> bool:
         """The MAC policy said no (deny list, or unknown with allow_unknown false)."""

@@ -21,6 +21,8 @@ MAX_ADDRESSES = 4096
 class Addresses6:
     """Event subscriber: IPv6 address -> MAC, from DHCPv6 exchanges answered with one."""
 
+    kinds = (Dhcp6Exchange,)  # what the bus hands it
+
     def __init__(self, limit: int = MAX_ADDRESSES) -> None:
         self.limit = limit
         self._macs: OrderedDict[IPv6Address, str] = OrderedDict()

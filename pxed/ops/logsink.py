@@ -31,17 +31,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO, cast
 
 from twisted.application.service import MultiService
-from twisted.logger import (
-    FileLogObserver,
-    FilteringLogObserver,
-    ILogFilterPredicate,
-    ILogObserver,
-    LogEvent,
-    LogLevel,
-    LogLevelFilterPredicate,
-    PredicateResult,
-)
+from twisted.logger import FileLogObserver, ILogObserver, LogEvent, LogLevel
 from twisted.python.logfile import LogFile
+from zope.interface import implementer
 
 from pxed.ops.logguard import EscapedFields, FloodLimit
 from pxed.ops.loglines import ClassicLines
@@ -49,22 +41,37 @@ from pxed.ops.loglines import ClassicLines
 # Per-transfer ports log with this prefix (see pxed.tftp.service); listeners keep their own.
 EPHEMERAL_PREFIX = "pxed-tftp-transfer"
 _PORT_NOISE = re.compile(rf"^({EPHEMERAL_PREFIX} starting on \d+|\(UDP Port \d+ Closed\))$")
+# What twisted.python.log.msg's lines carry as their format (the port lines are such).
+_LEGACY_FORMATS = (None, "{log_text}")
 
 
 def is_port_noise(event: LogEvent) -> bool:
     """A Twisted UDP port open/close line from a per-transfer port."""
     message = event.get("message")
-    if event.get("log_format") not in (None, "{log_text}") or not message:
+    if event.get("log_format") not in _LEGACY_FORMATS or not message:
         return False
     return bool(_PORT_NOISE.match(" ".join(str(part) for part in message)))
 
 
-def demote_port_noise(event: LogEvent) -> PredicateResult:
-    """Filter predicate: make port noise debug-level so the level threshold handles it."""
-    if is_port_noise(event):
-        event["log_level"] = LogLevel.debug
-    # PredicateResult's constants come from constantly, which has no type information.
-    return PredicateResult.maybe  # type: ignore[no-any-return]
+@implementer(ILogObserver)
+class Threshold:
+    """Passes on the events at ``level`` and above, port noise demoted to debug first.
+
+    What Twisted's ``FilteringLogObserver`` does with a ``LogLevelFilterPredicate``
+    (events without a level or a namespace dropped too) and a predicate demoting the
+    noise, in one call: that chain compared levels through constantly's Python
+    comparisons and walked the namespace's parts, for every event including the
+    DISCOVERs' debug lines it drops in a DHCP storm."""
+
+    def __init__(self, inner: ILogObserver, level: LogLevel) -> None:
+        self.inner = inner
+        self.passing = frozenset(shown for shown in LogLevel.iterconstants() if shown >= level)
+
+    def __call__(self, event: LogEvent) -> None:
+        if event.get("log_format") in _LEGACY_FORMATS and is_port_noise(event):
+            event["log_level"] = LogLevel.debug
+        if event.get("log_level") in self.passing and event.get("log_namespace"):
+            self.inner(event)
 
 
 def pxed_observer(
@@ -82,13 +89,8 @@ def pxed_observer(
         inner: ILogObserver = JsonLines(out, mac_for_ip)  # JSON escapes control characters
     else:
         inner = EscapedFields(FileLogObserver(out, ClassicLines()))
-    inner = FloodLimit(inner)
-    if isinstance(level, str):
-        level = LogLevel.levelWithName(level)
-    threshold = LogLevelFilterPredicate(defaultLogLevel=level)
-    # Twisted types predicates as ILogFilterPredicate; any callable taking the event is one.
-    demote = cast(ILogFilterPredicate, demote_port_noise)
-    return FilteringLogObserver(inner, [demote, threshold])
+    least = LogLevel.levelWithName(level) if isinstance(level, str) else level
+    return Threshold(FloodLimit(inner), least)
 
 
 def twistd_log_sink(twistd: Mapping[str, Any] | None) -> TextIO | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -38,6 +38,7 @@ class HttpStats:
     """HTTP responses by status code (every request the site finished)."""
 
     statuses: Counter[int] = field(default_factory=Counter)
+    kinds: ClassVar[tuple[type[Event], ...]] = (HttpResponse,)  # what the bus hands it
 
     def __call__(self, event: Event) -> None:
         """Event subscriber: one count per finished request."""
@@ -51,6 +52,7 @@ class Negotiated:
 
     blksize: Counter[int] = field(default_factory=Counter)
     windowsize: Counter[int] = field(default_factory=Counter)
+    kinds: ClassVar[tuple[type[Event], ...]] = (TftpTransferEnded,)  # what the bus hands it
 
     def __call__(self, event: Event) -> None:
         """Event subscriber: the TFTP adapter's one event per finished transfer carries both."""

@@ -40,12 +40,19 @@ MacForIp = Callable[[str], str | None]
 
 @dataclass(frozen=True)
 class Entry:
-    """One thing a host did: when, which protocol, what pxed logged, and the event's fields."""
+    """One thing a host did: when, which protocol, what pxed logged, and the event's fields.
+
+    Made from the event when the timeline is read (:meth:`of`): the timeline keeps the
+    events themselves, as a DHCP storm adds thousands a second and few are ever read."""
 
     time: float
     kind: str
     text: str
     fields: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, event: Event) -> Entry:
+        return cls(event.time, event.KIND, event.text(), _plain(event))
 
     def as_json(self) -> dict[str, Any]:
         return {"time": self.time, "kind": self.kind, "text": self.text, "fields": self.fields}
@@ -57,13 +64,13 @@ class _Book:
     def __init__(self, per_mac: int, max_macs: int) -> None:
         self.per_mac = per_mac
         self.max_macs = max_macs
-        self.macs: OrderedDict[str, deque[Entry]] = OrderedDict()
+        self.macs: OrderedDict[str, deque[Event]] = OrderedDict()
 
-    def add(self, mac: str, entry: Entry) -> None:
+    def add(self, mac: str, event: Event) -> None:
         events = self.macs.pop(mac, None)
         if events is None:
             events = deque(maxlen=self.per_mac)
-        events.append(entry)
+        events.append(event)
         self.macs[mac] = events  # most recently active last
         while len(self.macs) > self.max_macs:
             self.macs.popitem(last=False)
@@ -91,11 +98,12 @@ class Timeline:
         self._hosts = _Book(per_host, max_hosts)
         self._strangers = _Book(per_stranger, max_strangers)
 
-    def add(self, mac: str, entry: Entry) -> None:
-        (self._hosts if self.known(mac) else self._strangers).add(mac, entry)
+    def add(self, mac: str, event: Event) -> None:
+        (self._hosts if self.known(mac) else self._strangers).add(mac, event)
 
     def events(self, mac: str) -> list[Entry]:
-        return list(self._hosts.macs.get(mac) or self._strangers.macs.get(mac) or ())
+        events = self._hosts.macs.get(mac) or self._strangers.macs.get(mac) or ()
+        return [Entry.of(event) for event in events]
 
     def last_seen(self, mac: str) -> float | None:
         events = self._hosts.macs.get(mac) or self._strangers.macs.get(mac)
@@ -132,7 +140,7 @@ class TimelineSubscriber:
         except Exception:
             return  # a lease database hiccup must not fail the adapter that published
         if mac is not None:
-            self.timeline.add(mac, Entry(event.time, event.KIND, event.text(), _plain(event)))
+            self.timeline.add(mac, event)
 
 
 def _plain(event: Event) -> dict[str, Any]:

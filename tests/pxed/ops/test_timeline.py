@@ -32,7 +32,7 @@ from pxed.dhcp.settings import engine_settings
 from pxed.events import DhcpExchange, HttpRequestStarted, HttpResponse, TftpRefused
 from pxed.ops.operations import Operations, watch_requests
 from pxed.ops.status import mount_status
-from pxed.ops.timeline import Entry, Timeline, TimelineSubscriber, event_mac
+from pxed.ops.timeline import Timeline, TimelineSubscriber, event_mac
 from pxed.provisioning.inventory import Inventory
 from pxed.provisioning.lifecycle import Lifecycle
 from pxed.provisioning.resources import Provisioning, mount
@@ -93,7 +93,7 @@ def test_an_http_response_without_a_mac_in_its_path_is_no_boot_step() -> None:
 def test_each_host_keeps_only_its_latest_events() -> None:
     timeline = Timeline(per_host=3)
     for n in range(5):
-        timeline.add(WEB, Entry(float(n), "dhcp", f"event {n}"))
+        timeline.add(WEB, refused(WEB, float(n)))
     assert [e.time for e in timeline.events(WEB)] == [2.0, 3.0, 4.0]
     assert timeline.last_seen(WEB) == 4.0
 
@@ -101,7 +101,7 @@ def test_each_host_keeps_only_its_latest_events() -> None:
 def test_the_least_recently_active_host_is_forgotten_first() -> None:
     timeline = Timeline(max_hosts=2)
     for mac in ("a", "b", "a", "c"):
-        timeline.add(mac, Entry(0.0, "dhcp", mac))
+        timeline.add(mac, refused(mac, 0.0))
     assert sorted(timeline.macs()) == ["a", "c"]
 
 
