@@ -43,7 +43,7 @@ def pending(p: Provisioning, path: str, method: bytes = b"GET") -> DummyRequest:
     req.method = method
     req.client = IPv4Address("TCP", WEB_IP, 40000)
     req.content = BytesIO(b"")
-    assert getChildForRequest(root, req).render(req) == NOT_DONE_YET
+    assert getChildForRequest(root, req).render(req) is NOT_DONE_YET
     return req
 
 
