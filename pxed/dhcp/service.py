@@ -58,8 +58,27 @@ from pxed.events import DhcpExchange, EventBus, log_line
 if TYPE_CHECKING:
     from pxed.dhcp.heartbeat import Heartbeat
 
-NO_LOADER_MEMORY = 4096  # MACs warned about a missing loader, the least recent forgotten
-TOLD_MEMORY = 4096  # MACs warned about as answered for a live peer, the least recent forgotten
+TOLD_MEMORY = 4096  # MACs each warning remembers, the least recent forgotten
+
+
+class Told:
+    """The MACs a warning was logged for, the most recent TOLD_MEMORY of them: a warning
+    once per client, in a memory a LAN sending any MAC cannot grow."""
+
+    def __init__(self) -> None:
+        self._macs: OrderedDict[str, None] = OrderedDict()
+
+    def first(self, mac: str) -> bool:
+        """Whether ``mac`` is new here (and remember it)."""
+        if mac in self._macs:
+            self._macs.move_to_end(mac)
+            return False
+        self._macs[mac] = None
+        if len(self._macs) > TOLD_MEMORY:
+            self._macs.popitem(last=False)
+        return True
+
+
 NO_SERVER = IPv4Address(0)  # siaddr of a reply that carries no boot information
 
 _LEASE_CHANGES = frozenset({"RELEASE", "DECLINE"})
@@ -147,8 +166,8 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
         self.overdue = overdue  # with it: a live peer's clients it evidently does not hear
         self.events = events or EventBus()
         self.boot_seen = boot_seen
-        self._told_no_loader: OrderedDict[str, None] = OrderedDict()
-        self._told_took_over: OrderedDict[str, None] = OrderedDict()
+        self._told_no_loader = Told()
+        self._told_took_over = Told()
 
     @property
     def listen_ports(self) -> tuple[int, ...]:
@@ -227,12 +246,8 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
         """Count a reply to a live peer's client, and warn once per MAC (the most recent
         TOLD_MEMORY of them): the operator learns which clients the peer does not hear."""
         self.stats.takeovers += 1
-        if mac in self._told_took_over:
-            self._told_took_over.move_to_end(mac)
+        if not self._told_took_over.first(mac):
             return
-        self._told_took_over[mac] = None
-        if len(self._told_took_over) > TOLD_MEMORY:
-            self._told_took_over.popitem(last=False)
         log.warn(
             "dhcp {mac}: answered for a live peer that evidently does not hear it ({why})",
             mac=mac,
@@ -240,15 +255,11 @@ class DhcpService(BatchingService[Lease, Interface, Settings]):
         )
 
     def _no_loader(self, mac: str, why: str) -> None:
-        """Warn once per MAC (the most recent NO_LOADER_MEMORY of them) that a booting client
+        """Warn once per MAC (the most recent TOLD_MEMORY of them) that a booting client
         got an address but no boot file: its firmware retries at every boot, and a line per
         exchange would bury the one fact the operator needs, the architecture."""
-        if mac in self._told_no_loader:
-            self._told_no_loader.move_to_end(mac)
+        if not self._told_no_loader.first(mac):
             return
-        self._told_no_loader[mac] = None
-        if len(self._told_no_loader) > NO_LOADER_MEMORY:
-            self._told_no_loader.popitem(last=False)
         log.warn("dhcp {mac} gets an address but no boot file: {why}", mac=mac, why=why)
 
     def _booting(self, reply: Reply) -> None:
